@@ -1,0 +1,103 @@
+# warmpool — plain Makefile (isolate's is the model).
+#   make                      build bin/sandboxd bin/poold bin/poolctl
+#   make test                 install missing deps, unit + system tests (root)
+#   make run                  sandboxd + poold in the foreground on loopback
+#   make bench                benchmark, table on stdout, JSON in bench/results.json
+#   make install PREFIX=/usr/local DESTDIR=
+#   make SANITIZE=address,undefined test
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+
+PKGS     := libev jansson libseccomp libcurl
+WARN     := -Wall -Wextra -Werror=implicit-function-declaration -Wmissing-prototypes \
+            -Wshadow -Wformat=2 -Wno-unused-parameter
+HARDEN   := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection -fPIE
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -D_GNU_SOURCE $(WARN) -Ilib
+LDHARDEN := -pie -Wl,-z,relro,-z,now
+LDLIBS   := -lev -ljansson -lseccomp -lhttp_parser -linih -lcrypto -lcurl
+
+ifdef SANITIZE
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+LDFLAGS  += -fsanitize=$(SANITIZE)
+HARDEN   := $(filter-out -D_FORTIFY_SOURCE=3,$(HARDEN))
+endif
+CFLAGS   += $(HARDEN)
+LDFLAGS  += $(LDHARDEN)
+
+LIB_SRC      := $(wildcard lib/*.c)
+SANDBOXD_SRC := $(wildcard sandboxd/*.c)
+POOLD_SRC    := $(wildcard poold/*.c)
+LIB_OBJ      := $(LIB_SRC:%.c=build/%.o)
+SANDBOXD_OBJ := $(SANDBOXD_SRC:%.c=build/%.o)
+POOLD_OBJ    := $(POOLD_SRC:%.c=build/%.o)
+UNIT_SRC     := $(wildcard tests/unit/test_*.c)
+UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+
+BINS := bin/sandboxd
+ifneq ($(POOLD_SRC),)
+BINS += bin/poold
+endif
+
+.PHONY: all test unit system run bench install clean deps format format-check
+all: $(BINS)
+
+build/%.o: %.c $(wildcard lib/*.h sandboxd/*.h poold/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/lib/libwarmpool-common.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+bin/sandboxd: $(SANDBOXD_OBJ) build/lib/libwarmpool-common.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/poold: $(POOLD_OBJ) build/lib/libwarmpool-common.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests link every module but the daemons' main.c.
+build/tests/test_%: tests/unit/test_%.c $(filter-out build/sandboxd/main.o,$(SANDBOXD_OBJ)) build/lib/libwarmpool-common.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isandboxd $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	@deploy/deps.sh
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+system: all
+	$(PYTHON) -m pytest -q -ra tests/system
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory system
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/bench.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/warmpool/languages
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 config/languages/*.conf $(DESTDIR)$(PREFIX)/share/warmpool/languages/
+
+format:
+	clang-format -i lib/*.[ch] sandboxd/*.[ch] $(wildcard poold/*.[ch] client/*.[ch]) tests/unit/*.c
+
+format-check:
+	clang-format --dry-run -Werror lib/*.[ch] sandboxd/*.[ch] $(wildcard poold/*.[ch] client/*.[ch]) tests/unit/*.c
+
+clean:
+	rm -rf build bin

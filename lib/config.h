@@ -1,0 +1,21 @@
+/* config.h — value parsers shared by every INI file warmpool reads (inih
+ * does the file syntax). Each returns 0 or -EINVAL / -ERANGE. */
+#ifndef WARMPOOL_CONFIG_H
+#define WARMPOOL_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* "4096", "64k", "16M", "1G" (binary units, case-insensitive, optional "iB"/"B"). */
+int config_parse_size(const char *s, uint64_t *out);
+/* "1500ms", "10s", "5m", "2h", a bare number is seconds; result in ms. */
+int config_parse_duration_ms(const char *s, uint64_t *out);
+int config_parse_bool(const char *s, bool *out);
+/* Decimal integer within [min, max]. */
+int config_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Split a command line on blanks, honouring '…' and "…" quotes. argv is
+ * NULL-terminated; free with config_argv_free. */
+int config_split_argv(const char *s, char ***argv_out);
+void config_argv_free(char **argv);
+
+#endif

@@ -1,0 +1,93 @@
+/* http_server.h — HTTP/1.1 server on a libev loop, requests parsed by
+ * http-parser (never by hand).
+ *
+ * Each listener (TCP or unix socket) hands complete requests to one handler.
+ * A request is answered exactly once with http_respond*(), either from inside
+ * the handler or later (after a child exits, a curl transfer completes…), from
+ * any callback of the same loop. The request object stays valid until it is
+ * answered, even when the client has gone (http_request_gone() tells); the
+ * answer is then dropped. Keep-alive is on; pipelined requests on one
+ * connection are handled one at a time, in order.
+ *
+ * Bounds (all in struct http_limits): header count and total header bytes
+ * (431), body bytes (413), malformed requests (400), an idle timeout between
+ * requests and a timeout for receiving a whole request (slow clients), and a
+ * cap on open connections. */
+#ifndef WARMPOOL_HTTP_SERVER_H
+#define WARMPOOL_HTTP_SERVER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+struct http_server;
+struct http_conn;
+
+struct http_header {
+	char *name; /* lower-cased */
+	char *value;
+};
+
+struct http_request {
+	const char *method;   /* "GET", "POST", … */
+	char *path;           /* percent-decoded path, no query; never contains NUL */
+	char *raw_path;       /* as received (for routes that decode themselves) */
+	char *query;          /* raw query string without '?', "" when absent */
+	struct http_header *headers;
+	size_t n_headers;
+	char *body;           /* NUL-terminated for convenience; body_len is exact */
+	size_t body_len;
+	char peer[64];        /* "127.0.0.1:53422", "[::1]:1234" or "unix" */
+	bool peer_loopback;   /* TCP from 127.0.0.0/8 or ::1, or a unix socket */
+	double received_at;   /* ev_now() when the request was complete */
+	void *user;           /* free for the handler's use */
+	/* private */
+	struct http_conn *conn_;
+};
+
+typedef void (*http_handler_fn)(struct http_request *req, void *data);
+
+struct http_limits {
+	size_t max_header_bytes;  /* default 16 KiB  → 431 */
+	size_t max_headers;       /* default 64      → 431 */
+	size_t max_body_bytes;    /* default 1 MiB   → 413 */
+	double idle_timeout;      /* s between requests on a keep-alive connection, default 30 */
+	double request_timeout;   /* s to receive one whole request, default 30 */
+	double write_timeout;     /* s without progress sending an answer, default 30 */
+	size_t max_connections;   /* default 1024; past it new connections are closed at once */
+};
+
+void http_limits_default(struct http_limits *l);
+
+struct http_server *http_server_new(struct ev_loop *loop, const struct http_limits *limits,
+				    http_handler_fn handler, void *data);
+/* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:8080" or "unix:/path/to.sock" (an
+ * existing socket file is replaced; mode 0660). Returns 0 or -errno. */
+int http_server_listen(struct http_server *s, const char *address);
+/* Stop accepting; connections finish the request in progress (answered by
+ * their handler) and close. `done` is called once no connection remains. */
+void http_server_stop(struct http_server *s, void (*done)(void *data), void *data);
+void http_server_free(struct http_server *s);
+size_t http_server_connections(const struct http_server *s);
+
+/* Look-ups on a request. */
+const char *http_request_header(const struct http_request *req, const char *lower_name);
+/* Value of a query parameter, percent-decoded into a new string (caller frees),
+ * or NULL when absent. */
+char *http_request_query(const struct http_request *req, const char *name);
+bool http_request_gone(const struct http_request *req);
+
+/* Answers. `headers` may be NULL or "Name: value\r\n…" extra header lines.
+ * Each returns 0 or -errno; the request is released in every case. */
+int http_respond(struct http_request *req, int status, const char *content_type, const char *headers,
+		 const void *body, size_t len);
+/* Steals the reference to `body`. */
+int http_respond_json(struct http_request *req, int status, json_t *body);
+/* {"error": {"code": code, "message": message}} */
+int http_respond_error(struct http_request *req, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,49 @@
+/* language.h — a language is a file in config/languages/ (INI), no code:
+ *
+ *   [language]
+ *   name = cpp
+ *   version = /usr/bin/g++ --version        ; first line of its output is shown
+ *   source = main.cpp                       ; file name the submission is saved as
+ *   compile = /usr/bin/g++ -O2 -std=gnu++17 -o main main.cpp   ; optional
+ *   run = ./main
+ *   paths = /usr/lib/gcc /etc/alternatives  ; extra read-only paths in the slot (optional)
+ *   env = LANG=C.UTF-8 HOME=/tmp            ; optional, added to the base environment
+ *
+ *   [limits]          ; per-run defaults, see limits.h (optional keys)
+ *   memory = 256M
+ *   [compile_limits]  ; limits of the compile step (optional keys)
+ *   cpu = 10s
+ *
+ * Commands are split on blanks (quotes allowed) and run in /mnt/data. */
+#ifndef SANDBOXD_LANGUAGE_H
+#define SANDBOXD_LANGUAGE_H
+
+#include <stdbool.h>
+#include "error.h"
+#include "limits.h"
+
+struct language {
+	char *name;
+	char *file;          /* path it was loaded from */
+	char **version_argv; /* may be NULL */
+	char *version;       /* filled by language_probe_version(), may be NULL */
+	char *source;        /* plain file name, no '/' */
+	char **compile_argv; /* NULL when interpreted */
+	char **run_argv;
+	char **paths;        /* NULL-terminated absolute paths, may be empty */
+	char **env;          /* NULL-terminated "K=V", may be empty */
+	struct limits limits;
+	struct limits compile_limits;
+	bool available;      /* every argv[0] exists and is executable on this host */
+};
+
+/* Load one file; fills err with "file:line: why" on error. */
+int language_load(const char *path, struct language **out, struct wp_error *err);
+/* Load every *.conf in dir (sorted by name); a broken file is an error, a
+ * language whose runtime is missing is loaded with available = false. */
+int language_load_dir(const char *dir, struct language ***out, size_t *n_out, struct wp_error *err);
+void language_free(struct language *l);
+void language_free_all(struct language **ls, size_t n);
+struct language *language_find(struct language **ls, size_t n, const char *name);
+
+#endif

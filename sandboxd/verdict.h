@@ -1,0 +1,45 @@
+/* verdict.h — what happened to one run, in DESIGN.md's words, and the rule
+ * that decides it. "The sandbox failed" (internal_error) is never confused
+ * with "the program failed". */
+#ifndef SANDBOXD_VERDICT_H
+#define SANDBOXD_VERDICT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "limits.h"
+
+enum verdict {
+	VERDICT_ACCEPTED,
+	VERDICT_WRONG_ANSWER,
+	VERDICT_TIME_LIMIT,
+	VERDICT_MEMORY_LIMIT,
+	VERDICT_RUNTIME_ERROR,
+	VERDICT_OUTPUT_LIMIT,
+	VERDICT_COMPILATION_ERROR,
+	VERDICT_INTERNAL_ERROR,
+};
+
+const char *verdict_name(enum verdict v); /* "accepted", "time_limit_exceeded", … */
+
+/* Facts measured about a finished run. */
+struct run_outcome {
+	bool exited;          /* normal exit: exit_code valid */
+	int exit_code;
+	int signal;           /* terminating signal when !exited */
+	uint64_t cpu_ms;      /* from the cgroup */
+	uint64_t wall_ms;
+	uint64_t memory_kb;   /* peak RSS */
+	bool oom_killed;      /* the cgroup's OOM killer fired during the run */
+	bool killed_cpu;      /* we killed it for CPU time */
+	bool killed_wall;     /* we killed it for wall time */
+	bool output_exceeded; /* stdout or stderr passed output_bytes */
+	bool internal_error;  /* the sandbox failed */
+};
+
+/* Verdict of the run before comparing its output: precedence is
+ * internal_error > output limit > memory (OOM kill) > time (our kill, SIGXCPU,
+ * or cpu/wall over the limit) > SIGXFSZ (output limit: it wrote too much) >
+ * runtime error (non-zero exit or any other signal) > accepted. */
+enum verdict verdict_of_run(const struct run_outcome *o, const struct limits *l);
+
+#endif
