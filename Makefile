@@ -13,7 +13,7 @@ PYTHON   ?= /usr/bin/python3
 
 PKGS     := libev jansson libseccomp libcurl
 WARN     := -Wall -Wextra -Werror=implicit-function-declaration -Wmissing-prototypes \
-            -Wshadow -Wformat=2 -Wno-unused-parameter
+            -Wshadow -Wformat=2 -Wno-unused-parameter -Wno-format-truncation
 HARDEN   := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -D_GNU_SOURCE $(WARN) -Ilib

@@ -70,6 +70,9 @@ int http_server_listen(struct http_server *s, const char *address);
 void http_server_stop(struct http_server *s, void (*done)(void *data), void *data);
 void http_server_free(struct http_server *s);
 size_t http_server_connections(const struct http_server *s);
+/* TCP port of the listener added last (to learn the port picked for ":0"),
+ * or -1 when there is none. */
+int http_server_port(const struct http_server *s);
 
 /* Look-ups on a request. */
 const char *http_request_header(const struct http_request *req, const char *lower_name);
@@ -82,6 +85,10 @@ bool http_request_gone(const struct http_request *req);
  * Each returns 0 or -errno; the request is released in every case. */
 int http_respond(struct http_request *req, int status, const char *content_type, const char *headers,
 		 const void *body, size_t len);
+/* Like http_respond but takes ownership of `body` (malloc'd, freed in every
+ * case, never copied): for large answers such as file downloads. */
+int http_respond_owned(struct http_request *req, int status, const char *content_type, const char *headers,
+		       char *body, size_t len);
 /* Steals the reference to `body`. */
 int http_respond_json(struct http_request *req, int status, json_t *body);
 /* {"error": {"code": code, "message": message}} */

@@ -66,6 +66,9 @@ int cgroup_open_procs(struct cgroup *g, int fds[8], struct wp_error *err);
  * (v1 cpu.shares scaled; v2 cpu.weight). 0 = unlimited/unchanged. */
 int cgroup_set_memory(struct cgroup *g, uint64_t bytes, struct wp_error *err);
 int cgroup_set_pids(struct cgroup *g, uint64_t max, struct wp_error *err);
+int cgroup_set_cpu_weight(struct cgroup *g, uint64_t weight, struct wp_error *err);
+/* The limit setters return -EOPNOTSUPP when the controller is not available
+ * for the group (e.g. a v2 hierarchy without controllers). 0 = unlimited. */
 
 /* Accounting, for one run: snapshot before, read after.
  * cpu_ns: v1 cpuacct.usage; v2 cpu.stat usage_usec * 1000.
@@ -84,5 +87,13 @@ int cgroup_read_stats(struct cgroup *g, struct cgroup_stats *st);
 int cgroup_read_cpu_ns(struct cgroup *g, uint64_t *ns); /* fast path, called from a timer */
 void cgroup_reset_peak(struct cgroup *g);
 const char *cgroup_path(const struct cgroup *g); /* for logs: v2 path or v1 memory path */
+/* The group's directory in the hierarchy holding `controller` ("memory",
+ * "pids", "cpu", "cpuacct", "freezer"); v2: the one directory. NULL if none. */
+const char *cgroup_controller_path(const struct cgroup *g, const char *controller);
+
+/* Remove the root group itself: destroy every child group, on v2 move this
+ * process back out of <root>/sandboxd, rmdir, free. For tests and for an
+ * orderly uninstall; a daemon normally just closes. */
+int cgroup_root_remove(struct cgroup_root *r, struct wp_error *err);
 
 #endif

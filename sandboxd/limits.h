@@ -29,5 +29,8 @@ int limits_set_ini(struct limits *l, const char *key, const char *value);
  * in `max`. Returns 0 or -EINVAL with err saying which field and why. */
 int limits_apply_json(struct limits *l, const json_t *obj, const struct limits *max, struct wp_error *err);
 json_t *limits_to_json(const struct limits *l);
+/* What an INI key of a [limits] section takes, for error messages: "a size
+ * (4096, 64k, 16M, 1G)", …; NULL for an unknown key. */
+const char *limits_ini_hint(const char *key);
 
 #endif

@@ -1,0 +1,413 @@
+/* api.c — sandboxd's HTTP routes (docs/sandboxd-api.md is the reference).
+ * Parsing and validation here; the work in slot.c, run.c and files.c. */
+#include "api.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "files.h"
+#include "json.h"
+#include "log.h"
+#include "run.h"
+#include "slot.h"
+
+#define MAX_JSON_DEPTH 32
+#define MAX_CREATE 64
+#define MAX_SEGMENTS 6
+
+static struct api_ctx *api;
+
+void api_init(struct api_ctx *ctx)
+{
+	api = ctx;
+}
+
+static int hexval(char c)
+{
+	return isdigit((unsigned char)c) ? c - '0' : isxdigit((unsigned char)c) ? (tolower((unsigned char)c) - 'a' + 10) : -1;
+}
+
+/* One path segment, percent-decoded; NULL when malformed or holding a NUL. */
+static char *segment_decode(const char *s, size_t len)
+{
+	char *out = malloc(len + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '%') {
+			*o++ = s[i];
+			continue;
+		}
+		int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
+		int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			free(out);
+			return NULL;
+		}
+		*o++ = (char)(hi * 16 + lo);
+		i += 2;
+	}
+	*o = '\0';
+	return out;
+}
+
+struct path {
+	char *seg[MAX_SEGMENTS];
+	int n;
+};
+
+static void path_free(struct path *p)
+{
+	for (int i = 0; i < p->n; i++)
+		free(p->seg[i]);
+}
+
+/* Split raw_path into decoded segments. -1 when malformed or too deep. */
+static int path_split(const char *raw, struct path *out)
+{
+	const char *p = raw;
+	out->n = 0;
+	while (*p == '/')
+		p++;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (out->n == MAX_SEGMENTS || !(out->seg[out->n] = segment_decode(p, len)))
+			return -1;
+		out->n++;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
+static bool is(const struct path *p, int i, const char *s)
+{
+	return i < p->n && strcmp(p->seg[i], s) == 0;
+}
+
+static json_t *language_json(const struct language *l, bool with_limits)
+{
+	json_t *j = json_pack("{s:s, s:s?, s:b, s:b, s:s}", "name", l->name, "version", l->version, "compiled",
+			      l->compile_argv != NULL, "available", l->available, "source", l->source);
+	if (with_limits) {
+		json_object_set_new(j, "limits", limits_to_json(&l->limits));
+		json_object_set_new(j, "compile_limits", limits_to_json(&l->compile_limits));
+	}
+	return j;
+}
+
+static json_t *languages_json(bool with_limits)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < api->n_languages; i++)
+		json_array_append_new(arr, language_json(api->languages[i], with_limits));
+	return arr;
+}
+
+static void get_info(struct http_request *req)
+{
+	json_t *slots = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)slot_total(), "creating",
+				  (json_int_t)slot_count(SLOT_CREATING), "ready", (json_int_t)slot_count(SLOT_READY),
+				  "busy", (json_int_t)slot_count(SLOT_BUSY), "destroying",
+				  (json_int_t)slot_count(SLOT_DESTROYING), "leased", (json_int_t)slot_labelled());
+	http_respond_json(req, 200,
+			  json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "node", api->node_name, "version",
+				    WARMPOOL_VERSION, "cgroup", cgroup_mode_name(cgroup_root_mode(api->cgroot)),
+				    "controllers", cgroup_root_controllers(api->cgroot), "capacity",
+				    (json_int_t)api->settings->capacity, "slots", slots, "languages",
+				    languages_json(false), "limits_max", limits_to_json(&api->settings->max)));
+}
+
+/* POST /v1/slots with "wait": the answer waits for every slot of the batch. */
+struct create_batch {
+	struct http_request *req;
+	json_t *slots;
+	size_t pending;
+	size_t failed;
+	char first_error[256];
+};
+
+static void batch_step(struct create_batch *b)
+{
+	if (--b->pending > 0)
+		return;
+	if (b->failed)
+		http_respond_error(b->req, 500, "InternalError", "%zu of %zu slots failed: %s", b->failed,
+				   b->failed + json_array_size(b->slots), b->first_error);
+	else
+		http_respond_json(b->req, 201, json_pack("{s:O}", "slots", b->slots));
+	json_decref(b->slots);
+	free(b);
+}
+
+static void batch_fail(struct create_batch *b, const char *msg)
+{
+	if (!b->failed++)
+		snprintf(b->first_error, sizeof(b->first_error), "%s", msg);
+}
+
+static void batch_slot_ready(struct slot *s, const struct wp_error *err, void *data)
+{
+	struct create_batch *b = data;
+	if (err)
+		batch_fail(b, err->msg);
+	else
+		json_array_append_new(b->slots, slot_to_json(s));
+	batch_step(b);
+}
+
+static void post_slots(struct http_request *req, json_t *body)
+{
+	static const char *const keys[] = {"language", "count", "label", "wait", NULL};
+	struct wp_error err = {0};
+	const char *lang_name = NULL, *label = NULL;
+	uint64_t count = 1;
+	bool wait = false;
+	struct language *lang;
+
+	if (json_check_keys(body, keys, &err) < 0 || json_get_string(body, "language", true, &lang_name, &err) < 0 ||
+	    json_get_uint(body, "count", false, 1, MAX_CREATE, &count, &err) < 0 ||
+	    json_get_bool(body, "wait", false, &wait, &err) < 0 ||
+	    (!json_is_null(json_object_get(body, "label")) && json_get_string(body, "label", false, &label, &err) < 0)) {
+		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
+		return;
+	}
+	if (label && !slot_label_valid(label)) {
+		http_respond_error(req, 400, "BadRequest", "label: 1 to 128 visible ASCII characters");
+		return;
+	}
+	lang = language_find(api->languages, api->n_languages, lang_name);
+	if (!lang || !lang->available) {
+		http_respond_error(req, 422, "UnknownLanguage", "language `%s` is %s on this node", lang_name,
+				   lang ? "not installed" : "not configured");
+		return;
+	}
+	if (slot_total() + count > api->settings->capacity) {
+		http_respond_error(req, 503, "AtCapacity", "node holds %zu of %llu slots; %llu more do not fit",
+				   slot_total(), (unsigned long long)api->settings->capacity,
+				   (unsigned long long)count);
+		return;
+	}
+	struct create_batch *b = calloc(1, sizeof(*b));
+	if (!b) {
+		http_respond_error(req, 500, "InternalError", "out of memory");
+		return;
+	}
+	b->req = req;
+	b->slots = json_array();
+	b->pending = 1; /* held until the loop below is over */
+	for (uint64_t i = 0; i < count; i++) {
+		struct slot *s = NULL;
+		if (slot_create(lang, label, wait ? batch_slot_ready : NULL, b, &s, &err) < 0) {
+			log_error("create %s slot: %s", lang->name, err.msg);
+			batch_fail(b, err.msg);
+			continue;
+		}
+		if (wait)
+			b->pending++;
+		else
+			json_array_append_new(b->slots, slot_to_json(s));
+	}
+	if (!wait && !b->failed) {
+		http_respond_json(req, 202, json_pack("{s:O}", "slots", b->slots));
+		json_decref(b->slots);
+		free(b);
+		return;
+	}
+	batch_step(b);
+}
+
+static void get_slots(struct http_request *req)
+{
+	cleanup_free char *label = http_request_query(req, "label");
+	json_t *arr = json_array();
+	for (struct slot *s = slot_first(); s; s = s->next)
+		if (!label || (s->label && strcmp(s->label, label) == 0))
+			json_array_append_new(arr, slot_to_json(s));
+	http_respond_json(req, 200, json_pack("{s:o}", "slots", arr));
+}
+
+static void patch_slot(struct http_request *req, struct slot *s, json_t *body)
+{
+	static const char *const keys[] = {"label", NULL};
+	struct wp_error err = {0};
+	json_t *jl = json_object_get(body, "label");
+
+	if (json_check_keys(body, keys, &err) < 0) {
+		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
+		return;
+	}
+	if (!jl || !(json_is_null(jl) || (json_is_string(jl) && slot_label_valid(json_string_value(jl))))) {
+		http_respond_error(req, 400, "BadRequest", "label: null or 1 to 128 visible ASCII characters");
+		return;
+	}
+	if (s->state == SLOT_DESTROYING || s->state == SLOT_CREATING) {
+		http_respond_error(req, 409, "SlotNotReady", "slot %s is %s", s->id, slot_state_name(s->state));
+		return;
+	}
+	if (slot_set_label(s, json_is_null(jl) ? NULL : json_string_value(jl)) < 0) {
+		http_respond_error(req, 500, "InternalError", "out of memory");
+		return;
+	}
+	log_info("slot %s label %s", s->id, s->label ? s->label : "(cleared)");
+	http_respond_json(req, 200, slot_to_json(s));
+}
+
+static void slot_files(struct http_request *req, struct slot *s, const char *name)
+{
+	struct wp_error err = {0};
+	const char *m = req->method;
+
+	if (s->state == SLOT_DESTROYING || s->state == SLOT_CREATING) {
+		http_respond_error(req, 409, "SlotNotReady", "slot %s is %s", s->id, slot_state_name(s->state));
+		return;
+	}
+	if (!name) {
+		json_t *list;
+		if (strcmp(m, "GET") != 0) {
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+			return;
+		}
+		if (!(list = files_list(s, &err))) {
+			http_respond_error(req, 500, "InternalError", "%s", err.msg);
+			return;
+		}
+		http_respond_json(req, 200, json_pack("{s:o}", "files", list));
+		return;
+	}
+	if (!files_name_valid(name, strlen(name))) {
+		http_respond_error(req, 400, "BadRequest", "invalid file name");
+		return;
+	}
+	if (strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0) {
+		if (s->state == SLOT_BUSY) {
+			http_respond_error(req, 409, "SlotBusy", "slot %s is running something", s->id);
+			return;
+		}
+	}
+	if (strcmp(m, "PUT") == 0) {
+		int r = files_write(s, name, req->body, req->body_len, &err);
+		if (r == -ENOSPC)
+			http_respond_error(req, 413, "PayloadTooLarge", "%s", err.msg);
+		else if (r < 0)
+			http_respond_error(req, 500, "InternalError", "%s", err.msg);
+		else
+			http_respond_json(req, 201, json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)req->body_len));
+	} else if (strcmp(m, "GET") == 0) {
+		char *data = NULL;
+		size_t len = 0;
+		int r = files_read(s, name, api->settings->data_size, &data, &len, &err);
+		if (r == -ENOENT || r == -ELOOP)
+			http_respond_error(req, 404, "NotFound", "%s", err.msg);
+		else if (r < 0)
+			http_respond_error(req, 500, "InternalError", "%s", err.msg);
+		else
+			http_respond_owned(req, 200, "application/octet-stream", NULL, data, len);
+	} else if (strcmp(m, "DELETE") == 0) {
+		int r = files_delete(s, name, &err);
+		if (r == -ENOENT)
+			http_respond_error(req, 404, "NotFound", "%s", err.msg);
+		else if (r < 0)
+			http_respond_error(req, 400, "BadRequest", "%s", err.msg);
+		else
+			http_respond(req, 204, NULL, NULL, NULL, 0);
+	} else {
+		http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+	}
+}
+
+/* Parse the body as a JSON object; answers 400 itself and returns NULL. */
+static json_t *body_json(struct http_request *req)
+{
+	struct wp_error err = {0};
+	json_t *j = json_parse_body(req->body, req->body_len, MAX_JSON_DEPTH, &err);
+	if (!j)
+		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
+	return j;
+}
+
+static void route_slot(struct http_request *req, const struct path *p)
+{
+	struct slot *s = slot_find(p->seg[2]);
+	const char *m = req->method;
+	json_t *body;
+
+	if (!s) {
+		http_respond_error(req, 404, "NotFound", "no slot `%s`", p->seg[2]);
+		return;
+	}
+	if (p->n == 3) {
+		if (strcmp(m, "GET") == 0) {
+			http_respond_json(req, 200, slot_to_json(s));
+		} else if (strcmp(m, "DELETE") == 0) {
+			slot_destroy(s);
+			http_respond_json(req, 202, json_pack("{s:s, s:s}", "id", s->id, "state", "destroying"));
+		} else if (strcmp(m, "PATCH") == 0) {
+			if ((body = body_json(req))) {
+				patch_slot(req, s, body);
+				json_decref(body);
+			}
+		} else {
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+		}
+		return;
+	}
+	if (p->n == 4 && is(p, 3, "run")) {
+		if (strcmp(m, "POST") != 0)
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+		else if ((body = body_json(req)))
+			run_start(s, req, body); /* takes body */
+		return;
+	}
+	if ((p->n == 4 || p->n == 5) && is(p, 3, "files")) {
+		slot_files(req, s, p->n == 5 ? p->seg[4] : NULL);
+		return;
+	}
+	http_respond_error(req, 404, "NotFound", "no route %s %s", m, req->path);
+}
+
+void api_handle(struct http_request *req, void *data)
+{
+	struct path p = {0};
+	const char *m = req->method;
+	json_t *body;
+
+	if (path_split(req->raw_path, &p) < 0) {
+		http_respond_error(req, 400, "BadRequest", "malformed path");
+		path_free(&p);
+		return;
+	}
+	if (p.n == 1 && is(&p, 0, "healthz")) {
+		http_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
+	} else if (p.n >= 2 && is(&p, 0, "v1")) {
+		if (p.n == 2 && is(&p, 1, "info") && strcmp(m, "GET") == 0) {
+			get_info(req);
+		} else if (p.n == 2 && is(&p, 1, "languages") && strcmp(m, "GET") == 0) {
+			http_respond_json(req, 200, json_pack("{s:o}", "languages", languages_json(true)));
+		} else if (p.n == 2 && is(&p, 1, "slots")) {
+			if (strcmp(m, "GET") == 0) {
+				get_slots(req);
+			} else if (strcmp(m, "POST") == 0) {
+				if ((body = body_json(req))) {
+					post_slots(req, body);
+					json_decref(body);
+				}
+			} else {
+				http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+			}
+		} else if (p.n >= 3 && is(&p, 1, "slots")) {
+			route_slot(req, &p);
+		} else {
+			http_respond_error(req, 404, "NotFound", "no route %s %s", m, req->path);
+		}
+	} else {
+		http_respond_error(req, 404, "NotFound", "no route %s %s", m, req->path);
+	}
+	path_free(&p);
+}

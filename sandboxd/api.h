@@ -1,0 +1,26 @@
+/* api.h — sandboxd's HTTP routes. */
+#ifndef SANDBOXD_API_H
+#define SANDBOXD_API_H
+
+#include <stddef.h>
+
+#include "http_server.h"
+#include "language.h"
+#include "settings.h"
+
+#define WARMPOOL_VERSION "0.1.0"
+
+struct cgroup_root;
+
+struct api_ctx {
+	const struct settings *settings;
+	struct language **languages;
+	size_t n_languages;
+	struct cgroup_root *cgroot;
+	const char *node_name;
+};
+
+void api_init(struct api_ctx *ctx);
+void api_handle(struct http_request *req, void *data);
+
+#endif

@@ -1,0 +1,130 @@
+/* files.c — see files.h. */
+#include "files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+bool files_name_valid(const char *name, size_t len)
+{
+	if (len < 1 || len > 255 || strlen(name) != len)
+		return false;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c == '/' || c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+int files_write(struct slot *s, const char *name, const void *data, size_t len, struct wp_error *err)
+{
+	cleanup_close int fd = -1;
+	const char *p = data;
+
+	/* Whatever the program left under this name (a symlink to /etc/passwd,
+	 * a hard link, a FIFO) is unlinked, never opened; O_EXCL|O_NOFOLLOW
+	 * then guarantees we write a file we created. A name it re-creates in
+	 * between makes us try again, a few times. */
+	for (int tries = 0; fd < 0; tries++) {
+		if (unlinkat(s->data_fd, name, 0) < 0 && errno != ENOENT)
+			return wp_error_errno(err, "replace `%s`", name);
+		fd = openat(s->data_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0 && (errno != EEXIST || tries == 5))
+			return wp_error_errno(err, "create `%s`", name);
+	}
+	if (fchown(fd, s->uid, s->uid) < 0)
+		return wp_error_errno(err, "chown `%s`", name);
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == ENOSPC ? wp_error_set(err, ENOSPC, "`%s`: the slot's work dir is full", name)
+					       : wp_error_errno(err, "write `%s`", name);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int files_read(struct slot *s, const char *name, size_t max, char **out, size_t *len_out, struct wp_error *err)
+{
+	cleanup_close int fd = openat(s->data_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	cleanup_free char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+
+	if (fd < 0)
+		return errno == ELOOP ? wp_error_set(err, ENOENT, "`%s` is a symlink", name)
+				      : wp_error_errno(err, "open `%s`", name);
+	if (fstat(fd, &st) < 0)
+		return wp_error_errno(err, "stat `%s`", name);
+	if (!S_ISREG(st.st_mode))
+		return wp_error_set(err, ENOENT, "`%s` is not a regular file", name);
+	if ((uint64_t)st.st_size > max)
+		return wp_error_set(err, EFBIG, "`%s` is larger than %zu bytes", name, max);
+	if (!(buf = malloc((size_t)st.st_size + 1)))
+		return wp_error_set(err, ENOMEM, "out of memory");
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return wp_error_errno(err, "read `%s`", name);
+		if (n == 0)
+			break; /* it shrank meanwhile */
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*out = steal_pointer(&buf);
+	*len_out = len;
+	return 0;
+}
+
+int files_delete(struct slot *s, const char *name, struct wp_error *err)
+{
+	if (unlinkat(s->data_fd, name, 0) == 0)
+		return 0;
+	if (errno == EISDIR && unlinkat(s->data_fd, name, AT_REMOVEDIR) == 0)
+		return 0;
+	return wp_error_errno(err, "delete `%s`", name);
+}
+
+json_t *files_list(struct slot *s, struct wp_error *err)
+{
+	int fd = openat(s->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	json_t *arr = json_array();
+	struct dirent *de;
+
+	if (!d) {
+		cleanup_closep(&fd);
+		json_decref(arr);
+		wp_error_errno(err, "list work dir");
+		return NULL;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : "other";
+		/* names the program made may not be UTF-8: skip what JSON cannot carry */
+		json_t *jname = json_string(de->d_name);
+		if (!jname)
+			continue;
+		json_array_append_new(arr, json_pack("{s:o, s:I, s:f, s:s}", "name", jname, "size",
+						     (json_int_t)st.st_size, "mtime",
+						     st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9, "type", type));
+	}
+	return arr;
+}

@@ -1,0 +1,24 @@
+/* files.h — the slot's work dir (/mnt/data) from the host side. Every access
+ * is relative to the slot's directory fd, one path component, O_NOFOLLOW:
+ * a symlink or hard link planted by the program is never followed or
+ * written through (Judge0's CVE-2024-28185/28189 shape). */
+#ifndef SANDBOXD_FILES_H
+#define SANDBOXD_FILES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "slot.h"
+
+/* 1–255 bytes, no '/', not "." or "..", no NUL or control characters. */
+bool files_name_valid(const char *name, size_t len);
+/* Replace `name` with a new regular file holding data, owned by the slot's uid. */
+int files_write(struct slot *s, const char *name, const void *data, size_t len, struct wp_error *err);
+/* Read a regular file, at most max bytes (-EFBIG past it). *out is malloc'd. */
+int files_read(struct slot *s, const char *name, size_t max, char **out, size_t *len, struct wp_error *err);
+int files_delete(struct slot *s, const char *name, struct wp_error *err);
+json_t *files_list(struct slot *s, struct wp_error *err);
+
+#endif

@@ -1,0 +1,621 @@
+/* run.c — a judged submission: compile once, then each test case.
+ *
+ * One execution ("exec") at a time per slot. For each one sandboxd prepares
+ * the run cgroup (limits, counters), hands init the command and three fds
+ * (stdin as a sealed memfd, stdout/stderr as pipes whose read ends stay
+ * here), and watches: the pipes (output limit), a wall timer and a CPU poll
+ * of the run cgroup. When init reports the child's exit, the whole run cgroup
+ * is killed — background and double-forked processes included — and the exec
+ * completes once both pipes are at EOF, i.e. once every process that could
+ * write is dead. Then the measurements are read from the cgroup and judged. */
+#include "run.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "compare.h"
+#include "files.h"
+#include "json.h"
+#include "log.h"
+#include "proto.h"
+#include "verdict.h"
+
+#define CPU_POLL_INTERVAL 0.05
+#define MAX_TESTS 1000
+
+struct obuf {
+	char *data;
+	size_t len;   /* bytes kept */
+	uint64_t total; /* bytes seen */
+};
+
+struct exec {
+	const struct limits *lim;
+	int fd[2];            /* stdout, stderr read ends */
+	ev_io io[2];
+	struct obuf out[2];
+	size_t keep[2];       /* how much of each stream to keep */
+	bool eof[2];
+	ev_timer wall_timer;
+	ev_timer cpu_timer;
+	ev_timer kill_timer;  /* retries a kill that left processes behind */
+	double started;
+	struct cgroup_stats before;
+	bool exited;
+	int64_t maxrss_kb;
+	uint64_t rusage_cpu_us;
+	struct run_outcome o;
+};
+
+enum run_phase { PHASE_COMPILE, PHASE_TEST };
+
+struct run {
+	struct slot *slot;
+	struct http_request *req;
+	json_t *tests;        /* borrowed from body */
+	json_t *body;
+	json_t *results;
+	json_t *compile;      /* result of the compile step or NULL */
+	struct limits lim, clim;
+	struct compare_spec cmp;
+	size_t max_output;
+	bool stop_on_failure;
+	enum run_phase phase;
+	size_t test;
+	size_t passed;
+	const char *verdict;  /* first failure */
+	double started;
+	bool active;          /* an exec is in flight */
+	struct exec ex;
+};
+
+static const struct settings *cfg_of(void);
+extern const struct settings *sandboxd_settings; /* main.c */
+
+static const struct settings *cfg_of(void)
+{
+	return sandboxd_settings;
+}
+
+/* JSON strings must be UTF-8: invalid bytes become U+FFFD, NULs stay. */
+static json_t *json_text(const char *p, size_t n)
+{
+	size_t cap = n + 16, o = 0;
+	cleanup_free char *buf = NULL;
+
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)p[i];
+		size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		bool ok = len > 0 && i + len <= n;
+		for (size_t k = 1; ok && k < len; k++)
+			ok = ((unsigned char)p[i + k] >> 6) == 2;
+		if (ok && len > 1) { /* overlongs, surrogates, > U+10FFFF */
+			unsigned cp = len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+			for (size_t k = 1; k < len; k++)
+				cp = (cp << 6) | ((unsigned char)p[i + k] & 0x3f);
+			ok = !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) && !(len == 4 && cp < 0x10000) &&
+			     !(cp >= 0xd800 && cp <= 0xdfff) && cp <= 0x10ffff;
+		}
+		if (!buf || o + 4 > cap) {
+			char *nb = realloc(buf, cap = cap * 2 + 8);
+			if (!nb)
+				return json_string("");
+			buf = nb;
+		}
+		if (ok) {
+			memcpy(buf + o, p + i, len);
+			o += len;
+			i += len;
+		} else {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	return json_stringn(buf ? buf : "", o);
+}
+
+static void exec_kill(struct run *r);
+static void exec_try_finish(struct run *r);
+static void run_next(struct run *r);
+static void run_finish(struct run *r);
+
+static void exec_close(struct exec *e)
+{
+	struct ev_loop *loop = EV_DEFAULT;
+	for (int i = 0; i < 2; i++) {
+		if (e->fd[i] >= 0) {
+			ev_io_stop(loop, &e->io[i]);
+			close(e->fd[i]);
+			e->fd[i] = -1;
+		}
+		free(e->out[i].data);
+		e->out[i].data = NULL;
+	}
+	ev_timer_stop(loop, &e->wall_timer);
+	ev_timer_stop(loop, &e->cpu_timer);
+	ev_timer_stop(loop, &e->kill_timer);
+}
+
+static void exec_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct run *r = w->data;
+	struct exec *e = &r->ex;
+	int i = w == &e->io[0] ? 0 : 1;
+	char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(e->fd[i], buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			ev_io_stop(loop, w);
+			e->eof[i] = true;
+			exec_try_finish(r);
+			return;
+		}
+		struct obuf *b = &e->out[i];
+		b->total += (uint64_t)n;
+		if (b->len < e->keep[i]) {
+			size_t take = (size_t)n < e->keep[i] - b->len ? (size_t)n : e->keep[i] - b->len;
+			char *nd = realloc(b->data, b->len + take + 1);
+			if (nd) {
+				b->data = nd;
+				memcpy(b->data + b->len, buf, take);
+				b->len += take;
+				b->data[b->len] = '\0';
+			}
+		}
+		if (b->total > e->lim->output_bytes && !e->o.output_exceeded) {
+			e->o.output_exceeded = true;
+			exec_kill(r);
+		}
+	}
+}
+
+static void exec_kill(struct run *r)
+{
+	struct exec *e = &r->ex;
+	if (cgroup_kill_all(r->slot->cg_run) == -EAGAIN && !ev_is_active(&e->kill_timer)) {
+		ev_timer_set(&e->kill_timer, 0.01, 0.01);
+		ev_timer_start(EV_DEFAULT, &e->kill_timer);
+	}
+}
+
+static void exec_kill_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct run *r = w->data;
+	if (cgroup_kill_all(r->slot->cg_run) != -EAGAIN)
+		ev_timer_stop(loop, w);
+}
+
+static void exec_wall_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct run *r = w->data;
+	r->ex.o.killed_wall = true;
+	exec_kill(r);
+}
+
+static void exec_cpu_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct run *r = w->data;
+	uint64_t ns;
+	if (cgroup_read_cpu_ns(r->slot->cg_run, &ns) == 0 && ns - r->ex.before.cpu_ns > r->ex.lim->cpu_ms * 1000000ull) {
+		r->ex.o.killed_cpu = true;
+		ev_timer_stop(loop, w);
+		exec_kill(r);
+	}
+}
+
+static int exec_message(struct run *r, const char *const *argv, const struct limits *lim, char **out, size_t *len)
+{
+	const struct language *lang = r->slot->lang;
+	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp",
+					       "LANG=C.UTF-8", NULL};
+	size_t argc = 0, envc = 0, slen = 0;
+	const char *envs[300];
+
+	for (size_t i = 0; base_env[i]; i++)
+		envs[envc++] = base_env[i];
+	for (size_t i = 0; lang->env && lang->env[i] && envc < 290; i++)
+		envs[envc++] = lang->env[i];
+	for (; argv[argc]; argc++)
+		slen += strlen(argv[argc]) + 1;
+	for (size_t i = 0; i < envc; i++)
+		slen += strlen(envs[i]) + 1;
+	slen += sizeof("/mnt/data");
+	size_t total = sizeof(struct proto_run) + slen;
+	if (total > PROTO_MAX || argc > 256)
+		return -E2BIG;
+	struct proto_run *m = calloc(1, total);
+	if (!m)
+		return -ENOMEM;
+	m->hdr.type = PROTO_RUN;
+	m->argc = (uint32_t)argc;
+	m->envc = (uint32_t)envc;
+	m->rlim_cpu_s = (lim->cpu_ms + 999) / 1000 + 1;
+	m->rlim_fsize = lim->fsize_bytes;
+	m->rlim_stack = lim->memory_kb * 1024 < (1ull << 30) ? lim->memory_kb * 1024 : (1ull << 30);
+	m->rlim_nofile = cfg_of()->nofile;
+	m->strings_len = (uint32_t)slen;
+	char *p = m->strings;
+	for (size_t i = 0; i < argc; i++)
+		p = stpcpy(p, argv[i]) + 1;
+	for (size_t i = 0; i < envc; i++)
+		p = stpcpy(p, envs[i]) + 1;
+	strcpy(p, "/mnt/data");
+	*out = (char *)m;
+	*len = total;
+	return 0;
+}
+
+/* Start one execution. Returns 0 or -errno (an internal error). */
+static int exec_begin(struct run *r, char *const *argv, const char *in, size_t in_len, const struct limits *lim,
+		      size_t keep_out)
+{
+	struct slot *s = r->slot;
+	struct exec *e = &r->ex;
+	struct ev_loop *loop = EV_DEFAULT;
+	cleanup_close int memfd = -1;
+	int out[2] = {-1, -1}, err[2] = {-1, -1};
+	cleanup_free char *msg = NULL;
+	size_t msg_len;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	e->fd[0] = e->fd[1] = -1;
+	e->lim = lim;
+	e->keep[0] = keep_out;
+	e->keep[1] = r->max_output;
+
+	rc = cgroup_set_memory(s->cg_run, lim->memory_kb * 1024, NULL);
+	if (rc == 0 || rc == -EOPNOTSUPP)
+		rc = cgroup_set_pids(s->cg_run, lim->pids, NULL);
+	if (rc < 0 && rc != -EOPNOTSUPP)
+		return rc;
+	cgroup_reset_peak(s->cg_run);
+	if ((rc = cgroup_read_stats(s->cg_run, &e->before)) < 0)
+		return rc;
+
+	memfd = memfd_create("stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (memfd < 0)
+		return -errno;
+	for (size_t off = 0; off < in_len;) {
+		ssize_t n = write(memfd, in + off, in_len - off);
+		if (n < 0)
+			return -errno;
+		off += (size_t)n;
+	}
+	if (lseek(memfd, 0, SEEK_SET) < 0 ||
+	    fcntl(memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		return -errno;
+	if ((rc = exec_message(r, (const char *const *)argv, lim, &msg, &msg_len)) < 0)
+		return rc;
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* only our ends are non-blocking: the program writes to a normal pipe */
+	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	fcntl(err[0], F_SETFL, O_NONBLOCK);
+	fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
+
+	int fds[3] = {memfd, out[1], err[1]};
+	e->started = ev_time();
+	if ((rc = slot_send(s, msg, msg_len, fds, 3)) < 0)
+		goto fail;
+	close(out[1]);
+	close(err[1]);
+	e->fd[0] = out[0];
+	e->fd[1] = err[0];
+	for (int i = 0; i < 2; i++) {
+		ev_io_init(&e->io[i], exec_io_cb, e->fd[i], EV_READ);
+		e->io[i].data = r;
+		ev_io_start(loop, &e->io[i]);
+	}
+	ev_timer_init(&e->wall_timer, exec_wall_cb, (double)lim->wall_ms / 1000.0, 0);
+	e->wall_timer.data = r;
+	ev_timer_start(loop, &e->wall_timer);
+	ev_timer_init(&e->cpu_timer, exec_cpu_cb, CPU_POLL_INTERVAL, CPU_POLL_INTERVAL);
+	e->cpu_timer.data = r;
+	ev_timer_start(loop, &e->cpu_timer);
+	ev_init(&e->kill_timer, exec_kill_timer_cb);
+	e->kill_timer.data = r;
+	r->active = true;
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		cleanup_closep(&out[i]);
+		cleanup_closep(&err[i]);
+	}
+	return rc;
+}
+
+static json_t *exec_json(struct run *r, enum verdict v)
+{
+	struct exec *e = &r->ex;
+	size_t n0 = e->out[0].len < r->max_output ? e->out[0].len : r->max_output;
+	json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "stdout",
+			      json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
+			      json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len), "time_ms",
+			      (json_int_t)e->o.cpu_ms, "wall_ms", (json_int_t)e->o.wall_ms, "memory_kb",
+			      (json_int_t)e->o.memory_kb, "stdout_truncated", e->out[0].total > n0, "stderr_truncated",
+			      e->out[1].total > e->out[1].len);
+	json_object_set_new(j, "exit_code", e->o.exited ? json_integer(e->o.exit_code) : json_null());
+	json_object_set_new(j, "signal", !e->o.exited && e->o.signal ? json_integer(e->o.signal) : json_null());
+	return j;
+}
+
+/* Both pipes at EOF and the child reaped (or the exec failed): judge it. */
+static void exec_try_finish(struct run *r)
+{
+	struct exec *e = &r->ex;
+	struct cgroup_stats after;
+	enum verdict v;
+
+	if (!r->active || !e->eof[0] || !e->eof[1] || (!e->exited && !e->o.internal_error))
+		return;
+	r->active = false;
+	e->o.wall_ms = (uint64_t)((ev_time() - e->started) * 1000.0);
+	if (cgroup_read_stats(r->slot->cg_run, &after) == 0) {
+		e->o.cpu_ms = (after.cpu_ns - e->before.cpu_ns) / 1000000;
+		e->o.oom_killed = after.oom_kills > e->before.oom_kills;
+	} else {
+		e->o.cpu_ms = e->rusage_cpu_us / 1000;
+	}
+	e->o.memory_kb = e->maxrss_kb > 0 ? (uint64_t)e->maxrss_kb : 0;
+	v = verdict_of_run(&e->o, e->lim);
+
+	if (r->phase == PHASE_COMPILE) {
+		json_t *j = exec_json(r, v);
+		json_object_del(j, "verdict");
+		json_object_set_new(j, "status", json_string(v == VERDICT_ACCEPTED ? "ok" : "error"));
+		if (v != VERDICT_ACCEPTED && v != VERDICT_INTERNAL_ERROR)
+			json_object_set_new(j, "reason", json_string(verdict_name(v)));
+		r->compile = j;
+		if (v == VERDICT_INTERNAL_ERROR)
+			r->verdict = verdict_name(v);
+		else if (v != VERDICT_ACCEPTED)
+			r->verdict = verdict_name(VERDICT_COMPILATION_ERROR);
+		exec_close(e);
+		if (r->verdict)
+			run_finish(r);
+		else
+			run_next(r);
+		return;
+	}
+
+	json_t *t = json_array_get(r->tests, r->test);
+	json_t *expected = json_object_get(t, "expected");
+	if (v == VERDICT_ACCEPTED && json_is_string(expected) &&
+	    !compare_output(&r->cmp, e->out[0].data ? e->out[0].data : "", e->out[0].len, json_string_value(expected),
+			    json_string_length(expected)))
+		v = VERDICT_WRONG_ANSWER;
+	json_t *j = exec_json(r, v);
+	json_object_set_new(j, "test", json_integer((json_int_t)r->test + 1));
+	json_array_append_new(r->results, j);
+	if (v == VERDICT_ACCEPTED)
+		r->passed++;
+	else if (!r->verdict)
+		r->verdict = verdict_name(v);
+	if (v == VERDICT_INTERNAL_ERROR)
+		log_error("slot %s: test %zu: internal error", r->slot->id, r->test + 1);
+	exec_close(e);
+	r->test++;
+	if (v != VERDICT_ACCEPTED && (r->stop_on_failure || v == VERDICT_INTERNAL_ERROR))
+		run_finish(r);
+	else
+		run_next(r);
+}
+
+static void exec_internal_error(struct run *r, int err, const char *where)
+{
+	log_error("slot %s: %s: %s", r->slot->id, where, strerror(err));
+	r->ex.o.internal_error = true;
+	r->ex.eof[0] = r->ex.eof[1] = true;
+	r->active = true;
+	exec_try_finish(r);
+}
+
+void run_on_message(struct slot *s, const void *msg, size_t len)
+{
+	struct run *r = s->run;
+	const struct proto_hdr *h = msg;
+
+	if (!r || !r->active)
+		return;
+	if (h->type == PROTO_EXITED && len >= sizeof(struct proto_exited)) {
+		const struct proto_exited *x = msg;
+		struct exec *e = &r->ex;
+		e->exited = true;
+		e->maxrss_kb = x->maxrss_kb;
+		e->rusage_cpu_us = (uint64_t)(x->utime_us + x->stime_us);
+		if (WIFEXITED(x->status)) {
+			e->o.exited = true;
+			e->o.exit_code = WEXITSTATUS(x->status);
+		} else if (WIFSIGNALED(x->status)) {
+			e->o.signal = WTERMSIG(x->status);
+		}
+		ev_timer_stop(EV_DEFAULT, &e->wall_timer);
+		ev_timer_stop(EV_DEFAULT, &e->cpu_timer);
+		/* the main process is gone: so is everything it left behind */
+		exec_kill(r);
+		exec_try_finish(r);
+	} else if (h->type == PROTO_FAILED && len >= sizeof(struct proto_failed)) {
+		const struct proto_failed *f = msg;
+		char where[130];
+		snprintf(where, sizeof(where), "init: %.119s", f->where);
+		exec_close(&r->ex);
+		exec_internal_error(r, f->err, where);
+	}
+}
+
+/* Start the next step, or finish. */
+static void run_next(struct run *r)
+{
+	const struct language *lang = r->slot->lang;
+	int rc;
+
+	if (r->test >= json_array_size(r->tests)) {
+		run_finish(r);
+		return;
+	}
+	r->phase = PHASE_TEST;
+	json_t *t = json_array_get(r->tests, r->test);
+	json_t *in = json_object_get(t, "stdin");
+	json_t *exp = json_object_get(t, "expected");
+	/* keep enough stdout to compare (up to the output limit) */
+	size_t keep = json_is_string(exp) ? (size_t)r->lim.output_bytes + 1 : r->max_output;
+	rc = exec_begin(r, lang->run_argv, in ? json_string_value(in) : "", in ? json_string_length(in) : 0, &r->lim,
+			keep);
+	if (rc < 0) {
+		exec_close(&r->ex);
+		exec_internal_error(r, -rc, "start run");
+	}
+}
+
+static void run_free(struct run *r)
+{
+	exec_close(&r->ex);
+	json_decref(r->body);
+	json_decref(r->results);
+	json_decref(r->compile);
+	free(r);
+}
+
+static void run_finish(struct run *r)
+{
+	struct slot *s = r->slot;
+	json_t *ans = json_pack("{s:s, s:O?, s:O, s:I, s:I, s:I}", "verdict", r->verdict ? r->verdict : "accepted",
+				"compile", r->compile, "tests", r->results, "passed", (json_int_t)r->passed, "total",
+				(json_int_t)json_array_size(r->tests), "wall_ms",
+				(json_int_t)((ev_time() - r->started) * 1000.0));
+	http_respond_json(r->req, 200, ans);
+	s->run = NULL;
+	s->runs++;
+	s->last_used = ev_now(EV_DEFAULT);
+	if (s->state == SLOT_BUSY)
+		s->state = SLOT_READY;
+	run_free(r);
+}
+
+void run_abort(struct slot *s, int status, const char *code, const char *why)
+{
+	struct run *r = s->run;
+	if (!r)
+		return;
+	http_respond_error(r->req, status, code, "%s", why);
+	s->run = NULL;
+	run_free(r);
+}
+
+static int run_parse(struct run *r, json_t *body, struct wp_error *err)
+{
+	static const char *const keys[] = {"source", "compile", "tests", "limits", "compile_limits", "compare",
+					   "stop_on_failure", "max_output", NULL};
+	const struct settings *cfg = cfg_of();
+	uint64_t max_output = 65536;
+	int rc;
+
+	if ((rc = json_check_keys(body, keys, err)) < 0)
+		return rc;
+	r->lim = r->slot->lang->limits;
+	r->clim = r->slot->lang->compile_limits;
+	if ((rc = limits_apply_json(&r->lim, json_object_get(body, "limits"), &cfg->max, err)) < 0 ||
+	    (rc = limits_apply_json(&r->clim, json_object_get(body, "compile_limits"), &cfg->max, err)) < 0)
+		return rc;
+	compare_spec_default(&r->cmp);
+	if ((rc = compare_spec_from_json(&r->cmp, json_object_get(body, "compare"), err)) < 0)
+		return rc;
+	if (r->cmp.mode == COMPARE_CHECKER)
+		return wp_error_set(err, EINVAL, "compare.mode: checker programs are not supported by this node yet");
+	if ((rc = json_get_bool(body, "stop_on_failure", false, &r->stop_on_failure, err)) < 0 ||
+	    (rc = json_get_uint(body, "max_output", false, 0, 16u << 20, &max_output, err)) < 0)
+		return rc;
+	r->max_output = (size_t)max_output;
+	r->tests = json_object_get(body, "tests");
+	if (!json_is_array(r->tests) || json_array_size(r->tests) < 1 || json_array_size(r->tests) > MAX_TESTS)
+		return wp_error_set(err, EINVAL, "tests: an array of 1 to %d test objects is required", MAX_TESTS);
+	for (size_t i = 0; i < json_array_size(r->tests); i++) {
+		static const char *const tkeys[] = {"stdin", "expected", NULL};
+		json_t *t = json_array_get(r->tests, i);
+		const char *dummy;
+		if (!json_is_object(t))
+			return wp_error_set(err, EINVAL, "tests[%zu]: an object is required", i);
+		if ((rc = json_check_keys(t, tkeys, err)) < 0 || (rc = json_get_string(t, "stdin", false, &dummy, err)) < 0 ||
+		    (rc = json_get_string(t, "expected", false, &dummy, err)) < 0) {
+			wp_error_prefix(err, "tests[%zu]", i);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void run_start(struct slot *s, struct http_request *req, json_t *body)
+{
+	struct wp_error err = {0};
+	const char *source = NULL;
+	bool compile = true;
+	struct run *r;
+	int rc;
+
+	if (s->state == SLOT_BUSY) {
+		http_respond_error(req, 409, "SlotBusy", "slot %s is running something", s->id);
+		json_decref(body);
+		return;
+	}
+	if (s->state != SLOT_READY) {
+		http_respond_error(req, 409, "SlotNotReady", "slot %s is %s", s->id, slot_state_name(s->state));
+		json_decref(body);
+		return;
+	}
+	if (!(r = calloc(1, sizeof(*r)))) {
+		http_respond_error(req, 500, "InternalError", "out of memory");
+		json_decref(body);
+		return;
+	}
+	r->slot = s;
+	r->req = req;
+	r->body = body;
+	r->ex.fd[0] = r->ex.fd[1] = -1;
+	r->results = json_array();
+	r->started = ev_time();
+	if ((rc = run_parse(r, body, &err)) < 0 || (rc = json_get_string(body, "source", false, &source, &err)) < 0 ||
+	    (rc = json_get_bool(body, "compile", false, &compile, &err)) < 0) {
+		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
+		run_free(r);
+		return;
+	}
+	if (source) {
+		json_t *js = json_object_get(body, "source");
+		if ((rc = files_write(s, s->lang->source, source, json_string_length(js), &err)) < 0) {
+			int st = rc == -ENOSPC ? 413 : 500;
+			http_respond_error(req, st, st == 413 ? "PayloadTooLarge" : "InternalError", "%s", err.msg);
+			if (st == 500)
+				log_error("slot %s: %s", s->id, err.msg);
+			run_free(r);
+			return;
+		}
+	}
+	s->state = SLOT_BUSY;
+	s->run = r;
+	if (compile && s->lang->compile_argv) {
+		r->phase = PHASE_COMPILE;
+		rc = exec_begin(r, s->lang->compile_argv, "", 0, &r->clim, r->max_output);
+		if (rc < 0) {
+			exec_close(&r->ex);
+			exec_internal_error(r, -rc, "start compile");
+		}
+		return;
+	}
+	run_next(r);
+}

@@ -1,0 +1,166 @@
+/* settings.c — sandboxd.conf through inih; every value checked with the
+ * offending key and line in the message. */
+#include "settings.h"
+
+#include <ini.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "config.h"
+
+struct parse_ctx {
+	struct settings *s;
+	struct wp_error *err;
+	const char *path;
+	int failed;
+};
+
+static int set_str(char **dst, const char *v)
+{
+	char *n = strdup(v);
+	if (!n)
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+static int settings_key(struct settings *s, const char *section, const char *key, const char *v)
+{
+	if (strcmp(section, "sandboxd") == 0) {
+		if (strcmp(key, "listen") == 0)
+			return set_str(&s->listen, v);
+		if (strcmp(key, "listen_tcp") == 0)
+			return set_str(&s->listen_tcp, v);
+		if (strcmp(key, "state_dir") == 0)
+			return v[0] == '/' ? set_str(&s->state_dir, v) : -EINVAL;
+		if (strcmp(key, "languages") == 0)
+			return set_str(&s->languages_dir, v);
+		if (strcmp(key, "cgroup") == 0) {
+			if (strcmp(v, "auto") && strcmp(v, "v1") && strcmp(v, "v2"))
+				return -EINVAL;
+			return set_str(&s->cgroup_mode, v);
+		}
+		if (strcmp(key, "cgroup_name") == 0) {
+			if (!v[0] || strchr(v, '/') || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+				return -EINVAL;
+			return set_str(&s->cgroup_name, v);
+		}
+		if (strcmp(key, "capacity") == 0)
+			return config_parse_u64(v, 1, 4096, &s->capacity);
+		if (strcmp(key, "uid_base") == 0)
+			return config_parse_u64(v, 1000, 4000000000u, &s->uid_base);
+		if (strcmp(key, "max_body") == 0)
+			return config_parse_size(v, &s->max_body);
+		if (strcmp(key, "log_level") == 0)
+			return log_parse_level(v, &s->log_level);
+	} else if (strcmp(section, "slot") == 0) {
+		if (strcmp(key, "memory") == 0)
+			return config_parse_size(v, &s->slot_memory);
+		if (strcmp(key, "pids") == 0)
+			return config_parse_u64(v, 8, 65536, &s->slot_pids);
+		if (strcmp(key, "data_size") == 0)
+			return config_parse_size(v, &s->data_size);
+		if (strcmp(key, "tmp_size") == 0)
+			return config_parse_size(v, &s->tmp_size);
+		if (strcmp(key, "shm_size") == 0)
+			return config_parse_size(v, &s->shm_size);
+		if (strcmp(key, "nofile") == 0)
+			return config_parse_u64(v, 16, 65536, &s->nofile);
+	} else if (strcmp(section, "limits_max") == 0) {
+		return limits_set_ini(&s->max, key, v);
+	}
+	return -ENOENT;
+}
+
+static int settings_handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct parse_ctx *c = user;
+	int r;
+
+	if (c->failed)
+		return 0;
+	r = settings_key(c->s, section, key, value);
+	if (r == 0)
+		return 1;
+	c->failed = 1;
+	if (r == -ENOENT)
+		wp_error_set(c->err, EINVAL, "%s: unknown key `%s` in [%s]", c->path, key, section);
+	else
+		wp_error_set(c->err, EINVAL, "%s: [%s] %s: bad value `%s`", c->path, section, key, value);
+	return 0;
+}
+
+/* "config/languages" in /etc/x/config/sandboxd.conf → /etc/x/config/languages */
+static int resolve_relative(char **p, const char *conf_path)
+{
+	char buf[PATH_MAX];
+	cleanup_free char *copy = NULL;
+
+	if ((*p)[0] == '/' || strncmp(*p, "config/", 7) != 0)
+		return 0;
+	if (!(copy = strdup(conf_path)))
+		return -ENOMEM;
+	const char *dir = dirname(copy);
+	if (snprintf(buf, sizeof(buf), "%s/%s", dir, *p + 7) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	return set_str(p, buf);
+}
+
+int settings_load(const char *path, struct settings *s, struct wp_error *err)
+{
+	struct parse_ctx c = {.s = s, .err = err, .path = path};
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	if (set_str(&s->listen, "unix:/run/warmpool/sandboxd.sock") || set_str(&s->state_dir, "/run/warmpool/sandboxd") ||
+	    set_str(&s->languages_dir, "config/languages") || set_str(&s->cgroup_mode, "auto") ||
+	    set_str(&s->cgroup_name, "warmpool"))
+		return wp_error_set(err, ENOMEM, "out of memory");
+	s->capacity = 64;
+	s->uid_base = 300000;
+	s->max_body = 160ull << 20;
+	s->log_level = LOG_INFO;
+	s->slot_memory = 1ull << 30;
+	s->slot_pids = 256;
+	s->data_size = 128ull << 20;
+	s->tmp_size = 64ull << 20;
+	s->shm_size = 16ull << 20;
+	s->nofile = 256;
+	limits_default(&s->max);
+	s->max.cpu_ms = 30000;
+	s->max.wall_ms = 60000;
+	s->max.memory_kb = 1u << 20;
+	s->max.pids = 256;
+	s->max.output_bytes = 64ull << 20;
+	s->max.fsize_bytes = 128ull << 20;
+
+	r = ini_parse(path, settings_handler, &c);
+	if (r < 0)
+		return wp_error_set(err, ENOENT, "cannot open config `%s`", path);
+	if (c.failed)
+		return -EINVAL;
+	if (r > 0)
+		return wp_error_set(err, EINVAL, "%s:%d: syntax error", path, r);
+	if (s->uid_base + s->capacity > 4294967294ull)
+		return wp_error_set(err, EINVAL, "%s: uid_base + capacity passes the uid range", path);
+	if (s->data_size < (1u << 20) || s->tmp_size < (1u << 20) || s->shm_size < (64u << 10))
+		return wp_error_set(err, EINVAL, "%s: data_size and tmp_size must be >= 1M, shm_size >= 64k", path);
+	if (resolve_relative(&s->languages_dir, path) < 0)
+		return wp_error_set(err, ENOMEM, "languages path too long");
+	return 0;
+}
+
+void settings_free(struct settings *s)
+{
+	free(s->listen);
+	free(s->listen_tcp);
+	free(s->state_dir);
+	free(s->languages_dir);
+	free(s->cgroup_mode);
+	free(s->cgroup_name);
+	memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,38 @@
+/* settings.h — sandboxd.conf, parsed once at start (see config/sandboxd.conf). */
+#ifndef SANDBOXD_SETTINGS_H
+#define SANDBOXD_SETTINGS_H
+
+#include <stdint.h>
+#include "error.h"
+#include "limits.h"
+#include "log.h"
+
+struct settings {
+	char *listen;        /* "unix:/run/warmpool/sandboxd.sock" */
+	char *listen_tcp;    /* optional "127.0.0.1:9091" */
+	char *state_dir;
+	char *languages_dir;
+	char *cgroup_mode;   /* "auto" | "v1" | "v2" */
+	char *cgroup_name;
+	uint64_t capacity;
+	uint64_t uid_base;
+	uint64_t max_body;
+	enum log_level log_level;
+	/* whole slot */
+	uint64_t slot_memory;
+	uint64_t slot_pids;
+	uint64_t data_size;
+	uint64_t tmp_size;
+	uint64_t shm_size;
+	uint64_t nofile;
+	/* the most one request may ask for */
+	struct limits max;
+};
+
+/* Defaults, then the file. Relative paths in the file are taken relative to
+ * the file's directory's parent when they start with "config/" — so the
+ * repo's config works from any working directory — else to the cwd. */
+int settings_load(const char *path, struct settings *s, struct wp_error *err);
+void settings_free(struct settings *s);
+
+#endif

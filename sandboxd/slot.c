@@ -1,0 +1,490 @@
+/* slot.c — creating and destroying slots, and routing what their init says.
+ *
+ * Creation never blocks the loop for long: sandboxd does the few host-side
+ * steps (cgroups, the work dir's tmpfs, a socketpair) and clone()s; the
+ * child builds the slot's root and drops privileges on its own time, then
+ * says PROTO_READY. Destruction is the reverse: SIGKILL init (the kernel then
+ * kills the whole pid namespace), wait for libev to reap it, remove the
+ * cgroups, unmount the work dir, free the uid. Nothing is freed inside one of
+ * the slot's own callbacks: a slot to free is marked and collected by the
+ * ev_prepare reaper. */
+#include "slot.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "log.h"
+#include "proto.h"
+#include "run.h"
+#include "slot_init.h"
+
+#define SLOT_CREATE_TIMEOUT 30.0
+
+static struct ev_loop *loop;
+static const struct settings *cfg;
+static struct cgroup_root *cgroot;
+static struct slot *slots;
+static bool *uid_used;
+static ev_prepare reaper;
+static void (*shutdown_done)(void *);
+static void *shutdown_data;
+static bool warned_limits;
+
+static void slot_reap_cb(struct ev_loop *l, ev_prepare *w, int revents);
+
+int slots_init(struct ev_loop *l, const struct settings *st, struct cgroup_root *cg, struct wp_error *err)
+{
+	char path[4096];
+
+	loop = l;
+	cfg = st;
+	cgroot = cg;
+	uid_used = calloc(st->capacity, sizeof(*uid_used));
+	if (!uid_used)
+		return wp_error_set(err, ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/slots", st->state_dir);
+	if (mkdir(path, 0711) < 0 && errno != EEXIST)
+		return wp_error_errno(err, "mkdir `%s`", path);
+	ev_prepare_init(&reaper, slot_reap_cb);
+	ev_prepare_start(loop, &reaper);
+	ev_unref(loop); /* the reaper alone does not keep the loop alive */
+	return 0;
+}
+
+const char *slot_state_name(enum slot_state st)
+{
+	static const char *const names[] = {"creating", "ready", "busy", "destroying"};
+	return names[st];
+}
+
+struct slot *slot_find(const char *id)
+{
+	for (struct slot *s = slots; s; s = s->next)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+struct slot *slot_first(void)
+{
+	return slots;
+}
+
+size_t slot_count(enum slot_state state)
+{
+	size_t n = 0;
+	for (struct slot *s = slots; s; s = s->next)
+		n += s->state == state;
+	return n;
+}
+
+size_t slot_total(void)
+{
+	size_t n = 0;
+	for (struct slot *s = slots; s; s = s->next)
+		n++;
+	return n;
+}
+
+size_t slot_labelled(void)
+{
+	size_t n = 0;
+	for (struct slot *s = slots; s; s = s->next)
+		n += s->label != NULL && s->state != SLOT_DESTROYING;
+	return n;
+}
+
+bool slot_label_valid(const char *label)
+{
+	size_t n = strlen(label);
+	if (n < 1 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)label[i] < 0x21 || (unsigned char)label[i] > 0x7e)
+			return false;
+	return true;
+}
+
+int slot_set_label(struct slot *s, const char *label)
+{
+	char *n = NULL;
+	if (label && !(n = strdup(label)))
+		return -ENOMEM;
+	free(s->label);
+	s->label = n;
+	return 0;
+}
+
+json_t *slot_to_json(const struct slot *s)
+{
+	return json_pack("{s:s, s:s, s:s, s:s?, s:f, s:f, s:I, s:I}", "id", s->id, "language", s->lang->name, "state",
+			 slot_state_name(s->state), "label", s->label, "created", s->created, "last_used",
+			 s->last_used, "runs", (json_int_t)s->runs, "uid", (json_int_t)s->uid);
+}
+
+int slot_send(struct slot *s, const void *msg, size_t len, const int *fds, int nfds)
+{
+	char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	if (s->ctl_fd < 0)
+		return -EPIPE;
+	if (nfds > 0) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	if (sendmsg(s->ctl_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return -errno;
+	return 0;
+}
+
+static void slot_report_ready(struct slot *s, const struct wp_error *err)
+{
+	slot_ready_fn fn = s->on_ready;
+	if (!fn)
+		return;
+	s->on_ready = NULL;
+	fn(s, err, s->on_ready_data);
+}
+
+static void slot_fail(struct slot *s, const char *why, const char *detail)
+{
+	struct wp_error err = {.code = EIO};
+	snprintf(err.msg, sizeof(err.msg), "%s%s", why, detail);
+	log_error("slot %s (%s): %s", s->id, s->lang->name, err.msg);
+	slot_report_ready(s, &err);
+	slot_destroy(s);
+}
+
+static void slot_ctl_cb(struct ev_loop *l, ev_io *w, int revents)
+{
+	struct slot *s = w->data;
+	char buf[PROTO_MAX];
+	ssize_t n = recv(s->ctl_fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0 || (size_t)n < sizeof(struct proto_hdr)) {
+		ev_io_stop(l, w);
+		s->dead = true;
+		if (s->state == SLOT_CREATING)
+			slot_fail(s, "init closed its control socket during set-up", "");
+		else if (s->state != SLOT_DESTROYING) {
+			log_warn("slot %s: init went away", s->id);
+			slot_destroy(s);
+		}
+		return;
+	}
+	const struct proto_hdr *h = (const void *)buf;
+	if (s->state == SLOT_CREATING) {
+		if (h->type == PROTO_READY) {
+			ev_timer_stop(loop, &s->create_timer);
+			s->state = SLOT_READY;
+			log_info("slot %s ready (%s, uid %u, %.0f ms)", s->id, s->lang->name, (unsigned)s->uid,
+				 (ev_now(loop) - s->created) * 1000);
+			slot_report_ready(s, NULL);
+		} else if (h->type == PROTO_FAILED && (size_t)n >= sizeof(struct proto_failed)) {
+			const struct proto_failed *f = (const void *)buf;
+			char detail[200];
+			snprintf(detail, sizeof(detail), "%.119s: %s", f->where, strerror(f->err));
+			slot_fail(s, "set-up failed: ", detail);
+		}
+		return;
+	}
+	if (s->run)
+		run_on_message(s, buf, (size_t)n);
+}
+
+static void slot_child_cb(struct ev_loop *l, ev_child *w, int revents)
+{
+	struct slot *s = w->data;
+	ev_child_stop(l, w);
+	s->init_reaped = true;
+	s->dead = true;
+	if (s->state == SLOT_CREATING) {
+		char detail[64];
+		snprintf(detail, sizeof(detail), "status 0x%x", w->rstatus);
+		slot_fail(s, "init died during set-up: ", detail);
+	} else if (s->state != SLOT_DESTROYING) {
+		log_warn("slot %s: init exited (status 0x%x)", s->id, w->rstatus);
+		slot_destroy(s);
+	}
+}
+
+static void slot_create_timeout_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	slot_fail(w->data, "set-up took longer than 30 s", "");
+}
+
+static void rand_id(char out[17])
+{
+	unsigned char b[8];
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)random();
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Host-side part of the work dir: a tmpfs owned by the slot's uid. */
+static int slot_make_dirs(struct slot *s, struct wp_error *err)
+{
+	char path[4096], opts[128];
+
+	if (asprintf(&s->dir, "%s/slots/%s", cfg->state_dir, s->id) < 0)
+		return wp_error_set(err, ENOMEM, "out of memory");
+	if (mkdir(s->dir, 0700) < 0)
+		return wp_error_errno(err, "mkdir `%s`", s->dir);
+	snprintf(path, sizeof(path), "%s/root", s->dir);
+	if (mkdir(path, 0755) < 0)
+		return wp_error_errno(err, "mkdir `%s`", path);
+	snprintf(path, sizeof(path), "%s/data", s->dir);
+	if (mkdir(path, 0700) < 0)
+		return wp_error_errno(err, "mkdir `%s`", path);
+	snprintf(opts, sizeof(opts), "size=%llu,mode=0755,uid=%u,gid=%u", (unsigned long long)cfg->data_size,
+		 (unsigned)s->uid, (unsigned)s->uid);
+	if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+		return wp_error_errno(err, "mount work dir on `%s`", path);
+	s->data_mounted = true;
+	s->data_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->data_fd < 0)
+		return wp_error_errno(err, "open `%s`", path);
+	return 0;
+}
+
+static int slot_make_cgroups(struct slot *s, struct wp_error *err)
+{
+	char name[32];
+	int r;
+
+	snprintf(name, sizeof(name), "slot-%s", s->id);
+	if ((r = cgroup_create(cgroot, NULL, name, &s->cg, err)) < 0)
+		return r;
+	r = cgroup_set_memory(s->cg, cfg->slot_memory, err);
+	if (r == 0)
+		r = cgroup_set_pids(s->cg, cfg->slot_pids, err);
+	if (r == -EOPNOTSUPP) {
+		if (!warned_limits)
+			log_warn("cgroup controllers missing (%s): slot limits not enforced",
+				 cgroup_root_controllers(cgroot));
+		warned_limits = true;
+	} else if (r < 0) {
+		return r;
+	}
+	if ((r = cgroup_create(cgroot, s->cg, "init", &s->cg_init, err)) < 0)
+		return r;
+	return cgroup_create(cgroot, s->cg, "run", &s->cg_run, err);
+}
+
+int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready, void *data, struct slot **out,
+		struct wp_error *err)
+{
+	int ctl[2] = {-1, -1}, sync[2] = {-1, -1}, procs[8] = {-1};
+	struct slot *s;
+	unsigned idx;
+	pid_t pid;
+	int r;
+
+	for (idx = 0; idx < cfg->capacity && uid_used[idx]; idx++)
+		;
+	if (idx == cfg->capacity)
+		return wp_error_set(err, EAGAIN, "at capacity (%llu slots)", (unsigned long long)cfg->capacity);
+	if (!(s = calloc(1, sizeof(*s))))
+		return wp_error_set(err, ENOMEM, "out of memory");
+	uid_used[idx] = true;
+	s->idx = idx;
+	s->uid = (uid_t)(cfg->uid_base + idx);
+	s->lang = lang;
+	s->state = SLOT_CREATING;
+	s->ctl_fd = s->data_fd = -1;
+	s->init_pid = -1;
+	s->created = s->last_used = ev_now(loop);
+	s->on_ready = on_ready;
+	s->on_ready_data = data;
+	rand_id(s->id);
+	s->next = slots;
+	slots = s;
+	if (label && (r = slot_set_label(s, label)) < 0)
+		goto fail_err;
+
+	if ((r = slot_make_dirs(s, err)) < 0 || (r = slot_make_cgroups(s, err)) < 0 ||
+	    (r = cgroup_open_procs(s->cg_run, procs, err)) < 0)
+		goto fail;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
+		r = wp_error_errno(err, "socketpair");
+		goto fail;
+	}
+
+	struct slot_init_args a = {
+		.slot_dir = s->dir,
+		.uid = s->uid,
+		.gid = s->uid,
+		.tmp_size = cfg->tmp_size,
+		.shm_size = cfg->shm_size,
+		.paths = lang->paths,
+		.ctl_fd = ctl[1],
+		.sync_fd = sync[0],
+	};
+	memcpy(a.procs_fds, procs, sizeof(procs));
+	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+			     NULL, NULL, NULL, 0);
+	if (pid < 0) {
+		r = wp_error_errno(err, "clone");
+		goto fail;
+	}
+	if (pid == 0) {
+		close(ctl[0]);
+		close(sync[1]);
+		slot_init_main(&a);
+	}
+	s->init_pid = pid;
+	close(ctl[1]);
+	close(sync[0]);
+	for (int i = 0; i < 8 && procs[i] >= 0; i++)
+		close(procs[i]);
+	s->ctl_fd = ctl[0];
+	ev_child_init(&s->child_watcher, slot_child_cb, pid, 0);
+	s->child_watcher.data = s;
+	ev_child_start(loop, &s->child_watcher);
+	ev_io_init(&s->ctl_watcher, slot_ctl_cb, s->ctl_fd, EV_READ);
+	s->ctl_watcher.data = s;
+	ev_io_start(loop, &s->ctl_watcher);
+	ev_timer_init(&s->create_timer, slot_create_timeout_cb, SLOT_CREATE_TIMEOUT, 0);
+	s->create_timer.data = s;
+	ev_timer_start(loop, &s->create_timer);
+
+	r = cgroup_attach(s->cg_init, pid, err);
+	if (r < 0 || write(sync[1], "g", 1) != 1) {
+		if (r == 0)
+			r = wp_error_errno(err, "release slot init");
+		close(sync[1]);
+		s->on_ready = NULL; /* the caller hears of it through the return value */
+		slot_destroy(s);
+		return r;
+	}
+	close(sync[1]);
+	log_debug("slot %s creating (%s, uid %u, init pid %d)", s->id, lang->name, (unsigned)s->uid, (int)pid);
+	if (out)
+		*out = s;
+	return 0;
+
+fail_err:
+	wp_error_set(err, -r, "out of memory");
+fail:
+	for (int i = 0; i < 2; i++) {
+		cleanup_closep(&ctl[i]);
+		cleanup_closep(&sync[i]);
+	}
+	for (int i = 0; i < 8 && procs[i] >= 0; i++)
+		close(procs[i]);
+	s->on_ready = NULL;
+	slot_destroy(s);
+	return r;
+}
+
+void slot_destroy(struct slot *s)
+{
+	if (s->state == SLOT_DESTROYING)
+		return;
+	log_debug("slot %s destroying", s->id);
+	s->state = SLOT_DESTROYING;
+	if (s->on_ready) {
+		struct wp_error e = {.code = ECANCELED};
+		snprintf(e.msg, sizeof(e.msg), "slot destroyed during set-up");
+		slot_report_ready(s, &e);
+	}
+	if (s->run)
+		run_abort(s, 410, "SlotDestroyed", "the slot was destroyed during the run");
+	ev_timer_stop(loop, &s->create_timer);
+	if (s->ctl_fd >= 0) {
+		ev_io_stop(loop, &s->ctl_watcher);
+		close(s->ctl_fd);
+		s->ctl_fd = -1;
+	}
+	/* init dies, and with it the whole pid namespace */
+	if (s->init_pid > 0 && !s->init_reaped)
+		kill(s->init_pid, SIGKILL);
+	if (s->cg)
+		cgroup_kill_all(s->cg);
+}
+
+/* The last steps, once init is reaped. Returns true when s can be freed. */
+static bool slot_finish(struct slot *s)
+{
+	struct wp_error err = {0};
+	char path[4096];
+
+	if (s->init_pid > 0 && !s->init_reaped)
+		return false;
+	if (s->cg) {
+		if (cgroup_destroy(s->cg, &err) < 0)
+			log_error("slot %s: %s", s->id, err.msg);
+		s->cg = s->cg_init = s->cg_run = NULL; /* freed with their parent */
+	}
+	if (s->data_fd >= 0)
+		close(s->data_fd);
+	if (s->dir) {
+		snprintf(path, sizeof(path), "%s/data", s->dir);
+		if (s->data_mounted && umount2(path, MNT_DETACH) < 0)
+			log_error("slot %s: umount `%s`: %m", s->id, path);
+		rmdir(path);
+		snprintf(path, sizeof(path), "%s/root", s->dir);
+		rmdir(path);
+		if (rmdir(s->dir) < 0 && errno != ENOENT)
+			log_error("slot %s: rmdir `%s`: %m", s->id, s->dir);
+	}
+	uid_used[s->idx] = false;
+	log_info("slot %s destroyed (%s, %llu runs)", s->id, s->lang->name, (unsigned long long)s->runs);
+	return true;
+}
+
+static void slot_reap_cb(struct ev_loop *l, ev_prepare *w, int revents)
+{
+	for (struct slot **pp = &slots; *pp;) {
+		struct slot *s = *pp;
+		if (s->state != SLOT_DESTROYING || s->run || !slot_finish(s)) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		ev_child_stop(l, &s->child_watcher);
+		free(s->label);
+		free(s->dir);
+		free(s);
+	}
+	if (!slots && shutdown_done) {
+		void (*fn)(void *) = shutdown_done;
+		shutdown_done = NULL;
+		fn(shutdown_data);
+	}
+}
+
+void slots_shutdown(void (*done)(void *data), void *data)
+{
+	shutdown_done = done;
+	shutdown_data = data;
+	for (struct slot *s = slots; s; s = s->next)
+		slot_destroy(s);
+	/* the reaper runs before the loop next sleeps */
+	ev_ref(loop);
+	ev_prepare_stop(loop, &reaper);
+	ev_prepare_start(loop, &reaper);
+}

@@ -1,0 +1,82 @@
+/* slot.h — a slot as sandboxd sees it: its init process, its cgroups, its
+ * work dir, its state. Slots live in one list owned by this module; a slot is
+ * freed only from the reaper (never inside one of its own callbacks). */
+#ifndef SANDBOXD_SLOT_H
+#define SANDBOXD_SLOT_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "language.h"
+#include "settings.h"
+
+enum slot_state { SLOT_CREATING, SLOT_READY, SLOT_BUSY, SLOT_DESTROYING };
+
+struct cgroup;
+struct cgroup_root;
+struct run;
+struct slot;
+
+/* Called once when a slot being created becomes ready (err == NULL) or fails. */
+typedef void (*slot_ready_fn)(struct slot *s, const struct wp_error *err, void *data);
+/* Messages from init, routed to the run in progress. */
+typedef void (*slot_msg_fn)(struct slot *s, const void *msg, size_t len);
+
+struct slot {
+	char id[17];
+	struct language *lang;   /* not owned */
+	enum slot_state state;
+	char *label;
+	double created;
+	double last_used;
+	uint64_t runs;
+	unsigned idx;            /* uid = uid_base + idx */
+	uid_t uid;
+
+	pid_t init_pid;
+	int ctl_fd;
+	int data_fd;             /* O_DIRECTORY on the host side of /mnt/data */
+	char *dir;               /* <state_dir>/slots/<id> */
+	bool data_mounted;
+	struct cgroup *cg, *cg_init, *cg_run;
+
+	ev_io ctl_watcher;
+	ev_child child_watcher;
+	ev_timer create_timer;
+	bool init_reaped;
+
+	slot_ready_fn on_ready;  /* creation callback, cleared once called */
+	void *on_ready_data;
+	struct run *run;         /* run in progress, owned by run.c */
+	bool dead;               /* init gone: no more runs */
+
+	struct slot *next;
+};
+
+/* Module set-up: the loop, settings (kept by pointer), the cgroup root. */
+int slots_init(struct ev_loop *loop, const struct settings *st, struct cgroup_root *cg, struct wp_error *err);
+/* Begin creating a slot (non-blocking: the set-up runs in the child);
+ * on_ready is called later. -EAGAIN when at capacity. */
+int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready, void *data,
+		struct slot **out, struct wp_error *err);
+/* Kill everything and free asynchronously. Idempotent. */
+void slot_destroy(struct slot *s);
+struct slot *slot_find(const char *id);
+struct slot *slot_first(void);
+size_t slot_count(enum slot_state state);
+size_t slot_total(void);
+size_t slot_labelled(void);
+const char *slot_state_name(enum slot_state st);
+json_t *slot_to_json(const struct slot *s);
+int slot_set_label(struct slot *s, const char *label); /* NULL clears */
+bool slot_label_valid(const char *label);
+/* Send a message (with up to 3 fds) to the slot's init. */
+int slot_send(struct slot *s, const void *msg, size_t len, const int *fds, int nfds);
+/* Destroy every slot; `done` is called once none remain. */
+void slots_shutdown(void (*done)(void *data), void *data);
+
+#endif

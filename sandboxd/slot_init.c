@@ -1,0 +1,337 @@
+/* slot_init.c — inside a slot.
+ *
+ * Theory of operation. sandboxd clone()s us into new pid, mount, network,
+ * ipc and uts namespaces. As root, still, we wait until sandboxd has put us
+ * in the slot's init cgroup, then set the slot up in the order of isolate's
+ * box_inside(): cgroup namespace, root filesystem, hostname, credentials,
+ * no_new_privs, seccomp, fds. From then on we are pid 1 of the slot, running
+ * as the slot's uid with no capabilities, and serve sandboxd over a
+ * SOCK_SEQPACKET pair: PROTO_RUN → fork, move the child into the run cgroup
+ * (through cgroup.procs fds opened by root before we dropped privileges),
+ * set its rlimits and stdio, exec. We reap everything (orphans included) and
+ * report the run's child with its wait status and rusage.
+ *
+ * Killing a run's processes is sandboxd's job, through the run cgroup; we
+ * are not in it and survive. Being pid 1, we ignore every signal sent from
+ * inside the slot (no handlers), and we are not dumpable, so the program
+ * cannot ptrace us or read our fds through /proc. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "proto.h"
+#include "slot_init.h"
+
+#ifndef CAP_LAST_CAP
+#define CAP_LAST_CAP 40
+#endif
+
+static int ctl = -1;
+
+static void send_failed(int err, const char *where)
+{
+	struct proto_failed m = {.hdr.type = PROTO_FAILED, .err = err};
+	snprintf(m.where, sizeof(m.where), "%s", where);
+	send(ctl, &m, sizeof(m), MSG_NOSIGNAL);
+}
+
+static _Noreturn void die(const struct wp_error *e)
+{
+	send_failed(e->code, e->msg);
+	_exit(1);
+}
+
+static int setup_credentials(const struct slot_init_args *a, struct wp_error *err)
+{
+	/* empty the bounding set while we still hold CAP_SETPCAP, so nothing
+	 * exec'd later can regain a capability (no_new_privs covers setuid) */
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return wp_error_errno(err, "drop capability %d", cap);
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (setgroups(0, NULL) < 0 || setresgid(a->gid, a->gid, a->gid) < 0 ||
+	    setresuid(a->uid, a->uid, a->uid) < 0)
+		return wp_error_errno(err, "drop to uid %u", (unsigned)a->uid);
+	/* a uid change clears these: set them after it */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return wp_error_errno(err, "prctl");
+	return 0;
+}
+
+/* Keep only the control socket and the cgroup.procs fds, renumbered low. */
+static int setup_fds(struct slot_init_args *a, struct wp_error *err)
+{
+	int keep[10], n = 0, next = 3;
+
+	keep[n++] = a->ctl_fd;
+	for (int i = 0; i < 8 && a->procs_fds[i] >= 0; i++)
+		keep[n++] = a->procs_fds[i];
+	/* move each kept fd above every other kept one, then down to 3… */
+	for (int i = 0; i < n; i++) {
+		int fd = fcntl(keep[i], F_DUPFD_CLOEXEC, 64);
+		if (fd < 0)
+			return wp_error_errno(err, "dup fd %d", keep[i]);
+		keep[i] = fd;
+	}
+	for (int fd = 0; fd < 64; fd++)
+		close(fd);
+	for (int i = 0; i < n; i++) {
+		if (dup3(keep[i], next, O_CLOEXEC) < 0)
+			return wp_error_errno(err, "dup3");
+		keep[i] = next++;
+	}
+	syscall(SYS_close_range, (unsigned)next, ~0u, 0);
+	a->ctl_fd = keep[0];
+	for (int i = 1; i < n; i++)
+		a->procs_fds[i - 1] = keep[i];
+	/* stdin/stdout/stderr of init: /dev/null */
+	int nul = open("/dev/null", O_RDWR);
+	if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
+		return wp_error_errno(err, "/dev/null");
+	if (nul > 2)
+		close(nul);
+	return 0;
+}
+
+/* The run child: between fork and exec, as the slot's uid. */
+static _Noreturn void exec_child(const struct proto_run *m, char **argv, char **envp, const char *cwd,
+				 const int *stdio, const int *procs, int errpipe)
+{
+	sigset_t none;
+	struct rlimit rl;
+	int e;
+
+	for (int i = 0; procs[i] >= 0; i++)
+		if (write(procs[i], "0", 1) != 1)
+			goto fail;
+	for (int i = 0; i < 3; i++)
+		if (dup2(stdio[i], i) < 0)
+			goto fail;
+	rl.rlim_cur = m->rlim_cpu_s;
+	rl.rlim_max = m->rlim_cpu_s + 1;
+	if (setrlimit(RLIMIT_CPU, &rl) < 0)
+		goto fail;
+	rl.rlim_cur = rl.rlim_max = m->rlim_fsize;
+	if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+		goto fail;
+	rl.rlim_cur = rl.rlim_max = m->rlim_stack;
+	if (setrlimit(RLIMIT_STACK, &rl) < 0)
+		goto fail;
+	rl.rlim_cur = rl.rlim_max = m->rlim_nofile;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		goto fail;
+	rl.rlim_cur = rl.rlim_max = 0;
+	if (setrlimit(RLIMIT_CORE, &rl) < 0)
+		goto fail;
+	/* its own session and process group: a terminal-less world */
+	setsid();
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (chdir(cwd) < 0)
+		goto fail;
+	execve(argv[0], argv, envp);
+fail:
+	e = errno;
+	if (write(errpipe, &e, sizeof(e)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, int *fds, int nfds)
+{
+	struct proto_run *m = (struct proto_run *)buf;
+	char *argv[257], *envp[257], *p, *end;
+	int errpipe[2], e = 0;
+	pid_t pid;
+
+	if (nfds != 3 || len < sizeof(*m) || m->argc < 1 || m->argc > 256 || m->envc > 256 ||
+	    m->strings_len != len - sizeof(*m) || m->strings_len == 0 || buf[len - 1] != '\0') {
+		send_failed(EINVAL, "malformed run request");
+		return -1;
+	}
+	p = m->strings;
+	end = buf + len;
+	for (uint32_t i = 0; i < m->argc; i++, p += strlen(p) + 1) {
+		if (p >= end)
+			goto bad;
+		argv[i] = p;
+	}
+	argv[m->argc] = NULL;
+	for (uint32_t i = 0; i < m->envc; i++, p += strlen(p) + 1) {
+		if (p >= end)
+			goto bad;
+		envp[i] = p;
+	}
+	envp[m->envc] = NULL;
+	if (p >= end)
+		goto bad;
+
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		send_failed(errno, "pipe");
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		e = errno;
+		close(errpipe[0]);
+		close(errpipe[1]);
+		send_failed(e, "fork");
+		return -1;
+	}
+	if (pid == 0) {
+		close(errpipe[0]);
+		close(ctl);
+		exec_child(m, argv, envp, p, fds, a->procs_fds, errpipe[1]);
+	}
+	close(errpipe[1]);
+	/* exec either happens (EOF) or reports its errno */
+	ssize_t n;
+	do
+		n = read(errpipe[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(errpipe[0]);
+	if (n == sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		send_failed(e, argv[0]);
+		return -1;
+	}
+	struct proto_started s = {.hdr.type = PROTO_STARTED, .pid = pid};
+	send(ctl, &s, sizeof(s), MSG_NOSIGNAL);
+	return pid;
+bad:
+	send_failed(EINVAL, "malformed run strings");
+	return -1;
+}
+
+static _Noreturn void serve(struct slot_init_args *a, int sigfd)
+{
+	static char buf[PROTO_MAX];
+	pid_t child = -1;
+
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sigfd, &si, sizeof(si)) > 0)
+				;
+			for (;;) {
+				struct rusage ru;
+				int status;
+				pid_t p = wait4(-1, &status, WNOHANG, &ru);
+				if (p <= 0)
+					break;
+				if (p != child)
+					continue; /* an orphan of the run: reaped, not reported */
+				struct proto_exited x = {
+					.hdr.type = PROTO_EXITED,
+					.status = status,
+					.maxrss_kb = ru.ru_maxrss,
+					.utime_us = ru.ru_utime.tv_sec * 1000000ll + ru.ru_utime.tv_usec,
+					.stime_us = ru.ru_stime.tv_sec * 1000000ll + ru.ru_stime.tv_usec,
+				};
+				send(ctl, &x, sizeof(x), MSG_NOSIGNAL);
+				child = -1;
+			}
+		}
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			char cbuf[CMSG_SPACE(3 * sizeof(int))];
+			struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+			struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+					    .msg_controllen = sizeof(cbuf)};
+			ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+				_exit(0); /* sandboxd is gone or done with us */
+			if (n < 0)
+				continue;
+			int fds[3] = {-1, -1, -1}, nfds = 0;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+				if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+					continue;
+				nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+				if (nfds > 3)
+					nfds = 3;
+				memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
+			}
+			if ((size_t)n >= sizeof(struct proto_hdr) && ((struct proto_hdr *)buf)->type == PROTO_RUN) {
+				if (child > 0)
+					send_failed(EBUSY, "a run is in progress");
+				else
+					child = handle_run(a, buf, (size_t)n, fds, nfds);
+			}
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+		}
+	}
+}
+
+_Noreturn void slot_init_main(struct slot_init_args *a)
+{
+	struct wp_error err = {0};
+	sigset_t mask;
+	char c;
+	int r, sigfd;
+
+	ctl = a->ctl_fd;
+	/* sandboxd's handlers (libev's) came with the clone: drop them */
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	/* sandboxd writes one byte once we are in the init cgroup; EOF means it died */
+	if (read(a->sync_fd, &c, 1) != 1)
+		_exit(1);
+	close(a->sync_fd);
+
+	/* checklist, in order */
+	if (unshare(CLONE_NEWCGROUP) < 0) {
+		wp_error_errno(&err, "unshare cgroup namespace");
+		die(&err);
+	}
+	if ((r = mounts_setup_root(a, &err)) < 0)
+		die(&err);
+	if (sethostname("slot", 4) < 0 || setdomainname("warmpool", 8) < 0) {
+		wp_error_errno(&err, "sethostname");
+		die(&err);
+	}
+	if ((r = setup_fds(a, &err)) < 0)
+		die(&err);
+	ctl = a->ctl_fd;
+	if ((r = setup_credentials(a, &err)) < 0)
+		die(&err);
+	if ((r = seccomp_setup(&err)) < 0)
+		die(&err);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0) {
+		wp_error_errno(&err, "signalfd");
+		die(&err);
+	}
+
+	struct proto_hdr ready = {.type = PROTO_READY};
+	if (send(ctl, &ready, sizeof(ready), MSG_NOSIGNAL) < 0)
+		_exit(1);
+	serve(a, sigfd);
+}

@@ -1,0 +1,34 @@
+/* slot_init.h — the code that runs inside a slot: set-up (as root, in the
+ * new namespaces, right after clone) and then the slot's init (pid 1 of the
+ * slot, as the slot's uid) that forks runs on sandboxd's request. */
+#ifndef SANDBOXD_SLOT_INIT_H
+#define SANDBOXD_SLOT_INIT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "error.h"
+
+struct slot_init_args {
+	const char *slot_dir;  /* <state_dir>/slots/<id>, holds root/ and data/ */
+	uid_t uid;
+	gid_t gid;
+	uint64_t tmp_size;
+	uint64_t shm_size;
+	char *const *paths;    /* the language's extra read-only paths */
+	int ctl_fd;            /* SOCK_SEQPACKET to sandboxd */
+	int sync_fd;           /* read end: one byte once sandboxd placed us in our cgroup */
+	int procs_fds[8];      /* cgroup.procs of the run group, -1 terminated */
+};
+
+/* Never returns: exits 0 when sandboxd closes the control socket, 1 (after a
+ * PROTO_FAILED message) when set-up fails. */
+_Noreturn void slot_init_main(struct slot_init_args *a);
+
+/* mounts.c: build the slot's root under slot_dir/root, pivot into it, mount
+ * /proc. Must run as root in the new mount and pid namespaces. */
+int mounts_setup_root(const struct slot_init_args *a, struct wp_error *err);
+
+/* seccomp.c: load the slot's filter (inherited by everything it forks). */
+int seccomp_setup(struct wp_error *err);
+
+#endif
