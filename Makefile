@@ -64,7 +64,7 @@ bin/poold: $(POOLD_OBJ) build/lib/libwarmpool-common.a
 # Unit tests link every module but the daemons' main.c.
 build/tests/test_%: tests/unit/test_%.c $(filter-out build/sandboxd/main.o,$(SANDBOXD_OBJ)) build/lib/libwarmpool-common.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isandboxd $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -iquote sandboxd $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 deps:
 	@deploy/deps.sh

@@ -11,15 +11,16 @@
  * attaching, opening cgroup.procs and removing are the same loop in both
  * modes; only limits, accounting and killing differ:
  *
- *               v1                                 v2
- *   memory      memory.limit_in_bytes              memory.max, memory.swap.max
- *   pids        pids.max                           pids.max
- *   cpu         cpu.shares, cpuacct.usage          cpu.weight, cpu.stat usage_usec
- *   OOM kills   memory.oom_control "oom_kill"      memory.events "oom_kill"
- *   peak        memory.max_usage_in_bytes (0 resets) memory.peak (per-fd reset)
- *   kill        freezer FROZEN, SIGKILL, THAWED    cgroup.kill (atomic vs fork)
- *   children    anything goes                      no processes in inner groups;
- *                                                  subtree_control enables children
+ *             v1                                v2
+ *   memory    memory.limit_in_bytes             memory.max, memory.swap.max
+ *   pids      pids.max                          pids.max
+ *   cpu       cpu.shares, cpuacct.usage         cpu.weight, cpu.stat usage_usec
+ *   OOM kills memory.oom_control "oom_kill"     memory.events "oom_kill"
+ *   peak      memory.max_usage_in_bytes (0      memory.peak (a write resets it
+ *             written to it resets it)          for that open file only)
+ *   kill      freezer FROZEN, SIGKILL, THAWED   cgroup.kill (atomic vs fork)
+ *   children  anything goes                     no processes in inner groups;
+ *                                               subtree_control enables children
  *
  * Each hierarchy's root group is created under the cgroup sandboxd runs in
  * there (/proc/self/cgroup, resolved to a directory through the matching
@@ -30,14 +31,15 @@
  * outruns it. v2 has cgroup.kill; v1 freezes the group first so nothing can
  * fork between reading cgroup.procs and the SIGKILL. Zombies are not listed
  * in cgroup.procs, so a group is empty once its tasks have exited, whether
- * or not anybody reaped them.
+ * or not anybody reaped them (pids.current still counts them until they are
+ * reaped; rmdir does not mind).
  *
  * One sandboxd per root name: opening the root sweeps (kills and removes)
  * every slot-* group in it, left over from an earlier instance. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
+#include <linux/limits.h> /* not <limits.h>: -Isandboxd makes that sandboxd/limits.h */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,17 @@
 const char *const cgroup_ctl_names[CG_NCTL] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
 
 /* ---- small files ------------------------------------------------------- */
+
+/* Like wp_error_errno, for a path in a PATH_MAX buffer (the macro's bounded
+ * snprintf would warn about truncation). */
+static int path_error(struct wp_error *err, const char *op, const char *path, const char *val)
+{
+	int e = errno ? errno : EIO;
+
+	if (val)
+		return wp_error_set(err, e, "%s `%s` = %s: %s", op, path, val, strerror(e));
+	return wp_error_set(err, e, "%s `%s`: %s", op, path, strerror(e));
+}
 
 int cgroup_join(char *buf, size_t size, const char *dir, const char *file)
 {
@@ -75,12 +88,12 @@ int cgroup_write(const char *dir, const char *file, const char *val, struct wp_e
 		return wp_error_set(err, ENAMETOOLONG, "path `%s/%s` too long", dir, file);
 	fd = open(p, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
-		return wp_error_errno(err, "write `%s` = %s", p, val);
+		return path_error(err, "write", p, val);
 	do
 		n = write(fd, val, len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return wp_error_errno(err, "write `%s` = %s", p, val);
+		return path_error(err, "write", p, val);
 	if ((size_t)n != len)
 		return wp_error_set(err, EIO, "write `%s` = %s: short write", p, val);
 	return 0;
@@ -97,13 +110,13 @@ int cgroup_read(const char *dir, const char *file, char *buf, size_t size, struc
 		return wp_error_set(err, ENAMETOOLONG, "path `%s/%s` too long", dir, file);
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return wp_error_errno(err, "read `%s`", p);
+		return path_error(err, "read", p, NULL);
 	while (off + 1 < size) {
 		ssize_t n = read(fd, buf + off, size - 1 - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return wp_error_errno(err, "read `%s`", p);
+			return path_error(err, "read", p, NULL);
 		if (n == 0)
 			break;
 		off += (size_t)n;
@@ -132,65 +145,41 @@ static int parse_u64(const char *s, uint64_t *v)
 	return 0;
 }
 
-int cgroup_read_u64(const char *dir, const char *file, uint64_t *v, struct wp_error *err)
+/* The whole buffer as a number or, with key, the value of its "key N" line
+ * (cpu.stat, memory.events, memory.oom_control…). */
+static int parse_value(const char *buf, const char *key, uint64_t *v)
 {
-	char buf[64];
-	int ret = cgroup_read(dir, file, buf, sizeof(buf), err);
+	size_t klen = key ? strlen(key) : 0;
 
-	if (ret < 0)
-		return ret;
-	if (parse_u64(buf, v) < 0)
-		return wp_error_set(err, EINVAL, "read `%s/%s`: not a number: %.20s", dir, file, buf);
-	return 0;
-}
-
-/* "key value" lines (cpu.stat, memory.events, memory.oom_control…). */
-static int find_key(const char *buf, const char *key, uint64_t *v)
-{
-	size_t klen = strlen(key);
-
+	if (!key)
+		return parse_u64(buf, v);
 	for (const char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
 		if (strncmp(l, key, klen) == 0 && l[klen] == ' ')
 			return parse_u64(l + klen + 1, v);
 	return -ENODATA;
 }
 
-int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v)
+int cgroup_read_u64(const char *dir, const char *file, const char *key, uint64_t *v)
 {
 	char buf[4096];
 	int ret = cgroup_read(dir, file, buf, sizeof(buf), NULL);
 
-	return ret < 0 ? ret : find_key(buf, key, v);
+	return ret < 0 ? ret : parse_value(buf, key, v);
 }
 
-/* Re-reads an open cgroup file from offset 0 (kernfs regenerates it). */
-static int pread_all(int fd, char *buf, size_t size)
+/* Re-reads an open cgroup file from offset 0: kernfs regenerates it. */
+int cgroup_pread_u64(int fd, const char *key, uint64_t *v)
 {
+	char buf[4096];
 	ssize_t n;
 
 	do
-		n = pread(fd, buf, size - 1, 0);
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
 	buf[n] = '\0';
-	return 0;
-}
-
-int cgroup_pread_key(int fd, const char *key, uint64_t *v)
-{
-	char buf[1024];
-	int ret = pread_all(fd, buf, sizeof(buf));
-
-	return ret < 0 ? ret : find_key(buf, key, v);
-}
-
-static int pread_u64(int fd, uint64_t *v)
-{
-	char buf[64];
-	int ret = pread_all(fd, buf, sizeof(buf));
-
-	return ret < 0 ? ret : parse_u64(buf, v);
+	return parse_value(buf, key, v);
 }
 
 /* Is `word` one of the space- or comma-separated words of list? */
@@ -368,9 +357,9 @@ static int read_all(const char *path, char **out)
 	return 0;
 }
 
-/* Counts (and with `kill`, SIGKILLs) the processes of dir and its
+/* Counts (and with kill_them, SIGKILLs) the processes of dir and its
  * subgroups. A vanished directory counts as empty. Never kills us. */
-static int walk_tree(const char *dir, bool kill_them, int depth)
+int cgroup_walk_tree(const char *dir, bool kill_them, int depth)
 {
 	char p[PATH_MAX];
 	cleanup_free char *procs = NULL;
@@ -403,22 +392,12 @@ static int walk_tree(const char *dir, bool kill_them, int depth)
 			continue;
 		if (cgroup_join(p, sizeof(p), dir, de->d_name) < 0)
 			continue;
-		ret = walk_tree(p, kill_them, depth + 1);
+		ret = cgroup_walk_tree(p, kill_them, depth + 1);
 		if (ret < 0)
 			return ret;
 		count += ret;
 	}
 	return count;
-}
-
-int cgroup_kill_tree(const char *dir)
-{
-	return walk_tree(dir, true, 0);
-}
-
-int cgroup_count_tree(const char *dir)
-{
-	return walk_tree(dir, false, 0);
 }
 
 /* rmdir children deepest first, then dir itself. Missing is fine. */
@@ -445,20 +424,6 @@ int cgroup_rmdir_tree(const char *dir)
 	return first;
 }
 
-void cgroup_sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-uint64_t cgroup_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- roots and groups -------------------------------------------------- */
 
 static bool valid_name(const char *name)
@@ -474,10 +439,23 @@ static bool is_dir(const char *dir, const char *file)
 	return cgroup_join(p, sizeof(p), dir, file) == 0 && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Frees g and the structs of its child groups; unlinks it from its parent. */
 static void group_free(struct cgroup *g)
 {
 	if (!g)
 		return;
+	while (g->child) {
+		struct cgroup *c = g->child;
+		g->child = c->next;
+		c->parent = NULL;
+		group_free(c);
+	}
+	if (g->parent) {
+		struct cgroup **pp = &g->parent->child;
+		while (*pp != g)
+			pp = &(*pp)->next;
+		*pp = g->next;
+	}
 	for (int i = 0; i < CGROUP_MAX_HIER; i++)
 		free(g->dir[i]);
 	if (g->cpu_fd >= 0)
@@ -506,70 +484,32 @@ static struct cgroup *group_at(struct cgroup_root *r, struct cgroup *parent, con
 	return g;
 }
 
-/* Names of the child groups of the root (union over the hierarchies) that
- * start with `prefix` ("" = all); NULL-terminated, caller frees. */
-static char **list_children(struct cgroup_root *r, const char *prefix)
-{
-	char **v = calloc(1, sizeof(char *));
-	size_t n = 0;
-
-	for (int i = 0; v && i < r->nh; i++) {
-		cleanup_dir DIR *d = opendir(r->dir[i]);
-		struct dirent *de;
-		while (d && (de = readdir(d))) {
-			bool seen = false;
-			char **nv;
-			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
-			    strncmp(de->d_name, prefix, strlen(prefix)) != 0)
-				continue;
-			for (size_t k = 0; k < n; k++)
-				seen |= strcmp(v[k], de->d_name) == 0;
-			if (seen)
-				continue;
-			nv = realloc(v, (n + 2) * sizeof(char *));
-			if (!nv || !(nv[n] = strdup(de->d_name))) {
-				v = nv ? nv : v;
-				v[n] = NULL;
-				goto fail;
-			}
-			v = nv;
-			v[++n] = NULL;
-		}
-	}
-	return v;
-fail:
-	for (size_t k = 0; k < n; k++)
-		free(v[k]);
-	free(v);
-	return NULL;
-}
-
-static void free_list(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 /* Destroy the children of the root whose names start with `prefix`,
- * except `keep` (the v2 daemon leaf). */
+ * except `keep` (the v2 daemon leaf). Rescans after each removal rather
+ * than removing entries under a live readdir. */
 static int remove_children(struct cgroup_root *r, const char *prefix, const char *keep,
 			   struct wp_error *err)
 {
-	char **names = list_children(r, prefix);
-	int ret = 0;
+	for (;;) {
+		struct dirent *de = NULL;
+		struct cgroup *g = NULL;
 
-	if (!names)
-		return wp_error_set(err, ENOMEM, "list `%s`: out of memory", r->dir[0]);
-	for (char **p = names; *p && ret == 0; p++) {
-		struct cgroup *g;
-		if (keep && strcmp(*p, keep) == 0)
-			continue;
-		g = group_at(r, NULL, *p);
-		ret = g ? cgroup_destroy(g, err) : wp_error_set(err, ENOMEM, "out of memory");
+		for (int i = 0; i < r->nh && !g; i++) {
+			cleanup_dir DIR *d = opendir(r->dir[i]);
+			while (d && (de = readdir(d)))
+				if (de->d_type == DT_DIR && de->d_name[0] != '.' &&
+				    strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
+				    !(keep && strcmp(de->d_name, keep) == 0))
+					break;
+			if (de && !(g = group_at(r, NULL, de->d_name)))
+				return wp_error_set(err, ENOMEM, "out of memory");
+		}
+		if (!g)
+			return 0;
+		int ret = cgroup_destroy(g, err);
+		if (ret < 0)
+			return ret;
 	}
-	free_list(names);
-	return ret;
 }
 
 int cgroup_root_open(const char *mount_prefix, const char *name, const char *force_mode,
@@ -700,18 +640,27 @@ int cgroup_create(struct cgroup_root *r, struct cgroup *parent, const char *name
 			return ret;
 		}
 	}
+	if (parent) {
+		g->parent = parent;
+		g->next = parent->child;
+		parent->child = g;
+	}
 	*out = g;
 	return 0;
 }
 
+/* The mode-specific operations: cgroup_v1_<op> or cgroup_v2_<op>. */
+#define DISPATCH(g, op, ...) \
+	((g)->r->mode == CGROUP_V2 ? cgroup_v2_##op(__VA_ARGS__) : cgroup_v1_##op(__VA_ARGS__))
+
 int cgroup_kill_all(struct cgroup *g)
 {
-	return g->r->mode == CGROUP_V2 ? cgroup_v2_kill_all(g) : cgroup_v1_kill_all(g);
+	return DISPATCH(g, kill_all, g);
 }
 
 bool cgroup_is_empty(struct cgroup *g)
 {
-	return g->r->mode == CGROUP_V2 ? cgroup_v2_is_empty(g) : cgroup_v1_is_empty(g);
+	return DISPATCH(g, is_empty, g);
 }
 
 int cgroup_destroy(struct cgroup *g, struct wp_error *err)
@@ -768,7 +717,7 @@ int cgroup_open_procs(struct cgroup *g, int fds[8], struct wp_error *err)
 	for (i = 0; i < g->r->nh; i++) {
 		if (cgroup_join(p, sizeof(p), g->dir[i], "cgroup.procs") < 0 ||
 		    (fds[i] = open(p, O_WRONLY | O_CLOEXEC)) < 0) {
-			int ret = wp_error_errno(err, "open `%s`", p);
+			int ret = path_error(err, "open", p, NULL);
 			while (--i >= 0)
 				close(fds[i]);
 			fds[0] = -1;
@@ -781,44 +730,46 @@ int cgroup_open_procs(struct cgroup *g, int fds[8], struct wp_error *err)
 
 int cgroup_set_memory(struct cgroup *g, uint64_t bytes, struct wp_error *err)
 {
-	return g->r->mode == CGROUP_V2 ? cgroup_v2_set_memory(g, bytes, err)
-				       : cgroup_v1_set_memory(g, bytes, err);
+	return DISPATCH(g, set_memory, g, bytes, err);
 }
 
 int cgroup_set_pids(struct cgroup *g, uint64_t max, struct wp_error *err)
 {
-	return g->r->mode == CGROUP_V2 ? cgroup_v2_set_pids(g, max, err) : cgroup_v1_set_pids(g, max, err);
+	return DISPATCH(g, set_pids, g, max, err);
 }
 
 int cgroup_set_cpu_weight(struct cgroup *g, uint64_t weight, struct wp_error *err)
 {
-	return g->r->mode == CGROUP_V2 ? cgroup_v2_set_cpu_weight(g, weight, err)
-				       : cgroup_v1_set_cpu_weight(g, weight, err);
+	return DISPATCH(g, set_cpu_weight, g, weight, err);
 }
 
 int cgroup_read_stats(struct cgroup *g, struct cgroup_stats *st)
 {
 	memset(st, 0, sizeof(*st));
-	return g->r->mode == CGROUP_V2 ? cgroup_v2_read_stats(g, st) : cgroup_v1_read_stats(g, st);
+	return DISPATCH(g, read_stats, g, st);
 }
 
 int cgroup_read_cpu_ns(struct cgroup *g, uint64_t *ns)
 {
+	uint64_t usec = 0;
+	int ret;
+
 	if (g->cpu_fd < 0) {
-		int fd = g->r->mode == CGROUP_V2 ? cgroup_v2_open_cpu(g) : cgroup_v1_open_cpu(g);
+		int fd = DISPATCH(g, open_cpu, g);
 		if (fd < 0)
 			return fd;
 		g->cpu_fd = fd;
 	}
-	return g->r->mode == CGROUP_V2 ? cgroup_v2_cpu_ns(g->cpu_fd, ns) : pread_u64(g->cpu_fd, ns);
+	if (g->r->mode == CGROUP_V1)
+		return cgroup_pread_u64(g->cpu_fd, NULL, ns);
+	ret = cgroup_pread_u64(g->cpu_fd, "usage_usec", &usec);
+	*ns = usec * 1000;
+	return ret;
 }
 
 void cgroup_reset_peak(struct cgroup *g)
 {
-	if (g->r->mode == CGROUP_V2)
-		cgroup_v2_reset_peak(g);
-	else
-		cgroup_v1_reset_peak(g);
+	DISPATCH(g, reset_peak, g);
 }
 
 const char *cgroup_path(const struct cgroup *g)

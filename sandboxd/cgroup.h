@@ -44,7 +44,8 @@ int cgroup_create(struct cgroup_root *r, struct cgroup *parent, const char *name
 /* Kill every process inside (and in child groups), wait until empty (bounded,
  * ~1 s, never blocking longer), rmdir, free. Returns 0, or -EBUSY if it
  * could not be emptied (the struct is still freed; the leftover is logged by
- * the caller and swept by the next cgroup_root_open). */
+ * the caller and swept by the next cgroup_root_open). The structs of child
+ * groups created under g are freed with it. */
 int cgroup_destroy(struct cgroup *g, struct wp_error *err);
 /* Kill every process in the group (v2: cgroup.kill when present, else
  * SIGKILL each pid; v1: freeze, SIGKILL every pid in cgroup.procs, thaw,

@@ -3,9 +3,11 @@
 #ifndef SANDBOXD_CGROUP_IMPL_H
 #define SANDBOXD_CGROUP_IMPL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "cgroup.h"
 
 /* v1: at most one hierarchy per controller we use; v2: one. */
@@ -34,6 +36,8 @@ struct cgroup {
 	bool subtree_on;               /* v2: controllers enabled for children */
 	int cpu_fd;                    /* cached for cgroup_read_cpu_ns, -1 */
 	int peak_fd;                   /* v2: memory.peak fd that carries the reset, -1 */
+	struct cgroup *parent;         /* as created: destroying a group frees its children */
+	struct cgroup *child, *next;
 };
 
 /* Small-file I/O on cgroupfs: one open/read/write per call, O_CLOEXEC, and an
@@ -42,9 +46,9 @@ int cgroup_join(char *buf, size_t size, const char *dir, const char *file);
 bool cgroup_exists(const char *dir, const char *file);
 int cgroup_write(const char *dir, const char *file, const char *val, struct wp_error *err);
 int cgroup_read(const char *dir, const char *file, char *buf, size_t size, struct wp_error *err);
-int cgroup_read_u64(const char *dir, const char *file, uint64_t *v, struct wp_error *err);
-int cgroup_read_key(const char *dir, const char *file, const char *key, uint64_t *v);
-int cgroup_pread_key(int fd, const char *key, uint64_t *v);
+/* A number file, or with key the N of its "key N" line; "max" = UINT64_MAX. */
+int cgroup_read_u64(const char *dir, const char *file, const char *key, uint64_t *v);
+int cgroup_pread_u64(int fd, const char *key, uint64_t *v);
 bool cgroup_has_word(const char *list, const char *word);
 
 /* Where this process is: /proc/self/cgroup and /proc/self/mountinfo. */
@@ -54,11 +58,34 @@ int cgroup_find_mount(const char *fstype, const char *controller, const char *pr
 int cgroup_base_dir(const char *mnt, const char *mroot, const char *self, char **out);
 
 /* Process trees: SIGKILL / count every pid in dir and its subgroups. */
-int cgroup_kill_tree(const char *dir);
-int cgroup_count_tree(const char *dir);
+int cgroup_walk_tree(const char *dir, bool kill_them, int depth);
 int cgroup_rmdir_tree(const char *dir);
-void cgroup_sleep_ms(unsigned ms);
-uint64_t cgroup_now_ms(void);
+
+static inline int cgroup_kill_tree(const char *dir)
+{
+	return cgroup_walk_tree(dir, true, 0);
+}
+
+static inline int cgroup_count_tree(const char *dir)
+{
+	return cgroup_walk_tree(dir, false, 0);
+}
+
+static inline void cgroup_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static inline uint64_t cgroup_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 int cgroup_v1_root_open(struct cgroup_root *r, const char *prefix, struct wp_error *err);
 int cgroup_v1_kill_all(struct cgroup *g);
@@ -80,7 +107,6 @@ int cgroup_v2_set_pids(struct cgroup *g, uint64_t max, struct wp_error *err);
 int cgroup_v2_set_cpu_weight(struct cgroup *g, uint64_t weight, struct wp_error *err);
 int cgroup_v2_read_stats(struct cgroup *g, struct cgroup_stats *st);
 int cgroup_v2_open_cpu(struct cgroup *g);
-int cgroup_v2_cpu_ns(int fd, uint64_t *ns);
 void cgroup_v2_reset_peak(struct cgroup *g);
 
 #endif

@@ -22,7 +22,7 @@
  * group that first read a file (see NOTES.md), so peaks include it. */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
+#include <linux/limits.h> /* not <limits.h>: -Isandboxd makes that sandboxd/limits.h */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +32,9 @@
 #include "cgroup_impl.h"
 
 /* Freezing a busy fork bomb of a few hundred tasks takes well under this. */
-#define FREEZE_WAIT_MS 100
-#define KILL_ROUNDS 6
-#define EXIT_WAIT_MS 25
+#define FREEZE_WAIT_MS 50
+#define KILL_ROUNDS 4
+#define EXIT_WAIT_MS 20
 
 static char *find_dir(const char *prefix, const char *ctl, char **mroot)
 {
@@ -249,17 +249,17 @@ int cgroup_v1_read_stats(struct cgroup *g, struct cgroup_stats *st)
 	const char *mem = dir_of(g, CG_MEMORY), *acct = dir_of(g, CG_CPUACCT), *pids = dir_of(g, CG_PIDS);
 	int ret = 0, r;
 
-	if (acct && (r = cgroup_read_u64(acct, "cpuacct.usage", &st->cpu_ns, NULL)) < 0)
+	if (acct && (r = cgroup_read_u64(acct, "cpuacct.usage", NULL, &st->cpu_ns)) < 0)
 		ret = r;
 	if (mem) {
-		if ((r = cgroup_read_key(mem, "memory.oom_control", "oom_kill", &st->oom_kills)) < 0 && !ret)
+		if ((r = cgroup_read_u64(mem, "memory.oom_control", "oom_kill", &st->oom_kills)) < 0 && !ret)
 			ret = r;
-		if ((r = cgroup_read_u64(mem, "memory.max_usage_in_bytes", &st->mem_peak, NULL)) < 0 && !ret)
+		if ((r = cgroup_read_u64(mem, "memory.max_usage_in_bytes", NULL, &st->mem_peak)) < 0 && !ret)
 			ret = r;
-		if ((r = cgroup_read_u64(mem, "memory.usage_in_bytes", &st->mem_current, NULL)) < 0 && !ret)
+		if ((r = cgroup_read_u64(mem, "memory.usage_in_bytes", NULL, &st->mem_current)) < 0 && !ret)
 			ret = r;
 	}
-	if (pids && cgroup_read_u64(pids, "pids.peak", &st->pids_peak, NULL) < 0)
+	if (pids && cgroup_read_u64(pids, "pids.peak", NULL, &st->pids_peak) < 0)
 		st->pids_peak = 0; /* pids.peak is recent (6.13); optional */
 	return ret;
 }

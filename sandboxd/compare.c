@@ -203,8 +203,9 @@ static bool may_be_number(struct span t)
 	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.';
 }
 
-/* The whole token is a finite double. NaN and infinities are not numbers
- * here: they compare as strings, so "nan" matches only "nan". */
+/* The whole token is a finite double (strtod: decimal or hex, in the C
+ * locale, as sandboxd never calls setlocale). NaN and infinities are not
+ * numbers here: they compare as strings, so "nan" matches only "nan". */
 static bool token_number(struct scratch *s, struct span t, double *out)
 {
 	char *buf, *end;

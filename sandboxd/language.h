@@ -14,7 +14,9 @@
  *   [compile_limits]  ; limits of the compile step (optional keys)
  *   cpu = 10s
  *
- * Commands are split on blanks (quotes allowed) and run in /mnt/data. */
+ * Commands are split on blanks (quotes allowed) and run in /mnt/data. In a
+ * compile or run argument, `{memory_kb}` stands for the step's memory limit
+ * in KiB (the JVM sizes its heap from it). */
 #ifndef SANDBOXD_LANGUAGE_H
 #define SANDBOXD_LANGUAGE_H
 

@@ -241,13 +241,13 @@ int main(int argc, char **argv)
 	hl.request_timeout = 120; /* a large upload from poold over a slow link */
 	const char *addrs[2] = {cfg.listen, cfg.listen_tcp};
 	for (size_t i = 0; i < 2; i++) {
-		int r;
+		int r = -ENOMEM;
 		if (!addrs[i] || !addrs[i][0])
 			continue;
 		servers[i] = http_server_new(loop, &hl, api_handle, NULL);
 		if (!servers[i] || (r = ensure_parent_dir(addrs[i])) < 0 ||
 		    (r = http_server_listen(servers[i], addrs[i])) < 0) {
-			log_error("listen on `%s`: %s", addrs[i], strerror(servers[i] ? -r : ENOMEM));
+			log_error("listen on `%s`: %s", addrs[i], strerror(-r));
 			return 1;
 		}
 		log_info("listening on %s", addrs[i]);
@@ -271,7 +271,9 @@ int main(int argc, char **argv)
 	}
 	umount2(cfg.state_dir, MNT_DETACH);
 	rmdir(cfg.state_dir);
-	cgroup_root_close(cgroot);
+	/* leave no trace: the root group goes too (the next start recreates it) */
+	if (cgroup_root_remove(cgroot, &err) < 0)
+		log_warn("%s", err.msg);
 	language_free_all(langs, n_langs);
 	log_info("stopped");
 	settings_free(&cfg);

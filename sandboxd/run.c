@@ -216,6 +216,29 @@ static void exec_cpu_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* `s` with every `key` replaced by `val`, malloc'd. */
+static char *subst(const char *s, const char *key, const char *val)
+{
+	size_t klen = strlen(key), vlen = strlen(val), n = 0;
+	for (const char *p = s; (p = strstr(p, key)); p += klen)
+		n++;
+	char *out = malloc(strlen(s) + n * vlen + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (const char *p = s, *q; *p; p = q + klen) {
+		if (!(q = strstr(p, key))) {
+			strcpy(o, p);
+			return out;
+		}
+		memcpy(o, p, (size_t)(q - p));
+		o += q - p;
+		memcpy(o, val, vlen);
+		o += vlen;
+	}
+	*o = '\0';
+	return out;
+}
+
 static int exec_message(struct run *r, const char *const *argv, const struct limits *lim, char **out, size_t *len)
 {
 	const struct language *lang = r->slot->lang;
@@ -228,17 +251,30 @@ static int exec_message(struct run *r, const char *const *argv, const struct lim
 		envs[envc++] = base_env[i];
 	for (size_t i = 0; lang->env && lang->env[i] && envc < 290; i++)
 		envs[envc++] = lang->env[i];
-	for (; argv[argc]; argc++)
-		slen += strlen(argv[argc]) + 1;
+	char *args[257];
+	char mem[32];
+	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)lim->memory_kb);
+	for (; argv[argc]; argc++) {
+		if (argc == 256)
+			return -E2BIG;
+		args[argc] = subst(argv[argc], "{memory_kb}", mem);
+		if (!args[argc]) {
+			while (argc--)
+				free(args[argc]);
+			return -ENOMEM;
+		}
+		slen += strlen(args[argc]) + 1;
+	}
 	for (size_t i = 0; i < envc; i++)
 		slen += strlen(envs[i]) + 1;
 	slen += sizeof("/mnt/data");
 	size_t total = sizeof(struct proto_run) + slen;
-	if (total > PROTO_MAX || argc > 256)
-		return -E2BIG;
-	struct proto_run *m = calloc(1, total);
-	if (!m)
-		return -ENOMEM;
+	struct proto_run *m = total > PROTO_MAX ? NULL : calloc(1, total);
+	if (!m) {
+		for (size_t i = 0; i < argc; i++)
+			free(args[i]);
+		return total > PROTO_MAX ? -E2BIG : -ENOMEM;
+	}
 	m->hdr.type = PROTO_RUN;
 	m->argc = (uint32_t)argc;
 	m->envc = (uint32_t)envc;
@@ -248,8 +284,10 @@ static int exec_message(struct run *r, const char *const *argv, const struct lim
 	m->rlim_nofile = cfg_of()->nofile;
 	m->strings_len = (uint32_t)slen;
 	char *p = m->strings;
-	for (size_t i = 0; i < argc; i++)
-		p = stpcpy(p, argv[i]) + 1;
+	for (size_t i = 0; i < argc; i++) {
+		p = stpcpy(p, args[i]) + 1;
+		free(args[i]);
+	}
 	for (size_t i = 0; i < envc; i++)
 		p = stpcpy(p, envs[i]) + 1;
 	strcpy(p, "/mnt/data");

@@ -9,7 +9,6 @@ file; the part written during a failing test is attached to the report.
 Standard library only. Run as root: /usr/bin/python3 -m pytest tests/system
 """
 
-import errno
 import http.client
 import json
 import os
@@ -19,7 +18,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.parse
 
@@ -332,10 +330,10 @@ def cgroup_dirs_named(name, extra_pids=()):
     for h in hiers:
         start_depth = h.rstrip("/").count("/")
         for dirpath, dirnames, _ in os.walk(h):
-            if dirpath.count("/") - start_depth >= 4:
-                dirnames[:] = []
             if name in dirnames:
                 found.add(os.path.normpath(os.path.join(dirpath, name)))
+            if dirpath.count("/") - start_depth >= 4:
+                dirnames[:] = []
     return sorted(found)
 
 
@@ -484,7 +482,10 @@ class Daemon:
             problems.append("mounts left under %s: %r" % (self.tmp, mounts))
             for m in sorted(mounts, key=len, reverse=True):
                 subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
-        if not host_mounts_under(self.tmp):
+        self.final_log = self.log_text(limit=15000)
+        if problems:
+            problems.append("temp dir kept for inspection: %s" % self.tmp)
+        elif not host_mounts_under(self.tmp):
             shutil.rmtree(self.tmp, ignore_errors=True)
         return problems
 
@@ -501,15 +502,15 @@ def sandboxd():
     try:
         d.start()
     except RuntimeError as e:
-        d.stop_and_check()
-        pytest.fail(str(e), pytrace=False)
+        problems = d.stop_and_check()
+        pytest.fail("%s\n%s" % (e, "\n".join(problems)), pytrace=False)
     yield d
     problems = d.stop_and_check()
     _DAEMON = None
     if problems:
         pytest.fail(
             "sandboxd shutdown left problems:\n  - %s\n--- sandboxd stderr (tail) ---\n%s"
-            % ("\n  - ".join(problems), d.log_text(limit=15000)),
+            % ("\n  - ".join(problems), d.final_log),
             pytrace=False,
         )
 
@@ -639,7 +640,7 @@ class Slots:
             except OSError as e:
                 errors.append(e)
         try:
-            wait_gone(self.client, self.ids, timeout=15)
+            wait_gone(self.client, self.ids, timeout=30)
         except AssertionError as e:
             errors.append(e)
         self.ids = []
