@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
+#define BODY_PREALLOC (64 * 1024)
+
 enum { H_NONE, H_FIELD, H_VALUE };
 
 const char *http_status_text(int status)
@@ -207,7 +209,8 @@ static int on_headers_complete(http_parser *hp)
 	if (has_length && hp->content_length > p->lim->max_body_bytes)
 		return refuse(p, 413);
 	if (has_length && hp->content_length > 0) {
-		p->body_cap = (size_t)hp->content_length + 1;
+		/* a claimed length is not a reason to commit memory: grow past 64 KiB */
+		p->body_cap = hp->content_length < BODY_PREALLOC ? (size_t)hp->content_length + 1 : BODY_PREALLOC;
 		if (!(p->cur->body = malloc(p->body_cap)))
 			return refuse(p, 500);
 	}

@@ -267,6 +267,7 @@ static int conn_respond(struct http_conn *c, int status, const char *ctype, cons
 	size_t n;
 	char *head;
 
+	ev_now_update(c->srv->loop); /* the handler may have taken a while */
 	if (!c->parse.keep_alive || c->srv->stopping || (headers && strcasestr(headers, "connection: close")))
 		c->close_after = true;
 	if (c->close_after)

@@ -30,8 +30,6 @@
 #include "settings.h"
 #include "slot.h"
 
-const struct settings *sandboxd_settings;
-
 static struct settings cfg;
 static struct http_server *servers[2];
 static ev_signal sig_term, sig_int;

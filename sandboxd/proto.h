@@ -23,6 +23,7 @@ struct proto_hdr {
 
 struct proto_run {
 	struct proto_hdr hdr;
+	uint32_t group;       /* run cgroup 0 or 1 (they alternate, see slot_init.c) */
 	uint32_t argc;
 	uint32_t envc;
 	uint64_t rlim_cpu_s;  /* RLIMIT_CPU soft; hard = soft + 1 */

@@ -49,6 +49,9 @@ struct exec {
 	double started;
 	struct cgroup_stats before;
 	bool exited;
+	struct cgroup *cg;    /* the run group of this exec (they alternate) */
+	unsigned group;
+	bool all_dead;        /* the run cgroup was seen empty after the exit */
 	int64_t maxrss_kb;
 	uint64_t rusage_cpu_us;
 	struct run_outcome o;
@@ -75,9 +78,6 @@ struct run {
 	bool active;          /* an exec is in flight */
 	struct exec ex;
 };
-
-static const struct settings *cfg_of(void);
-extern const struct settings *sandboxd_settings; /* main.c */
 
 static const struct settings *cfg_of(void)
 {
@@ -182,20 +182,32 @@ static void exec_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* Kill everything in the run cgroup; what survives a few rounds (a fork
+ * bomb racing us) is retried from a timer. Once the main process has exited
+ * and the group is empty, nothing of the run is left. */
 static void exec_kill(struct run *r)
 {
 	struct exec *e = &r->ex;
-	if (cgroup_kill_all(r->slot->cg_run) == -EAGAIN && !ev_is_active(&e->kill_timer)) {
-		ev_timer_set(&e->kill_timer, 0.01, 0.01);
-		ev_timer_start(EV_DEFAULT, &e->kill_timer);
+	if (cgroup_kill_all(r->ex.cg) == -EAGAIN) {
+		if (!ev_is_active(&e->kill_timer)) {
+			ev_timer_set(&e->kill_timer, 0.01, 0.01);
+			ev_timer_start(EV_DEFAULT, &e->kill_timer);
+		}
+	} else if (e->exited) {
+		e->all_dead = true;
 	}
 }
 
 static void exec_kill_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct run *r = w->data;
-	if (cgroup_kill_all(r->slot->cg_run) != -EAGAIN)
+	if (cgroup_kill_all(r->ex.cg) != -EAGAIN) {
 		ev_timer_stop(loop, w);
+		if (r->ex.exited) {
+			r->ex.all_dead = true;
+			exec_try_finish(r);
+		}
+	}
 }
 
 static void exec_wall_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -209,7 +221,7 @@ static void exec_cpu_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct run *r = w->data;
 	uint64_t ns;
-	if (cgroup_read_cpu_ns(r->slot->cg_run, &ns) == 0 && ns - r->ex.before.cpu_ns > r->ex.lim->cpu_ms * 1000000ull) {
+	if (cgroup_read_cpu_ns(r->ex.cg, &ns) == 0 && ns - r->ex.before.cpu_ns > r->ex.lim->cpu_ms * 1000000ull) {
 		r->ex.o.killed_cpu = true;
 		ev_timer_stop(loop, w);
 		exec_kill(r);
@@ -276,6 +288,7 @@ static int exec_message(struct run *r, const char *const *argv, const struct lim
 		return total > PROTO_MAX ? -E2BIG : -ENOMEM;
 	}
 	m->hdr.type = PROTO_RUN;
+	m->group = r->ex.group;
 	m->argc = (uint32_t)argc;
 	m->envc = (uint32_t)envc;
 	m->rlim_cpu_s = (lim->cpu_ms + 999) / 1000 + 1;
@@ -311,17 +324,20 @@ static int exec_begin(struct run *r, char *const *argv, const char *in, size_t i
 
 	memset(e, 0, sizeof(*e));
 	e->fd[0] = e->fd[1] = -1;
+	e->group = s->next_group;
+	s->next_group ^= 1;
+	e->cg = s->cg_run[e->group];
 	e->lim = lim;
 	e->keep[0] = keep_out;
 	e->keep[1] = r->max_output;
 
-	rc = cgroup_set_memory(s->cg_run, lim->memory_kb * 1024, NULL);
+	rc = cgroup_set_memory(e->cg, lim->memory_kb * 1024, NULL);
 	if (rc == 0 || rc == -EOPNOTSUPP)
-		rc = cgroup_set_pids(s->cg_run, lim->pids, NULL);
+		rc = cgroup_set_pids(e->cg, lim->pids, NULL);
 	if (rc < 0 && rc != -EOPNOTSUPP)
 		return rc;
-	cgroup_reset_peak(s->cg_run);
-	if ((rc = cgroup_read_stats(s->cg_run, &e->before)) < 0)
+	cgroup_reset_peak(e->cg);
+	if ((rc = cgroup_read_stats(e->cg, &e->before)) < 0)
 		return rc;
 
 	memfd = memfd_create("stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -400,11 +416,11 @@ static void exec_try_finish(struct run *r)
 	struct cgroup_stats after;
 	enum verdict v;
 
-	if (!r->active || !e->eof[0] || !e->eof[1] || (!e->exited && !e->o.internal_error))
+	if (!r->active || !e->eof[0] || !e->eof[1] || (!e->all_dead && !e->o.internal_error))
 		return;
 	r->active = false;
 	e->o.wall_ms = (uint64_t)((ev_time() - e->started) * 1000.0);
-	if (cgroup_read_stats(r->slot->cg_run, &after) == 0) {
+	if (cgroup_read_stats(r->ex.cg, &after) == 0) {
 		e->o.cpu_ms = (after.cpu_ns - e->before.cpu_ns) / 1000000;
 		e->o.oom_killed = after.oom_kills > e->before.oom_kills;
 	} else {

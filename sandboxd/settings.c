@@ -11,6 +11,8 @@
 #include "cleanup.h"
 #include "config.h"
 
+const struct settings *sandboxd_settings;
+
 struct parse_ctx {
 	struct settings *s;
 	struct wp_error *err;

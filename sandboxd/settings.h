@@ -32,6 +32,9 @@ struct settings {
 /* Defaults, then the file. Relative paths in the file are taken relative to
  * the file's directory's parent when they start with "config/" — so the
  * repo's config works from any working directory — else to the cwd. */
+/* The running daemon's settings (set by main once loaded). */
+extern const struct settings *sandboxd_settings;
+
 int settings_load(const char *path, struct settings *s, struct wp_error *err);
 void settings_free(struct settings *s);
 

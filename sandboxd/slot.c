@@ -289,15 +289,23 @@ static int slot_make_cgroups(struct slot *s, struct wp_error *err)
 	} else if (r < 0) {
 		return r;
 	}
-	if ((r = cgroup_create(cgroot, s->cg, "init", &s->cg_init, err)) < 0)
+	if ((r = cgroup_create(cgroot, s->cg, "init", &s->cg_init, err)) < 0 ||
+	    (r = cgroup_create(cgroot, s->cg, "run0", &s->cg_run[0], err)) < 0)
 		return r;
-	return cgroup_create(cgroot, s->cg, "run", &s->cg_run, err);
+	return cgroup_create(cgroot, s->cg, "run1", &s->cg_run[1], err);
+}
+
+static void close_procs(int procs[2][8])
+{
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; i < 8 && procs[g][i] >= 0; i++)
+			close(procs[g][i]);
 }
 
 int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready, void *data, struct slot **out,
 		struct wp_error *err)
 {
-	int ctl[2] = {-1, -1}, sync[2] = {-1, -1}, procs[8] = {-1};
+	int ctl[2] = {-1, -1}, sync[2] = {-1, -1}, procs[2][8] = {{-1}, {-1}};
 	struct slot *s;
 	unsigned idx;
 	pid_t pid;
@@ -326,7 +334,8 @@ int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready
 		goto fail_err;
 
 	if ((r = slot_make_dirs(s, err)) < 0 || (r = slot_make_cgroups(s, err)) < 0 ||
-	    (r = cgroup_open_procs(s->cg_run, procs, err)) < 0)
+	    (r = cgroup_open_procs(s->cg_run[0], procs[0], err)) < 0 ||
+	    (r = cgroup_open_procs(s->cg_run[1], procs[1], err)) < 0)
 		goto fail;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
 		r = wp_error_errno(err, "socketpair");
@@ -358,8 +367,7 @@ int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready
 	s->init_pid = pid;
 	close(ctl[1]);
 	close(sync[0]);
-	for (int i = 0; i < 8 && procs[i] >= 0; i++)
-		close(procs[i]);
+	close_procs(procs);
 	s->ctl_fd = ctl[0];
 	ev_child_init(&s->child_watcher, slot_child_cb, pid, 0);
 	s->child_watcher.data = s;
@@ -393,8 +401,7 @@ fail:
 		cleanup_closep(&ctl[i]);
 		cleanup_closep(&sync[i]);
 	}
-	for (int i = 0; i < 8 && procs[i] >= 0; i++)
-		close(procs[i]);
+	close_procs(procs);
 	s->on_ready = NULL;
 	slot_destroy(s);
 	return r;
@@ -437,7 +444,7 @@ static bool slot_finish(struct slot *s)
 	if (s->cg) {
 		if (cgroup_destroy(s->cg, &err) < 0)
 			log_error("slot %s: %s", s->id, err.msg);
-		s->cg = s->cg_init = s->cg_run = NULL; /* freed with their parent */
+		s->cg = s->cg_init = s->cg_run[0] = s->cg_run[1] = NULL; /* freed with their parent */
 	}
 	if (s->data_fd >= 0)
 		close(s->data_fd);

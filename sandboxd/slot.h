@@ -42,7 +42,8 @@ struct slot {
 	int data_fd;             /* O_DIRECTORY on the host side of /mnt/data */
 	char *dir;               /* <state_dir>/slots/<id> */
 	bool data_mounted;
-	struct cgroup *cg, *cg_init, *cg_run;
+	struct cgroup *cg, *cg_init, *cg_run[2]; /* runs alternate between two groups */
+	unsigned next_group;
 
 	ev_io ctl_watcher;
 	ev_child child_watcher;

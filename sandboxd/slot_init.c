@@ -6,9 +6,10 @@
  * box_inside(): cgroup namespace, root filesystem, hostname, credentials,
  * no_new_privs, seccomp, fds. From then on we are pid 1 of the slot, running
  * as the slot's uid with no capabilities, and serve sandboxd over a
- * SOCK_SEQPACKET pair: PROTO_RUN → fork, move the child into the run cgroup
- * (through cgroup.procs fds opened by root before we dropped privileges),
- * set its rlimits and stdio, exec. We reap everything (orphans included) and
+ * SOCK_SEQPACKET pair: PROTO_RUN → a child in the run cgroup (moved there
+ * through cgroup.procs fds opened by root before we dropped privileges, and
+ * pre-forked between runs: see stub_spawn) sets its rlimits and stdio and
+ * execs. We reap everything (orphans included) and
  * report the run's child with its wait status and rusage.
  *
  * Killing a run's processes is sandboxd's job, through the run cgroup; we
@@ -77,11 +78,12 @@ static int setup_credentials(const struct slot_init_args *a, struct wp_error *er
 /* Keep only the control socket and the cgroup.procs fds, renumbered low. */
 static int setup_fds(struct slot_init_args *a, struct wp_error *err)
 {
-	int keep[10], n = 0, next = 3;
+	int keep[17], n = 0, next = 3;
 
 	keep[n++] = a->ctl_fd;
-	for (int i = 0; i < 8 && a->procs_fds[i] >= 0; i++)
-		keep[n++] = a->procs_fds[i];
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; i < 8 && a->procs_fds[g][i] >= 0; i++)
+			keep[n++] = a->procs_fds[g][i];
 	/* move each kept fd above every other kept one, then down to 3… */
 	for (int i = 0; i < n; i++) {
 		int fd = fcntl(keep[i], F_DUPFD_CLOEXEC, 64);
@@ -98,8 +100,9 @@ static int setup_fds(struct slot_init_args *a, struct wp_error *err)
 	}
 	syscall(SYS_close_range, (unsigned)next, ~0u, 0);
 	a->ctl_fd = keep[0];
-	for (int i = 1; i < n; i++)
-		a->procs_fds[i - 1] = keep[i];
+	for (int g = 0, k = 1; g < 2; g++)
+		for (int i = 0; i < 8 && a->procs_fds[g][i] >= 0; i++)
+			a->procs_fds[g][i] = keep[k++];
 	/* stdin/stdout/stderr of init: /dev/null */
 	int nul = open("/dev/null", O_RDWR);
 	if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
@@ -109,36 +112,75 @@ static int setup_fds(struct slot_init_args *a, struct wp_error *err)
 	return 0;
 }
 
-/* The run child: between fork and exec, as the slot's uid. */
-static _Noreturn void exec_child(const struct proto_run *m, char **argv, char **envp, const char *cwd,
-				 const int *stdio, const int *procs, int errpipe)
+/* Move the calling process into the run cgroup (every hierarchy). */
+static int join_run_cgroup(const int *procs)
 {
-	sigset_t none;
-	struct rlimit rl;
-	int e;
-
 	for (int i = 0; procs[i] >= 0; i++)
 		if (write(procs[i], "0", 1) != 1)
-			goto fail;
+			return -1;
+	return 0;
+}
+
+/* Split a PROTO_RUN message; argv and envp point into buf. */
+static int parse_run(char *buf, size_t len, char **argv, char **envp, const char **cwd)
+{
+	struct proto_run *m = (struct proto_run *)buf;
+	char *p, *end = buf + len;
+
+	if (len < sizeof(*m) || m->argc < 1 || m->argc > 256 || m->envc > 256 || m->strings_len != len - sizeof(*m) ||
+	    m->strings_len == 0 || buf[len - 1] != '\0')
+		return -1;
+	p = m->strings;
+	for (uint32_t i = 0; i < m->argc; i++, p += strlen(p) + 1) {
+		if (p >= end)
+			return -1;
+		argv[i] = p;
+	}
+	argv[m->argc] = NULL;
+	for (uint32_t i = 0; i < m->envc; i++, p += strlen(p) + 1) {
+		if (p >= end)
+			return -1;
+		envp[i] = p;
+	}
+	envp[m->envc] = NULL;
+	if (p >= end)
+		return -1;
+	*cwd = p;
+	return 0;
+}
+
+/* The run child, already in the run cgroup: limits, stdio, exec. On failure
+ * the errno goes to errfd and the child exits 127. */
+static _Noreturn void exec_child(char *buf, size_t len, const int *stdio, int errfd)
+{
+	const struct proto_run *m = (const struct proto_run *)buf;
+	char *argv[257], *envp[257];
+	const char *cwd;
+	sigset_t none;
+	struct rlimit rl;
+	int e = EINVAL;
+
+	if (parse_run(buf, len, argv, envp, &cwd) < 0)
+		goto fail;
 	for (int i = 0; i < 3; i++)
 		if (dup2(stdio[i], i) < 0)
-			goto fail;
+			goto fail_errno;
 	rl.rlim_cur = m->rlim_cpu_s;
 	rl.rlim_max = m->rlim_cpu_s + 1;
 	if (setrlimit(RLIMIT_CPU, &rl) < 0)
-		goto fail;
+		goto fail_errno;
 	rl.rlim_cur = rl.rlim_max = m->rlim_fsize;
 	if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
-		goto fail;
+		goto fail_errno;
 	rl.rlim_cur = rl.rlim_max = m->rlim_stack;
 	if (setrlimit(RLIMIT_STACK, &rl) < 0)
-		goto fail;
+		goto fail_errno;
 	rl.rlim_cur = rl.rlim_max = m->rlim_nofile;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		goto fail;
+		goto fail_errno;
 	rl.rlim_cur = rl.rlim_max = 0;
 	if (setrlimit(RLIMIT_CORE, &rl) < 0)
-		goto fail;
+		goto fail_errno;
 	/* its own session and process group: a terminal-less world */
 	setsid();
 	for (int sig = 1; sig < NSIG; sig++)
@@ -146,79 +188,164 @@ static _Noreturn void exec_child(const struct proto_run *m, char **argv, char **
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (chdir(cwd) < 0)
-		goto fail;
+		goto fail_errno;
 	execve(argv[0], argv, envp);
-fail:
+fail_errno:
 	e = errno;
-	if (write(errpipe, &e, sizeof(e)) < 0)
+fail:
+	if (write(errfd, &e, sizeof(e)) < 0)
 		_exit(127);
 	_exit(127);
 }
 
-static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, int *fds, int nfds)
+/* Receive one message and up to 3 fds. */
+static ssize_t recv_fds(int fd, char *buf, size_t size, int fds[3], int *nfds)
 {
-	struct proto_run *m = (struct proto_run *)buf;
-	char *argv[257], *envp[257], *p, *end;
-	int errpipe[2], e = 0;
+	char cbuf[CMSG_SPACE(3 * sizeof(int))];
+	struct iovec iov = {.iov_base = buf, .iov_len = size};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+
+	*nfds = 0;
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + (size_t)i * sizeof(int), sizeof(int));
+			if (*nfds < 3)
+				fds[(*nfds)++] = f;
+			else
+				close(f);
+		}
+	}
+	return n;
+}
+
+static int send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds)
+{
+	char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/* Pre-forked stubs. Moving a process between cgroups can wait for an RCU
+ * grace period (~10 ms when the host is quiet), so it is done ahead of need:
+ * a stub is a child that already sits in a run cgroup, waiting for its run.
+ * There are two run cgroups that alternate; while a run goes on in one, the
+ * stub for the next waits in the other (which the previous run left empty:
+ * sandboxd sends a run only once the last one's group is dead and empty). */
+static pid_t stub_pid[2] = {-1, -1};
+static int stub_fd[2] = {-1, -1};
+
+static void stub_spawn(const struct slot_init_args *a, int g)
+{
+	static char buf[PROTO_MAX];
+	int sp[2], fds[3], nfds;
 	pid_t pid;
 
-	if (nfds != 3 || len < sizeof(*m) || m->argc < 1 || m->argc > 256 || m->envc > 256 ||
-	    m->strings_len != len - sizeof(*m) || m->strings_len == 0 || buf[len - 1] != '\0') {
+	if (stub_pid[g] > 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		close(sp[0]);
+		close(sp[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(sp[0]);
+		close(ctl);
+		if (join_run_cgroup(a->procs_fds[g]) < 0)
+			_exit(126);
+		ssize_t n = recv_fds(sp[1], buf, sizeof(buf), fds, &nfds);
+		if (n <= 0 || nfds != 3)
+			_exit(0);
+		exec_child(buf, (size_t)n, fds, sp[1]);
+	}
+	close(sp[1]);
+	stub_pid[g] = pid;
+	stub_fd[g] = sp[0];
+}
+
+static void stub_forget(int g)
+{
+	if (stub_fd[g] >= 0)
+		close(stub_fd[g]);
+	stub_fd[g] = -1;
+	stub_pid[g] = -1;
+}
+
+/* Start a run: through the stub when one waits, else a fresh fork. Replies
+ * PROTO_STARTED or PROTO_FAILED; returns the child's pid or -1. */
+static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, int *fds, int nfds, int *group)
+{
+	char *argv[257], *envp[257];
+	const char *cwd;
+	int errp[2], e = 0, rfd;
+	pid_t pid;
+	ssize_t n;
+
+	if (nfds != 3 || parse_run(buf, len, argv, envp, &cwd) < 0 || ((struct proto_run *)buf)->group > 1) {
 		send_failed(EINVAL, "malformed run request");
 		return -1;
 	}
-	p = m->strings;
-	end = buf + len;
-	for (uint32_t i = 0; i < m->argc; i++, p += strlen(p) + 1) {
-		if (p >= end)
-			goto bad;
-		argv[i] = p;
+	int g = (int)((struct proto_run *)buf)->group;
+	*group = g;
+	if (stub_pid[g] > 0 && send_fds(stub_fd[g], buf, len, fds, 3) == 0) {
+		pid = stub_pid[g];
+		rfd = stub_fd[g];
+		stub_fd[g] = -1;
+		stub_pid[g] = -1;
+	} else {
+		stub_forget(g);
+		if (pipe2(errp, O_CLOEXEC) < 0) {
+			send_failed(errno, "pipe");
+			return -1;
+		}
+		pid = fork();
+		if (pid < 0) {
+			e = errno;
+			close(errp[0]);
+			close(errp[1]);
+			send_failed(e, "fork");
+			return -1;
+		}
+		if (pid == 0) {
+			close(errp[0]);
+			close(ctl);
+			if (join_run_cgroup(a->procs_fds[g]) < 0) {
+				e = errno;
+				if (write(errp[1], &e, sizeof(e)) < 0)
+					_exit(126);
+				_exit(126);
+			}
+			exec_child(buf, len, fds, errp[1]);
+		}
+		close(errp[1]);
+		rfd = errp[0];
 	}
-	argv[m->argc] = NULL;
-	for (uint32_t i = 0; i < m->envc; i++, p += strlen(p) + 1) {
-		if (p >= end)
-			goto bad;
-		envp[i] = p;
-	}
-	envp[m->envc] = NULL;
-	if (p >= end)
-		goto bad;
-
-	if (pipe2(errpipe, O_CLOEXEC) < 0) {
-		send_failed(errno, "pipe");
-		return -1;
-	}
-	pid = fork();
-	if (pid < 0) {
-		e = errno;
-		close(errpipe[0]);
-		close(errpipe[1]);
-		send_failed(e, "fork");
-		return -1;
-	}
-	if (pid == 0) {
-		close(errpipe[0]);
-		close(ctl);
-		exec_child(m, argv, envp, p, fds, a->procs_fds, errpipe[1]);
-	}
-	close(errpipe[1]);
-	/* exec either happens (EOF) or reports its errno */
-	ssize_t n;
+	/* exec either happens (EOF: the fd was close-on-exec) or reports errno */
 	do
-		n = read(errpipe[0], &e, sizeof(e));
+		n = read(rfd, &e, sizeof(e));
 	while (n < 0 && errno == EINTR);
-	close(errpipe[0]);
+	close(rfd);
 	if (n == sizeof(e)) {
-		waitpid(pid, NULL, 0);
 		send_failed(e, argv[0]);
-		return -1;
+		return -1; /* reaped as an orphan */
 	}
 	struct proto_started s = {.hdr.type = PROTO_STARTED, .pid = pid};
 	send(ctl, &s, sizeof(s), MSG_NOSIGNAL);
 	return pid;
-bad:
-	send_failed(EINVAL, "malformed run strings");
-	return -1;
 }
 
 static _Noreturn void serve(struct slot_init_args *a, int sigfd)
@@ -243,6 +370,9 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 				pid_t p = wait4(-1, &status, WNOHANG, &ru);
 				if (p <= 0)
 					break;
+				for (int g = 0; g < 2; g++)
+					if (p == stub_pid[g])
+						stub_forget(g); /* died waiting: a fresh fork replaces it */
 				if (p != child)
 					continue; /* an orphan of the run: reaped, not reported */
 				struct proto_exited x = {
@@ -257,32 +387,26 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 			}
 		}
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			char cbuf[CMSG_SPACE(3 * sizeof(int))];
-			struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-			struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-					    .msg_controllen = sizeof(cbuf)};
-			ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+			int fds[3] = {-1, -1, -1}, nfds = 0;
+			ssize_t n = recv_fds(ctl, buf, sizeof(buf), fds, &nfds);
 			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
 				_exit(0); /* sandboxd is gone or done with us */
-			if (n < 0)
-				continue;
-			int fds[3] = {-1, -1, -1}, nfds = 0;
-			for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-				if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-					continue;
-				nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-				if (nfds > 3)
-					nfds = 3;
-				memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
-			}
-			if ((size_t)n >= sizeof(struct proto_hdr) && ((struct proto_hdr *)buf)->type == PROTO_RUN) {
+			uint32_t type = (size_t)n >= sizeof(struct proto_hdr) ? ((struct proto_hdr *)buf)->type : 0;
+			int g = -1;
+			if (type == PROTO_RUN) {
 				if (child > 0)
 					send_failed(EBUSY, "a run is in progress");
 				else
-					child = handle_run(a, buf, (size_t)n, fds, nfds);
+					child = handle_run(a, buf, (size_t)n, fds, nfds, &g);
 			}
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
+			/* The other group is empty now (sandboxd sends a run only
+			 * once the last one's group is dead): its stub can move in
+			 * during this run. Forked after closing the run's fds, so
+			 * the stub holds no pipe of this run open. */
+			if (g >= 0)
+				stub_spawn(a, 1 - g);
 		}
 	}
 }
@@ -333,5 +457,6 @@ _Noreturn void slot_init_main(struct slot_init_args *a)
 	struct proto_hdr ready = {.type = PROTO_READY};
 	if (send(ctl, &ready, sizeof(ready), MSG_NOSIGNAL) < 0)
 		_exit(1);
+	stub_spawn(a, 0);
 	serve(a, sigfd);
 }

@@ -17,7 +17,7 @@ struct slot_init_args {
 	char *const *paths;    /* the language's extra read-only paths */
 	int ctl_fd;            /* SOCK_SEQPACKET to sandboxd */
 	int sync_fd;           /* read end: one byte once sandboxd placed us in our cgroup */
-	int procs_fds[8];      /* cgroup.procs of the run group, -1 terminated */
+	int procs_fds[2][8];   /* cgroup.procs of the two run groups, -1 terminated */
 };
 
 /* Never returns: exits 0 when sandboxd closes the control socket, 1 (after a

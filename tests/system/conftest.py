@@ -158,8 +158,21 @@ class Client:
             hdrs.setdefault("Content-Type", "application/json")
         conn = UnixHTTPConnection(self.sock_path, timeout=timeout)
         try:
-            conn.request(method, path, body=data, headers=hdrs)
-            r = conn.getresponse()
+            try:
+                conn.request(method, path, body=data, headers=hdrs)
+            except (BrokenPipeError, ConnectionResetError) as e:
+                # the server may answer (413) and close before reading the body;
+                # its answer is still there to read
+                send_error = e
+            else:
+                send_error = None
+            try:
+                r = conn.getresponse()
+            except (ConnectionError, http.client.HTTPException) as e:
+                if send_error is not None:
+                    raise ConnectionError("%s %s: sending the request failed (%s) and no answer came (%s)" % (
+                        method, path, send_error, e)) from e
+                raise
             payload = r.read()
             rh = {k.lower(): v for k, v in r.getheaders()}
             status = r.status
@@ -261,9 +274,27 @@ def host_processes(uid_lo, uid_hi):
                     "nspid": [int(x) for x in st.get("NSpid", d).split()],
                     "state": st.get("State", "?"),
                     "cmdline": proc_cmdline(d),
+                    "exe": proc_exe(d),
                 }
             )
     return out
+
+
+def proc_exe(pid):
+    try:
+        return os.readlink("/proc/%s/exe" % pid)
+    except OSError:
+        return None
+
+
+def is_sandboxd_process(p):
+    """The slot's init or one of its pre-forked stubs: a fork of sandboxd that
+    has not exec'd yet (its executable is bin/sandboxd, which no program in a
+    slot can exec: it is not in the slot's view)."""
+    exe = p.get("exe") or ""
+    if exe.endswith(" (deleted)"):
+        exe = exe[: -len(" (deleted)")]
+    return exe == os.path.realpath(SANDBOXD)
 
 
 def processes_matching(text):

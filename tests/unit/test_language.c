@@ -142,7 +142,7 @@ static void test_real_languages_load(void **state)
 
 	l = language_find(ls, n, "java");
 	assert_string_equal(l->source, "Main.java");
-	assert_argv(l->compile_argv, "/usr/lib/jvm/java-17-openjdk-amd64/bin/javac|-J-Xshare:auto|-encoding|UTF-8|Main.java");
+	assert_argv(l->compile_argv, "/usr/lib/jvm/java-17-openjdk-amd64/bin/javac|-J-XX:+UseSerialGC|-J-XX:TieredStopAtLevel=1|-J-XX:-UsePerfData|-encoding|UTF-8|Main.java");
 	assert_string_equal(l->run_argv[0], "/usr/lib/jvm/java-17-openjdk-amd64/bin/java");
 	assert_argv(l->paths, "/etc/java-17-openjdk");
 	assert_int_equal(l->limits.memory_kb, 512 * 1024);
