@@ -1,0 +1,42 @@
+/* metrics.h — a small Prometheus registry: counters, gauges and histograms
+ * with labels, rendered in the text exposition format (version 0.0.4).
+ * Names follow Prometheus conventions (snake_case, unit suffix, _total for
+ * counters); the caller picks them. Not thread-safe: one loop per daemon. */
+#ifndef WARMPOOL_METRICS_H
+#define WARMPOOL_METRICS_H
+
+#include <stddef.h>
+
+struct metrics;
+struct metric; /* a family: one name, help, type, label names */
+
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/* label_names: NULL-terminated, may be NULL for none. buckets: ascending
+ * upper bounds for histograms (+Inf is implicit), n_buckets of them. */
+struct metric *metrics_counter(struct metrics *m, const char *name, const char *help, const char *const *label_names);
+struct metric *metrics_gauge(struct metrics *m, const char *name, const char *help, const char *const *label_names);
+struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help,
+				 const char *const *label_names, const double *buckets, size_t n_buckets);
+
+/* label_values: as many as the family has label names (NULL when none).
+ * Values are escaped on output (\\, \", \n). */
+void metric_inc(struct metric *f, const char *const *label_values, double delta);
+void metric_set(struct metric *f, const char *const *label_values, double value);
+void metric_observe(struct metric *f, const char *const *label_values, double value);
+/* Drop every series of the family (for gauges recomputed at scrape time). */
+void metric_reset(struct metric *f);
+
+/* Called at the start of metrics_render, to refresh gauges. */
+void metrics_on_collect(struct metrics *m, void (*fn)(void *data), void *data);
+/* The whole exposition; malloc'd, caller frees. */
+char *metrics_render(struct metrics *m, size_t *len);
+
+/* Default latency buckets in seconds, 0.5 ms … 30 s. */
+extern const double metrics_latency_buckets[];
+extern const size_t metrics_latency_buckets_n;
+
+#endif
