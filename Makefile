@@ -18,7 +18,7 @@ HARDEN   := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protectio
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -D_GNU_SOURCE $(WARN) -Ilib
 LDHARDEN := -pie -Wl,-z,relro,-z,now
-LDLIBS   := -lev -ljansson -lseccomp -lhttp_parser -linih -lcrypto -lcurl
+LDLIBS   := -lev -ljansson -lseccomp -lhttp_parser -linih -lcrypto -lcurl -lm
 
 ifdef SANITIZE
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
@@ -47,24 +47,28 @@ all: $(BINS)
 
 build/%.o: %.c $(wildcard lib/*.h sandboxd/*.h poold/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 build/lib/libwarmpool-common.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
 bin/sandboxd: $(SANDBOXD_OBJ) build/lib/libwarmpool-common.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bin/poold: $(POOLD_OBJ) build/lib/libwarmpool-common.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link every module but the daemons' main.c.
 build/tests/test_%: tests/unit/test_%.c $(filter-out build/sandboxd/main.o,$(SANDBOXD_OBJ)) build/lib/libwarmpool-common.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -iquote sandboxd $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -iquote sandboxd $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 deps:
 	@deploy/deps.sh

@@ -44,7 +44,8 @@ struct http_result {
 typedef void (*http_call_done_fn)(struct http_result *res, void *data);
 
 struct http_client *http_client_new(struct ev_loop *loop);
-/* Cancels every call in flight (their callbacks are not called). */
+/* Cancels every call in flight (their callbacks are not called). Also allowed
+ * from inside a done callback: the client goes once that callback returns. */
 void http_client_free(struct http_client *c);
 /* Returns the call handle, or NULL when the call could not even be set up
  * (out of memory, malformed base): then `done` is not called. */

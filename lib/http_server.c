@@ -294,10 +294,10 @@ static int conn_respond(struct http_conn *c, int status, const char *ctype, cons
 /* Refuse what the client sent: answer, then close (after lingering). */
 static void conn_fail(struct http_conn *c, int status, const char *message)
 {
-	const char *code = status == 408 ? "request_timeout" :
-			   status == 413 ? "payload_too_large" :
-			   status == 431 ? "headers_too_large" :
-			   status == 500 ? "internal_error" : "bad_request";
+	const char *code = status == 408 ? "RequestTimeout" :
+			   status == 413 ? "PayloadTooLarge" :
+			   status == 431 ? "HeadersTooLarge" :
+			   status == 500 ? "InternalError" : "BadRequest";
 	size_t len;
 	char *body = http_error_body(code, message, &len);
 
@@ -755,6 +755,8 @@ int http_respond_owned(struct http_request *req, int status, const char *content
 {
 	struct http_conn *c = req->conn_;
 
+	if (req->on_answer)
+		req->on_answer(req, status);
 	if (!c || c->closed) {
 		log_debug("%s %s %s: client gone, answer %d dropped", req->peer, req->method, req->raw_path,
 			  status);
@@ -775,7 +777,7 @@ int http_respond(struct http_request *req, int status, const char *content_type,
 	char *copy = NULL;
 
 	if (len && !(copy = malloc(len))) {
-		copy = strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}");
+		copy = strdup("{\"error\":{\"code\":\"InternalError\",\"message\":\"out of memory\"}}");
 		return http_respond_owned(req, 500, "application/json", NULL, copy, copy ? strlen(copy) : 0);
 	}
 	if (len)
@@ -789,7 +791,7 @@ int http_respond_json(struct http_request *req, int status, json_t *body)
 
 	json_decref(body);
 	if (!s)
-		return http_respond_error(req, 500, "internal_error", "cannot encode the answer");
+		return http_respond_error(req, 500, "InternalError", "cannot encode the answer");
 	return http_respond_owned(req, status, "application/json", NULL, s, strlen(s));
 }
 

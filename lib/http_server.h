@@ -42,6 +42,10 @@ struct http_request {
 	bool peer_loopback;   /* TCP from 127.0.0.0/8 or ::1, or a unix socket */
 	double received_at;   /* ev_now() when the request was complete */
 	void *user;           /* free for the handler's use */
+	/* Optional: called once with the status when the request is answered
+	 * (or the answer dropped because the client left), before it is freed.
+	 * For access metrics; must not answer or free anything. */
+	void (*on_answer)(struct http_request *req, int status);
 	/* private */
 	struct http_conn *conn_;
 };

@@ -10,6 +10,7 @@
 #include "cgroup.h"
 #include "cleanup.h"
 #include "files.h"
+#include "http_path.h"
 #include "json.h"
 #include "log.h"
 #include "run.h"
@@ -17,78 +18,12 @@
 
 #define MAX_JSON_DEPTH 32
 #define MAX_CREATE 64
-#define MAX_SEGMENTS 6
 
 static struct api_ctx *api;
 
 void api_init(struct api_ctx *ctx)
 {
 	api = ctx;
-}
-
-static int hexval(char c)
-{
-	return isdigit((unsigned char)c) ? c - '0' : isxdigit((unsigned char)c) ? (tolower((unsigned char)c) - 'a' + 10) : -1;
-}
-
-/* One path segment, percent-decoded; NULL when malformed or holding a NUL. */
-static char *segment_decode(const char *s, size_t len)
-{
-	char *out = malloc(len + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] != '%') {
-			*o++ = s[i];
-			continue;
-		}
-		int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-			free(out);
-			return NULL;
-		}
-		*o++ = (char)(hi * 16 + lo);
-		i += 2;
-	}
-	*o = '\0';
-	return out;
-}
-
-struct path {
-	char *seg[MAX_SEGMENTS];
-	int n;
-};
-
-static void path_free(struct path *p)
-{
-	for (int i = 0; i < p->n; i++)
-		free(p->seg[i]);
-}
-
-/* Split raw_path into decoded segments. -1 when malformed or too deep. */
-static int path_split(const char *raw, struct path *out)
-{
-	const char *p = raw;
-	out->n = 0;
-	while (*p == '/')
-		p++;
-	while (*p) {
-		const char *e = strchr(p, '/');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		if (out->n == MAX_SEGMENTS || !(out->seg[out->n] = segment_decode(p, len)))
-			return -1;
-		out->n++;
-		p += len;
-		if (*p == '/')
-			p++;
-	}
-	return 0;
-}
-
-static bool is(const struct path *p, int i, const char *s)
-{
-	return i < p->n && strcmp(p->seg[i], s) == 0;
 }
 
 static json_t *language_json(const struct language *l, bool with_limits)
@@ -179,7 +114,7 @@ static void post_slots(struct http_request *req, json_t *body)
 		return;
 	}
 	if (label && !slot_label_valid(label)) {
-		http_respond_error(req, 400, "BadRequest", "label: 1 to 128 visible ASCII characters");
+		http_respond_error(req, 400, "BadRequest", "label: 1 to 255 visible ASCII characters");
 		return;
 	}
 	lang = language_find(api->languages, api->n_languages, lang_name);
@@ -244,7 +179,7 @@ static void patch_slot(struct http_request *req, struct slot *s, json_t *body)
 		return;
 	}
 	if (!jl || !(json_is_null(jl) || (json_is_string(jl) && slot_label_valid(json_string_value(jl))))) {
-		http_respond_error(req, 400, "BadRequest", "label: null or 1 to 128 visible ASCII characters");
+		http_respond_error(req, 400, "BadRequest", "label: null or 1 to 255 visible ASCII characters");
 		return;
 	}
 	if (s->state == SLOT_DESTROYING || s->state == SLOT_CREATING) {
@@ -332,7 +267,7 @@ static json_t *body_json(struct http_request *req)
 	return j;
 }
 
-static void route_slot(struct http_request *req, const struct path *p)
+static void route_slot(struct http_request *req, const struct http_path *p)
 {
 	struct slot *s = slot_find(p->seg[2]);
 	const char *m = req->method;
@@ -358,14 +293,14 @@ static void route_slot(struct http_request *req, const struct path *p)
 		}
 		return;
 	}
-	if (p->n == 4 && is(p, 3, "run")) {
+	if (p->n == 4 && http_path_is(p, 3, "run")) {
 		if (strcmp(m, "POST") != 0)
 			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
 		else if ((body = body_json(req)))
 			run_start(s, req, body); /* takes body */
 		return;
 	}
-	if ((p->n == 4 || p->n == 5) && is(p, 3, "files")) {
+	if ((p->n == 4 || p->n == 5) && http_path_is(p, 3, "files")) {
 		slot_files(req, s, p->n == 5 ? p->seg[4] : NULL);
 		return;
 	}
@@ -374,40 +309,42 @@ static void route_slot(struct http_request *req, const struct path *p)
 
 void api_handle(struct http_request *req, void *data)
 {
-	struct path p = {0};
+	struct http_path p = {0};
 	const char *m = req->method;
 	json_t *body;
 
-	if (path_split(req->raw_path, &p) < 0) {
+	if (http_path_split(req->raw_path, &p) < 0) {
 		http_respond_error(req, 400, "BadRequest", "malformed path");
-		path_free(&p);
+		http_path_free(&p);
 		return;
 	}
-	if (p.n == 1 && is(&p, 0, "healthz")) {
-		http_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
-	} else if (p.n >= 2 && is(&p, 0, "v1")) {
-		if (p.n == 2 && is(&p, 1, "info") && strcmp(m, "GET") == 0) {
+	if (p.n == 1 && http_path_is(&p, 0, "healthz")) {
+		if (strcmp(m, "GET") == 0)
+			http_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
+		else
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+	} else if (p.n == 2 && http_path_is(&p, 0, "v1") && (http_path_is(&p, 1, "info") || http_path_is(&p, 1, "languages"))) {
+		if (strcmp(m, "GET") != 0)
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+		else if (http_path_is(&p, 1, "info"))
 			get_info(req);
-		} else if (p.n == 2 && is(&p, 1, "languages") && strcmp(m, "GET") == 0) {
+		else
 			http_respond_json(req, 200, json_pack("{s:o}", "languages", languages_json(true)));
-		} else if (p.n == 2 && is(&p, 1, "slots")) {
-			if (strcmp(m, "GET") == 0) {
-				get_slots(req);
-			} else if (strcmp(m, "POST") == 0) {
-				if ((body = body_json(req))) {
-					post_slots(req, body);
-					json_decref(body);
-				}
-			} else {
-				http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+	} else if (p.n == 2 && http_path_is(&p, 0, "v1") && http_path_is(&p, 1, "slots")) {
+		if (strcmp(m, "GET") == 0) {
+			get_slots(req);
+		} else if (strcmp(m, "POST") == 0) {
+			if ((body = body_json(req))) {
+				post_slots(req, body);
+				json_decref(body);
 			}
-		} else if (p.n >= 3 && is(&p, 1, "slots")) {
-			route_slot(req, &p);
 		} else {
-			http_respond_error(req, 404, "NotFound", "no route %s %s", m, req->path);
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
 		}
+	} else if (p.n >= 3 && http_path_is(&p, 0, "v1") && http_path_is(&p, 1, "slots")) {
+		route_slot(req, &p);
 	} else {
 		http_respond_error(req, 404, "NotFound", "no route %s %s", m, req->path);
 	}
-	path_free(&p);
+	http_path_free(&p);
 }

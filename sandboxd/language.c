@@ -20,11 +20,11 @@
 #define LANGUAGE_NAME_MAX 32
 #define LANGUAGE_FILE_NAME_MAX 255
 
-enum lang_key { KEY_NAME, KEY_VERSION, KEY_SOURCE, KEY_COMPILE, KEY_RUN, KEY_PATHS, KEY_ENV };
+enum lang_key { KEY_NAME, KEY_VERSION, KEY_SOURCE, KEY_COMPILE, KEY_RUN, KEY_PATHS, KEY_ENV, KEY_MEMORY_ERROR };
 
 static const char *const lang_keys[] = {
 	[KEY_NAME] = "name",   [KEY_VERSION] = "version", [KEY_SOURCE] = "source", [KEY_COMPILE] = "compile",
-	[KEY_RUN] = "run",     [KEY_PATHS] = "paths",     [KEY_ENV] = "env",
+	[KEY_RUN] = "run",     [KEY_PATHS] = "paths",     [KEY_ENV] = "env",	  [KEY_MEMORY_ERROR] = "memory_error",
 };
 
 struct load_ctx {
@@ -273,6 +273,8 @@ static int handle_language(struct load_ctx *c, const char *name, const char *val
 		return set_argv(c, &l->compile_argv, name, value);
 	case KEY_RUN:
 		return set_argv(c, &l->run_argv, name, value);
+	case KEY_MEMORY_ERROR:
+		return set_string(c, &l->memory_error, value);
 	case KEY_PATHS:
 	case KEY_ENV:
 		break;
@@ -348,6 +350,7 @@ void language_free(struct language *l)
 	config_argv_free(l->version_argv);
 	free(l->version);
 	free(l->source);
+	free(l->memory_error);
 	config_argv_free(l->compile_argv);
 	config_argv_free(l->run_argv);
 	config_argv_free(l->paths);

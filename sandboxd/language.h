@@ -8,6 +8,8 @@
  *   run = ./main
  *   paths = /usr/lib/gcc /etc/alternatives  ; extra read-only paths in the slot (optional)
  *   env = LANG=C.UTF-8 HOME=/tmp            ; optional, added to the base environment
+ *   memory_error = java.lang.OutOfMemoryError ; optional: a failed run whose stderr
+ *                                           ; holds this is memory_limit_exceeded
  *
  *   [limits]          ; per-run defaults, see limits.h (optional keys)
  *   memory = 256M
@@ -34,6 +36,8 @@ struct language {
 	char **run_argv;
 	char **paths;        /* NULL-terminated absolute paths, may be empty */
 	char **env;          /* NULL-terminated "K=V", may be empty */
+	char *memory_error;  /* stderr text meaning "out of memory" (a heap limit of the
+				runtime itself, as Java's OutOfMemoryError), or NULL */
 	struct limits limits;
 	struct limits compile_limits;
 	bool available;      /* every argv[0] exists and is executable on this host */

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "settings.h"
 #include "slot.h"
+#include "slot_init.h"
 
 static struct settings cfg;
 static struct http_server *servers[2];
@@ -180,6 +181,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* argv strings are contiguous: remember the area for slot_init */
+	slot_init_argv_area = argv[0];
+	slot_init_argv_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
 	log_init("sandboxd", LOG_INFO);
 	if (settings_load(config_path, &cfg, &err) < 0) {
 		log_error("%s", err.msg);

@@ -428,6 +428,11 @@ static void exec_try_finish(struct run *r)
 	}
 	e->o.memory_kb = e->maxrss_kb > 0 ? (uint64_t)e->maxrss_kb : 0;
 	v = verdict_of_run(&e->o, e->lim);
+	/* a runtime that enforces its own heap (the JVM under MaxRAM) fails
+	 * with an error of its own before the cgroup's OOM killer would */
+	const char *merr = r->slot->lang->memory_error;
+	if (v == VERDICT_RUNTIME_ERROR && merr && e->out[1].data && strstr(e->out[1].data, merr))
+		v = VERDICT_MEMORY_LIMIT;
 
 	if (r->phase == PHASE_COMPILE) {
 		json_t *j = exec_json(r, v);

@@ -109,7 +109,7 @@ size_t slot_labelled(void)
 bool slot_label_valid(const char *label)
 {
 	size_t n = strlen(label);
-	if (n < 1 || n > 128)
+	if (n < 1 || n > 255)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)label[i] < 0x21 || (unsigned char)label[i] > 0x7e)

@@ -43,6 +43,8 @@
 #endif
 
 static int ctl = -1;
+char *slot_init_argv_area;
+size_t slot_init_argv_len;
 
 static void send_failed(int err, const char *where)
 {
@@ -419,6 +421,10 @@ _Noreturn void slot_init_main(struct slot_init_args *a)
 	int r, sigfd;
 
 	ctl = a->ctl_fd;
+	if (slot_init_argv_area && slot_init_argv_len > 0) {
+		memset(slot_init_argv_area, 0, slot_init_argv_len);
+		snprintf(slot_init_argv_area, slot_init_argv_len, "slot-init");
+	}
 	/* sandboxd's handlers (libev's) came with the clone: drop them */
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);

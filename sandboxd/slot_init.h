@@ -20,6 +20,11 @@ struct slot_init_args {
 	int procs_fds[2][8];   /* cgroup.procs of the two run groups, -1 terminated */
 };
 
+/* sandboxd's argv area (main.c): wiped in the slot so that /proc/1/cmdline
+ * does not tell the program how sandboxd was started. */
+extern char *slot_init_argv_area;
+extern size_t slot_init_argv_len;
+
 /* Never returns: exits 0 when sandboxd closes the control socket, 1 (after a
  * PROTO_FAILED message) when set-up fails. */
 _Noreturn void slot_init_main(struct slot_init_args *a);

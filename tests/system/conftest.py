@@ -380,6 +380,15 @@ def rmdir_cgroup_tree(path):
 # The daemon
 
 
+def _die_with_parent():
+    """In the child before exec: SIGTERM when pytest goes away, so that an
+    interrupted test run does not leave a daemon behind."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class Daemon:
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="warmpool-systest-")
@@ -422,6 +431,12 @@ class Daemon:
             )
 
     def start(self):
+        stale = host_processes(UID_BASE, UID_BASE + CAPACITY)
+        if stale:
+            raise RuntimeError(
+                "processes already run with uids in [%d, %d) — left by an earlier run? The slots would share "
+                "their uids. Stop them first: %r" % (UID_BASE, UID_BASE + CAPACITY, stale)
+            )
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [SANDBOXD, "--config", self.config],
@@ -429,6 +444,7 @@ class Daemon:
             stdout=self.log,
             stderr=self.log,
             cwd=self.tmp,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 10
         last = None

@@ -5,6 +5,8 @@ shape, the files API and the documented error answers."""
 import hashlib
 import json
 import os
+import re
+import socket
 import threading
 import time
 
@@ -124,10 +126,26 @@ def test_unknown_route_404(client):
         assert_error(client.get(path), 404, "NotFound")
 
 
-def test_wrong_method_405(client):
-    assert_error(client.delete("/v1/info"), 405, "MethodNotAllowed")
-    assert_error(client.put("/v1/slots", b"{}"), 405, "MethodNotAllowed")
-    assert_error(client.post("/healthz", {}), 405, "MethodNotAllowed")
+def test_wrong_method_405(client, make_slot):
+    sid = make_slot("python")
+    wrong = [
+        ("DELETE", "/v1/info"),
+        ("POST", "/v1/languages"),
+        ("POST", "/healthz"),
+        ("PUT", "/v1/slots"),
+        ("DELETE", "/v1/slots"),
+        ("PUT", "/v1/slots/%s" % sid),
+        ("GET", "/v1/slots/%s/run" % sid),
+        ("POST", "/v1/slots/%s/files" % sid),
+        ("PATCH", "/v1/slots/%s/files/x" % sid),
+    ]
+    bad = []
+    for method, path in wrong:
+        r = client.request(method, path, raw=b"{}" if method in ("PUT", "POST", "PATCH") else None)
+        err = r.body.get("error", {}) if isinstance(r.body, dict) else {}
+        if r.status != 405 or err.get("code") != "MethodNotAllowed":
+            bad.append(r)
+    assert not bad, "wrong method on an existing route must answer 405 MethodNotAllowed:\n  %s" % "\n  ".join(map(repr, bad))
 
 
 # ---------------------------------------------------------------- slots
@@ -714,3 +732,93 @@ def test_files_of_slots_are_separate(client, make_slot):
     assert client.put("/v1/slots/%s/files/only-a.txt" % a, b"A").status == 201
     assert "only-a.txt" not in _names(client, b)
     assert_error(client.get("/v1/slots/%s/files/only-a.txt" % b), 404, "NotFound")
+
+
+# ---------------------------------------------------------------- HTTP bounds
+
+
+def raw_http(sock_path, data, timeout=10):
+    """Send raw bytes; return (status, body bytes) of the answer, or (None, why)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed early: read what it said
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None, buf or b"(closed without an answer)"
+            buf += chunk
+        head, body = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for l in lines[1:]:
+            k, _, v = l.partition(":")
+            if k.strip().lower() == "content-length":
+                length = int(v)
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return status, body
+    except (socket.timeout, ConnectionResetError) as e:
+        return None, repr(e).encode()
+    finally:
+        s.close()
+
+
+def _healthy(client):
+    r = client.get("/healthz", timeout=5)
+    assert r.status == 200, "sandboxd unhealthy after a bad request: %r" % (r,)
+
+
+def test_garbage_request_400(client, sandboxd):
+    for data in (b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"\x00\x01\x02\r\n\r\n",
+                 b"POST /v1/slots HTTP/1.1\r\nContent-Length: -5\r\n\r\n"):
+        status, body = raw_http(sandboxd.sock, data)
+        assert status is None or 400 <= status < 500, "garbage %r answered %s %r" % (data, status, body[:200])
+        _healthy(client)
+
+
+def test_header_bounds(client, sandboxd):
+    """DESIGN: header count and length are bounded."""
+    many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(5000)) + b"\r\n"
+    long_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    long_url = b"GET /v1/slots/" + b"a" * (1 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    bad_codes = []
+    for what, data in (("5000 headers", many), ("a 1 MiB header", long_header), ("a 1 MiB URL", long_url)):
+        t0 = time.monotonic()
+        status, body = raw_http(sandboxd.sock, data)
+        assert status is None or 400 <= status < 500, "%s answered %s %r" % (what, status, body[:200])
+        assert time.monotonic() - t0 < 10
+        _healthy(client)
+        if status is not None and body:
+            err = json.loads(body).get("error", {})
+            if not re.match(r"^[A-Z][A-Za-z]+$", str(err.get("code"))):
+                bad_codes.append("%s → %d %r" % (what, status, err))
+    assert not bad_codes, "error codes must be PascalCase (docs/sandboxd-api.md):\n  %s" % "\n  ".join(bad_codes)
+
+
+def test_loop_not_blocked_by_runs(client, make_slot):
+    """A long run does not stall other requests (one event loop, nothing blocks it)."""
+    sid = make_slot("python")
+    other = make_slot("python")
+    t, res = _run_in_thread(client, sid, "import time\ntime.sleep(3)\n")
+    wait_state(client, sid, "busy", timeout=10)
+    for path in ("/healthz", "/v1/info", "/v1/slots", "/v1/slots/%s" % sid):
+        t0 = time.monotonic()
+        r = client.get(path, timeout=10)
+        took = time.monotonic() - t0
+        assert r.status == 200 and took < 0.5, "GET %s took %.2f s during a run: %r" % (path, took, r)
+    t0 = time.monotonic()
+    r = run_raw(client, other, HELLO, [("", "hello\n")])
+    assert r.status == 200 and r.body["verdict"] == "accepted", r
+    assert time.monotonic() - t0 < 2.5, "a run in another slot waited for the first one"
+    t.join(30)
+    assert res.get("resp") is not None and res["resp"].status == 200, res

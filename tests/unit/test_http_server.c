@@ -788,19 +788,19 @@ static void expect_refusal(const char *request, size_t len, int status, const ch
 
 static void test_bad_requests(void **state)
 {
-	REFUSE("HELLO WORLD\r\n\r\n", 400, "bad_request");
-	REFUSE("GET /hello HTTP/1.1\r\nHost: test\r\nBad Header\r\n\r\n", 400, "bad_request");
-	REFUSE("GET /a%zz HTTP/1.1\r\nHost: test\r\n\r\n", 400, "bad_request");
-	REFUSE("GET /a%00b HTTP/1.1\r\nHost: test\r\n\r\n", 400, "bad_request");
-	REFUSE("GET /a%4 HTTP/1.1\r\nHost: test\r\n\r\n", 400, "bad_request");
-	REFUSE("CONNECT example.com:443 HTTP/1.1\r\nHost: test\r\n\r\n", 400, "bad_request");
+	REFUSE("HELLO WORLD\r\n\r\n", 400, "BadRequest");
+	REFUSE("GET /hello HTTP/1.1\r\nHost: test\r\nBad Header\r\n\r\n", 400, "BadRequest");
+	REFUSE("GET /a%zz HTTP/1.1\r\nHost: test\r\n\r\n", 400, "BadRequest");
+	REFUSE("GET /a%00b HTTP/1.1\r\nHost: test\r\n\r\n", 400, "BadRequest");
+	REFUSE("GET /a%4 HTTP/1.1\r\nHost: test\r\n\r\n", 400, "BadRequest");
+	REFUSE("CONNECT example.com:443 HTTP/1.1\r\nHost: test\r\n\r\n", 400, "BadRequest");
 	/* smuggling: both lengths */
 	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
 	       "0\r\n\r\n",
-	       400, "bad_request");
+	       400, "BadRequest");
 	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400,
-	       "bad_request");
-	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "bad_request");
+	       "BadRequest");
+	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "BadRequest");
 	/* a good request, then garbage: the first is answered, the garbage refused */
 	struct client *c = tcp_client();
 	struct resp r;
@@ -831,9 +831,9 @@ static void test_bad_requests(void **state)
 static void test_body_too_large(void **state)
 {
 	/* refused on the Content-Length, before the body is sent */
-	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 4097\r\n\r\n", 413, "payload_too_large");
+	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 4097\r\n\r\n", 413, "PayloadTooLarge");
 	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 99999999999999999999\r\n\r\n", 400,
-	       "bad_request");
+	       "BadRequest");
 
 	/* chunked: refused once the running total passes the bound */
 	char req[8192 + 256];
@@ -845,13 +845,13 @@ static void test_body_too_large(void **state)
 		n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
 	}
 	n += snprintf(req + n, sizeof(req) - (size_t)n, "1\r\nz\r\n0\r\n\r\n");
-	expect_refusal(req, (size_t)n, 413, "payload_too_large");
+	expect_refusal(req, (size_t)n, 413, "PayloadTooLarge");
 
 	/* with the body actually sent, the client still reads the answer */
 	char big[16384 + 128];
 	n = snprintf(big, sizeof(big), "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 16384\r\n\r\n");
 	memset(big + n, 'q', 16384);
-	expect_refusal(big, (size_t)n + 16384, 413, "payload_too_large");
+	expect_refusal(big, (size_t)n + 16384, 413, "PayloadTooLarge");
 }
 
 static void test_headers_too_large(void **state)
@@ -877,21 +877,21 @@ static void test_headers_too_large(void **state)
 	for (int i = 0; i < 10; i++)
 		n += snprintf(req + n, sizeof(req) - (size_t)n, "X-H%d: v\r\n", i);
 	n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
-	expect_refusal(req, (size_t)n, 431, "headers_too_large");
+	expect_refusal(req, (size_t)n, 431, "HeadersTooLarge");
 
 	/* one long header */
 	n = snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nHost: test\r\nX-Long: ");
 	memset(req + n, 'l', 3000);
 	n += 3000;
 	n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n\r\n");
-	expect_refusal(req, (size_t)n, 431, "headers_too_large");
+	expect_refusal(req, (size_t)n, 431, "HeadersTooLarge");
 
 	/* a long URL counts too */
 	n = snprintf(req, sizeof(req), "GET /hello?");
 	memset(req + n, 'u', 3000);
 	n += 3000;
 	n += snprintf(req + n, sizeof(req) - (size_t)n, " HTTP/1.1\r\nHost: test\r\n\r\n");
-	expect_refusal(req, (size_t)n, 431, "headers_too_large");
+	expect_refusal(req, (size_t)n, 431, "HeadersTooLarge");
 }
 
 static struct http_limits short_timeouts = {

@@ -1,0 +1,360 @@
+/* api.c — poold's routes: authentication and rate limits first, then
+ * parsing and validation, then the work in ops.c, pool.c and lease.c. Every
+ * answer is counted in warmpool_http_requests_total by route pattern. */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "http_path.h"
+#include "json.h"
+#include "lease.h"
+#include "log.h"
+#include "node.h"
+#include "ops.h"
+#include "pool.h"
+#include "ratelimit.h"
+#include "telemetry.h"
+
+#define MAX_JSON_DEPTH 32
+
+static struct ev_loop *loop;
+static const struct psettings *cfg;
+static struct metrics *reg;
+static struct ratelimit *rl_session, *rl_client;
+static bool stopping;
+
+void api_init(struct ev_loop *l, const struct psettings *st, struct metrics *m)
+{
+	loop = l;
+	cfg = st;
+	reg = m;
+	rl_session = ratelimit_new(st->session_rate, st->session_burst, 100000);
+	rl_client = ratelimit_new(st->client_rate, st->client_burst, 100000);
+}
+
+void api_stop(void)
+{
+	stopping = true;
+}
+
+static json_t *pool_json(const struct pool *p)
+{
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s?}", "name", p->name,
+			 "language", p->language, "warm", (json_int_t)p->warm, "max", (json_int_t)p->max,
+			 "idle_timeout_s", (json_int_t)(p->idle_timeout_ms / 1000), "max_lifetime_s",
+			 (json_int_t)(p->max_lifetime_ms / 1000), "draining", p->draining, "ready",
+			 (json_int_t)p->n_ready, "creating", (json_int_t)(p->n_creating + p->n_creating_direct),
+			 "leased", (json_int_t)p->n_leased, "queued", (json_int_t)p->n_waiting, "create_failures",
+			 (json_int_t)p->create_failures, "last_error", p->last_error[0] ? p->last_error : NULL);
+}
+
+static json_t *node_json(const struct node *n)
+{
+	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:f, s:O?}", "name", n->name, "url", n->url, "up", n->up,
+			 "capacity", (json_int_t)n->capacity, "slots", (json_int_t)n->slots, "last_ok", n->last_ok,
+			 "info", n->info);
+}
+
+static void patch_pool(struct http_request *req, struct pool *p, json_t *b)
+{
+	static const char *const keys[] = {"warm", "max", "idle_timeout_s", "max_lifetime_s", NULL};
+	struct wp_error err = {0};
+	uint64_t warm = p->warm, max = p->max, idle = p->idle_timeout_ms / 1000, life = p->max_lifetime_ms / 1000;
+
+	if (json_check_keys(b, keys, &err) < 0 || json_get_uint(b, "warm", false, 0, 100000, &warm, &err) < 0 ||
+	    json_get_uint(b, "max", false, 1, 100000, &max, &err) < 0 ||
+	    json_get_uint(b, "idle_timeout_s", false, 1, 7 * 86400, &idle, &err) < 0 ||
+	    json_get_uint(b, "max_lifetime_s", false, 1, 30 * 86400, &life, &err) < 0) {
+		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
+		return;
+	}
+	if (warm > max) {
+		http_respond_error(req, 400, "BadRequest", "warm (%llu) must not exceed max (%llu)",
+				   (unsigned long long)warm, (unsigned long long)max);
+		return;
+	}
+	p->idle_timeout_ms = idle * 1000;
+	p->max_lifetime_ms = life * 1000;
+	pool_resize(p, warm, max);
+	http_respond_json(req, 200, pool_json(p));
+}
+
+static json_t *languages_json(void)
+{
+	json_t *out = json_array();
+	for (struct pool *p = pool_first(); p; p = p->next) {
+		json_t *version = NULL;
+		for (struct node *n = node_first(); n && !version; n = n->next) {
+			size_t i;
+			json_t *l;
+			json_array_foreach(json_object_get(n->info, "languages"), i, l)
+				if (strcmp(json_string_value(json_object_get(l, "name")) ?: "", p->language) == 0)
+					version = json_object_get(l, "version");
+		}
+		json_array_append_new(out, json_pack("{s:s, s:s, s:O?, s:b}", "language", p->language, "pool",
+						     p->name, "version", version, "available", version != NULL));
+	}
+	return out;
+}
+
+static bool ready(char *why, size_t len)
+{
+	if (!nodes_up()) {
+		snprintf(why, len, "no sandboxd node is up");
+		return false;
+	}
+	for (struct pool *p = pool_first(); p; p = p->next)
+		if (!p->draining && p->warm > 0 && p->n_ready == 0 && p->n_leased < p->max) {
+			snprintf(why, len, "pool %s has no ready slot yet", p->name);
+			return false;
+		}
+	return true;
+}
+
+/* Body → JSON object, or a 400 already answered. */
+static json_t *body_json(struct http_request *req)
+{
+	struct wp_error err = {0};
+	json_t *j = json_parse_body(req->body, req->body_len, MAX_JSON_DEPTH, &err);
+	if (!j)
+		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
+	return j;
+}
+
+/* ?pool=NAME, else the default pool; answers 404 itself. */
+static struct pool *pool_of(struct http_request *req)
+{
+	cleanup_free char *name = http_request_query(req, "pool");
+	struct pool *p = pool_find(name ? name : cfg->default_pool);
+	if (!p)
+		http_respond_error(req, 404, "PoolNotFound", "no pool `%s`", name ? name : cfg->default_pool);
+	return p;
+}
+
+static bool rate_ok(struct http_request *req, struct ratelimit *rl, const char *key)
+{
+	double retry = 0;
+	char hdr[48];
+	if (ratelimit_take(rl, key, ev_now(loop), &retry))
+		return true;
+	snprintf(hdr, sizeof(hdr), "Retry-After: %.0f\r\n", retry < 1 ? 1 : retry + 0.5);
+	cleanup_free char *b = NULL;
+	if (asprintf(&b, "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"rate limit for %s\"}}",
+		     rl == rl_session ? "this session" : "this client") < 0)
+		b = NULL;
+	http_respond(req, 429, "application/json", hdr, b, b ? strlen(b) : 0);
+	return false;
+}
+
+static void sessions_route(struct http_request *req, struct http_path *p)
+{
+	const char *m = req->method;
+	struct pool *pool;
+	json_t *b;
+
+	if (p->n == 2) {
+		req->user = (void *)("/v1/sessions");
+		if (strcmp(m, "GET") != 0) {
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+			return;
+		}
+		cleanup_free char *pname = http_request_query(req, "pool");
+		json_t *arr = json_array();
+		for (struct lease *l = lease_first(); l; l = l->next)
+			if (!pname || strcmp(pname, l->pool->name) == 0)
+				json_array_append_new(arr, lease_to_json(l));
+		http_respond_json(req, 200, json_pack("{s:o}", "sessions", arr));
+		return;
+	}
+	const char *ident = p->seg[2];
+	if (!lease_ident_valid(ident)) {
+		req->user = (void *)("/v1/sessions/{id}");
+		http_respond_error(req, 400, "InvalidIdentifier", "identifiers are 1 to 128 visible ASCII characters");
+		return;
+	}
+	if (!(pool = pool_of(req)))
+		return;
+	if (!rate_ok(req, rl_session, ident))
+		return;
+	if (p->n == 3) {
+		req->user = (void *)("/v1/sessions/{id}");
+		if (strcmp(m, "GET") == 0) {
+			struct lease *l = lease_find(pool, ident);
+			if (!l)
+				http_respond_error(req, 404, "SessionNotFound", "no session `%s` in pool %s", ident,
+						   pool->name);
+			else
+				http_respond_json(req, 200, lease_to_json(l));
+		} else if (strcmp(m, "DELETE") == 0) {
+			ops_session_release(req, pool, ident);
+		} else {
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+		}
+		return;
+	}
+	if (p->n == 4 && http_path_is(p, 3, "run")) {
+		req->user = (void *)("/v1/sessions/{id}/run");
+		if (strcmp(m, "POST") != 0)
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+		else if ((b = body_json(req)))
+			ops_session_run(req, pool, ident, b);
+		return;
+	}
+	if ((p->n == 4 || p->n == 5) && http_path_is(p, 3, "files")) {
+		req->user = (void *)(p->n == 4 ? "/v1/sessions/{id}/files" : "/v1/sessions/{id}/files/{name}");
+		/* the raw (still encoded) tail goes to the node as is */
+		const char *tail = strstr(req->raw_path, "/files");
+		ops_session_files(req, pool, ident, tail + 1, strcmp(m, "PUT") == 0);
+		return;
+	}
+	req->user = (void *)("other");
+	http_respond_error(req, 404, "NotFound", "no route %s %s", m, req->path);
+}
+
+static void pools_route(struct http_request *req, struct http_path *p)
+{
+	const char *m = req->method;
+	struct pool *pool;
+	json_t *b;
+
+	if (p->n == 2) {
+		req->user = (void *)("/v1/pools");
+		json_t *arr = json_array();
+		for (struct pool *q = pool_first(); q; q = q->next)
+			json_array_append_new(arr, pool_json(q));
+		http_respond_json(req, 200, json_pack("{s:o}", "pools", arr));
+		return;
+	}
+	req->user = (void *)(p->n == 3 ? "/v1/pools/{name}" : "/v1/pools/{name}/drain");
+	if (!(pool = pool_find(p->seg[2]))) {
+		http_respond_error(req, 404, "PoolNotFound", "no pool `%s`", p->seg[2]);
+		return;
+	}
+	if (p->n == 3 && strcmp(m, "GET") == 0) {
+		http_respond_json(req, 200, pool_json(pool));
+	} else if (p->n == 3 && strcmp(m, "PATCH") == 0) {
+		if ((b = body_json(req))) {
+			patch_pool(req, pool, b);
+			json_decref(b);
+		}
+	} else if (p->n == 4 && strcmp(m, "POST") == 0 &&
+		   (http_path_is(p, 3, "drain") || http_path_is(p, 3, "undrain"))) {
+		pool_set_draining(pool, http_path_is(p, 3, "drain"));
+		http_respond_json(req, 200, pool_json(pool));
+	} else {
+		http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+	}
+}
+
+/* The role a route needs; 0 for none. */
+static int role_for(const struct http_path *p, const char *method)
+{
+	if (p->n == 1 && (http_path_is(p, 0, "healthz") || http_path_is(p, 0, "readyz")))
+		return 0;
+	if (p->n == 1 && http_path_is(p, 0, "metrics"))
+		return AUTH_METRICS;
+	if (http_path_is(p, 0, "v1") && http_path_is(p, 1, "pools") && strcmp(method, "GET") != 0)
+		return AUTH_ADMIN;
+	if (http_path_is(p, 0, "v1") && p->n == 2 && http_path_is(p, 1, "sessions"))
+		return AUTH_ADMIN;
+	return AUTH_EXECUTOR;
+}
+
+static void dispatch(struct http_request *req, struct http_path *p)
+{
+	const char *m = req->method;
+	char why[160];
+	json_t *b;
+
+	if (p->n == 1 && http_path_is(p, 0, "healthz")) {
+		req->user = (void *)("/healthz");
+		http_respond_json(req, 200, json_pack("{s:s}", "status", stopping ? "stopping" : "ok"));
+	} else if (p->n == 1 && http_path_is(p, 0, "readyz")) {
+		req->user = (void *)("/readyz");
+		if (!stopping && ready(why, sizeof(why)))
+			http_respond_json(req, 200, json_pack("{s:s}", "status", "ready"));
+		else
+			http_respond_error(req, 503, "NotReady", "%s", stopping ? "stopping" : why);
+	} else if (p->n == 1 && http_path_is(p, 0, "metrics")) {
+		size_t len = 0;
+		req->user = (void *)("/metrics");
+		char *text = metrics_render(reg, &len);
+		http_respond_owned(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, len);
+	} else if (p->n == 1 && http_path_is(p, 0, "execute")) {
+		req->user = (void *)("/execute");
+		if (strcmp(m, "POST") != 0) {
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+		} else if ((b = body_json(req))) {
+			const char *user = json_string_value(json_object_get(b, "user_id"));
+			if (user && !rate_ok(req, rl_session, user))
+				json_decref(b);
+			else
+				ops_execute(req, b);
+		}
+	} else if (p->n >= 2 && http_path_is(p, 0, "v1") && http_path_is(p, 1, "sessions")) {
+		sessions_route(req, p);
+	} else if (p->n >= 2 && http_path_is(p, 0, "v1") && http_path_is(p, 1, "pools")) {
+		pools_route(req, p);
+	} else if (p->n == 2 && http_path_is(p, 0, "v1") && http_path_is(p, 1, "nodes")) {
+		req->user = (void *)("/v1/nodes");
+		json_t *arr = json_array();
+		for (struct node *n = node_first(); n; n = n->next)
+			json_array_append_new(arr, node_json(n));
+		http_respond_json(req, 200, json_pack("{s:o}", "nodes", arr));
+	} else if (p->n == 2 && http_path_is(p, 0, "v1") && http_path_is(p, 1, "languages")) {
+		req->user = (void *)("/v1/languages");
+		http_respond_json(req, 200, json_pack("{s:o}", "languages", languages_json()));
+	} else {
+		req->user = (void *)("other");
+		http_respond_error(req, 404, "NotFound", "no route %s %s", m, req->path);
+	}
+}
+
+static void count_answer(struct http_request *req, int status)
+{
+	telemetry_http(req->user ? req->user : "other", status);
+}
+
+void api_handle(struct http_request *req, void *data)
+{
+	struct http_path p = {0};
+	const char *who = NULL;
+	char peer[64];
+
+	req->on_answer = count_answer;
+
+	if (http_path_split(req->raw_path, &p) < 0) {
+		http_respond_error(req, 400, "BadRequest", "malformed path");
+		return;
+	}
+	int role = role_for(&p, req->method);
+	if (role && auth_count(cfg->auth) > 0) {
+		int r = auth_check(cfg->auth, http_request_header(req, "authorization"), (enum auth_role)role, &who);
+		if (r == -EACCES) {
+			http_respond(req, 401, "application/json", "WWW-Authenticate: Bearer\r\n",
+				     "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid bearer token is required\"}}",
+				     83);
+			http_path_free(&p);
+			return;
+		}
+		if (r < 0) {
+			http_respond_error(req, 403, "Forbidden", "this token's role may not use this route");
+			http_path_free(&p);
+			return;
+		}
+	}
+	/* per client address (without the port) */
+	snprintf(peer, sizeof(peer), "%s", req->peer);
+	char *colon = strrchr(peer, ':');
+	if (colon && peer[0] != 'u')
+		*colon = '\0';
+	if (role && !rate_ok(req, rl_client, peer)) {
+		http_path_free(&p);
+		return;
+	}
+	dispatch(req, &p);
+	http_path_free(&p);
+}

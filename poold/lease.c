@@ -1,0 +1,437 @@
+/* lease.c — see lease.h. */
+#include "lease.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "node.h"
+#include "pool.h"
+#include "telemetry.h"
+
+#define BUCKETS 4096
+
+static struct ev_loop *loop;
+static const struct psettings *cfg;
+static struct lease *table[BUCKETS];
+static struct lease *all;
+static size_t n_leases;
+static ev_timer reaper;
+
+static unsigned hash(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % BUCKETS;
+}
+
+const char *lease_state_name(enum lease_state st)
+{
+	static const char *const names[] = {"acquiring", "active", "ending", "lost"};
+	return names[st];
+}
+
+bool lease_ident_valid(const char *ident)
+{
+	size_t n = strlen(ident);
+	if (n < 1 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)ident[i] < 0x21 || (unsigned char)ident[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static char *make_key(const struct pool *p, const char *ident)
+{
+	char *k = NULL;
+	return asprintf(&k, "%s/%s", p->name, ident) < 0 ? NULL : k;
+}
+
+static struct lease *find_key(const char *key)
+{
+	for (struct lease *l = table[hash(key)]; l; l = l->hnext)
+		if (strcmp(l->key, key) == 0)
+			return l;
+	return NULL;
+}
+
+struct lease *lease_find(struct pool *p, const char *ident)
+{
+	cleanup_free char *key = make_key(p, ident);
+	return key ? find_key(key) : NULL;
+}
+
+struct lease *lease_first(void)
+{
+	return all;
+}
+
+size_t lease_count(void)
+{
+	return n_leases;
+}
+
+static struct lease *lease_new(struct pool *p, const char *key)
+{
+	struct lease *l = calloc(1, sizeof(*l));
+	if (!l || !(l->key = strdup(key))) {
+		free(l);
+		return NULL;
+	}
+	l->ident = strchr(l->key, '/') + 1;
+	l->pool = p;
+	l->created = l->last_used = ev_now(loop);
+	unsigned h = hash(key);
+	l->hnext = table[h];
+	table[h] = l;
+	l->next = all;
+	all = l;
+	n_leases++;
+	return l;
+}
+
+static void lease_free(struct lease *l)
+{
+	for (struct lease **pp = &table[hash(l->key)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == l) {
+			*pp = l->hnext;
+			break;
+		}
+	for (struct lease **pp = &all; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	n_leases--;
+	free(l->key);
+	free(l);
+}
+
+static void fail_queue(struct lease *l, int status, const char *code, const char *msg, double retry_after)
+{
+	while (l->head) {
+		struct lease_op *op = l->head;
+		l->head = op->next;
+		l->queued--;
+		op->fail(op, status, code, msg, retry_after);
+	}
+	l->tail = NULL;
+}
+
+json_t *lease_to_json(const struct lease *l)
+{
+	double now = ev_now(loop);
+	double idle_left = (double)l->pool->idle_timeout_ms / 1000.0 - (now - l->last_used);
+	return json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:f, s:f, s:f, s:I, s:I, s:b}", "identifier", l->ident, "pool",
+			 l->pool->name, "node", l->node ? l->node->name : NULL, "slot",
+			 l->slot_id[0] ? l->slot_id : NULL, "state", lease_state_name(l->state), "created", l->created,
+			 "last_used", l->last_used, "expires_in_s", idle_left > 0 ? idle_left : 0.0, "executions",
+			 (json_int_t)l->executions, "queued", (json_int_t)l->queued, "busy", l->busy);
+}
+
+static void run_next(struct lease *l)
+{
+	if (l->busy || !l->head || l->state != LEASE_ACTIVE)
+		return;
+	struct lease_op *op = l->head;
+	l->head = op->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->queued--;
+	l->busy = true;
+	l->last_used = ev_now(loop);
+	op->start(l, op);
+}
+
+static void destroy_done(struct node *n, struct http_result *res, void *data)
+{
+	if (res->status != 202 && res->status != 404 && res->status != 0)
+		log_warn("node %s: destroying slot of an ended lease: HTTP %d", n->name, res->status);
+}
+
+/* The lease is over and idle: destroy its slot, forget it, refill. */
+static void lease_finish(struct lease *l)
+{
+	char path[64];
+	struct pool *p = l->pool;
+
+	if (l->node && l->slot_id[0] && l->node->up) {
+		snprintf(path, sizeof(path), "/v1/slots/%s", l->slot_id);
+		node_call(l->node, "DELETE", path, NULL, 0, destroy_done, NULL);
+		if (l->node->slots)
+			l->node->slots--;
+	}
+	if (l->node && p->n_leased)
+		p->n_leased--;
+	lease_free(l);
+	pool_kick(p);
+}
+
+void lease_end(struct lease *l, const char *why)
+{
+	if (l->state == LEASE_ENDING)
+		return;
+	log_info("lease %s ended (%s, %lu executions, slot %s on %s)", l->key, why, l->executions,
+		 l->slot_id[0] ? l->slot_id : "-", l->node ? l->node->name : "-");
+	if (l->state == LEASE_LOST) {
+		fail_queue(l, 410, "SessionEnded", "the session has ended", 0);
+		lease_free(l);
+		return;
+	}
+	l->state = LEASE_ENDING;
+	fail_queue(l, 410, "SessionEnded", "the session has ended", 0);
+	if (!l->busy)
+		lease_finish(l);
+}
+
+void lease_op_done(struct lease *l)
+{
+	l->busy = false;
+	l->last_used = ev_now(loop);
+	l->executions++;
+	if (l->state == LEASE_ENDING) {
+		lease_finish(l);
+		return;
+	}
+	if (l->state == LEASE_LOST && !l->head)
+		return; /* tombstone stays */
+	run_next(l);
+}
+
+void lease_fail_transport(struct lease *l, struct lease_op *op, const char *error)
+{
+	if (l->state == LEASE_LOST || (l->node && !l->node->up))
+		op->fail(op, 410, "SessionLost",
+			 "the node holding this session stopped answering; its state is gone. Release the "
+			 "session or use a new identifier",
+			 0);
+	else
+		op->fail(op, 502, "NodeError", error ? error : "the node failed", 0);
+}
+
+static void label_done(struct node *n, struct http_result *res, void *data)
+{
+	struct lease *l = data;
+
+	if (l->state == LEASE_ENDING) { /* released while acquiring */
+		lease_finish(l);
+		return;
+	}
+	if (l->state == LEASE_LOST) {
+		fail_queue(l, 410, "SessionLost", "the node holding this session stopped answering", 0);
+		return;
+	}
+	if (res->status != 200) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "could not label slot %s on node %s (HTTP %d)", l->slot_id, n->name,
+			 res->status);
+		log_error("lease %s: %s", l->key, msg);
+		fail_queue(l, 502, "NodeError", msg, 0);
+		l->state = LEASE_ENDING;
+		lease_finish(l);
+		return;
+	}
+	l->state = LEASE_ACTIVE;
+	l->acquired_in = ev_now(loop) - l->created;
+	telemetry_lease_wait(l->pool->name, l->acquired_in);
+	l->last_used = ev_now(loop);
+	log_info("lease %s → slot %s on %s (%.1f ms)", l->key, l->slot_id, n->name, l->acquired_in * 1000);
+	run_next(l);
+}
+
+static void on_slot(struct pool *p, int err, struct node *n, const char *slot_id, void *data)
+{
+	struct lease *l = data;
+	char path[64];
+
+	if (err) {
+		double retry = (double)cfg->queue_timeout_ms / 1000.0;
+		if (err == -ETIMEDOUT)
+			fail_queue(l, 503, "PoolExhausted", "every slot of the pool is leased; try again later", retry);
+		else if (err == -ECANCELED)
+			fail_queue(l, 503, "PoolUnavailable", "the pool is draining or poold is stopping", retry);
+		else if (err == -ENODEV)
+			fail_queue(l, 503, "NoCapacity", "no node that is up can host this language", retry);
+		else
+			fail_queue(l, 503, "PoolUnavailable", "could not obtain a slot", retry);
+		lease_free(l);
+		return;
+	}
+	snprintf(l->slot_id, sizeof(l->slot_id), "%s", slot_id);
+	l->node = n;
+	p->n_leased++;
+	if (l->state == LEASE_ENDING) {
+		lease_finish(l);
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/slots/%s", slot_id);
+	node_call(n, "PATCH", path, json_pack("{s:s}", "label", l->key), 0, label_done, l);
+}
+
+void lease_submit(struct pool *p, const char *ident, struct lease_op *op)
+{
+	cleanup_free char *key = make_key(p, ident);
+	struct lease *l = key ? find_key(key) : NULL;
+
+	op->enqueued = ev_now(loop);
+	op->next = NULL;
+	if (l && l->state == LEASE_LOST) {
+		op->fail(op, 410, "SessionLost",
+			 "the node holding this session stopped answering; its state is gone (the next request "
+			 "with this identifier starts a new session)",
+			 0);
+		if (!l->busy)
+			lease_free(l);
+		return;
+	}
+	if (l && l->state == LEASE_ENDING) {
+		op->fail(op, 409, "SessionEnding", "the session is being released; retry in a moment", 1);
+		return;
+	}
+	if (!l) {
+		if (!op->create) {
+			op->fail(op, 404, "SessionNotFound", "no session with this identifier in this pool", 0);
+			return;
+		}
+		if (!key || !(l = lease_new(p, key))) {
+			op->fail(op, 500, "InternalError", "out of memory", 0);
+			return;
+		}
+		l->state = LEASE_ACQUIRING;
+		pool_take(p, (double)cfg->queue_timeout_ms / 1000.0, on_slot, l);
+	}
+	if (l->queued >= cfg->session_queue) {
+		op->fail(op, 429, "SessionQueueFull", "too many executions are waiting on this session", 1);
+		return;
+	}
+	if (l->tail)
+		l->tail->next = op;
+	else
+		l->head = op;
+	l->tail = op;
+	l->queued++;
+	run_next(l);
+}
+
+void leases_node_down(struct node *n)
+{
+	for (struct lease *l = all, *next; l; l = next) {
+		next = l->next;
+		if (l->node != n || l->state == LEASE_LOST)
+			continue;
+		log_warn("lease %s lost with node %s", l->key, n->name);
+		if (l->pool->n_leased)
+			l->pool->n_leased--;
+		if (l->state == LEASE_ENDING && !l->busy) {
+			lease_free(l);
+			continue;
+		}
+		l->state = LEASE_LOST;
+		l->last_used = ev_now(loop);
+		fail_queue(l, 410, "SessionLost", "the node holding this session stopped answering; its state is gone",
+			   0);
+	}
+}
+
+static bool slot_in_use(struct node *n, const char *id)
+{
+	for (struct lease *l = all; l; l = l->next)
+		if (l->node == n && strcmp(l->slot_id, id) == 0)
+			return true;
+	return false;
+}
+
+void leases_node_sync(struct node *n, json_t *slots)
+{
+	size_t i, adopted = 0, kept = 0;
+	json_t *s;
+
+	json_array_foreach(slots, i, s)
+	{
+		const char *id = json_string_value(json_object_get(s, "id"));
+		const char *label = json_string_value(json_object_get(s, "label"));
+		const char *state = json_string_value(json_object_get(s, "state"));
+		const char *lang = json_string_value(json_object_get(s, "language"));
+		if (!id || !state || !lang || strlen(id) != 16 || strcmp(state, "destroying") == 0 ||
+		    strcmp(state, "creating") == 0 || slot_in_use(n, id))
+			continue;
+		if (!label) {
+			struct pool *p = pool_for_language(lang);
+			if (p && !p->draining) {
+				pool_adopt(p, n, id);
+				adopted++;
+			}
+			continue;
+		}
+		const char *slash = strchr(label, '/');
+		cleanup_free char *pname = slash ? strndup(label, (size_t)(slash - label)) : NULL;
+		struct pool *p = pname ? pool_find(pname) : NULL;
+		if (!p || !lease_ident_valid(slash + 1)) {
+			log_warn("node %s: slot %s has label `%s` of no pool of ours; left alone", n->name, id, label);
+			continue;
+		}
+		struct lease *l = find_key(label);
+		if (l) {
+			/* a tombstone, or a newer lease elsewhere: this slot lost */
+			char path[64];
+			snprintf(path, sizeof(path), "/v1/slots/%s", id);
+			log_warn("node %s: slot %s (%s) superseded; destroying it", n->name, id, label);
+			node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
+			continue;
+		}
+		if (!(l = lease_new(p, label)))
+			continue;
+		snprintf(l->slot_id, sizeof(l->slot_id), "%s", id);
+		l->node = n;
+		l->state = LEASE_ACTIVE;
+		l->created = json_real_value(json_object_get(s, "created"));
+		l->last_used = json_real_value(json_object_get(s, "last_used"));
+		if (l->last_used < l->created)
+			l->last_used = ev_now(loop);
+		l->executions = (unsigned long)json_integer_value(json_object_get(s, "runs"));
+		p->n_leased++;
+		kept++;
+	}
+	log_info("node %s synced: %zu leases recovered, %zu ready slots adopted", n->name, kept, adopted);
+}
+
+static void reap_cb(struct ev_loop *lp, ev_timer *w, int revents)
+{
+	double now = ev_now(loop);
+	for (struct lease *l = all, *next; l; l = next) {
+		next = l->next;
+		double idle = (double)l->pool->idle_timeout_ms / 1000.0;
+		if (l->state == LEASE_LOST) {
+			if (!l->busy && now - l->last_used > idle)
+				lease_free(l);
+			continue;
+		}
+		if (l->state != LEASE_ACTIVE)
+			continue;
+		if (!l->busy && !l->head && now - l->last_used > idle)
+			lease_end(l, "idle timeout");
+		else if (now - l->created > (double)l->pool->max_lifetime_ms / 1000.0)
+			lease_end(l, "max lifetime");
+	}
+}
+
+int leases_init(struct ev_loop *l, const struct psettings *st)
+{
+	loop = l;
+	cfg = st;
+	ev_timer_init(&reaper, reap_cb, 1.0, 1.0);
+	ev_timer_start(loop, &reaper);
+	return 0;
+}
+
+bool leases_idle(void)
+{
+	for (struct lease *l = all; l; l = l->next)
+		if (l->busy)
+			return false;
+	return true;
+}

@@ -1,0 +1,243 @@
+/* poold — the pool manager and public API of warmpool (DESIGN.md).
+ *
+ * Start-up: config, then nodes are checked and their slot lists read back
+ * (the lease table is rebuilt from the slots' labels) before poold listens:
+ * a request that arrived earlier could lease a fresh slot for an identifier
+ * whose old slot simply was not known yet. SIGTERM/SIGINT: stop accepting,
+ * let running executions finish, leave every session leased on its node
+ * (the next poold finds them), exit 0. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "auth.h"
+#include "cleanup.h"
+#include "http_client.h"
+#include "http_server.h"
+#include "lease.h"
+#include "log.h"
+#include "node.h"
+#include "ops.h"
+#include "pool.h"
+#include "settings.h"
+#include "telemetry.h"
+
+#define STARTUP_SYNC_LIMIT 10.0
+
+static struct psettings cfg;
+static struct http_server *servers[8];
+static size_t n_servers;
+static ev_signal sig_term, sig_int;
+static ev_timer wait_timer;
+static double started;
+static bool stopping;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: poold --config FILE [--check-config] [--log-level LEVEL]\n"
+		   "       poold --hash-token < token-file\n"
+		   "\n"
+		   "Keeps warm pools of sandbox slots on sandboxd nodes, leases one per session\n"
+		   "identifier, and serves /execute, the Azure dynamic sessions API, /v1 and /metrics.\n"
+		   "\n"
+		   "  -c, --config FILE   poold.conf (default /etc/warmpool/poold.conf)\n"
+		   "      --check-config  validate the config, explain it, exit (0 = valid)\n"
+		   "      --hash-token    read a token on stdin, print the SHA-256 to put in [auth]\n"
+		   "  -l, --log-level L   debug, info, warn or error (overrides the config)\n"
+		   "  -h, --help          this text\n"
+		   "  -V, --version       print the version\n"
+		   "\n"
+		   "Examples:\n"
+		   "  poold --config config/poold.conf\n"
+		   "  head -c 32 /dev/urandom | base64 > token; poold --hash-token < token\n"
+		   "  curl -s localhost:8080/execute -d '{\"language\":\"python\",\"code\":\"print(1)\",\n"
+		   "       \"user_id\":\"u1\",\"test_cases\":[{\"input\":\"\",\"expected_output\":\"1\"}]}'\n");
+}
+
+static int hash_token(void)
+{
+	char buf[4097], out[65];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, stdin);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0 || n >= sizeof(buf) - 1) {
+		fprintf(stderr, "poold: give a token of 1 to 4095 bytes on stdin\n");
+		return 2;
+	}
+	auth_hash_token(buf, n, out);
+	printf("%s\n", out);
+	return 0;
+}
+
+static void explain(const char *path)
+{
+	printf("%s: valid\n", path);
+	for (size_t i = 0; i < cfg.n_listen; i++)
+		printf("  listen      %s%s\n", cfg.listen[i],
+		       psettings_is_loopback(cfg.listen[i]) ? " (loopback)" : "");
+	printf("  auth        %zu token(s)%s\n", auth_count(cfg.auth),
+	       auth_count(cfg.auth) ? "" : " — no authentication (loopback only)");
+	for (struct node_conf *n = cfg.nodes; n; n = n->next)
+		printf("  node        %-12s %s\n", n->name, n->url);
+	for (struct pool_conf *p = cfg.pools; p; p = p->next) {
+		cleanup_free char *lim = json_dumps(p->limits, JSON_COMPACT);
+		printf("  pool        %-12s %s, warm %llu, max %llu, idle %llus, lifetime %llus%s, limits %s\n",
+		       p->name, p->language, (unsigned long long)p->warm, (unsigned long long)p->max,
+		       (unsigned long long)(p->idle_timeout_ms / 1000), (unsigned long long)(p->max_lifetime_ms / 1000),
+		       strcmp(p->name, cfg.default_pool) == 0 ? " (default)" : "", lim ? lim : "{}");
+	}
+	printf("  queue       %llu waiting per pool for up to %llus; %llu per session\n",
+	       (unsigned long long)cfg.max_queue, (unsigned long long)(cfg.queue_timeout_ms / 1000),
+	       (unsigned long long)cfg.session_queue);
+	printf("  rate limit  %g/s (burst %g) per session, %s per client\n", cfg.session_rate, cfg.session_burst,
+	       cfg.client_rate > 0 ? "set" : "none");
+}
+
+static void stop_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	size_t conns = 0;
+	for (size_t i = 0; i < n_servers; i++)
+		conns += http_server_connections(servers[i]);
+	if (leases_idle() && conns == 0)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	if (stopping) {
+		log_warn("second signal: exiting now");
+		exit(1);
+	}
+	stopping = true;
+	log_info("signal %d: stopping; running executions finish, sessions stay leased on their nodes", w->signum);
+	api_stop();
+	for (size_t i = 0; i < n_servers; i++)
+		http_server_stop(servers[i], NULL, NULL);
+	pools_stop();
+	nodes_stop();
+	ev_timer_stop(loop, &wait_timer);
+	ev_timer_init(&wait_timer, stop_wait_cb, 0.05, 0.05);
+	ev_timer_start(loop, &wait_timer);
+}
+
+static int listen_all(struct ev_loop *loop)
+{
+	struct http_limits hl;
+	http_limits_default(&hl);
+	hl.max_body_bytes = cfg.max_upload > cfg.max_body ? cfg.max_upload : cfg.max_body;
+	for (size_t i = 0; i < cfg.n_listen; i++) {
+		int r = -ENOMEM;
+		servers[n_servers] = http_server_new(loop, &hl, api_handle, NULL);
+		if (!servers[n_servers] || (r = http_server_listen(servers[n_servers], cfg.listen[i])) < 0) {
+			log_error("listen on `%s`: %s", cfg.listen[i], strerror(-r));
+			return -1;
+		}
+		n_servers++;
+		log_info("listening on http://%s", cfg.listen[i]);
+	}
+	return 0;
+}
+
+/* Listen once every node answered (and was read back) or the limit passed. */
+static void startup_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bool all = true;
+	for (struct node *n = node_first(); n; n = n->next)
+		all &= (n->up && n->synced) || (!n->up && n->failures > 0);
+	if (!all && ev_now(loop) - started < STARTUP_SYNC_LIMIT)
+		return;
+	ev_timer_stop(loop, w);
+	if (!all)
+		log_warn("not every node answered within %.0f s; serving anyway", STARTUP_SYNC_LIMIT);
+	if (listen_all(loop) < 0) {
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	size_t total = 0;
+	for (struct node *n = node_first(); n; n = n->next)
+		total++;
+	log_info("ready: %zu of %zu nodes up, %zu sessions recovered", nodes_up(), total, lease_count());
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"check-config", no_argument, NULL, 'k'},
+					     {"hash-token", no_argument, NULL, 't'},
+					     {"log-level", required_argument, NULL, 'l'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
+	const char *config_path = "/etc/warmpool/poold.conf", *level_arg = NULL;
+	bool check_only = false;
+	struct wp_error err = {0};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 'k': check_only = true; break;
+		case 't': return hash_token();
+		case 'l': level_arg = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("poold %s\n", WARMPOOL_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "poold: unexpected argument `%s`\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	log_init("poold", LOG_INFO);
+	if (psettings_load(config_path, &cfg, &err) < 0) {
+		if (check_only)
+			fprintf(stderr, "%s\n", err.msg);
+		else
+			log_error("%s", err.msg);
+		return 1;
+	}
+	if (check_only) {
+		explain(config_path);
+		return 0;
+	}
+	if (level_arg && log_parse_level(level_arg, &cfg.log_level) < 0) {
+		log_error("unknown log level `%s`", level_arg);
+		return 2;
+	}
+	log_init("poold", cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+	struct http_client *hc = http_client_new(loop);
+	struct metrics *m = telemetry_init();
+	if (!hc || !m || nodes_init(loop, hc, &cfg, &err) < 0 || pools_init(loop, &cfg, &err) < 0 ||
+	    leases_init(loop, &cfg) < 0) {
+		log_error("start-up: %s", err.msg[0] ? err.msg : "out of memory");
+		return 1;
+	}
+	ops_init(&cfg, m);
+	api_init(loop, &cfg, m);
+
+	ev_signal_init(&sig_term, on_signal, SIGTERM);
+	ev_signal_start(loop, &sig_term);
+	ev_signal_init(&sig_int, on_signal, SIGINT);
+	ev_signal_start(loop, &sig_int);
+	started = ev_now(loop);
+	ev_timer_init(&wait_timer, startup_cb, 0.02, 0.02);
+	ev_timer_start(loop, &wait_timer);
+
+	ev_run(loop, 0);
+
+	for (size_t i = 0; i < n_servers; i++)
+		http_server_free(servers[i]);
+	http_client_free(hc);
+	metrics_free(m);
+	log_info("stopped");
+	psettings_free(&cfg);
+	return 0;
+}

@@ -1,0 +1,49 @@
+/* node.h — the sandboxd instances poold drives. Each is health-checked on a
+ * timer (GET /v1/info); a node that fails twice in a row, or refuses a
+ * connection, is down: its sessions are lost (lease.c answers 410) and no
+ * lease goes there until it answers again. When a node comes up (at start
+ * too) its slot list is read back: labelled slots become leases again,
+ * unlabelled ready ones go back to their pools. */
+#ifndef POOLD_NODE_H
+#define POOLD_NODE_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "http_client.h"
+#include "settings.h"
+
+struct node {
+	char *name;
+	char *url;
+	bool up;
+	bool synced;          /* its slot list was read since it came up */
+	int failures;         /* consecutive failed checks */
+	double last_ok;
+	json_t *info;         /* last GET /v1/info */
+	size_t capacity;
+	size_t slots;         /* total slots it holds (from info, adjusted as we go) */
+	bool checking;
+	struct node *next;
+};
+
+typedef void (*node_done_fn)(struct node *n, struct http_result *res, void *data);
+
+int nodes_init(struct ev_loop *loop, struct http_client *hc, const struct psettings *st, struct wp_error *err);
+void nodes_stop(void);
+struct node *node_first(void);
+struct node *node_find(const char *name);
+size_t nodes_up(void);
+bool node_has_language(const struct node *n, const char *language);
+/* A call to the node. `body` is stolen (may be NULL). timeout 0 = the
+ * configured node timeout. A transport failure counts against the node. */
+struct http_call *node_call(struct node *n, const char *method, const char *path, json_t *body, double timeout,
+			    node_done_fn done, void *data);
+/* Like node_call with a raw body that must outlive the call. */
+struct http_call *node_call_raw(struct node *n, const char *method, const char *path, const char *ctype,
+				const void *body, size_t len, double timeout, node_done_fn done, void *data);
+/* Mark down now (a call saw it fail). */
+void node_mark_down(struct node *n, const char *why);
+
+#endif

@@ -1,0 +1,28 @@
+/* ops.h — what a session can be asked to do, as lease operations: a judged
+ * run (the original /execute contract and the native /v1 one), and plain
+ * proxying of file and info calls to the slot's node. Each op answers its
+ * HTTP request itself. */
+#ifndef POOLD_OPS_H
+#define POOLD_OPS_H
+
+#include <jansson.h>
+
+#include "http_server.h"
+
+struct pool;
+struct psettings;
+struct metrics;
+
+void ops_init(const struct psettings *st, struct metrics *m);
+
+/* POST /execute (DESIGN.md §1): body already parsed (stolen). */
+void ops_execute(struct http_request *req, json_t *body);
+/* POST /v1/sessions/{id}/run: native shape (docs/api.md), body stolen. */
+void ops_session_run(struct http_request *req, struct pool *p, const char *ident, json_t *body);
+/* Forward a files call to the session's slot: sub is "files" or
+ * "files/<encoded name>"; the request body is passed through. */
+void ops_session_files(struct http_request *req, struct pool *p, const char *ident, const char *sub, bool create);
+/* DELETE /v1/sessions/{id}: end the lease (waits for a running op). */
+void ops_session_release(struct http_request *req, struct pool *p, const char *ident);
+
+#endif

@@ -1,0 +1,461 @@
+/* pool.c — see pool.h. All sizing decisions happen in pool_kick(), called
+ * from a 1 s timer and whenever something changes; request paths only take
+ * what is there or queue. */
+#include "pool.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "lease.h"
+#include "log.h"
+#include "node.h"
+
+#define BACKOFF_MIN 1.0
+#define BACKOFF_MAX 60.0
+#define CREATE_BATCH 8
+#define CREATE_TIMEOUT 60.0
+
+static struct ev_loop *loop;
+static const struct psettings *cfg;
+static struct pool *pools;
+static ev_timer tick;
+static bool stopping;
+
+/* A slot being created for a pool: for warmth, or for one waiting lease. */
+struct create_ctx {
+	struct pool *pool;
+	size_t count;
+	bool direct;
+};
+
+/* A deferred answer to pool_take (never called synchronously). */
+struct handoff {
+	struct pool *pool;
+	pool_take_fn fn;
+	void *data;
+	int err;
+	struct node *node;
+	char id[17];
+	ev_timer t;
+};
+
+struct pool *pool_first(void)
+{
+	return pools;
+}
+
+struct pool *pool_find(const char *name)
+{
+	for (struct pool *p = pools; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+struct pool *pool_for_language(const char *language)
+{
+	for (struct pool *p = pools; p; p = p->next)
+		if (strcmp(p->language, language) == 0)
+			return p;
+	return NULL;
+}
+
+size_t pool_total(const struct pool *p)
+{
+	return p->n_ready + p->n_creating + p->n_creating_direct + p->n_leased;
+}
+
+static void handoff_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	struct handoff *h = w->data;
+	h->fn(h->pool, h->err, h->node, h->err ? NULL : h->id, h->data);
+	free(h);
+}
+
+static void handoff(struct pool *p, pool_take_fn fn, void *data, int err, struct node *n, const char *id)
+{
+	struct handoff *h = calloc(1, sizeof(*h));
+	if (!h) {
+		fn(p, -ENOMEM, NULL, NULL, data); /* out of memory: synchronous is the lesser evil */
+		return;
+	}
+	*h = (struct handoff){.pool = p, .fn = fn, .data = data, .err = err, .node = n};
+	if (id)
+		snprintf(h->id, sizeof(h->id), "%s", id);
+	ev_timer_init(&h->t, handoff_cb, 0, 0);
+	h->t.data = h;
+	ev_timer_start(loop, &h->t);
+}
+
+/* The least loaded node that is up, synced and has the language. */
+static struct node *place(const struct pool *p)
+{
+	struct node *best = NULL;
+	double best_load = 2;
+	for (struct node *n = node_first(); n; n = n->next) {
+		if (!n->up || !n->synced || !node_has_language(n, p->language) || n->slots >= n->capacity)
+			continue;
+		double load = n->capacity ? (double)n->slots / (double)n->capacity : 1;
+		if (load < best_load) {
+			best = n;
+			best_load = load;
+		}
+	}
+	return best;
+}
+
+static void ready_push(struct pool *p, struct node *n, const char *id)
+{
+	struct ready_slot *r = calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->node = n;
+	r->since = ev_now(loop);
+	r->next = p->ready;
+	p->ready = r;
+	p->n_ready++;
+}
+
+/* Take the ready slot on the least loaded node (spreads sessions). */
+static struct ready_slot *ready_pop(struct pool *p)
+{
+	struct ready_slot **best = NULL;
+	double best_load = 2;
+	for (struct ready_slot **rp = &p->ready; *rp; rp = &(*rp)->next) {
+		struct node *n = (*rp)->node;
+		double load = n->capacity ? (double)n->slots / (double)n->capacity : 1;
+		if (n->up && load < best_load) {
+			best = rp;
+			best_load = load;
+		}
+	}
+	if (!best)
+		return NULL;
+	struct ready_slot *r = *best;
+	*best = r->next;
+	p->n_ready--;
+	return r;
+}
+
+static void create_failed(struct pool *p, const char *why)
+{
+	p->create_failures++;
+	p->backoff = p->backoff ? fmin(p->backoff * 2, BACKOFF_MAX) : BACKOFF_MIN;
+	p->retry_at = ev_now(loop) + p->backoff;
+	if (strcmp(p->last_error, why) != 0) {
+		log_error("pool %s: cannot create %s slots: %s (retrying with back-off)", p->name, p->language, why);
+		snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+	}
+}
+
+static void waiter_serve(struct pool *p, struct node *n, const char *id);
+
+static void create_done(struct node *n, struct http_result *res, void *data)
+{
+	struct create_ctx *c = data;
+	struct pool *p = c->pool;
+	json_t *j = NULL, *slots, *s;
+	size_t i, got = 0;
+
+	if (c->direct)
+		p->n_creating_direct -= c->count;
+	else
+		p->n_creating -= c->count;
+	if (res->status == 201 && (j = json_loads(res->body, 0, NULL)) &&
+	    json_is_array(slots = json_object_get(j, "slots"))) {
+		json_array_foreach(slots, i, s)
+		{
+			const char *id = json_string_value(json_object_get(s, "id"));
+			if (!id || strlen(id) != 16)
+				continue;
+			got++;
+			p->created++;
+			if (stopping)
+				continue;
+			if (p->waiters)
+				waiter_serve(p, n, id);
+			else
+				pool_adopt(p, n, id); /* a sync may have seen it first */
+		}
+	}
+	if (got == c->count) {
+		if (p->backoff)
+			log_info("pool %s: slot creation works again", p->name);
+		p->backoff = 0;
+		p->last_error[0] = '\0';
+	} else {
+		char why[200];
+		json_t *e = j ? json_object_get(json_object_get(j, "error"), "message") : NULL;
+		snprintf(why, sizeof(why), "node %s: %s", n->name,
+			 res->status == 0 ? (res->error ?: "unreachable")
+			 : e		  ? json_string_value(e)
+					  : "unexpected answer");
+		create_failed(p, why);
+	}
+	json_decref(j);
+	free(c);
+	if (!stopping)
+		pool_kick(p);
+}
+
+static bool create(struct pool *p, size_t count, bool direct)
+{
+	struct node *n = place(p);
+	struct create_ctx *c;
+
+	if (!n)
+		return false;
+	if (count > n->capacity - n->slots)
+		count = n->capacity - n->slots;
+	if (!(c = calloc(1, sizeof(*c))))
+		return false;
+	*c = (struct create_ctx){.pool = p, .count = count, .direct = direct};
+	json_t *body = json_pack("{s:s, s:I, s:b}", "language", p->language, "count", (json_int_t)count, "wait", 1);
+	if (!node_call(n, "POST", "/v1/slots", body, CREATE_TIMEOUT, create_done, c)) {
+		free(c);
+		return false;
+	}
+	n->slots += count; /* until the next health check says otherwise */
+	if (direct)
+		p->n_creating_direct += count;
+	else
+		p->n_creating += count;
+	return true;
+}
+
+static void destroy_done(struct node *n, struct http_result *res, void *data)
+{
+	if (res->status != 202 && res->status != 404 && res->status != 0)
+		log_warn("node %s: destroying slot: HTTP %d", n->name, res->status);
+}
+
+static void destroy_slot(struct node *n, const char *id)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/v1/slots/%s", id);
+	if (n->slots)
+		n->slots--;
+	node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
+}
+
+static void waiter_serve(struct pool *p, struct node *n, const char *id)
+{
+	struct pool_waiter *w = p->waiters;
+	p->waiters = w->next;
+	if (!p->waiters)
+		p->waiters_tail = &p->waiters;
+	p->n_waiting--;
+	handoff(p, w->fn, w->data, 0, n, id);
+	free(w);
+}
+
+void pool_kick(struct pool *p)
+{
+	double now = ev_now(loop);
+
+	if (stopping)
+		return;
+	/* expired waiters: exhausted */
+	for (struct pool_waiter **wp = &p->waiters; *wp;) {
+		struct pool_waiter *w = *wp;
+		if (w->deadline > now) {
+			wp = &w->next;
+			continue;
+		}
+		*wp = w->next;
+		p->n_waiting--;
+		handoff(p, w->fn, w->data, -ETIMEDOUT, NULL, NULL);
+		free(w);
+	}
+	p->waiters_tail = &p->waiters;
+	while (*p->waiters_tail)
+		p->waiters_tail = &(*p->waiters_tail)->next;
+
+	/* ready slots to waiters */
+	struct ready_slot *r;
+	while (p->waiters && (r = ready_pop(p))) {
+		waiter_serve(p, r->node, r->id);
+		free(r);
+	}
+	/* shrink: ready slots above warm go (leased ones never) */
+	while (p->n_ready > p->warm && !p->waiters && (r = ready_pop(p))) {
+		destroy_slot(r->node, r->id);
+		free(r);
+	}
+	if (p->draining || now < p->retry_at)
+		return;
+	/* waiters with nothing on its way: create for them (under max) */
+	size_t pending = p->n_creating + p->n_creating_direct;
+	if (p->n_waiting > pending && pool_total(p) < p->max) {
+		size_t want = p->n_waiting - pending;
+		if (want > p->max - pool_total(p))
+			want = p->max - pool_total(p);
+		if (want > CREATE_BATCH)
+			want = CREATE_BATCH;
+		create(p, want, true);
+	}
+	/* warmth */
+	size_t have = p->n_ready + p->n_creating;
+	if (have < p->warm && pool_total(p) < p->max) {
+		size_t want = p->warm - have;
+		if (want > p->max - pool_total(p))
+			want = p->max - pool_total(p);
+		if (want > CREATE_BATCH)
+			want = CREATE_BATCH;
+		if (want)
+			create(p, want, false);
+	}
+}
+
+void pools_kick_all(void)
+{
+	for (struct pool *p = pools; p; p = p->next)
+		pool_kick(p);
+}
+
+static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	pools_kick_all();
+}
+
+void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
+{
+	struct ready_slot *r;
+
+	if (stopping || p->draining) {
+		handoff(p, fn, data, -ECANCELED, NULL, NULL);
+		return;
+	}
+	if (!p->waiters && (r = ready_pop(p))) {
+		handoff(p, fn, data, 0, r->node, r->id);
+		free(r);
+		pool_kick(p); /* refill */
+		return;
+	}
+	if (p->n_waiting >= cfg->max_queue) {
+		handoff(p, fn, data, -ETIMEDOUT, NULL, NULL);
+		return;
+	}
+	if (!place(p) && !p->n_creating && !p->n_creating_direct && !p->n_ready) {
+		handoff(p, fn, data, -ENODEV, NULL, NULL);
+		return;
+	}
+	struct pool_waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		handoff(p, fn, data, -ENOMEM, NULL, NULL);
+		return;
+	}
+	*w = (struct pool_waiter){.fn = fn, .data = data, .deadline = ev_now(loop) + timeout_s};
+	*p->waiters_tail = w;
+	p->waiters_tail = &w->next;
+	p->n_waiting++;
+	pool_kick(p);
+}
+
+bool pool_cancel(struct pool *p, pool_take_fn fn, void *data)
+{
+	for (struct pool_waiter **wp = &p->waiters; *wp; wp = &(*wp)->next) {
+		struct pool_waiter *w = *wp;
+		if (w->fn != fn || w->data != data)
+			continue;
+		*wp = w->next;
+		if (p->waiters_tail == &w->next)
+			p->waiters_tail = wp;
+		p->n_waiting--;
+		free(w);
+		return true;
+	}
+	return false;
+}
+
+void pool_adopt(struct pool *p, struct node *n, const char *slot_id)
+{
+	for (struct ready_slot *r = p->ready; r; r = r->next)
+		if (r->node == n && strcmp(r->id, slot_id) == 0)
+			return;
+	ready_push(p, n, slot_id);
+}
+
+void pools_node_down(struct node *n)
+{
+	for (struct pool *p = pools; p; p = p->next)
+		for (struct ready_slot **rp = &p->ready; *rp;) {
+			struct ready_slot *r = *rp;
+			if (r->node != n) {
+				rp = &r->next;
+				continue;
+			}
+			*rp = r->next;
+			p->n_ready--;
+			free(r);
+		}
+}
+
+void pool_resize(struct pool *p, uint64_t warm, uint64_t max)
+{
+	log_info("pool %s: warm %llu → %llu, max %llu → %llu", p->name, (unsigned long long)p->warm,
+		 (unsigned long long)warm, (unsigned long long)p->max, (unsigned long long)max);
+	p->warm = warm;
+	p->max = max;
+	p->retry_at = 0; /* an admin action deserves a fresh attempt */
+	pool_kick(p);
+}
+
+void pool_set_draining(struct pool *p, bool draining)
+{
+	p->draining = draining;
+	log_info("pool %s: %s", p->name, draining ? "draining (no new leases)" : "open for leases again");
+	while (draining && p->waiters) {
+		struct pool_waiter *w = p->waiters;
+		p->waiters = w->next;
+		p->n_waiting--;
+		handoff(p, w->fn, w->data, -ECANCELED, NULL, NULL);
+		free(w);
+	}
+	p->waiters_tail = &p->waiters;
+	while (*p->waiters_tail)
+		p->waiters_tail = &(*p->waiters_tail)->next;
+	pool_kick(p);
+}
+
+int pools_init(struct ev_loop *l, const struct psettings *st, struct wp_error *err)
+{
+	struct pool **tail = &pools;
+
+	loop = l;
+	cfg = st;
+	for (const struct pool_conf *pc = st->pools; pc; pc = pc->next) {
+		struct pool *p = calloc(1, sizeof(*p));
+		if (!p || !(p->name = strdup(pc->name)) || !(p->language = strdup(pc->language)))
+			return wp_error_set(err, ENOMEM, "out of memory");
+		p->warm = pc->warm;
+		p->max = pc->max;
+		p->idle_timeout_ms = pc->idle_timeout_ms;
+		p->max_lifetime_ms = pc->max_lifetime_ms;
+		p->limits = json_incref(pc->limits);
+		p->waiters_tail = &p->waiters;
+		*tail = p;
+		tail = &p->next;
+	}
+	ev_timer_init(&tick, tick_cb, 1.0, 1.0);
+	ev_timer_start(loop, &tick);
+	return 0;
+}
+
+void pools_stop(void)
+{
+	stopping = true;
+	ev_timer_stop(loop, &tick);
+	for (struct pool *p = pools; p; p = p->next)
+		while (p->waiters) {
+			struct pool_waiter *w = p->waiters;
+			p->waiters = w->next;
+			p->n_waiting--;
+			w->fn(p, -ECANCELED, NULL, NULL, w->data);
+			free(w);
+		}
+}

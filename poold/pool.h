@@ -1,0 +1,88 @@
+/* pool.h — warm pools. A pool keeps `warm` slots ready on its nodes
+ * (placement: the least loaded node that is up and has the language),
+ * refills in the background as leases take them, and never holds more than
+ * `max` slots (ready + creating + leased). A lease that finds no ready slot
+ * creates one when under max, else waits in a bounded queue until a slot is
+ * ready or its deadline passes. Create failures back off exponentially
+ * (1 s … 60 s), are logged once per distinct cause and counted. */
+#ifndef POOLD_POOL_H
+#define POOLD_POOL_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "settings.h"
+
+struct node;
+struct pool;
+
+/* A slot handed to a lease: err 0 and node/slot_id, or err -ETIMEDOUT
+ * (exhausted), -ENODEV (no node can host it), -ECANCELED (pool draining or
+ * poold stopping), -EIO (creation failed). */
+typedef void (*pool_take_fn)(struct pool *p, int err, struct node *n, const char *slot_id, void *data);
+
+struct ready_slot {
+	char id[17];
+	struct node *node;
+	double since;
+	struct ready_slot *next;
+};
+
+struct pool_waiter {
+	pool_take_fn fn;
+	void *data;
+	double deadline;
+	struct pool_waiter *next;
+};
+
+struct pool {
+	char *name;
+	char *language;
+	uint64_t warm;
+	uint64_t max;
+	uint64_t idle_timeout_ms;
+	uint64_t max_lifetime_ms;
+	json_t *limits;
+	bool draining;
+
+	struct ready_slot *ready;
+	size_t n_ready;
+	size_t n_creating;        /* creates in flight for warmth */
+	size_t n_creating_direct; /* creates in flight for a waiting lease */
+	size_t n_leased;          /* maintained by lease.c */
+	struct pool_waiter *waiters, **waiters_tail;
+	size_t n_waiting;
+
+	double backoff;           /* seconds; 0 when the last create worked */
+	double retry_at;
+	char last_error[256];
+	uint64_t create_failures;
+	uint64_t created;
+	struct pool *next;
+};
+
+int pools_init(struct ev_loop *loop, const struct psettings *st, struct wp_error *err);
+struct pool *pool_first(void);
+struct pool *pool_find(const char *name);
+struct pool *pool_for_language(const char *language); /* the first pool of a language */
+size_t pool_total(const struct pool *p); /* ready + creating + leased */
+
+/* Get a slot for a new lease (see pool_take_fn). Calls fn later, never
+ * synchronously. */
+void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data);
+/* Remove a waiter that gave up (its client went away). */
+bool pool_cancel(struct pool *p, pool_take_fn fn, void *data);
+/* A ready slot found on a node at sync (unlabelled, ready state). */
+void pool_adopt(struct pool *p, struct node *n, const char *slot_id);
+/* A node went down: forget its ready slots. */
+void pools_node_down(struct node *n);
+/* Admin: change sizes and timeouts, effective at once. */
+void pool_resize(struct pool *p, uint64_t warm, uint64_t max);
+void pool_set_draining(struct pool *p, bool draining);
+/* Something changed (lease ended, node up): refill and serve waiters. */
+void pool_kick(struct pool *p);
+void pools_kick_all(void);
+void pools_stop(void);
+
+#endif

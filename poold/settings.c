@@ -1,0 +1,311 @@
+/* settings.c — poold.conf through inih (see settings.h). Sections may come
+ * in any order; [node:*] and [pool:*] repeat. Every bad value is an error
+ * naming the section and key: poold refuses to start on a config it only
+ * half understands. */
+#include "settings.h"
+
+#include <arpa/inet.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "config.h"
+
+struct pctx {
+	struct psettings *s;
+	struct wp_error *err;
+	const char *path;
+	bool failed;
+};
+
+static int set_str(char **dst, const char *v)
+{
+	char *n = strdup(v);
+	if (!n)
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+static bool name_valid(const char *n)
+{
+	size_t len = strlen(n);
+	if (len < 1 || len > 32)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '-' || n[i] == '_'))
+			return false;
+	return true;
+}
+
+static struct pool_conf *pool_conf_get(struct psettings *s, const char *name)
+{
+	struct pool_conf **pp = &s->pools;
+	for (; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0)
+			return *pp;
+	struct pool_conf *p = calloc(1, sizeof(*p));
+	if (!p || !(p->name = strdup(name)) || !(p->limits = json_object())) {
+		if (p)
+			free(p->name);
+		free(p);
+		return NULL;
+	}
+	p->warm = 2;
+	p->max = 64;
+	p->idle_timeout_ms = 5 * 60 * 1000;
+	p->max_lifetime_ms = 4 * 3600 * 1000;
+	*pp = p;
+	s->n_pools++;
+	return p;
+}
+
+static struct node_conf *node_conf_get(struct psettings *s, const char *name)
+{
+	struct node_conf **pp = &s->nodes;
+	for (; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0)
+			return *pp;
+	struct node_conf *n = calloc(1, sizeof(*n));
+	if (!n || !(n->name = strdup(name))) {
+		free(n);
+		return NULL;
+	}
+	*pp = n;
+	return n;
+}
+
+/* Per-run limits of a pool, passed to sandboxd as its "limits" object. */
+static int pool_limit(struct pool_conf *p, const char *key, const char *v)
+{
+	static const struct {
+		const char *key, *json;
+		int kind; /* 0 duration → ms, 1 size → kb, 2 size → bytes, 3 count */
+	} map[] = {{"cpu", "cpu_ms", 0},       {"wall", "wall_ms", 0},	      {"memory", "memory_kb", 1},
+		   {"pids", "pids", 3},	       {"output", "output_bytes", 2}, {"fsize", "fsize_bytes", 2}};
+	uint64_t val;
+	int r = -ENOENT;
+
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
+		if (strcmp(key, map[i].key) != 0)
+			continue;
+		if (map[i].kind == 0)
+			r = config_parse_duration_ms(v, &val);
+		else if (map[i].kind == 3)
+			r = config_parse_u64(v, 1, 1u << 20, &val);
+		else
+			r = config_parse_size(v, &val);
+		if (r == 0 && map[i].kind == 1)
+			val = (val + 1023) / 1024;
+		if (r == 0 && val == 0)
+			r = -ERANGE;
+		if (r == 0)
+			json_object_set_new(p->limits, map[i].json, json_integer((json_int_t)val));
+		return r;
+	}
+	return r;
+}
+
+static int pkey(struct pctx *c, const char *section, const char *key, const char *v)
+{
+	struct psettings *s = c->s;
+
+	if (strcmp(section, "poold") == 0) {
+		if (strcmp(key, "listen") == 0) {
+			if (s->n_listen == ARRAY_SIZE(s->listen))
+				return -E2BIG;
+			return (s->listen[s->n_listen++] = strdup(v)) ? 0 : -ENOMEM;
+		}
+		if (strcmp(key, "log_level") == 0)
+			return log_parse_level(v, &s->log_level);
+		if (strcmp(key, "default_pool") == 0)
+			return set_str(&s->default_pool, v);
+		if (strcmp(key, "max_body") == 0)
+			return config_parse_size(v, &s->max_body);
+		if (strcmp(key, "max_upload") == 0)
+			return config_parse_size(v, &s->max_upload);
+		if (strcmp(key, "max_tests") == 0)
+			return config_parse_u64(v, 1, 10000, &s->max_tests);
+		if (strcmp(key, "max_queue") == 0)
+			return config_parse_u64(v, 0, 1000000, &s->max_queue);
+		if (strcmp(key, "queue_timeout") == 0)
+			return config_parse_duration_ms(v, &s->queue_timeout_ms);
+		if (strcmp(key, "session_queue") == 0)
+			return config_parse_u64(v, 1, 10000, &s->session_queue);
+		if (strcmp(key, "node_timeout") == 0)
+			return config_parse_duration_ms(v, &s->node_timeout_ms);
+		if (strcmp(key, "health_interval") == 0)
+			return config_parse_duration_ms(v, &s->health_interval_ms);
+	} else if (strcmp(section, "rate_limit") == 0) {
+		double *dst = strcmp(key, "session_rate") == 0	 ? &s->session_rate
+			      : strcmp(key, "session_burst") == 0 ? &s->session_burst
+			      : strcmp(key, "client_rate") == 0	 ? &s->client_rate
+			      : strcmp(key, "client_burst") == 0 ? &s->client_burst
+								 : NULL;
+		char *end;
+		if (!dst)
+			return -ENOENT;
+		*dst = strtod(v, &end);
+		return (*end || *dst < 0 || *dst > 1e6) ? -EINVAL : 0;
+	} else if (strcmp(section, "auth") == 0) {
+		if (strcmp(key, "token") == 0)
+			return auth_add_line(s->auth, v);
+	} else if (strncmp(section, "node:", 5) == 0) {
+		if (!name_valid(section + 5))
+			return -EINVAL;
+		struct node_conf *n = node_conf_get(s, section + 5);
+		if (!n)
+			return -ENOMEM;
+		if (strcmp(key, "url") == 0) {
+			if (strncmp(v, "unix:/", 6) && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+				return -EINVAL;
+			return set_str(&n->url, v);
+		}
+	} else if (strncmp(section, "pool:", 5) == 0) {
+		if (!name_valid(section + 5))
+			return -EINVAL;
+		struct pool_conf *p = pool_conf_get(s, section + 5);
+		if (!p)
+			return -ENOMEM;
+		if (strcmp(key, "language") == 0)
+			return set_str(&p->language, v);
+		if (strcmp(key, "warm") == 0)
+			return config_parse_u64(v, 0, 100000, &p->warm);
+		if (strcmp(key, "max") == 0)
+			return config_parse_u64(v, 1, 100000, &p->max);
+		if (strcmp(key, "idle_timeout") == 0)
+			return config_parse_duration_ms(v, &p->idle_timeout_ms);
+		if (strcmp(key, "max_lifetime") == 0)
+			return config_parse_duration_ms(v, &p->max_lifetime_ms);
+		return pool_limit(p, key, v);
+	}
+	return -ENOENT;
+}
+
+static int phandler(void *user, const char *section, const char *key, const char *value)
+{
+	struct pctx *c = user;
+	int r;
+
+	if (c->failed)
+		return 0;
+	r = pkey(c, section, key, value);
+	if (r == 0)
+		return 1;
+	c->failed = true;
+	if (r == -ENOENT)
+		wp_error_set(c->err, EINVAL, "%s: unknown key `%s` in [%s]", c->path, key, section);
+	else
+		wp_error_set(c->err, EINVAL, "%s: [%s] %s: bad value `%s`", c->path, section, key, value);
+	return 0;
+}
+
+bool psettings_is_loopback(const char *address)
+{
+	char host[128];
+	struct in_addr a4;
+	const char *colon;
+
+	if (strncmp(address, "unix:", 5) == 0)
+		return true;
+	if (address[0] == '[')
+		return strncmp(address, "[::1]:", 6) == 0;
+	colon = strrchr(address, ':');
+	if (!colon || (size_t)(colon - address) >= sizeof(host))
+		return false;
+	memcpy(host, address, (size_t)(colon - address));
+	host[colon - address] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
+{
+	struct pctx c = {.s = s, .err = err, .path = path};
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->log_level = LOG_INFO;
+	s->max_body = 16u << 20;
+	s->max_upload = 128u << 20;
+	s->max_tests = 100;
+	s->max_queue = 1000;
+	s->queue_timeout_ms = 10000;
+	s->session_queue = 16;
+	s->node_timeout_ms = 10000;
+	s->health_interval_ms = 2000;
+	s->session_rate = 20;
+	s->session_burst = 40;
+	s->client_rate = 0;
+	s->client_burst = 0;
+	if (!(s->auth = auth_new()))
+		return wp_error_set(err, ENOMEM, "out of memory");
+
+	r = ini_parse(path, phandler, &c);
+	if (r < 0)
+		return wp_error_set(err, ENOENT, "cannot open config `%s`", path);
+	if (c.failed)
+		return -EINVAL;
+	if (r > 0)
+		return wp_error_set(err, EINVAL, "%s:%d: syntax error", path, r);
+	if (s->n_listen == 0 && !(s->listen[s->n_listen++] = strdup("127.0.0.1:8080")))
+		return wp_error_set(err, ENOMEM, "out of memory");
+	if (!s->nodes)
+		return wp_error_set(err, EINVAL, "%s: no [node:NAME] section: poold needs at least one sandboxd", path);
+	for (struct node_conf *n = s->nodes; n; n = n->next)
+		if (!n->url)
+			return wp_error_set(err, EINVAL, "%s: [node:%s] has no url", path, n->name);
+	if (!s->pools)
+		return wp_error_set(err, EINVAL, "%s: no [pool:NAME] section", path);
+	for (struct pool_conf *p = s->pools; p; p = p->next) {
+		if (!p->language)
+			return wp_error_set(err, EINVAL, "%s: [pool:%s] has no language", path, p->name);
+		if (p->warm > p->max)
+			return wp_error_set(err, EINVAL, "%s: [pool:%s] warm %llu is above max %llu", path, p->name,
+					    (unsigned long long)p->warm, (unsigned long long)p->max);
+		if (p->idle_timeout_ms < 1000)
+			return wp_error_set(err, EINVAL, "%s: [pool:%s] idle_timeout below 1s", path, p->name);
+	}
+	if (s->default_pool) {
+		bool found = false;
+		for (struct pool_conf *p = s->pools; p; p = p->next)
+			found |= strcmp(p->name, s->default_pool) == 0;
+		if (!found)
+			return wp_error_set(err, EINVAL, "%s: default_pool `%s` is not a [pool:…]", path, s->default_pool);
+	} else if (!(s->default_pool = strdup(s->pools->name))) {
+		return wp_error_set(err, ENOMEM, "out of memory");
+	}
+	/* no auth only on loopback (DESIGN.md): anything else needs tokens */
+	for (size_t i = 0; i < s->n_listen; i++)
+		if (!psettings_is_loopback(s->listen[i]) && auth_count(s->auth) == 0)
+			return wp_error_set(err, EPERM,
+					    "%s: listen `%s` is not loopback and [auth] has no token: refusing to serve "
+					    "code execution to the network without authentication",
+					    path, s->listen[i]);
+	return 0;
+}
+
+void psettings_free(struct psettings *s)
+{
+	for (size_t i = 0; i < s->n_listen; i++)
+		free(s->listen[i]);
+	free(s->default_pool);
+	auth_free(s->auth);
+	for (struct node_conf *n = s->nodes, *nx; n; n = nx) {
+		nx = n->next;
+		free(n->name);
+		free(n->url);
+		free(n);
+	}
+	for (struct pool_conf *p = s->pools, *nx; p; p = nx) {
+		nx = p->next;
+		free(p->name);
+		free(p->language);
+		json_decref(p->limits);
+		free(p);
+	}
+	memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,61 @@
+/* settings.h — poold.conf (see config/poold.conf for every key, commented).
+ *
+ *   [poold]        listen, log level, bounds, default pool, queueing
+ *   [rate_limit]   per session identifier and per client address
+ *   [auth]         token = <sha256 hex> <role> [name]   (repeatable)
+ *   [node:NAME]    url = unix:/run/warmpool/sandboxd.sock | http://host:port
+ *   [pool:NAME]    language, warm, max, idle_timeout, max_lifetime, limits */
+#ifndef POOLD_SETTINGS_H
+#define POOLD_SETTINGS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "error.h"
+#include "log.h"
+
+struct pool_conf {
+	char *name;
+	char *language;
+	uint64_t warm;
+	uint64_t max;
+	uint64_t idle_timeout_ms;
+	uint64_t max_lifetime_ms;
+	json_t *limits;          /* per-run limits sent to sandboxd ({"cpu_ms": …}), may be empty */
+	struct pool_conf *next;
+};
+
+struct node_conf {
+	char *name;
+	char *url;
+	struct node_conf *next;
+};
+
+struct psettings {
+	char *listen[8];
+	size_t n_listen;
+	enum log_level log_level;
+	char *default_pool;
+	uint64_t max_body;         /* JSON bodies */
+	uint64_t max_upload;       /* file uploads (Azure: 128 MiB) */
+	uint64_t max_tests;
+	uint64_t max_queue;        /* lease requests waiting per pool */
+	uint64_t queue_timeout_ms; /* how long one may wait at max */
+	uint64_t session_queue;    /* executions waiting per session */
+	uint64_t node_timeout_ms;  /* sandboxd calls other than runs */
+	uint64_t health_interval_ms;
+	double session_rate, session_burst;
+	double client_rate, client_burst;
+	struct auth *auth;
+	struct node_conf *nodes;
+	struct pool_conf *pools;
+	size_t n_pools;
+};
+
+int psettings_load(const char *path, struct psettings *s, struct wp_error *err);
+void psettings_free(struct psettings *s);
+bool psettings_is_loopback(const char *address);
+
+#endif

@@ -1,0 +1,92 @@
+/* telemetry.c — see telemetry.h. */
+#include "telemetry.h"
+
+#include <stdio.h>
+
+#include "lease.h"
+#include "node.h"
+#include "pool.h"
+
+static struct metrics *reg;
+static struct metric *m_ready, *m_leased, *m_creating, *m_max, *m_warm, *m_queued, *m_draining;
+static struct metric *m_create_failures, *m_created, *m_node_up, *m_node_slots, *m_node_capacity;
+static struct metric *m_sessions, *m_http, *m_exec, *m_lease_wait;
+
+static void collect(void *data)
+{
+	for (struct pool *p = pool_first(); p; p = p->next) {
+		const char *l[] = {p->name, p->language};
+		metric_set(m_ready, l, (double)p->n_ready);
+		metric_set(m_leased, l, (double)p->n_leased);
+		metric_set(m_creating, l, (double)(p->n_creating + p->n_creating_direct));
+		metric_set(m_max, l, (double)p->max);
+		metric_set(m_warm, l, (double)p->warm);
+		metric_set(m_queued, l, (double)p->n_waiting);
+		metric_set(m_draining, l, p->draining);
+	}
+	/* counters kept by the pools themselves */
+	metric_reset(m_create_failures);
+	metric_reset(m_created);
+	for (struct pool *p = pool_first(); p; p = p->next) {
+		const char *l[] = {p->name, p->language};
+		metric_inc(m_create_failures, l, (double)p->create_failures);
+		metric_inc(m_created, l, (double)p->created);
+	}
+	for (struct node *n = node_first(); n; n = n->next) {
+		const char *l[] = {n->name};
+		metric_set(m_node_up, l, n->up);
+		metric_set(m_node_slots, l, (double)n->slots);
+		metric_set(m_node_capacity, l, (double)n->capacity);
+	}
+	metric_set(m_sessions, NULL, (double)lease_count());
+}
+
+struct metrics *telemetry_init(void)
+{
+	static const char *const pool_l[] = {"pool", "language", NULL};
+	static const char *const node_l[] = {"node", NULL};
+
+	reg = metrics_new();
+	m_ready = metrics_gauge(reg, "warmpool_pool_ready_slots", "Slots ready to be leased.", pool_l);
+	m_leased = metrics_gauge(reg, "warmpool_pool_leased_slots", "Slots leased to a session.", pool_l);
+	m_creating = metrics_gauge(reg, "warmpool_pool_creating_slots", "Slots being created.", pool_l);
+	m_warm = metrics_gauge(reg, "warmpool_pool_warm_slots", "Configured number of ready slots to keep.", pool_l);
+	m_max = metrics_gauge(reg, "warmpool_pool_max_slots", "Configured maximum of slots (ready + leased).", pool_l);
+	m_queued = metrics_gauge(reg, "warmpool_pool_queued_requests", "Lease requests waiting for a slot.", pool_l);
+	m_draining = metrics_gauge(reg, "warmpool_pool_draining", "1 while the pool refuses new leases.", pool_l);
+	m_create_failures = metrics_counter(reg, "warmpool_slot_create_failures_total",
+					    "Slot creations that failed.", pool_l);
+	m_created = metrics_counter(reg, "warmpool_slots_created_total", "Slots created.", pool_l);
+	m_node_up = metrics_gauge(reg, "warmpool_node_up", "1 when the sandboxd node answers.", node_l);
+	m_node_slots = metrics_gauge(reg, "warmpool_node_slots", "Slots the node holds.", node_l);
+	m_node_capacity = metrics_gauge(reg, "warmpool_node_capacity_slots", "Slots the node can hold.", node_l);
+	m_sessions = metrics_gauge(reg, "warmpool_sessions", "Sessions in the lease table.", NULL);
+	m_http = metrics_counter(reg, "warmpool_http_requests_total", "HTTP requests answered, by route and status.",
+				 (const char *const[]){"route", "status", NULL});
+	m_exec = metrics_histogram(reg, "warmpool_execution_duration_seconds",
+				   "Executions through poold, from request to answer.",
+				   (const char *const[]){"language", "verdict", NULL}, metrics_latency_buckets,
+				   metrics_latency_buckets_n);
+	m_lease_wait = metrics_histogram(reg, "warmpool_lease_wait_seconds",
+					 "Time a new session waited for its slot.", (const char *const[]){"pool", NULL},
+					 metrics_latency_buckets, metrics_latency_buckets_n);
+	metrics_on_collect(reg, collect, NULL);
+	return reg;
+}
+
+void telemetry_http(const char *route, int status)
+{
+	char s[8];
+	snprintf(s, sizeof(s), "%d", status);
+	metric_inc(m_http, (const char *const[]){route, s}, 1);
+}
+
+void telemetry_execution(const char *language, const char *verdict, double seconds)
+{
+	metric_observe(m_exec, (const char *const[]){language, verdict}, seconds);
+}
+
+void telemetry_lease_wait(const char *pool, double seconds)
+{
+	metric_observe(m_lease_wait, (const char *const[]){pool}, seconds);
+}

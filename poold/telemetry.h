@@ -1,0 +1,14 @@
+/* telemetry.h — poold's Prometheus metrics (names in docs/api.md#metrics).
+ * Gauges of pools and nodes are computed at scrape time; events are
+ * observed where they happen. */
+#ifndef POOLD_TELEMETRY_H
+#define POOLD_TELEMETRY_H
+
+#include "metrics.h"
+
+struct metrics *telemetry_init(void);
+void telemetry_http(const char *route, int status);
+void telemetry_execution(const char *language, const char *verdict, double seconds);
+void telemetry_lease_wait(const char *pool, double seconds);
+
+#endif
