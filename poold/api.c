@@ -334,9 +334,10 @@ void api_handle(struct http_request *req, void *data)
 	if (role && auth_count(cfg->auth) > 0) {
 		int r = auth_check(cfg->auth, http_request_header(req, "authorization"), (enum auth_role)role, &who);
 		if (r == -EACCES) {
-			http_respond(req, 401, "application/json", "WWW-Authenticate: Bearer\r\n",
-				     "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid bearer token is required\"}}",
-				     83);
+			static const char body401[] =
+				"{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid bearer token is required\"}}";
+			http_respond(req, 401, "application/json", "WWW-Authenticate: Bearer\r\n", body401,
+				     sizeof(body401) - 1);
 			http_path_free(&p);
 			return;
 		}
