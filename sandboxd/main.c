@@ -108,8 +108,19 @@ static int setup_state(const struct settings *s, struct wp_error *err)
 		return wp_error_errno(err, "unshare mount namespace");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return wp_error_errno(err, "make mounts private");
-	if (mkdir(s->state_dir, 0711) < 0 && errno != EEXIST)
-		return wp_error_errno(err, "mkdir `%s`", s->state_dir);
+	/* parents too (/run/warmpool on a fresh boot) */
+	for (char *p = s->state_dir + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		int r = mkdir(s->state_dir, c ? 0755 : 0711);
+		*p = c;
+		if (r < 0 && errno != EEXIST)
+			return wp_error_errno(err, "mkdir `%s`", s->state_dir);
+		if (!c)
+			break;
+	}
 	snprintf(opts, sizeof(opts), "size=16M,mode=0711");
 	if (mount("tmpfs", s->state_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
 		return wp_error_errno(err, "mount tmpfs on `%s`", s->state_dir);
