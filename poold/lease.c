@@ -111,6 +111,25 @@ static void lease_free(struct lease *l)
 	free(l);
 }
 
+/* Pool accounting: a lease counts in its pool's n_leased from the moment it
+ * holds a slot until it ends or is lost, exactly once. */
+static void count_in(struct lease *l)
+{
+	if (!l->counted) {
+		l->counted = true;
+		l->pool->n_leased++;
+	}
+}
+
+static void count_out(struct lease *l)
+{
+	if (l->counted) {
+		l->counted = false;
+		if (l->pool->n_leased)
+			l->pool->n_leased--;
+	}
+}
+
 static void fail_queue(struct lease *l, int status, const char *code, const char *msg, double retry_after)
 {
 	while (l->head) {
@@ -165,8 +184,7 @@ static void lease_finish(struct lease *l)
 		if (l->node->slots)
 			l->node->slots--;
 	}
-	if (l->node && p->n_leased)
-		p->n_leased--;
+	count_out(l);
 	lease_free(l);
 	pool_kick(p);
 }
@@ -177,14 +195,17 @@ void lease_end(struct lease *l, const char *why)
 		return;
 	log_info("lease %s ended (%s, %lu executions, slot %s on %s)", l->key, why, l->executions,
 		 l->slot_id[0] ? l->slot_id : "-", l->node ? l->node->name : "-");
-	if (l->state == LEASE_LOST) {
+	if (l->state == LEASE_LOST && !l->busy) {
 		fail_queue(l, 410, "SessionEnded", "the session has ended", 0);
 		lease_free(l);
 		return;
 	}
+	bool acquiring = l->state == LEASE_ACQUIRING;
 	l->state = LEASE_ENDING;
 	fail_queue(l, 410, "SessionEnded", "the session has ended", 0);
-	if (!l->busy)
+	/* while acquiring, the pool or the label call still holds l: on_slot
+	 * and label_done see ENDING and finish it */
+	if (!l->busy && !acquiring)
 		lease_finish(l);
 }
 
@@ -263,7 +284,7 @@ static void on_slot(struct pool *p, int err, struct node *n, const char *slot_id
 	}
 	snprintf(l->slot_id, sizeof(l->slot_id), "%s", slot_id);
 	l->node = n;
-	p->n_leased++;
+	count_in(l);
 	if (l->state == LEASE_ENDING) {
 		lease_finish(l);
 		return;
@@ -324,8 +345,7 @@ void leases_node_down(struct node *n)
 		if (l->node != n || l->state == LEASE_LOST)
 			continue;
 		log_warn("lease %s lost with node %s", l->key, n->name);
-		if (l->pool->n_leased)
-			l->pool->n_leased--;
+		count_out(l);
 		if (l->state == LEASE_ENDING && !l->busy) {
 			lease_free(l);
 			continue;
@@ -393,7 +413,7 @@ void leases_node_sync(struct node *n, json_t *slots)
 		if (l->last_used < l->created)
 			l->last_used = ev_now(loop);
 		l->executions = (unsigned long)json_integer_value(json_object_get(s, "runs"));
-		p->n_leased++;
+		count_in(l);
 		kept++;
 	}
 	log_info("node %s synced: %zu leases recovered, %zu ready slots adopted", n->name, kept, adopted);

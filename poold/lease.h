@@ -47,6 +47,7 @@ struct lease {
 	double last_used;
 	double acquired_in;    /* seconds the first lease waited */
 	bool busy;
+	bool counted;          /* in pool->n_leased */
 	struct lease_op *head, *tail;
 	size_t queued;
 	unsigned long executions;

@@ -157,8 +157,8 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 	if (res->status == 404 || res->status == 410) {
 		/* the slot is gone under us: say so, and let the next call start afresh */
 		op_fail(&c->op, 410, "SessionLost", "the session's sandbox no longer exists; its state is gone", 0);
+		lease_end(l, "slot vanished"); /* fails what queued behind; finishes once done */
 		lease_op_done(l);
-		lease_end(l, "slot vanished");
 		return;
 	}
 	if (res->status != 200 || !(r = json_loads(res->body, 0, NULL))) {
