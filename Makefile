@@ -45,6 +45,11 @@ endif
 .PHONY: all test unit system run bench install clean deps format format-check
 all: $(BINS)
 
+include client/client.mk
+all: client
+system: client-examples
+install: install-client
+
 build/%.o: %.c $(wildcard lib/*.h sandboxd/*.h poold/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
