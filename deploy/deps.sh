@@ -4,7 +4,8 @@
 set -eu
 pkgs="build-essential pkg-config libev-dev libjansson-dev libcurl4-openssl-dev libseccomp-dev
 libhttp-parser-dev libinih-dev libssl-dev libcmocka-dev python3 python3-pytest
-nodejs openjdk-17-jdk-headless g++ iproute2 prometheus curl"
+nodejs openjdk-17-jdk-headless g++ iproute2 prometheus curl
+python3-yaml shellcheck"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"

@@ -172,6 +172,7 @@ static void call_finish(struct http_call *call)
 		res.error = call->errbuf;
 	} else {
 		res.error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(call->rc);
+		res.timed_out = call->rc == CURLE_OPERATION_TIMEDOUT;
 	}
 	if (res.status && call->buf) {
 		res.body = steal_pointer(&call->buf);

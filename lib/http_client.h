@@ -13,6 +13,7 @@
 #define WARMPOOL_HTTP_CLIENT_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct http_client;
@@ -37,6 +38,7 @@ struct http_result {
 	size_t body_len;
 	const char *error; /* transport error text when status == 0 ("Connection refused", "Timeout was reached") */
 	double elapsed;    /* seconds */
+	bool timed_out;    /* status 0 because the call's own timeout ran out (the peer may be fine, only slow) */
 };
 
 /* The result is only valid during the callback; steal body with

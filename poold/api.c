@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aca.h"
 #include "cleanup.h"
 #include "http_path.h"
 #include "json.h"
@@ -26,6 +27,8 @@ static struct metrics *reg;
 static struct ratelimit *rl_session, *rl_client;
 static bool stopping;
 
+static bool session_rate(struct http_request *req, const char *ident);
+
 void api_init(struct ev_loop *l, const struct psettings *st, struct metrics *m)
 {
 	loop = l;
@@ -33,6 +36,7 @@ void api_init(struct ev_loop *l, const struct psettings *st, struct metrics *m)
 	reg = m;
 	rl_session = ratelimit_new(st->session_rate, st->session_burst, 100000);
 	rl_client = ratelimit_new(st->client_rate, st->client_burst, 100000);
+	aca_init(st, session_rate);
 }
 
 void api_stop(void)
@@ -118,6 +122,11 @@ static bool ready(char *why, size_t len)
 static json_t *body_json(struct http_request *req)
 {
 	struct wp_error err = {0};
+	if (req->body_len > cfg->max_body) { /* the server's own bound is max(max_body, max_upload) */
+		http_respond_error(req, 413, "PayloadTooLarge", "JSON bodies are limited to %llu bytes",
+				   (unsigned long long)cfg->max_body);
+		return NULL;
+	}
 	json_t *j = json_parse_body(req->body, req->body_len, MAX_JSON_DEPTH, &err);
 	if (!j)
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
@@ -147,6 +156,11 @@ static bool rate_ok(struct http_request *req, struct ratelimit *rl, const char *
 		b = NULL;
 	http_respond(req, 429, "application/json", hdr, b, b ? strlen(b) : 0);
 	return false;
+}
+
+static bool session_rate(struct http_request *req, const char *ident)
+{
+	return rate_ok(req, rl_session, ident);
 }
 
 static void sessions_route(struct http_request *req, struct http_path *p)
@@ -307,6 +321,8 @@ static void dispatch(struct http_request *req, struct http_path *p)
 	} else if (p->n == 2 && http_path_is(p, 0, "v1") && http_path_is(p, 1, "languages")) {
 		req->user = (void *)("/v1/languages");
 		http_respond_json(req, 200, json_pack("{s:o}", "languages", languages_json()));
+	} else if (aca_route(req, p)) {
+		/* the Azure dynamic sessions routes, at / and /pools/{name}/ (aca.c) */
 	} else {
 		req->user = (void *)("other");
 		http_respond_error(req, 404, "NotFound", "no route %s %s", m, req->path);

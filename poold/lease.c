@@ -218,13 +218,18 @@ void lease_op_done(struct lease *l)
 		lease_finish(l);
 		return;
 	}
-	if (l->state == LEASE_LOST && !l->head)
-		return; /* tombstone stays */
+	if (l->state == LEASE_LOST && !l->head) {
+		if (l->lost_told) /* this session was told: the next request starts afresh */
+			lease_free(l);
+		return; /* else the tombstone stays for the next request */
+	}
 	run_next(l);
 }
 
 void lease_fail_transport(struct lease *l, struct lease_op *op, const char *error)
 {
+	if (l->state == LEASE_LOST)
+		l->lost_told = true;
 	if (l->state == LEASE_LOST || (l->node && !l->node->up))
 		op->fail(op, 410, "SessionLost",
 			 "the node holding this session stopped answering; its state is gone. Release the "
@@ -243,7 +248,11 @@ static void label_done(struct node *n, struct http_result *res, void *data)
 		return;
 	}
 	if (l->state == LEASE_LOST) {
+		if (l->head)
+			l->lost_told = true;
 		fail_queue(l, 410, "SessionLost", "the node holding this session stopped answering", 0);
+		if (l->lost_told && !l->busy)
+			lease_free(l);
 		return;
 	}
 	if (res->status != 200) {
@@ -345,6 +354,7 @@ void leases_node_down(struct node *n)
 		if (l->node != n || l->state == LEASE_LOST)
 			continue;
 		log_warn("lease %s lost with node %s", l->key, n->name);
+		bool acquiring = l->state == LEASE_ACQUIRING; /* label_done still holds l */
 		count_out(l);
 		if (l->state == LEASE_ENDING && !l->busy) {
 			lease_free(l);
@@ -352,8 +362,12 @@ void leases_node_down(struct node *n)
 		}
 		l->state = LEASE_LOST;
 		l->last_used = ev_now(loop);
+		if (l->head)
+			l->lost_told = true;
 		fail_queue(l, 410, "SessionLost", "the node holding this session stopped answering; its state is gone",
 			   0);
+		if (l->lost_told && !l->busy && !acquiring)
+			lease_free(l); /* told once; the next request starts afresh */
 	}
 }
 
@@ -380,7 +394,7 @@ void leases_node_sync(struct node *n, json_t *slots)
 		    strcmp(state, "creating") == 0 || slot_in_use(n, id))
 			continue;
 		if (!label) {
-			struct pool *p = pool_for_language(lang);
+			struct pool *p = pool_for_slot(lang, json_is_true(json_object_get(s, "interpreter")));
 			if (p && !p->draining) {
 				pool_adopt(p, n, id);
 				adopted++;
@@ -408,6 +422,7 @@ void leases_node_sync(struct node *n, json_t *slots)
 		snprintf(l->slot_id, sizeof(l->slot_id), "%s", id);
 		l->node = n;
 		l->state = LEASE_ACTIVE;
+		l->recovered = true;
 		l->created = json_real_value(json_object_get(s, "created"));
 		l->last_used = json_real_value(json_object_get(s, "last_used"));
 		if (l->last_used < l->created)

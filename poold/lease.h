@@ -48,6 +48,8 @@ struct lease {
 	double acquired_in;    /* seconds the first lease waited */
 	bool busy;
 	bool counted;          /* in pool->n_leased */
+	bool recovered;        /* rebuilt from a node's label at start-up */
+	bool lost_told;        /* LOST and a request already answered SessionLost */
 	struct lease_op *head, *tail;
 	size_t queued;
 	unsigned long executions;

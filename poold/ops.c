@@ -143,6 +143,14 @@ static void relay_error(struct op_ctx *c, struct http_result *res)
 	http_respond_error(c->op.req, status, code ? code : "NodeError", "%s", msg ? msg : "the node refused");
 }
 
+/* Bad input changes nothing: a session leased for a request the node then
+ * refused (400, 413, 422: a value only the node checks) is released again. */
+static void end_if_refused_first(struct lease *l, int status)
+{
+	if (!l->recovered && l->executions == 0 && status >= 400 && status < 500 && status != 404 && status != 410)
+		lease_end(l, "its first request was refused");
+}
+
 static void run_done(struct node *n, struct http_result *res, void *data)
 {
 	struct op_ctx *c = data;
@@ -164,6 +172,7 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 	if (res->status != 200 || !(r = json_loads(res->body, 0, NULL))) {
 		relay_error(c, res);
 		ctx_free(c);
+		end_if_refused_first(l, res->status);
 		lease_op_done(l);
 		return;
 	}
@@ -229,6 +238,10 @@ void ops_execute(struct http_request *req, json_t *body)
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
+	if (json_object_get(b, "limits") && !json_is_object(json_object_get(b, "limits"))) {
+		http_respond_error(req, 400, "BadRequest", "limits: an object is required");
+		return;
+	}
 	if (!lease_ident_valid(user)) {
 		http_respond_error(req, 400, "InvalidIdentifier", "user_id: 1 to 128 visible ASCII characters");
 		return;
@@ -291,6 +304,10 @@ void ops_session_run(struct http_request *req, struct pool *p, const char *ident
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
+	if (json_object_get(b, "limits") && !json_is_object(json_object_get(b, "limits"))) {
+		http_respond_error(req, 400, "BadRequest", "limits: an object is required");
+		return;
+	}
 	json_t *tests = json_object_get(b, "tests");
 	if (!json_is_array(tests) || json_array_size(tests) < 1 || json_array_size(tests) > cfg->max_tests) {
 		http_respond_error(req, 400, "BadRequest", "tests: an array of 1 to %llu tests is required",
@@ -326,6 +343,7 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 	} else {
 		relay_error(c, res);
 		ctx_free(c);
+		end_if_refused_first(l, res->status);
 	}
 	lease_op_done(l);
 }

@@ -63,14 +63,24 @@ struct pool *pool_for_language(const char *language)
 	return NULL;
 }
 
+struct pool *pool_for_slot(const char *language, bool interpreter)
+{
+	for (struct pool *p = pools; p; p = p->next)
+		if (strcmp(p->language, language) == 0 && p->stateful == interpreter)
+			return p;
+	return NULL;
+}
+
 size_t pool_total(const struct pool *p)
 {
-	return p->n_ready + p->n_creating + p->n_creating_direct + p->n_leased;
+	return p->n_ready + p->n_creating + p->n_creating_direct + p->n_leased + p->n_handoff;
 }
 
 static void handoff_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
 	struct handoff *h = w->data;
+	if (!h->err)
+		h->pool->n_handoff--; /* the lease counts it from now on (or frees it) */
 	h->fn(h->pool, h->err, h->node, h->err ? NULL : h->id, h->data);
 	free(h);
 }
@@ -85,6 +95,8 @@ static void handoff(struct pool *p, pool_take_fn fn, void *data, int err, struct
 	*h = (struct handoff){.pool = p, .fn = fn, .data = data, .err = err, .node = n};
 	if (id)
 		snprintf(h->id, sizeof(h->id), "%s", id);
+	if (!err)
+		p->n_handoff++; /* in pool_total until the lease counts it */
 	ev_timer_init(&h->t, handoff_cb, 0, 0);
 	h->t.data = h;
 	ev_timer_start(loop, &h->t);
@@ -215,6 +227,8 @@ static bool create(struct pool *p, size_t count, bool direct)
 		return false;
 	*c = (struct create_ctx){.pool = p, .count = count, .direct = direct};
 	json_t *body = json_pack("{s:s, s:I, s:b}", "language", p->language, "count", (json_int_t)count, "wait", 1);
+	if (p->stateful)
+		json_object_set_new(body, "interpreter", json_true());
 	if (!node_call(n, "POST", "/v1/slots", body, CREATE_TIMEOUT, create_done, c)) {
 		free(c);
 		return false;
@@ -437,6 +451,7 @@ int pools_init(struct ev_loop *l, const struct psettings *st, struct wp_error *e
 		p->idle_timeout_ms = pc->idle_timeout_ms;
 		p->max_lifetime_ms = pc->max_lifetime_ms;
 		p->limits = json_incref(pc->limits);
+		p->stateful = pc->stateful;
 		p->waiters_tail = &p->waiters;
 		*tail = p;
 		tail = &p->next;

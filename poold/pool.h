@@ -44,6 +44,7 @@ struct pool {
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
 	json_t *limits;
+	bool stateful;            /* slots are created with "interpreter": true */
 	bool draining;
 
 	struct ready_slot *ready;
@@ -51,6 +52,7 @@ struct pool {
 	size_t n_creating;        /* creates in flight for warmth */
 	size_t n_creating_direct; /* creates in flight for a waiting lease */
 	size_t n_leased;          /* maintained by lease.c */
+	size_t n_handoff;         /* slots handed to a lease, not yet in n_leased */
 	struct pool_waiter *waiters, **waiters_tail;
 	size_t n_waiting;
 
@@ -66,6 +68,9 @@ int pools_init(struct ev_loop *loop, const struct psettings *st, struct wp_error
 struct pool *pool_first(void);
 struct pool *pool_find(const char *name);
 struct pool *pool_for_language(const char *language); /* the first pool of a language */
+/* The first pool that would have created this slot: same language, and
+ * stateful exactly when the slot has an interpreter (sync adopts by it). */
+struct pool *pool_for_slot(const char *language, bool interpreter);
 size_t pool_total(const struct pool *p); /* ready + creating + leased */
 
 /* Get a slot for a new lease (see pool_take_fn). Calls fn later, never

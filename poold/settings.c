@@ -40,6 +40,26 @@ static bool name_valid(const char *n)
 	return true;
 }
 
+/* `dns = HOST:PORT`: a DNS name (letters, digits, '-', '_', '.'; at most 253)
+ * and a port 1–65535. */
+static bool dns_target_valid(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	size_t hlen;
+	uint64_t port;
+
+	if (!colon || config_parse_u64(colon + 1, 1, 65535, &port) < 0)
+		return false;
+	hlen = (size_t)(colon - v);
+	if (hlen < 1 || hlen > 253)
+		return false;
+	for (size_t i = 0; i < hlen; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') ||
+		      v[i] == '-' || v[i] == '_' || v[i] == '.'))
+			return false;
+	return true;
+}
+
 static struct pool_conf *pool_conf_get(struct psettings *s, const char *name)
 {
 	struct pool_conf **pp = &s->pools;
@@ -73,6 +93,7 @@ static struct node_conf *node_conf_get(struct psettings *s, const char *name)
 		free(n);
 		return NULL;
 	}
+	n->dns_interval_ms = 10000;
 	*pp = n;
 	return n;
 }
@@ -161,7 +182,22 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 		if (strcmp(key, "url") == 0) {
 			if (strncmp(v, "unix:/", 6) && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
 				return -EINVAL;
+			if (n->url && strncmp(n->url, "dns:", 4) == 0)
+				return -EALREADY;
 			return set_str(&n->url, v);
+		}
+		if (strcmp(key, "dns") == 0) {
+			char buf[300];
+			if (!dns_target_valid(v))
+				return -EINVAL;
+			if (n->url && strncmp(n->url, "dns:", 4) != 0)
+				return -EALREADY;
+			snprintf(buf, sizeof(buf), "dns:%s", v);
+			return set_str(&n->url, buf);
+		}
+		if (strcmp(key, "dns_interval") == 0) {
+			int r = config_parse_duration_ms(v, &n->dns_interval_ms);
+			return r < 0 ? r : (n->dns_interval_ms < 1000 || n->dns_interval_ms > 3600000) ? -ERANGE : 0;
 		}
 	} else if (strncmp(section, "pool:", 5) == 0) {
 		if (!name_valid(section + 5))
@@ -179,6 +215,8 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 			return config_parse_duration_ms(v, &p->idle_timeout_ms);
 		if (strcmp(key, "max_lifetime") == 0)
 			return config_parse_duration_ms(v, &p->max_lifetime_ms);
+		if (strcmp(key, "stateful") == 0)
+			return config_parse_bool(v, &p->stateful);
 		return pool_limit(p, key, v);
 	}
 	return -ENOENT;
@@ -197,6 +235,8 @@ static int phandler(void *user, const char *section, const char *key, const char
 	c->failed = true;
 	if (r == -ENOENT)
 		wp_error_set(c->err, EINVAL, "%s: unknown key `%s` in [%s]", c->path, key, section);
+	else if (r == -EALREADY)
+		wp_error_set(c->err, EINVAL, "%s: [%s] has both url and dns: give one", c->path, section);
 	else
 		wp_error_set(c->err, EINVAL, "%s: [%s] %s: bad value `%s`", c->path, section, key, value);
 	return 0;
@@ -257,7 +297,7 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 		return wp_error_set(err, EINVAL, "%s: no [node:NAME] section: poold needs at least one sandboxd", path);
 	for (struct node_conf *n = s->nodes; n; n = n->next)
 		if (!n->url)
-			return wp_error_set(err, EINVAL, "%s: [node:%s] has no url", path, n->name);
+			return wp_error_set(err, EINVAL, "%s: [node:%s] has no url (or dns)", path, n->name);
 	if (!s->pools)
 		return wp_error_set(err, EINVAL, "%s: no [pool:NAME] section", path);
 	for (struct pool_conf *p = s->pools; p; p = p->next) {

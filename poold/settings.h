@@ -4,7 +4,8 @@
  *   [rate_limit]   per session identifier and per client address
  *   [auth]         token = <sha256 hex> <role> [name]   (repeatable)
  *   [node:NAME]    url = unix:/run/warmpool/sandboxd.sock | http://host:port
- *   [pool:NAME]    language, warm, max, idle_timeout, max_lifetime, limits */
+ *                  or dns = host:port [dns_interval = 10s]: one node per A/AAAA record
+ *   [pool:NAME]    language, warm, max, idle_timeout, max_lifetime, stateful, limits */
 #ifndef POOLD_SETTINGS_H
 #define POOLD_SETTINGS_H
 
@@ -24,12 +25,14 @@ struct pool_conf {
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
 	json_t *limits;          /* per-run limits sent to sandboxd ({"cpu_ms": …}), may be empty */
+	bool stateful;           /* slots start the language's interpreter (Azure code/execute) */
 	struct pool_conf *next;
 };
 
 struct node_conf {
 	char *name;
-	char *url;
+	char *url;		  /* "dns:HOST:PORT" for a DNS-discovered group (node.c) */
+	uint64_t dns_interval_ms; /* re-resolution period of a dns group */
 	struct node_conf *next;
 };
 

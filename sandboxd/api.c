@@ -1,5 +1,6 @@
 /* api.c — sandboxd's HTTP routes (docs/sandboxd-api.md is the reference).
- * Parsing and validation here; the work in slot.c, run.c and files.c. */
+ * Parsing and validation here; the work in slot.c, run.c, kernel.c and
+ * files.c. */
 #include "api.h"
 
 #include <ctype.h>
@@ -12,6 +13,7 @@
 #include "files.h"
 #include "http_path.h"
 #include "json.h"
+#include "kernel.h"
 #include "log.h"
 #include "run.h"
 #include "slot.h"
@@ -28,8 +30,9 @@ void api_init(struct api_ctx *ctx)
 
 static json_t *language_json(const struct language *l, bool with_limits)
 {
-	json_t *j = json_pack("{s:s, s:s?, s:b, s:b, s:s}", "name", l->name, "version", l->version, "compiled",
-			      l->compile_argv != NULL, "available", l->available, "source", l->source);
+	json_t *j = json_pack("{s:s, s:s?, s:b, s:b, s:s, s:b}", "name", l->name, "version", l->version, "compiled",
+			      l->compile_argv != NULL, "available", l->available, "source", l->source, "interpreter",
+			      l->available && l->interpreter_ok);
 	if (with_limits) {
 		json_object_set_new(j, "limits", limits_to_json(&l->limits));
 		json_object_set_new(j, "compile_limits", limits_to_json(&l->compile_limits));
@@ -99,16 +102,17 @@ static void batch_slot_ready(struct slot *s, const struct wp_error *err, void *d
 
 static void post_slots(struct http_request *req, json_t *body)
 {
-	static const char *const keys[] = {"language", "count", "label", "wait", NULL};
+	static const char *const keys[] = {"language", "count", "label", "wait", "interpreter", NULL};
 	struct wp_error err = {0};
 	const char *lang_name = NULL, *label = NULL;
 	uint64_t count = 1;
-	bool wait = false;
+	bool wait = false, interpreter = false;
 	struct language *lang;
 
 	if (json_check_keys(body, keys, &err) < 0 || json_get_string(body, "language", true, &lang_name, &err) < 0 ||
 	    json_get_uint(body, "count", false, 1, MAX_CREATE, &count, &err) < 0 ||
 	    json_get_bool(body, "wait", false, &wait, &err) < 0 ||
+	    json_get_bool(body, "interpreter", false, &interpreter, &err) < 0 ||
 	    (!json_is_null(json_object_get(body, "label")) && json_get_string(body, "label", false, &label, &err) < 0)) {
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
@@ -121,6 +125,11 @@ static void post_slots(struct http_request *req, json_t *body)
 	if (!lang || !lang->available) {
 		http_respond_error(req, 422, "UnknownLanguage", "language `%s` is %s on this node", lang_name,
 				   lang ? "not installed" : "not configured");
+		return;
+	}
+	if (interpreter && !lang->interpreter_ok) {
+		http_respond_error(req, 422, "NoInterpreter", "language `%s` has no %sinterpreter on this node", lang_name,
+				   lang->interpreter_argv ? "usable " : "");
 		return;
 	}
 	if (slot_total() + count > api->settings->capacity) {
@@ -139,7 +148,7 @@ static void post_slots(struct http_request *req, json_t *body)
 	b->pending = 1; /* held until the loop below is over */
 	for (uint64_t i = 0; i < count; i++) {
 		struct slot *s = NULL;
-		if (slot_create(lang, label, wait ? batch_slot_ready : NULL, b, &s, &err) < 0) {
+		if (slot_create(lang, label, interpreter, wait ? batch_slot_ready : NULL, b, &s, &err) < 0) {
 			log_error("create %s slot: %s", lang->name, err.msg);
 			batch_fail(b, err.msg);
 			continue;
@@ -298,6 +307,13 @@ static void route_slot(struct http_request *req, const struct http_path *p)
 			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
 		else if ((body = body_json(req)))
 			run_start(s, req, body); /* takes body */
+		return;
+	}
+	if (p->n == 4 && http_path_is(p, 3, "exec")) {
+		if (strcmp(m, "POST") != 0)
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+		else if ((body = body_json(req)))
+			kernel_exec(s, req, body); /* takes body */
 		return;
 	}
 	if ((p->n == 4 || p->n == 5) && http_path_is(p, 3, "files")) {

@@ -20,11 +20,22 @@
 #define LANGUAGE_NAME_MAX 32
 #define LANGUAGE_FILE_NAME_MAX 255
 
-enum lang_key { KEY_NAME, KEY_VERSION, KEY_SOURCE, KEY_COMPILE, KEY_RUN, KEY_PATHS, KEY_ENV, KEY_MEMORY_ERROR };
+enum lang_key {
+	KEY_NAME,
+	KEY_VERSION,
+	KEY_SOURCE,
+	KEY_COMPILE,
+	KEY_RUN,
+	KEY_PATHS,
+	KEY_ENV,
+	KEY_MEMORY_ERROR,
+	KEY_INTERPRETER,
+};
 
 static const char *const lang_keys[] = {
 	[KEY_NAME] = "name",   [KEY_VERSION] = "version", [KEY_SOURCE] = "source", [KEY_COMPILE] = "compile",
 	[KEY_RUN] = "run",     [KEY_PATHS] = "paths",     [KEY_ENV] = "env",	  [KEY_MEMORY_ERROR] = "memory_error",
+	[KEY_INTERPRETER] = "interpreter",
 };
 
 struct load_ctx {
@@ -273,6 +284,8 @@ static int handle_language(struct load_ctx *c, const char *name, const char *val
 		return set_argv(c, &l->compile_argv, name, value);
 	case KEY_RUN:
 		return set_argv(c, &l->run_argv, name, value);
+	case KEY_INTERPRETER:
+		return set_argv(c, &l->interpreter_argv, name, value);
 	case KEY_MEMORY_ERROR:
 		return set_string(c, &l->memory_error, value);
 	case KEY_PATHS:
@@ -353,6 +366,7 @@ void language_free(struct language *l)
 	free(l->memory_error);
 	config_argv_free(l->compile_argv);
 	config_argv_free(l->run_argv);
+	config_argv_free(l->interpreter_argv);
 	config_argv_free(l->paths);
 	config_argv_free(l->env);
 	free(l);
@@ -406,6 +420,8 @@ int language_load(const char *path, struct language **out, struct wp_error *err)
 	if (!l->env && !(l->env = calloc(1, sizeof(char *))))
 		return wp_error_set(err, ENOMEM, "%s: out of memory", path);
 	l->available = runnable(l->version_argv) && runnable(l->compile_argv) && runnable(l->run_argv);
+	/* main.c also checks the driver it names under /opt/warmpool */
+	l->interpreter_ok = l->interpreter_argv && runnable(l->interpreter_argv);
 	*out = steal_pointer(&l);
 	return 0;
 }

@@ -10,6 +10,10 @@
  *   env = LANG=C.UTF-8 HOME=/tmp            ; optional, added to the base environment
  *   memory_error = java.lang.OutOfMemoryError ; optional: a failed run whose stderr
  *                                           ; holds this is memory_limit_exceeded
+ *   interpreter = /usr/bin/python3 -u -B /opt/warmpool/pykernel.py
+ *                                           ; optional: the stateful interpreter of
+ *                                           ; slots created with "interpreter": true
+ *                                           ; (kernel.c; /opt/warmpool is runtimes_dir)
  *
  *   [limits]          ; per-run defaults, see limits.h (optional keys)
  *   memory = 256M
@@ -17,8 +21,9 @@
  *   cpu = 10s
  *
  * Commands are split on blanks (quotes allowed) and run in /mnt/data. In a
- * compile or run argument, `{memory_kb}` stands for the step's memory limit
- * in KiB (the JVM sizes its heap from it). */
+ * compile, run or interpreter argument, `{memory_kb}` stands for the step's
+ * memory limit in KiB (the JVM sizes its heap from it; the interpreter's is
+ * [limits] memory). */
 #ifndef SANDBOXD_LANGUAGE_H
 #define SANDBOXD_LANGUAGE_H
 
@@ -34,6 +39,7 @@ struct language {
 	char *source;        /* plain file name, no '/' */
 	char **compile_argv; /* NULL when interpreted */
 	char **run_argv;
+	char **interpreter_argv; /* NULL when the language has no stateful interpreter */
 	char **paths;        /* NULL-terminated absolute paths, may be empty */
 	char **env;          /* NULL-terminated "K=V", may be empty */
 	char *memory_error;  /* stderr text meaning "out of memory" (a heap limit of the
@@ -41,6 +47,7 @@ struct language {
 	struct limits limits;
 	struct limits compile_limits;
 	bool available;      /* every argv[0] exists and is executable on this host */
+	bool interpreter_ok; /* interpreter_argv set, and its driver found (main.c) */
 };
 
 /* Load one file; fills err with "file:line: why" on error. */

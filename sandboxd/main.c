@@ -53,6 +53,35 @@ static void usage(FILE *f)
 		   "API: curl --unix-socket /run/warmpool/sandboxd.sock http://x/v1/info\n");
 }
 
+/* An interpreter is usable when its command exists and every file it names
+ * under /opt/warmpool (the slot's view of runtimes_dir) is there, a regular
+ * file the slot's uid can read. */
+static void check_interpreter(struct language *l, const char *runtimes)
+{
+	static const char prefix[] = "/opt/warmpool/";
+
+	if (!l->interpreter_ok)
+		return;
+	for (char **a = l->interpreter_argv; *a; a++) {
+		char path[4096];
+		struct stat st;
+
+		if (strncmp(*a, prefix, sizeof(prefix) - 1) != 0)
+			continue;
+		if (!runtimes) {
+			log_warn("language %s: interpreter needs `%s` but there is no runtimes_dir", l->name, *a);
+			l->interpreter_ok = false;
+			return;
+		}
+		snprintf(path, sizeof(path), "%s/%s", runtimes, *a + sizeof(prefix) - 1);
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IROTH)) {
+			log_warn("language %s: interpreter file `%s` is missing or not world-readable", l->name, path);
+			l->interpreter_ok = false;
+			return;
+		}
+	}
+}
+
 /* First line of `argv --version` (stdout or stderr), bounded to 10 s. */
 static char *probe_version(char **argv)
 {
@@ -213,9 +242,14 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n_langs; i++) {
 		if (langs[i]->available)
 			langs[i]->version = probe_version(langs[i]->version_argv);
-		log_info("language %s: %s%s", langs[i]->name, langs[i]->available ? "" : "NOT AVAILABLE ",
-			 langs[i]->version ? langs[i]->version : "(no version)");
+		check_interpreter(langs[i], cfg.runtimes_dir);
+		log_info("language %s: %s%s%s", langs[i]->name, langs[i]->available ? "" : "NOT AVAILABLE ",
+			 langs[i]->version ? langs[i]->version : "(no version)",
+			 langs[i]->interpreter_ok ? ", interpreter" : "");
 	}
+	if (!cfg.runtimes_dir)
+		log_warn("no runtimes_dir (and no sandboxd/runtimes or share/warmpool/runtimes next to the binary): "
+			 "slots get no /opt/warmpool and no interpreter");
 	if (check_only) {
 		printf("%s: ok (%zu languages, capacity %llu)\n", config_path, n_langs,
 		       (unsigned long long)cfg.capacity);
@@ -270,6 +304,8 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &sig_term);
 	ev_signal_init(&sig_int, on_signal, SIGINT);
 	ev_signal_start(loop, &sig_int);
+	if (cfg.runtimes_dir)
+		log_info("runtimes %s (at /opt/warmpool in every slot)", cfg.runtimes_dir);
 	log_info("ready: capacity %llu slots, uids %llu-%llu, state in %s", (unsigned long long)cfg.capacity,
 		 (unsigned long long)cfg.uid_base, (unsigned long long)(cfg.uid_base + cfg.capacity - 1), cfg.state_dir);
 

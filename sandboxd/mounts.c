@@ -5,6 +5,8 @@
  *   /etc              generated passwd, group, hosts, nsswitch.conf; the
  *                     host's ld.so.cache; nothing else of the host's /etc
  *   <language paths>  read-only binds the language file lists
+ *   /opt/warmpool     read-only, nosuid, nodev bind of sandboxd's runtimes dir
+ *                     (the interpreter drivers, sandboxd/runtimes/)
  *   /tmp              private tmpfs (tmp_size), /dev/shm private tmpfs (shm_size)
  *   /mnt/data         the work dir: a tmpfs sandboxd mounted on the host side
  *                     (it keeps a dir fd on it for the files API)
@@ -61,9 +63,9 @@ static int write_file(const char *path, const char *content, struct wp_error *er
 	return 0;
 }
 
-/* Bind host path `src` at root/src read-only. A symlink is recreated as a
+/* Bind host path `src` at root/at read-only. A symlink is recreated as a
  * symlink (Debian's /bin → usr/bin); a missing path is skipped. */
-static int bind_ro(const char *root, const char *src, struct wp_error *err)
+static int bind_ro_at(const char *root, const char *src, const char *at, struct wp_error *err)
 {
 	char dst[4096], target[4096];
 	struct stat st;
@@ -72,8 +74,8 @@ static int bind_ro(const char *root, const char *src, struct wp_error *err)
 
 	if (lstat(src, &st) < 0)
 		return 0;
-	if (snprintf(dst, sizeof(dst), "%s%s", root, src) >= (int)sizeof(dst))
-		return wp_error_set(err, ENAMETOOLONG, "path too long: `%s`", src);
+	if (snprintf(dst, sizeof(dst), "%s%s", root, at) >= (int)sizeof(dst))
+		return wp_error_set(err, ENAMETOOLONG, "path too long: `%s`", at);
 	if (S_ISLNK(st.st_mode)) {
 		n = readlink(src, target, sizeof(target) - 1);
 		if (n < 0)
@@ -104,6 +106,11 @@ static int bind_ro(const char *root, const char *src, struct wp_error *err)
 	if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
 		return wp_error_errno(err, "remount read-only `%s`", dst);
 	return 0;
+}
+
+static int bind_ro(const char *root, const char *src, struct wp_error *err)
+{
+	return bind_ro_at(root, src, src, err);
 }
 
 static int mount_tmpfs(const char *dst, uint64_t size, const char *mode, unsigned long flags, struct wp_error *err)
@@ -192,6 +199,8 @@ int mounts_setup_root(const struct slot_init_args *a, struct wp_error *err)
 	for (char *const *p = a->paths; p && *p; p++)
 		if ((r = bind_ro(root, *p, err)) < 0)
 			return r;
+	if (a->runtimes && (r = bind_ro_at(root, a->runtimes, "/opt/warmpool", err)) < 0)
+		return r;
 	if ((r = setup_etc(root, a, err)) < 0 || (r = setup_dev(root, a, err)) < 0)
 		return r;
 

@@ -8,10 +8,17 @@
 #include <stdint.h>
 
 #define PROTO_MAX 65536
+#define PROTO_MAX_FDS 5 /* a kernel start passes five: stdin, stdout, stderr, requests, replies */
+
+/* Process groups of a slot, each its own cgroup under the slot's: judged runs
+ * alternate between RUN0 and RUN1; KERNEL holds the slot's long-lived
+ * interpreter (kernel.c) and whatever it starts. */
+enum proto_group { PROTO_GROUP_NONE = -1, PROTO_GROUP_RUN0 = 0, PROTO_GROUP_RUN1 = 1, PROTO_GROUP_KERNEL = 2 };
 
 enum proto_type {
 	PROTO_READY = 1, /* init → sandboxd: the slot is set up and waits */
-	PROTO_RUN,       /* sandboxd → init: fork and exec; fds: stdin, stdout, stderr */
+	PROTO_RUN,       /* sandboxd → init: fork and exec; fds: stdin, stdout, stderr
+			    (a kernel: also fds 3 and 4, its request and reply pipes) */
 	PROTO_STARTED,   /* init → sandboxd: the child exists (pid in the slot's ns) */
 	PROTO_EXITED,    /* init → sandboxd: the child was reaped */
 	PROTO_FAILED,    /* init → sandboxd: set-up or exec failed (errno + where) */
@@ -23,10 +30,11 @@ struct proto_hdr {
 
 struct proto_run {
 	struct proto_hdr hdr;
-	uint32_t group;       /* run cgroup 0 or 1 (they alternate, see slot_init.c) */
+	uint32_t group;       /* enum proto_group: run cgroup 0 or 1 (they alternate, see
+				 slot_init.c), or 2: the kernel */
 	uint32_t argc;
 	uint32_t envc;
-	uint64_t rlim_cpu_s;  /* RLIMIT_CPU soft; hard = soft + 1 */
+	uint64_t rlim_cpu_s;  /* RLIMIT_CPU soft; hard = soft + 1; RLIM_INFINITY: none */
 	uint64_t rlim_fsize;
 	uint64_t rlim_stack;
 	uint64_t rlim_nofile;
@@ -34,13 +42,17 @@ struct proto_run {
 	char strings[];
 };
 
+/* STARTED, EXITED and FAILED say which group they are about (enum
+ * proto_group; NONE for set-up and malformed requests). */
 struct proto_started {
 	struct proto_hdr hdr;
+	int32_t group;
 	int32_t pid;
 };
 
 struct proto_exited {
 	struct proto_hdr hdr;
+	int32_t group;
 	int32_t status;    /* wait status */
 	int64_t maxrss_kb; /* ru_maxrss of the child and what it reaped */
 	int64_t utime_us;
@@ -49,6 +61,7 @@ struct proto_exited {
 
 struct proto_failed {
 	struct proto_hdr hdr;
+	int32_t group;
 	int32_t err;
 	char where[120];
 };

@@ -23,6 +23,7 @@
 #include "compare.h"
 #include "files.h"
 #include "json.h"
+#include "launch.h"
 #include "log.h"
 #include "proto.h"
 #include "verdict.h"
@@ -82,44 +83,6 @@ struct run {
 static const struct settings *cfg_of(void)
 {
 	return sandboxd_settings;
-}
-
-/* JSON strings must be UTF-8: invalid bytes become U+FFFD, NULs stay. */
-static json_t *json_text(const char *p, size_t n)
-{
-	size_t cap = n + 16, o = 0;
-	cleanup_free char *buf = NULL;
-
-	for (size_t i = 0; i < n;) {
-		unsigned char c = (unsigned char)p[i];
-		size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-		bool ok = len > 0 && i + len <= n;
-		for (size_t k = 1; ok && k < len; k++)
-			ok = ((unsigned char)p[i + k] >> 6) == 2;
-		if (ok && len > 1) { /* overlongs, surrogates, > U+10FFFF */
-			unsigned cp = len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
-			for (size_t k = 1; k < len; k++)
-				cp = (cp << 6) | ((unsigned char)p[i + k] & 0x3f);
-			ok = !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) && !(len == 4 && cp < 0x10000) &&
-			     !(cp >= 0xd800 && cp <= 0xdfff) && cp <= 0x10ffff;
-		}
-		if (!buf || o + 4 > cap) {
-			char *nb = realloc(buf, cap = cap * 2 + 8);
-			if (!nb)
-				return json_string("");
-			buf = nb;
-		}
-		if (ok) {
-			memcpy(buf + o, p + i, len);
-			o += len;
-			i += len;
-		} else {
-			memcpy(buf + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		}
-	}
-	return json_stringn(buf ? buf : "", o);
 }
 
 static void exec_kill(struct run *r);
@@ -228,87 +191,6 @@ static void exec_cpu_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-/* `s` with every `key` replaced by `val`, malloc'd. */
-static char *subst(const char *s, const char *key, const char *val)
-{
-	size_t klen = strlen(key), vlen = strlen(val), n = 0;
-	for (const char *p = s; (p = strstr(p, key)); p += klen)
-		n++;
-	char *out = malloc(strlen(s) + n * vlen + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (const char *p = s, *q; *p; p = q + klen) {
-		if (!(q = strstr(p, key))) {
-			strcpy(o, p);
-			return out;
-		}
-		memcpy(o, p, (size_t)(q - p));
-		o += q - p;
-		memcpy(o, val, vlen);
-		o += vlen;
-	}
-	*o = '\0';
-	return out;
-}
-
-static int exec_message(struct run *r, const char *const *argv, const struct limits *lim, char **out, size_t *len)
-{
-	const struct language *lang = r->slot->lang;
-	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp",
-					       "LANG=C.UTF-8", NULL};
-	size_t argc = 0, envc = 0, slen = 0;
-	const char *envs[300];
-
-	for (size_t i = 0; base_env[i]; i++)
-		envs[envc++] = base_env[i];
-	for (size_t i = 0; lang->env && lang->env[i] && envc < 290; i++)
-		envs[envc++] = lang->env[i];
-	char *args[257];
-	char mem[32];
-	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)lim->memory_kb);
-	for (; argv[argc]; argc++) {
-		if (argc == 256)
-			return -E2BIG;
-		args[argc] = subst(argv[argc], "{memory_kb}", mem);
-		if (!args[argc]) {
-			while (argc--)
-				free(args[argc]);
-			return -ENOMEM;
-		}
-		slen += strlen(args[argc]) + 1;
-	}
-	for (size_t i = 0; i < envc; i++)
-		slen += strlen(envs[i]) + 1;
-	slen += sizeof("/mnt/data");
-	size_t total = sizeof(struct proto_run) + slen;
-	struct proto_run *m = total > PROTO_MAX ? NULL : calloc(1, total);
-	if (!m) {
-		for (size_t i = 0; i < argc; i++)
-			free(args[i]);
-		return total > PROTO_MAX ? -E2BIG : -ENOMEM;
-	}
-	m->hdr.type = PROTO_RUN;
-	m->group = r->ex.group;
-	m->argc = (uint32_t)argc;
-	m->envc = (uint32_t)envc;
-	m->rlim_cpu_s = (lim->cpu_ms + 999) / 1000 + 1;
-	m->rlim_fsize = lim->fsize_bytes;
-	m->rlim_stack = lim->memory_kb * 1024 < (1ull << 30) ? lim->memory_kb * 1024 : (1ull << 30);
-	m->rlim_nofile = cfg_of()->nofile;
-	m->strings_len = (uint32_t)slen;
-	char *p = m->strings;
-	for (size_t i = 0; i < argc; i++) {
-		p = stpcpy(p, args[i]) + 1;
-		free(args[i]);
-	}
-	for (size_t i = 0; i < envc; i++)
-		p = stpcpy(p, envs[i]) + 1;
-	strcpy(p, "/mnt/data");
-	*out = (char *)m;
-	*len = total;
-	return 0;
-}
-
 /* Start one execution. Returns 0 or -errno (an internal error). */
 static int exec_begin(struct run *r, char *const *argv, const char *in, size_t in_len, const struct limits *lim,
 		      size_t keep_out)
@@ -352,7 +234,7 @@ static int exec_begin(struct run *r, char *const *argv, const char *in, size_t i
 	if (lseek(memfd, 0, SEEK_SET) < 0 ||
 	    fcntl(memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
 		return -errno;
-	if ((rc = exec_message(r, (const char *const *)argv, lim, &msg, &msg_len)) < 0)
+	if ((rc = launch_message(r->slot->lang, argv, lim, e->group, false, &msg, &msg_len)) < 0)
 		return rc;
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
 		rc = -errno;
@@ -399,8 +281,8 @@ static json_t *exec_json(struct run *r, enum verdict v)
 	struct exec *e = &r->ex;
 	size_t n0 = e->out[0].len < r->max_output ? e->out[0].len : r->max_output;
 	json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "stdout",
-			      json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
-			      json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len), "time_ms",
+			      launch_json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
+			      launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len), "time_ms",
 			      (json_int_t)e->o.cpu_ms, "wall_ms", (json_int_t)e->o.wall_ms, "memory_kb",
 			      (json_int_t)e->o.memory_kb, "stdout_truncated", e->out[0].total > n0, "stderr_truncated",
 			      e->out[1].total > e->out[1].len);

@@ -7,6 +7,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "config.h"
@@ -41,6 +43,8 @@ static int settings_key(struct settings *s, const char *section, const char *key
 			return v[0] == '/' ? set_str(&s->state_dir, v) : -EINVAL;
 		if (strcmp(key, "languages") == 0)
 			return set_str(&s->languages_dir, v);
+		if (strcmp(key, "runtimes_dir") == 0)
+			return v[0] ? set_str(&s->runtimes_dir, v) : -EINVAL;
 		if (strcmp(key, "cgroup") == 0) {
 			if (strcmp(v, "auto") && strcmp(v, "v1") && strcmp(v, "v2"))
 				return -EINVAL;
@@ -112,6 +116,51 @@ static int resolve_relative(char **p, const char *conf_path)
 	return set_str(p, buf);
 }
 
+/* *p made absolute and real when it names a directory; -ENOENT/-ENOTDIR if not. */
+static int resolve_dir(char **p)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (!realpath(*p, buf))
+		return -errno;
+	if (stat(buf, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	return set_str(p, buf);
+}
+
+/* runtimes_dir when the file does not set it: the first that exists. */
+static int default_runtimes(struct settings *s, const char *conf_path)
+{
+	char exe[PATH_MAX], cand[3][PATH_MAX + 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int r;
+
+	cand[0][0] = cand[1][0] = cand[2][0] = '\0';
+	snprintf(cand[0], sizeof(cand[0]), "config/../sandboxd/runtimes");
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		snprintf(cand[1], sizeof(cand[1]), "%s/../sandboxd/runtimes", exe);
+		snprintf(cand[2], sizeof(cand[2]), "%s/../share/warmpool/runtimes", exe);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (!cand[i][0])
+			continue;
+		if ((r = set_str(&s->runtimes_dir, cand[i])) < 0 || (r = resolve_relative(&s->runtimes_dir, conf_path)) < 0)
+			return r;
+		if (resolve_dir(&s->runtimes_dir) == 0)
+			return 0;
+	}
+	free(s->runtimes_dir);
+	s->runtimes_dir = NULL;
+	return 0;
+}
+
 int settings_load(const char *path, struct settings *s, struct wp_error *err)
 {
 	struct parse_ctx c = {.s = s, .err = err, .path = path};
@@ -153,6 +202,14 @@ int settings_load(const char *path, struct settings *s, struct wp_error *err)
 		return wp_error_set(err, EINVAL, "%s: data_size and tmp_size must be >= 1M, shm_size >= 64k", path);
 	if (resolve_relative(&s->languages_dir, path) < 0)
 		return wp_error_set(err, ENOMEM, "languages path too long");
+	if (s->runtimes_dir) {
+		if (resolve_relative(&s->runtimes_dir, path) < 0)
+			return wp_error_set(err, ENOMEM, "runtimes_dir path too long");
+		if ((r = resolve_dir(&s->runtimes_dir)) < 0)
+			return wp_error_set(err, -r, "%s: runtimes_dir `%s`: %s", path, s->runtimes_dir, strerror(-r));
+	} else if (default_runtimes(s, path) < 0) {
+		return wp_error_set(err, ENOMEM, "out of memory");
+	}
 	return 0;
 }
 
@@ -162,6 +219,7 @@ void settings_free(struct settings *s)
 	free(s->listen_tcp);
 	free(s->state_dir);
 	free(s->languages_dir);
+	free(s->runtimes_dir);
 	free(s->cgroup_mode);
 	free(s->cgroup_name);
 	memset(s, 0, sizeof(*s));

@@ -12,6 +12,8 @@ struct settings {
 	char *listen_tcp;    /* optional "127.0.0.1:9091" */
 	char *state_dir;
 	char *languages_dir;
+	char *runtimes_dir;  /* absolute, real (no symlink), bound at /opt/warmpool in
+				every slot; NULL when unset and no default exists */
 	char *cgroup_mode;   /* "auto" | "v1" | "v2" */
 	char *cgroup_name;
 	uint64_t capacity;
@@ -31,7 +33,10 @@ struct settings {
 
 /* Defaults, then the file. Relative paths in the file are taken relative to
  * the file's directory's parent when they start with "config/" — so the
- * repo's config works from any working directory — else to the cwd. */
+ * repo's config works from any working directory — else to the cwd.
+ * runtimes_dir, when not set, is the first directory of: config/../sandboxd/runtimes
+ * (the repo's), <dir of the binary>/../sandboxd/runtimes (bin/sandboxd in the
+ * repo), <dir of the binary>/../share/warmpool/runtimes (make install). */
 /* The running daemon's settings (set by main once loaded). */
 extern const struct settings *sandboxd_settings;
 

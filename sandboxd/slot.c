@@ -7,7 +7,13 @@
  * kills the whole pid namespace), wait for libev to reap it, remove the
  * cgroups, unmount the work dir, free the uid. Nothing is freed inside one of
  * the slot's own callbacks: a slot to free is marked and collected by the
- * ev_prepare reaper. */
+ * ev_prepare reaper.
+ *
+ * A slot created with an interpreter has a fourth group, "kernel", limited
+ * like one run of its language ([limits] memory and pids), where kernel.c
+ * starts the interpreter once init is ready; the slot is ready when the
+ * interpreter is. Messages from init about that group go to kernel.c, the
+ * others to the run in progress. */
 #include "slot.h"
 
 #include <fcntl.h>
@@ -25,6 +31,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "kernel.h"
 #include "log.h"
 #include "proto.h"
 #include "run.h"
@@ -129,19 +136,22 @@ int slot_set_label(struct slot *s, const char *label)
 
 json_t *slot_to_json(const struct slot *s)
 {
-	return json_pack("{s:s, s:s, s:s, s:s?, s:f, s:f, s:I, s:I}", "id", s->id, "language", s->lang->name, "state",
-			 slot_state_name(s->state), "label", s->label, "created", s->created, "last_used",
-			 s->last_used, "runs", (json_int_t)s->runs, "uid", (json_int_t)s->uid);
+	return json_pack("{s:s, s:s, s:s, s:s?, s:f, s:f, s:I, s:I, s:b, s:I}", "id", s->id, "language",
+			 s->lang->name, "state", slot_state_name(s->state), "label", s->label, "created", s->created,
+			 "last_used", s->last_used, "runs", (json_int_t)s->runs, "uid", (json_int_t)s->uid,
+			 "interpreter", s->interpreter, "execs", (json_int_t)s->execs);
 }
 
 int slot_send(struct slot *s, const void *msg, size_t len, const int *fds, int nfds)
 {
-	char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+	char cbuf[CMSG_SPACE(PROTO_MAX_FDS * sizeof(int))] = {0};
 	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
 	if (s->ctl_fd < 0)
 		return -EPIPE;
+	if (nfds > PROTO_MAX_FDS)
+		return -EINVAL;
 	if (nfds > 0) {
 		mh.msg_control = cbuf;
 		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
@@ -174,19 +184,51 @@ static void slot_fail(struct slot *s, const char *why, const char *detail)
 	slot_destroy(s);
 }
 
+void slot_create_failed(struct slot *s, const char *why)
+{
+	slot_fail(s, why, "");
+}
+
+void slot_created(struct slot *s)
+{
+	ev_timer_stop(loop, &s->create_timer);
+	s->state = SLOT_READY;
+	log_info("slot %s ready (%s%s, uid %u, %.0f ms)", s->id, s->lang->name, s->interpreter ? " interpreter" : "",
+		 (unsigned)s->uid, (ev_now(loop) - s->created) * 1000);
+	slot_report_ready(s, NULL);
+}
+
+/* The group a message from init is about (PROTO_GROUP_NONE when it names none). */
+static int msg_group(const char *buf, size_t n)
+{
+	const struct proto_hdr *h = (const void *)buf;
+	switch (h->type) {
+	case PROTO_STARTED:
+		return n >= sizeof(struct proto_started) ? ((const struct proto_started *)buf)->group : PROTO_GROUP_NONE;
+	case PROTO_EXITED:
+		return n >= sizeof(struct proto_exited) ? ((const struct proto_exited *)buf)->group : PROTO_GROUP_NONE;
+	case PROTO_FAILED:
+		return n >= sizeof(struct proto_failed) ? ((const struct proto_failed *)buf)->group : PROTO_GROUP_NONE;
+	default:
+		return PROTO_GROUP_NONE;
+	}
+}
+
 static void slot_ctl_cb(struct ev_loop *l, ev_io *w, int revents)
 {
 	struct slot *s = w->data;
-	char buf[PROTO_MAX];
+	_Alignas(8) char buf[PROTO_MAX];
 	ssize_t n = recv(s->ctl_fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0 || (size_t)n < sizeof(struct proto_hdr)) {
+		char detail[80];
+		snprintf(detail, sizeof(detail), " (%s)", n < 0 ? strerror(errno) : n == 0 ? "end of file" : "short message");
 		ev_io_stop(l, w);
 		s->dead = true;
 		if (s->state == SLOT_CREATING)
-			slot_fail(s, "init closed its control socket during set-up", "");
+			slot_fail(s, "init closed its control socket during set-up", detail);
 		else if (s->state != SLOT_DESTROYING) {
 			log_warn("slot %s: init went away", s->id);
 			slot_destroy(s);
@@ -194,13 +236,18 @@ static void slot_ctl_cb(struct ev_loop *l, ev_io *w, int revents)
 		return;
 	}
 	const struct proto_hdr *h = (const void *)buf;
+	if (msg_group(buf, (size_t)n) == PROTO_GROUP_KERNEL) {
+		if (s->kernel)
+			kernel_on_message(s, buf, (size_t)n);
+		return;
+	}
 	if (s->state == SLOT_CREATING) {
-		if (h->type == PROTO_READY) {
-			ev_timer_stop(loop, &s->create_timer);
-			s->state = SLOT_READY;
-			log_info("slot %s ready (%s, uid %u, %.0f ms)", s->id, s->lang->name, (unsigned)s->uid,
-				 (ev_now(loop) - s->created) * 1000);
-			slot_report_ready(s, NULL);
+		if (h->type == PROTO_READY && s->interpreter) {
+			struct wp_error err = {0};
+			if (kernel_start(s, &err) < 0)
+				slot_fail(s, "start the interpreter: ", err.msg);
+		} else if (h->type == PROTO_READY) {
+			slot_created(s);
 		} else if (h->type == PROTO_FAILED && (size_t)n >= sizeof(struct proto_failed)) {
 			const struct proto_failed *f = (const void *)buf;
 			char detail[200];
@@ -290,22 +337,31 @@ static int slot_make_cgroups(struct slot *s, struct wp_error *err)
 		return r;
 	}
 	if ((r = cgroup_create(cgroot, s->cg, "init", &s->cg_init, err)) < 0 ||
-	    (r = cgroup_create(cgroot, s->cg, "run0", &s->cg_run[0], err)) < 0)
+	    (r = cgroup_create(cgroot, s->cg, "run0", &s->cg_run[0], err)) < 0 ||
+	    (r = cgroup_create(cgroot, s->cg, "run1", &s->cg_run[1], err)) < 0)
 		return r;
-	return cgroup_create(cgroot, s->cg, "run1", &s->cg_run[1], err);
+	if (!s->interpreter)
+		return 0;
+	/* the interpreter and its background processes: bounded like one run */
+	if ((r = cgroup_create(cgroot, s->cg, "kernel", &s->cg_kernel, err)) < 0)
+		return r;
+	r = cgroup_set_memory(s->cg_kernel, s->lang->limits.memory_kb * 1024, err);
+	if (r == 0)
+		r = cgroup_set_pids(s->cg_kernel, s->lang->limits.pids, err);
+	return r == -EOPNOTSUPP ? 0 : r;
 }
 
-static void close_procs(int procs[2][8])
+static void close_procs(int procs[3][8])
 {
-	for (int g = 0; g < 2; g++)
+	for (int g = 0; g < 3; g++)
 		for (int i = 0; i < 8 && procs[g][i] >= 0; i++)
 			close(procs[g][i]);
 }
 
-int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready, void *data, struct slot **out,
-		struct wp_error *err)
+int slot_create(struct language *lang, const char *label, bool interpreter, slot_ready_fn on_ready, void *data,
+		struct slot **out, struct wp_error *err)
 {
-	int ctl[2] = {-1, -1}, sync[2] = {-1, -1}, procs[2][8] = {{-1}, {-1}};
+	int ctl[2] = {-1, -1}, sync[2] = {-1, -1}, procs[3][8] = {{-1}, {-1}, {-1}};
 	struct slot *s;
 	unsigned idx;
 	pid_t pid;
@@ -321,6 +377,7 @@ int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready
 	s->idx = idx;
 	s->uid = (uid_t)(cfg->uid_base + idx);
 	s->lang = lang;
+	s->interpreter = interpreter;
 	s->state = SLOT_CREATING;
 	s->ctl_fd = s->data_fd = -1;
 	s->init_pid = -1;
@@ -335,7 +392,8 @@ int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready
 
 	if ((r = slot_make_dirs(s, err)) < 0 || (r = slot_make_cgroups(s, err)) < 0 ||
 	    (r = cgroup_open_procs(s->cg_run[0], procs[0], err)) < 0 ||
-	    (r = cgroup_open_procs(s->cg_run[1], procs[1], err)) < 0)
+	    (r = cgroup_open_procs(s->cg_run[1], procs[1], err)) < 0 ||
+	    (s->cg_kernel && (r = cgroup_open_procs(s->cg_kernel, procs[2], err)) < 0))
 		goto fail;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
 		r = wp_error_errno(err, "socketpair");
@@ -349,6 +407,7 @@ int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready
 		.tmp_size = cfg->tmp_size,
 		.shm_size = cfg->shm_size,
 		.paths = lang->paths,
+		.runtimes = cfg->runtimes_dir,
 		.ctl_fd = ctl[1],
 		.sync_fd = sync[0],
 	};
@@ -420,6 +479,8 @@ void slot_destroy(struct slot *s)
 	}
 	if (s->run)
 		run_abort(s, 410, "SlotDestroyed", "the slot was destroyed during the run");
+	if (s->kernel)
+		kernel_abort(s);
 	ev_timer_stop(loop, &s->create_timer);
 	if (s->ctl_fd >= 0) {
 		ev_io_stop(loop, &s->ctl_watcher);
@@ -444,7 +505,7 @@ static bool slot_finish(struct slot *s)
 	if (s->cg) {
 		if (cgroup_destroy(s->cg, &err) < 0)
 			log_error("slot %s: %s", s->id, err.msg);
-		s->cg = s->cg_init = s->cg_run[0] = s->cg_run[1] = NULL; /* freed with their parent */
+		s->cg = s->cg_init = s->cg_run[0] = s->cg_run[1] = s->cg_kernel = NULL; /* freed with their parent */
 	}
 	if (s->data_fd >= 0)
 		close(s->data_fd);
@@ -473,6 +534,7 @@ static void slot_reap_cb(struct ev_loop *l, ev_prepare *w, int revents)
 		}
 		*pp = s->next;
 		ev_child_stop(l, &s->child_watcher);
+		kernel_free(s->kernel);
 		free(s->label);
 		free(s->dir);
 		free(s);

@@ -18,6 +18,7 @@ enum slot_state { SLOT_CREATING, SLOT_READY, SLOT_BUSY, SLOT_DESTROYING };
 
 struct cgroup;
 struct cgroup_root;
+struct kernel;
 struct run;
 struct slot;
 
@@ -34,6 +35,8 @@ struct slot {
 	double created;
 	double last_used;
 	uint64_t runs;
+	uint64_t execs;          /* executions in the interpreter */
+	bool interpreter;        /* created with a stateful interpreter (kernel.c) */
 	unsigned idx;            /* uid = uid_base + idx */
 	uid_t uid;
 
@@ -43,6 +46,7 @@ struct slot {
 	char *dir;               /* <state_dir>/slots/<id> */
 	bool data_mounted;
 	struct cgroup *cg, *cg_init, *cg_run[2]; /* runs alternate between two groups */
+	struct cgroup *cg_kernel; /* the interpreter and what it starts; NULL without */
 	unsigned next_group;
 
 	ev_io ctl_watcher;
@@ -53,6 +57,7 @@ struct slot {
 	slot_ready_fn on_ready;  /* creation callback, cleared once called */
 	void *on_ready_data;
 	struct run *run;         /* run in progress, owned by run.c */
+	struct kernel *kernel;   /* the interpreter, owned by kernel.c; NULL without */
 	bool dead;               /* init gone: no more runs */
 
 	struct slot *next;
@@ -61,9 +66,15 @@ struct slot {
 /* Module set-up: the loop, settings (kept by pointer), the cgroup root. */
 int slots_init(struct ev_loop *loop, const struct settings *st, struct cgroup_root *cg, struct wp_error *err);
 /* Begin creating a slot (non-blocking: the set-up runs in the child);
- * on_ready is called later. -EAGAIN when at capacity. */
-int slot_create(struct language *lang, const char *label, slot_ready_fn on_ready, void *data,
+ * on_ready is called later. With `interpreter`, the language's interpreter
+ * is started before the slot is ready (lang->interpreter_ok must hold).
+ * -EAGAIN when at capacity. */
+int slot_create(struct language *lang, const char *label, bool interpreter, slot_ready_fn on_ready, void *data,
 		struct slot **out, struct wp_error *err);
+/* From kernel.c: the interpreter of a slot being created is up (the slot is
+ * ready), or could not be started (the slot fails and is destroyed). */
+void slot_created(struct slot *s);
+void slot_create_failed(struct slot *s, const char *why);
 /* Kill everything and free asynchronously. Idempotent. */
 void slot_destroy(struct slot *s);
 struct slot *slot_find(const char *id);
@@ -75,7 +86,7 @@ const char *slot_state_name(enum slot_state st);
 json_t *slot_to_json(const struct slot *s);
 int slot_set_label(struct slot *s, const char *label); /* NULL clears */
 bool slot_label_valid(const char *label);
-/* Send a message (with up to 3 fds) to the slot's init. */
+/* Send a message (with up to PROTO_MAX_FDS fds) to the slot's init. */
 int slot_send(struct slot *s, const void *msg, size_t len, const int *fds, int nfds);
 /* Destroy every slot; `done` is called once none remain. */
 void slots_shutdown(void (*done)(void *data), void *data);

@@ -12,6 +12,12 @@
  * execs. We reap everything (orphans included) and
  * report the run's child with its wait status and rusage.
  *
+ * A slot with an interpreter has a third group, the kernel's: PROTO_RUN with
+ * group 2 starts the slot's long-lived interpreter there (a plain fork, no
+ * stub: it starts once per slot, again only after a timeout or a crash), with
+ * two more fds (its request and reply pipes, fds 3 and 4). It runs beside the
+ * judged runs, and its exit is reported like a run's, tagged with group 2.
+ *
  * Killing a run's processes is sandboxd's job, through the run cgroup; we
  * are not in it and survive. Being pid 1, we ignore every signal sent from
  * inside the slot (no handlers), and we are not dumpable, so the program
@@ -46,16 +52,16 @@ static int ctl = -1;
 char *slot_init_argv_area;
 size_t slot_init_argv_len;
 
-static void send_failed(int err, const char *where)
+static void send_failed(int group, int err, const char *where)
 {
-	struct proto_failed m = {.hdr.type = PROTO_FAILED, .err = err};
+	struct proto_failed m = {.hdr.type = PROTO_FAILED, .group = group, .err = err};
 	snprintf(m.where, sizeof(m.where), "%s", where);
 	send(ctl, &m, sizeof(m), MSG_NOSIGNAL);
 }
 
 static _Noreturn void die(const struct wp_error *e)
 {
-	send_failed(e->code, e->msg);
+	send_failed(PROTO_GROUP_NONE, e->code, e->msg);
 	_exit(1);
 }
 
@@ -80,10 +86,10 @@ static int setup_credentials(const struct slot_init_args *a, struct wp_error *er
 /* Keep only the control socket and the cgroup.procs fds, renumbered low. */
 static int setup_fds(struct slot_init_args *a, struct wp_error *err)
 {
-	int keep[17], n = 0, next = 3;
+	int keep[1 + 3 * 8], n = 0, next = 3;
 
 	keep[n++] = a->ctl_fd;
-	for (int g = 0; g < 2; g++)
+	for (int g = 0; g < 3; g++)
 		for (int i = 0; i < 8 && a->procs_fds[g][i] >= 0; i++)
 			keep[n++] = a->procs_fds[g][i];
 	/* move each kept fd above every other kept one, then down to 3… */
@@ -102,7 +108,7 @@ static int setup_fds(struct slot_init_args *a, struct wp_error *err)
 	}
 	syscall(SYS_close_range, (unsigned)next, ~0u, 0);
 	a->ctl_fd = keep[0];
-	for (int g = 0, k = 1; g < 2; g++)
+	for (int g = 0, k = 1; g < 3; g++)
 		for (int i = 0; i < 8 && a->procs_fds[g][i] >= 0; i++)
 			a->procs_fds[g][i] = keep[k++];
 	/* stdin/stdout/stderr of init: /dev/null */
@@ -151,24 +157,30 @@ static int parse_run(char *buf, size_t len, char **argv, char **envp, const char
 	return 0;
 }
 
-/* The run child, already in the run cgroup: limits, stdio, exec. On failure
- * the errno goes to errfd and the child exits 127. */
-static _Noreturn void exec_child(char *buf, size_t len, const int *stdio, int errfd)
+/* The run child, already in its cgroup: limits, fds, exec. fds[i] becomes
+ * fd i (0, 1, 2 and, for a kernel, 3 and 4). On failure the errno goes to
+ * errfd and the child exits 127. */
+static _Noreturn void exec_child(char *buf, size_t len, const int *fds, int nfds, int errfd)
 {
 	const struct proto_run *m = (const struct proto_run *)buf;
 	char *argv[257], *envp[257];
 	const char *cwd;
 	sigset_t none;
 	struct rlimit rl;
-	int e = EINVAL;
+	int high[PROTO_MAX_FDS], e = EINVAL;
 
-	if (parse_run(buf, len, argv, envp, &cwd) < 0)
+	if (parse_run(buf, len, argv, envp, &cwd) < 0 || nfds > PROTO_MAX_FDS)
 		goto fail;
-	for (int i = 0; i < 3; i++)
-		if (dup2(stdio[i], i) < 0)
+	/* first above every target, so that no dup2 below lands on a source
+	 * not yet moved (received fds can have any number) */
+	for (int i = 0; i < nfds; i++)
+		if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 16)) < 0)
+			goto fail_errno;
+	for (int i = 0; i < nfds; i++)
+		if (dup2(high[i], i) < 0)
 			goto fail_errno;
 	rl.rlim_cur = m->rlim_cpu_s;
-	rl.rlim_max = m->rlim_cpu_s + 1;
+	rl.rlim_max = m->rlim_cpu_s == RLIM_INFINITY ? RLIM_INFINITY : m->rlim_cpu_s + 1;
 	if (setrlimit(RLIMIT_CPU, &rl) < 0)
 		goto fail_errno;
 	rl.rlim_cur = rl.rlim_max = m->rlim_fsize;
@@ -200,10 +212,10 @@ fail:
 	_exit(127);
 }
 
-/* Receive one message and up to 3 fds. */
-static ssize_t recv_fds(int fd, char *buf, size_t size, int fds[3], int *nfds)
+/* Receive one message and up to PROTO_MAX_FDS fds. */
+static ssize_t recv_fds(int fd, char *buf, size_t size, int fds[PROTO_MAX_FDS], int *nfds)
 {
-	char cbuf[CMSG_SPACE(3 * sizeof(int))];
+	char cbuf[CMSG_SPACE(PROTO_MAX_FDS * sizeof(int))];
 	struct iovec iov = {.iov_base = buf, .iov_len = size};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
@@ -218,7 +230,7 @@ static ssize_t recv_fds(int fd, char *buf, size_t size, int fds[3], int *nfds)
 		for (int i = 0; i < k; i++) {
 			int f;
 			memcpy(&f, CMSG_DATA(c) + (size_t)i * sizeof(int), sizeof(int));
-			if (*nfds < 3)
+			if (*nfds < PROTO_MAX_FDS)
 				fds[(*nfds)++] = f;
 			else
 				close(f);
@@ -229,7 +241,7 @@ static ssize_t recv_fds(int fd, char *buf, size_t size, int fds[3], int *nfds)
 
 static int send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds)
 {
-	char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+	char cbuf[CMSG_SPACE(PROTO_MAX_FDS * sizeof(int))] = {0};
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
@@ -253,7 +265,7 @@ static int stub_fd[2] = {-1, -1};
 static void stub_spawn(const struct slot_init_args *a, int g)
 {
 	static char buf[PROTO_MAX];
-	int sp[2], fds[3], nfds;
+	int sp[2], fds[PROTO_MAX_FDS], nfds;
 	pid_t pid;
 
 	if (stub_pid[g] > 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
@@ -272,7 +284,7 @@ static void stub_spawn(const struct slot_init_args *a, int g)
 		ssize_t n = recv_fds(sp[1], buf, sizeof(buf), fds, &nfds);
 		if (n <= 0 || nfds != 3)
 			_exit(0);
-		exec_child(buf, (size_t)n, fds, sp[1]);
+		exec_child(buf, (size_t)n, fds, 3, sp[1]);
 	}
 	close(sp[1]);
 	stub_pid[g] = pid;
@@ -287,8 +299,9 @@ static void stub_forget(int g)
 	stub_pid[g] = -1;
 }
 
-/* Start a run: through the stub when one waits, else a fresh fork. Replies
- * PROTO_STARTED or PROTO_FAILED; returns the child's pid or -1. */
+/* Start a run (or the kernel): through the stub when one waits, else a fresh
+ * fork. Replies PROTO_STARTED or PROTO_FAILED; returns the child's pid or -1.
+ * *group is the group of a well-formed request, else -1. */
 static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, int *fds, int nfds, int *group)
 {
 	char *argv[257], *envp[257];
@@ -297,21 +310,27 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 	pid_t pid;
 	ssize_t n;
 
-	if (nfds != 3 || parse_run(buf, len, argv, envp, &cwd) < 0 || ((struct proto_run *)buf)->group > 1) {
-		send_failed(EINVAL, "malformed run request");
+	*group = -1;
+	if (parse_run(buf, len, argv, envp, &cwd) < 0 || ((struct proto_run *)buf)->group > PROTO_GROUP_KERNEL) {
+		send_failed(PROTO_GROUP_NONE, EINVAL, "malformed run request");
 		return -1;
 	}
 	int g = (int)((struct proto_run *)buf)->group;
+	if (nfds != (g == PROTO_GROUP_KERNEL ? 5 : 3) || a->procs_fds[g][0] < 0) {
+		send_failed(g, EINVAL, "malformed run request");
+		return -1;
+	}
 	*group = g;
-	if (stub_pid[g] > 0 && send_fds(stub_fd[g], buf, len, fds, 3) == 0) {
+	if (g != PROTO_GROUP_KERNEL && stub_pid[g] > 0 && send_fds(stub_fd[g], buf, len, fds, 3) == 0) {
 		pid = stub_pid[g];
 		rfd = stub_fd[g];
 		stub_fd[g] = -1;
 		stub_pid[g] = -1;
 	} else {
-		stub_forget(g);
+		if (g != PROTO_GROUP_KERNEL)
+			stub_forget(g);
 		if (pipe2(errp, O_CLOEXEC) < 0) {
-			send_failed(errno, "pipe");
+			send_failed(g, errno, "pipe");
 			return -1;
 		}
 		pid = fork();
@@ -319,7 +338,7 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 			e = errno;
 			close(errp[0]);
 			close(errp[1]);
-			send_failed(e, "fork");
+			send_failed(g, e, "fork");
 			return -1;
 		}
 		if (pid == 0) {
@@ -331,7 +350,7 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 					_exit(126);
 				_exit(126);
 			}
-			exec_child(buf, len, fds, errp[1]);
+			exec_child(buf, len, fds, nfds, errp[1]);
 		}
 		close(errp[1]);
 		rfd = errp[0];
@@ -342,10 +361,10 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 	while (n < 0 && errno == EINTR);
 	close(rfd);
 	if (n == sizeof(e)) {
-		send_failed(e, argv[0]);
+		send_failed(g, e, argv[0]);
 		return -1; /* reaped as an orphan */
 	}
-	struct proto_started s = {.hdr.type = PROTO_STARTED, .pid = pid};
+	struct proto_started s = {.hdr.type = PROTO_STARTED, .group = g, .pid = pid};
 	send(ctl, &s, sizeof(s), MSG_NOSIGNAL);
 	return pid;
 }
@@ -353,7 +372,8 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 {
 	static char buf[PROTO_MAX];
-	pid_t child = -1;
+	pid_t child = -1, kernel = -1;
+	int current_group = PROTO_GROUP_RUN0; /* of child */
 
 	for (;;) {
 		struct pollfd pfd[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
@@ -375,31 +395,42 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 				for (int g = 0; g < 2; g++)
 					if (p == stub_pid[g])
 						stub_forget(g); /* died waiting: a fresh fork replaces it */
-				if (p != child)
+				if (p != child && p != kernel)
 					continue; /* an orphan of the run: reaped, not reported */
 				struct proto_exited x = {
 					.hdr.type = PROTO_EXITED,
+					.group = p == kernel ? PROTO_GROUP_KERNEL : current_group,
 					.status = status,
 					.maxrss_kb = ru.ru_maxrss,
 					.utime_us = ru.ru_utime.tv_sec * 1000000ll + ru.ru_utime.tv_usec,
 					.stime_us = ru.ru_stime.tv_sec * 1000000ll + ru.ru_stime.tv_usec,
 				};
 				send(ctl, &x, sizeof(x), MSG_NOSIGNAL);
-				child = -1;
+				if (p == kernel)
+					kernel = -1;
+				else
+					child = -1;
 			}
 		}
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			int fds[3] = {-1, -1, -1}, nfds = 0;
+			int fds[PROTO_MAX_FDS] = {-1, -1, -1, -1, -1}, nfds = 0;
 			ssize_t n = recv_fds(ctl, buf, sizeof(buf), fds, &nfds);
 			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
 				_exit(0); /* sandboxd is gone or done with us */
 			uint32_t type = (size_t)n >= sizeof(struct proto_hdr) ? ((struct proto_hdr *)buf)->type : 0;
 			int g = -1;
 			if (type == PROTO_RUN) {
-				if (child > 0)
-					send_failed(EBUSY, "a run is in progress");
-				else
-					child = handle_run(a, buf, (size_t)n, fds, nfds, &g);
+				uint32_t want = (size_t)n >= sizeof(struct proto_run) ? ((struct proto_run *)buf)->group : 0;
+				pid_t *slotp = want == PROTO_GROUP_KERNEL ? &kernel : &child;
+				if (*slotp > 0) {
+					send_failed(want == PROTO_GROUP_KERNEL ? PROTO_GROUP_KERNEL : PROTO_GROUP_NONE, EBUSY,
+						    want == PROTO_GROUP_KERNEL ? "the kernel is running"
+									   : "a run is in progress");
+				} else {
+					*slotp = handle_run(a, buf, (size_t)n, fds, nfds, &g);
+					if (slotp == &child && g >= 0)
+						current_group = g;
+				}
 			}
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
@@ -407,7 +438,7 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 			 * once the last one's group is dead): its stub can move in
 			 * during this run. Forked after closing the run's fds, so
 			 * the stub holds no pipe of this run open. */
-			if (g >= 0)
+			if (g == PROTO_GROUP_RUN0 || g == PROTO_GROUP_RUN1)
 				stub_spawn(a, 1 - g);
 		}
 	}

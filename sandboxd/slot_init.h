@@ -15,9 +15,11 @@ struct slot_init_args {
 	uint64_t tmp_size;
 	uint64_t shm_size;
 	char *const *paths;    /* the language's extra read-only paths */
+	const char *runtimes;  /* host dir bound read-only at /opt/warmpool, or NULL */
 	int ctl_fd;            /* SOCK_SEQPACKET to sandboxd */
 	int sync_fd;           /* read end: one byte once sandboxd placed us in our cgroup */
-	int procs_fds[2][8];   /* cgroup.procs of the two run groups, -1 terminated */
+	int procs_fds[3][8];   /* cgroup.procs of the two run groups and of the kernel
+				  group (empty for a slot without interpreter), -1 terminated */
 };
 
 /* sandboxd's argv area (main.c): wiped in the slot so that /proc/1/cmdline

@@ -1,33 +1,47 @@
 """System tests: start the real bin/sandboxd with a temporary config and drive
 it over its unix socket as poold would (docs/sandboxd-api.md).
 
-The session fixture `sandboxd` starts one daemon for the whole run and, at
-the end, stops it with SIGTERM and checks it left nothing behind: no process
-with a slot uid, no cgroup, no mount under its state dir. Its stderr goes to a
-file; the part written during a failing test is attached to the report.
+The daemons are started through wpdaemons.py (shared with the poold tests and
+the benchmark). The session fixture `sandboxd` starts one daemon for the whole
+run and, at the end, stops it with SIGTERM and checks it left nothing behind:
+no process with a slot uid, no cgroup, no mount under its state dir. Its
+stderr goes to a file; the part written during a failing test is attached to
+the report.
 
 Standard library only. Run as root: /usr/bin/python3 -m pytest tests/system
 """
 
-import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import tempfile
+import sys
 import time
 import urllib.parse
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SANDBOXD = os.path.join(REPO, "bin", "sandboxd")
-LANG_DIR = os.path.join(REPO, "config", "languages")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-UID_BASE = 310000
+import wpdaemons  # noqa: E402
+from wpdaemons import (  # noqa: E402,F401  (re-exported for the tests)
+    LANG_DIR,
+    REPO,
+    SANDBOXD,
+    Resp,
+    UnixClient,
+    cgroup_dirs_named,
+    host_mounts_under,
+    host_processes,
+    proc_cmdline,
+    proc_exe,
+    proc_status,
+    rmdir_cgroup_tree,
+)
+
+# WP_TEST_UID_BASE moves the suite's uid range (two runs at once on one host)
+UID_BASE = int(os.environ.get("WP_TEST_UID_BASE", "310000"))
 CAPACITY = 48
 MAX_BODY = 16 * 1024 * 1024
 # What the test config asks for; tests check the daemon reports these.
@@ -97,110 +111,11 @@ def source_name(lang):
 
 
 # --------------------------------------------------------------------------
-# HTTP over a unix socket
+# HTTP over a unix socket (wpdaemons.UnixClient: request(method, path, body=,
+# raw=, headers=, timeout=), get/post/put/patch/delete → Resp, which unpacks
+# as (status, body) and has .headers and .raw)
 
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=HTTP_TIMEOUT):
-        super().__init__("sandboxd", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        try:
-            s.connect(self.unix_path)
-        except BaseException:
-            s.close()
-            raise
-        self.sock = s
-
-
-class Resp(tuple):
-    """(status, body) — body is the parsed JSON when the answer is JSON, else
-    bytes. Also .headers (lower-case names) and .raw (bytes)."""
-
-    def __new__(cls, method, path, status, body, headers, raw):
-        self = super().__new__(cls, (status, body))
-        self.method, self.path, self.headers, self.raw = method, path, headers, raw
-        return self
-
-    @property
-    def status(self):
-        return self[0]
-
-    @property
-    def body(self):
-        return self[1]
-
-    def __repr__(self):
-        raw = self.raw
-        text = raw[:2000].decode("utf-8", "replace") + ("…(%d bytes)" % len(raw) if len(raw) > 2000 else "")
-        return "<%s %s → %s %s>" % (self.method, self.path, self.status, text)
-
-    def describe(self):
-        return repr(self)
-
-
-class Client:
-    def __init__(self, sock_path):
-        self.sock_path = sock_path
-
-    def request(self, method, path, body=None, raw=None, headers=None, timeout=HTTP_TIMEOUT):
-        """body: JSON-encoded if not None; raw: bytes sent as is."""
-        hdrs = dict(headers or {})
-        data = None
-        if raw is not None:
-            data = raw
-            hdrs.setdefault("Content-Type", "application/octet-stream")
-        elif body is not None:
-            data = json.dumps(body).encode()
-            hdrs.setdefault("Content-Type", "application/json")
-        conn = UnixHTTPConnection(self.sock_path, timeout=timeout)
-        try:
-            try:
-                conn.request(method, path, body=data, headers=hdrs)
-            except (BrokenPipeError, ConnectionResetError) as e:
-                # the server may answer (413) and close before reading the body;
-                # its answer is still there to read
-                send_error = e
-            else:
-                send_error = None
-            try:
-                r = conn.getresponse()
-            except (ConnectionError, http.client.HTTPException) as e:
-                if send_error is not None:
-                    raise ConnectionError("%s %s: sending the request failed (%s) and no answer came (%s)" % (
-                        method, path, send_error, e)) from e
-                raise
-            payload = r.read()
-            rh = {k.lower(): v for k, v in r.getheaders()}
-            status = r.status
-        finally:
-            conn.close()
-        ctype = rh.get("content-type", "")
-        parsed = payload
-        if "json" in ctype or (not ctype and payload[:1] in (b"{", b"[")):
-            try:
-                parsed = json.loads(payload)
-            except ValueError:
-                parsed = payload
-        return Resp(method, path, status, parsed, rh, payload)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.request("POST", path, body=body, **kw)
-
-    def patch(self, path, body=None, **kw):
-        return self.request("PATCH", path, body=body, **kw)
-
-    def put(self, path, raw=b"", **kw):
-        return self.request("PUT", path, raw=raw, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
+Client = UnixClient
 
 
 def pct(name):
@@ -232,61 +147,6 @@ def assert_error(resp, status, code=None):
 # Host inspection
 
 
-def proc_status(pid):
-    """Parsed /proc/pid/status, or None if gone."""
-    try:
-        with open("/proc/%s/status" % pid) as f:
-            text = f.read()
-    except OSError:
-        return None
-    st = {}
-    for line in text.splitlines():
-        if ":" in line:
-            k, v = line.split(":", 1)
-            st[k] = v.strip()
-    return st
-
-
-def proc_cmdline(pid):
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-
-
-def host_processes(uid_lo, uid_hi):
-    """Processes on the host whose real, effective, saved or fs uid is in
-    [uid_lo, uid_hi): list of dicts (pid, uids, nspid, state, cmdline)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        st = proc_status(d)
-        if not st or "Uid" not in st:
-            continue
-        uids = [int(x) for x in st["Uid"].split()]
-        if any(uid_lo <= u < uid_hi for u in uids):
-            out.append(
-                {
-                    "pid": int(d),
-                    "uids": uids,
-                    "nspid": [int(x) for x in st.get("NSpid", d).split()],
-                    "state": st.get("State", "?"),
-                    "cmdline": proc_cmdline(d),
-                    "exe": proc_exe(d),
-                }
-            )
-    return out
-
-
-def proc_exe(pid):
-    try:
-        return os.readlink("/proc/%s/exe" % pid)
-    except OSError:
-        return None
-
-
 def is_sandboxd_process(p):
     """The slot's init or one of its pre-forked stubs: a fork of sandboxd that
     has not exec'd yet (its executable is bin/sandboxd, which no program in a
@@ -312,225 +172,43 @@ def is_slot_init(p):
     return len(p["nspid"]) > 1 and p["nspid"][-1] == 1
 
 
-def host_mounts_under(prefix):
-    out = []
-    prefix = os.path.realpath(prefix)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mp = fields[4].encode().decode("unicode_escape")
-            if mp == prefix or mp.startswith(prefix + "/"):
-                out.append(mp)
-    return out
-
-
-def cgroup_dirs_named(name, extra_pids=()):
-    """Every directory named `name` in the cgroup hierarchies: directly under
-    each hierarchy root, under our (and the daemon's) cgroup paths, and a
-    shallow walk for good measure."""
-    found = set()
-    base = "/sys/fs/cgroup"
-    roots = []
-    for pid in ("self",) + tuple(str(p) for p in extra_pids):
-        try:
-            with open("/proc/%s/cgroup" % pid) as f:
-                for line in f:
-                    _, ctrls, path = line.rstrip("\n").split(":", 2)
-                    for c in ctrls.split(",") if ctrls else [""]:
-                        c = c.replace("name=", "")
-                        hier = os.path.join(base, c) if c else os.path.join(base, "unified")
-                        roots.append(os.path.join(hier, path.lstrip("/")))
-                        if not c:
-                            roots.append(os.path.join(base, path.lstrip("/")))
-        except OSError:
-            pass
-    try:
-        for h in os.listdir(base):
-            roots.append(os.path.join(base, h))
-    except OSError:
-        pass
-    for r in set(roots):
-        cand = os.path.join(r, name)
-        if os.path.isdir(cand):
-            found.add(os.path.normpath(cand))
-    # shallow walk (depth ≤ 4) below every hierarchy
-    try:
-        hiers = [os.path.join(base, h) for h in os.listdir(base)]
-    except OSError:
-        hiers = []
-    for h in hiers:
-        start_depth = h.rstrip("/").count("/")
-        for dirpath, dirnames, _ in os.walk(h):
-            if name in dirnames:
-                found.add(os.path.normpath(os.path.join(dirpath, name)))
-            if dirpath.count("/") - start_depth >= 4:
-                dirnames[:] = []
-    return sorted(found)
-
-
-def rmdir_cgroup_tree(path):
-    for dirpath, dirnames, _ in os.walk(path, topdown=False):
-        try:
-            os.rmdir(dirpath)
-        except OSError:
-            pass
-
-
 # --------------------------------------------------------------------------
 # The daemon
 
 
-def _die_with_parent():
-    """In the child before exec: SIGTERM when pytest goes away, so that an
-    interrupted test run does not leave a daemon behind."""
-    import ctypes
+class Daemon(wpdaemons.Sandboxd):
+    """The suite's sandboxd: debug log, uid_base UID_BASE, CAPACITY slots,
+    max_body MAX_BODY, the SLOT_LIMITS / LIMITS_MAX above."""
 
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-class Daemon:
     def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="warmpool-systest-")
-        os.chmod(self.tmp, 0o755)
-        self.state_dir = os.path.join(self.tmp, "state")
-        self.sock = os.path.join(self.tmp, "sandboxd.sock")
-        self.config = os.path.join(self.tmp, "sandboxd.conf")
-        self.log_path = os.path.join(self.tmp, "sandboxd.stderr")
-        self.cgroup_name = "warmpool-test-%d" % os.getpid()
-        self.secret = "config-secret-%s" % os.urandom(8).hex()
-        self.proc = None
-        self.client = Client(self.sock)
-        with open(self.config, "w") as f:
-            f.write(
-                "; written by tests/system/conftest.py — %s\n"
-                "[sandboxd]\n"
-                "listen = unix:%s\n"
-                "state_dir = %s\n"
-                "languages = %s\n"
-                "capacity = %d\n"
-                "uid_base = %d\n"
-                "cgroup = auto\n"
-                "cgroup_name = %s\n"
-                "max_body = %d\n"
-                "log_level = debug\n"
-                "\n[slot]\n"
-                "memory = 1G\npids = 256\ndata_size = 128M\ntmp_size = 64M\nshm_size = 16M\n"
-                "\n[limits_max]\n"
-                "cpu = 30s\nwall = 60s\nmemory = 1G\npids = 256\noutput = 64M\nfsize = 128M\n"
-                % (
-                    self.secret,
-                    self.sock,
-                    self.state_dir,
-                    LANG_DIR,
-                    CAPACITY,
-                    UID_BASE,
-                    self.cgroup_name,
-                    MAX_BODY,
-                )
-            )
-
-    def start(self):
-        stale = host_processes(UID_BASE, UID_BASE + CAPACITY)
-        if stale:
-            raise RuntimeError(
-                "processes already run with uids in [%d, %d) — left by an earlier run? The slots would share "
-                "their uids. Stop them first: %r" % (UID_BASE, UID_BASE + CAPACITY, stale)
-            )
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [SANDBOXD, "--config", self.config],
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=self.log,
-            cwd=self.tmp,
-            preexec_fn=_die_with_parent,
+        super().__init__(
+            wpdaemons.make_tmpdir("warmpool-systest-"),
+            uid_base=UID_BASE,
+            capacity=CAPACITY,
+            cgroup_name="warmpool-test-%d" % os.getpid(),
+            log_level="debug",
+            max_body=str(MAX_BODY),
         )
-        deadline = time.monotonic() + 10
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    "sandboxd exited with %s during start-up\n--- stderr ---\n%s" % (self.proc.returncode, self.log_text())
-                )
-            try:
-                r = self.client.get("/healthz", timeout=2)
-                if r.status == 200 and isinstance(r.body, dict) and r.body.get("status") == "ok":
-                    return
-                last = r
-            except OSError as e:
-                last = e
-            time.sleep(0.05)
-        raise RuntimeError("sandboxd did not answer GET /healthz within 10 s (last: %r)\n--- stderr ---\n%s" % (last, self.log_text()))
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_size(self):
-        try:
-            return os.path.getsize(self.log_path)
-        except OSError:
-            return 0
-
-    def log_text(self, start=0, limit=30000):
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(start)
-                data = f.read()
-        except OSError as e:
-            return "(no log: %s)" % e
-        if len(data) > limit:
-            data = b"...(cut)...\n" + data[-limit:]
-        return data.decode("utf-8", "replace")
+        self.client = self.client()  # the suite uses sandboxd.client as an attribute
 
     def stop_and_check(self):
         """SIGTERM, wait, then check nothing is left. Returns a list of problems."""
         problems = []
         if self.proc is None:
             return problems
-        if self.proc.poll() is None:
+        if self.alive():
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            if self.wait(30) is None:
                 problems.append("sandboxd did not exit within 30 s of SIGTERM (killed)")
-                self.proc.kill()
-                self.proc.wait()
         else:
             problems.append("sandboxd was already dead before teardown (exit %s)" % self.proc.returncode)
-        if self.proc.returncode != 0:
-            problems.append("sandboxd exit status after SIGTERM: %s (want 0)" % self.proc.returncode)
-        self.log.close()
-
-        # processes of any slot uid (give the kernel a moment to reap)
-        deadline = time.monotonic() + 3
-        procs = host_processes(UID_BASE, UID_BASE + CAPACITY)
-        while procs and time.monotonic() < deadline:
-            time.sleep(0.1)
-            procs = host_processes(UID_BASE, UID_BASE + CAPACITY)
-        if procs:
-            problems.append("processes with slot uids left behind: %r" % procs)
-            for p in procs:  # ours to clean: uids of this test's range only
-                try:
-                    os.kill(p["pid"], signal.SIGKILL)
-                except OSError:
-                    pass
-        cgs = cgroup_dirs_named(self.cgroup_name)
-        if cgs:
-            problems.append("cgroups left behind: %r" % cgs)
-            for c in cgs:
-                rmdir_cgroup_tree(c)
-        mounts = host_mounts_under(self.tmp)
-        if mounts:
-            problems.append("mounts left under %s: %r" % (self.tmp, mounts))
-            for m in sorted(mounts, key=len, reverse=True):
-                subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
+        rc = self.stop()
+        if rc != 0:
+            problems.append("sandboxd exit status after SIGTERM: %s (want 0)" % rc)
+        problems += self.leftovers()
         self.final_log = self.log_text(limit=15000)
         if problems:
+            self.reap()  # ours to clean: this suite's uids, cgroup and mounts only
             problems.append("temp dir kept for inspection: %s" % self.tmp)
         elif not host_mounts_under(self.tmp):
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -587,14 +265,34 @@ def _daemon_watch(request):
         )
 
 
+@pytest.fixture(autouse=True)
+def _daemon_logs(request):
+    """Remember where every daemon's log was when the test started (for the
+    report of a failing test)."""
+    request.node._wp_log_marks = {id(d): d.log_size() for d in wpdaemons.STARTED}
+    yield
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    if not rep.failed:
+        return
     d = _DAEMON
-    if rep.failed and d is not None:
+    if d is not None and ("sandboxd" in item.fixturenames or "client" in item.fixturenames):
         start = getattr(item, "_sandboxd_log_offset", 0)
         rep.sections.append(("sandboxd stderr during this test", d.log_text(start, limit=12000)))
+    marks = getattr(item, "_wp_log_marks", {})
+    for dm in wpdaemons.STARTED:
+        if dm is d:
+            continue
+        if id(dm) not in marks and dm.starts == 0:
+            continue
+        start = marks.get(id(dm), 0)
+        if dm.log_size() <= start:
+            continue
+        rep.sections.append(("%s log %s during this test" % (dm.name, dm.log_path), dm.log_text(start, limit=8000)))
 
 
 # --------------------------------------------------------------------------
@@ -765,3 +463,201 @@ def show(body):
 
 def verdicts_of(body):
     return [t.get("verdict") for t in body.get("tests") or []]
+
+
+# --------------------------------------------------------------------------
+# poold (test_poold*.py): real sandboxd nodes and real poold on loopback
+
+POOLD_UID_BASE = 330000  # the shared node; tests with their own nodes use 331000 +
+POOLD_NODE_CAPACITY = 300
+
+# One solution per language of "print twice the integer on stdin"; WRONG_*
+# prints the integer plus one.
+DOUBLE = {
+    "python": "print(int(input()) * 2)\n",
+    "javascript": "const x = require('fs').readFileSync(0, 'utf8');\nconsole.log(2 * parseInt(x));\n",
+    "c": '#include <stdio.h>\nint main(void){int x; if (scanf("%d", &x) != 1) return 1; printf("%d\\n", 2 * x); return 0;}\n',
+    "cpp": "#include <iostream>\nint main(){long x; std::cin >> x; std::cout << 2 * x << std::endl;}\n",
+    "java": "import java.util.*;\npublic class Main { public static void main(String[] a) {"
+    " Scanner s = new Scanner(System.in); System.out.println(2 * s.nextLong()); } }\n",
+}
+WRONG_DOUBLE = {
+    "python": "print(int(input()) + 1)\n",
+    "javascript": "const x = require('fs').readFileSync(0, 'utf8');\nconsole.log(parseInt(x) + 1);\n",
+    "c": '#include <stdio.h>\nint main(void){int x; if (scanf("%d", &x) != 1) return 1; printf("%d\\n", x + 1); return 0;}\n',
+    "cpp": "#include <iostream>\nint main(){long x; std::cin >> x; std::cout << x + 1 << std::endl;}\n",
+    "java": "import java.util.*;\npublic class Main { public static void main(String[] a) {"
+    " Scanner s = new Scanner(System.in); System.out.println(s.nextLong() + 1); } }\n",
+}
+
+DEFAULT_POOLS = {"python": {"language": "python", "warm": 2, "max": 8, "idle_timeout": "5m"}}
+
+
+@pytest.fixture(scope="session")
+def pool_node():
+    """A sandboxd shared by the poold tests (capacity POOLD_NODE_CAPACITY,
+    uid_base POOLD_UID_BASE). Every test that uses it through make_poold
+    leaves it empty."""
+    if os.geteuid() != 0:
+        pytest.skip("POOLD SYSTEM TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
+    for b in (wpdaemons.SANDBOXD, wpdaemons.POOLD):
+        if not os.access(b, os.X_OK):
+            pytest.skip("POOLD SYSTEM TESTS SKIPPED: %s is not built — run `make`" % b)
+    sb = wpdaemons.Sandboxd(
+        wpdaemons.make_tmpdir("wp-poold-node-"),
+        uid_base=POOLD_UID_BASE,
+        capacity=POOLD_NODE_CAPACITY,
+        cgroup_name="wp-poold-node-%d" % os.getpid(),
+    )
+    try:
+        sb.start()
+    except RuntimeError as e:
+        sb.cleanup(remove=False)
+        pytest.fail(str(e), pytrace=False)
+    yield sb
+    rc = sb.stop()
+    problems = sb.cleanup(remove=False)
+    if rc != 0:
+        problems.append("shared sandboxd exit status after SIGTERM: %s (want 0)" % rc)
+    if problems:
+        pytest.fail("shared sandboxd left problems:\n  - %s\n%s" % ("\n  - ".join(problems), sb.log_text(limit=8000)),
+                    pytrace=False)
+    shutil.rmtree(sb.tmp, ignore_errors=True)
+
+
+def node_slots(sb, label=None):
+    """Slots on a sandboxd: list of slot objects."""
+    r = sb.client().get("/v1/slots" + ("?label=%s" % urllib.parse.quote(label, safe="") if label else ""))
+    assert r.status == 200, r
+    return r.body["slots"]
+
+
+def empty_node(sb, timeout=30):
+    """Destroy every slot on the node and wait until it holds none."""
+    if not sb.alive():
+        return
+    c = sb.client()
+    for s in node_slots(sb):
+        if s["state"] != "destroying":
+            c.delete("/v1/slots/%s" % s["id"])
+    assert wpdaemons.wait_for(lambda: not node_slots(sb), timeout), "slots left on the node: %r" % node_slots(sb)
+
+
+class PooldFactory:
+    """make_poold(pools=..., nodes=..., **Poold kwargs) → started Poold; all
+    are stopped at the end of the test and the shared node emptied."""
+
+    def __init__(self, node):
+        self.node = node
+        self.started = []
+        self.extra_nodes = []
+
+    def __call__(self, pools=None, nodes=None, start=True, **kw):
+        pd = wpdaemons.Poold(
+            wpdaemons.make_tmpdir("wp-poold-"),
+            nodes=nodes or {"local": self.node.url},
+            pools=pools or DEFAULT_POOLS,
+            **kw
+        )
+        self.started.append(pd)
+        if start:
+            pd.start()
+        return pd
+
+    def sandboxd(self, uid_base, capacity=16, **kw):
+        """An extra sandboxd of this test (stopped and cleaned at its end)."""
+        sb = wpdaemons.Sandboxd(
+            wpdaemons.make_tmpdir("wp-node-"), uid_base=uid_base, capacity=capacity,
+            cgroup_name="wp-node-%d-%d" % (os.getpid(), uid_base), **kw
+        )
+        self.extra_nodes.append(sb)
+        return sb
+
+    def cleanup(self):
+        problems = []
+        for pd in self.started:
+            rc = pd.stop(timeout=20) if pd.alive() else None
+            if rc not in (None, 0):
+                problems.append("poold %s exit status after SIGTERM: %s" % (pd.url, rc))
+            pd.cleanup()
+        for sb in self.extra_nodes:
+            rc = sb.stop() if sb.alive() else None
+            if rc not in (None, 0):
+                problems.append("sandboxd %s exit status after SIGTERM: %s" % (sb.sock, rc))
+            left = sb.cleanup(remove=False)
+            if left and rc is not None:
+                problems += ["sandboxd %s: %s" % (sb.sock, x) for x in left]
+            shutil.rmtree(sb.tmp, ignore_errors=True)
+        return problems
+
+
+@pytest.fixture
+def make_poold(pool_node):
+    f = PooldFactory(pool_node)
+    yield f
+    problems = f.cleanup()
+    try:
+        empty_node(pool_node)
+    except AssertionError as e:
+        problems.append(str(e))
+    assert not problems, "teardown: %s" % "; ".join(problems)
+
+
+def execute(c, language, code, user_id, cases, timeout=120, **extra):
+    """POST /execute; cases: [(input, expected_output or None)]."""
+    body = {"language": language, "code": code, "user_id": user_id, "question_id": "q1",
+            "test_cases": [dict({"input": i}, **({"expected_output": e} if e is not None else {})) for i, e in cases]}
+    body.update(extra)
+    return c.post("/execute", body, timeout=timeout)
+
+
+def session_run(c, ident, source, tests=(("", None),), pool="python", timeout=120, **extra):
+    """POST /v1/sessions/{id}/run?pool=; tests: [(stdin, expected or None)]."""
+    body = {"tests": [dict({"stdin": i}, **({"expected": e} if e is not None else {})) for i, e in tests]}
+    if source is not None:
+        body["source"] = source
+    body.update(extra)
+    return c.post("/v1/sessions/%s/run?pool=%s" % (pct(ident), pool), body, timeout=timeout)
+
+
+def session_info(c, ident, pool="python"):
+    return c.get("/v1/sessions/%s?pool=%s" % (pct(ident), pool))
+
+
+def pool_info(c, pool="python"):
+    r = c.get("/v1/pools/%s" % pool)
+    assert r.status == 200, r
+    return r.body
+
+
+def wait_pool(c, pool, pred, timeout, what="condition"):
+    """Wait until pred(pool object) holds; returns the pool object."""
+    last = {}
+
+    def check():
+        last["p"] = pool_info(c, pool)
+        return pred(last["p"])
+
+    ok = wpdaemons.wait_for(check, timeout, 0.1)
+    assert ok, "pool %s: %s not reached within %g s: %r" % (pool, what, timeout, last.get("p"))
+    return last["p"]
+
+
+def metrics_text(c):
+    r = c.get("/metrics")
+    assert r.status == 200, r
+    return r.body.decode() if isinstance(r.body, bytes) else r.raw.decode()
+
+
+def metric_value(text, name, **labels):
+    """The value of one sample of the Prometheus text, or None."""
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(got.get(k) == str(v) for k, v in labels.items()):
+            return float(m.group(4))
+    return None

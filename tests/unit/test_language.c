@@ -131,6 +131,7 @@ static void test_real_languages_load(void **state)
 	assert_argv(l->run_argv, "/usr/bin/python3|-B|main.py");
 	assert_argv(l->version_argv, "/usr/bin/python3|--version");
 	assert_argv(l->env, "LANG=C.UTF-8");
+	assert_argv(l->interpreter_argv, "/usr/bin/python3|-u|-B|/opt/warmpool/pykernel.py");
 	assert_non_null(strstr(l->file, "config/languages/python.conf"));
 	assert_null(l->version); /* only language_probe_version() fills it */
 
@@ -138,6 +139,7 @@ static void test_real_languages_load(void **state)
 	assert_string_equal(l->source, "main.js");
 	assert_null(l->compile_argv);
 	assert_argv(l->run_argv, "/usr/bin/node|main.js");
+	assert_argv(l->interpreter_argv, "/usr/bin/node|/opt/warmpool/jskernel.js");
 	assert_null(l->paths[0]);
 
 	l = language_find(ls, n, "java");
@@ -161,6 +163,8 @@ static void test_real_languages_load(void **state)
 	l = language_find(ls, n, "cpp");
 	assert_argv(l->compile_argv, "/usr/bin/g++|-O2|-std=gnu++17|-o|main|main.cpp");
 	assert_string_equal(l->source, "main.cpp");
+	assert_null(l->interpreter_argv);
+	assert_false(l->interpreter_ok);
 
 	/* available = every absolute argv[0] is an executable file here */
 	for (size_t i = 0; i < n; i++) {
@@ -273,6 +277,18 @@ static void test_available_follows_the_host(void **state)
 	l = load_text(*state, "[language]\nname = x\nsource = m\nrun = /usr/bin\n", 0, 0, NULL);
 	assert_false(l->available);
 	language_free(l);
+	/* an interpreter is optional: missing, it only makes interpreter_ok false */
+	l = load_text(*state, "[language]\nname = x\nsource = m\nrun = /bin/sh m\ninterpreter = /bin/sh /opt/warmpool/k\n",
+		      0, 0, NULL);
+	assert_true(l->available);
+	assert_true(l->interpreter_ok);
+	assert_argv(l->interpreter_argv, "/bin/sh|/opt/warmpool/k");
+	language_free(l);
+	l = load_text(*state, "[language]\nname = x\nsource = m\nrun = /bin/sh m\ninterpreter = /nonexistent/py k\n", 0,
+		      0, NULL);
+	assert_true(l->available);
+	assert_false(l->interpreter_ok);
+	language_free(l);
 }
 
 static void test_missing_required_keys(void **state)
@@ -326,6 +342,10 @@ static void test_bad_commands(void **state)
 	load_text(*state, "[language]\nname = x\nsource = m\ncompile = \"\nrun = ./m\n", -EINVAL, 4,
 		  "compile: `\"`");
 	load_text(*state, "[language]\nname = x\nsource = m\nversion =\nrun = ./m\n", -EINVAL, 4, "version: ``");
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\ninterpreter =\n", -EINVAL, 5,
+		  "interpreter: ``");
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\ninterpreter = a\ninterpreter = b\n", -EINVAL, 6,
+		  "`interpreter` set twice");
 }
 
 static void test_bad_paths_and_env(void **state)

@@ -1,0 +1,1002 @@
+#!/usr/bin/python3
+"""warmpool benchmark (`make bench`): issue 2 (sandboxd) and issue 3 (poold).
+
+Every figure is measured against a baseline taken in the same run, with the
+subject and its baseline interleaved one repetition each (the order flipped
+every repetition) so that drift of the machine hits both alike. See
+bench/README.md for what is measured and how to read it.
+
+Starts its own bin/sandboxd (uid range 380000+, its own cgroup name) and
+bin/poold on loopback through tests/system/wpdaemons.py, and stops them at
+the end (sandboxd removes its slots). Prints a table; writes
+bench/results.json with every raw percentile.
+
+    /usr/bin/python3 bench/bench.py [--quick] [--out FILE]
+
+Standard library only. Needs root (sandboxd does).
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+import wpdaemons as wp  # noqa: E402
+
+UID_BASE = 380000
+CAPACITY = 256  # python pool 50 (+50 refilling) + direct twins 50 + c sessions 50 + c direct slots 50
+CONC = 50  # concurrent sessions of the poold benchmark
+HTTP_TIMEOUT = 120.0
+
+PY_HELLO = 'print("hello")\n'
+C_HELLO = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
+PY_ONE = "print(1)\n"
+
+
+# --------------------------------------------------------------------------
+# statistics
+
+
+def pct(xs, p):
+    """Percentile p (0..100) of xs, linear interpolation between ranks."""
+    s = sorted(xs)
+    if not s:
+        return None
+    k = (len(s) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summary(xs):
+    """Percentiles of a list of seconds (or plain numbers), in the same unit."""
+    if not xs:
+        return {"n": 0}
+    return {
+        "n": len(xs),
+        "min": min(xs),
+        "p10": pct(xs, 10),
+        "p50": pct(xs, 50),
+        "p90": pct(xs, 90),
+        "p99": pct(xs, 99),
+        "max": max(xs),
+        "mean": sum(xs) / len(xs),
+    }
+
+
+def ms_summary(secs):
+    """summary() of seconds, in milliseconds, rounded to µs."""
+    return {k: (round(v * 1000.0, 3) if k != "n" else v) for k, v in summary(secs).items()}
+
+
+# --------------------------------------------------------------------------
+# keep-alive HTTP, one connection per thread and per path
+
+
+class _UnixConn(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class _TCPConn(http.client.HTTPConnection):
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class KeepAlive:
+    """One persistent HTTP/1.1 connection. request() times only the exchange
+    (send the request, read the whole answer): the connection is opened
+    beforehand, the body is encoded beforehand, the answer parsed after."""
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.conn = None
+        self.reconnects = 0
+
+    def _open(self):
+        self.conn = self.factory()
+        self.conn.connect()
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def request(self, method, path, body=None):
+        """→ (status, parsed JSON or bytes, seconds). body: bytes (JSON) or None."""
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (0, 1):
+            if self.conn is None:
+                self._open()
+            try:
+                t0 = time.perf_counter()
+                self.conn.request(method, path, body=body, headers=hdrs)
+                r = self.conn.getresponse()
+                data = r.read()
+                t1 = time.perf_counter()
+            except (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionError):
+                # the server closed an idle keep-alive connection: once more
+                # on a new one (the failed attempt is not counted)
+                self.close()
+                self.reconnects += 1
+                if attempt:
+                    raise
+                continue
+            if r.will_close:
+                self.close()
+            try:
+                parsed = json.loads(data) if data[:1] in (b"{", b"[") else data
+            except ValueError:
+                parsed = data
+            return r.status, parsed, t1 - t0
+        raise AssertionError("unreachable")
+
+
+def unix_ka(sock):
+    return KeepAlive(lambda: _UnixConn(sock, HTTP_TIMEOUT))
+
+
+def tcp_ka(url):
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    return KeepAlive(lambda: _TCPConn(host, int(port), timeout=HTTP_TIMEOUT))
+
+
+def enc(obj):
+    return json.dumps(obj).encode()
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def expect(status, body, want, what):
+    if status not in (want if isinstance(want, tuple) else (want,)):
+        raise BenchError("%s: HTTP %s %s" % (what, status, body if not isinstance(body, bytes) else body[:500]))
+    return body
+
+
+def check_accepted(body, what):
+    if not isinstance(body, dict) or body.get("verdict") != "accepted":
+        raise BenchError("%s: not accepted: %s" % (what, json.dumps(body)[:1500] if isinstance(body, dict) else body))
+
+
+def run_threads(n, target):
+    """Start n threads on target(i, barrier) at once; re-raise the first error."""
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def wrap(i):
+        try:
+            target(i, barrier)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+            barrier.abort()
+
+    ts = [threading.Thread(target=wrap, args=(i,), daemon=True) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+    if real or errors:
+        raise (real or errors)[0]
+
+
+def progress(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------
+# machine facts
+
+
+def meminfo():
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":", 1)
+            out[k] = int(v.split()[0])  # kB
+    return out
+
+
+def settle_memory(limit=6.0, tol_kb=512):
+    """Wait (up to `limit` s) until MemFree stops moving: the kernel frees a
+    destroyed slot's namespaces, cgroups and slab lazily (RCU, workqueues),
+    and this VM's free-page reporting lags too."""
+    deadline = time.monotonic() + limit
+    last = meminfo()["MemFree"]
+    calm = 0
+    while time.monotonic() < deadline and calm < 3:
+        time.sleep(0.2)
+        cur = meminfo()["MemFree"]
+        calm = calm + 1 if abs(cur - last) <= tol_kb else 0
+        last = cur
+
+
+def mem_available_kb(samples=5, gap=0.1):
+    """Median of a few MemAvailable readings (kB)."""
+    vals = []
+    for i in range(samples):
+        if i:
+            time.sleep(gap)
+        vals.append(meminfo()["MemAvailable"])
+    return pct(vals, 50)
+
+
+def smaps_rollup(pid):
+    out = {}
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[0].endswith(":") and parts[2] == "kB":
+                    out[parts[0][:-1]] = int(parts[1])
+    except OSError:
+        return None
+    return out
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except OSError:
+        return None
+
+
+def cpu_busy(seconds=1.0):
+    """Share of the CPUs busy (and stolen by the hypervisor) over `seconds`,
+    from /proc/stat: how much else runs on the machine before we start."""
+
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        steal = v[7] if len(v) > 7 else 0
+        return sum(v[:8]), idle, steal
+
+    a = snap()
+    time.sleep(seconds)
+    b = snap()
+    tot = max(b[0] - a[0], 1)
+    return {"busy": round(1.0 - (b[1] - a[1]) / tot, 3), "steal": round((b[2] - a[2]) / tot, 3)}
+
+
+def proc_cpu_s(pid):
+    """utime + stime of a process, in seconds (USER_HZ ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    fields = st[st.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def git_commit():
+    def git(*a):
+        r = subprocess.run(["git", "-C", REPO] + list(a), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return r.stdout.decode().strip() if r.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": head, "dirty": bool(dirty) if dirty is not None else None}
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def language_compile_cmd(lang):
+    """The compile command of config/languages/<lang>.conf (for the host-side
+    baseline built with the same flags)."""
+    path = os.path.join(REPO, "config", "languages", "%s.conf" % lang)
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"\s*compile\s*=\s*(.*?)\s*(;.*)?$", line)
+            if m:
+                return shlex.split(m.group(1))
+    raise BenchError("%s has no compile command" % path)
+
+
+# --------------------------------------------------------------------------
+# sandboxd helpers
+
+
+class SB:
+    """Setup calls to sandboxd (untimed), on one keep-alive connection."""
+
+    def __init__(self, sock):
+        self.ka = unix_ka(sock)
+
+    def call(self, method, path, body=None, want=200):
+        st, b, _ = self.ka.request(method, path, enc(body) if body is not None else None)
+        return expect(st, b, want, "%s %s" % (method, path))
+
+    def info(self):
+        return self.call("GET", "/v1/info")
+
+    def create(self, lang, n):
+        b = self.call("POST", "/v1/slots", {"language": lang, "count": n, "wait": True}, want=201)
+        return [s["id"] for s in b["slots"]]
+
+    def destroy(self, ids):
+        for i in ids:
+            self.call("DELETE", "/v1/slots/%s" % i, want=(202, 404))
+
+    def wait_quiet(self, total=None, timeout=60):
+        """Until nothing is creating or being destroyed (and, if given, total slots == total)."""
+
+        def ok():
+            s = self.info()["slots"]
+            return s["creating"] == 0 and s["destroying"] == 0 and (total is None or s["total"] == total)
+
+        if not wp.wait_for(ok, timeout, 0.005):
+            raise BenchError("sandboxd did not settle within %d s: %r" % (timeout, self.info()["slots"]))
+
+    def destroy_all(self):
+        self.destroy([s["id"] for s in self.call("GET", "/v1/slots")["slots"]])
+        self.wait_quiet(total=0)
+
+
+# --------------------------------------------------------------------------
+# 1. sandboxd (issue 2)
+
+
+def bench_hello(sb, sock, workdir, lang, reps, warmup):
+    """A judged hello in a warm slot (round trip over the unix socket) versus
+    the bare process run by us with subprocess. Interleaved."""
+    if lang == "python":
+        src, fname = PY_HELLO, "hello.py"
+        with open(os.path.join(workdir, fname), "w") as f:
+            f.write(src)
+        bare_cmd = ["/usr/bin/python3", "-B", fname]
+        run_body = enc({"source": src, "tests": [{"stdin": "", "expected": "hello\n"}]})
+        compile_info = None
+    else:
+        src = C_HELLO
+        with open(os.path.join(workdir, "main.c"), "w") as f:
+            f.write(src)
+        cc = language_compile_cmd("c")
+        r = subprocess.run(cc, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise BenchError("host compile %s failed: %s" % (cc, r.stdout.decode("utf-8", "replace")))
+        bare_cmd = ["./main"]
+        run_body = enc({"compile": False, "tests": [{"stdin": "", "expected": "hello\n"}]})
+        compile_info = " ".join(cc)
+
+    (slot,) = sb.create(lang, 1)
+    ka = unix_ka(sock)
+    path = "/v1/slots/%s/run" % slot
+    if lang == "c":
+        st, b, t = ka.request("POST", path, enc({"source": src, "compile": True,
+                                                  "tests": [{"stdin": "", "expected": "hello\n"}]}))
+        expect(st, b, 200, "C compile run")
+        check_accepted(b, "C compile run")
+        compile_info = {"host_cmd": compile_info, "slot_compile_round_trip_ms": round(t * 1000, 3),
+                        "slot_compile": b.get("compile")}
+
+    def bare():
+        t0 = time.perf_counter()
+        p = subprocess.run(bare_cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        t1 = time.perf_counter()
+        if p.returncode != 0 or p.stdout != b"hello\n":
+            raise BenchError("bare %s: exit %d, %r %r" % (bare_cmd, p.returncode, p.stdout, p.stderr))
+        return t1 - t0
+
+    def boxed():
+        st, b, t = ka.request("POST", path, run_body)
+        expect(st, b, 200, "run")
+        check_accepted(b, "%s hello in a slot" % lang)
+        return t, b
+
+    bare_t, box_t, wall, twall, tcpu, tmem = [], [], [], [], [], []
+    for i in range(warmup + reps):
+        if i % 2:
+            a = bare()
+            bt, b = boxed()
+        else:
+            bt, b = boxed()
+            a = bare()
+        if i < warmup:
+            continue
+        bare_t.append(a)
+        box_t.append(bt)
+        wall.append(b["wall_ms"])
+        t0 = b["tests"][0]
+        twall.append(t0["wall_ms"])
+        tcpu.append(t0["time_ms"])
+        tmem.append(t0["memory_kb"])
+    ka.close()
+    sb.destroy([slot])
+    sb.wait_quiet(total=0)
+    bare_s, box_s = ms_summary(bare_t), ms_summary(box_t)
+    return {
+        "reps": reps,
+        "warmup": warmup,
+        "bare_cmd": bare_cmd,
+        "bare_ms": bare_s,
+        "slot_round_trip_ms": box_s,
+        "ratio_p50": box_s["p50"] / bare_s["p50"],
+        "sandboxd_wall_ms": summary(wall),
+        "test_wall_ms": summary(twall),
+        "test_cpu_ms": summary(tcpu),
+        "test_memory_kb": summary(tmem),
+        "compile": compile_info,
+    }
+
+
+def bench_create(sb, sock, counts, rounds):
+    """POST /v1/slots count=N wait=true, timed; destroyed (untimed) between
+    rounds. Also, per N, the same without wait: how long the 202 takes, how
+    long until all are ready, and how long a GET of another slot, sent 1 ms
+    after the POST on a second connection, waits meanwhile (does creation
+    hold sandboxd's event loop?)."""
+    out = {}
+    (probe,) = sb.create("python", 1)
+    other = unix_ka(sock)
+    other.request("GET", "/healthz")
+    for n in counts:
+        secs, accept, ready, probe_t = [], [], [], []
+        post_body = enc({"language": "python", "count": n})
+        for r in range(rounds):
+            sb.wait_quiet(total=1)
+            t0 = time.perf_counter()
+            ids = sb.create("python", n)
+            secs.append(time.perf_counter() - t0)
+            sb.destroy(ids)
+            sb.wait_quiet(total=1)
+            # without wait, with a GET on another connection during the POST
+            conn = _UnixConn(sock, HTTP_TIMEOUT)
+            conn.connect()
+            t0 = time.perf_counter()
+            conn.request("POST", "/v1/slots", body=post_body, headers={"Content-Type": "application/json"})
+            time.sleep(0.001)
+            st, gb, tp = other.request("GET", "/v1/slots/%s" % probe)
+            resp = conn.getresponse()
+            data = resp.read()
+            t1 = time.perf_counter()
+            conn.close()
+            expect(st, gb, 200, "GET during creation")
+            b = expect(resp.status, json.loads(data), 202, "POST /v1/slots without wait")
+            sb.wait_quiet()
+            t2 = time.perf_counter()
+            accept.append(t1 - t0)
+            ready.append(t2 - t0)
+            probe_t.append(tp)
+            sb.destroy([x["id"] for x in b["slots"]])
+            sb.wait_quiet(total=1)
+        med = pct(secs, 50)
+        out[str(n)] = {"count": n, "rounds": rounds, "seconds": [round(x, 4) for x in secs],
+                       "median_s": med, "slots_per_s": n / med, "per_slot_ms": med * 1000.0 / n,
+                       "nowait_202_ms": ms_summary(accept), "nowait_202_ms_per_slot": pct(accept, 50) * 1000.0 / n,
+                       "nowait_all_ready_ms": ms_summary(ready), "get_other_slot_during_create_ms": ms_summary(probe_t)}
+    other.close()
+    sb.destroy([probe])
+    sb.wait_quiet(total=0)
+    return out
+
+
+MEM_KEYS = ("MemFree", "MemAvailable", "AnonPages", "Shmem", "Slab", "SReclaimable", "SUnreclaim", "KernelStack",
+            "PageTables", "Percpu")
+# what the kernel accounts as in use by processes and by itself (not page cache)
+USED_KEYS = ("AnonPages", "Shmem", "Slab", "KernelStack", "PageTables", "Percpu")
+
+
+def bench_memory(sb, sandboxd_pid, n, rounds):
+    """Memory of n idle ready python slots: MemAvailable delta, the delta of
+    what /proc/meminfo accounts as used (anon + shmem + slab + kernel stacks
+    + page tables + percpu), and the PSS of the slots' processes (uids in our
+    range)."""
+    rows = []
+    for _ in range(rounds):
+        sb.wait_quiet(total=0)
+        settle_memory()
+        sd_before = smaps_rollup(sandboxd_pid) or {}
+        m0 = meminfo()
+        before = mem_available_kb()
+        ids = sb.create("python", n)
+        sb.wait_quiet()
+        settle_memory()
+        after = mem_available_kb()
+        m1 = meminfo()
+        procs = wp.host_processes(UID_BASE, UID_BASE + CAPACITY)
+        pss = rss = 0
+        counted = 0
+        for p in procs:
+            r = smaps_rollup(p["pid"])
+            if r:
+                pss += r.get("Pss", 0)
+                rss += r.get("Rss", 0)
+                counted += 1
+        sd_after = smaps_rollup(sandboxd_pid) or {}
+        rows.append({
+            "mem_available_delta_kb": before - after,
+            "used_delta_kb": sum(m1.get(k, 0) - m0.get(k, 0) for k in USED_KEYS),
+            "meminfo_delta_kb": {k: m1.get(k, 0) - m0.get(k, 0) for k in MEM_KEYS},
+            "pss_kb": pss,
+            "rss_kb": rss,
+            "processes": counted,
+            "sandboxd_pss_delta_kb": sd_after.get("Pss", 0) - sd_before.get("Pss", 0),
+        })
+        sb.destroy(ids)
+        sb.wait_quiet(total=0)
+    mib = 1024.0
+
+    def med(key):
+        return pct([r[key] for r in rows], 50)
+
+    return {
+        "slots": n,
+        "rounds": rows,
+        "mem_available_mib_per_slot": med("mem_available_delta_kb") / n / mib,
+        "used_mib_per_slot": med("used_delta_kb") / n / mib,
+        "pss_mib_per_slot": med("pss_kb") / n / mib,
+        "rss_mib_per_slot": med("rss_kb") / n / mib,
+        "processes_per_slot": med("processes") / n,
+        "sandboxd_pss_delta_mib": med("sandboxd_pss_delta_kb") / mib,
+    }
+
+
+# --------------------------------------------------------------------------
+# 2. poold (issue 3)
+
+
+class PD:
+    """Setup calls to poold (untimed)."""
+
+    def __init__(self, url):
+        self.ka = tcp_ka(url)
+
+    def call(self, method, path, body=None, want=200):
+        st, b, _ = self.ka.request(method, path, enc(body) if body is not None else None)
+        return expect(st, b, want, "%s %s" % (method, path))
+
+    def pool(self, name):
+        return self.call("GET", "/v1/pools/%s" % name)
+
+    def wait_pool_full(self, name, ready, timeout=60):
+        def ok():
+            p = self.pool(name)
+            return p["ready"] == ready and p["creating"] == 0 and p["leased"] == 0
+
+        if not wp.wait_for(ok, timeout, 0.005):
+            raise BenchError("pool %s not refilled to %d within %d s: %r" % (name, ready, timeout, self.pool(name)))
+
+    def release(self, ident, pool):
+        self.call("DELETE", "/v1/sessions/%s?pool=%s" % (ident, pool), want=(204, 404))
+
+
+_ident_seq = [0]
+_ident_lock = threading.Lock()
+
+
+def new_ident(tag):
+    with _ident_lock:
+        _ident_seq[0] += 1
+        return "bench-%s-%d-%d" % (tag, os.getpid(), _ident_seq[0])
+
+
+def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min_rounds):
+    """Lease + first execution (python print(1)) on a warm slot through poold,
+    versus the same run POSTed to a fresh ready slot of sandboxd. Each round:
+    `conc` sessions (threads) at once; between rounds (untimed) the sessions
+    are released / slots destroyed and everything settles."""
+    body = enc({"source": PY_ONE, "tests": [{"stdin": "", "expected": "1\n"}]})
+    sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
+    pd_conns = [tcp_ka(pd_url) for _ in range(conc)]
+    direct_t, poold_t, poold_exec_ms, direct_wall = [], [], [], []
+    lock = threading.Lock()
+
+    def settle():
+        # the refill of the last round's released slots is over, nothing
+        # is being created or destroyed
+        pd.wait_pool_full(pool, warm)
+        sb.wait_quiet()
+
+    def poold_round():
+        settle()
+        idents = [new_ident("lease") for _ in range(conc)]
+
+        def work(i, barrier):
+            barrier.wait()
+            st, b, t = pd_conns[i].request("POST", "/v1/sessions/%s/run?pool=%s" % (idents[i], pool), body)
+            expect(st, b, 200, "lease + run through poold")
+            check_accepted(b, "lease + run through poold")
+            with lock:
+                poold_t.append(t)
+                poold_exec_ms.append(b["wall_ms"])
+
+        run_threads(conc, work)
+        for ident in idents:
+            pd.release(ident, pool)
+
+    def direct_round():
+        settle()
+        ids = sb.create("python", conc)
+        sb.wait_quiet()
+
+        def work(i, barrier):
+            barrier.wait()
+            st, b, t = sb_conns[i].request("POST", "/v1/slots/%s/run" % ids[i], body)
+            expect(st, b, 200, "run on a fresh slot")
+            check_accepted(b, "run on a fresh slot")
+            with lock:
+                direct_t.append(t)
+                direct_wall.append(b["wall_ms"])
+
+        run_threads(conc, work)
+        sb.destroy(ids)
+
+    like_t = []
+    create_body = enc({"language": "python", "count": 1})
+
+    def like_poold_round():
+        # 1 session only: what poold asks of the node for a lease, sent by us
+        # straight to sandboxd, one after the other on one connection: the
+        # refill (POST /v1/slots, no wait), the label (PATCH), the run
+        settle()
+        (sid,) = sb.create("python", 1)
+        sb.wait_quiet()
+        ka = sb_conns[0]
+        st, b, t1 = ka.request("POST", "/v1/slots", create_body)
+        expect(st, b, 202, "refill-like create")
+        refill = [x["id"] for x in b["slots"]]
+        st, b2, t2 = ka.request("PATCH", "/v1/slots/%s" % sid, enc({"label": "%s/%s" % (pool, new_ident("like"))}))
+        expect(st, b2, 200, "label")
+        st, b3, t3 = ka.request("POST", "/v1/slots/%s/run" % sid, body)
+        expect(st, b3, 200, "run after label")
+        check_accepted(b3, "run after label")
+        like_t.append(t1 + t2 + t3)
+        sb.destroy([sid] + refill)
+
+    paths = [poold_round, direct_round] + ([like_poold_round] if conc == 1 else [])
+    t_end = time.monotonic() + budget_s
+    done = 0
+    for r in range(rounds):
+        if r >= min_rounds and time.monotonic() > t_end:
+            progress("  time budget of %d s spent: %d rounds of %d" % (budget_s, r, rounds))
+            break
+        done += 1
+        k = r % len(paths)
+        for f in (paths[k:] + paths[:k]) if r % 2 == 0 else list(reversed(paths[k:] + paths[:k])):
+            f()
+    pd.wait_pool_full(pool, warm)
+    sb.wait_quiet()
+    for c in sb_conns + pd_conns:
+        c.close()
+    extra = {"sandboxd_wall_ms_direct": summary(direct_wall), "sandboxd_wall_ms_poold": summary(poold_exec_ms),
+             "reconnects": sum(c.reconnects for c in sb_conns + pd_conns)}
+    if like_t:
+        extra["direct_like_poold_ms"] = ms_summary(like_t)
+        extra["overhead_p50_vs_like_ms"] = pct(poold_t, 50) * 1000.0 - extra["direct_like_poold_ms"]["p50"]
+    extra["rounds_planned"] = rounds
+    return _compare(direct_t, poold_t, conc, done, extra=extra)
+
+
+def setup_c_sessions(sb, pd, sb_sock, pd_url, pool, n, par=4):
+    """n leased C sessions and n direct C slots, each with hello compiled."""
+    body = enc({"source": C_HELLO, "compile": True, "tests": [{"stdin": "", "expected": "hello\n"}]})
+    idents = [new_ident("exec") for _ in range(n)]
+    slots = sb.create("c", n)
+    sbc = [unix_ka(sb_sock) for _ in range(par)]
+    pdc = [tcp_ka(pd_url) for _ in range(par)]
+
+    def work(i, barrier):
+        for k in range(i, n, par):
+            st, b, _ = pdc[i].request("POST", "/v1/sessions/%s/run?pool=%s" % (idents[k], pool), body)
+            expect(st, b, 200, "C session compile")
+            check_accepted(b, "C session compile")
+            st, b, _ = sbc[i].request("POST", "/v1/slots/%s/run" % slots[k], body)
+            expect(st, b, 200, "C slot compile")
+            check_accepted(b, "C slot compile")
+
+    run_threads(par, work)
+    for c in sbc + pdc:
+        c.close()
+    sb.wait_quiet()
+    return idents, slots
+
+
+def bench_exec(sb_sock, pd_url, pool, idents, slots, conc, reps_per_thread, pids):
+    """Executions of the compiled C hello ("compile": false) on leased sessions
+    through poold versus on slots straight through sandboxd; each thread has
+    its own session and slot and alternates the two."""
+    body = enc({"compile": False, "tests": [{"stdin": "", "expected": "hello\n"}]})
+    sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
+    pd_conns = [tcp_ka(pd_url) for _ in range(conc)]
+    direct_t, poold_t, dwall, pwall = [], [], [], []
+    lock = threading.Lock()
+    warmup = 3
+
+    def work(i, barrier):
+        sbc, pdc = sb_conns[i], pd_conns[i]
+        ppath = "/v1/sessions/%s/run?pool=%s" % (idents[i], pool)
+        dpath = "/v1/slots/%s/run" % slots[i]
+        mine_d, mine_p, mine_dw, mine_pw = [], [], [], []
+
+        def one_direct():
+            st, b, t = sbc.request("POST", dpath, body)
+            expect(st, b, 200, "direct run")
+            check_accepted(b, "direct run")
+            return t, b["wall_ms"]
+
+        def one_poold():
+            st, b, t = pdc.request("POST", ppath, body)
+            expect(st, b, 200, "poold run")
+            check_accepted(b, "poold run")
+            return t, b["wall_ms"]
+
+        for _ in range(warmup):
+            one_direct()
+            one_poold()
+        barrier.wait()
+        for k in range(reps_per_thread):
+            if (i + k) % 2:
+                d, p = one_direct(), one_poold()
+            else:
+                p, d = one_poold(), one_direct()
+            mine_d.append(d[0])
+            mine_dw.append(d[1])
+            mine_p.append(p[0])
+            mine_pw.append(p[1])
+        with lock:
+            direct_t.extend(mine_d)
+            poold_t.extend(mine_p)
+            dwall.extend(mine_dw)
+            pwall.extend(mine_pw)
+
+    cpu0 = {k: proc_cpu_s(v) for k, v in pids.items()}
+    run_threads(conc, work)
+    cpu1 = {k: proc_cpu_s(v) for k, v in pids.items()}
+    for c in sb_conns + pd_conns:
+        c.close()
+    # the warm-up requests fall inside the CPU window too
+    n_poold = len(poold_t) + conc * warmup
+    return _compare(direct_t, poold_t, conc, reps_per_thread, extra={
+        "sandboxd_wall_ms_direct": summary(dwall), "sandboxd_wall_ms_poold": summary(pwall),
+        "poold_cpu_us_per_request": (cpu1["poold"] - cpu0["poold"]) * 1e6 / n_poold,
+        "sandboxd_cpu_us_per_run": (cpu1["sandboxd"] - cpu0["sandboxd"]) * 1e6 / (2 * n_poold),
+        "reconnects": sum(c.reconnects for c in sb_conns + pd_conns)})
+
+
+def _compare(direct_t, poold_t, conc, reps, extra):
+    d, p = ms_summary(direct_t), ms_summary(poold_t)
+    out = {
+        "concurrency": conc,
+        "reps": reps,
+        "direct_ms": d,
+        "poold_ms": p,
+        "overhead_p50_ms": p["p50"] - d["p50"],
+        "overhead_p99_ms": p["p99"] - d["p99"],
+        "ratio_p50": p["p50"] / d["p50"],
+    }
+    out.update(extra)
+    return out
+
+
+# --------------------------------------------------------------------------
+# report
+
+
+def fmt_ms(v):
+    return "%.2f ms" % v
+
+
+def build_table(R):
+    rows = []  # (what, baseline, subject, ratio/overhead, target, result)
+    sd = R["sandboxd"]
+    for lang, key, target in (("Python", "python_hello", 1.3), ("C", "c_hello", None)):
+        h = sd[key]
+        rows.append(("%s hello p50: bare vs warm slot" % lang, fmt_ms(h["bare_ms"]["p50"]),
+                     fmt_ms(h["slot_round_trip_ms"]["p50"]), "%.2fx" % h["ratio_p50"],
+                     "<= %.1fx" % target if target else "-",
+                     ("PASS" if h["ratio_p50"] <= target else "FAIL") if target else "info"))
+        rows.append(("%s hello p99: bare vs warm slot" % lang, fmt_ms(h["bare_ms"]["p99"]),
+                     fmt_ms(h["slot_round_trip_ms"]["p99"]),
+                     "%.2fx" % (h["slot_round_trip_ms"]["p99"] / h["bare_ms"]["p99"]), "-", "info"))
+        rows.append(("  %s: sandboxd wall_ms / test wall_ms p50" % lang, "",
+                     "%g / %g ms" % (h["sandboxd_wall_ms"]["p50"], h["test_wall_ms"]["p50"]), "", "-", "info"))
+    for n, c in sd["slot_create"].items():
+        rows.append(("slots created/s (count=%s, wait=true)" % n, "", "%.0f /s" % c["slots_per_s"],
+                     "%.2f ms/slot" % c["per_slot_ms"], "-", "info"))
+    for n, c in sd["slot_create"].items():
+        rows.append(("  count=%s no wait: 202 in / a GET meanwhile waits" % n, "",
+                     "%.1f / %.1f ms" % (c["nowait_202_ms"]["p50"], c["get_other_slot_during_create_ms"]["p50"]),
+                     "%.2f ms/slot" % c["nowait_202_ms_per_slot"], "-", "info"))
+    m = sd["memory"]
+    rows.append(("memory per idle slot (%d slots): MemAvailable" % m["slots"], "", "%.2f MiB" % m["mem_available_mib_per_slot"],
+                 "", "-", "info"))
+    rows.append(("memory per idle slot: anon+shmem+slab+stacks+PT", "", "%.2f MiB" % m["used_mib_per_slot"],
+                 "", "-", "info"))
+    rows.append(("memory per idle slot: PSS of slot processes", "", "%.2f MiB" % m["pss_mib_per_slot"],
+                 "%.1f procs/slot" % m["processes_per_slot"], "-", "info"))
+    pdr = R["poold"]
+    for key, label in (("lease_1", "lease+1st run (py), 1 session"), ("lease_%d" % CONC, "lease+1st run (py), %d sessions" % CONC),
+                       ("exec_1", "run on leased (C), 1 session"), ("exec_%d" % CONC, "run on leased (C), %d sessions" % CONC)):
+        x = pdr[key]
+        ok = x["overhead_p50_ms"] <= 1.0
+        rows.append(("poold %s p50" % label, fmt_ms(x["direct_ms"]["p50"]), fmt_ms(x["poold_ms"]["p50"]),
+                     "%+.2f ms (%.2fx)" % (x["overhead_p50_ms"], x["ratio_p50"]), "<= +1 ms", "PASS" if ok else "FAIL"))
+        rows.append(("poold %s p99" % label, fmt_ms(x["direct_ms"]["p99"]), fmt_ms(x["poold_ms"]["p99"]),
+                     "%+.2f ms" % x["overhead_p99_ms"], "-", "info"))
+        if "direct_like_poold_ms" in x:
+            lk = x["direct_like_poold_ms"]
+            rows.append(("  same, baseline = refill POST+label PATCH+run direct", fmt_ms(lk["p50"]),
+                         fmt_ms(x["poold_ms"]["p50"]), "%+.2f ms" % x["overhead_p50_vs_like_ms"], "-", "info"))
+        if "poold_cpu_us_per_request" in x:
+            rows.append(("  CPU per request: poold / sandboxd (per run)", "",
+                         "%.0f / %.0f us" % (x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"]), "", "-",
+                         "info"))
+    head = ("what", "baseline", "subject", "ratio / overhead", "target", "result")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(6)]
+    line = "  ".join("%%-%ds" % w for w in widths)
+    out = [line % head, line % tuple("-" * w for w in widths)]
+    out += [line % r for r in rows]
+    return "\n".join(x.rstrip() for x in out), rows
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for figures)")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results.json"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: needs root (sandboxd creates namespaces, cgroups and mounts)")
+    for b in (wp.SANDBOXD, wp.POOLD):
+        if not os.access(b, os.X_OK):
+            sys.exit("bench: %s missing: run make first (make bench does)" % b)
+
+    q = args.quick
+    P = {
+        "hello_reps": 30 if q else 200, "hello_warmup": 5 if q else 10,
+        "create_counts": [1, 16, 32, 64], "create_rounds": 1 if q else 3,
+        "memory_slots": 32, "memory_rounds": 1 if q else 3,
+        "lease1_reps": 20 if q else 200, "lease_conc_rounds": 1 if q else 4,
+        "exec1_reps": 30 if q else 400, "exec_conc_reps": 4 if q else 20,
+    }
+
+    def on_term(signum, frame):
+        raise SystemExit("bench: stopped by signal %d" % signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    started = time.time()
+    t_mono = time.monotonic()
+    load_start = loadavg()
+    idle_check = cpu_busy()
+    R = {"params": P}
+    work = tempfile.mkdtemp(prefix="wpbench-")
+    sbd = wp.Sandboxd(wp.make_tmpdir("wpbench-sb-"), uid_base=UID_BASE, capacity=CAPACITY,
+                      cgroup_name="warmpool-bench-%d" % os.getpid(), log_level="warn")
+    pdd = None
+    problems = []
+    try:
+        progress("starting sandboxd (uids %d+, capacity %d)" % (UID_BASE, CAPACITY))
+        sbd.start()
+        sb = SB(sbd.sock)
+        info = sb.info()
+        R["machine"] = {
+            "nproc": os.cpu_count(), "kernel": platform.release(), "cpu": cpu_model(),
+            "mem_total_mib": meminfo()["MemTotal"] // 1024, "cgroup": info.get("cgroup"),
+            "cgroup_controllers": info.get("controllers"), "node": info.get("node"),
+            "sandboxd_version": info.get("version"), "python": sys.version.split()[0],
+            "languages": {l["name"]: l.get("version") for l in info.get("languages", [])},
+            "loadavg_start": load_start,
+            "cpu_busy_before_start": idle_check,
+        }
+
+        # ---- 1. sandboxd
+        progress("1a python hello: %d reps, interleaved with the bare process" % P["hello_reps"])
+        R["sandboxd"] = {}
+        R["sandboxd"]["python_hello"] = bench_hello(sb, sbd.sock, work, "python", P["hello_reps"], P["hello_warmup"])
+        progress("1b C hello: %d reps" % P["hello_reps"])
+        R["sandboxd"]["c_hello"] = bench_hello(sb, sbd.sock, work, "c", P["hello_reps"], P["hello_warmup"])
+        progress("1c slot creation %s x %d" % (P["create_counts"], P["create_rounds"]))
+        R["sandboxd"]["slot_create"] = bench_create(sb, sbd.sock, P["create_counts"], P["create_rounds"])
+        progress("1d memory of %d idle slots x %d" % (P["memory_slots"], P["memory_rounds"]))
+        R["sandboxd"]["memory"] = bench_memory(sb, sbd.pid, P["memory_slots"], P["memory_rounds"])
+
+        # ---- 2. poold
+        pools = {
+            # max above warm, as in production: each lease starts a refill (see README)
+            "python": {"language": "python", "warm": CONC, "max": 2 * CONC, "idle_timeout": "30m"},
+            "c": {"language": "c", "warm": 0, "max": CONC, "idle_timeout": "30m"},
+        }
+        pdd = wp.Poold(wp.make_tmpdir("wpbench-pd-"), nodes={"local": "unix:" + sbd.sock}, pools=pools,
+                       log_level="warn", extra_poold="session_queue = 64\nmax_queue = 1000\nnode_timeout = 60s")
+        progress("starting poold on %s; filling the python pool (%d)" % (pdd.url, CONC))
+        pdd.start()
+        pd = PD(pdd.url)
+        pd.wait_pool_full("python", CONC, timeout=120)
+        R["poold"] = {}
+        progress("2a lease + first run, 1 session: %d reps" % P["lease1_reps"])
+        R["poold"]["lease_1"] = bench_lease(sb, pd, sbd.sock, pdd.url, "python", CONC, 1, P["lease1_reps"],
+                                               budget_s=75, min_rounds=min(50, P["lease1_reps"]))
+        progress("2a lease + first run, %d sessions: %d rounds" % (CONC, P["lease_conc_rounds"]))
+        R["poold"]["lease_%d" % CONC] = bench_lease(sb, pd, sbd.sock, pdd.url, "python", CONC, CONC,
+                                                    P["lease_conc_rounds"], budget_s=40, min_rounds=1)
+        progress("2b compiling C hello in %d sessions and %d slots" % (CONC, CONC))
+        idents, slots = setup_c_sessions(sb, pd, sbd.sock, pdd.url, "c", CONC)
+        progress("2b run on a leased session, 1 session: %d reps" % P["exec1_reps"])
+        pids = {"poold": pdd.pid, "sandboxd": sbd.pid}
+        R["poold"]["exec_1"] = bench_exec(sbd.sock, pdd.url, "c", idents[:1], slots[:1], 1, P["exec1_reps"], pids)
+        progress("2b run on a leased session, %d sessions: %d reps each" % (CONC, P["exec_conc_reps"]))
+        R["poold"]["exec_%d" % CONC] = bench_exec(sbd.sock, pdd.url, "c", idents, slots, CONC, P["exec_conc_reps"], pids)
+        for ident in idents:
+            pd.release(ident, "c")
+        sb.destroy(slots)
+        pd.ka.close()
+    finally:
+        progress("stopping daemons")
+        if pdd is not None:
+            rc = pdd.stop()
+            if rc not in (0, None):
+                problems.append("poold exited %s:\n%s" % (rc, pdd.log_text(limit=4000)))
+            pdd.cleanup()
+        rc = sbd.stop(timeout=60)
+        if rc not in (0, None):
+            problems.append("sandboxd exited %s:\n%s" % (rc, sbd.log_text(limit=4000)))
+        problems += sbd.leftovers()
+        sbd.cleanup()
+        subprocess.run(["rm", "-rf", work])
+
+    R["date"] = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds")
+    R["git"] = git_commit()
+    R["runtime_s"] = round(time.monotonic() - t_mono, 1)
+    R["cleanup_problems"] = problems
+    R["machine"]["loadavg_end"] = loadavg()
+    table, rows = build_table(R)
+    R["table"] = [dict(zip(("what", "baseline", "subject", "ratio_overhead", "target", "result"), r)) for r in rows]
+    with open(args.out, "w") as f:
+        json.dump(R, f, indent=2, sort_keys=False)
+        f.write("\n")
+    m = R["machine"]
+    print("warmpool bench — %s, commit %s%s, %d cores, kernel %s, cgroup %s%s" % (
+        R["date"], (R["git"]["commit"] or "?")[:12], " (dirty)" if R["git"]["dirty"] else "", m["nproc"],
+        m["kernel"], m["cgroup"], ", QUICK (not for figures)" if q else ""))
+    print(table)
+    if idle_check["busy"] > 0.2:
+        print("note: the CPUs were %.0f%% busy (%.0f%% stolen by the hypervisor) in the second before the bench "
+              "started: other work shares this machine; the ratios hold better than the absolute times"
+              % (100 * idle_check["busy"], 100 * idle_check["steal"]))
+    sys.stdout.flush()
+    print("runtime %.0f s; raw percentiles in %s" % (R["runtime_s"], os.path.relpath(args.out)))
+    if problems:
+        print("CLEANUP PROBLEMS:\n" + "\n".join(problems))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

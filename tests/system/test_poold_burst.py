@@ -1,0 +1,145 @@
+"""A burst through poold: 200 distinct sessions × 2 submissions at once, in
+mixed languages, correct and wrong solutions; every verdict must be right,
+every session in a slot of its own, no pool above its max.
+
+Issue 3, Tests section. Run as root: /usr/bin/python3 -m pytest -s tests/system/test_poold_burst.py
+(-s shows the timing line).
+"""
+
+import collections
+import threading
+import time
+import uuid
+
+from conftest import DOUBLE, WRONG_DOUBLE, metrics_text, node_slots
+
+# sessions per language (200 in all); java is slow to compile, so few
+MIX = {"python": 80, "javascript": 60, "c": 36, "cpp": 18, "java": 6}
+POOLS = {
+    "python": {"language": "python", "warm": 40, "max": 100, "idle_timeout": "10m"},
+    "javascript": {"language": "javascript", "warm": 30, "max": 80, "idle_timeout": "10m"},
+    "c": {"language": "c", "warm": 15, "max": 40, "idle_timeout": "10m"},
+    "cpp": {"language": "cpp", "warm": 8, "max": 25, "idle_timeout": "10m"},
+    "java": {"language": "java", "warm": 3, "max": 10, "idle_timeout": "10m"},
+}
+BURST_LIMIT_S = 240  # the whole burst, on 2 cores
+
+
+def test_burst_200_sessions_x2(make_poold, pool_node):
+    assert sum(MIX.values()) == 200
+    pd = make_poold(pools=POOLS, extra_poold="queue_timeout = 60s\nmax_queue = 1000")
+    c = pd.client(timeout=BURST_LIMIT_S)
+    # warm pools ready first (what an admin does before a contest)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pools = {p["name"]: p for p in c.get("/v1/pools").body["pools"]}
+        if all(pools[n]["ready"] == POOLS[n]["warm"] for n in POOLS):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("pools not warm within 30 s: %r" % pools)
+
+    run_id = uuid.uuid4().hex[:6]
+    jobs = []  # (ident, lang, submission index, correct?, n)
+    i = 0
+    for lang, count in MIX.items():
+        for k in range(count):
+            ident = "burst-%s-%s-%03d" % (run_id, lang, k)
+            for sub in range(2):
+                correct = (k + sub) % 2 == 0  # each session: one correct, one wrong, in either order
+                jobs.append((ident, lang, sub, correct, i))
+            i += 1
+    results = {}
+    errors = []
+    start = threading.Barrier(len(jobs) + 1)
+
+    def worker(job):
+        ident, lang, sub, correct, n = job
+        x = 1000 + n * 7 + sub
+        code = DOUBLE[lang] if correct else WRONG_DOUBLE[lang]
+        body = {"language": lang, "code": code, "user_id": ident, "question_id": "q%d" % (sub + 1),
+                "test_cases": [{"input": "%d\n" % x, "expected_output": "%d\n" % (2 * x)},
+                               {"input": "%d\n" % -x, "expected_output": "%d\n" % (-2 * x)}]}
+        start.wait()
+        t0 = time.monotonic()
+        try:
+            r = c.post("/execute", body)
+        except Exception as e:  # noqa: BLE001 — reported below
+            errors.append((job, repr(e)))
+            return
+        results[job] = (r, time.monotonic() - t0)
+
+    threads = [threading.Thread(target=worker, args=(j,), daemon=True) for j in jobs]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.monotonic()
+    for t in threads:
+        t.join(max(1, BURST_LIMIT_S - (time.monotonic() - t0)))
+    burst = time.monotonic() - t0
+    assert not errors, "requests failed: %r" % errors[:5]
+    assert len(results) == len(jobs), "%d of %d answers within %d s" % (len(results), len(jobs), BURST_LIMIT_S)
+
+    wrong, slow_start = [], []
+    per_lang = collections.defaultdict(list)
+    for job, (r, took) in results.items():
+        ident, lang, sub, correct, n = job
+        per_lang[lang].append(took)
+        want = ["accepted", "accepted"] if correct else ["wrong_answer", "wrong_answer"]
+        if r.status != 200:
+            wrong.append("%s sub %d (%s): %r" % (ident, sub, lang, r))
+            continue
+        got = [t["verdict"] for t in r.body["test_results"]]
+        s = r.body["summary"]
+        if s["total_tests"] != 2 or s["passed"] != got.count("accepted") or s["all_passed"] != (got == ["accepted"] * 2):
+            wrong.append("%s sub %d: summary does not match the verdicts: %r" % (ident, sub, r.body))
+            continue
+        comp = r.body.get("compile") or {}
+        if (r.body.get("verdict") == "compilation_error" and comp.get("reason") == "time_limit_exceeded"
+                and comp.get("time_ms", 10 ** 9) < 5000):
+            slow_start.append("%s sub %d (%s): compile killed by the wall clock: %r" % (
+                ident, sub, lang, {k: v for k, v in comp.items() if k != "stdout"}))
+            continue
+        tle = [i for i, t in enumerate(r.body["test_results"])
+               if t["verdict"] == "time_limit_exceeded" and t["time_ms"] < 1000]
+        if tle and all(got[i] == want[i] for i in range(2) if i not in tle):
+            # a program of a few ms of CPU killed by the wall clock: see below
+            slow_start.append("%s sub %d (%s): %r" % (ident, sub, lang, [r.body["test_results"][i] for i in tle]))
+            continue
+        if got != want:
+            wrong.append("%s sub %d (%s, %s): verdict %r, test verdicts %r, summary %r, results %r, compile %r" % (
+                ident, sub, lang, "correct" if correct else "wrong", r.body.get("verdict"), got, s,
+                r.body["test_results"], {k: v for k, v in (r.body.get("compile") or {}).items() if k != "stdout"}))
+    assert not wrong, "%d of %d answers wrong:\n%s" % (len(wrong), len(jobs), "\n".join(wrong[:10]))
+
+    # one slot per session, both submissions in it, no pool above max
+    sessions = [s for s in c.get("/v1/sessions").body["sessions"] if s["identifier"].startswith("burst-" + run_id)]
+    assert len(sessions) == 200, len(sessions)
+    assert all(s["executions"] == 2 for s in sessions), [s for s in sessions if s["executions"] != 2][:5]
+    slots = [s["slot"] for s in sessions]
+    assert len(set(slots)) == 200, "a slot was handed to two sessions"
+    labels = {s["id"]: s["label"] for s in node_slots(pool_node)}
+    for s in sessions:
+        assert labels.get(s["slot"]) == "%s/%s" % (s["pool"], s["identifier"]), s
+    for p in c.get("/v1/pools").body["pools"]:
+        assert p["leased"] == MIX[p["name"]], p
+        assert p["ready"] + p["leased"] + p["creating"] <= p["max"], p
+        assert p["create_failures"] == 0, p
+    text = metrics_text(c)
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("warmpool_execution_duration_seconds_count{"))
+    assert total == 400, "executions counted in metrics: %r" % total
+    slowest = {l: round(max(v), 2) for l, v in per_lang.items()}
+    print("\nBURST: 200 sessions x 2 submissions (%s) in %.1f s; slowest answer per language: %s"
+          % (", ".join("%s %d" % kv for kv in MIX.items()), burst, slowest))
+    assert burst < BURST_LIMIT_S
+    # Every verdict right includes these: programs (or compiles) of little
+    # CPU must not be time_limit_exceeded because the host is busy. (Seen
+    # with sandboxd as of this writing, also straight to sandboxd without
+    # poold: the wall timer starts when the launch is sent to the slot, whose
+    # pre-forked stub may still be joining its run cgroup — on 2 cores with
+    # ~200 slots busy, 10-30 s of wall for 20 ms of CPU.)
+    assert not slow_start, (
+        "%d of 400 answers: a test (or compile) of little CPU judged time_limit_exceeded by the wall clock under the "
+        "burst; "
+        "every other verdict was right:\n%s" % (len(slow_start), "\n".join(slow_start[:6])))
