@@ -46,8 +46,9 @@ void api_stop(void)
 
 static json_t *pool_json(const struct pool *p)
 {
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s?}", "name", p->name,
-			 "language", p->language, "warm", (json_int_t)p->warm, "max", (json_int_t)p->max,
+	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s?}", "name", p->name,
+			 "language", p->language, "stateful", p->stateful, "warm", (json_int_t)p->warm, "max",
+			 (json_int_t)p->max,
 			 "idle_timeout_s", (json_int_t)(p->idle_timeout_ms / 1000), "max_lifetime_s",
 			 (json_int_t)(p->max_lifetime_ms / 1000), "draining", p->draining, "ready",
 			 (json_int_t)p->n_ready, "creating", (json_int_t)(p->n_creating + p->n_creating_direct),

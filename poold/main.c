@@ -85,8 +85,8 @@ static void explain(const char *path)
 		printf("  node        %-12s %s\n", n->name, n->url);
 	for (struct pool_conf *p = cfg.pools; p; p = p->next) {
 		cleanup_free char *lim = json_dumps(p->limits, JSON_COMPACT);
-		printf("  pool        %-12s %s, warm %llu, max %llu, idle %llus, lifetime %llus%s, limits %s\n",
-		       p->name, p->language, (unsigned long long)p->warm, (unsigned long long)p->max,
+		printf("  pool        %-12s %s%s, warm %llu, max %llu, idle %llus, lifetime %llus%s, limits %s\n",
+		       p->name, p->language, p->stateful ? " (stateful)" : "", (unsigned long long)p->warm, (unsigned long long)p->max,
 		       (unsigned long long)(p->idle_timeout_ms / 1000), (unsigned long long)(p->max_lifetime_ms / 1000),
 		       strcmp(p->name, cfg.default_pool) == 0 ? " (default)" : "", lim ? lim : "{}");
 	}

@@ -17,6 +17,7 @@
 #define BACKOFF_MAX 60.0
 #define CREATE_BATCH 8
 #define CREATE_TIMEOUT 60.0
+#define REFILL_DELAY 0.05
 
 static struct ev_loop *loop;
 static const struct psettings *cfg;
@@ -331,6 +332,11 @@ void pools_kick_all(void)
 		pool_kick(p);
 }
 
+static void refill_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	pool_kick(w->data);
+}
+
 static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
 	pools_kick_all();
@@ -347,7 +353,10 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 	if (!p->waiters && (r = ready_pop(p))) {
 		handoff(p, fn, data, 0, r->node, r->id);
 		free(r);
-		pool_kick(p); /* refill */
+		/* Refill a moment later: a slot creation sent now would queue on
+		 * the node ahead of this lease's label call and first run. */
+		if (!ev_is_active(&p->refill))
+			ev_timer_start(loop, &p->refill);
 		return;
 	}
 	if (p->n_waiting >= cfg->max_queue) {
@@ -453,6 +462,8 @@ int pools_init(struct ev_loop *l, const struct psettings *st, struct wp_error *e
 		p->limits = json_incref(pc->limits);
 		p->stateful = pc->stateful;
 		p->waiters_tail = &p->waiters;
+		ev_timer_init(&p->refill, refill_cb, REFILL_DELAY, 0);
+		p->refill.data = p;
 		*tail = p;
 		tail = &p->next;
 	}
@@ -465,6 +476,8 @@ void pools_stop(void)
 {
 	stopping = true;
 	ev_timer_stop(loop, &tick);
+	for (struct pool *p = pools; p; p = p->next)
+		ev_timer_stop(loop, &p->refill);
 	for (struct pool *p = pools; p; p = p->next)
 		while (p->waiters) {
 			struct pool_waiter *w = p->waiters;

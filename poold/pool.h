@@ -61,6 +61,7 @@ struct pool {
 	char last_error[256];
 	uint64_t create_failures;
 	uint64_t created;
+	ev_timer refill;          /* a refill shortly after a take, not before its label call */
 	struct pool *next;
 };
 

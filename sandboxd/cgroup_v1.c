@@ -32,9 +32,12 @@
 #include "cgroup_impl.h"
 
 /* Freezing a busy fork bomb of a few hundred tasks takes well under this. */
-#define FREEZE_WAIT_MS 50
-#define KILL_ROUNDS 4
-#define EXIT_WAIT_MS 20
+/* Bounds on how long one cgroup_kill_all may block sandboxd's loop (~16 ms
+ * at worst): what is still alive after that is retried by the caller's
+ * timer (run.c), so a slow death never stalls other slots' runs. */
+#define FREEZE_WAIT_MS 10
+#define KILL_ROUNDS 2
+#define EXIT_WAIT_MS 3
 
 static char *find_dir(const char *prefix, const char *ctl, char **mroot)
 {

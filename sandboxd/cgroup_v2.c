@@ -41,8 +41,8 @@
 #include "cleanup.h"
 #include "cgroup_impl.h"
 
-#define KILL_ROUNDS 4
-#define EXIT_WAIT_MS 20
+#define KILL_ROUNDS 2 /* see cgroup_v1.c: the caller retries, the loop must not stall */
+#define EXIT_WAIT_MS 3
 #define FREEZE_WAIT_MS 50
 #define DAEMON_LEAF "sandboxd"
 

@@ -727,7 +727,7 @@ def test_dockerfile_packages_exist_and_cover_the_binaries():
     runtime = set(apt_packages(images["Dockerfile.sandboxd"][-1]))
     deps = set()
     for p in runtime:
-        deps.update(re.findall(r"^\s+Depends: (\S+)", run(["apt-cache", "depends", p]).stdout, re.M))
+        deps.update(re.findall(r"^\s+(?:Pre)?Depends: (\S+)", run(["apt-cache", "depends", p]).stdout, re.M))
     for conf in glob.glob(os.path.join(wp.LANG_DIR, "*.conf")):
         for line in read(conf).splitlines():
             m = re.match(r"\s*(run|compile)\s*=\s*(/\S+)", line)
@@ -1070,7 +1070,6 @@ def test_dns_discovery():
         hosts.set(name, ips)
         wait_until(up(*ips), 15, "third node picked up")
         c = pd.client()
-        wait_until(lambda: nodes()["sb-127.0.0.4"]["slots"] > 0, 15, "slots placed on the new node")
         placed2 = session_nodes("second", 6)
         assert "sb-127.0.0.4" in placed2.values(), placed2
 

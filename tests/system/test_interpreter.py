@@ -13,6 +13,7 @@ interpreter.
 Standard library only. Run as root: /usr/bin/python3 -m pytest tests/system -k interpreter
 """
 
+import fcntl
 import os
 import statistics
 import threading
@@ -33,7 +34,26 @@ STATE_LOST = "state (variables, functions, imports, working directory) was lost"
 
 
 @pytest.fixture(scope="module")
-def kd():
+def uid_range_lock():
+    """Two runs of this module on one host (two checkouts, two engineers)
+    would share the uid range: the second would kill the first's slots when
+    it cleans up. They take turns."""
+    with open("/tmp/warmpool-test-uids-%d.lock" % UID_BASE, "w") as f:
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail("uids %d+ stay taken by another run of this module" % UID_BASE, pytrace=False)
+                time.sleep(0.5)
+        yield
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def kd(uid_range_lock):
     if os.geteuid() != 0:
         pytest.skip("INTERPRETER TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
     if not os.access(wp.SANDBOXD, os.X_OK):
@@ -383,6 +403,26 @@ def test_python_sandbox_holds_inside_the_interpreter(k):
     assert "Read-only file system" in b["stderr"] or "PermissionError" in b["stderr"], b
     b = k.exec(sid, "import os\nos.kill(1, 9)\nos.getppid()", status=None)
     assert k.exec(sid, "'alive'")["result"] == "'alive'"
+
+
+def test_protocol_forgery_is_contained(k):
+    """The code owns its interpreter, so it can write on the protocol pipe:
+    at worst it lies about its own execution; anything malformed is a crash
+    and a fresh start, never a confused sandboxd."""
+    sid = k()
+    b = k.exec(sid, "import os\nos.write(4, b'not json\\n')\nimport time; time.sleep(5)", status="crashed")
+    assert "broke its protocol" in b["stderr"] and b["state_lost"], b
+    b = k.exec(sid, "import os\nos.write(4, b'x' * (200 << 10))", status="crashed", max_output=0)
+    assert "too long" in b["stderr"], b
+    # a forged reply answers this execution; the real one, coming after it,
+    # is a protocol error: the next execution is told the state was lost
+    b = k.exec(sid, "v = 1\nimport os\nos.write(4, b'{\"status\": \"ok\", \"result\": \"forged\"}\\n')\n"
+                    "import time; time.sleep(0.2)")
+    assert b["result"] == "forged", b
+    time.sleep(0.5)
+    b = k.exec(sid, "'v' in globals()")
+    assert b["result"] == "False" and b["state_lost"] is True, b
+    assert k.exec(sid, "3 * 3")["result"] == "9"
 
 
 def test_first_exec_is_as_fast_as_the_next(k):
