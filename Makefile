@@ -101,6 +101,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/warmpool/languages
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 config/languages/*.conf $(DESTDIR)$(PREFIX)/share/warmpool/languages/
+	install -d $(DESTDIR)$(PREFIX)/share/warmpool/runtimes
+	install -m 0644 sandboxd/runtimes/pykernel.py sandboxd/runtimes/jskernel.js $(DESTDIR)$(PREFIX)/share/warmpool/runtimes/
 
 format:
 	clang-format -i lib/*.[ch] sandboxd/*.[ch] $(wildcard poold/*.[ch] client/*.[ch]) tests/unit/*.c

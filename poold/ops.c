@@ -225,8 +225,8 @@ static json_t *merged_limits(struct pool *p, json_t *req_limits)
 
 void ops_execute(struct http_request *req, json_t *body)
 {
-	static const char *const keys[] = {"language", "code", "user_id", "question_id", "test_cases",
-					   "limits", "compare", "stop_on_failure", NULL};
+	static const char *const keys[] = {"language", "code",	  "user_id",	     "question_id", "test_cases",
+					   "limits",   "compare", "stop_on_failure", "checker",	    NULL};
 	struct wp_error err = {0};
 	const char *lang, *code, *user, *qid;
 	cleanup_json json_t *b = body;
@@ -289,6 +289,8 @@ void ops_execute(struct http_request *req, json_t *body)
 		json_object_set(c->run, "compare", json_object_get(b, "compare"));
 	if (json_object_get(b, "stop_on_failure"))
 		json_object_set(c->run, "stop_on_failure", json_object_get(b, "stop_on_failure"));
+	if (json_object_get(b, "checker"))
+		json_object_set(c->run, "checker", json_object_get(b, "checker"));
 	lease_submit(p, user, &c->op);
 }
 
@@ -296,7 +298,7 @@ void ops_session_run(struct http_request *req, struct pool *p, const char *ident
 {
 	static const char *const keys[] = {"pool",    "language", "source",	    "tests",	  "limits",
 					   "compare", "compile",  "compile_limits", "stop_on_failure", "max_output",
-					   NULL};
+					   "checker", NULL};
 	struct wp_error err = {0};
 	cleanup_json json_t *b = body;
 

@@ -26,6 +26,11 @@ bool files_name_valid(const char *name, size_t len)
 
 int files_write(struct slot *s, const char *name, const void *data, size_t len, struct wp_error *err)
 {
+	return files_write_at(s, s->data_fd, name, data, len, err);
+}
+
+int files_write_at(struct slot *s, int dfd, const char *name, const void *data, size_t len, struct wp_error *err)
+{
 	cleanup_close int fd = -1;
 	const char *p = data;
 
@@ -34,9 +39,9 @@ int files_write(struct slot *s, const char *name, const void *data, size_t len, 
 	 * then guarantees we write a file we created. A name it re-creates in
 	 * between makes us try again, a few times. */
 	for (int tries = 0; fd < 0; tries++) {
-		if (unlinkat(s->data_fd, name, 0) < 0 && errno != ENOENT)
+		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
 			return wp_error_errno(err, "replace `%s`", name);
-		fd = openat(s->data_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd < 0 && (errno != EEXIST || tries == 5))
 			return wp_error_errno(err, "create `%s`", name);
 	}
@@ -57,7 +62,13 @@ int files_write(struct slot *s, const char *name, const void *data, size_t len, 
 
 int files_read(struct slot *s, const char *name, size_t max, char **out, size_t *len_out, struct wp_error *err)
 {
-	cleanup_close int fd = openat(s->data_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	return files_read_at(s, s->data_fd, name, max, out, len_out, err);
+}
+
+int files_read_at(struct slot *s, int dfd, const char *name, size_t max, char **out, size_t *len_out,
+		  struct wp_error *err)
+{
+	cleanup_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	cleanup_free char *buf = NULL;
 	struct stat st;
 	size_t len = 0;
@@ -127,4 +138,31 @@ json_t *files_list(struct slot *s, struct wp_error *err)
 						     st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9, "type", type));
 	}
 	return arr;
+}
+
+/* Depth-first, never following a link: what a program made in the tree
+ * (links, FIFOs, deep nests) is unlinked, not entered. */
+static void remove_tree_at(int pfd, const char *name, int depth)
+{
+	int fd = depth < 16 ? openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		cleanup_closep(&fd);
+		unlinkat(pfd, name, 0);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno == EISDIR)
+			remove_tree_at(dirfd(d), de->d_name, depth + 1);
+	}
+	unlinkat(pfd, name, AT_REMOVEDIR);
+}
+
+void files_remove_tree(struct slot *s, const char *name)
+{
+	remove_tree_at(s->data_fd, name, 0);
 }

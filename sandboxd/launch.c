@@ -34,8 +34,8 @@ static char *subst(const char *s, const char *key, const char *val)
 	return out;
 }
 
-int launch_message(const struct language *lang, char *const *argv, const struct limits *lim, unsigned group,
-		   bool cpu_unlimited, char **out, size_t *len)
+int launch_message(const struct language *lang, char *const *argv, const char *const *extra, const char *cwd,
+		   const struct limits *lim, unsigned group, bool cpu_unlimited, char **out, size_t *len)
 {
 	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp",
 					       "LANG=C.UTF-8", NULL};
@@ -49,13 +49,21 @@ int launch_message(const struct language *lang, char *const *argv, const struct 
 	char *args[257];
 	char mem[32];
 	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)lim->memory_kb);
-	for (; argv[argc]; argc++) {
+	size_t n_argv = 0;
+	while (argv[n_argv])
+		n_argv++;
+	if (!cwd)
+		cwd = "/mnt/data";
+	for (;; argc++) {
+		const char *a = argc < n_argv ? argv[argc] : extra ? extra[argc - n_argv] : NULL;
+		if (!a)
+			break;
 		if (argc == 256) {
 			while (argc--)
 				free(args[argc]);
 			return -E2BIG;
 		}
-		args[argc] = subst(argv[argc], "{memory_kb}", mem);
+		args[argc] = subst(a, "{memory_kb}", mem);
 		if (!args[argc]) {
 			while (argc--)
 				free(args[argc]);
@@ -65,7 +73,7 @@ int launch_message(const struct language *lang, char *const *argv, const struct 
 	}
 	for (size_t i = 0; i < envc; i++)
 		slen += strlen(envs[i]) + 1;
-	slen += sizeof("/mnt/data");
+	slen += strlen(cwd) + 1;
 	size_t total = sizeof(struct proto_run) + slen;
 	struct proto_run *m = total > PROTO_MAX ? NULL : calloc(1, total);
 	if (!m) {
@@ -89,7 +97,7 @@ int launch_message(const struct language *lang, char *const *argv, const struct 
 	}
 	for (size_t i = 0; i < envc; i++)
 		p = stpcpy(p, envs[i]) + 1;
-	strcpy(p, "/mnt/data");
+	strcpy(p, cwd);
 	*out = (char *)m;
 	*len = total;
 	return 0;

@@ -22,6 +22,7 @@
 
 #include "api.h"
 #include "cgroup.h"
+#include "checker.h"
 #include "cleanup.h"
 #include "config.h"
 #include "http_server.h"
@@ -281,6 +282,7 @@ int main(int argc, char **argv)
 	struct api_ctx ctx = {.settings = &cfg, .languages = langs, .n_languages = n_langs, .cgroot = cgroot,
 			      .node_name = host};
 	api_init(&ctx);
+	checker_set_languages(langs, n_langs);
 
 	struct http_limits hl;
 	http_limits_default(&hl);

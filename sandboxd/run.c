@@ -11,6 +11,7 @@
 #include "run.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "checker.h"
 #include "cleanup.h"
 #include "compare.h"
 #include "files.h"
@@ -29,6 +31,7 @@
 #include "verdict.h"
 
 #define CPU_POLL_INTERVAL 0.05
+#define LAUNCH_GRACE 10.0
 #define MAX_TESTS 1000
 
 struct obuf {
@@ -49,6 +52,7 @@ struct exec {
 	ev_timer kill_timer;  /* retries a kill that left processes behind */
 	double started;
 	struct cgroup_stats before;
+	bool launched;        /* init reported PROTO_STARTED */
 	bool exited;
 	struct cgroup *cg;    /* the run group of this exec (they alternate) */
 	unsigned group;
@@ -58,7 +62,7 @@ struct exec {
 	struct run_outcome o;
 };
 
-enum run_phase { PHASE_COMPILE, PHASE_TEST };
+enum run_phase { PHASE_CHECKER_BUILD, PHASE_COMPILE, PHASE_TEST, PHASE_CHECK };
 
 struct run {
 	struct slot *slot;
@@ -77,6 +81,9 @@ struct run {
 	const char *verdict;  /* first failure */
 	double started;
 	bool active;          /* an exec is in flight */
+	struct checker *ck;   /* compare.mode checker */
+	json_t *pending;      /* a test's result waiting for the checker */
+	bool do_compile;      /* compile the submission (the request's "compile") */
 	struct exec ex;
 };
 
@@ -88,6 +95,9 @@ static const struct settings *cfg_of(void)
 static void exec_kill(struct run *r);
 static void exec_try_finish(struct run *r);
 static void run_next(struct run *r);
+static void run_submission(struct run *r);
+static void run_fail(struct run *r, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 static void run_finish(struct run *r);
 
 static void exec_close(struct exec *e)
@@ -176,6 +186,13 @@ static void exec_kill_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void exec_wall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct run *r = w->data;
+	if (!r->ex.launched) {
+		/* init never started the program: the slot is broken, not the program */
+		log_error("slot %s: the run did not start within %.0f s; destroying the slot", r->slot->id,
+			  (double)r->ex.lim->wall_ms / 1000.0 + LAUNCH_GRACE);
+		slot_destroy(r->slot);
+		return;
+	}
 	r->ex.o.killed_wall = true;
 	exec_kill(r);
 }
@@ -192,8 +209,8 @@ static void exec_cpu_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Start one execution. Returns 0 or -errno (an internal error). */
-static int exec_begin(struct run *r, char *const *argv, const char *in, size_t in_len, const struct limits *lim,
-		      size_t keep_out)
+static int exec_begin(struct run *r, const struct language *lang, char *const *argv, const char *const *extra,
+		      const char *cwd, const char *in, size_t in_len, const struct limits *lim, size_t keep_out)
 {
 	struct slot *s = r->slot;
 	struct exec *e = &r->ex;
@@ -234,7 +251,7 @@ static int exec_begin(struct run *r, char *const *argv, const char *in, size_t i
 	if (lseek(memfd, 0, SEEK_SET) < 0 ||
 	    fcntl(memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
 		return -errno;
-	if ((rc = launch_message(r->slot->lang, argv, lim, e->group, false, &msg, &msg_len)) < 0)
+	if ((rc = launch_message(lang, argv, extra, cwd, lim, e->group, false, &msg, &msg_len)) < 0)
 		return rc;
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
 		rc = -errno;
@@ -258,7 +275,10 @@ static int exec_begin(struct run *r, char *const *argv, const char *in, size_t i
 		e->io[i].data = r;
 		ev_io_start(loop, &e->io[i]);
 	}
-	ev_timer_init(&e->wall_timer, exec_wall_cb, (double)lim->wall_ms / 1000.0, 0);
+	/* Until init says the program started, the timer only guards the
+	 * launch; the wall limit counts from PROTO_STARTED, so a launch
+	 * delayed by a loaded host is not the program's time. */
+	ev_timer_init(&e->wall_timer, exec_wall_cb, (double)lim->wall_ms / 1000.0 + LAUNCH_GRACE, 0);
 	e->wall_timer.data = r;
 	ev_timer_start(loop, &e->wall_timer);
 	ev_timer_init(&e->cpu_timer, exec_cpu_cb, CPU_POLL_INTERVAL, CPU_POLL_INTERVAL);
@@ -291,6 +311,124 @@ static json_t *exec_json(struct run *r, enum verdict v)
 	return j;
 }
 
+/* A test is judged: record it, then the next test or the end. */
+static void test_done(struct run *r, json_t *j, enum verdict v)
+{
+	json_object_set_new(j, "verdict", json_string(verdict_name(v)));
+	json_object_set_new(j, "test", json_integer((json_int_t)r->test + 1));
+	json_array_append_new(r->results, j);
+	if (v == VERDICT_ACCEPTED)
+		r->passed++;
+	else if (!r->verdict)
+		r->verdict = verdict_name(v);
+	if (v == VERDICT_INTERNAL_ERROR)
+		log_error("slot %s: test %zu: internal error", r->slot->id, r->test + 1);
+	r->test++;
+	if (v != VERDICT_ACCEPTED && (r->stop_on_failure || v == VERDICT_INTERNAL_ERROR))
+		run_finish(r);
+	else
+		run_next(r);
+}
+
+static void test_ran(struct run *r, enum verdict v)
+{
+	struct exec *e = &r->ex;
+	json_t *t = json_array_get(r->tests, r->test);
+	json_t *expected = json_object_get(t, "expected");
+	const char *out = e->out[0].data ? e->out[0].data : "";
+
+	if (v == VERDICT_ACCEPTED && r->ck) {
+		/* the program is dead: stage its output for the checker */
+		json_t *in = json_object_get(t, "stdin");
+		struct wp_error err = {0};
+		const char *cwd;
+		static const char *const args[] = {"input", "output", "answer", NULL};
+		const struct language *cl = checker_language(r->ck);
+		r->pending = exec_json(r, v);
+		int rc = checker_stage(r->ck, r->slot, in ? json_string_value(in) : "", in ? json_string_length(in) : 0,
+				       out, e->out[0].len, expected ? json_string_value(expected) : "",
+				       expected ? json_string_length(expected) : 0, &cwd, &err);
+		exec_close(e);
+		r->phase = PHASE_CHECK;
+		if (rc < 0 || (rc = exec_begin(r, cl, cl->run_argv, args, cwd, "", 0, &cl->limits, r->max_output)) < 0) {
+			log_error("slot %s: checker: %s", r->slot->id, err.msg[0] ? err.msg : strerror(-rc));
+			exec_close(e);
+			json_t *j = steal_pointer(&r->pending);
+			checker_unstage(r->ck, r->slot);
+			test_done(r, j, VERDICT_INTERNAL_ERROR);
+		}
+		return;
+	}
+	if (v == VERDICT_ACCEPTED && json_is_string(expected) &&
+	    !compare_output(&r->cmp, out, e->out[0].len, json_string_value(expected), json_string_length(expected)))
+		v = VERDICT_WRONG_ANSWER;
+	json_t *j = exec_json(r, v);
+	exec_close(e);
+	test_done(r, j, v);
+}
+
+static void test_checked(struct run *r, enum verdict cv)
+{
+	struct exec *e = &r->ex;
+	enum verdict v = checker_verdict(&e->o, e->lim);
+	json_t *j = steal_pointer(&r->pending);
+	size_t n0 = e->out[0].len < r->max_output ? e->out[0].len : r->max_output;
+
+	if (v == VERDICT_INTERNAL_ERROR)
+		log_error("slot %s: test %zu: the checker failed (%s, exit %d, signal %d)", r->slot->id, r->test + 1,
+			  verdict_name(cv), e->o.exited ? e->o.exit_code : -1, e->o.signal);
+	json_object_set_new(j, "checker",
+			    json_pack("{s:o, s:o, s:o}", "exit_code",
+				      e->o.exited ? json_integer(e->o.exit_code) : json_null(), "stdout",
+				      launch_json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
+				      launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len)));
+	exec_close(e);
+	checker_unstage(r->ck, r->slot);
+	test_done(r, j, v);
+}
+
+static void compile_done(struct run *r, enum verdict v)
+{
+	json_t *j = exec_json(r, v);
+	json_object_del(j, "verdict");
+	json_object_set_new(j, "status", json_string(v == VERDICT_ACCEPTED ? "ok" : "error"));
+	if (v != VERDICT_ACCEPTED && v != VERDICT_INTERNAL_ERROR)
+		json_object_set_new(j, "reason", json_string(verdict_name(v)));
+	r->compile = j;
+	if (v == VERDICT_INTERNAL_ERROR)
+		r->verdict = verdict_name(v);
+	else if (v != VERDICT_ACCEPTED)
+		r->verdict = verdict_name(VERDICT_COMPILATION_ERROR);
+	exec_close(&r->ex);
+	if (r->verdict)
+		run_finish(r);
+	else
+		run_next(r);
+}
+
+/* The checker compiled (or not): keep its artifacts, go on with the submission. */
+static void checker_built(struct run *r, enum verdict v)
+{
+	struct wp_error err = {0};
+	struct exec *e = &r->ex;
+
+	if (v != VERDICT_ACCEPTED) {
+		json_t *msg = launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len);
+		exec_close(e);
+		checker_unstage(r->ck, r->slot);
+		run_fail(r, 422, "CheckerCompilationError", "the checker did not compile (%s): %.300s", verdict_name(v),
+			 json_string_value(msg));
+		json_decref(msg);
+		return;
+	}
+	exec_close(e);
+	if (checker_collect(r->ck, r->slot, &err) < 0) {
+		run_fail(r, 422, "CheckerError", "%s", err.msg);
+		return;
+	}
+	run_submission(r);
+}
+
 /* Both pipes at EOF and the child reaped (or the exec failed): judge it. */
 static void exec_try_finish(struct run *r)
 {
@@ -316,46 +454,20 @@ static void exec_try_finish(struct run *r)
 	if (v == VERDICT_RUNTIME_ERROR && merr && e->out[1].data && strstr(e->out[1].data, merr))
 		v = VERDICT_MEMORY_LIMIT;
 
-	if (r->phase == PHASE_COMPILE) {
-		json_t *j = exec_json(r, v);
-		json_object_del(j, "verdict");
-		json_object_set_new(j, "status", json_string(v == VERDICT_ACCEPTED ? "ok" : "error"));
-		if (v != VERDICT_ACCEPTED && v != VERDICT_INTERNAL_ERROR)
-			json_object_set_new(j, "reason", json_string(verdict_name(v)));
-		r->compile = j;
-		if (v == VERDICT_INTERNAL_ERROR)
-			r->verdict = verdict_name(v);
-		else if (v != VERDICT_ACCEPTED)
-			r->verdict = verdict_name(VERDICT_COMPILATION_ERROR);
-		exec_close(e);
-		if (r->verdict)
-			run_finish(r);
-		else
-			run_next(r);
+	switch (r->phase) {
+	case PHASE_CHECKER_BUILD:
+		checker_built(r, v);
+		return;
+	case PHASE_COMPILE:
+		compile_done(r, v);
+		return;
+	case PHASE_TEST:
+		test_ran(r, v);
+		return;
+	case PHASE_CHECK:
+		test_checked(r, v);
 		return;
 	}
-
-	json_t *t = json_array_get(r->tests, r->test);
-	json_t *expected = json_object_get(t, "expected");
-	if (v == VERDICT_ACCEPTED && json_is_string(expected) &&
-	    !compare_output(&r->cmp, e->out[0].data ? e->out[0].data : "", e->out[0].len, json_string_value(expected),
-			    json_string_length(expected)))
-		v = VERDICT_WRONG_ANSWER;
-	json_t *j = exec_json(r, v);
-	json_object_set_new(j, "test", json_integer((json_int_t)r->test + 1));
-	json_array_append_new(r->results, j);
-	if (v == VERDICT_ACCEPTED)
-		r->passed++;
-	else if (!r->verdict)
-		r->verdict = verdict_name(v);
-	if (v == VERDICT_INTERNAL_ERROR)
-		log_error("slot %s: test %zu: internal error", r->slot->id, r->test + 1);
-	exec_close(e);
-	r->test++;
-	if (v != VERDICT_ACCEPTED && (r->stop_on_failure || v == VERDICT_INTERNAL_ERROR))
-		run_finish(r);
-	else
-		run_next(r);
 }
 
 static void exec_internal_error(struct run *r, int err, const char *where)
@@ -374,7 +486,14 @@ void run_on_message(struct slot *s, const void *msg, size_t len)
 
 	if (!r || !r->active)
 		return;
-	if (h->type == PROTO_EXITED && len >= sizeof(struct proto_exited)) {
+	if (h->type == PROTO_STARTED && !r->ex.launched) {
+		struct exec *e = &r->ex;
+		e->launched = true;
+		e->started = ev_time();
+		ev_timer_stop(EV_DEFAULT, &e->wall_timer);
+		ev_timer_set(&e->wall_timer, (double)e->lim->wall_ms / 1000.0, 0);
+		ev_timer_start(EV_DEFAULT, &e->wall_timer);
+	} else if (h->type == PROTO_EXITED && len >= sizeof(struct proto_exited)) {
 		const struct proto_exited *x = msg;
 		struct exec *e = &r->ex;
 		e->exited = true;
@@ -415,9 +534,9 @@ static void run_next(struct run *r)
 	json_t *in = json_object_get(t, "stdin");
 	json_t *exp = json_object_get(t, "expected");
 	/* keep enough stdout to compare (up to the output limit) */
-	size_t keep = json_is_string(exp) ? (size_t)r->lim.output_bytes + 1 : r->max_output;
-	rc = exec_begin(r, lang->run_argv, in ? json_string_value(in) : "", in ? json_string_length(in) : 0, &r->lim,
-			keep);
+	size_t keep = json_is_string(exp) || r->ck ? (size_t)r->lim.output_bytes + 1 : r->max_output;
+	rc = exec_begin(r, lang, lang->run_argv, NULL, NULL, in ? json_string_value(in) : "",
+			in ? json_string_length(in) : 0, &r->lim, keep);
 	if (rc < 0) {
 		exec_close(&r->ex);
 		exec_internal_error(r, -rc, "start run");
@@ -427,6 +546,11 @@ static void run_next(struct run *r)
 static void run_free(struct run *r)
 {
 	exec_close(&r->ex);
+	if (r->ck) {
+		checker_unstage(r->ck, r->slot);
+		checker_free(r->ck);
+	}
+	json_decref(r->pending);
 	json_decref(r->body);
 	json_decref(r->results);
 	json_decref(r->compile);
@@ -459,10 +583,29 @@ void run_abort(struct slot *s, int status, const char *code, const char *why)
 	run_free(r);
 }
 
+/* The request fails as a whole (after the slot went busy). */
+static void run_fail(struct run *r, int status, const char *code, const char *fmt, ...)
+{
+	struct slot *s = r->slot;
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_respond_error(r->req, status, code, "%s", msg);
+	if (s->run == r) {
+		s->run = NULL;
+		if (s->state == SLOT_BUSY)
+			s->state = SLOT_READY;
+	}
+	run_free(r);
+}
+
 static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 {
-	static const char *const keys[] = {"source", "compile", "tests", "limits", "compile_limits", "compare",
-					   "stop_on_failure", "max_output", NULL};
+	static const char *const keys[] = {"source",	      "compile", "tests",	   "limits",	 "compile_limits",
+					   "compare",	      "checker", "stop_on_failure", "max_output", NULL};
 	const struct settings *cfg = cfg_of();
 	uint64_t max_output = 65536;
 	int rc;
@@ -477,8 +620,12 @@ static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 	compare_spec_default(&r->cmp);
 	if ((rc = compare_spec_from_json(&r->cmp, json_object_get(body, "compare"), err)) < 0)
 		return rc;
-	if (r->cmp.mode == COMPARE_CHECKER)
-		return wp_error_set(err, EINVAL, "compare.mode: checker programs are not supported by this node yet");
+	if (r->cmp.mode == COMPARE_CHECKER) {
+		if ((rc = checker_parse(json_object_get(body, "checker"), &r->ck, err)) < 0)
+			return rc;
+	} else if (json_object_get(body, "checker")) {
+		return wp_error_set(err, EINVAL, "checker: given, but compare.mode is not \"checker\"");
+	}
 	if ((rc = json_get_bool(body, "stop_on_failure", false, &r->stop_on_failure, err)) < 0 ||
 	    (rc = json_get_uint(body, "max_output", false, 0, 16u << 20, &max_output, err)) < 0)
 		return rc;
@@ -501,11 +648,37 @@ static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 	return 0;
 }
 
+/* The submission's own steps: its source, its compile, its tests. */
+static void run_submission(struct run *r)
+{
+	struct slot *s = r->slot;
+	struct wp_error err = {0};
+	json_t *js = json_object_get(r->body, "source");
+	int rc;
+
+	if (json_is_string(js) &&
+	    (rc = files_write(s, s->lang->source, json_string_value(js), json_string_length(js), &err)) < 0) {
+		if (rc != -ENOSPC)
+			log_error("slot %s: %s", s->id, err.msg);
+		run_fail(r, rc == -ENOSPC ? 413 : 500, rc == -ENOSPC ? "PayloadTooLarge" : "InternalError", "%s", err.msg);
+		return;
+	}
+	if (r->do_compile && s->lang->compile_argv) {
+		r->phase = PHASE_COMPILE;
+		rc = exec_begin(r, s->lang, s->lang->compile_argv, NULL, NULL, "", 0, &r->clim, r->max_output);
+		if (rc < 0) {
+			exec_close(&r->ex);
+			exec_internal_error(r, -rc, "start compile");
+		}
+		return;
+	}
+	run_next(r);
+}
+
 void run_start(struct slot *s, struct http_request *req, json_t *body)
 {
 	struct wp_error err = {0};
 	const char *source = NULL;
-	bool compile = true;
 	struct run *r;
 	int rc;
 
@@ -527,36 +700,38 @@ void run_start(struct slot *s, struct http_request *req, json_t *body)
 	r->slot = s;
 	r->req = req;
 	r->body = body;
+	r->do_compile = true;
 	r->ex.fd[0] = r->ex.fd[1] = -1;
 	r->results = json_array();
 	r->started = ev_time();
 	if ((rc = run_parse(r, body, &err)) < 0 || (rc = json_get_string(body, "source", false, &source, &err)) < 0 ||
-	    (rc = json_get_bool(body, "compile", false, &compile, &err)) < 0) {
+	    (rc = json_get_bool(body, "compile", false, &r->do_compile, &err)) < 0) {
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		run_free(r);
 		return;
 	}
-	if (source) {
-		json_t *js = json_object_get(body, "source");
-		if ((rc = files_write(s, s->lang->source, source, json_string_length(js), &err)) < 0) {
-			int st = rc == -ENOSPC ? 413 : 500;
-			http_respond_error(req, st, st == 413 ? "PayloadTooLarge" : "InternalError", "%s", err.msg);
-			if (st == 500)
-				log_error("slot %s: %s", s->id, err.msg);
-			run_free(r);
-			return;
-		}
-	}
 	s->state = SLOT_BUSY;
 	s->run = r;
-	if (compile && s->lang->compile_argv) {
-		r->phase = PHASE_COMPILE;
-		rc = exec_begin(r, s->lang->compile_argv, "", 0, &r->clim, r->max_output);
-		if (rc < 0) {
-			exec_close(&r->ex);
-			exec_internal_error(r, -rc, "start compile");
-		}
+	if (!r->ck) {
+		run_submission(r);
 		return;
 	}
-	run_next(r);
+	/* the checker first, in a directory of its own, before the submission's
+	 * files are written */
+	const struct language *cl = checker_language(r->ck);
+	const char *cwd;
+	if (checker_build_dir(r->ck, s, &cwd, &err) < 0) {
+		run_fail(r, 500, "InternalError", "%s", err.msg);
+		return;
+	}
+	if (!cl->compile_argv) {
+		checker_built(r, VERDICT_ACCEPTED);
+		return;
+	}
+	r->phase = PHASE_CHECKER_BUILD;
+	rc = exec_begin(r, cl, cl->compile_argv, NULL, cwd, "", 0, &cl->compile_limits, r->max_output);
+	if (rc < 0) {
+		exec_close(&r->ex);
+		run_fail(r, 500, "InternalError", "start the checker's compile: %s", strerror(-rc));
+	}
 }

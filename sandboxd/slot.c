@@ -361,7 +361,7 @@ static void close_procs(int procs[3][8])
 int slot_create(struct language *lang, const char *label, bool interpreter, slot_ready_fn on_ready, void *data,
 		struct slot **out, struct wp_error *err)
 {
-	int ctl[2] = {-1, -1}, sync[2] = {-1, -1}, procs[3][8] = {{-1}, {-1}, {-1}};
+	int ctl[2] = {-1, -1}, init_procs[8] = {-1}, procs[3][8] = {{-1}, {-1}, {-1}};
 	struct slot *s;
 	unsigned idx;
 	pid_t pid;
@@ -391,11 +391,12 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 		goto fail_err;
 
 	if ((r = slot_make_dirs(s, err)) < 0 || (r = slot_make_cgroups(s, err)) < 0 ||
+	    (r = cgroup_open_procs(s->cg_init, init_procs, err)) < 0 ||
 	    (r = cgroup_open_procs(s->cg_run[0], procs[0], err)) < 0 ||
 	    (r = cgroup_open_procs(s->cg_run[1], procs[1], err)) < 0 ||
 	    (s->cg_kernel && (r = cgroup_open_procs(s->cg_kernel, procs[2], err)) < 0))
 		goto fail;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
 		r = wp_error_errno(err, "socketpair");
 		goto fail;
 	}
@@ -409,9 +410,9 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 		.paths = lang->paths,
 		.runtimes = cfg->runtimes_dir,
 		.ctl_fd = ctl[1],
-		.sync_fd = sync[0],
 	};
 	memcpy(a.procs_fds, procs, sizeof(procs));
+	memcpy(a.init_procs_fds, init_procs, sizeof(init_procs));
 	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
 			     NULL, NULL, NULL, 0);
 	if (pid < 0) {
@@ -420,13 +421,13 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 	}
 	if (pid == 0) {
 		close(ctl[0]);
-		close(sync[1]);
 		slot_init_main(&a);
 	}
 	s->init_pid = pid;
 	close(ctl[1]);
-	close(sync[0]);
 	close_procs(procs);
+	for (int i = 0; i < 8 && init_procs[i] >= 0; i++)
+		close(init_procs[i]);
 	s->ctl_fd = ctl[0];
 	ev_child_init(&s->child_watcher, slot_child_cb, pid, 0);
 	s->child_watcher.data = s;
@@ -438,16 +439,6 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 	s->create_timer.data = s;
 	ev_timer_start(loop, &s->create_timer);
 
-	r = cgroup_attach(s->cg_init, pid, err);
-	if (r < 0 || write(sync[1], "g", 1) != 1) {
-		if (r == 0)
-			r = wp_error_errno(err, "release slot init");
-		close(sync[1]);
-		s->on_ready = NULL; /* the caller hears of it through the return value */
-		slot_destroy(s);
-		return r;
-	}
-	close(sync[1]);
 	log_debug("slot %s creating (%s, uid %u, init pid %d)", s->id, lang->name, (unsigned)s->uid, (int)pid);
 	if (out)
 		*out = s;
@@ -456,10 +447,10 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 fail_err:
 	wp_error_set(err, -r, "out of memory");
 fail:
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		cleanup_closep(&ctl[i]);
-		cleanup_closep(&sync[i]);
-	}
+	for (int i = 0; i < 8 && init_procs[i] >= 0; i++)
+		close(init_procs[i]);
 	close_procs(procs);
 	s->on_ready = NULL;
 	slot_destroy(s);

@@ -448,7 +448,6 @@ _Noreturn void slot_init_main(struct slot_init_args *a)
 {
 	struct wp_error err = {0};
 	sigset_t mask;
-	char c;
 	int r, sigfd;
 
 	ctl = a->ctl_fd;
@@ -459,10 +458,16 @@ _Noreturn void slot_init_main(struct slot_init_args *a)
 	/* sandboxd's handlers (libev's) came with the clone: drop them */
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
-	/* sandboxd writes one byte once we are in the init cgroup; EOF means it died */
-	if (read(a->sync_fd, &c, 1) != 1)
-		_exit(1);
-	close(a->sync_fd);
+	/* Into the init cgroup first, through fds sandboxd opened: sandboxd
+	 * itself never waits for a cgroup migration (they can take an RCU
+	 * grace period on a quiet host). Our charges land in the slot's group. */
+	for (int i = 0; i < 8 && a->init_procs_fds[i] >= 0; i++) {
+		if (write(a->init_procs_fds[i], "0", 1) != 1) {
+			wp_error_errno(&err, "join the init cgroup");
+			die(&err);
+		}
+		close(a->init_procs_fds[i]);
+	}
 
 	/* checklist, in order */
 	if (unshare(CLONE_NEWCGROUP) < 0) {

@@ -17,7 +17,7 @@ struct slot_init_args {
 	char *const *paths;    /* the language's extra read-only paths */
 	const char *runtimes;  /* host dir bound read-only at /opt/warmpool, or NULL */
 	int ctl_fd;            /* SOCK_SEQPACKET to sandboxd */
-	int sync_fd;           /* read end: one byte once sandboxd placed us in our cgroup */
+	int init_procs_fds[8]; /* cgroup.procs of the init group: we move ourselves in first */
 	int procs_fds[3][8];   /* cgroup.procs of the two run groups and of the kernel
 				  group (empty for a slot without interpreter), -1 terminated */
 };

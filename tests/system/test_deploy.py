@@ -242,7 +242,8 @@ def metric_bases(text):
     """warmpool_* names used in a text, histogram suffixes removed."""
     out = set()
     for n in re.findall(r"\b(warmpool_[a-z_]+)", text):
-        out.add(re.sub(r"_(bucket|sum|count)$", "", n))
+        if not n.endswith("_"):  # a prefix in prose or a regex ("warmpool_node_*")
+            out.add(re.sub(r"_(bucket|sum|count)$", "", n))
     return out
 
 
