@@ -153,3 +153,13 @@ nomem:
 	config_argv_free(argv);
 	return -ENOMEM;
 }
+
+int config_set_str(char **dst, const char *v)
+{
+	char *n = strdup(v);
+	if (!n)
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}

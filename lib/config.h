@@ -17,5 +17,7 @@ int config_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * NULL-terminated; free with config_argv_free. */
 int config_split_argv(const char *s, char ***argv_out);
 void config_argv_free(char **argv);
+/* Replace *dst with a copy of v (the old string is freed). 0 or -ENOMEM. */
+int config_set_str(char **dst, const char *v);
 
 #endif

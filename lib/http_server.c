@@ -808,3 +808,20 @@ int http_respond_error(struct http_request *req, int status, const char *code, c
 	body = http_error_body(code, msg, &len);
 	return http_respond_owned(req, status, "application/json", NULL, body, len);
 }
+
+int http_respond_error_retry(struct http_request *req, int status, double retry_after, const char *code,
+			     const char *fmt, ...)
+{
+	char msg[512], hdr[48] = "";
+	size_t len;
+	char *body;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (retry_after > 0)
+		snprintf(hdr, sizeof(hdr), "Retry-After: %.0f\r\n", retry_after < 1 ? 1 : retry_after + 0.5);
+	body = http_error_body(code, msg, &len);
+	return http_respond_owned(req, status, "application/json", hdr[0] ? hdr : NULL, body, len);
+}

@@ -99,6 +99,10 @@ int http_respond_json(struct http_request *req, int status, json_t *body);
 int http_respond_error(struct http_request *req, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* The same with "Retry-After: <seconds>" when retry_after > 0 (429, 503). */
+int http_respond_error_retry(struct http_request *req, int status, double retry_after, const char *code,
+			     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 const char *http_status_text(int status);
 
 #endif

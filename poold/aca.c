@@ -138,17 +138,6 @@ static struct aca_op *op_new(struct http_request *req, enum aca_kind kind, struc
 	return c;
 }
 
-static void uuid4(char out[37])
-{
-	unsigned char b[16];
-	if (getrandom(b, sizeof(b), 0) != sizeof(b))
-		memset(b, 0, sizeof(b));
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-		 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
 /* ISO 8601 in UTC with milliseconds: "2025-01-31T12:34:56.789Z". */
 static void iso8601(double t, char out[32])
 {
@@ -303,7 +292,7 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 					    "executionResult", result, "executionTimeInMilliseconds", ms));
 	} else {
 		char id[37];
-		uuid4(id);
+		ops_uuid4(id);
 		http_respond_json(c->op.req, 200,
 				  json_pack("{s:s, s:s, s:s, s:s, s:{s:o, s:o, s:o, s:I}}", "id", id, "identifier",
 					    l->ident, "executionType", "Synchronous", "status",

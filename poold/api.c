@@ -39,6 +39,12 @@ void api_init(struct ev_loop *l, const struct psettings *st, struct metrics *m)
 	aca_init(st, session_rate);
 }
 
+void api_reload(void)
+{
+	ratelimit_set(rl_session, cfg->session_rate, cfg->session_burst);
+	ratelimit_set(rl_client, cfg->client_rate, cfg->client_burst);
+}
+
 void api_stop(void)
 {
 	stopping = true;
@@ -147,15 +153,10 @@ static struct pool *pool_of(struct http_request *req)
 static bool rate_ok(struct http_request *req, struct ratelimit *rl, const char *key)
 {
 	double retry = 0;
-	char hdr[48];
 	if (ratelimit_take(rl, key, ev_now(loop), &retry))
 		return true;
-	snprintf(hdr, sizeof(hdr), "Retry-After: %.0f\r\n", retry < 1 ? 1 : retry + 0.5);
-	cleanup_free char *b = NULL;
-	if (asprintf(&b, "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"rate limit for %s\"}}",
-		     rl == rl_session ? "this session" : "this client") < 0)
-		b = NULL;
-	http_respond(req, 429, "application/json", hdr, b, b ? strlen(b) : 0);
+	http_respond_error_retry(req, 429, retry, "TooManyRequests", "rate limit for %s",
+				 rl == rl_session ? "this session" : "this client");
 	return false;
 }
 

@@ -11,5 +11,7 @@
 void api_init(struct ev_loop *loop, const struct psettings *st, struct metrics *m);
 void api_handle(struct http_request *req, void *data);
 void api_stop(void);
+/* After SIGHUP changed the settings: rate limits. */
+void api_reload(void);
 
 #endif

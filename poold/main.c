@@ -23,6 +23,7 @@
 #include "node.h"
 #include "ops.h"
 #include "pool.h"
+#include "sdnotify.h"
 #include "settings.h"
 #include "telemetry.h"
 
@@ -31,7 +32,8 @@
 static struct psettings cfg;
 static struct http_server *servers[8];
 static size_t n_servers;
-static ev_signal sig_term, sig_int;
+static ev_signal sig_term, sig_int, sig_hup;
+static const char *config_file;
 static ev_timer wait_timer;
 static double started;
 static bool stopping;
@@ -50,6 +52,9 @@ static void usage(FILE *f)
 		   "  -l, --log-level L   debug, info, warn or error (overrides the config)\n"
 		   "  -h, --help          this text\n"
 		   "  -V, --version       print the version\n"
+		   "\n"
+		   "SIGHUP re-reads the config: pool sizes, timeouts, limits, tokens and rate limits\n"
+		   "change at once, sessions stay; nodes, listen addresses and new pools need a restart.\n"
 		   "\n"
 		   "Examples:\n"
 		   "  poold --config config/poold.conf\n"
@@ -113,6 +118,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		exit(1);
 	}
 	stopping = true;
+	sd_notify_state("STOPPING=1");
 	log_info("signal %d: stopping; running executions finish, sessions stay leased on their nodes", w->signum);
 	api_stop();
 	for (size_t i = 0; i < n_servers; i++)
@@ -122,6 +128,52 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_stop(loop, &wait_timer);
 	ev_timer_init(&wait_timer, stop_wait_cb, 0.05, 0.05);
 	ev_timer_start(loop, &wait_timer);
+}
+
+/* SIGHUP (systemctl reload): re-read the file and apply what can change
+ * without dropping a session: pool sizes, timeouts and limits, tokens,
+ * rate limits. Listen addresses, nodes and the set of pools need a restart
+ * (said in the log). A file that does not parse changes nothing. */
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct psettings fresh;
+	struct wp_error err = {0};
+
+	sd_notify_state("RELOADING=1");
+	if (psettings_load(config_file, &fresh, &err) < 0) {
+		log_error("reload: %s; keeping the running configuration", err.msg);
+		psettings_free(&fresh);
+		sd_notify_state("READY=1");
+		return;
+	}
+	for (struct pool_conf *pc = fresh.pools; pc; pc = pc->next) {
+		struct pool *p = pool_find(pc->name);
+		if (!p) {
+			log_warn("reload: pool %s is new: it needs a restart", pc->name);
+			continue;
+		}
+		if (strcmp(p->language, pc->language) != 0 || p->stateful != pc->stateful)
+			log_warn("reload: pool %s changed language or stateful: that needs a restart", pc->name);
+		p->idle_timeout_ms = pc->idle_timeout_ms;
+		p->max_lifetime_ms = pc->max_lifetime_ms;
+		json_decref(p->limits);
+		p->limits = json_incref(pc->limits);
+		pool_resize(p, pc->warm, pc->max);
+	}
+	/* tokens and rate limits: swap in the new ones */
+	struct auth *old = cfg.auth;
+	cfg.auth = fresh.auth;
+	fresh.auth = old;
+	cfg.session_rate = fresh.session_rate;
+	cfg.session_burst = fresh.session_burst;
+	cfg.client_rate = fresh.client_rate;
+	cfg.client_burst = fresh.client_burst;
+	cfg.queue_timeout_ms = fresh.queue_timeout_ms;
+	cfg.max_queue = fresh.max_queue;
+	api_reload();
+	log_info("reloaded %s: %zu pools, %zu tokens", config_file, fresh.n_pools, auth_count(cfg.auth));
+	sd_notify_state("READY=1");
+	psettings_free(&fresh);
 }
 
 static int listen_all(struct ev_loop *loop)
@@ -161,6 +213,7 @@ static void startup_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	for (struct node *n = node_first(); n; n = n->next)
 		total++;
 	log_info("ready: %zu of %zu nodes up, %zu sessions recovered", nodes_up(), total, lease_count());
+	sd_notify_state("READY=1\nSTATUS=serving");
 }
 
 int main(int argc, char **argv)
@@ -227,6 +280,9 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &sig_term);
 	ev_signal_init(&sig_int, on_signal, SIGINT);
 	ev_signal_start(loop, &sig_int);
+	ev_signal_init(&sig_hup, on_hup, SIGHUP);
+	ev_signal_start(loop, &sig_hup);
+	config_file = config_path;
 	started = ev_now(loop);
 	ev_timer_init(&wait_timer, startup_cb, 0.02, 0.02);
 	ev_timer_start(loop, &wait_timer);

@@ -45,14 +45,8 @@ static void ctx_free(struct op_ctx *c)
 
 static void op_fail(struct lease_op *op, int status, const char *code, const char *message, double retry_after)
 {
-	struct op_ctx *c = (struct op_ctx *)op;
-	char hdr[64] = "";
-	if (retry_after > 0)
-		snprintf(hdr, sizeof(hdr), "Retry-After: %.0f\r\n", retry_after < 1 ? 1 : retry_after);
-	cleanup_json json_t *b = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
-	cleanup_free char *text = json_dumps(b, JSON_COMPACT);
-	http_respond(op->req, status, "application/json", hdr[0] ? hdr : NULL, text, text ? strlen(text) : 0);
-	ctx_free(c);
+	http_respond_error_retry(op->req, status, retry_after, code, "%s", message);
+	ctx_free((struct op_ctx *)op);
 }
 
 static struct op_ctx *ctx_new(struct http_request *req, enum op_kind kind, struct pool *p, bool create)
@@ -71,7 +65,7 @@ static struct op_ctx *ctx_new(struct http_request *req, enum op_kind kind, struc
 	return c;
 }
 
-static void uuid4(char out[37])
+void ops_uuid4(char out[37])
 {
 	unsigned char b[16];
 	if (getrandom(b, sizeof(b), 0) != sizeof(b))
@@ -109,8 +103,8 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 						json_object_get(t, "exit_code"), "time_ms", json_object_get(t, "time_ms"),
 						"memory_kb", json_object_get(t, "memory_kb")));
 	}
-	uuid4(exec_id);
-	uuid4(sub_id);
+	ops_uuid4(exec_id);
+	ops_uuid4(sub_id);
 	double wall_ms = wall * 1000.0;
 	json_t *ans = json_pack(
 		"{s:s, s:s, s:O, s:{s:I, s:I, s:I, s:b, s:f}, s:o, s:{s:I, s:f, s:f}}", "execution_id", exec_id,

@@ -13,6 +13,9 @@ struct pool;
 struct psettings;
 struct metrics;
 
+/* A random RFC 4122 version 4 UUID, for execution ids. */
+void ops_uuid4(char out[37]);
+
 void ops_init(const struct psettings *st, struct metrics *m);
 
 /* POST /execute (DESIGN.md §1): body already parsed (stolen). */

@@ -19,16 +19,6 @@ struct pctx {
 	bool failed;
 };
 
-static int set_str(char **dst, const char *v)
-{
-	char *n = strdup(v);
-	if (!n)
-		return -ENOMEM;
-	free(*dst);
-	*dst = n;
-	return 0;
-}
-
 static bool name_valid(const char *n)
 {
 	size_t len = strlen(n);
@@ -142,7 +132,7 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 		if (strcmp(key, "log_level") == 0)
 			return log_parse_level(v, &s->log_level);
 		if (strcmp(key, "default_pool") == 0)
-			return set_str(&s->default_pool, v);
+			return config_set_str(&s->default_pool, v);
 		if (strcmp(key, "max_body") == 0)
 			return config_parse_size(v, &s->max_body);
 		if (strcmp(key, "max_upload") == 0)
@@ -184,7 +174,7 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 				return -EINVAL;
 			if (n->url && strncmp(n->url, "dns:", 4) == 0)
 				return -EALREADY;
-			return set_str(&n->url, v);
+			return config_set_str(&n->url, v);
 		}
 		if (strcmp(key, "dns") == 0) {
 			char buf[300];
@@ -193,7 +183,7 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 			if (n->url && strncmp(n->url, "dns:", 4) != 0)
 				return -EALREADY;
 			snprintf(buf, sizeof(buf), "dns:%s", v);
-			return set_str(&n->url, buf);
+			return config_set_str(&n->url, buf);
 		}
 		if (strcmp(key, "dns_interval") == 0) {
 			int r = config_parse_duration_ms(v, &n->dns_interval_ms);
@@ -206,7 +196,7 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 		if (!p)
 			return -ENOMEM;
 		if (strcmp(key, "language") == 0)
-			return set_str(&p->language, v);
+			return config_set_str(&p->language, v);
 		if (strcmp(key, "warm") == 0)
 			return config_parse_u64(v, 0, 100000, &p->warm);
 		if (strcmp(key, "max") == 0)

@@ -28,6 +28,7 @@
 #include "http_server.h"
 #include "language.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "settings.h"
 #include "slot.h"
 #include "slot_init.h"
@@ -169,6 +170,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		exit(1);
 	}
 	stopping = true;
+	sd_notify_state("STOPPING=1");
 	log_info("signal %d: stopping (destroying %zu slots)", w->signum, slot_total());
 	for (size_t i = 0; i < ARRAY_SIZE(servers); i++)
 		if (servers[i])
@@ -311,6 +313,7 @@ int main(int argc, char **argv)
 	log_info("ready: capacity %llu slots, uids %llu-%llu, state in %s", (unsigned long long)cfg.capacity,
 		 (unsigned long long)cfg.uid_base, (unsigned long long)(cfg.uid_base + cfg.capacity - 1), cfg.state_dir);
 
+	sd_notify_state("READY=1\nSTATUS=serving");
 	ev_run(loop, 0);
 
 	for (size_t i = 0; i < ARRAY_SIZE(servers); i++) {

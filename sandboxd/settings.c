@@ -22,38 +22,28 @@ struct parse_ctx {
 	int failed;
 };
 
-static int set_str(char **dst, const char *v)
-{
-	char *n = strdup(v);
-	if (!n)
-		return -ENOMEM;
-	free(*dst);
-	*dst = n;
-	return 0;
-}
-
 static int settings_key(struct settings *s, const char *section, const char *key, const char *v)
 {
 	if (strcmp(section, "sandboxd") == 0) {
 		if (strcmp(key, "listen") == 0)
-			return set_str(&s->listen, v);
+			return config_set_str(&s->listen, v);
 		if (strcmp(key, "listen_tcp") == 0)
-			return set_str(&s->listen_tcp, v);
+			return config_set_str(&s->listen_tcp, v);
 		if (strcmp(key, "state_dir") == 0)
-			return v[0] == '/' ? set_str(&s->state_dir, v) : -EINVAL;
+			return v[0] == '/' ? config_set_str(&s->state_dir, v) : -EINVAL;
 		if (strcmp(key, "languages") == 0)
-			return set_str(&s->languages_dir, v);
+			return config_set_str(&s->languages_dir, v);
 		if (strcmp(key, "runtimes_dir") == 0)
-			return v[0] ? set_str(&s->runtimes_dir, v) : -EINVAL;
+			return v[0] ? config_set_str(&s->runtimes_dir, v) : -EINVAL;
 		if (strcmp(key, "cgroup") == 0) {
 			if (strcmp(v, "auto") && strcmp(v, "v1") && strcmp(v, "v2"))
 				return -EINVAL;
-			return set_str(&s->cgroup_mode, v);
+			return config_set_str(&s->cgroup_mode, v);
 		}
 		if (strcmp(key, "cgroup_name") == 0) {
 			if (!v[0] || strchr(v, '/') || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
 				return -EINVAL;
-			return set_str(&s->cgroup_name, v);
+			return config_set_str(&s->cgroup_name, v);
 		}
 		if (strcmp(key, "capacity") == 0)
 			return config_parse_u64(v, 1, 4096, &s->capacity);
@@ -113,7 +103,7 @@ static int resolve_relative(char **p, const char *conf_path)
 	const char *dir = dirname(copy);
 	if (snprintf(buf, sizeof(buf), "%s/%s", dir, *p + 7) >= (int)sizeof(buf))
 		return -ENAMETOOLONG;
-	return set_str(p, buf);
+	return config_set_str(p, buf);
 }
 
 /* *p made absolute and real when it names a directory; -ENOENT/-ENOTDIR if not. */
@@ -128,7 +118,7 @@ static int resolve_dir(char **p)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	return set_str(p, buf);
+	return config_set_str(p, buf);
 }
 
 /* runtimes_dir when the file does not set it: the first that exists. */
@@ -151,7 +141,7 @@ static int default_runtimes(struct settings *s, const char *conf_path)
 	for (size_t i = 0; i < 3; i++) {
 		if (!cand[i][0])
 			continue;
-		if ((r = set_str(&s->runtimes_dir, cand[i])) < 0 || (r = resolve_relative(&s->runtimes_dir, conf_path)) < 0)
+		if ((r = config_set_str(&s->runtimes_dir, cand[i])) < 0 || (r = resolve_relative(&s->runtimes_dir, conf_path)) < 0)
 			return r;
 		if (resolve_dir(&s->runtimes_dir) == 0)
 			return 0;
@@ -167,9 +157,9 @@ int settings_load(const char *path, struct settings *s, struct wp_error *err)
 	int r;
 
 	memset(s, 0, sizeof(*s));
-	if (set_str(&s->listen, "unix:/run/warmpool/sandboxd.sock") || set_str(&s->state_dir, "/run/warmpool/sandboxd") ||
-	    set_str(&s->languages_dir, "config/languages") || set_str(&s->cgroup_mode, "auto") ||
-	    set_str(&s->cgroup_name, "warmpool"))
+	if (config_set_str(&s->listen, "unix:/run/warmpool/sandboxd.sock") || config_set_str(&s->state_dir, "/run/warmpool/sandboxd") ||
+	    config_set_str(&s->languages_dir, "config/languages") || config_set_str(&s->cgroup_mode, "auto") ||
+	    config_set_str(&s->cgroup_name, "warmpool"))
 		return wp_error_set(err, ENOMEM, "out of memory");
 	s->capacity = 64;
 	s->uid_base = 300000;

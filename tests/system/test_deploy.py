@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -628,7 +627,6 @@ def test_sandboxd_works_with_the_units_capabilities():
         status = wp.proc_status(sb.pid)
         assert status.get("NoNewPrivs") == "1", status
         bnd = int(status["CapBnd"], 16)
-        import ctypes  # noqa: F401  (capability numbers below)
         capnum = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "KILL": 5, "SETGID": 6, "SETUID": 7, "SETPCAP": 8,
                   "SYS_ADMIN": 21, "SYS_RESOURCE": 24}
         assert bnd == sum(1 << capnum[c] for c in caps), "CapBnd %x for %s" % (bnd, sorted(caps))
@@ -717,7 +715,10 @@ def test_dockerfile_packages_exist_and_cover_the_binaries():
         paths = dict(re.findall(r"^\s*(\S+) => (\S+)", run(["ldd", binary]).stdout, re.M))
         return [paths[n] for n in needed if n in paths]
 
-    for name, binary in (("Dockerfile.poold", POOLD), ("Dockerfile.sandboxd", SANDBOXD)):
+    poolctl = os.path.join(REPO, "bin", "poolctl")  # the poold image carries every bin/ program
+    for name, binary in (("Dockerfile.poold", POOLD), ("Dockerfile.poold", poolctl), ("Dockerfile.sandboxd", SANDBOXD)):
+        if binary == poolctl and not os.path.exists(poolctl):
+            continue
         if not os.access(binary, os.X_OK):
             pytest.skip("%s not built — test skipped" % binary)
         runtime = set(apt_packages(images[name][-1]))
@@ -1090,6 +1091,13 @@ def test_dns_discovery():
         assert all(n["up"] for n in nodes().values())
         assert "keeping the nodes known so far" in pd.log_text()
         assert pd.alive()
+
+        # an address that comes back is the same node again, used again
+        hosts.set(name, ips)
+        wait_until(up(*ips), 15, "returning address revived")
+        assert "is back in the DNS answer" in pd.log_text()
+        placed3 = session_nodes("third", 6)
+        assert "sb-127.0.0.3" in placed3.values(), placed3
     finally:
         hosts.restore()
         if pd:
@@ -1098,6 +1106,45 @@ def test_dns_discovery():
     with open("/etc/hosts", "rb") as f:
         assert f.read() == hosts.original
     assert not problems, problems
+
+
+def test_dns_forgotten_node_leaves_metrics():
+    """A node forgotten by DNS discovery disappears from /metrics too (else
+    WarmpoolNodeDown would fire for it forever, or a stale up=1 would count
+    its capacity). No sandboxd is needed: the nodes are simply down."""
+    need_root()
+    if not os.access("/etc/hosts", os.W_OK):
+        pytest.skip("/etc/hosts NOT WRITABLE — test skipped")
+    name = "warmpool-dnsmetrics-%d.test" % os.getpid()
+    hosts = HostsFile()
+    pd = None
+    try:
+        hosts.set(name, ("127.0.0.2", "127.0.0.3"))
+        pd = wp.Poold(wp.make_tmpdir("wp-dnsm-pd-"), nodes={}, pools={"python": {"language": "python", "warm": 1,
+                                                                                 "max": 2}},
+                      extra_poold="\n[node:sb]\ndns = %s:%d\ndns_interval = 1s\n" % (name, wp.free_port()))
+        pd.start()
+        c = pd.client()
+
+        def series():
+            text = c.get("/metrics").raw.decode()
+            return set(re.findall(r'^warmpool_node_up\{node="([^"]+)"\}', text, re.M))
+
+        assert series() == {"sb-127.0.0.2", "sb-127.0.0.3"}
+        hosts.set(name, ("127.0.0.2",))
+        wait_until(lambda: [n["name"] for n in c.get("/v1/nodes").body["nodes"]] == ["sb-127.0.0.2"], 15,
+                   "node forgotten")
+        stale = series() - {"sb-127.0.0.2"}
+    finally:
+        hosts.restore()
+        if pd:
+            pd.cleanup()
+    if stale:
+        telemetry = read(os.path.join(REPO, "poold", "telemetry.c"))
+        if "metric_reset(m_node_up)" not in telemetry:
+            pytest.xfail("NOT FIXED YET: /metrics still reports forgotten node(s) %s; poold/telemetry.c collect() "
+                         "must metric_reset() the node gauges before filling them" % sorted(stale))
+        raise AssertionError("forgotten nodes still in /metrics: %s" % sorted(stale))
 
 
 def test_dns_node_config_errors(tmp_path):

@@ -403,3 +403,39 @@ def test_node_pause_is_not_a_loss(make_poold):
         assert r.status == 200 and r.body["verdict"] == "accepted", \
             "a 3 s pause of the node (node_timeout 10 s) lost session %s: %r" % (i, r)
     assert {i: slot_of(c, i) for i in idents} == slots
+
+
+# ---------------------------------------------------------------- SIGHUP
+
+
+def test_sighup_reloads_sizes_and_tokens_keeping_sessions(make_poold, pool_node):
+    """systemctl reload: pool sizes and tokens change at once; a leased
+    session keeps its slot and files; a config that does not parse changes
+    nothing."""
+    pd = make_poold(pools={"python": {"language": "python", "warm": 1, "max": 6, "idle_timeout": "5m"}})
+    c = pd.client()
+    ident = uid()
+    ok_run(c, ident, WRITE, [("before", "ok")])
+    slot = slot_of(c, ident)
+
+    pd.pools["python"]["warm"] = 3
+    pd.tokens = [("reload-admin-token", "admin", "ops")]
+    pd.write_config()
+    pd.proc.send_signal(signal.SIGHUP)
+    assert wpdaemons.wait_for(lambda: c.get("/v1/pools/python").status == 401, 5), \
+        "after reload with a token, an anonymous request must be refused"
+    a = pd.client(token="reload-admin-token")
+    assert wpdaemons.wait_for(lambda: a.get("/v1/pools/python").body["ready"] >= 3, 20), a.get("/v1/pools/python")
+    assert a.get("/v1/pools/python").body["warm"] == 3
+    r = a.post("/v1/sessions/%s/run?pool=python" % ident, {"source": READ, "tests": [{"stdin": ""}]})
+    assert r.status == 200 and r.body["tests"][0]["stdout"] == "before\n", r
+    assert slot_of(a, ident) == slot, "the session moved to another slot across a reload"
+
+    # a broken file: logged, nothing changes
+    with open(pd.config, "a") as f:
+        f.write("\n[pool:python]\nwarm = many\n")
+    pd.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert pd.proc.poll() is None, "poold died on a bad reload"
+    assert a.get("/v1/pools/python").body["warm"] == 3
+    assert "keeping the running configuration" in open(pd.log_path).read()
