@@ -42,7 +42,15 @@ ifneq ($(POOLD_SRC),)
 BINS += bin/poold
 endif
 
-.PHONY: all test unit system run bench install clean deps format format-check
+.DEFAULT_GOAL := all
+.PHONY: all test unit system run bench install clean deps format format-check FORCE
+
+# Objects depend on the flags they were built with: `make SANITIZE=…` after a
+# plain build rebuilds everything instead of testing the old binaries.
+FLAGS_STAMP := build/.flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p build
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
 all: $(BINS)
 
 include client/client.mk
@@ -50,7 +58,7 @@ all: client
 system: client-examples
 install: install-client
 
-build/%.o: %.c $(wildcard lib/*.h sandboxd/*.h poold/*.h)
+build/%.o: %.c $(wildcard lib/*.h sandboxd/*.h poold/*.h) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
@@ -59,15 +67,15 @@ build/lib/libwarmpool-common.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@$(AR) rcs $@ $^
 
-bin/sandboxd: $(SANDBOXD_OBJ) build/lib/libwarmpool-common.a
+bin/sandboxd: $(SANDBOXD_OBJ) build/lib/libwarmpool-common.a $(FLAGS_STAMP)
 	@mkdir -p bin
 	@echo "  LD      $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $(filter-out $(FLAGS_STAMP),$^) $(LDLIBS)
 
-bin/poold: $(POOLD_OBJ) build/lib/libwarmpool-common.a
+bin/poold: $(POOLD_OBJ) build/lib/libwarmpool-common.a $(FLAGS_STAMP)
 	@mkdir -p bin
 	@echo "  LD      $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $(filter-out $(FLAGS_STAMP),$^) $(LDLIBS)
 
 # Unit tests link every module but the daemons' main.c.
 build/tests/test_%: tests/unit/test_%.c $(filter-out build/sandboxd/main.o,$(SANDBOXD_OBJ)) build/lib/libwarmpool-common.a

@@ -31,7 +31,7 @@ client-examples: build/examples/run_submission
 
 # Library objects: position-independent for the .so and the .a alike, and
 # every symbol hidden but the WP_PUBLIC ones.
-$(CLIENT_LIB_OBJ): build/pic/%.o: %.c $(CLIENT_HDR)
+$(CLIENT_LIB_OBJ): build/pic/%.o: %.c $(CLIENT_HDR) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CLIENT_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
@@ -46,7 +46,7 @@ build/libwarmpool.a: $(CLIENT_LIB_OBJ)
 	@rm -f $@
 	@$(AR) rcs $@ $^
 
-$(POOLCTL_OBJ): build/%.o: %.c client/warmpool.h client/poolctl.h
+$(POOLCTL_OBJ): build/%.o: %.c client/warmpool.h client/poolctl.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CLIENT_CFLAGS) -fPIE -c -o $@ $<
