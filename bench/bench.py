@@ -342,8 +342,11 @@ class SB:
     def info(self):
         return self.call("GET", "/v1/info")
 
-    def create(self, lang, n):
-        b = self.call("POST", "/v1/slots", {"language": lang, "count": n, "wait": True}, want=201)
+    def create(self, lang, n, interpreter=False):
+        body = {"language": lang, "count": n, "wait": True}
+        if interpreter:
+            body["interpreter"] = True
+        b = self.call("POST", "/v1/slots", body, want=201)
         return [s["id"] for s in b["slots"]]
 
     def destroy(self, ids):
@@ -604,6 +607,68 @@ def new_ident(tag):
         return "bench-%s-%d-%d" % (tag, os.getpid(), _ident_seq[0])
 
 
+REFILL_DELAY_S = 0.05  # poold/pool.c REFILL_DELAY: a pool's refill is sent this long after a take
+
+
+class RefillLike:
+    """What poold's refill asks of the node after a lease: POST /v1/slots
+    (count 1, wait, interpreter for a stateful pool) on a connection of its
+    own, REFILL_DELAY_S after the take. Opened beforehand; the slot it
+    makes is destroyed by the caller (join() gives its id)."""
+
+    def __init__(self, sock, lang, interpreter):
+        body = {"language": lang, "count": 1, "wait": True}
+        if interpreter:
+            body["interpreter"] = True
+        self.body = enc(body)
+        self.ka = unix_ka(sock)
+        self.ka._open()
+        self.ids = []
+        self.error = None
+        self.thread = None
+
+    def start(self, t0):
+        def run():
+            try:
+                d = t0 + REFILL_DELAY_S - time.perf_counter()
+                if d > 0:
+                    time.sleep(d)
+                st, b, _ = self.ka.request("POST", "/v1/slots", self.body)
+                expect(st, b, 201, "refill-like create")
+                self.ids = [x["id"] for x in b["slots"]]
+            except BaseException as e:  # noqa: BLE001 - re-raised by join()
+                self.error = e
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self):
+        self.thread.join()
+        self.ka.close()
+        if self.error:
+            raise self.error
+        return self.ids
+
+
+def check_run(b, what):
+    check_accepted(b, what)
+
+
+def like_poold(sb, ka, refill, sid, pool, path, body, check):
+    """Label slot sid as poold's lease does, then POST body to path (the run
+    or the exec) on ka, with refill started at the take. → the two
+    exchanges' seconds; the refill's slot is destroyed by then (untimed)."""
+    t0 = time.perf_counter()
+    refill.start(t0)
+    st, b, t1 = ka.request("PATCH", "/v1/slots/%s" % sid, enc({"label": "%s/%s" % (pool, new_ident("like"))}))
+    expect(st, b, 200, "label")
+    st, b, t2 = ka.request("POST", path, body)
+    expect(st, b, 200, "first run/exec after label")
+    check(b, "first run/exec after label")
+    sb.destroy(refill.join())
+    return t1 + t2
+
+
 def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min_rounds):
     """Lease + first execution (python print(1)) on a warm slot through poold,
     versus the same run POSTed to a fresh ready slot of sandboxd. Each round:
@@ -656,26 +721,18 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         sb.destroy(ids)
 
     like_t = []
-    create_body = enc({"language": "python", "count": 1})
 
     def like_poold_round():
         # 1 session only: what poold asks of the node for a lease, sent by us
-        # straight to sandboxd, one after the other on one connection: the
-        # refill (POST /v1/slots, no wait), the label (PATCH), the run
+        # straight to sandboxd: the label (PATCH) and the run one after the
+        # other on one connection, and the refill (POST /v1/slots) 50 ms
+        # after the take on a connection of its own, as poold does
         settle()
         (sid,) = sb.create("python", 1)
         sb.wait_quiet()
-        ka = sb_conns[0]
-        st, b, t1 = ka.request("POST", "/v1/slots", create_body)
-        expect(st, b, 202, "refill-like create")
-        refill = [x["id"] for x in b["slots"]]
-        st, b2, t2 = ka.request("PATCH", "/v1/slots/%s" % sid, enc({"label": "%s/%s" % (pool, new_ident("like"))}))
-        expect(st, b2, 200, "label")
-        st, b3, t3 = ka.request("POST", "/v1/slots/%s/run" % sid, body)
-        expect(st, b3, 200, "run after label")
-        check_accepted(b3, "run after label")
-        like_t.append(t1 + t2 + t3)
-        sb.destroy([sid] + refill)
+        like_t.append(like_poold(sb, sb_conns[0], RefillLike(sb_sock, "python", False), sid, pool,
+                                 "/v1/slots/%s/run" % sid, body, check_run))
+        sb.destroy([sid])
 
     paths = [poold_round, direct_round] + ([like_poold_round] if conc == 1 else [])
     t_end = time.monotonic() + budget_s
@@ -725,11 +782,65 @@ def setup_c_sessions(sb, pd, sb_sock, pd_url, pool, n, par=4):
     return idents, slots
 
 
-def bench_exec(sb_sock, pd_url, pool, idents, slots, conc, reps_per_thread, pids):
-    """Executions of the compiled C hello ("compile": false) on leased sessions
-    through poold versus on slots straight through sandboxd; each thread has
-    its own session and slot and alternates the two."""
+def run_spec(pool, idents, slots):
+    """bench_exec on C sessions: the compiled hello, "compile": false."""
     body = enc({"compile": False, "tests": [{"stdin": "", "expected": "hello\n"}]})
+    return {
+        "d_path": lambda i: "/v1/slots/%s/run" % slots[i], "d_body": body,
+        "p_path": lambda i: "/v1/sessions/%s/run?pool=%s" % (idents[i], pool), "p_body": body,
+        "d_check": check_run, "p_check": check_run,
+        "d_wall": lambda b: b["wall_ms"], "p_wall": lambda b: b["wall_ms"],
+    }
+
+
+ACA_API_VERSION = "2024-02-02-preview"
+EXEC_CODE = "print(1)"
+ACA_BODY = enc({"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": EXEC_CODE}})
+SB_EXEC_BODY = enc({"code": EXEC_CODE})
+
+
+def aca_path(pool, ident):
+    return "/pools/%s/code/execute?identifier=%s&api-version=%s" % (pool, ident, ACA_API_VERSION)
+
+
+def check_aca(b, what):
+    pr = b.get("properties") if isinstance(b, dict) else None
+    if not isinstance(pr, dict) or pr.get("status") != "Success" or pr.get("stdout") != "1\n":
+        raise BenchError("%s: not Success with stdout 1: %s" % (what, json.dumps(b)[:1500] if isinstance(b, dict) else b))
+
+
+def check_sb_exec(b, what):
+    if not isinstance(b, dict) or b.get("status") != "ok" or b.get("stdout") != "1\n":
+        raise BenchError("%s: not ok with stdout 1: %s" % (what, json.dumps(b)[:1500] if isinstance(b, dict) else b))
+
+
+def exec_spec(pool, idents, slots):
+    """bench_exec on stateful sessions: print(1) through code/execute versus
+    POST /v1/slots/{id}/exec on an interpreter slot."""
+    return {
+        "d_path": lambda i: "/v1/slots/%s/exec" % slots[i], "d_body": SB_EXEC_BODY,
+        "p_path": lambda i: aca_path(pool, idents[i]), "p_body": ACA_BODY,
+        "d_check": check_sb_exec, "p_check": check_aca,
+        "d_wall": lambda b: b["wall_ms"], "p_wall": lambda b: b["properties"]["executionTimeInMilliseconds"],
+    }
+
+
+def slot_procs_cpu_s():
+    """{pid: CPU seconds} of the processes of the bench's uid range (the
+    slots' init, stubs and interpreters)."""
+    out = {}
+    for p in wp.host_processes(UID_BASE, UID_BASE + CAPACITY):
+        try:
+            out[p["pid"]] = proc_cpu_s(p["pid"])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids):
+    """Executions on leased sessions through poold versus on slots straight
+    through sandboxd (spec: run_spec or exec_spec); each thread has its own
+    session and slot and alternates the two."""
     sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
     pd_conns = [tcp_ka(pd_url) for _ in range(conc)]
     direct_t, poold_t, dwall, pwall = [], [], [], []
@@ -738,21 +849,20 @@ def bench_exec(sb_sock, pd_url, pool, idents, slots, conc, reps_per_thread, pids
 
     def work(i, barrier):
         sbc, pdc = sb_conns[i], pd_conns[i]
-        ppath = "/v1/sessions/%s/run?pool=%s" % (idents[i], pool)
-        dpath = "/v1/slots/%s/run" % slots[i]
+        ppath, dpath = spec["p_path"](i), spec["d_path"](i)
         mine_d, mine_p, mine_dw, mine_pw = [], [], [], []
 
         def one_direct():
-            st, b, t = sbc.request("POST", dpath, body)
-            expect(st, b, 200, "direct run")
-            check_accepted(b, "direct run")
-            return t, b["wall_ms"]
+            st, b, t = sbc.request("POST", dpath, spec["d_body"])
+            expect(st, b, 200, "direct")
+            spec["d_check"](b, "direct")
+            return t, spec["d_wall"](b)
 
         def one_poold():
-            st, b, t = pdc.request("POST", ppath, body)
-            expect(st, b, 200, "poold run")
-            check_accepted(b, "poold run")
-            return t, b["wall_ms"]
+            st, b, t = pdc.request("POST", ppath, spec["p_body"])
+            expect(st, b, 200, "through poold")
+            spec["p_check"](b, "through poold")
+            return t, spec["p_wall"](b)
 
         for _ in range(warmup):
             one_direct()
@@ -774,16 +884,22 @@ def bench_exec(sb_sock, pd_url, pool, idents, slots, conc, reps_per_thread, pids
             pwall.extend(mine_pw)
 
     cpu0 = {k: proc_cpu_s(v) for k, v in pids.items()}
+    slots0, me0, t0 = slot_procs_cpu_s(), os.times(), time.perf_counter()
     run_threads(conc, work)
     cpu1 = {k: proc_cpu_s(v) for k, v in pids.items()}
+    slots1, me1, t1 = slot_procs_cpu_s(), os.times(), time.perf_counter()
     for c in sb_conns + pd_conns:
         c.close()
     # the warm-up requests fall inside the CPU window too
     n_poold = len(poold_t) + conc * warmup
+    slots_cpu = sum(v - slots0[k] for k, v in slots1.items() if k in slots0)
     return _compare(direct_t, poold_t, conc, reps_per_thread, extra={
         "sandboxd_wall_ms_direct": summary(dwall), "sandboxd_wall_ms_poold": summary(pwall),
         "poold_cpu_us_per_request": (cpu1["poold"] - cpu0["poold"]) * 1e6 / n_poold,
         "sandboxd_cpu_us_per_run": (cpu1["sandboxd"] - cpu0["sandboxd"]) * 1e6 / (2 * n_poold),
+        "slot_processes_cpu_us_per_run": slots_cpu * 1e6 / (2 * n_poold),
+        "bench_client_cpu_us_per_request": ((me1.user - me0.user) + (me1.system - me0.system)) * 1e6 / (2 * n_poold),
+        "phase_wall_s": t1 - t0, "requests": 2 * n_poold,
         "reconnects": sum(c.reconnects for c in sb_conns + pd_conns)})
 
 

@@ -32,6 +32,9 @@ static void collect(void *data)
 		metric_inc(m_create_failures, l, (double)p->create_failures);
 		metric_inc(m_created, l, (double)p->created);
 	}
+	metric_reset(m_node_up); /* nodes come and go (DNS discovery) */
+	metric_reset(m_node_slots);
+	metric_reset(m_node_capacity);
 	for (struct node *n = node_first(); n; n = n->next) {
 		const char *l[] = {n->name};
 		metric_set(m_node_up, l, n->up);

@@ -48,8 +48,11 @@ static ev_prepare reaper;
 static void (*shutdown_done)(void *);
 static void *shutdown_data;
 static bool warned_limits;
+static ev_idle setup_idle;
+static size_t n_setup_pending;
 
 static void slot_reap_cb(struct ev_loop *l, ev_prepare *w, int revents);
+static void setup_cb(struct ev_loop *l, ev_idle *w, int revents);
 
 int slots_init(struct ev_loop *l, const struct settings *st, struct cgroup_root *cg, struct wp_error *err)
 {
@@ -64,6 +67,8 @@ int slots_init(struct ev_loop *l, const struct settings *st, struct cgroup_root 
 	snprintf(path, sizeof(path), "%s/slots", st->state_dir);
 	if (mkdir(path, 0711) < 0 && errno != EEXIST)
 		return wp_error_errno(err, "mkdir `%s`", path);
+	ev_idle_init(&setup_idle, setup_cb);
+	ev_set_priority(&setup_idle, EV_MAXPRI); /* one set-up per iteration even when busy */
 	ev_prepare_init(&reaper, slot_reap_cb);
 	ev_prepare_start(loop, &reaper);
 	ev_unref(loop); /* the reaper alone does not keep the loop alive */
@@ -361,11 +366,8 @@ static void close_procs(int procs[3][8])
 int slot_create(struct language *lang, const char *label, bool interpreter, slot_ready_fn on_ready, void *data,
 		struct slot **out, struct wp_error *err)
 {
-	int ctl[2] = {-1, -1}, init_procs[8] = {-1}, procs[3][8] = {{-1}, {-1}, {-1}};
 	struct slot *s;
 	unsigned idx;
-	pid_t pid;
-	int r;
 
 	for (idx = 0; idx < cfg->capacity && uid_used[idx]; idx++)
 		;
@@ -373,6 +375,10 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 		return wp_error_set(err, EAGAIN, "at capacity (%llu slots)", (unsigned long long)cfg->capacity);
 	if (!(s = calloc(1, sizeof(*s))))
 		return wp_error_set(err, ENOMEM, "out of memory");
+	if (label && slot_set_label(s, label) < 0) {
+		free(s);
+		return wp_error_set(err, ENOMEM, "out of memory");
+	}
 	uid_used[idx] = true;
 	s->idx = idx;
 	s->uid = (uid_t)(cfg->uid_base + idx);
@@ -387,8 +393,26 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 	rand_id(s->id);
 	s->next = slots;
 	slots = s;
-	if (label && (r = slot_set_label(s, label)) < 0)
-		goto fail_err;
+	/* the set-up proper waits its turn: see setup_cb */
+	s->setup_pending = true;
+	n_setup_pending++;
+	if (!ev_is_active(&setup_idle))
+		ev_idle_start(loop, &setup_idle);
+	if (out)
+		*out = s;
+	return 0;
+}
+
+/* One slot's host-side set-up and clone: a few ms of system calls (cgroup
+ * directories, a tmpfs, a clone into new namespaces). Run one per loop
+ * iteration from a top-priority idle watcher, so that a batch of 64 creates
+ * never holds up the requests and runs of other slots for more than one
+ * slot's worth. */
+static int slot_setup(struct slot *s, struct wp_error *err)
+{
+	int ctl[2] = {-1, -1}, init_procs[8] = {-1}, procs[3][8] = {{-1}, {-1}, {-1}};
+	pid_t pid;
+	int r;
 
 	if ((r = slot_make_dirs(s, err)) < 0 || (r = slot_make_cgroups(s, err)) < 0 ||
 	    (r = cgroup_open_procs(s->cg_init, init_procs, err)) < 0 ||
@@ -407,7 +431,7 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 		.gid = s->uid,
 		.tmp_size = cfg->tmp_size,
 		.shm_size = cfg->shm_size,
-		.paths = lang->paths,
+		.paths = s->lang->paths,
 		.runtimes = cfg->runtimes_dir,
 		.ctl_fd = ctl[1],
 	};
@@ -439,22 +463,39 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 	s->create_timer.data = s;
 	ev_timer_start(loop, &s->create_timer);
 
-	log_debug("slot %s creating (%s, uid %u, init pid %d)", s->id, lang->name, (unsigned)s->uid, (int)pid);
-	if (out)
-		*out = s;
+	log_debug("slot %s creating (%s, uid %u, init pid %d)", s->id, s->lang->name, (unsigned)s->uid, (int)pid);
 	return 0;
 
-fail_err:
-	wp_error_set(err, -r, "out of memory");
 fail:
 	for (int i = 0; i < 2; i++)
 		cleanup_closep(&ctl[i]);
 	for (int i = 0; i < 8 && init_procs[i] >= 0; i++)
 		close(init_procs[i]);
 	close_procs(procs);
-	s->on_ready = NULL;
-	slot_destroy(s);
 	return r;
+}
+
+static void setup_cb(struct ev_loop *l, ev_idle *w, int revents)
+{
+	struct slot *s, *oldest = NULL;
+	struct wp_error err = {0};
+
+	/* the oldest pending first: slots are pushed at the list's head */
+	for (s = slots; s; s = s->next)
+		if (s->setup_pending)
+			oldest = s;
+	if (!oldest) {
+		n_setup_pending = 0;
+		ev_idle_stop(l, w);
+		return;
+	}
+	oldest->setup_pending = false;
+	if (--n_setup_pending == 0)
+		ev_idle_stop(l, w);
+	if (oldest->state != SLOT_CREATING)
+		return; /* destroyed while it waited */
+	if (slot_setup(oldest, &err) < 0)
+		slot_fail(oldest, "set-up failed: ", err.msg);
 }
 
 void slot_destroy(struct slot *s)

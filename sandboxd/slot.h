@@ -59,6 +59,7 @@ struct slot {
 	struct run *run;         /* run in progress, owned by run.c */
 	struct kernel *kernel;   /* the interpreter, owned by kernel.c; NULL without */
 	bool dead;               /* init gone: no more runs */
+	bool setup_pending;      /* created, host-side set-up not done yet */
 
 	struct slot *next;
 };
