@@ -43,7 +43,7 @@ BINS += bin/poold
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all test unit system run bench install clean deps format format-check FORCE
+.PHONY: all test unit system run bench install install-systemd clean deps format format-check FORCE
 
 # Objects depend on the flags they were built with: `make SANITIZE=…` after a
 # plain build rebuilds everything instead of testing the old binaries.
@@ -120,3 +120,11 @@ format-check:
 
 clean:
 	rm -rf build bin
+
+# systemd units (paths rewritten to PREFIX), sysusers entry, docs
+install-systemd: install
+	install -d $(DESTDIR)/etc/systemd/system/sandboxd.service.d $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/warmpool
+	for u in sandboxd poold; do sed 's|/usr/local/|$(PREFIX)/|g' deploy/systemd/$$u.service > $(DESTDIR)/etc/systemd/system/$$u.service; done
+	install -m 0644 deploy/systemd/sandboxd.service.d/listen-tcp.conf $(DESTDIR)/etc/systemd/system/sandboxd.service.d/listen-tcp.conf.example
+	install -m 0644 deploy/systemd/warmpool.sysusers $(DESTDIR)/usr/lib/sysusers.d/warmpool.conf
+	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/warmpool/
