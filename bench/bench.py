@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""warmpool benchmark (`make bench`): issue 2 (sandboxd) and issue 3 (poold).
+"""warmpool benchmark (`make bench`): issue 2 (sandboxd), issue 3 (poold) and
+issue 4 (stateful sessions through the Azure code/execute route).
 
 Every figure is measured against a baseline taken in the same run, with the
 subject and its baseline interleaved one repetition each (the order flipped
@@ -37,8 +38,11 @@ sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 import wpdaemons as wp  # noqa: E402
 
 UID_BASE = 380000
-CAPACITY = 256  # python pool 50 (+50 refilling) + direct twins 50 + c sessions 50 + c direct slots 50
+CAPACITY = 256  # at most ~160 at once: python pool 50 (+50 refilling) + direct twins 50, or
+# + c sessions 50 + c direct slots 50, or + stateful sessions 50 (+4 warm) + interpreter slots 50
 CONC = 50  # concurrent sessions of the poold benchmark
+SPOOL = "python-session"  # the stateful pool (Azure code/execute)
+SPOOL_WARM = 4
 HTTP_TIMEOUT = 120.0
 
 PY_HELLO = 'print("hello")\n'
@@ -593,6 +597,15 @@ class PD:
         if not wp.wait_for(ok, timeout, 0.005):
             raise BenchError("pool %s not refilled to %d within %d s: %r" % (name, ready, timeout, self.pool(name)))
 
+    def wait_refilled(self, name, ready, timeout=60):
+        """Until the pool has `ready` ready slots and creates none (leased ones may remain)."""
+        def ok():
+            p = self.pool(name)
+            return p["ready"] >= ready and p["creating"] == 0
+
+        if not wp.wait_for(ok, timeout, 0.005):
+            raise BenchError("pool %s not refilled to %d within %d s: %r" % (name, ready, timeout, self.pool(name)))
+
     def release(self, ident, pool):
         self.call("DELETE", "/v1/sessions/%s?pool=%s" % (ident, pool), want=(204, 404))
 
@@ -650,6 +663,15 @@ class RefillLike:
         return self.ids
 
 
+def refill_after_ms(sb, t_wall0, interpreter):
+    """How long after t_wall0 (time.time() just before a lease request) the
+    first slot of that kind created since reached sandboxd (its `created`,
+    sandboxd's loop time): when poold's refill for the lease was sent."""
+    created = [x["created"] for x in sb.call("GET", "/v1/slots")["slots"]
+               if x["created"] >= t_wall0 and bool(x.get("interpreter")) == interpreter]
+    return (min(created) - t_wall0) * 1000.0 if created else None
+
+
 def check_run(b, what):
     check_accepted(b, what)
 
@@ -677,7 +699,7 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
     body = enc({"source": PY_ONE, "tests": [{"stdin": "", "expected": "1\n"}]})
     sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
     pd_conns = [tcp_ka(pd_url) for _ in range(conc)]
-    direct_t, poold_t, poold_exec_ms, direct_wall = [], [], [], []
+    direct_t, poold_t, poold_exec_ms, direct_wall, refill_after = [], [], [], [], []
     lock = threading.Lock()
 
     def settle():
@@ -699,7 +721,13 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
                 poold_t.append(t)
                 poold_exec_ms.append(b["wall_ms"])
 
+        t_wall0 = time.time()
         run_threads(conc, work)
+        if conc == 1:
+            # the refill is over before the session ends (a release kicks
+            # the pool too, and would hide when the refill was sent)
+            pd.wait_refilled(pool, warm)
+            refill_after.append(refill_after_ms(sb, t_wall0, False))
         for ident in idents:
             pd.release(ident, pool)
 
@@ -751,6 +779,8 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         c.close()
     extra = {"sandboxd_wall_ms_direct": summary(direct_wall), "sandboxd_wall_ms_poold": summary(poold_exec_ms),
              "reconnects": sum(c.reconnects for c in sb_conns + pd_conns)}
+    if refill_after:
+        extra["refill_after_lease_ms"] = summary([x for x in refill_after if x is not None])
     if like_t:
         extra["direct_like_poold_ms"] = ms_summary(like_t)
         extra["overhead_p50_vs_like_ms"] = pct(poold_t, 50) * 1000.0 - extra["direct_like_poold_ms"]["p50"]
@@ -780,6 +810,99 @@ def setup_c_sessions(sb, pd, sb_sock, pd_url, pool, n, par=4):
         c.close()
     sb.wait_quiet()
     return idents, slots
+
+
+def setup_exec_sessions(sb, sb_sock, pd_url, pool, n, par=4):
+    """n stateful sessions leased through code/execute and n interpreter
+    slots created directly, each with one print(1) executed (untimed)."""
+    idents = [new_ident("aca") for _ in range(n)]
+    slots = sb.create("python", n, interpreter=True)
+    sbc = [unix_ka(sb_sock) for _ in range(par)]
+    pdc = [tcp_ka(pd_url) for _ in range(par)]
+
+    def work(i, barrier):
+        for k in range(i, n, par):
+            st, b, _ = pdc[i].request("POST", aca_path(pool, idents[k]), ACA_BODY)
+            expect(st, b, 200, "session lease + exec")
+            check_aca(b, "session lease + exec")
+            st, b, _ = sbc[i].request("POST", "/v1/slots/%s/exec" % slots[k], SB_EXEC_BODY)
+            expect(st, b, 200, "interpreter slot exec")
+            check_sb_exec(b, "interpreter slot exec")
+
+    run_threads(par, work)
+    for c in sbc + pdc:
+        c.close()
+    sb.wait_quiet()
+    return idents, slots
+
+
+def bench_session_lease(sb, pd, sb_sock, pd_url, pool, warm, reps, budget_s, min_reps):
+    """Lease + first execution on a new identifier of a stateful pool
+    (code/execute print(1)), versus the same exec sent to sandboxd on a
+    fresh interpreter slot, and versus what poold asks of the node for it
+    (label, exec, refill 50 ms after the take) sent by us. One session; the
+    three paths interleaved; before each, the pool is back to `warm` ready
+    and the node quiet."""
+    sbk = unix_ka(sb_sock)
+    pdk = tcp_ka(pd_url)
+    direct_t, poold_t, like_t, dwall, pwall, refill_after = [], [], [], [], [], []
+
+    def settle():
+        pd.wait_pool_full(pool, warm)
+        sb.wait_quiet()
+
+    def poold_path():
+        settle()
+        ident = new_ident("acalease")
+        t_wall0 = time.time()
+        st, b, t = pdk.request("POST", aca_path(pool, ident), ACA_BODY)
+        expect(st, b, 200, "lease + first exec through poold")
+        check_aca(b, "lease + first exec through poold")
+        poold_t.append(t)
+        pwall.append(b["properties"]["executionTimeInMilliseconds"])
+        pd.wait_refilled(pool, warm)
+        refill_after.append(refill_after_ms(sb, t_wall0, True))
+        pd.release(ident, pool)
+
+    def direct_path():
+        settle()
+        (sid,) = sb.create("python", 1, interpreter=True)
+        sb.wait_quiet()
+        st, b, t = sbk.request("POST", "/v1/slots/%s/exec" % sid, SB_EXEC_BODY)
+        expect(st, b, 200, "first exec on a fresh interpreter slot")
+        check_sb_exec(b, "first exec on a fresh interpreter slot")
+        direct_t.append(t)
+        dwall.append(b["wall_ms"])
+        sb.destroy([sid])
+
+    def like_path():
+        settle()
+        (sid,) = sb.create("python", 1, interpreter=True)
+        sb.wait_quiet()
+        like_t.append(like_poold(sb, sbk, RefillLike(sb_sock, "python", True), sid, pool,
+                                 "/v1/slots/%s/exec" % sid, SB_EXEC_BODY, check_sb_exec))
+        sb.destroy([sid])
+
+    paths = [poold_path, direct_path, like_path]
+    t_end = time.monotonic() + budget_s
+    done = 0
+    for r in range(reps):
+        if r >= min_reps and time.monotonic() > t_end:
+            progress("  time budget of %d s spent: %d repetitions of %d" % (budget_s, r, reps))
+            break
+        done += 1
+        k = r % len(paths)
+        for f in (paths[k:] + paths[:k]) if r % 2 == 0 else list(reversed(paths[k:] + paths[:k])):
+            f()
+    settle()
+    sbk.close()
+    pdk.close()
+    extra = {"sandboxd_wall_ms_direct": summary(dwall), "execution_time_ms_poold": summary(pwall),
+             "direct_like_poold_ms": ms_summary(like_t), "reps_planned": reps,
+             "refill_after_lease_ms": summary([x for x in refill_after if x is not None]),
+             "reconnects": sbk.reconnects + pdk.reconnects}
+    extra["overhead_p50_vs_like_ms"] = pct(poold_t, 50) * 1000.0 - extra["direct_like_poold_ms"]["p50"]
+    return _compare(direct_t, poold_t, 1, done, extra=extra)
 
 
 def run_spec(pool, idents, slots):
@@ -837,10 +960,15 @@ def slot_procs_cpu_s():
     return out
 
 
-def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids):
+def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids, period_s=None):
     """Executions on leased sessions through poold versus on slots straight
     through sandboxd (spec: run_spec or exec_spec); each thread has its own
-    session and slot and alternates the two."""
+    session and slot and alternates the two, back to back; or, with
+    period_s, one pair every period_s per thread, the threads' ticks spread
+    evenly over the period (a fixed offered load instead of `conc` requests
+    always in flight)."""
+    base = []
+    late = [0]
     sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
     pd_conns = [tcp_ka(pd_url) for _ in range(conc)]
     direct_t, poold_t, dwall, pwall = [], [], [], []
@@ -868,7 +996,17 @@ def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids):
             one_direct()
             one_poold()
         barrier.wait()
+        with lock:
+            if not base:
+                base.append(time.perf_counter() + 0.02)
         for k in range(reps_per_thread):
+            if period_s:
+                wait = base[0] + (k + i / conc) * period_s - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                elif wait < -period_s / 2:
+                    with lock:
+                        late[0] += 1
             if (i + k) % 2:
                 d, p = one_direct(), one_poold()
             else:
@@ -899,7 +1037,8 @@ def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids):
         "sandboxd_cpu_us_per_run": (cpu1["sandboxd"] - cpu0["sandboxd"]) * 1e6 / (2 * n_poold),
         "slot_processes_cpu_us_per_run": slots_cpu * 1e6 / (2 * n_poold),
         "bench_client_cpu_us_per_request": ((me1.user - me0.user) + (me1.system - me0.system)) * 1e6 / (2 * n_poold),
-        "phase_wall_s": t1 - t0, "requests": 2 * n_poold,
+        "phase_wall_s": t1 - t0, "requests": 2 * n_poold, "period_s": period_s,
+        "ticks_late_half_period": late[0],
         "reconnects": sum(c.reconnects for c in sb_conns + pd_conns)})
 
 
@@ -965,12 +1104,52 @@ def build_table(R):
                      "%+.2f ms" % x["overhead_p99_ms"], "-", "info"))
         if "direct_like_poold_ms" in x:
             lk = x["direct_like_poold_ms"]
-            rows.append(("  same, baseline = refill POST+label PATCH+run direct", fmt_ms(lk["p50"]),
+            rows.append(("  same, baseline = label PATCH+run direct (+refill)", fmt_ms(lk["p50"]),
                          fmt_ms(x["poold_ms"]["p50"]), "%+.2f ms" % x["overhead_p50_vs_like_ms"], "-", "info"))
+        if "refill_after_lease_ms" in x:
+            rf = x["refill_after_lease_ms"]
+            rows.append(("  poold's refill reached the node after: p50 (min-max)", "",
+                         "%.1f ms (%.1f-%.1f)" % (rf["p50"], rf["min"], rf["max"]), "", "50 ms", "info"))
         if "poold_cpu_us_per_request" in x:
             rows.append(("  CPU per request: poold / sandboxd (per run)", "",
                          "%.0f / %.0f us" % (x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"]), "", "-",
                          "info"))
+    ses = R.get("sessions")
+    if ses:
+        for key, label, conc in (("exec_1", "1 session", 1), ("exec_%d" % CONC, "%d sessions" % CONC, CONC),
+                                 ("exec_%d_paced" % CONC, "%d sessions, paced" % CONC, None)):
+            x = ses[key]
+            judged = conc == CONC
+            if conc is None:
+                label = "%d sessions, 1 pair/%g ms each" % (CONC, x["period_s"] * 1000)
+            for q, target in (("p50", 2.0), ("p99", 10.0)):
+                v = x["poold_ms"][q]
+                over = v - x["direct_ms"][q]
+                rows.append(("Azure exec print(1), leased, %s %s" % (label, q), fmt_ms(x["direct_ms"][q]), fmt_ms(v),
+                             ("%+.2f ms (%.2fx)" % (over, v / x["direct_ms"][q])) if q == "p50" else "%+.2f ms" % over,
+                             ("<= %g ms" % target) if judged else "-",
+                             ("PASS" if v <= target else "FAIL") if judged else "info"))
+            rows.append(("  CPU per exec: poold / sandboxd / interpreter / bench", "",
+                         "%.0f / %.0f / %.0f / %.0f us" % (
+                             x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"],
+                             x["slot_processes_cpu_us_per_run"], x["bench_client_cpu_us_per_request"]),
+                         "", "-", "info"))
+        x = ses["exec_%d_paced" % CONC]
+        rows.append(("  paced: ticks late by more than half a period", "", "%d of %d" % (
+            x["ticks_late_half_period"], CONC * x["reps"]), "", "-", "info"))
+        x = ses["lease_1"]
+        for q in ("p50", "p99"):
+            over = x["poold_ms"][q] - x["direct_ms"][q]
+            rows.append(("Azure lease+1st exec (new identifier) %s" % q, fmt_ms(x["direct_ms"][q]),
+                         fmt_ms(x["poold_ms"][q]),
+                         ("%+.2f ms (%.2fx)" % (over, x["ratio_p50"])) if q == "p50" else "%+.2f ms" % over,
+                         "-", "info"))
+        lk = x["direct_like_poold_ms"]
+        rows.append(("  same, baseline = label PATCH+exec direct (+refill)", fmt_ms(lk["p50"]),
+                     fmt_ms(x["poold_ms"]["p50"]), "%+.2f ms" % x["overhead_p50_vs_like_ms"], "-", "info"))
+        rf = x["refill_after_lease_ms"]
+        rows.append(("  poold's refill reached the node after: p50 (min-max)", "",
+                     "%.1f ms (%.1f-%.1f)" % (rf["p50"], rf["min"], rf["max"]), "", "50 ms", "info"))
     head = ("what", "baseline", "subject", "ratio / overhead", "target", "result")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(6)]
     line = "  ".join("%%-%ds" % w for w in widths)
@@ -1000,6 +1179,8 @@ def main():
         "memory_slots": 32, "memory_rounds": 1 if q else 3,
         "lease1_reps": 20 if q else 200, "lease_conc_rounds": 1 if q else 4,
         "exec1_reps": 30 if q else 400, "exec_conc_reps": 4 if q else 20,
+        "aca1_reps": 30 if q else 1000, "aca_conc_reps": 4 if q else 40, "aca_lease_reps": 20 if q else 200,
+        "aca_period_s": 0.1, "aca_paced_reps": 10 if q else 40,
     }
 
     def on_term(signum, frame):
@@ -1048,6 +1229,9 @@ def main():
             # max above warm, as in production: each lease starts a refill (see README)
             "python": {"language": "python", "warm": CONC, "max": 2 * CONC, "idle_timeout": "30m"},
             "c": {"language": "c", "warm": 0, "max": CONC, "idle_timeout": "30m"},
+            # stateful (Azure dynamic sessions): a few warm, room for CONC leased
+            SPOOL: {"language": "python", "stateful": "yes", "warm": SPOOL_WARM, "max": 2 * CONC,
+                    "idle_timeout": "30m"},
         }
         pdd = wp.Poold(wp.make_tmpdir("wpbench-pd-"), nodes={"local": "unix:" + sbd.sock}, pools=pools,
                        log_level="warn", extra_poold="session_queue = 64\nmax_queue = 1000\nnode_timeout = 60s")
@@ -1055,6 +1239,7 @@ def main():
         pdd.start()
         pd = PD(pdd.url)
         pd.wait_pool_full("python", CONC, timeout=120)
+        pd.wait_pool_full(SPOOL, SPOOL_WARM, timeout=120)
         R["poold"] = {}
         progress("2a lease + first run, 1 session: %d reps" % P["lease1_reps"])
         R["poold"]["lease_1"] = bench_lease(sb, pd, sbd.sock, pdd.url, "python", CONC, 1, P["lease1_reps"],
@@ -1066,12 +1251,36 @@ def main():
         idents, slots = setup_c_sessions(sb, pd, sbd.sock, pdd.url, "c", CONC)
         progress("2b run on a leased session, 1 session: %d reps" % P["exec1_reps"])
         pids = {"poold": pdd.pid, "sandboxd": sbd.pid}
-        R["poold"]["exec_1"] = bench_exec(sbd.sock, pdd.url, "c", idents[:1], slots[:1], 1, P["exec1_reps"], pids)
+        R["poold"]["exec_1"] = bench_exec(sbd.sock, pdd.url, run_spec("c", idents, slots), 1, P["exec1_reps"], pids)
         progress("2b run on a leased session, %d sessions: %d reps each" % (CONC, P["exec_conc_reps"]))
-        R["poold"]["exec_%d" % CONC] = bench_exec(sbd.sock, pdd.url, "c", idents, slots, CONC, P["exec_conc_reps"], pids)
+        R["poold"]["exec_%d" % CONC] = bench_exec(sbd.sock, pdd.url, run_spec("c", idents, slots), CONC,
+                                                  P["exec_conc_reps"], pids)
         for ident in idents:
             pd.release(ident, "c")
         sb.destroy(slots)
+        sb.wait_quiet()
+
+        # ---- 3. stateful sessions, Azure code/execute (issue 4)
+        R["sessions"] = {}
+        progress("3a %d stateful sessions through code/execute and %d interpreter slots" % (CONC, CONC))
+        idents, slots = setup_exec_sessions(sb, sbd.sock, pdd.url, SPOOL, CONC)
+        spec = exec_spec(SPOOL, idents, slots)
+        progress("3a print(1) on a leased session, 1 session: %d reps" % P["aca1_reps"])
+        R["sessions"]["exec_1"] = bench_exec(sbd.sock, pdd.url, spec, 1, P["aca1_reps"], pids)
+        progress("3a print(1) on a leased session, %d sessions: %d reps each" % (CONC, P["aca_conc_reps"]))
+        R["sessions"]["exec_%d" % CONC] = bench_exec(sbd.sock, pdd.url, spec, CONC, P["aca_conc_reps"], pids)
+        progress("3a print(1) on a leased session, %d sessions, one pair every %g ms each: %d reps each"
+                 % (CONC, P["aca_period_s"] * 1000, P["aca_paced_reps"]))
+        R["sessions"]["exec_%d_paced" % CONC] = bench_exec(sbd.sock, pdd.url, spec, CONC, P["aca_paced_reps"], pids,
+                                                           period_s=P["aca_period_s"])
+        for ident in idents:
+            pd.release(ident, SPOOL)
+        sb.destroy(slots)
+        sb.wait_quiet()
+        progress("3b lease + first exec on a new identifier: %d reps" % P["aca_lease_reps"])
+        R["sessions"]["lease_1"] = bench_session_lease(sb, pd, sbd.sock, pdd.url, SPOOL, SPOOL_WARM,
+                                                       P["aca_lease_reps"], budget_s=45,
+                                                       min_reps=min(50, P["aca_lease_reps"]))
         pd.ka.close()
     finally:
         progress("stopping daemons")

@@ -256,6 +256,7 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		explain(config_path);
+		psettings_free(&cfg);
 		return 0;
 	}
 	if (level_arg && log_parse_level(level_arg, &cfg.log_level) < 0) {

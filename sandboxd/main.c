@@ -256,6 +256,8 @@ int main(int argc, char **argv)
 	if (check_only) {
 		printf("%s: ok (%zu languages, capacity %llu)\n", config_path, n_langs,
 		       (unsigned long long)cfg.capacity);
+		language_free_all(langs, n_langs);
+		settings_free(&cfg);
 		return 0;
 	}
 	if (geteuid() != 0) {

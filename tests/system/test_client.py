@@ -198,6 +198,8 @@ def _make(*targets, **kw):
                           text=True, timeout=300, **kw)
 
 
+@pytest.mark.skipif(bool(os.environ.get("WARMPOOL_SANITIZE")),
+                    reason="SKIPPED UNDER SANITIZE: an ASan-built library cannot be linked by a plain program (the runtime must come first)")
 def test_install_client_and_pkg_config(wp, tmp):
     """make install-client DESTDIR=… PREFIX=/usr installs header, libraries,
     warmpool.pc and poolctl; the example builds from the installed files
