@@ -355,8 +355,12 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 		free(r);
 		/* Refill a moment later: a slot creation sent now would queue on
 		 * the node ahead of this lease's label call and first run. */
-		if (!ev_is_active(&p->refill))
+		if (!ev_is_active(&p->refill)) {
+			/* a one-shot timer that fired once must be re-armed, or it
+			 * fires again at once */
+			ev_timer_set(&p->refill, REFILL_DELAY, 0);
 			ev_timer_start(loop, &p->refill);
+		}
 		return;
 	}
 	if (p->n_waiting >= cfg->max_queue) {
