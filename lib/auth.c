@@ -20,7 +20,7 @@
 #include "cleanup.h"
 
 #define AUTH_DIGEST_LEN 32
-#define AUTH_NAME_MAX 64
+#define AUTH_NAME_MAX	64
 
 struct auth_token {
 	unsigned char digest[AUTH_DIGEST_LEN];
@@ -37,9 +37,9 @@ static const struct {
 	enum auth_role role;
 	const char *name;
 } auth_roles[] = {
-	{AUTH_METRICS, "metrics"},
-	{AUTH_EXECUTOR, "executor"},
-	{AUTH_ADMIN, "admin"},
+    {AUTH_METRICS, "metrics"},
+    {AUTH_EXECUTOR, "executor"},
+    {AUTH_ADMIN, "admin"},
 };
 
 static int auth_sha256(const void *data, size_t len, unsigned char out[AUTH_DIGEST_LEN])

@@ -15,7 +15,7 @@
 enum auth_role {
 	AUTH_METRICS = 1,  /* scrape /metrics only */
 	AUTH_EXECUTOR = 2, /* run code: /execute, sessions, Azure routes */
-	AUTH_ADMIN = 4,    /* everything */
+	AUTH_ADMIN = 4,	   /* everything */
 };
 
 /* A presented token longer than this is refused (-EACCES) without hashing. */

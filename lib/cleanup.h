@@ -55,11 +55,11 @@ static inline void cleanup_pidp(pid_t *pid)
 	}
 }
 
-#define cleanup_free __attribute__((cleanup(cleanup_freep)))
-#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+#define cleanup_free   __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close  __attribute__((cleanup(cleanup_closep)))
 #define cleanup_fclose __attribute__((cleanup(cleanup_fclosep)))
-#define cleanup_dir __attribute__((cleanup(cleanup_closedirp)))
-#define cleanup_pid __attribute__((cleanup(cleanup_pidp)))
+#define cleanup_dir    __attribute__((cleanup(cleanup_closedirp)))
+#define cleanup_pid    __attribute__((cleanup(cleanup_pidp)))
 
 /* jansson, libseccomp and libcurl destructors, only where their headers are in. */
 #ifdef JANSSON_H

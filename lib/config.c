@@ -7,8 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int parse_scaled(const char *s, const char *const *units, const uint64_t *mult, size_t n_units,
-			uint64_t *out)
+static int parse_scaled(const char *s, const char *const *units, const uint64_t *mult, size_t n_units, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
@@ -42,8 +41,8 @@ static int parse_scaled(const char *s, const char *const *units, const uint64_t 
 int config_parse_size(const char *s, uint64_t *out)
 {
 	static const char *const units[] = {"", "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib"};
-	static const uint64_t mult[] = {1, 1, 1ull << 10, 1ull << 10, 1ull << 10, 1ull << 20, 1ull << 20,
-					1ull << 20, 1ull << 30, 1ull << 30, 1ull << 30};
+	static const uint64_t mult[] = {1,	    1,		1ull << 10, 1ull << 10, 1ull << 10, 1ull << 20,
+					1ull << 20, 1ull << 20, 1ull << 30, 1ull << 30, 1ull << 30};
 	return parse_scaled(s, units, mult, sizeof(mult) / sizeof(mult[0]), out);
 }
 

@@ -16,8 +16,8 @@ struct wp_error {
 
 /* Fills err (when not NULL) and returns -code. `%m` is not usable here; pass
  * strerror(code) explicitly or use wp_error_errno(). */
-__attribute__((format(printf, 3, 4))) static inline int wp_error_set(struct wp_error *err, int code,
-								       const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static inline int wp_error_set(struct wp_error *err, int code, const char *fmt,
+								     ...)
 {
 	if (err) {
 		va_list ap;
@@ -30,16 +30,15 @@ __attribute__((format(printf, 3, 4))) static inline int wp_error_set(struct wp_e
 }
 
 /* Like wp_error_set with ": strerror(errno)" appended; returns -errno. */
-#define wp_error_errno(err, ...)                                                              \
-	({                                                                                    \
-		int e_ = errno ? errno : EIO;                                                 \
-		char m_[400];                                                                 \
-		snprintf(m_, sizeof(m_), __VA_ARGS__);                                        \
-		wp_error_set((err), e_, "%s: %s", m_, strerror(e_));                          \
+#define wp_error_errno(err, ...)                                                                                       \
+	({                                                                                                             \
+		int e_ = errno ? errno : EIO;                                                                          \
+		char m_[400];                                                                                          \
+		snprintf(m_, sizeof(m_), __VA_ARGS__);                                                                 \
+		wp_error_set((err), e_, "%s: %s", m_, strerror(e_));                                                   \
 	})
 
-__attribute__((format(printf, 2, 3))) static inline void wp_error_prefix(struct wp_error *err,
-									  const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static inline void wp_error_prefix(struct wp_error *err, const char *fmt, ...)
 {
 	char pre[256], old[sizeof(err->msg)];
 	va_list ap;

@@ -25,10 +25,10 @@
 
 #include "cleanup.h"
 
-#define HTTP_CLIENT_MAXCONNECTS 64L /* idle connections kept for reuse */
-#define HTTP_CLIENT_DEFAULT_TIMEOUT 30.0
+#define HTTP_CLIENT_MAXCONNECTS		    64L /* idle connections kept for reuse */
+#define HTTP_CLIENT_DEFAULT_TIMEOUT	    30.0
 #define HTTP_CLIENT_DEFAULT_CONNECT_TIMEOUT 2.0
-#define HTTP_CLIENT_DEFAULT_MAX_RESPONSE ((size_t)16 << 20)
+#define HTTP_CLIENT_DEFAULT_MAX_RESPONSE    ((size_t)16 << 20)
 
 struct call_list {
 	struct http_call *head, *tail;
@@ -59,7 +59,7 @@ struct http_call {
 	struct curl_slist *headers;
 	char *url;
 	char *target; /* base, for error messages */
-	char *buf; /* response body so far, room for a NUL */
+	char *buf;    /* response body so far, room for a NUL */
 	size_t len, cap, max;
 	bool too_large, oom;
 	CURLcode rc;

@@ -20,25 +20,25 @@ struct http_client;
 struct http_call;
 
 struct http_call_opts {
-	const char *method;       /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-	const char *base;         /* "unix:/path/to.sock" or "http://host:port" (https too) */
-	const char *path;         /* "/v1/slots?label=x", already percent-encoded */
+	const char *method;	  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+	const char *base;	  /* "unix:/path/to.sock" or "http://host:port" (https too) */
+	const char *path;	  /* "/v1/slots?label=x", already percent-encoded */
 	const char *content_type; /* NULL: application/json when a body is given */
-	const void *body;         /* not copied: must stay valid until done/cancel */
+	const void *body;	  /* not copied: must stay valid until done/cancel */
 	size_t body_len;
-	double timeout;           /* whole transfer, seconds; 0 = 30 */
-	double connect_timeout;   /* seconds; 0 = 2 */
-	size_t max_response;      /* bytes; 0 = 16 MiB; past it the call fails */
-	const char *bearer;       /* optional token for Authorization: Bearer */
+	double timeout;		/* whole transfer, seconds; 0 = 30 */
+	double connect_timeout; /* seconds; 0 = 2 */
+	size_t max_response;	/* bytes; 0 = 16 MiB; past it the call fails */
+	const char *bearer;	/* optional token for Authorization: Bearer */
 };
 
 struct http_result {
-	int status;        /* HTTP status, or 0 when the transfer failed */
-	char *body;        /* NUL-terminated (body_len excludes it); owned by the result */
+	int status; /* HTTP status, or 0 when the transfer failed */
+	char *body; /* NUL-terminated (body_len excludes it); owned by the result */
 	size_t body_len;
 	const char *error; /* transport error text when status == 0 ("Connection refused", "Timeout was reached") */
-	double elapsed;    /* seconds */
-	bool timed_out;    /* status 0 because the call's own timeout ran out (the peer may be fine, only slow) */
+	double elapsed;	   /* seconds */
+	bool timed_out;	   /* status 0 because the call's own timeout ran out (the peer may be fine, only slow) */
 };
 
 /* The result is only valid during the callback; steal body with

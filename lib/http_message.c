@@ -47,10 +47,11 @@ const char *http_status_text(int status)
 	case 504: return "Gateway Timeout";
 	case 507: return "Insufficient Storage";
 	default:
-		return status < 200 ? "Informational" :
-		       status < 300 ? "Success" :
-		       status < 400 ? "Redirection" :
-		       status < 500 ? "Client Error" : "Server Error";
+		return status < 200   ? "Informational"
+		       : status < 300 ? "Success"
+		       : status < 400 ? "Redirection"
+		       : status < 500 ? "Client Error"
+				      : "Server Error";
 	}
 }
 
@@ -296,13 +297,13 @@ static int on_message_complete(http_parser *hp)
 }
 
 static const http_parser_settings parser_settings = {
-	.on_message_begin = on_message_begin,
-	.on_url = on_url,
-	.on_header_field = on_header_field,
-	.on_header_value = on_header_value,
-	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_message_complete,
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
 };
 
 void http_parse_init(struct http_parse *p, const struct http_limits *lim)
@@ -321,8 +322,7 @@ void http_parse_free(struct http_parse *p)
 	p->url = NULL;
 }
 
-size_t http_parse_feed(struct http_parse *p, const char *buf, size_t len, int *status, char *msg,
-		       size_t msg_size)
+size_t http_parse_feed(struct http_parse *p, const char *buf, size_t len, int *status, char *msg, size_t msg_size)
 {
 	enum http_errno e;
 	size_t n;
@@ -336,20 +336,17 @@ size_t http_parse_feed(struct http_parse *p, const char *buf, size_t len, int *s
 		return n;
 	*status = p->err_status ? p->err_status : e == HPE_HEADER_OVERFLOW ? 431 : 400;
 	switch (*status) {
-	case 413:
-		snprintf(msg, msg_size, "request body larger than %zu bytes", p->lim->max_body_bytes);
-		break;
+	case 413: snprintf(msg, msg_size, "request body larger than %zu bytes", p->lim->max_body_bytes); break;
 	case 431:
 		snprintf(msg, msg_size, "request headers exceed %zu headers or %zu bytes", p->lim->max_headers,
 			 p->lim->max_header_bytes);
 		break;
-	case 500:
-		snprintf(msg, msg_size, "out of memory");
-		break;
+	case 500: snprintf(msg, msg_size, "out of memory"); break;
 	default:
 		snprintf(msg, msg_size, "malformed request: %s",
-			 p->err_status ? "bad request target" :
-			 e == HPE_OK  ? "unexpected data" : http_errno_description(e));
+			 p->err_status ? "bad request target"
+			 : e == HPE_OK ? "unexpected data"
+				       : http_errno_description(e));
 	}
 	return n;
 }
@@ -385,8 +382,8 @@ char *http_request_query(const struct http_request *req, const char *name)
 
 /* ---- answers ---- */
 
-char *http_response_head(int status, const char *content_type, size_t len, const char *connection,
-			 const char *headers, double now, size_t *n)
+char *http_response_head(int status, const char *content_type, size_t len, const char *connection, const char *headers,
+			 double now, size_t *n)
 {
 	char date[64], length[48] = "", *head;
 	time_t t = (time_t)now;
@@ -403,9 +400,9 @@ char *http_response_head(int status, const char *content_type, size_t len, const
 		snprintf(length, sizeof(length), "Content-Length: %zu\r\n", len);
 	gmtime_r(&t, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	r = asprintf(&head, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s%s\r\n", status, http_status_text(status),
-		     date, content_type ? "Content-Type: " : "", content_type ? content_type : "",
-		     content_type ? "\r\n" : "", length, connection ? connection : "", headers ? headers : "", end);
+	r = asprintf(&head, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s%s\r\n", status, http_status_text(status), date,
+		     content_type ? "Content-Type: " : "", content_type ? content_type : "", content_type ? "\r\n" : "",
+		     length, connection ? connection : "", headers ? headers : "", end);
 	if (r < 0)
 		return NULL;
 	*n = (size_t)r;

@@ -28,19 +28,19 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 
-#define IN_BUF_SIZE (32 * 1024)
-#define LINGER_TIMEOUT 2.0
+#define IN_BUF_SIZE	 (32 * 1024)
+#define LINGER_TIMEOUT	 2.0
 #define LINGER_MAX_BYTES (1024 * 1024)
-#define ACCEPT_BACKOFF 0.1
-#define ACCEPT_BATCH 64
-#define MAX_OUT_SEGS 3
+#define ACCEPT_BACKOFF	 0.1
+#define ACCEPT_BATCH	 64
+#define MAX_OUT_SEGS	 3
 
 struct listener {
 	struct listener *next;
 	struct http_server *srv;
 	ev_io io;
 	char *unix_path; /* owned; unlinked when the listener closes */
-	int port;        /* TCP port, -1 for a unix socket */
+	int port;	 /* TCP port, -1 for a unix socket */
 };
 
 struct out_seg {
@@ -61,7 +61,7 @@ struct http_conn {
 	bool started; /* bytes of the next request have been parsed */
 	double started_at, idle_since, write_progress, linger_until;
 	struct http_request *req; /* with the handler, not answered yet */
-	bool head;                /* of the request being answered */
+	bool head;		  /* of the request being answered */
 
 	struct out_seg out[MAX_OUT_SEGS];
 	size_t n_out, out_off; /* out_off: bytes of out[0] already sent */
@@ -95,13 +95,13 @@ static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 void http_limits_default(struct http_limits *l)
 {
 	*l = (struct http_limits){
-		.max_header_bytes = 16 * 1024,
-		.max_headers = 64,
-		.max_body_bytes = 1024 * 1024,
-		.idle_timeout = 30,
-		.request_timeout = 30,
-		.write_timeout = 30,
-		.max_connections = 1024,
+	    .max_header_bytes = 16 * 1024,
+	    .max_headers = 64,
+	    .max_body_bytes = 1024 * 1024,
+	    .idle_timeout = 30,
+	    .request_timeout = 30,
+	    .write_timeout = 30,
+	    .max_connections = 1024,
 	};
 }
 
@@ -260,8 +260,7 @@ static void out_push(struct http_conn *c, char *mem, const char *data, size_t le
 
 /* Queue the answer to the current request (body owned, may be NULL) and send
  * what the socket takes now. */
-static int conn_respond(struct http_conn *c, int status, const char *ctype, const char *headers, char *body,
-			size_t len)
+static int conn_respond(struct http_conn *c, int status, const char *ctype, const char *headers, char *body, size_t len)
 {
 	const char *connection = NULL;
 	size_t n;
@@ -294,10 +293,11 @@ static int conn_respond(struct http_conn *c, int status, const char *ctype, cons
 /* Refuse what the client sent: answer, then close (after lingering). */
 static void conn_fail(struct http_conn *c, int status, const char *message)
 {
-	const char *code = status == 408 ? "RequestTimeout" :
-			   status == 413 ? "PayloadTooLarge" :
-			   status == 431 ? "HeadersTooLarge" :
-			   status == 500 ? "InternalError" : "BadRequest";
+	const char *code = status == 408   ? "RequestTimeout"
+			   : status == 413 ? "PayloadTooLarge"
+			   : status == 431 ? "HeadersTooLarge"
+			   : status == 500 ? "InternalError"
+					   : "BadRequest";
 	size_t len;
 	char *body = http_error_body(code, message, &len);
 
@@ -325,8 +325,8 @@ static void conn_process(struct http_conn *c)
 			c->started = true;
 			c->started_at = ev_now(s->loop);
 		}
-		c->in_off += http_parse_feed(&c->parse, c->in + c->in_off, c->in_len - c->in_off, &status, msg,
-					     sizeof(msg));
+		c->in_off +=
+		    http_parse_feed(&c->parse, c->in + c->in_off, c->in_len - c->in_off, &status, msg, sizeof(msg));
 		if (c->in_off == c->in_len)
 			c->in_off = c->in_len = 0;
 		if (status) {
@@ -547,8 +547,7 @@ static void listeners_close(struct http_server *s)
 static int parse_address(const char *address, struct sockaddr_storage *ss, socklen_t *sl)
 {
 	/* numeric only: no DNS look-up blocking the start */
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV},
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV},
 			*res;
 	char host[256];
 	const char *port, *end;
@@ -642,8 +641,9 @@ int http_server_listen(struct http_server *s, const char *address)
 	if (!(l = calloc(1, sizeof(*l))))
 		return -ENOMEM;
 	l->srv = s;
-	l->port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port) :
-		  ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : -1;
+	l->port = ss.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+		  : ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+					     : -1;
 	l->unix_path = steal_pointer(&path);
 	ev_io_init(&l->io, listener_cb, steal_fd(&fd), EV_READ);
 	l->io.data = l;
@@ -674,8 +674,8 @@ static void reaper_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	}
 }
 
-struct http_server *http_server_new(struct ev_loop *loop, const struct http_limits *limits,
-				    http_handler_fn handler, void *data)
+struct http_server *http_server_new(struct ev_loop *loop, const struct http_limits *limits, http_handler_fn handler,
+				    void *data)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
 
@@ -750,16 +750,15 @@ bool http_request_gone(const struct http_request *req)
 	return !req->conn_ || req->conn_->closed;
 }
 
-int http_respond_owned(struct http_request *req, int status, const char *content_type, const char *headers,
-		       char *body, size_t len)
+int http_respond_owned(struct http_request *req, int status, const char *content_type, const char *headers, char *body,
+		       size_t len)
 {
 	struct http_conn *c = req->conn_;
 
 	if (req->on_answer)
 		req->on_answer(req, status);
 	if (!c || c->closed) {
-		log_debug("%s %s %s: client gone, answer %d dropped", req->peer, req->method, req->raw_path,
-			  status);
+		log_debug("%s %s %s: client gone, answer %d dropped", req->peer, req->method, req->raw_path, status);
 		free(body);
 		http_request_free(req);
 		return -ECONNRESET;
@@ -771,8 +770,8 @@ int http_respond_owned(struct http_request *req, int status, const char *content
 	return conn_respond(c, status, content_type, headers, body, len);
 }
 
-int http_respond(struct http_request *req, int status, const char *content_type, const char *headers,
-		 const void *body, size_t len)
+int http_respond(struct http_request *req, int status, const char *content_type, const char *headers, const void *body,
+		 size_t len)
 {
 	char *copy = NULL;
 

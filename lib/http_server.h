@@ -30,18 +30,18 @@ struct http_header {
 };
 
 struct http_request {
-	const char *method;   /* "GET", "POST", … */
-	char *path;           /* percent-decoded path, no query; never contains NUL */
-	char *raw_path;       /* as received (for routes that decode themselves) */
-	char *query;          /* raw query string without '?', "" when absent */
+	const char *method; /* "GET", "POST", … */
+	char *path;	    /* percent-decoded path, no query; never contains NUL */
+	char *raw_path;	    /* as received (for routes that decode themselves) */
+	char *query;	    /* raw query string without '?', "" when absent */
 	struct http_header *headers;
 	size_t n_headers;
-	char *body;           /* NUL-terminated for convenience; body_len is exact */
+	char *body; /* NUL-terminated for convenience; body_len is exact */
 	size_t body_len;
-	char peer[64];        /* "127.0.0.1:53422", "[::1]:1234" or "unix" */
-	bool peer_loopback;   /* TCP from 127.0.0.0/8 or ::1, or a unix socket */
-	double received_at;   /* ev_now() when the request was complete */
-	void *user;           /* free for the handler's use */
+	char peer[64];	    /* "127.0.0.1:53422", "[::1]:1234" or "unix" */
+	bool peer_loopback; /* TCP from 127.0.0.0/8 or ::1, or a unix socket */
+	double received_at; /* ev_now() when the request was complete */
+	void *user;	    /* free for the handler's use */
 	/* Optional: called once with the status when the request is answered
 	 * (or the answer dropped because the client left), before it is freed.
 	 * For access metrics; must not answer or free anything. */
@@ -53,19 +53,19 @@ struct http_request {
 typedef void (*http_handler_fn)(struct http_request *req, void *data);
 
 struct http_limits {
-	size_t max_header_bytes;  /* default 16 KiB  → 431 */
-	size_t max_headers;       /* default 64      → 431 */
-	size_t max_body_bytes;    /* default 1 MiB   → 413 */
-	double idle_timeout;      /* s between requests on a keep-alive connection, default 30 */
-	double request_timeout;   /* s to receive one whole request, default 30 */
-	double write_timeout;     /* s without progress sending an answer, default 30 */
-	size_t max_connections;   /* default 1024; past it new connections are closed at once */
+	size_t max_header_bytes; /* default 16 KiB  → 431 */
+	size_t max_headers;	 /* default 64      → 431 */
+	size_t max_body_bytes;	 /* default 1 MiB   → 413 */
+	double idle_timeout;	 /* s between requests on a keep-alive connection, default 30 */
+	double request_timeout;	 /* s to receive one whole request, default 30 */
+	double write_timeout;	 /* s without progress sending an answer, default 30 */
+	size_t max_connections;	 /* default 1024; past it new connections are closed at once */
 };
 
 void http_limits_default(struct http_limits *l);
 
-struct http_server *http_server_new(struct ev_loop *loop, const struct http_limits *limits,
-				    http_handler_fn handler, void *data);
+struct http_server *http_server_new(struct ev_loop *loop, const struct http_limits *limits, http_handler_fn handler,
+				    void *data);
 /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:8080" or "unix:/path/to.sock" (an
  * existing socket file is replaced; mode 0660). Returns 0 or -errno. */
 int http_server_listen(struct http_server *s, const char *address);
@@ -87,17 +87,17 @@ bool http_request_gone(const struct http_request *req);
 
 /* Answers. `headers` may be NULL or "Name: value\r\n…" extra header lines.
  * Each returns 0 or -errno; the request is released in every case. */
-int http_respond(struct http_request *req, int status, const char *content_type, const char *headers,
-		 const void *body, size_t len);
+int http_respond(struct http_request *req, int status, const char *content_type, const char *headers, const void *body,
+		 size_t len);
 /* Like http_respond but takes ownership of `body` (malloc'd, freed in every
  * case, never copied): for large answers such as file downloads. */
-int http_respond_owned(struct http_request *req, int status, const char *content_type, const char *headers,
-		       char *body, size_t len);
+int http_respond_owned(struct http_request *req, int status, const char *content_type, const char *headers, char *body,
+		       size_t len);
 /* Steals the reference to `body`. */
 int http_respond_json(struct http_request *req, int status, json_t *body);
 /* {"error": {"code": code, "message": message}} */
 int http_respond_error(struct http_request *req, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* The same with "Retry-After: <seconds>" when retry_after > 0 (429, 503). */
 int http_respond_error_retry(struct http_request *req, int status, double retry_after, const char *code,

@@ -18,11 +18,11 @@ static size_t json_depth(const json_t *j, size_t limit)
 	if (limit == 0)
 		return 1; /* already too deep: stop descending */
 	if (json_is_object(j)) {
-		json_object_foreach((json_t *)j, key, v)
+		json_object_foreach ((json_t *)j, key, v)
 			if ((d = json_depth(v, limit - 1)) > max)
 				max = d;
 	} else {
-		json_array_foreach(j, i, v)
+		json_array_foreach (j, i, v)
 			if ((d = json_depth(v, limit - 1)) > max)
 				max = d;
 	}
@@ -50,8 +50,7 @@ json_t *json_parse_body(const char *buf, size_t len, size_t max_depth, struct wp
 
 	j = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
-		wp_error_set(err, EINVAL, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
-			     jerr.text);
+		wp_error_set(err, EINVAL, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(j)) {
@@ -102,8 +101,8 @@ int json_get_uint(const json_t *obj, const char *key, bool required, uint64_t mi
 		return r;
 	n = json_is_integer(v) ? json_integer_value(v) : -1;
 	if (!json_is_integer(v) || n < 0 || (uint64_t)n < min || (uint64_t)n > max)
-		return wp_error_set(err, EINVAL, "`%s` must be an integer between %" PRIu64 " and %" PRIu64,
-				    key, min, max);
+		return wp_error_set(err, EINVAL, "`%s` must be an integer between %" PRIu64 " and %" PRIu64, key, min,
+				    max);
 	*out = (uint64_t)n;
 	return 0;
 }
@@ -152,7 +151,7 @@ int json_check_keys(const json_t *obj, const char *const *allowed, struct wp_err
 	const char *key;
 	json_t *v;
 
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach ((json_t *)obj, key, v) {
 		const char *const *a;
 		for (a = allowed; *a && strcmp(*a, key) != 0; a++)
 			;

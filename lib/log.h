@@ -16,13 +16,13 @@ int log_parse_level(const char *s, enum log_level *out);
 enum log_level log_get_level(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_debug(...)                                    \
-	do {                                              \
-		if (log_get_level() <= LOG_DEBUG)         \
-			log_msg(LOG_DEBUG, __VA_ARGS__);  \
+#define log_debug(...)                                                                                                 \
+	do {                                                                                                           \
+		if (log_get_level() <= LOG_DEBUG)                                                                      \
+			log_msg(LOG_DEBUG, __VA_ARGS__);                                                               \
 	} while (0)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -32,16 +32,16 @@
 #include "cleanup.h"
 
 const double metrics_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-					  0.25,   0.5,   1,      2.5,   5,    10,    30};
+					  0.25,	  0.5,	 1,	 2.5,	5,    10,    30};
 const size_t metrics_latency_buckets_n = ARRAY_SIZE(metrics_latency_buckets);
 
 struct series {
-	char *key;      /* the label values packed: "v1\0v2\0", key_len bytes */
+	char *key; /* the label values packed: "v1\0v2\0", key_len bytes */
 	size_t key_len;
 	uint32_t hash;
-	double value;   /* counter, gauge */
-	double sum;     /* histogram */
-	uint64_t count; /* histogram */
+	double value;	    /* counter, gauge */
+	double sum;	    /* histogram */
+	uint64_t count;	    /* histogram */
 	uint64_t buckets[]; /* histogram: n_bounds + 1, the last is +Inf; not cumulative */
 };
 
@@ -54,7 +54,7 @@ struct metric {
 	size_t n_bounds;
 	struct series **series; /* insertion order */
 	size_t n_series, cap_series;
-	uint32_t *index; /* 0: empty, else a position in series + 1 */
+	uint32_t *index;  /* 0: empty, else a position in series + 1 */
 	size_t index_cap; /* a power of two */
 };
 
@@ -309,8 +309,8 @@ struct metric *metrics_gauge(struct metrics *m, const char *name, const char *he
 	return metrics_family(m, name, help, METRIC_GAUGE, label_names, NULL, 0);
 }
 
-struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help,
-				 const char *const *label_names, const double *buckets, size_t n_buckets)
+struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help, const char *const *label_names,
+				 const double *buckets, size_t n_buckets)
 {
 	return metrics_family(m, name, help, METRIC_HISTOGRAM, label_names, buckets, n_buckets);
 }
@@ -365,7 +365,6 @@ void metric_reset(struct metric *f)
 	if (f->index)
 		memset(f->index, 0, f->index_cap * sizeof(*f->index));
 }
-
 
 void metrics_free(struct metrics *m)
 {

@@ -26,8 +26,8 @@ void metrics_free(struct metrics *m);
  * registration order, series in order of first use. */
 struct metric *metrics_counter(struct metrics *m, const char *name, const char *help, const char *const *label_names);
 struct metric *metrics_gauge(struct metrics *m, const char *name, const char *help, const char *const *label_names);
-struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help,
-				 const char *const *label_names, const double *buckets, size_t n_buckets);
+struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help, const char *const *label_names,
+				 const double *buckets, size_t n_buckets);
 
 /* label_values: as many as the family has label names (NULL when none;
  * a NULL array or entry counts as ""). Values are escaped on output (\\, \",

@@ -29,7 +29,7 @@
 #define RL_EPSILON 1e-9
 
 struct rl_bucket {
-	struct rl_bucket *chain;        /* next in the hash slot */
+	struct rl_bucket *chain;	 /* next in the hash slot */
 	struct rl_bucket *older, *newer; /* use order */
 	uint64_t hash;
 	double tokens, last;
@@ -46,12 +46,12 @@ struct ratelimit {
 };
 
 #define RL_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define RL_SIPROUND                                                                                   \
-	do {                                                                                          \
-		v0 += v1, v1 = RL_ROTL(v1, 13), v1 ^= v0, v0 = RL_ROTL(v0, 32);                        \
-		v2 += v3, v3 = RL_ROTL(v3, 16), v3 ^= v2;                                             \
-		v0 += v3, v3 = RL_ROTL(v3, 21), v3 ^= v0;                                             \
-		v2 += v1, v1 = RL_ROTL(v1, 17), v1 ^= v2, v2 = RL_ROTL(v2, 32);                        \
+#define RL_SIPROUND                                                                                                    \
+	do {                                                                                                           \
+		v0 += v1, v1 = RL_ROTL(v1, 13), v1 ^= v0, v0 = RL_ROTL(v0, 32);                                        \
+		v2 += v3, v3 = RL_ROTL(v3, 16), v3 ^= v2;                                                              \
+		v0 += v3, v3 = RL_ROTL(v3, 21), v3 ^= v0;                                                              \
+		v2 += v1, v1 = RL_ROTL(v1, 17), v1 ^= v2, v2 = RL_ROTL(v2, 32);                                        \
 	} while (0)
 
 /* SipHash-2-4 (Aumasson and Bernstein), 64-bit output. */

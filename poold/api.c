@@ -54,9 +54,8 @@ static json_t *pool_json(const struct pool *p)
 {
 	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s?}", "name", p->name,
 			 "language", p->language, "stateful", p->stateful, "warm", (json_int_t)p->warm, "max",
-			 (json_int_t)p->max,
-			 "idle_timeout_s", (json_int_t)(p->idle_timeout_ms / 1000), "max_lifetime_s",
-			 (json_int_t)(p->max_lifetime_ms / 1000), "draining", p->draining, "ready",
+			 (json_int_t)p->max, "idle_timeout_s", (json_int_t)(p->idle_timeout_ms / 1000),
+			 "max_lifetime_s", (json_int_t)(p->max_lifetime_ms / 1000), "draining", p->draining, "ready",
 			 (json_int_t)p->n_ready, "creating", (json_int_t)(p->n_creating + p->n_creating_direct),
 			 "leased", (json_int_t)p->n_leased, "queued", (json_int_t)p->n_waiting, "create_failures",
 			 (json_int_t)p->create_failures, "last_error", p->last_error[0] ? p->last_error : NULL);
@@ -101,12 +100,12 @@ static json_t *languages_json(void)
 		for (struct node *n = node_first(); n && !version; n = n->next) {
 			size_t i;
 			json_t *l;
-			json_array_foreach(json_object_get(n->info, "languages"), i, l)
+			json_array_foreach (json_object_get(n->info, "languages"), i, l)
 				if (strcmp(json_string_value(json_object_get(l, "name")) ?: "", p->language) == 0)
 					version = json_object_get(l, "version");
 		}
-		json_array_append_new(out, json_pack("{s:s, s:s, s:O?, s:b}", "language", p->language, "pool",
-						     p->name, "version", version, "available", version != NULL));
+		json_array_append_new(out, json_pack("{s:s, s:s, s:O?, s:b}", "language", p->language, "pool", p->name,
+						     "version", version, "available", version != NULL));
 	}
 	return out;
 }
@@ -353,7 +352,7 @@ void api_handle(struct http_request *req, void *data)
 		int r = auth_check(cfg->auth, http_request_header(req, "authorization"), (enum auth_role)role, &who);
 		if (r == -EACCES) {
 			static const char body401[] =
-				"{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid bearer token is required\"}}";
+			    "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid bearer token is required\"}}";
 			http_respond(req, 401, "application/json", "WWW-Authenticate: Bearer\r\n", body401,
 				     sizeof(body401) - 1);
 			http_path_free(&p);

@@ -384,8 +384,7 @@ void leases_node_sync(struct node *n, json_t *slots)
 	size_t i, adopted = 0, kept = 0;
 	json_t *s;
 
-	json_array_foreach(slots, i, s)
-	{
+	json_array_foreach (slots, i, s) {
 		const char *id = json_string_value(json_object_get(s, "id"));
 		const char *label = json_string_value(json_object_get(s, "label"));
 		const char *state = json_string_value(json_object_get(s, "state"));

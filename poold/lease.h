@@ -26,7 +26,7 @@ struct lease_op {
 	void (*start)(struct lease *l, struct lease_op *op);
 	void (*fail)(struct lease_op *op, int status, const char *code, const char *message, double retry_after);
 	struct http_request *req;
-	bool create;           /* may create the lease (false: info/files on a session that must exist) */
+	bool create; /* may create the lease (false: info/files on a session that must exist) */
 	double enqueued;
 	struct lease_op *next;
 };
@@ -37,24 +37,24 @@ struct lease_op {
 enum lease_state { LEASE_ACQUIRING, LEASE_ACTIVE, LEASE_ENDING, LEASE_LOST };
 
 struct lease {
-	char *key;             /* "<pool>/<identifier>": the node label */
-	const char *ident;     /* points into key */
+	char *key;	   /* "<pool>/<identifier>": the node label */
+	const char *ident; /* points into key */
 	struct pool *pool;
 	struct node *node;
 	char slot_id[17];
 	enum lease_state state;
 	double created;
 	double last_used;
-	double acquired_in;    /* seconds the first lease waited */
+	double acquired_in; /* seconds the first lease waited */
 	bool busy;
-	bool counted;          /* in pool->n_leased */
-	bool recovered;        /* rebuilt from a node's label at start-up */
-	bool lost_told;        /* LOST and a request already answered SessionLost */
+	bool counted;	/* in pool->n_leased */
+	bool recovered; /* rebuilt from a node's label at start-up */
+	bool lost_told; /* LOST and a request already answered SessionLost */
 	struct lease_op *head, *tail;
 	size_t queued;
 	unsigned long executions;
-	struct lease *hnext;   /* hash chain */
-	struct lease *next;    /* all leases */
+	struct lease *hnext; /* hash chain */
+	struct lease *next;  /* all leases */
 };
 
 int leases_init(struct ev_loop *loop, const struct psettings *st);

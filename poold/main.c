@@ -91,8 +91,9 @@ static void explain(const char *path)
 	for (struct pool_conf *p = cfg.pools; p; p = p->next) {
 		cleanup_free char *lim = json_dumps(p->limits, JSON_COMPACT);
 		printf("  pool        %-12s %s%s, warm %llu, max %llu, idle %llus, lifetime %llus%s, limits %s\n",
-		       p->name, p->language, p->stateful ? " (stateful)" : "", (unsigned long long)p->warm, (unsigned long long)p->max,
-		       (unsigned long long)(p->idle_timeout_ms / 1000), (unsigned long long)(p->max_lifetime_ms / 1000),
+		       p->name, p->language, p->stateful ? " (stateful)" : "", (unsigned long long)p->warm,
+		       (unsigned long long)p->max, (unsigned long long)(p->idle_timeout_ms / 1000),
+		       (unsigned long long)(p->max_lifetime_ms / 1000),
 		       strcmp(p->name, cfg.default_pool) == 0 ? " (default)" : "", lim ? lim : "{}");
 	}
 	printf("  queue       %llu waiting per pool for up to %llus; %llu per session\n",

@@ -31,7 +31,7 @@
 #include "log.h"
 #include "pool.h"
 
-#define DOWN_AFTER 2
+#define DOWN_AFTER    2
 #define DNS_TIMEOUT   5.0   /* seconds one resolution may take */
 #define DNS_MAX_OUT   65536 /* bytes of answer read from the resolver child */
 #define DNS_MAX_ADDRS 1024  /* addresses taken from one answer */
@@ -102,8 +102,7 @@ bool node_has_language(const struct node *n, const char *language)
 {
 	json_t *langs = json_object_get(n->info, "languages"), *l;
 	size_t i;
-	json_array_foreach(langs, i, l)
-	{
+	json_array_foreach (langs, i, l) {
 		if (json_is_true(json_object_get(l, "available")) &&
 		    strcmp(json_string_value(json_object_get(l, "name")) ?: "", language) == 0)
 			return true;
@@ -160,14 +159,14 @@ static struct http_call *call_start(struct node *n, const char *method, const ch
 	}
 	*c = (struct node_ctx){.node = n, .done = done, .data = data, .body = owned};
 	struct http_call_opts o = {
-		.method = method,
-		.base = n->url,
-		.path = path,
-		.content_type = ctype,
-		.body = body,
-		.body_len = len,
-		.timeout = timeout > 0 ? timeout : (double)cfg->node_timeout_ms / 1000.0,
-		.max_response = 256u << 20,
+	    .method = method,
+	    .base = n->url,
+	    .path = path,
+	    .content_type = ctype,
+	    .body = body,
+	    .body_len = len,
+	    .timeout = timeout > 0 ? timeout : (double)cfg->node_timeout_ms / 1000.0,
+	    .max_response = 256u << 20,
 	};
 	call = http_call_start(client, &o, node_call_done, c);
 	if (!call) {

@@ -18,12 +18,12 @@ struct node {
 	char *name;
 	char *url;
 	bool up;
-	bool synced;          /* its slot list was read since it came up */
-	int failures;         /* consecutive failed checks */
+	bool synced;  /* its slot list was read since it came up */
+	int failures; /* consecutive failed checks */
 	double last_ok;
-	json_t *info;         /* last GET /v1/info */
+	json_t *info; /* last GET /v1/info */
 	size_t capacity;
-	size_t slots;         /* total slots it holds (from info, adjusted as we go) */
+	size_t slots; /* total slots it holds (from info, adjusted as we go) */
 	bool checking;
 	struct node *next;
 };

@@ -21,9 +21,9 @@ struct op_ctx {
 	struct lease_op op; /* first: the lease module sees only this */
 	enum op_kind kind;
 	struct pool *pool;
-	json_t *run;        /* body for sandboxd's run */
-	json_t *request;    /* /execute: the original, for expected outputs */
-	char *sub;          /* files: "files" or "files/<name>" */
+	json_t *run;	 /* body for sandboxd's run */
+	json_t *request; /* /execute: the original, for expected outputs */
+	char *sub;	 /* files: "files" or "files/<name>" */
 	double t0;
 	struct lease *lease;
 };
@@ -85,8 +85,7 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 	json_int_t cpu_ms = 0, mem_kb = 0;
 	char exec_id[37], sub_id[37];
 
-	json_array_foreach(tests, i, t)
-	{
+	json_array_foreach (tests, i, t) {
 		const char *v = json_string_value(json_object_get(t, "verdict"));
 		json_t *tc = json_array_get(cases, i);
 		bool ok = v && strcmp(v, "accepted") == 0;
@@ -94,25 +93,24 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 		cpu_ms += json_integer_value(json_object_get(t, "time_ms"));
 		if (json_integer_value(json_object_get(t, "memory_kb")) > mem_kb)
 			mem_kb = json_integer_value(json_object_get(t, "memory_kb"));
-		json_array_append_new(results,
-				      json_pack("{s:I, s:b, s:s, s:O, s:O, s:O?, s:O, s:O, s:O}", "test_case",
-						(json_int_t)i + 1, "passed", ok, "verdict", v ? v : "internal_error",
-						"stdout", json_object_get(t, "stdout"), "stderr",
-						json_object_get(t, "stderr"), "expected_output",
-						json_object_get(tc, "expected_output"), "exit_code",
-						json_object_get(t, "exit_code"), "time_ms", json_object_get(t, "time_ms"),
-						"memory_kb", json_object_get(t, "memory_kb")));
+		json_array_append_new(
+		    results,
+		    json_pack("{s:I, s:b, s:s, s:O, s:O, s:O?, s:O, s:O, s:O}", "test_case", (json_int_t)i + 1,
+			      "passed", ok, "verdict", v ? v : "internal_error", "stdout", json_object_get(t, "stdout"),
+			      "stderr", json_object_get(t, "stderr"), "expected_output",
+			      json_object_get(tc, "expected_output"), "exit_code", json_object_get(t, "exit_code"),
+			      "time_ms", json_object_get(t, "time_ms"), "memory_kb", json_object_get(t, "memory_kb")));
 	}
 	ops_uuid4(exec_id);
 	ops_uuid4(sub_id);
 	double wall_ms = wall * 1000.0;
 	json_t *ans = json_pack(
-		"{s:s, s:s, s:O, s:{s:I, s:I, s:I, s:b, s:f}, s:o, s:{s:I, s:f, s:f}}", "execution_id", exec_id,
-		"submission_id", sub_id, "verdict", json_object_get(r, "verdict"), "summary", "total_tests",
-		(json_int_t)total, "passed", (json_int_t)passed, "failed", (json_int_t)(total - passed), "all_passed",
-		total > 0 && passed == total, "pass_percentage", total ? 100.0 * (double)passed / (double)total : 0.0,
-		"test_results", results, "metadata", "execution_time_ms", (json_int_t)wall_ms, "cpu_usage_percent",
-		wall_ms > 0 ? 100.0 * (double)cpu_ms / wall_ms : 0.0, "memory_usage_mb", (double)mem_kb / 1024.0);
+	    "{s:s, s:s, s:O, s:{s:I, s:I, s:I, s:b, s:f}, s:o, s:{s:I, s:f, s:f}}", "execution_id", exec_id,
+	    "submission_id", sub_id, "verdict", json_object_get(r, "verdict"), "summary", "total_tests",
+	    (json_int_t)total, "passed", (json_int_t)passed, "failed", (json_int_t)(total - passed), "all_passed",
+	    total > 0 && passed == total, "pass_percentage", total ? 100.0 * (double)passed / (double)total : 0.0,
+	    "test_results", results, "metadata", "execution_time_ms", (json_int_t)wall_ms, "cpu_usage_percent",
+	    wall_ms > 0 ? 100.0 * (double)cpu_ms / wall_ms : 0.0, "memory_usage_mb", (double)mem_kb / 1024.0);
 	json_t *comp = json_object_get(r, "compile");
 	if (json_is_object(comp)) {
 		json_object_set(ans, "compile", comp);
@@ -176,9 +174,9 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 	if (c->kind == OP_EXECUTE) {
 		http_respond_json(c->op.req, 200, execute_answer(c, r, wall));
 	} else {
-		json_object_set_new(r, "session",
-				    json_pack("{s:s, s:s, s:s}", "identifier", l->ident, "pool", l->pool->name, "node",
-					      n->name));
+		json_object_set_new(
+		    r, "session",
+		    json_pack("{s:s, s:s, s:s}", "identifier", l->ident, "pool", l->pool->name, "node", n->name));
 		http_respond_json(c->op.req, 200, json_incref(r));
 	}
 	ctx_free(c);
@@ -190,8 +188,8 @@ static double run_timeout(const struct op_ctx *c)
 {
 	json_t *lim = json_object_get(c->run, "limits");
 	double wall = json_is_integer(json_object_get(lim, "wall_ms"))
-			      ? (double)json_integer_value(json_object_get(lim, "wall_ms")) / 1000.0
-			      : 60.0;
+			  ? (double)json_integer_value(json_object_get(lim, "wall_ms")) / 1000.0
+			  : 60.0;
 	return 90.0 + wall * (double)json_array_size(json_object_get(c->run, "tests"));
 }
 
@@ -252,8 +250,7 @@ void ops_execute(struct http_request *req, json_t *body)
 	}
 	json_t *tests = json_array(), *tc;
 	size_t i;
-	json_array_foreach(cases, i, tc)
-	{
+	json_array_foreach (cases, i, tc) {
 		static const char *const tkeys[] = {"input", "expected_output", NULL};
 		const char *in = "", *exp = NULL;
 		if (!json_is_object(tc) || json_check_keys(tc, tkeys, &err) < 0 ||
@@ -290,7 +287,7 @@ void ops_execute(struct http_request *req, json_t *body)
 
 void ops_session_run(struct http_request *req, struct pool *p, const char *ident, json_t *body)
 {
-	static const char *const keys[] = {"pool",    "language", "source",	    "tests",	  "limits",
+	static const char *const keys[] = {"pool",    "language", "source",	    "tests",	       "limits",
 					   "compare", "compile",  "compile_limits", "stop_on_failure", "max_output",
 					   "checker", NULL};
 	struct wp_error err = {0};
@@ -333,8 +330,9 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 		if (res->status == 204)
 			http_respond(c->op.req, 204, NULL, NULL, NULL, 0);
 		else
-			http_respond_owned(c->op.req, res->status, json ? "application/json" : "application/octet-stream",
-					   NULL, steal_pointer(&res->body), res->body_len);
+			http_respond_owned(c->op.req, res->status,
+					   json ? "application/json" : "application/octet-stream", NULL,
+					   steal_pointer(&res->body), res->body_len);
 		ctx_free(c);
 	} else {
 		relay_error(c, res);

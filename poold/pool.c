@@ -13,11 +13,11 @@
 #include "log.h"
 #include "node.h"
 
-#define BACKOFF_MIN 1.0
-#define BACKOFF_MAX 60.0
-#define CREATE_BATCH 8
+#define BACKOFF_MIN    1.0
+#define BACKOFF_MAX    60.0
+#define CREATE_BATCH   8
 #define CREATE_TIMEOUT 60.0
-#define REFILL_DELAY 0.05
+#define REFILL_DELAY   0.05
 
 static struct ev_loop *loop;
 static const struct psettings *cfg;
@@ -180,8 +180,7 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 		p->n_creating -= c->count;
 	if (res->status == 201 && (j = json_loads(res->body, 0, NULL)) &&
 	    json_is_array(slots = json_object_get(j, "slots"))) {
-		json_array_foreach(slots, i, s)
-		{
+		json_array_foreach (slots, i, s) {
 			const char *id = json_string_value(json_object_get(s, "id"));
 			if (!id || strlen(id) != 16)
 				continue;

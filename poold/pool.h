@@ -44,24 +44,24 @@ struct pool {
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
 	json_t *limits;
-	bool stateful;            /* slots are created with "interpreter": true */
+	bool stateful; /* slots are created with "interpreter": true */
 	bool draining;
 
 	struct ready_slot *ready;
 	size_t n_ready;
-	size_t n_creating;        /* creates in flight for warmth */
+	size_t n_creating;	  /* creates in flight for warmth */
 	size_t n_creating_direct; /* creates in flight for a waiting lease */
-	size_t n_leased;          /* maintained by lease.c */
-	size_t n_handoff;         /* slots handed to a lease, not yet in n_leased */
+	size_t n_leased;	  /* maintained by lease.c */
+	size_t n_handoff;	  /* slots handed to a lease, not yet in n_leased */
 	struct pool_waiter *waiters, **waiters_tail;
 	size_t n_waiting;
 
-	double backoff;           /* seconds; 0 when the last create worked */
+	double backoff; /* seconds; 0 when the last create worked */
 	double retry_at;
 	char last_error[256];
 	uint64_t create_failures;
 	uint64_t created;
-	ev_timer refill;          /* a refill shortly after a take, not before its label call */
+	ev_timer refill; /* a refill shortly after a take, not before its label call */
 	struct pool *next;
 };
 

@@ -94,8 +94,8 @@ static int pool_limit(struct pool_conf *p, const char *key, const char *v)
 	static const struct {
 		const char *key, *json;
 		int kind; /* 0 duration → ms, 1 size → kb, 2 size → bytes, 3 count */
-	} map[] = {{"cpu", "cpu_ms", 0},       {"wall", "wall_ms", 0},	      {"memory", "memory_kb", 1},
-		   {"pids", "pids", 3},	       {"output", "output_bytes", 2}, {"fsize", "fsize_bytes", 2}};
+	} map[] = {{"cpu", "cpu_ms", 0}, {"wall", "wall_ms", 0},	{"memory", "memory_kb", 1},
+		   {"pids", "pids", 3},	 {"output", "output_bytes", 2}, {"fsize", "fsize_bytes", 2}};
 	uint64_t val;
 	int r = -ENOENT;
 
@@ -150,11 +150,11 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 		if (strcmp(key, "health_interval") == 0)
 			return config_parse_duration_ms(v, &s->health_interval_ms);
 	} else if (strcmp(section, "rate_limit") == 0) {
-		double *dst = strcmp(key, "session_rate") == 0	 ? &s->session_rate
+		double *dst = strcmp(key, "session_rate") == 0	  ? &s->session_rate
 			      : strcmp(key, "session_burst") == 0 ? &s->session_burst
-			      : strcmp(key, "client_rate") == 0	 ? &s->client_rate
-			      : strcmp(key, "client_burst") == 0 ? &s->client_burst
-								 : NULL;
+			      : strcmp(key, "client_rate") == 0	  ? &s->client_rate
+			      : strcmp(key, "client_burst") == 0  ? &s->client_burst
+								  : NULL;
 		char *end;
 		if (!dst)
 			return -ENOENT;
@@ -304,17 +304,19 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 		for (struct pool_conf *p = s->pools; p; p = p->next)
 			found |= strcmp(p->name, s->default_pool) == 0;
 		if (!found)
-			return wp_error_set(err, EINVAL, "%s: default_pool `%s` is not a [pool:…]", path, s->default_pool);
+			return wp_error_set(err, EINVAL, "%s: default_pool `%s` is not a [pool:…]", path,
+					    s->default_pool);
 	} else if (!(s->default_pool = strdup(s->pools->name))) {
 		return wp_error_set(err, ENOMEM, "out of memory");
 	}
 	/* no auth only on loopback (DESIGN.md): anything else needs tokens */
 	for (size_t i = 0; i < s->n_listen; i++)
 		if (!psettings_is_loopback(s->listen[i]) && auth_count(s->auth) == 0)
-			return wp_error_set(err, EPERM,
-					    "%s: listen `%s` is not loopback and [auth] has no token: refusing to serve "
-					    "code execution to the network without authentication",
-					    path, s->listen[i]);
+			return wp_error_set(
+			    err, EPERM,
+			    "%s: listen `%s` is not loopback and [auth] has no token: refusing to serve "
+			    "code execution to the network without authentication",
+			    path, s->listen[i]);
 	return 0;
 }
 

@@ -24,8 +24,8 @@ struct pool_conf {
 	uint64_t max;
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
-	json_t *limits;          /* per-run limits sent to sandboxd ({"cpu_ms": …}), may be empty */
-	bool stateful;           /* slots start the language's interpreter (Azure code/execute) */
+	json_t *limits; /* per-run limits sent to sandboxd ({"cpu_ms": …}), may be empty */
+	bool stateful;	/* slots start the language's interpreter (Azure code/execute) */
 	struct pool_conf *next;
 };
 
@@ -41,12 +41,12 @@ struct psettings {
 	size_t n_listen;
 	enum log_level log_level;
 	char *default_pool;
-	uint64_t max_body;         /* JSON bodies */
-	uint64_t max_upload;       /* file uploads (Azure: 128 MiB) */
+	uint64_t max_body;   /* JSON bodies */
+	uint64_t max_upload; /* file uploads (Azure: 128 MiB) */
 	uint64_t max_tests;
-	uint64_t max_queue;        /* lease requests waiting per pool */
+	uint64_t max_queue;	   /* lease requests waiting per pool */
 	uint64_t queue_timeout_ms; /* how long one may wait at max */
-	uint64_t session_queue;    /* executions waiting per session */
+	uint64_t session_queue;	   /* executions waiting per session */
 	uint64_t node_timeout_ms;  /* sandboxd calls other than runs */
 	uint64_t health_interval_ms;
 	double session_rate, session_burst;

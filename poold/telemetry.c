@@ -57,8 +57,8 @@ struct metrics *telemetry_init(void)
 	m_max = metrics_gauge(reg, "warmpool_pool_max_slots", "Configured maximum of slots (ready + leased).", pool_l);
 	m_queued = metrics_gauge(reg, "warmpool_pool_queued_requests", "Lease requests waiting for a slot.", pool_l);
 	m_draining = metrics_gauge(reg, "warmpool_pool_draining", "1 while the pool refuses new leases.", pool_l);
-	m_create_failures = metrics_counter(reg, "warmpool_slot_create_failures_total",
-					    "Slot creations that failed.", pool_l);
+	m_create_failures =
+	    metrics_counter(reg, "warmpool_slot_create_failures_total", "Slot creations that failed.", pool_l);
 	m_created = metrics_counter(reg, "warmpool_slots_created_total", "Slots created.", pool_l);
 	m_node_up = metrics_gauge(reg, "warmpool_node_up", "1 when the sandboxd node answers.", node_l);
 	m_node_slots = metrics_gauge(reg, "warmpool_node_slots", "Slots the node holds.", node_l);
@@ -66,13 +66,12 @@ struct metrics *telemetry_init(void)
 	m_sessions = metrics_gauge(reg, "warmpool_sessions", "Sessions in the lease table.", NULL);
 	m_http = metrics_counter(reg, "warmpool_http_requests_total", "HTTP requests answered, by route and status.",
 				 (const char *const[]){"route", "status", NULL});
-	m_exec = metrics_histogram(reg, "warmpool_execution_duration_seconds",
-				   "Executions through poold, from request to answer.",
-				   (const char *const[]){"language", "verdict", NULL}, metrics_latency_buckets,
-				   metrics_latency_buckets_n);
-	m_lease_wait = metrics_histogram(reg, "warmpool_lease_wait_seconds",
-					 "Time a new session waited for its slot.", (const char *const[]){"pool", NULL},
-					 metrics_latency_buckets, metrics_latency_buckets_n);
+	m_exec = metrics_histogram(
+	    reg, "warmpool_execution_duration_seconds", "Executions through poold, from request to answer.",
+	    (const char *const[]){"language", "verdict", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
+	m_lease_wait =
+	    metrics_histogram(reg, "warmpool_lease_wait_seconds", "Time a new session waited for its slot.",
+			      (const char *const[]){"pool", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
 	metrics_on_collect(reg, collect, NULL);
 	return reg;
 }

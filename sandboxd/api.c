@@ -19,7 +19,7 @@
 #include "slot.h"
 
 #define MAX_JSON_DEPTH 32
-#define MAX_CREATE 64
+#define MAX_CREATE     64
 
 static struct api_ctx *api;
 
@@ -113,7 +113,8 @@ static void post_slots(struct http_request *req, json_t *body)
 	    json_get_uint(body, "count", false, 1, MAX_CREATE, &count, &err) < 0 ||
 	    json_get_bool(body, "wait", false, &wait, &err) < 0 ||
 	    json_get_bool(body, "interpreter", false, &interpreter, &err) < 0 ||
-	    (!json_is_null(json_object_get(body, "label")) && json_get_string(body, "label", false, &label, &err) < 0)) {
+	    (!json_is_null(json_object_get(body, "label")) &&
+	     json_get_string(body, "label", false, &label, &err) < 0)) {
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
@@ -128,8 +129,8 @@ static void post_slots(struct http_request *req, json_t *body)
 		return;
 	}
 	if (interpreter && !lang->interpreter_ok) {
-		http_respond_error(req, 422, "NoInterpreter", "language `%s` has no %sinterpreter on this node", lang_name,
-				   lang->interpreter_argv ? "usable " : "");
+		http_respond_error(req, 422, "NoInterpreter", "language `%s` has no %sinterpreter on this node",
+				   lang_name, lang->interpreter_argv ? "usable " : "");
 		return;
 	}
 	if (slot_total() + count > api->settings->capacity) {
@@ -242,7 +243,8 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 		else if (r < 0)
 			http_respond_error(req, 500, "InternalError", "%s", err.msg);
 		else
-			http_respond_json(req, 201, json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)req->body_len));
+			http_respond_json(req, 201,
+					  json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)req->body_len));
 	} else if (strcmp(m, "GET") == 0) {
 		char *data = NULL;
 		size_t len = 0;
@@ -339,7 +341,8 @@ void api_handle(struct http_request *req, void *data)
 			http_respond_json(req, 200, json_pack("{s:s}", "status", "ok"));
 		else
 			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
-	} else if (p.n == 2 && http_path_is(&p, 0, "v1") && (http_path_is(&p, 1, "info") || http_path_is(&p, 1, "languages"))) {
+	} else if (p.n == 2 && http_path_is(&p, 0, "v1") &&
+		   (http_path_is(&p, 1, "info") || http_path_is(&p, 1, "languages"))) {
 		if (strcmp(m, "GET") != 0)
 			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
 		else if (http_path_is(&p, 1, "info"))

@@ -50,7 +50,7 @@
 #include "cleanup.h"
 #include "cgroup_impl.h"
 
-const char *const cgroup_ctl_names[CG_NCTL] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
+const char *const cgroup_ctl_names[CG_NCTL] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
 
 /* ---- small files ------------------------------------------------------- */
 
@@ -233,8 +233,8 @@ static void unescape(char *s)
 	char *d = s;
 
 	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
 			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
 			s += 3;
 		} else {
@@ -256,8 +256,7 @@ static bool under(const char *path, const char *prefix)
  * Returns the mount point and the mount's root inside the hierarchy (not
  * "/" for bind mounts of a subtree). The last match wins: an overmount
  * hides what was mounted there before. */
-int cgroup_find_mount(const char *fstype, const char *controller, const char *prefix, char **mnt,
-		      char **root)
+int cgroup_find_mount(const char *fstype, const char *controller, const char *prefix, char **mnt, char **root)
 {
 	cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
 	cleanup_free char *line = NULL;
@@ -487,8 +486,7 @@ static struct cgroup *group_at(struct cgroup_root *r, struct cgroup *parent, con
 /* Destroy the children of the root whose names start with `prefix`,
  * except `keep` (the v2 daemon leaf). Rescans after each removal rather
  * than removing entries under a live readdir. */
-static int remove_children(struct cgroup_root *r, const char *prefix, const char *keep,
-			   struct wp_error *err)
+static int remove_children(struct cgroup_root *r, const char *prefix, const char *keep, struct wp_error *err)
 {
 	for (;;) {
 		struct dirent *de = NULL;
@@ -512,8 +510,8 @@ static int remove_children(struct cgroup_root *r, const char *prefix, const char
 	}
 }
 
-int cgroup_root_open(const char *mount_prefix, const char *name, const char *force_mode,
-		     struct cgroup_root **out, struct wp_error *err)
+int cgroup_root_open(const char *mount_prefix, const char *name, const char *force_mode, struct cgroup_root **out,
+		     struct wp_error *err)
 {
 	struct cgroup_root *r;
 	char v2_prefix[PATH_MAX];
@@ -543,8 +541,7 @@ int cgroup_root_open(const char *mount_prefix, const char *name, const char *for
 		}
 	} else if (strcmp(force_mode, "v1") == 0) {
 		if (!is_dir(mount_prefix, "memory"))
-			return wp_error_set(err, ENOENT, "cgroup v1 forced but no `%s/memory` hierarchy",
-					    mount_prefix);
+			return wp_error_set(err, ENOENT, "cgroup v1 forced but no `%s/memory` hierarchy", mount_prefix);
 	} else {
 		return wp_error_set(err, EINVAL, "unknown cgroup mode `%s` (v1, v2)", force_mode);
 	}
@@ -650,8 +647,7 @@ int cgroup_create(struct cgroup_root *r, struct cgroup *parent, const char *name
 }
 
 /* The mode-specific operations: cgroup_v1_<op> or cgroup_v2_<op>. */
-#define DISPATCH(g, op, ...) \
-	((g)->r->mode == CGROUP_V2 ? cgroup_v2_##op(__VA_ARGS__) : cgroup_v1_##op(__VA_ARGS__))
+#define DISPATCH(g, op, ...) ((g)->r->mode == CGROUP_V2 ? cgroup_v2_##op(__VA_ARGS__) : cgroup_v1_##op(__VA_ARGS__))
 
 int cgroup_kill_all(struct cgroup *g)
 {
@@ -686,8 +682,8 @@ int cgroup_destroy(struct cgroup *g, struct wp_error *err)
 			cgroup_sleep_ms(5);
 		if (r < 0 && ret == 0) {
 			int left = cgroup_count_tree(g->dir[i]);
-			ret = wp_error_set(err, -r, "rmdir `%s`: %s (%d processes left)", g->dir[i],
-					   strerror(-r), left > 0 ? left : 0);
+			ret = wp_error_set(err, -r, "rmdir `%s`: %s (%d processes left)", g->dir[i], strerror(-r),
+					   left > 0 ? left : 0);
 		}
 	}
 	group_free(g);

@@ -21,16 +21,16 @@
 
 enum cgroup_mode { CGROUP_V1, CGROUP_V2 };
 
-struct cgroup_root;  /* sandboxd's root group */
-struct cgroup;       /* one group (a slot, its init, its run) */
+struct cgroup_root; /* sandboxd's root group */
+struct cgroup;	    /* one group (a slot, its init, its run) */
 
 /* Detect the mode and create (or reuse) the root group `name` under the
  * cgroup this process is in. Removes stale slot-* groups left by an earlier
  * sandboxd (killing what they still hold). `force_mode` NULL = detect,
  * "v1"/"v2" to insist (error when unavailable). `mount_prefix` is normally
  * "/sys/fs/cgroup" (tests may point elsewhere). */
-int cgroup_root_open(const char *mount_prefix, const char *name, const char *force_mode,
-		     struct cgroup_root **out, struct wp_error *err);
+int cgroup_root_open(const char *mount_prefix, const char *name, const char *force_mode, struct cgroup_root **out,
+		     struct wp_error *err);
 void cgroup_root_close(struct cgroup_root *r); /* does not remove anything */
 enum cgroup_mode cgroup_root_mode(const struct cgroup_root *r);
 const char *cgroup_mode_name(enum cgroup_mode m); /* "v1" / "v2" */

@@ -20,23 +20,23 @@ extern const char *const cgroup_ctl_names[CG_NCTL];
 struct cgroup_root {
 	enum cgroup_mode mode;
 	char *name;
-	int nh;                        /* hierarchies in use: v2 1, v1 1..5 */
-	char *base[CGROUP_MAX_HIER];   /* the cgroup sandboxd was started in */
-	char *dir[CGROUP_MAX_HIER];    /* the root group, base/name */
-	int hier[CG_NCTL];             /* index into dir[] holding the controller, -1 if none */
-	char controllers[64];          /* "memory pids cpu…", for node info */
-	int memsw;                     /* v1: 0 not tried, 1 memory.memsw writable, -1 refused */
-	char *daemon_dir;              /* v2: <root>/sandboxd when we moved ourselves there */
-	char base_enabled[64];         /* v2: controllers we enabled in base's subtree_control */
+	int nh;			     /* hierarchies in use: v2 1, v1 1..5 */
+	char *base[CGROUP_MAX_HIER]; /* the cgroup sandboxd was started in */
+	char *dir[CGROUP_MAX_HIER];  /* the root group, base/name */
+	int hier[CG_NCTL];	     /* index into dir[] holding the controller, -1 if none */
+	char controllers[64];	     /* "memory pids cpu…", for node info */
+	int memsw;		     /* v1: 0 not tried, 1 memory.memsw writable, -1 refused */
+	char *daemon_dir;	     /* v2: <root>/sandboxd when we moved ourselves there */
+	char base_enabled[64];	     /* v2: controllers we enabled in base's subtree_control */
 };
 
 struct cgroup {
-	struct cgroup_root *r;         /* not owned; outlives the group */
-	char *dir[CGROUP_MAX_HIER];    /* parallel to r->dir[] */
-	bool subtree_on;               /* v2: controllers enabled for children */
-	int cpu_fd;                    /* cached for cgroup_read_cpu_ns, -1 */
-	int peak_fd;                   /* v2: memory.peak fd that carries the reset, -1 */
-	struct cgroup *parent;         /* as created: destroying a group frees its children */
+	struct cgroup_root *r;	    /* not owned; outlives the group */
+	char *dir[CGROUP_MAX_HIER]; /* parallel to r->dir[] */
+	bool subtree_on;	    /* v2: controllers enabled for children */
+	int cpu_fd;		    /* cached for cgroup_read_cpu_ns, -1 */
+	int peak_fd;		    /* v2: memory.peak fd that carries the reset, -1 */
+	struct cgroup *parent;	    /* as created: destroying a group frees its children */
 	struct cgroup *child, *next;
 };
 
@@ -53,8 +53,7 @@ bool cgroup_has_word(const char *list, const char *word);
 
 /* Where this process is: /proc/self/cgroup and /proc/self/mountinfo. */
 int cgroup_self_path(const char *controller, char **out);
-int cgroup_find_mount(const char *fstype, const char *controller, const char *prefix, char **mnt,
-		      char **root);
+int cgroup_find_mount(const char *fstype, const char *controller, const char *prefix, char **mnt, char **root);
 int cgroup_base_dir(const char *mnt, const char *mroot, const char *self, char **out);
 
 /* Process trees: SIGKILL / count every pid in dir and its subgroups. */
@@ -73,7 +72,7 @@ static inline int cgroup_count_tree(const char *dir)
 
 static inline void cgroup_sleep_ms(unsigned ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;

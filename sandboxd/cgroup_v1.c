@@ -36,8 +36,8 @@
  * at worst): what is still alive after that is retried by the caller's
  * timer (run.c), so a slow death never stalls other slots' runs. */
 #define FREEZE_WAIT_MS 10
-#define KILL_ROUNDS 2
-#define EXIT_WAIT_MS 3
+#define KILL_ROUNDS    2
+#define EXIT_WAIT_MS   3
 
 static char *find_dir(const char *prefix, const char *ctl, char **mroot)
 {
@@ -65,7 +65,7 @@ static char *find_dir(const char *prefix, const char *ctl, char **mroot)
 int cgroup_v1_root_open(struct cgroup_root *r, const char *prefix, struct wp_error *err)
 {
 	cleanup_free char *rprefix = realpath(prefix, NULL);
-	char *mnts[CGROUP_MAX_HIER] = { 0 };
+	char *mnts[CGROUP_MAX_HIER] = {0};
 	char buf[32];
 	int ret = 0, c, i;
 
@@ -154,8 +154,8 @@ static bool freeze(const char *fdir)
 
 	if (cgroup_write(fdir, "freezer.state", "FROZEN", NULL) < 0)
 		return false;
-	while (cgroup_read(fdir, "freezer.state", state, sizeof(state), NULL) > 0 &&
-	       strncmp(state, "FROZEN", 6) != 0 && cgroup_now_ms() - start < FREEZE_WAIT_MS)
+	while (cgroup_read(fdir, "freezer.state", state, sizeof(state), NULL) > 0 && strncmp(state, "FROZEN", 6) != 0 &&
+	       cgroup_now_ms() - start < FREEZE_WAIT_MS)
 		cgroup_sleep_ms(1);
 	return true;
 }

@@ -41,12 +41,12 @@
 #include "cleanup.h"
 #include "cgroup_impl.h"
 
-#define KILL_ROUNDS 2 /* see cgroup_v1.c: the caller retries, the loop must not stall */
-#define EXIT_WAIT_MS 3
+#define KILL_ROUNDS    2 /* see cgroup_v1.c: the caller retries, the loop must not stall */
+#define EXIT_WAIT_MS   3
 #define FREEZE_WAIT_MS 50
-#define DAEMON_LEAF "sandboxd"
+#define DAEMON_LEAF    "sandboxd"
 
-static const char *const wanted[] = { "memory", "pids", "cpu" };
+static const char *const wanted[] = {"memory", "pids", "cpu"};
 
 /* Enable each wanted controller the group is offered and does not pass on
  * yet. Appends what it enabled to `done` (size 64) when not NULL. A
@@ -98,8 +98,7 @@ int cgroup_v2_root_open(struct cgroup_root *r, const char *prefix, struct wp_err
 	ret = cgroup_self_path("", &self);
 	if (ret < 0)
 		return wp_error_set(err, -ret, "find our cgroup2 path in /proc/self/cgroup: %s", strerror(-ret));
-	if (cgroup_base_dir(mnt, mroot, self, &self_dir) < 0 ||
-	    asprintf(&leaf_suffix, "/%s/" DAEMON_LEAF, r->name) < 0)
+	if (cgroup_base_dir(mnt, mroot, self, &self_dir) < 0 || asprintf(&leaf_suffix, "/%s/" DAEMON_LEAF, r->name) < 0)
 		return wp_error_set(err, ENOMEM, "out of memory");
 	r->nh = 1;
 	for (int c = 0; c < CG_NCTL; c++)

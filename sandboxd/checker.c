@@ -14,9 +14,9 @@
 #include "files.h"
 #include "json.h"
 
-#define MAX_ARTIFACTS 32
+#define MAX_ARTIFACTS	   32
 #define MAX_ARTIFACT_BYTES (64u << 20)
-#define MAX_SOURCE (1u << 20)
+#define MAX_SOURCE	   (1u << 20)
 
 struct artifact {
 	char *name;
@@ -30,8 +30,8 @@ struct checker {
 	size_t source_len;
 	struct artifact files[MAX_ARTIFACTS];
 	size_t n_files;
-	char dir[40];       /* current directory name in the work dir, "" when none */
-	char cwd[64];       /* its path inside the slot */
+	char dir[40]; /* current directory name in the work dir, "" when none */
+	char cwd[64]; /* its path inside the slot */
 };
 
 static struct language **langs;
@@ -51,9 +51,11 @@ int checker_parse(const json_t *spec, struct checker **out, struct wp_error *err
 	int r;
 
 	if (!json_is_object(spec))
-		return wp_error_set(err, EINVAL, "checker: an object {\"language\", \"source\"} is required with "
-						 "compare.mode checker");
-	if ((r = json_check_keys(spec, keys, err)) < 0 || (r = json_get_string(spec, "language", true, &lang, err)) < 0 ||
+		return wp_error_set(err, EINVAL,
+				    "checker: an object {\"language\", \"source\"} is required with "
+				    "compare.mode checker");
+	if ((r = json_check_keys(spec, keys, err)) < 0 ||
+	    (r = json_get_string(spec, "language", true, &lang, err)) < 0 ||
 	    (r = json_get_string(spec, "source", true, &src, err)) < 0) {
 		wp_error_prefix(err, "checker");
 		return r;

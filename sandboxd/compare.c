@@ -14,11 +14,8 @@
 #include "cleanup.h"
 
 static const char *const mode_names[] = {
-	[COMPARE_TRAILING] = "trailing",
-	[COMPARE_EXACT] = "exact",
-	[COMPARE_TOKENS] = "tokens",
-	[COMPARE_FLOAT] = "float",
-	[COMPARE_CHECKER] = "checker",
+    [COMPARE_TRAILING] = "trailing", [COMPARE_EXACT] = "exact",	    [COMPARE_TOKENS] = "tokens",
+    [COMPARE_FLOAT] = "float",	     [COMPARE_CHECKER] = "checker",
 };
 
 void compare_spec_default(struct compare_spec *c)
@@ -75,9 +72,9 @@ int compare_spec_from_json(struct compare_spec *c, const json_t *obj, struct wp_
 				if (strcmp(name, mode_names[i]) == 0)
 					break;
 			if (i == ARRAY_SIZE(mode_names))
-				return wp_error_set(err, EINVAL,
-						    "compare.mode: `%s` is not one of trailing, exact, tokens, float, checker",
-						    name);
+				return wp_error_set(
+				    err, EINVAL,
+				    "compare.mode: `%s` is not one of trailing, exact, tokens, float, checker", name);
 			next.mode = (enum compare_mode)i;
 		}
 		if ((r = parse_tolerance(obj, "abs_tol", &next.abs_tol, err)) < 0)
@@ -251,8 +248,7 @@ static bool compare_tokens(const struct compare_spec *c, const char *a, size_t a
 	return eq;
 }
 
-bool compare_output(const struct compare_spec *c, const char *out, size_t out_len, const char *exp,
-		    size_t exp_len)
+bool compare_output(const struct compare_spec *c, const char *out, size_t out_len, const char *exp, size_t exp_len)
 {
 	/* memchr/memcmp must not see NULL, even with a length of 0. */
 	if (!out) {
@@ -264,15 +260,11 @@ bool compare_output(const struct compare_spec *c, const char *out, size_t out_le
 		exp_len = 0;
 	}
 	switch (c->mode) {
-	case COMPARE_EXACT:
-		return out_len == exp_len && memcmp(out, exp, out_len) == 0;
-	case COMPARE_TRAILING:
-		return compare_trailing(out, out_len, exp, exp_len);
+	case COMPARE_EXACT: return out_len == exp_len && memcmp(out, exp, out_len) == 0;
+	case COMPARE_TRAILING: return compare_trailing(out, out_len, exp, exp_len);
 	case COMPARE_TOKENS:
-	case COMPARE_FLOAT:
-		return compare_tokens(c, out, out_len, exp, exp_len);
-	case COMPARE_CHECKER:
-		break;
+	case COMPARE_FLOAT: return compare_tokens(c, out, out_len, exp, exp_len);
+	case COMPARE_CHECKER: break;
 	}
 	/* A checker decides elsewhere (run.c); reaching here is a caller bug. */
 	return false;

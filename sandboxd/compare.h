@@ -9,9 +9,9 @@
 
 enum compare_mode {
 	COMPARE_TRAILING, /* default: ignore trailing blanks per line and trailing blank lines */
-	COMPARE_EXACT,    /* byte for byte */
-	COMPARE_TOKENS,   /* same whitespace-separated tokens */
-	COMPARE_FLOAT,    /* tokens; numeric tokens equal within abs_tol or rel_tol */
+	COMPARE_EXACT,	  /* byte for byte */
+	COMPARE_TOKENS,	  /* same whitespace-separated tokens */
+	COMPARE_FLOAT,	  /* tokens; numeric tokens equal within abs_tol or rel_tol */
 	COMPARE_CHECKER,  /* a checker program decides (run.c runs it) */
 };
 
@@ -27,7 +27,6 @@ void compare_spec_default(struct compare_spec *c);
 int compare_spec_from_json(struct compare_spec *c, const json_t *obj, struct wp_error *err);
 const char *compare_mode_name(enum compare_mode m);
 /* For every mode but COMPARE_CHECKER. Output may contain NUL bytes. */
-bool compare_output(const struct compare_spec *c, const char *out, size_t out_len, const char *exp,
-		    size_t exp_len);
+bool compare_output(const struct compare_spec *c, const char *out, size_t out_len, const char *exp, size_t exp_len);
 
 #endif

@@ -133,9 +133,9 @@ json_t *files_list(struct slot *s, struct wp_error *err)
 		json_t *jname = json_string(de->d_name);
 		if (!jname)
 			continue;
-		json_array_append_new(arr, json_pack("{s:o, s:I, s:f, s:s}", "name", jname, "size",
-						     (json_int_t)st.st_size, "mtime",
-						     st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9, "type", type));
+		json_array_append_new(arr,
+				      json_pack("{s:o, s:I, s:f, s:s}", "name", jname, "size", (json_int_t)st.st_size,
+						"mtime", st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9, "type", type));
 	}
 	return arr;
 }

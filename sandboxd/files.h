@@ -20,8 +20,7 @@ int files_write(struct slot *s, const char *name, const void *data, size_t len, 
 int files_read(struct slot *s, const char *name, size_t max, char **out, size_t *len, struct wp_error *err);
 /* The same, relative to a directory fd inside the work dir. */
 int files_write_at(struct slot *s, int dfd, const char *name, const void *data, size_t len, struct wp_error *err);
-int files_read_at(struct slot *s, int dfd, const char *name, size_t max, char **out, size_t *len,
-		  struct wp_error *err);
+int files_read_at(struct slot *s, int dfd, const char *name, size_t max, char **out, size_t *len, struct wp_error *err);
 /* Remove a directory of the work dir and all it holds, following nothing. */
 void files_remove_tree(struct slot *s, const char *name);
 int files_delete(struct slot *s, const char *name, struct wp_error *err);

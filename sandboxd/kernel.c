@@ -212,8 +212,8 @@ static int kernel_spawn(struct kernel *k, struct wp_error *err)
 	size_t len;
 	int r;
 
-	if ((r = launch_message(s->lang, s->lang->interpreter_argv, NULL, NULL, &s->lang->limits, PROTO_GROUP_KERNEL, true, &msg,
-				&len)) < 0)
+	if ((r = launch_message(s->lang, s->lang->interpreter_argv, NULL, NULL, &s->lang->limits, PROTO_GROUP_KERNEL,
+				true, &msg, &len)) < 0)
 		return wp_error_set(err, -r, "interpreter command: %s", strerror(-r));
 	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
 		r = wp_error_errno(err, "pipe");

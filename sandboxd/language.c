@@ -17,7 +17,7 @@
 #include "cleanup.h"
 #include "config.h"
 
-#define LANGUAGE_NAME_MAX 32
+#define LANGUAGE_NAME_MAX      32
 #define LANGUAGE_FILE_NAME_MAX 255
 
 enum lang_key {
@@ -33,19 +33,25 @@ enum lang_key {
 };
 
 static const char *const lang_keys[] = {
-	[KEY_NAME] = "name",   [KEY_VERSION] = "version", [KEY_SOURCE] = "source", [KEY_COMPILE] = "compile",
-	[KEY_RUN] = "run",     [KEY_PATHS] = "paths",     [KEY_ENV] = "env",	  [KEY_MEMORY_ERROR] = "memory_error",
-	[KEY_INTERPRETER] = "interpreter",
+    [KEY_NAME] = "name",
+    [KEY_VERSION] = "version",
+    [KEY_SOURCE] = "source",
+    [KEY_COMPILE] = "compile",
+    [KEY_RUN] = "run",
+    [KEY_PATHS] = "paths",
+    [KEY_ENV] = "env",
+    [KEY_MEMORY_ERROR] = "memory_error",
+    [KEY_INTERPRETER] = "interpreter",
 };
 
 struct load_ctx {
 	const char *path;
 	FILE *f;
-	int line;                 /* line last handed to inih */
+	int line; /* line last handed to inih */
 	struct language *lang;
-	unsigned seen;            /* bit per enum lang_key */
+	unsigned seen;		  /* bit per enum lang_key */
 	char seen_limits[2][128]; /* "|cpu|memory|" for [limits], [compile_limits] */
-	int err_line;             /* first error, 0 while none */
+	int err_line;		  /* first error, 0 while none */
 	int err_code;
 	char err_msg[400];
 };
@@ -278,19 +284,13 @@ static int handle_language(struct load_ctx *c, const char *name, const char *val
 			return -EINVAL;
 		}
 		return set_string(c, &l->source, value);
-	case KEY_VERSION:
-		return set_argv(c, &l->version_argv, name, value);
-	case KEY_COMPILE:
-		return set_argv(c, &l->compile_argv, name, value);
-	case KEY_RUN:
-		return set_argv(c, &l->run_argv, name, value);
-	case KEY_INTERPRETER:
-		return set_argv(c, &l->interpreter_argv, name, value);
-	case KEY_MEMORY_ERROR:
-		return set_string(c, &l->memory_error, value);
+	case KEY_VERSION: return set_argv(c, &l->version_argv, name, value);
+	case KEY_COMPILE: return set_argv(c, &l->compile_argv, name, value);
+	case KEY_RUN: return set_argv(c, &l->run_argv, name, value);
+	case KEY_INTERPRETER: return set_argv(c, &l->interpreter_argv, name, value);
+	case KEY_MEMORY_ERROR: return set_string(c, &l->memory_error, value);
 	case KEY_PATHS:
-	case KEY_ENV:
-		break;
+	case KEY_ENV: break;
 	}
 	return 0;
 }
@@ -305,8 +305,7 @@ static int handle_limits(struct load_ctx *c, const char *section, const char *na
 
 	r = limits_set_ini(l, name, value);
 	if (r == -ENOENT) {
-		fail(c, "unknown key `%s` in [%s] (expected cpu, wall, memory, pids, output, fsize)", name,
-		     section);
+		fail(c, "unknown key `%s` in [%s] (expected cpu, wall, memory, pids, output, fsize)", name, section);
 		return r;
 	}
 	if (r < 0) {
@@ -407,14 +406,15 @@ int language_load(const char *path, struct language **out, struct wp_error *err)
 		return wp_error_set(err, EIO, "%s: read error", path);
 	/* inih's own syntax errors come through r alone; keep the earlier. */
 	if (r > 0 && (!c.err_line || r < c.err_line))
-		return wp_error_set(err, EINVAL, "%s:%d: expected `key = value`, a [section] or a comment", path,
-				    r);
+		return wp_error_set(err, EINVAL, "%s:%d: expected `key = value`, a [section] or a comment", path, r);
 	if (c.err_line)
 		return wp_error_set(err, c.err_code, "%s:%d: %s", path, c.err_line, c.err_msg);
 
 	if (!l->name || !l->source || !l->run_argv)
 		return wp_error_set(err, EINVAL, "%s: [language] needs `%s`", path,
-				    !l->name ? "name" : !l->source ? "source" : "run");
+				    !l->name	 ? "name"
+				    : !l->source ? "source"
+						 : "run");
 	if (!l->paths && !(l->paths = calloc(1, sizeof(char *))))
 		return wp_error_set(err, ENOMEM, "%s: out of memory", path);
 	if (!l->env && !(l->env = calloc(1, sizeof(char *))))
@@ -513,8 +513,8 @@ int language_load_dir(const char *dir, struct language ***out, size_t *n_out, st
 		n++;
 		dup = language_find(ls, n - 1, ls[n - 1]->name);
 		if (dup) {
-			r = wp_error_set(err, EINVAL, "%s: language `%s` is already defined in %s", path,
-					 dup->name, dup->file);
+			r = wp_error_set(err, EINVAL, "%s: language `%s` is already defined in %s", path, dup->name,
+					 dup->file);
 			goto fail;
 		}
 	}

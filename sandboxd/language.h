@@ -33,20 +33,20 @@
 
 struct language {
 	char *name;
-	char *file;          /* path it was loaded from */
+	char *file;	     /* path it was loaded from */
 	char **version_argv; /* may be NULL */
-	char *version;       /* filled by language_probe_version(), may be NULL */
-	char *source;        /* plain file name, no '/' */
+	char *version;	     /* filled by language_probe_version(), may be NULL */
+	char *source;	     /* plain file name, no '/' */
 	char **compile_argv; /* NULL when interpreted */
 	char **run_argv;
 	char **interpreter_argv; /* NULL when the language has no stateful interpreter */
-	char **paths;        /* NULL-terminated absolute paths, may be empty */
-	char **env;          /* NULL-terminated "K=V", may be empty */
-	char *memory_error;  /* stderr text meaning "out of memory" (a heap limit of the
-				runtime itself, as Java's OutOfMemoryError), or NULL */
+	char **paths;		 /* NULL-terminated absolute paths, may be empty */
+	char **env;		 /* NULL-terminated "K=V", may be empty */
+	char *memory_error;	 /* stderr text meaning "out of memory" (a heap limit of the
+				    runtime itself, as Java's OutOfMemoryError), or NULL */
 	struct limits limits;
 	struct limits compile_limits;
-	bool available;      /* every argv[0] exists and is executable on this host */
+	bool available;	     /* every argv[0] exists and is executable on this host */
 	bool interpreter_ok; /* interpreter_argv set, and its driver found (main.c) */
 };
 

@@ -16,9 +16,9 @@
 
 enum limit_kind {
 	LIMIT_DURATION, /* "10s", "1500ms": stored in ms */
-	LIMIT_SIZE,     /* "16M": stored in bytes */
-	LIMIT_SIZE_KB,  /* "256M": stored in KiB */
-	LIMIT_COUNT,    /* "64" */
+	LIMIT_SIZE,	/* "16M": stored in bytes */
+	LIMIT_SIZE_KB,	/* "256M": stored in KiB */
+	LIMIT_COUNT,	/* "64" */
 };
 
 struct limit_field {
@@ -29,12 +29,12 @@ struct limit_field {
 };
 
 static const struct limit_field fields[] = {
-	{"cpu", "cpu_ms", offsetof(struct limits, cpu_ms), LIMIT_DURATION},
-	{"wall", "wall_ms", offsetof(struct limits, wall_ms), LIMIT_DURATION},
-	{"memory", "memory_kb", offsetof(struct limits, memory_kb), LIMIT_SIZE_KB},
-	{"pids", "pids", offsetof(struct limits, pids), LIMIT_COUNT},
-	{"output", "output_bytes", offsetof(struct limits, output_bytes), LIMIT_SIZE},
-	{"fsize", "fsize_bytes", offsetof(struct limits, fsize_bytes), LIMIT_SIZE},
+    {"cpu", "cpu_ms", offsetof(struct limits, cpu_ms), LIMIT_DURATION},
+    {"wall", "wall_ms", offsetof(struct limits, wall_ms), LIMIT_DURATION},
+    {"memory", "memory_kb", offsetof(struct limits, memory_kb), LIMIT_SIZE_KB},
+    {"pids", "pids", offsetof(struct limits, pids), LIMIT_COUNT},
+    {"output", "output_bytes", offsetof(struct limits, output_bytes), LIMIT_SIZE},
+    {"fsize", "fsize_bytes", offsetof(struct limits, fsize_bytes), LIMIT_SIZE},
 };
 
 /* The kernel's PID_MAX_LIMIT: no pids.max above it means anything. */
@@ -61,12 +61,12 @@ static const struct limit_field *field_by_ini(const char *key)
 void limits_default(struct limits *l)
 {
 	*l = (struct limits){
-		.cpu_ms = 5000,
-		.wall_ms = 10000,
-		.memory_kb = 256 * 1024,
-		.pids = 64,
-		.output_bytes = 16ull << 20,
-		.fsize_bytes = 64ull << 20,
+	    .cpu_ms = 5000,
+	    .wall_ms = 10000,
+	    .memory_kb = 256 * 1024,
+	    .pids = 64,
+	    .output_bytes = 16ull << 20,
+	    .fsize_bytes = 64ull << 20,
 	};
 }
 
@@ -77,13 +77,10 @@ const char *limits_ini_hint(const char *key)
 	if (!f)
 		return NULL;
 	switch (f->kind) {
-	case LIMIT_DURATION:
-		return "a duration above zero (1500ms, 10s, 5m; a bare number is seconds)";
+	case LIMIT_DURATION: return "a duration above zero (1500ms, 10s, 5m; a bare number is seconds)";
 	case LIMIT_SIZE:
-	case LIMIT_SIZE_KB:
-		return "a size above zero (4096, 64k, 16M, 1G)";
-	case LIMIT_COUNT:
-		return "an integer from 1 to 4194304";
+	case LIMIT_SIZE_KB: return "a size above zero (4096, 64k, 16M, 1G)";
+	case LIMIT_COUNT: return "an integer from 1 to 4194304";
 	}
 	return NULL;
 }
@@ -97,23 +94,16 @@ int limits_set_ini(struct limits *l, const char *key, const char *value)
 	if (!f)
 		return -ENOENT;
 	switch (f->kind) {
-	case LIMIT_DURATION:
-		r = config_parse_duration_ms(value, &v);
-		break;
-	case LIMIT_SIZE:
-		r = config_parse_size(value, &v);
-		break;
+	case LIMIT_DURATION: r = config_parse_duration_ms(value, &v); break;
+	case LIMIT_SIZE: r = config_parse_size(value, &v); break;
 	case LIMIT_SIZE_KB:
 		r = config_parse_size(value, &v);
 		/* Round up: "1000" bytes must not become a limit of 0 KiB. */
 		if (r == 0)
 			v = v / 1024 + (v % 1024 != 0);
 		break;
-	case LIMIT_COUNT:
-		r = config_parse_u64(value, 1, LIMITS_PIDS_MAX, &v);
-		break;
-	default:
-		return -EINVAL;
+	case LIMIT_COUNT: r = config_parse_u64(value, 1, LIMITS_PIDS_MAX, &v); break;
+	default: return -EINVAL;
 	}
 	if (r < 0)
 		return r;
@@ -153,12 +143,11 @@ int limits_apply_json(struct limits *l, const json_t *obj, const struct limits *
 			return wp_error_set(err, EINVAL, "%s: must be an integer", f->json);
 		v = json_integer_value(val);
 		if (v < 1)
-			return wp_error_set(err, EINVAL, "%s: %" JSON_INTEGER_FORMAT " is below the minimum 1",
-					    f->json, v);
+			return wp_error_set(err, EINVAL, "%s: %" JSON_INTEGER_FORMAT " is below the minimum 1", f->json,
+					    v);
 		if (max && (uint64_t)v > field_get(max, f))
-			return wp_error_set(err, EINVAL,
-					    "%s: %" JSON_INTEGER_FORMAT " is above the maximum %" PRIu64, f->json,
-					    v, field_get(max, f));
+			return wp_error_set(err, EINVAL, "%s: %" JSON_INTEGER_FORMAT " is above the maximum %" PRIu64,
+					    f->json, v, field_get(max, f));
 		*field_ptr(&next, f) = (uint64_t)v;
 	}
 	*l = next;

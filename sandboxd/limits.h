@@ -11,7 +11,7 @@ struct limits {
 	uint64_t cpu_ms;       /* CPU time of the whole run (all processes) */
 	uint64_t wall_ms;      /* wall clock */
 	uint64_t memory_kb;    /* cgroup memory limit of the run */
-	uint64_t pids;         /* processes + threads */
+	uint64_t pids;	       /* processes + threads */
 	uint64_t output_bytes; /* stdout + stderr each */
 	uint64_t fsize_bytes;  /* RLIMIT_FSIZE: largest file the run may write */
 };

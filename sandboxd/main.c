@@ -194,12 +194,10 @@ static int ensure_parent_dir(const char *address)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"check-config", no_argument, NULL, 'k'},
-					     {"log-level", required_argument, NULL, 'l'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},	 {"check-config", no_argument, NULL, 'k'},
+	    {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	 {NULL, 0, NULL, 0}};
 	const char *config_path = "/etc/warmpool/sandboxd.conf", *level_arg = NULL;
 	bool check_only = false;
 	struct wp_error err = {0};
@@ -283,8 +281,8 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		return 1;
 	}
-	struct api_ctx ctx = {.settings = &cfg, .languages = langs, .n_languages = n_langs, .cgroot = cgroot,
-			      .node_name = host};
+	struct api_ctx ctx = {
+	    .settings = &cfg, .languages = langs, .n_languages = n_langs, .cgroot = cgroot, .node_name = host};
 	api_init(&ctx);
 	checker_set_languages(langs, n_langs);
 
@@ -313,7 +311,8 @@ int main(int argc, char **argv)
 	if (cfg.runtimes_dir)
 		log_info("runtimes %s (at /opt/warmpool in every slot)", cfg.runtimes_dir);
 	log_info("ready: capacity %llu slots, uids %llu-%llu, state in %s", (unsigned long long)cfg.capacity,
-		 (unsigned long long)cfg.uid_base, (unsigned long long)(cfg.uid_base + cfg.capacity - 1), cfg.state_dir);
+		 (unsigned long long)cfg.uid_base, (unsigned long long)(cfg.uid_base + cfg.capacity - 1),
+		 cfg.state_dir);
 
 	sd_notify_state("READY=1\nSTATUS=serving");
 	ev_run(loop, 0);

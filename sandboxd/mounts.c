@@ -28,8 +28,8 @@
 #include "slot_init.h"
 
 /* The host paths every slot sees, before the language's own. */
-static const char *const base_paths[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-					 "/etc/ld.so.cache", "/etc/localtime"};
+static const char *const base_paths[] = {
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/localtime"};
 static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom"};
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -163,9 +163,10 @@ static int setup_dev(const char *root, const struct slot_init_args *a, struct wp
 		if (fd < 0 || mount(src, node, NULL, MS_BIND, NULL) < 0)
 			return wp_error_errno(err, "bind `%s`", src);
 	}
-	static const char *const links[][2] = {
-		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-		{"/proc/self/fd/2", "stderr"}};
+	static const char *const links[][2] = {{"/proc/self/fd", "fd"},
+					       {"/proc/self/fd/0", "stdin"},
+					       {"/proc/self/fd/1", "stdout"},
+					       {"/proc/self/fd/2", "stderr"}};
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
 		snprintf(node, sizeof(node), "%s/%s", dev, links[i][1]);
 		if (symlink(links[i][0], node) < 0)
@@ -177,7 +178,8 @@ static int setup_dev(const char *root, const struct slot_init_args *a, struct wp
 	if ((r = mount_tmpfs(node, a->shm_size, "1777", MS_NOEXEC, err)) < 0)
 		return r;
 	/* /dev itself read-only: nothing can be created next to the nodes */
-	if (mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=65536,mode=0755") < 0)
+	if (mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=65536,mode=0755") <
+	    0)
 		return wp_error_errno(err, "remount `%s` read-only", dev);
 	return 0;
 }

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#define PROTO_MAX 65536
+#define PROTO_MAX     65536
 #define PROTO_MAX_FDS 5 /* a kernel start passes five: stdin, stdout, stderr, requests, replies */
 
 /* Process groups of a slot, each its own cgroup under the slot's: judged runs
@@ -17,11 +17,11 @@ enum proto_group { PROTO_GROUP_NONE = -1, PROTO_GROUP_RUN0 = 0, PROTO_GROUP_RUN1
 
 enum proto_type {
 	PROTO_READY = 1, /* init → sandboxd: the slot is set up and waits */
-	PROTO_RUN,       /* sandboxd → init: fork and exec; fds: stdin, stdout, stderr
+	PROTO_RUN,	 /* sandboxd → init: fork and exec; fds: stdin, stdout, stderr
 			    (a kernel: also fds 3 and 4, its request and reply pipes) */
-	PROTO_STARTED,   /* init → sandboxd: the child exists (pid in the slot's ns) */
-	PROTO_EXITED,    /* init → sandboxd: the child was reaped */
-	PROTO_FAILED,    /* init → sandboxd: set-up or exec failed (errno + where) */
+	PROTO_STARTED,	 /* init → sandboxd: the child exists (pid in the slot's ns) */
+	PROTO_EXITED,	 /* init → sandboxd: the child was reaped */
+	PROTO_FAILED,	 /* init → sandboxd: set-up or exec failed (errno + where) */
 };
 
 struct proto_hdr {
@@ -30,11 +30,11 @@ struct proto_hdr {
 
 struct proto_run {
 	struct proto_hdr hdr;
-	uint32_t group;       /* enum proto_group: run cgroup 0 or 1 (they alternate, see
-				 slot_init.c), or 2: the kernel */
+	uint32_t group; /* enum proto_group: run cgroup 0 or 1 (they alternate, see
+			   slot_init.c), or 2: the kernel */
 	uint32_t argc;
 	uint32_t envc;
-	uint64_t rlim_cpu_s;  /* RLIMIT_CPU soft; hard = soft + 1; RLIM_INFINITY: none */
+	uint64_t rlim_cpu_s; /* RLIMIT_CPU soft; hard = soft + 1; RLIM_INFINITY: none */
 	uint64_t rlim_fsize;
 	uint64_t rlim_stack;
 	uint64_t rlim_nofile;
@@ -53,7 +53,7 @@ struct proto_started {
 struct proto_exited {
 	struct proto_hdr hdr;
 	int32_t group;
-	int32_t status;    /* wait status */
+	int32_t status;	   /* wait status */
 	int64_t maxrss_kb; /* ru_maxrss of the child and what it reaped */
 	int64_t utime_us;
 	int64_t stime_us;

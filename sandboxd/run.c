@@ -31,32 +31,32 @@
 #include "verdict.h"
 
 #define CPU_POLL_INTERVAL 0.05
-#define LAUNCH_GRACE 10.0
-#define MAX_TESTS 1000
+#define LAUNCH_GRACE	  10.0
+#define MAX_TESTS	  1000
 
 struct obuf {
 	char *data;
-	size_t len;   /* bytes kept */
+	size_t len;	/* bytes kept */
 	uint64_t total; /* bytes seen */
 };
 
 struct exec {
 	const struct limits *lim;
-	int fd[2];            /* stdout, stderr read ends */
+	int fd[2]; /* stdout, stderr read ends */
 	ev_io io[2];
 	struct obuf out[2];
-	size_t keep[2];       /* how much of each stream to keep */
+	size_t keep[2]; /* how much of each stream to keep */
 	bool eof[2];
 	ev_timer wall_timer;
 	ev_timer cpu_timer;
-	ev_timer kill_timer;  /* retries a kill that left processes behind */
+	ev_timer kill_timer; /* retries a kill that left processes behind */
 	double started;
 	struct cgroup_stats before;
-	bool launched;        /* init reported PROTO_STARTED */
+	bool launched; /* init reported PROTO_STARTED */
 	bool exited;
-	struct cgroup *cg;    /* the run group of this exec (they alternate) */
+	struct cgroup *cg; /* the run group of this exec (they alternate) */
 	unsigned group;
-	bool all_dead;        /* the run cgroup was seen empty after the exit */
+	bool all_dead; /* the run cgroup was seen empty after the exit */
 	int64_t maxrss_kb;
 	uint64_t rusage_cpu_us;
 	struct run_outcome o;
@@ -67,10 +67,10 @@ enum run_phase { PHASE_CHECKER_BUILD, PHASE_COMPILE, PHASE_TEST, PHASE_CHECK };
 struct run {
 	struct slot *slot;
 	struct http_request *req;
-	json_t *tests;        /* borrowed from body */
+	json_t *tests; /* borrowed from body */
 	json_t *body;
 	json_t *results;
-	json_t *compile;      /* result of the compile step or NULL */
+	json_t *compile; /* result of the compile step or NULL */
 	struct limits lim, clim;
 	struct compare_spec cmp;
 	size_t max_output;
@@ -78,12 +78,12 @@ struct run {
 	enum run_phase phase;
 	size_t test;
 	size_t passed;
-	const char *verdict;  /* first failure */
+	const char *verdict; /* first failure */
 	double started;
-	bool active;          /* an exec is in flight */
-	struct checker *ck;   /* compare.mode checker */
-	json_t *pending;      /* a test's result waiting for the checker */
-	bool do_compile;      /* compile the submission (the request's "compile") */
+	bool active;	    /* an exec is in flight */
+	struct checker *ck; /* compare.mode checker */
+	json_t *pending;    /* a test's result waiting for the checker */
+	bool do_compile;    /* compile the submission (the request's "compile") */
 	struct exec ex;
 };
 
@@ -97,7 +97,7 @@ static void exec_try_finish(struct run *r);
 static void run_next(struct run *r);
 static void run_submission(struct run *r);
 static void run_fail(struct run *r, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static void run_finish(struct run *r);
 
 static void exec_close(struct exec *e)
@@ -350,7 +350,8 @@ static void test_ran(struct run *r, enum verdict v)
 				       expected ? json_string_length(expected) : 0, &cwd, &err);
 		exec_close(e);
 		r->phase = PHASE_CHECK;
-		if (rc < 0 || (rc = exec_begin(r, cl, cl->run_argv, args, cwd, "", 0, &cl->limits, r->max_output)) < 0) {
+		if (rc < 0 ||
+		    (rc = exec_begin(r, cl, cl->run_argv, args, cwd, "", 0, &cl->limits, r->max_output)) < 0) {
 			log_error("slot %s: checker: %s", r->slot->id, err.msg[0] ? err.msg : strerror(-rc));
 			exec_close(e);
 			json_t *j = steal_pointer(&r->pending);
@@ -455,18 +456,10 @@ static void exec_try_finish(struct run *r)
 		v = VERDICT_MEMORY_LIMIT;
 
 	switch (r->phase) {
-	case PHASE_CHECKER_BUILD:
-		checker_built(r, v);
-		return;
-	case PHASE_COMPILE:
-		compile_done(r, v);
-		return;
-	case PHASE_TEST:
-		test_ran(r, v);
-		return;
-	case PHASE_CHECK:
-		test_checked(r, v);
-		return;
+	case PHASE_CHECKER_BUILD: checker_built(r, v); return;
+	case PHASE_COMPILE: compile_done(r, v); return;
+	case PHASE_TEST: test_ran(r, v); return;
+	case PHASE_CHECK: test_checked(r, v); return;
 	}
 }
 
@@ -604,8 +597,8 @@ static void run_fail(struct run *r, int status, const char *code, const char *fm
 
 static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 {
-	static const char *const keys[] = {"source",	      "compile", "tests",	   "limits",	 "compile_limits",
-					   "compare",	      "checker", "stop_on_failure", "max_output", NULL};
+	static const char *const keys[] = {"source",  "compile", "tests",	    "limits",	  "compile_limits",
+					   "compare", "checker", "stop_on_failure", "max_output", NULL};
 	const struct settings *cfg = cfg_of();
 	uint64_t max_output = 65536;
 	int rc;
@@ -639,7 +632,8 @@ static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 		const char *dummy;
 		if (!json_is_object(t))
 			return wp_error_set(err, EINVAL, "tests[%zu]: an object is required", i);
-		if ((rc = json_check_keys(t, tkeys, err)) < 0 || (rc = json_get_string(t, "stdin", false, &dummy, err)) < 0 ||
+		if ((rc = json_check_keys(t, tkeys, err)) < 0 ||
+		    (rc = json_get_string(t, "stdin", false, &dummy, err)) < 0 ||
 		    (rc = json_get_string(t, "expected", false, &dummy, err)) < 0) {
 			wp_error_prefix(err, "tests[%zu]", i);
 			return rc;
@@ -660,7 +654,8 @@ static void run_submission(struct run *r)
 	    (rc = files_write(s, s->lang->source, json_string_value(js), json_string_length(js), &err)) < 0) {
 		if (rc != -ENOSPC)
 			log_error("slot %s: %s", s->id, err.msg);
-		run_fail(r, rc == -ENOSPC ? 413 : 500, rc == -ENOSPC ? "PayloadTooLarge" : "InternalError", "%s", err.msg);
+		run_fail(r, rc == -ENOSPC ? 413 : 500, rc == -ENOSPC ? "PayloadTooLarge" : "InternalError", "%s",
+			 err.msg);
 		return;
 	}
 	if (r->do_compile && s->lang->compile_argv) {

@@ -27,68 +27,68 @@ struct deny {
 
 /* Plain denials: the whole call is refused. */
 static const struct deny deny_list[] = {
-	/* new namespaces would let it build a private world (user ns → root in it) */
-	{"unshare", EPERM, "no new namespaces"},
-	{"setns", EPERM, "no joining other namespaces"},
-	/* clone3 hides its flags in a struct seccomp cannot read: ENOSYS makes
-	 * glibc fall back to clone(), whose flags we can check (Docker does this) */
-	{"clone3", ENOSYS, "flags unreadable by seccomp; glibc falls back to clone"},
-	/* the filesystem view is fixed at set-up */
-	{"mount", EPERM, "no mounts"},
-	{"umount2", EPERM, "no unmounts"},
-	{"pivot_root", EPERM, "root is fixed"},
-	{"chroot", EPERM, "root is fixed"},
-	{"fsopen", EPERM, "new mount API"},
-	{"fsconfig", EPERM, "new mount API"},
-	{"fsmount", EPERM, "new mount API"},
-	{"fspick", EPERM, "new mount API"},
-	{"move_mount", EPERM, "new mount API"},
-	{"open_tree", EPERM, "new mount API"},
-	{"mount_setattr", EPERM, "new mount API"},
-	/* reading or steering other processes */
-	{"ptrace", EPERM, "no debugging of anything"},
-	{"process_vm_readv", EPERM, "cross-process memory access"},
-	{"process_vm_writev", EPERM, "cross-process memory access"},
-	{"kcmp", EPERM, "probes other processes' kernel objects"},
-	{"pidfd_getfd", EPERM, "steals another process's fds"},
-	/* kernel attack surface with a long CVE history and no use in a judge */
-	{"bpf", EPERM, "eBPF programs"},
-	{"perf_event_open", EPERM, "perf: side channels, kernel surface"},
-	{"io_uring_setup", EPERM, "io_uring bypasses seccomp for its operations"},
-	{"io_uring_enter", EPERM, "io_uring"},
-	{"io_uring_register", EPERM, "io_uring"},
-	{"userfaultfd", EPERM, "used to widen kernel race windows"},
-	{"keyctl", EPERM, "kernel keyrings are not namespaced"},
-	{"add_key", EPERM, "kernel keyrings are not namespaced"},
-	{"request_key", EPERM, "kernel keyrings are not namespaced"},
-	{"open_by_handle_at", EPERM, "opens files by handle, past mount boundaries"},
-	{"name_to_handle_at", EPERM, "pairs with open_by_handle_at"},
-	/* the machine itself */
-	{"reboot", EPERM, "host power"},
-	{"kexec_load", EPERM, "replaces the kernel"},
-	{"kexec_file_load", EPERM, "replaces the kernel"},
-	{"init_module", EPERM, "kernel modules"},
-	{"finit_module", EPERM, "kernel modules"},
-	{"delete_module", EPERM, "kernel modules"},
-	{"swapon", EPERM, "host swap"},
-	{"swapoff", EPERM, "host swap"},
-	{"acct", EPERM, "host process accounting"},
-	{"quotactl", EPERM, "host quotas"},
-	{"syslog", EPERM, "kernel log can leak addresses"},
-	{"settimeofday", EPERM, "host clock"},
-	{"clock_settime", EPERM, "host clock"},
-	{"clock_adjtime", EPERM, "host clock"},
-	{"adjtimex", EPERM, "host clock"},
-	{"iopl", EPERM, "raw port I/O"},
-	{"ioperm", EPERM, "raw port I/O"},
-	{"lookup_dcookie", EPERM, "kernel internals"},
-	{"vhangup", EPERM, "terminals"},
+    /* new namespaces would let it build a private world (user ns → root in it) */
+    {"unshare", EPERM, "no new namespaces"},
+    {"setns", EPERM, "no joining other namespaces"},
+    /* clone3 hides its flags in a struct seccomp cannot read: ENOSYS makes
+     * glibc fall back to clone(), whose flags we can check (Docker does this) */
+    {"clone3", ENOSYS, "flags unreadable by seccomp; glibc falls back to clone"},
+    /* the filesystem view is fixed at set-up */
+    {"mount", EPERM, "no mounts"},
+    {"umount2", EPERM, "no unmounts"},
+    {"pivot_root", EPERM, "root is fixed"},
+    {"chroot", EPERM, "root is fixed"},
+    {"fsopen", EPERM, "new mount API"},
+    {"fsconfig", EPERM, "new mount API"},
+    {"fsmount", EPERM, "new mount API"},
+    {"fspick", EPERM, "new mount API"},
+    {"move_mount", EPERM, "new mount API"},
+    {"open_tree", EPERM, "new mount API"},
+    {"mount_setattr", EPERM, "new mount API"},
+    /* reading or steering other processes */
+    {"ptrace", EPERM, "no debugging of anything"},
+    {"process_vm_readv", EPERM, "cross-process memory access"},
+    {"process_vm_writev", EPERM, "cross-process memory access"},
+    {"kcmp", EPERM, "probes other processes' kernel objects"},
+    {"pidfd_getfd", EPERM, "steals another process's fds"},
+    /* kernel attack surface with a long CVE history and no use in a judge */
+    {"bpf", EPERM, "eBPF programs"},
+    {"perf_event_open", EPERM, "perf: side channels, kernel surface"},
+    {"io_uring_setup", EPERM, "io_uring bypasses seccomp for its operations"},
+    {"io_uring_enter", EPERM, "io_uring"},
+    {"io_uring_register", EPERM, "io_uring"},
+    {"userfaultfd", EPERM, "used to widen kernel race windows"},
+    {"keyctl", EPERM, "kernel keyrings are not namespaced"},
+    {"add_key", EPERM, "kernel keyrings are not namespaced"},
+    {"request_key", EPERM, "kernel keyrings are not namespaced"},
+    {"open_by_handle_at", EPERM, "opens files by handle, past mount boundaries"},
+    {"name_to_handle_at", EPERM, "pairs with open_by_handle_at"},
+    /* the machine itself */
+    {"reboot", EPERM, "host power"},
+    {"kexec_load", EPERM, "replaces the kernel"},
+    {"kexec_file_load", EPERM, "replaces the kernel"},
+    {"init_module", EPERM, "kernel modules"},
+    {"finit_module", EPERM, "kernel modules"},
+    {"delete_module", EPERM, "kernel modules"},
+    {"swapon", EPERM, "host swap"},
+    {"swapoff", EPERM, "host swap"},
+    {"acct", EPERM, "host process accounting"},
+    {"quotactl", EPERM, "host quotas"},
+    {"syslog", EPERM, "kernel log can leak addresses"},
+    {"settimeofday", EPERM, "host clock"},
+    {"clock_settime", EPERM, "host clock"},
+    {"clock_adjtime", EPERM, "host clock"},
+    {"adjtimex", EPERM, "host clock"},
+    {"iopl", EPERM, "raw port I/O"},
+    {"ioperm", EPERM, "raw port I/O"},
+    {"lookup_dcookie", EPERM, "kernel internals"},
+    {"vhangup", EPERM, "terminals"},
 };
 
 int seccomp_setup(struct wp_error *err)
 {
 	cleanup_seccomp scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	static const unsigned long clone_ns[] = {CLONE_NEWNS,  CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+	static const unsigned long clone_ns[] = {CLONE_NEWNS,  CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET,
 						 CLONE_NEWIPC, CLONE_NEWUTS,  CLONE_NEWCGROUP, CLONE_NEWTIME};
 	int r;
 
@@ -117,8 +117,7 @@ int seccomp_setup(struct wp_error *err)
 	/* Sockets: AF_UNIX only. The slot's network namespace is empty already;
 	 * this also closes AF_NETLINK, AF_PACKET, AF_VSOCK, AF_ALG… kernel surface.
 	 * socketpair is AF_UNIX by nature but checked the same way. */
-	r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
-			     SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+	r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socketpair), 1,
 				     SCMP_A0(SCMP_CMP_NE, AF_UNIX));

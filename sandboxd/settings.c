@@ -141,7 +141,8 @@ static int default_runtimes(struct settings *s, const char *conf_path)
 	for (size_t i = 0; i < 3; i++) {
 		if (!cand[i][0])
 			continue;
-		if ((r = config_set_str(&s->runtimes_dir, cand[i])) < 0 || (r = resolve_relative(&s->runtimes_dir, conf_path)) < 0)
+		if ((r = config_set_str(&s->runtimes_dir, cand[i])) < 0 ||
+		    (r = resolve_relative(&s->runtimes_dir, conf_path)) < 0)
 			return r;
 		if (resolve_dir(&s->runtimes_dir) == 0)
 			return 0;
@@ -157,7 +158,8 @@ int settings_load(const char *path, struct settings *s, struct wp_error *err)
 	int r;
 
 	memset(s, 0, sizeof(*s));
-	if (config_set_str(&s->listen, "unix:/run/warmpool/sandboxd.sock") || config_set_str(&s->state_dir, "/run/warmpool/sandboxd") ||
+	if (config_set_str(&s->listen, "unix:/run/warmpool/sandboxd.sock") ||
+	    config_set_str(&s->state_dir, "/run/warmpool/sandboxd") ||
 	    config_set_str(&s->languages_dir, "config/languages") || config_set_str(&s->cgroup_mode, "auto") ||
 	    config_set_str(&s->cgroup_name, "warmpool"))
 		return wp_error_set(err, ENOMEM, "out of memory");

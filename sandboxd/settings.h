@@ -8,13 +8,13 @@
 #include "log.h"
 
 struct settings {
-	char *listen;        /* "unix:/run/warmpool/sandboxd.sock" */
-	char *listen_tcp;    /* optional "127.0.0.1:9091" */
+	char *listen;	  /* "unix:/run/warmpool/sandboxd.sock" */
+	char *listen_tcp; /* optional "127.0.0.1:9091" */
 	char *state_dir;
 	char *languages_dir;
-	char *runtimes_dir;  /* absolute, real (no symlink), bound at /opt/warmpool in
-				every slot; NULL when unset and no default exists */
-	char *cgroup_mode;   /* "auto" | "v1" | "v2" */
+	char *runtimes_dir; /* absolute, real (no symlink), bound at /opt/warmpool in
+			       every slot; NULL when unset and no default exists */
+	char *cgroup_mode;  /* "auto" | "v1" | "v2" */
 	char *cgroup_name;
 	uint64_t capacity;
 	uint64_t uid_base;

@@ -141,10 +141,10 @@ int slot_set_label(struct slot *s, const char *label)
 
 json_t *slot_to_json(const struct slot *s)
 {
-	return json_pack("{s:s, s:s, s:s, s:s?, s:f, s:f, s:I, s:I, s:b, s:I}", "id", s->id, "language",
-			 s->lang->name, "state", slot_state_name(s->state), "label", s->label, "created", s->created,
-			 "last_used", s->last_used, "runs", (json_int_t)s->runs, "uid", (json_int_t)s->uid,
-			 "interpreter", s->interpreter, "execs", (json_int_t)s->execs);
+	return json_pack("{s:s, s:s, s:s, s:s?, s:f, s:f, s:I, s:I, s:b, s:I}", "id", s->id, "language", s->lang->name,
+			 "state", slot_state_name(s->state), "label", s->label, "created", s->created, "last_used",
+			 s->last_used, "runs", (json_int_t)s->runs, "uid", (json_int_t)s->uid, "interpreter",
+			 s->interpreter, "execs", (json_int_t)s->execs);
 }
 
 int slot_send(struct slot *s, const void *msg, size_t len, const int *fds, int nfds)
@@ -209,13 +209,13 @@ static int msg_group(const char *buf, size_t n)
 	const struct proto_hdr *h = (const void *)buf;
 	switch (h->type) {
 	case PROTO_STARTED:
-		return n >= sizeof(struct proto_started) ? ((const struct proto_started *)buf)->group : PROTO_GROUP_NONE;
+		return n >= sizeof(struct proto_started) ? ((const struct proto_started *)buf)->group
+							 : PROTO_GROUP_NONE;
 	case PROTO_EXITED:
 		return n >= sizeof(struct proto_exited) ? ((const struct proto_exited *)buf)->group : PROTO_GROUP_NONE;
 	case PROTO_FAILED:
 		return n >= sizeof(struct proto_failed) ? ((const struct proto_failed *)buf)->group : PROTO_GROUP_NONE;
-	default:
-		return PROTO_GROUP_NONE;
+	default: return PROTO_GROUP_NONE;
 	}
 }
 
@@ -229,7 +229,10 @@ static void slot_ctl_cb(struct ev_loop *l, ev_io *w, int revents)
 		return;
 	if (n <= 0 || (size_t)n < sizeof(struct proto_hdr)) {
 		char detail[80];
-		snprintf(detail, sizeof(detail), " (%s)", n < 0 ? strerror(errno) : n == 0 ? "end of file" : "short message");
+		snprintf(detail, sizeof(detail), " (%s)",
+			 n < 0	  ? strerror(errno)
+			 : n == 0 ? "end of file"
+				  : "short message");
 		ev_io_stop(l, w);
 		s->dead = true;
 		if (s->state == SLOT_CREATING)
@@ -426,19 +429,20 @@ static int slot_setup(struct slot *s, struct wp_error *err)
 	}
 
 	struct slot_init_args a = {
-		.slot_dir = s->dir,
-		.uid = s->uid,
-		.gid = s->uid,
-		.tmp_size = cfg->tmp_size,
-		.shm_size = cfg->shm_size,
-		.paths = s->lang->paths,
-		.runtimes = cfg->runtimes_dir,
-		.ctl_fd = ctl[1],
+	    .slot_dir = s->dir,
+	    .uid = s->uid,
+	    .gid = s->uid,
+	    .tmp_size = cfg->tmp_size,
+	    .shm_size = cfg->shm_size,
+	    .paths = s->lang->paths,
+	    .runtimes = cfg->runtimes_dir,
+	    .ctl_fd = ctl[1],
 	};
 	memcpy(a.procs_fds, procs, sizeof(procs));
 	memcpy(a.init_procs_fds, init_procs, sizeof(init_procs));
-	pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
-			     NULL, NULL, NULL, 0);
+	pid =
+	    (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+			   NULL, NULL, NULL, 0);
 	if (pid < 0) {
 		r = wp_error_errno(err, "clone");
 		goto fail;

@@ -29,24 +29,24 @@ typedef void (*slot_msg_fn)(struct slot *s, const void *msg, size_t len);
 
 struct slot {
 	char id[17];
-	struct language *lang;   /* not owned */
+	struct language *lang; /* not owned */
 	enum slot_state state;
 	char *label;
 	double created;
 	double last_used;
 	uint64_t runs;
-	uint64_t execs;          /* executions in the interpreter */
-	bool interpreter;        /* created with a stateful interpreter (kernel.c) */
-	unsigned idx;            /* uid = uid_base + idx */
+	uint64_t execs;	  /* executions in the interpreter */
+	bool interpreter; /* created with a stateful interpreter (kernel.c) */
+	unsigned idx;	  /* uid = uid_base + idx */
 	uid_t uid;
 
 	pid_t init_pid;
 	int ctl_fd;
-	int data_fd;             /* O_DIRECTORY on the host side of /mnt/data */
-	char *dir;               /* <state_dir>/slots/<id> */
+	int data_fd; /* O_DIRECTORY on the host side of /mnt/data */
+	char *dir;   /* <state_dir>/slots/<id> */
 	bool data_mounted;
 	struct cgroup *cg, *cg_init, *cg_run[2]; /* runs alternate between two groups */
-	struct cgroup *cg_kernel; /* the interpreter and what it starts; NULL without */
+	struct cgroup *cg_kernel;		 /* the interpreter and what it starts; NULL without */
 	unsigned next_group;
 
 	ev_io ctl_watcher;
@@ -54,12 +54,12 @@ struct slot {
 	ev_timer create_timer;
 	bool init_reaped;
 
-	slot_ready_fn on_ready;  /* creation callback, cleared once called */
+	slot_ready_fn on_ready; /* creation callback, cleared once called */
 	void *on_ready_data;
-	struct run *run;         /* run in progress, owned by run.c */
-	struct kernel *kernel;   /* the interpreter, owned by kernel.c; NULL without */
-	bool dead;               /* init gone: no more runs */
-	bool setup_pending;      /* created, host-side set-up not done yet */
+	struct run *run;       /* run in progress, owned by run.c */
+	struct kernel *kernel; /* the interpreter, owned by kernel.c; NULL without */
+	bool dead;	       /* init gone: no more runs */
+	bool setup_pending;    /* created, host-side set-up not done yet */
 
 	struct slot *next;
 };

@@ -73,8 +73,7 @@ static int setup_credentials(const struct slot_init_args *a, struct wp_error *er
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
 			return wp_error_errno(err, "drop capability %d", cap);
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if (setgroups(0, NULL) < 0 || setresgid(a->gid, a->gid, a->gid) < 0 ||
-	    setresuid(a->uid, a->uid, a->uid) < 0)
+	if (setgroups(0, NULL) < 0 || setresgid(a->gid, a->gid, a->gid) < 0 || setresuid(a->uid, a->uid, a->uid) < 0)
 		return wp_error_errno(err, "drop to uid %u", (unsigned)a->uid);
 	/* a uid change clears these: set them after it */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
@@ -243,7 +242,9 @@ static int send_fds(int fd, const void *buf, size_t len, const int *fds, int nfd
 {
 	char cbuf[CMSG_SPACE(PROTO_MAX_FDS * sizeof(int))] = {0};
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = cbuf,
 			    .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
@@ -398,12 +399,12 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 				if (p != child && p != kernel)
 					continue; /* an orphan of the run: reaped, not reported */
 				struct proto_exited x = {
-					.hdr.type = PROTO_EXITED,
-					.group = p == kernel ? PROTO_GROUP_KERNEL : current_group,
-					.status = status,
-					.maxrss_kb = ru.ru_maxrss,
-					.utime_us = ru.ru_utime.tv_sec * 1000000ll + ru.ru_utime.tv_usec,
-					.stime_us = ru.ru_stime.tv_sec * 1000000ll + ru.ru_stime.tv_usec,
+				    .hdr.type = PROTO_EXITED,
+				    .group = p == kernel ? PROTO_GROUP_KERNEL : current_group,
+				    .status = status,
+				    .maxrss_kb = ru.ru_maxrss,
+				    .utime_us = ru.ru_utime.tv_sec * 1000000ll + ru.ru_utime.tv_usec,
+				    .stime_us = ru.ru_stime.tv_sec * 1000000ll + ru.ru_stime.tv_usec,
 				};
 				send(ctl, &x, sizeof(x), MSG_NOSIGNAL);
 				if (p == kernel)
@@ -420,12 +421,14 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 			uint32_t type = (size_t)n >= sizeof(struct proto_hdr) ? ((struct proto_hdr *)buf)->type : 0;
 			int g = -1;
 			if (type == PROTO_RUN) {
-				uint32_t want = (size_t)n >= sizeof(struct proto_run) ? ((struct proto_run *)buf)->group : 0;
+				uint32_t want =
+				    (size_t)n >= sizeof(struct proto_run) ? ((struct proto_run *)buf)->group : 0;
 				pid_t *slotp = want == PROTO_GROUP_KERNEL ? &kernel : &child;
 				if (*slotp > 0) {
-					send_failed(want == PROTO_GROUP_KERNEL ? PROTO_GROUP_KERNEL : PROTO_GROUP_NONE, EBUSY,
+					send_failed(want == PROTO_GROUP_KERNEL ? PROTO_GROUP_KERNEL : PROTO_GROUP_NONE,
+						    EBUSY,
 						    want == PROTO_GROUP_KERNEL ? "the kernel is running"
-									   : "a run is in progress");
+									       : "a run is in progress");
 				} else {
 					*slotp = handle_run(a, buf, (size_t)n, fds, nfds, &g);
 					if (slotp == &child && g >= 0)

@@ -9,14 +9,14 @@
 #include "error.h"
 
 struct slot_init_args {
-	const char *slot_dir;  /* <state_dir>/slots/<id>, holds root/ and data/ */
+	const char *slot_dir; /* <state_dir>/slots/<id>, holds root/ and data/ */
 	uid_t uid;
 	gid_t gid;
 	uint64_t tmp_size;
 	uint64_t shm_size;
 	char *const *paths;    /* the language's extra read-only paths */
 	const char *runtimes;  /* host dir bound read-only at /opt/warmpool, or NULL */
-	int ctl_fd;            /* SOCK_SEQPACKET to sandboxd */
+	int ctl_fd;	       /* SOCK_SEQPACKET to sandboxd */
 	int init_procs_fds[8]; /* cgroup.procs of the init group: we move ourselves in first */
 	int procs_fds[3][8];   /* cgroup.procs of the two run groups and of the kernel
 				  group (empty for a slot without interpreter), -1 terminated */

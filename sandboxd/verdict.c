@@ -9,14 +9,14 @@
 #include "cleanup.h"
 
 static const char *const names[] = {
-	[VERDICT_ACCEPTED] = "accepted",
-	[VERDICT_WRONG_ANSWER] = "wrong_answer",
-	[VERDICT_TIME_LIMIT] = "time_limit_exceeded",
-	[VERDICT_MEMORY_LIMIT] = "memory_limit_exceeded",
-	[VERDICT_RUNTIME_ERROR] = "runtime_error",
-	[VERDICT_OUTPUT_LIMIT] = "output_limit_exceeded",
-	[VERDICT_COMPILATION_ERROR] = "compilation_error",
-	[VERDICT_INTERNAL_ERROR] = "internal_error",
+    [VERDICT_ACCEPTED] = "accepted",
+    [VERDICT_WRONG_ANSWER] = "wrong_answer",
+    [VERDICT_TIME_LIMIT] = "time_limit_exceeded",
+    [VERDICT_MEMORY_LIMIT] = "memory_limit_exceeded",
+    [VERDICT_RUNTIME_ERROR] = "runtime_error",
+    [VERDICT_OUTPUT_LIMIT] = "output_limit_exceeded",
+    [VERDICT_COMPILATION_ERROR] = "compilation_error",
+    [VERDICT_INTERNAL_ERROR] = "internal_error",
 };
 
 const char *verdict_name(enum verdict v)

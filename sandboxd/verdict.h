@@ -23,10 +23,10 @@ const char *verdict_name(enum verdict v); /* "accepted", "time_limit_exceeded", 
 
 /* Facts measured about a finished run. */
 struct run_outcome {
-	bool exited;          /* normal exit: exit_code valid */
+	bool exited; /* normal exit: exit_code valid */
 	int exit_code;
-	int signal;           /* terminating signal when !exited */
-	uint64_t cpu_ms;      /* from the cgroup */
+	int signal;	 /* terminating signal when !exited */
+	uint64_t cpu_ms; /* from the cgroup */
 	uint64_t wall_ms;
 	uint64_t memory_kb;   /* peak RSS */
 	bool oom_killed;      /* the cgroup's OOM killer fired during the run */

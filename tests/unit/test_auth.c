@@ -34,9 +34,8 @@ static int setup(void **state)
 	assert_int_equal(auth_add_line(a, line), 0);
 	assert_int_equal(auth_add(a, hash_of("scrape-token"), AUTH_METRICS, "prometheus"), 0);
 	/* upper case hex is normalised, no name gets one from the digest */
-	assert_int_equal(auth_add(a, "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824", AUTH_EXECUTOR,
-				  NULL),
-			 0);
+	assert_int_equal(
+	    auth_add(a, "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824", AUTH_EXECUTOR, NULL), 0);
 	assert_int_equal(auth_count(a), 4);
 	*state = a;
 	return 0;
@@ -104,7 +103,7 @@ static void test_wrong_token(void **state)
 
 	assert_int_equal(auth_check(a, "Bearer exec-tokenX", AUTH_EXECUTOR, &who), -EACCES);
 	assert_null(who);
-	assert_int_equal(auth_check(a, "Bearer Exec-token", AUTH_EXECUTOR, NULL), -EACCES); /* token is exact */
+	assert_int_equal(auth_check(a, "Bearer Exec-token", AUTH_EXECUTOR, NULL), -EACCES);    /* token is exact */
 	assert_int_equal(auth_check(a, "Bearer " HELLO_SHA256, AUTH_EXECUTOR, NULL), -EACCES); /* not the digest */
 }
 
@@ -137,17 +136,17 @@ static void test_malformed_header(void **state)
 {
 	struct auth *a = *state;
 	static const char *const bad[] = {
-		"",
-		"Bearer",
-		"Bearer ",
-		"Bearer    ",
-		"Bearerexec-token",
-		"Basic ZXhlYy10b2tlbg==",
-		"exec-token",
-		"Bearer exec-token extra",
-		"Bearer exec\x01token",
-		"Bearer exec-tok\xc3\xa9n",
-		"Token exec-token",
+	    "",
+	    "Bearer",
+	    "Bearer ",
+	    "Bearer    ",
+	    "Bearerexec-token",
+	    "Basic ZXhlYy10b2tlbg==",
+	    "exec-token",
+	    "Bearer exec-token extra",
+	    "Bearer exec\x01token",
+	    "Bearer exec-tok\xc3\xa9n",
+	    "Token exec-token",
 	};
 	char *huge;
 
@@ -186,13 +185,13 @@ static void test_add_line_errors(void **state)
 
 	assert_int_equal(auth_add_line(a, ""), -EINVAL);
 	assert_int_equal(auth_add_line(a, "   "), -EINVAL);
-	assert_int_equal(auth_add_line(a, HELLO_SHA256), -EINVAL);                    /* no role */
-	assert_int_equal(auth_add_line(a, HELLO_SHA256 " root"), -EINVAL);            /* unknown role */
-	assert_int_equal(auth_add_line(a, HELLO_SHA256 " admin a b"), -EINVAL);       /* extra word */
-	assert_int_equal(auth_add_line(a, HELLO_SHA256 "0 admin"), -EINVAL);          /* 65 digits */
-	assert_int_equal(auth_add_line(a, "2cf24dba5fb0a30e admin"), -EINVAL);        /* short */
-	assert_int_equal(auth_add_line(a, "admin " HELLO_SHA256), -EINVAL);           /* swapped */
-	snprintf(line, sizeof(line), "%.63sg admin", HELLO_SHA256);                   /* not hex */
+	assert_int_equal(auth_add_line(a, HELLO_SHA256), -EINVAL);		/* no role */
+	assert_int_equal(auth_add_line(a, HELLO_SHA256 " root"), -EINVAL);	/* unknown role */
+	assert_int_equal(auth_add_line(a, HELLO_SHA256 " admin a b"), -EINVAL); /* extra word */
+	assert_int_equal(auth_add_line(a, HELLO_SHA256 "0 admin"), -EINVAL);	/* 65 digits */
+	assert_int_equal(auth_add_line(a, "2cf24dba5fb0a30e admin"), -EINVAL);	/* short */
+	assert_int_equal(auth_add_line(a, "admin " HELLO_SHA256), -EINVAL);	/* swapped */
+	snprintf(line, sizeof(line), "%.63sg admin", HELLO_SHA256);		/* not hex */
 	assert_int_equal(auth_add_line(a, line), -EINVAL);
 	snprintf(line, sizeof(line), "%s admin %0*d", HELLO_SHA256, 65, 0); /* name too long */
 	assert_int_equal(auth_add_line(a, line), -EINVAL);
@@ -206,9 +205,9 @@ static void test_add_line_errors(void **state)
 	assert_int_equal(auth_add_line(a, line), 0);
 	/* the same digest twice, in either case, is refused */
 	assert_int_equal(auth_add_line(a, HELLO_SHA256 " executor other"), -EEXIST);
-	assert_int_equal(auth_add(a, "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824", AUTH_METRICS,
-				  NULL),
-			 -EEXIST);
+	assert_int_equal(
+	    auth_add(a, "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824", AUTH_METRICS, NULL),
+	    -EEXIST);
 	assert_int_equal(auth_count(a), 1);
 	auth_free(a);
 }
@@ -216,15 +215,15 @@ static void test_add_line_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hash),
-		cmocka_unit_test(test_roles),
-		cmocka_unit_test_setup_teardown(test_right_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_role, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_admin_everything, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_header, setup, teardown),
-		cmocka_unit_test(test_no_tokens),
-		cmocka_unit_test(test_add_line_errors),
+	    cmocka_unit_test(test_hash),
+	    cmocka_unit_test(test_roles),
+	    cmocka_unit_test_setup_teardown(test_right_token, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wrong_token, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wrong_role, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_admin_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed_header, setup, teardown),
+	    cmocka_unit_test(test_no_tokens),
+	    cmocka_unit_test(test_add_line_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -215,7 +215,7 @@ static bool in_group(pid_t pid, const char *ctl, const char *rel)
 
 static struct cgroup *create(struct cgroup *parent, const char *name)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup *g = NULL;
 	int ret = cgroup_create(root, parent, name, &g, &err);
 
@@ -226,7 +226,7 @@ static struct cgroup *create(struct cgroup *parent, const char *name)
 
 static void destroy_ok(struct cgroup *g)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 
 	if (cgroup_destroy(g, &err) < 0)
 		fail_msg("cgroup_destroy: %s", err.msg);
@@ -234,7 +234,7 @@ static void destroy_ok(struct cgroup *g)
 
 static void attach(struct cgroup *g, pid_t pid)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 
 	if (cgroup_attach(g, pid, &err) < 0)
 		fail_msg("cgroup_attach: %s", err.msg);
@@ -244,7 +244,7 @@ static void attach(struct cgroup *g, pid_t pid)
 
 static int open_root(const char *prefix, const char *mode)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 
 	snprintf(root_name, sizeof(root_name), "wp-unit-%d-%d", (int)getpid(), ++test_no);
 	if (cgroup_root_open(prefix, root_name, mode, &root, &err) < 0) {
@@ -266,7 +266,7 @@ static int setup_v2(void **state)
 
 static int teardown(void **state)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	int ret;
 
 	for (int i = 0; i < nkids; i++) {
@@ -286,7 +286,7 @@ static int teardown(void **state)
 
 static void test_v1_detect_and_sweep(void **state)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup_root *again = NULL;
 	struct cgroup *stale;
 	char mem[4096];
@@ -321,7 +321,7 @@ static void test_v1_detect_and_sweep(void **state)
 
 static void test_v1_limits(void **state)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup *slot = create(NULL, "slot-1");
 	struct cgroup *run = create(slot, "run");
 	struct cgroup *init = create(slot, "init");
@@ -394,7 +394,7 @@ static void test_v1_kill_sleeper(void **state)
 
 static void test_v1_fork_bomb(void **state)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup *slot = create(NULL, "slot-1"), *run = create(slot, "run");
 	struct cgroup_stats st;
 	char buf[64];
@@ -431,7 +431,7 @@ static void test_v1_fork_bomb(void **state)
 
 static void test_v1_oom(void **state)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup *slot = create(NULL, "slot-1"), *run = create(slot, "run");
 	struct cgroup_stats before, after;
 	int go_fd, st;
@@ -476,9 +476,9 @@ static void test_v1_cpu(void **state)
 
 static void test_v1_open_procs(void **state)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup *slot = create(NULL, "slot-1"), *run = create(slot, "run");
-	const char *ctls[] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
+	const char *ctls[] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
 	int p[2], go_fd, n = 0;
 	pid_t pid;
 	char c;
@@ -507,7 +507,7 @@ static void test_v1_destroy_removes_all(void **state)
 {
 	struct cgroup *slot = create(NULL, "slot-1");
 	struct cgroup *init = create(slot, "init"), *run = create(slot, "run");
-	const char *ctls[] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
+	const char *ctls[] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
 	char dirs[5][4096], sub[4200];
 	pid_t a, b;
 	int ga, gb;
@@ -541,7 +541,7 @@ static void test_v1_destroy_removes_all(void **state)
 
 static void test_detect_errors(void **state)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup_root *r = NULL;
 
 	assert_int_equal(cgroup_root_open("/sys/fs/cgroup", "x", "v3", &r, &err), -EINVAL);
@@ -556,7 +556,7 @@ static void test_detect_errors(void **state)
 
 static void test_v2_basic(void **state)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup *slot, *run;
 	char dir[4096], kill_file[4200];
 	int go_fd, st;
@@ -620,7 +620,7 @@ static void test_v2_kill_tree_and_cpu(void **state)
  * and back out on removal. In a child: it moves the calling process. */
 static int leaf_child(const char *outer_rel)
 {
-	struct wp_error err = { 0 };
+	struct wp_error err = {0};
 	struct cgroup_root *r = NULL;
 	char want[512], line[512];
 	FILE *f;
@@ -679,18 +679,18 @@ static void test_v2_daemon_leaf(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_detect_errors),
-		cmocka_unit_test_setup_teardown(test_v1_detect_and_sweep, setup_v1, teardown),
-		cmocka_unit_test_setup_teardown(test_v1_limits, setup_v1, teardown),
-		cmocka_unit_test_setup_teardown(test_v1_kill_sleeper, setup_v1, teardown),
-		cmocka_unit_test_setup_teardown(test_v1_fork_bomb, setup_v1, teardown),
-		cmocka_unit_test_setup_teardown(test_v1_oom, setup_v1, teardown),
-		cmocka_unit_test_setup_teardown(test_v1_cpu, setup_v1, teardown),
-		cmocka_unit_test_setup_teardown(test_v1_open_procs, setup_v1, teardown),
-		cmocka_unit_test_setup_teardown(test_v1_destroy_removes_all, setup_v1, teardown),
-		cmocka_unit_test_setup_teardown(test_v2_basic, setup_v2, teardown),
-		cmocka_unit_test_setup_teardown(test_v2_kill_tree_and_cpu, setup_v2, teardown),
-		cmocka_unit_test(test_v2_daemon_leaf),
+	    cmocka_unit_test(test_detect_errors),
+	    cmocka_unit_test_setup_teardown(test_v1_detect_and_sweep, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_limits, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_kill_sleeper, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_fork_bomb, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_oom, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_cpu, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_open_procs, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_destroy_removes_all, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v2_basic, setup_v2, teardown),
+	    cmocka_unit_test_setup_teardown(test_v2_kill_tree_and_cpu, setup_v2, teardown),
+	    cmocka_unit_test(test_v2_daemon_leaf),
 	};
 
 	if (geteuid() != 0) {

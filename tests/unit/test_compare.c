@@ -136,8 +136,8 @@ static void test_trailing_ignores_what_users_cannot_see(void **state)
 	assert_same(COMPARE_TRAILING, "3\n", "3  \n\n\n");
 	assert_same(COMPARE_TRAILING, "3", "3  \n\n\n");
 	assert_same(COMPARE_TRAILING, "1 2\n3 4\n", "1 2   \n3 4\t\n");
-	assert_same(COMPARE_TRAILING, "1\r\n2\r\n", "1\n2\n");  /* Windows line ends */
-	assert_same(COMPARE_TRAILING, "1\n\n2\n", "1\n   \n2");  /* a blank line is empty */
+	assert_same(COMPARE_TRAILING, "1\r\n2\r\n", "1\n2\n");	/* Windows line ends */
+	assert_same(COMPARE_TRAILING, "1\n\n2\n", "1\n   \n2"); /* a blank line is empty */
 	assert_same(COMPARE_TRAILING, "", "\n\n \n");
 	assert_same(COMPARE_TRAILING, "", "");
 	assert_same(COMPARE_TRAILING, "\n\nx\n", "\n\nx");
@@ -146,14 +146,14 @@ static void test_trailing_ignores_what_users_cannot_see(void **state)
 static void test_trailing_keeps_what_matters(void **state)
 {
 	assert_differ(COMPARE_TRAILING, "3\n\n4", "3\n4");
-	assert_differ(COMPARE_TRAILING, "\n3", "3");        /* leading blank line */
-	assert_differ(COMPARE_TRAILING, "  3", "3");        /* leading blanks */
-	assert_differ(COMPARE_TRAILING, "1  2", "1 2");     /* inner blanks */
+	assert_differ(COMPARE_TRAILING, "\n3", "3");	/* leading blank line */
+	assert_differ(COMPARE_TRAILING, "  3", "3");	/* leading blanks */
+	assert_differ(COMPARE_TRAILING, "1  2", "1 2"); /* inner blanks */
 	assert_differ(COMPARE_TRAILING, "1 2", "1\n2");
 	assert_differ(COMPARE_TRAILING, "3", "");
 	assert_differ(COMPARE_TRAILING, "3\n4\n", "3\n");
 	assert_differ(COMPARE_TRAILING, "3\n4\n", "3\n5\n");
-	assert_differ(COMPARE_TRAILING, "3\f", "3");        /* only blanks, tabs, \r */
+	assert_differ(COMPARE_TRAILING, "3\f", "3"); /* only blanks, tabs, \r */
 }
 
 static void test_trailing_with_nul_bytes(void **state)
@@ -177,7 +177,7 @@ static void test_tokens(void **state)
 	assert_same(COMPARE_TOKENS, "", " \n\t\r\n");
 	assert_differ(COMPARE_TOKENS, "1 2", "1 2 3");
 	assert_differ(COMPARE_TOKENS, "12", "1 2");
-	assert_differ(COMPARE_TOKENS, "1.0", "1");   /* strings, not numbers */
+	assert_differ(COMPARE_TOKENS, "1.0", "1"); /* strings, not numbers */
 	assert_differ(COMPARE_TOKENS, "YES", "yes");
 	assert_differ(COMPARE_TOKENS, "", "0");
 }
@@ -201,7 +201,7 @@ static void test_float_tolerance(void **state)
 	assert_differ(COMPARE_FLOAT, "1.1", "1.0");
 	assert_differ(COMPARE_FLOAT, "0.100002", "0.1");
 	assert_differ(COMPARE_FLOAT, "1 2", "1 2 3");
-	assert_differ(COMPARE_FLOAT, "1.0abc", "1.0");      /* not fully a number */
+	assert_differ(COMPARE_FLOAT, "1.0abc", "1.0"); /* not fully a number */
 	assert_differ(COMPARE_FLOAT, "1.0", "1.0abc");
 	/* relative: 0.5 off a million is within 1e-6 of it */
 	assert_true(cmp_mode(COMPARE_FLOAT, "1000000.5", "1000000"));
@@ -236,7 +236,7 @@ static void test_float_words_nan_and_inf_are_strings(void **state)
 	assert_differ(COMPARE_FLOAT, "nan", "NaN");
 	assert_differ(COMPARE_FLOAT, "nan", "0");
 	assert_same(COMPARE_FLOAT, "inf -inf", "inf -inf");
-	assert_differ(COMPARE_FLOAT, "inf", "1e999");       /* 1e999 overflows: a string */
+	assert_differ(COMPARE_FLOAT, "inf", "1e999"); /* 1e999 overflows: a string */
 	assert_differ(COMPARE_FLOAT, "1e999", "1e998");
 	assert_differ(COMPARE_FLOAT, "infinity", "inf");
 }
@@ -309,23 +309,23 @@ static void test_large_outputs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_spec_default),
-		cmocka_unit_test(test_spec_from_json),
-		cmocka_unit_test(test_spec_refusals),
-		cmocka_unit_test(test_mode_names),
-		cmocka_unit_test(test_exact),
-		cmocka_unit_test(test_trailing_ignores_what_users_cannot_see),
-		cmocka_unit_test(test_trailing_keeps_what_matters),
-		cmocka_unit_test(test_trailing_with_nul_bytes),
-		cmocka_unit_test(test_tokens),
-		cmocka_unit_test(test_tokens_with_nul_bytes),
-		cmocka_unit_test(test_float_tolerance),
-		cmocka_unit_test(test_float_relative_is_against_the_expected),
-		cmocka_unit_test(test_float_custom_tolerance),
-		cmocka_unit_test(test_float_words_nan_and_inf_are_strings),
-		cmocka_unit_test(test_float_with_nul_and_long_tokens),
-		cmocka_unit_test(test_checker_mode_never_matches_here),
-		cmocka_unit_test(test_large_outputs),
+	    cmocka_unit_test(test_spec_default),
+	    cmocka_unit_test(test_spec_from_json),
+	    cmocka_unit_test(test_spec_refusals),
+	    cmocka_unit_test(test_mode_names),
+	    cmocka_unit_test(test_exact),
+	    cmocka_unit_test(test_trailing_ignores_what_users_cannot_see),
+	    cmocka_unit_test(test_trailing_keeps_what_matters),
+	    cmocka_unit_test(test_trailing_with_nul_bytes),
+	    cmocka_unit_test(test_tokens),
+	    cmocka_unit_test(test_tokens_with_nul_bytes),
+	    cmocka_unit_test(test_float_tolerance),
+	    cmocka_unit_test(test_float_relative_is_against_the_expected),
+	    cmocka_unit_test(test_float_custom_tolerance),
+	    cmocka_unit_test(test_float_words_nan_and_inf_are_strings),
+	    cmocka_unit_test(test_float_with_nul_and_long_tokens),
+	    cmocka_unit_test(test_checker_mode_never_matches_here),
+	    cmocka_unit_test(test_large_outputs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

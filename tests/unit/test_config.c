@@ -150,8 +150,8 @@ static void test_split_argv(void **state)
 	split_is("a\tb\nc", (const char *const[]){"a", "b", "c", NULL});
 	/* many words: the vector grows */
 	split_is("1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17",
-		 (const char *const[]){"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14",
-				       "15", "16", "17", NULL});
+		 (const char *const[]){"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+				       "16", "17", NULL});
 
 	assert_int_equal(config_split_argv("", &argv), -EINVAL);
 	assert_int_equal(config_split_argv("   \t ", &argv), -EINVAL);
@@ -164,11 +164,8 @@ static void test_split_argv(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_size),
-		cmocka_unit_test(test_duration),
-		cmocka_unit_test(test_bool),
-		cmocka_unit_test(test_u64),
-		cmocka_unit_test(test_split_argv),
+	    cmocka_unit_test(test_size), cmocka_unit_test(test_duration),   cmocka_unit_test(test_bool),
+	    cmocka_unit_test(test_u64),	 cmocka_unit_test(test_split_argv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

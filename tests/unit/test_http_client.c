@@ -222,8 +222,8 @@ static void run_for(double s)
 
 static struct http_call *start(const char *base, const char *method, const char *path, struct res *res)
 {
-	return http_call_start(F.cli, &(struct http_call_opts){.method = method, .base = base, .path = path},
-			       done, res);
+	return http_call_start(F.cli, &(struct http_call_opts){.method = method, .base = base, .path = path}, done,
+			       res);
 }
 
 static void res_clear(struct res *r)
@@ -261,9 +261,12 @@ static void test_post_echo(void **state)
 
 	completed = 0;
 	assert_non_null(http_call_start(F.cli,
-					&(struct http_call_opts){.method = "POST", .base = F.tcp_base,
-								 .path = "/echo", .body = json,
-								 .body_len = strlen(json), .bearer = "s3cret"},
+					&(struct http_call_opts){.method = "POST",
+								 .base = F.tcp_base,
+								 .path = "/echo",
+								 .body = json,
+								 .body_len = strlen(json),
+								 .bearer = "s3cret"},
 					done, &r));
 	run_until(1);
 	assert_int_equal(r.status, 200);
@@ -280,8 +283,11 @@ static void test_post_echo(void **state)
 	for (size_t i = 0; i < big_len; i++)
 		big[i] = (char)(i % 251);
 	assert_non_null(http_call_start(F.cli,
-					&(struct http_call_opts){.method = "PUT", .base = F.tcp_base,
-								 .path = "/echo", .body = big, .body_len = big_len,
+					&(struct http_call_opts){.method = "PUT",
+								 .base = F.tcp_base,
+								 .path = "/echo",
+								 .body = big,
+								 .body_len = big_len,
 								 .content_type = "application/octet-stream"},
 					done, &r));
 	run_until(2);
@@ -365,8 +371,8 @@ static void test_keep_alive(void **state)
 	struct chain ch = {.left = 20, .base = F.tcp_base};
 
 	completed = 0;
-	assert_non_null(http_call_start(F.cli, &(struct http_call_opts){.base = ch.base, .path = "/hello"},
-					chain_done, &ch));
+	assert_non_null(
+	    http_call_start(F.cli, &(struct http_call_opts){.base = ch.base, .path = "/hello"}, chain_done, &ch));
 	run_until(20);
 	assert_int_equal(ch.r.calls, 20);
 	assert_int_equal(F.requests, 20);
@@ -381,10 +387,11 @@ static void test_unix_socket(void **state)
 	struct res r = {0};
 
 	completed = 0;
-	assert_non_null(http_call_start(F.cli,
-					&(struct http_call_opts){.method = "POST", .base = F.unix_base,
-								 .path = "/echo", .body = "abc", .body_len = 3},
-					done, &r));
+	assert_non_null(
+	    http_call_start(F.cli,
+			    &(struct http_call_opts){
+				.method = "POST", .base = F.unix_base, .path = "/echo", .body = "abc", .body_len = 3},
+			    done, &r));
 	run_until(1);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "abc");
@@ -392,8 +399,8 @@ static void test_unix_socket(void **state)
 	res_clear(&r);
 
 	/* Kept alive as well. */
-	assert_non_null(http_call_start(F.cli, &(struct http_call_opts){.base = ch.base, .path = "/hello"},
-					chain_done, &ch));
+	assert_non_null(
+	    http_call_start(F.cli, &(struct http_call_opts){.base = ch.base, .path = "/hello"}, chain_done, &ch));
 	run_until(11);
 	assert_int_equal(ch.r.calls, 10);
 	assert_int_equal(http_server_connections(F.srv), 1);
@@ -406,8 +413,7 @@ static void test_timeout(void **state)
 
 	completed = 0;
 	assert_non_null(http_call_start(
-		F.cli, &(struct http_call_opts){.base = F.tcp_base, .path = "/slow?ms=3000", .timeout = 0.3}, done,
-		&r));
+	    F.cli, &(struct http_call_opts){.base = F.tcp_base, .path = "/slow?ms=3000", .timeout = 0.3}, done, &r));
 	run_until(1);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.body, "");
@@ -466,14 +472,12 @@ static void test_max_response(void **state)
 	struct res r = {0}, ok = {0};
 
 	completed = 0;
-	assert_non_null(http_call_start(F.cli,
-					&(struct http_call_opts){.base = F.tcp_base, .path = "/big?n=100000",
-								 .max_response = 1000},
-					done, &r));
-	assert_non_null(http_call_start(F.cli,
-					&(struct http_call_opts){.base = F.tcp_base, .path = "/big?n=100000",
-								 .max_response = 100000},
-					done, &ok));
+	assert_non_null(http_call_start(
+	    F.cli, &(struct http_call_opts){.base = F.tcp_base, .path = "/big?n=100000", .max_response = 1000}, done,
+	    &r));
+	assert_non_null(http_call_start(
+	    F.cli, &(struct http_call_opts){.base = F.tcp_base, .path = "/big?n=100000", .max_response = 100000}, done,
+	    &ok));
 	run_until(2);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.error, "response too large");
@@ -579,8 +583,8 @@ static void test_free_from_callback(void **state)
 
 	completed = 0;
 	for (int i = 0; i < 4; i++)
-		assert_non_null(http_call_start(
-			F.cli, &(struct http_call_opts){.base = F.unix_base, .path = "/hello"}, free_done, &r[i]));
+		assert_non_null(http_call_start(F.cli, &(struct http_call_opts){.base = F.unix_base, .path = "/hello"},
+						free_done, &r[i]));
 	run_until(1);
 	run_for(0.1);
 	for (int i = 0; i < 4; i++) {
@@ -593,19 +597,19 @@ static void test_free_from_callback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_get, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_post_echo, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_base, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_max_response, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_get, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_post_echo, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_base, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_response, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -267,14 +267,16 @@ static int c_value(http_parser *p, const char *at, size_t n)
 	size_t l;
 
 	if (!r->target) {
-		r->target = strcmp(r->field, "connection") == 0     ? r->connection :
-			    strcmp(r->field, "content-type") == 0   ? r->content_type :
-			    strcmp(r->field, "content-length") == 0 ? r->content_length :
-			    strcmp(r->field, "x-extra") == 0	    ? r->extra : r->field;
-		r->target_size = r->target == r->connection     ? sizeof(r->connection) :
-				 r->target == r->content_type   ? sizeof(r->content_type) :
-				 r->target == r->content_length ? sizeof(r->content_length) :
-				 r->target == r->extra		? sizeof(r->extra) : 0;
+		r->target = strcmp(r->field, "connection") == 0	      ? r->connection
+			    : strcmp(r->field, "content-type") == 0   ? r->content_type
+			    : strcmp(r->field, "content-length") == 0 ? r->content_length
+			    : strcmp(r->field, "x-extra") == 0	      ? r->extra
+								      : r->field;
+		r->target_size = r->target == r->connection	  ? sizeof(r->connection)
+				 : r->target == r->content_type	  ? sizeof(r->content_type)
+				 : r->target == r->content_length ? sizeof(r->content_length)
+				 : r->target == r->extra	  ? sizeof(r->extra)
+								  : 0;
 	}
 	l = strlen(r->target);
 	if (r->target_size && l + n < r->target_size) {
@@ -313,11 +315,11 @@ static int c_complete(http_parser *p)
 }
 
 static const http_parser_settings client_settings = {
-	.on_header_field = c_field,
-	.on_header_value = c_value,
-	.on_headers_complete = c_headers_complete,
-	.on_body = c_body,
-	.on_message_complete = c_complete,
+    .on_header_field = c_field,
+    .on_header_value = c_value,
+    .on_headers_complete = c_headers_complete,
+    .on_body = c_body,
+    .on_message_complete = c_complete,
 };
 
 static struct client *client_open(int fd)
@@ -577,13 +579,13 @@ static void test_post_body(void **state)
 }
 
 static struct http_limits big_bodies = {
-	.max_header_bytes = 2048,
-	.max_headers = 64,
-	.max_body_bytes = 1 << 20,
-	.idle_timeout = 3,
-	.request_timeout = 3,
-	.write_timeout = 3,
-	.max_connections = 16,
+    .max_header_bytes = 2048,
+    .max_headers = 64,
+    .max_body_bytes = 1 << 20,
+    .idle_timeout = 3,
+    .request_timeout = 3,
+    .write_timeout = 3,
+    .max_connections = 16,
 };
 
 static void test_large_body(void **state)
@@ -832,8 +834,7 @@ static void test_body_too_large(void **state)
 {
 	/* refused on the Content-Length, before the body is sent */
 	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 4097\r\n\r\n", 413, "PayloadTooLarge");
-	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 99999999999999999999\r\n\r\n", 400,
-	       "BadRequest");
+	REFUSE("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 99999999999999999999\r\n\r\n", 400, "BadRequest");
 
 	/* chunked: refused once the running total passes the bound */
 	char req[8192 + 256];
@@ -895,13 +896,13 @@ static void test_headers_too_large(void **state)
 }
 
 static struct http_limits short_timeouts = {
-	.max_header_bytes = 2048,
-	.max_headers = 64,
-	.max_body_bytes = 4096,
-	.idle_timeout = 0.3,
-	.request_timeout = 0.3,
-	.write_timeout = 0.3,
-	.max_connections = 16,
+    .max_header_bytes = 2048,
+    .max_headers = 64,
+    .max_body_bytes = 4096,
+    .idle_timeout = 0.3,
+    .request_timeout = 0.3,
+    .write_timeout = 0.3,
+    .max_connections = 16,
 };
 
 static void test_slow_client(void **state)
@@ -998,13 +999,13 @@ static void test_write_timeout(void **state)
 }
 
 static struct http_limits three_connections = {
-	.max_header_bytes = 2048,
-	.max_headers = 64,
-	.max_body_bytes = 4096,
-	.idle_timeout = 5,
-	.request_timeout = 5,
-	.write_timeout = 5,
-	.max_connections = 3,
+    .max_header_bytes = 2048,
+    .max_headers = 64,
+    .max_body_bytes = 4096,
+    .idle_timeout = 5,
+    .request_timeout = 5,
+    .write_timeout = 5,
+    .max_connections = 3,
 };
 
 static void test_max_connections(void **state)
@@ -1126,30 +1127,29 @@ static void test_listen_addresses(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_get_tcp, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_request_fields, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_post_body, setup, teardown),
-		cmocka_unit_test_prestate_setup_teardown(test_large_body, setup, teardown, &big_bodies),
-		cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_async, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_http10, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_connection_close, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_head, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_headers_too_large, setup, teardown),
-		cmocka_unit_test_prestate_setup_teardown(test_slow_client, setup, teardown, &short_timeouts),
-		cmocka_unit_test_prestate_setup_teardown(test_idle_timeout, setup, teardown, &short_timeouts),
-		cmocka_unit_test_setup_teardown(test_big_response, setup, teardown),
-		cmocka_unit_test_prestate_setup_teardown(test_write_timeout, setup, teardown, &short_timeouts),
-		cmocka_unit_test_prestate_setup_teardown(test_max_connections, setup, teardown,
-							 &three_connections),
-		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
-		cmocka_unit_test(test_listen_addresses),
+	    cmocka_unit_test_setup_teardown(test_get_tcp, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_post_body, setup, teardown),
+	    cmocka_unit_test_prestate_setup_teardown(test_large_body, setup, teardown, &big_bodies),
+	    cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_http10, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_connection_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_head, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_headers_too_large, setup, teardown),
+	    cmocka_unit_test_prestate_setup_teardown(test_slow_client, setup, teardown, &short_timeouts),
+	    cmocka_unit_test_prestate_setup_teardown(test_idle_timeout, setup, teardown, &short_timeouts),
+	    cmocka_unit_test_setup_teardown(test_big_response, setup, teardown),
+	    cmocka_unit_test_prestate_setup_teardown(test_write_timeout, setup, teardown, &short_timeouts),
+	    cmocka_unit_test_prestate_setup_teardown(test_max_connections, setup, teardown, &three_connections),
+	    cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+	    cmocka_unit_test(test_listen_addresses),
 	};
 
 	log_init("test_http_server", getenv("WP_TEST_DEBUG") ? LOG_DEBUG : LOG_ERROR);

@@ -195,15 +195,11 @@ static void test_check_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_object),
-		cmocka_unit_test(test_parse_refuses_non_object),
-		cmocka_unit_test(test_parse_depth),
-		cmocka_unit_test(test_parse_invalid),
-		cmocka_unit_test(test_get_string),
-		cmocka_unit_test(test_get_uint),
-		cmocka_unit_test(test_get_bool),
-		cmocka_unit_test(test_get_array_object),
-		cmocka_unit_test(test_check_keys),
+	    cmocka_unit_test(test_parse_object), cmocka_unit_test(test_parse_refuses_non_object),
+	    cmocka_unit_test(test_parse_depth),	 cmocka_unit_test(test_parse_invalid),
+	    cmocka_unit_test(test_get_string),	 cmocka_unit_test(test_get_uint),
+	    cmocka_unit_test(test_get_bool),	 cmocka_unit_test(test_get_array_object),
+	    cmocka_unit_test(test_check_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,7 +144,9 @@ static void test_real_languages_load(void **state)
 
 	l = language_find(ls, n, "java");
 	assert_string_equal(l->source, "Main.java");
-	assert_argv(l->compile_argv, "/usr/lib/jvm/java-17-openjdk-amd64/bin/javac|-J-XX:+UseSerialGC|-J-XX:TieredStopAtLevel=1|-J-XX:-UsePerfData|-encoding|UTF-8|Main.java");
+	assert_argv(l->compile_argv,
+		    "/usr/lib/jvm/java-17-openjdk-amd64/bin/"
+		    "javac|-J-XX:+UseSerialGC|-J-XX:TieredStopAtLevel=1|-J-XX:-UsePerfData|-encoding|UTF-8|Main.java");
 	assert_string_equal(l->run_argv[0], "/usr/lib/jvm/java-17-openjdk-amd64/bin/java");
 	assert_argv(l->paths, "/etc/java-17-openjdk");
 	assert_int_equal(l->limits.memory_kb, 512 * 1024);
@@ -206,24 +208,24 @@ static void test_minimal_file_gets_defaults(void **state)
 static void test_quotes_comments_and_repeated_lists(void **state)
 {
 	struct language *l = load_text(*state,
-					"; a comment\n"
-					"# another\n"
-					"[language]\n"
-					"name = sh+x_1-2\n"
-					"source = main.sh   ; inline comment\n"
-					"run = /bin/sh -c \"echo hi there\" 'a b'\n"
-					"paths = /etc/a /opt/b\n"
-					"paths = /srv/c\n"
-					"env = LANG=C.UTF-8 \"GREETING=hello world\"\n"
-					"env = _X1=\n"
-					"\n"
-					"[limits]\n"
-					"memory = 512M ; for the JIT\n"
-					"[compile_limits]\n"
-					"cpu = 1500ms\n"
-					"[limits]\n"
-					"wall = 2s\n",
-					0, 0, NULL);
+				       "; a comment\n"
+				       "# another\n"
+				       "[language]\n"
+				       "name = sh+x_1-2\n"
+				       "source = main.sh   ; inline comment\n"
+				       "run = /bin/sh -c \"echo hi there\" 'a b'\n"
+				       "paths = /etc/a /opt/b\n"
+				       "paths = /srv/c\n"
+				       "env = LANG=C.UTF-8 \"GREETING=hello world\"\n"
+				       "env = _X1=\n"
+				       "\n"
+				       "[limits]\n"
+				       "memory = 512M ; for the JIT\n"
+				       "[compile_limits]\n"
+				       "cpu = 1500ms\n"
+				       "[limits]\n"
+				       "wall = 2s\n",
+				       0, 0, NULL);
 
 	assert_string_equal(l->name, "sh+x_1-2");
 	assert_string_equal(l->source, "main.sh");
@@ -242,20 +244,18 @@ static void test_available_follows_the_host(void **state)
 	struct language *l;
 
 	/* relative commands are the submission's own: not checked */
-	l = load_text(*state, "[language]\nname = c\nsource = main.c\ncompile = /bin/sh -c true\nrun = ./main\n", 0,
-		      0, NULL);
+	l = load_text(*state, "[language]\nname = c\nsource = main.c\ncompile = /bin/sh -c true\nrun = ./main\n", 0, 0,
+		      NULL);
 	assert_true(l->available);
 	language_free(l);
 	l = load_text(*state, "[language]\nname = x\nsource = m\nrun = /nonexistent/bin/x main\n", 0, 0, NULL);
 	assert_false(l->available);
 	language_free(l);
 	/* a missing compiler or version command counts too */
-	l = load_text(*state, "[language]\nname = x\nsource = m\ncompile = /nonexistent/cc m\nrun = ./m\n", 0, 0,
-		      NULL);
+	l = load_text(*state, "[language]\nname = x\nsource = m\ncompile = /nonexistent/cc m\nrun = ./m\n", 0, 0, NULL);
 	assert_false(l->available);
 	language_free(l);
-	l = load_text(*state, "[language]\nname = x\nsource = m\nversion = /nonexistent/x -v\nrun = ./m\n", 0, 0,
-		      NULL);
+	l = load_text(*state, "[language]\nname = x\nsource = m\nversion = /nonexistent/x -v\nrun = ./m\n", 0, 0, NULL);
 	assert_false(l->available);
 	language_free(l);
 	/* not executable, or not a file */
@@ -278,8 +278,9 @@ static void test_available_follows_the_host(void **state)
 	assert_false(l->available);
 	language_free(l);
 	/* an interpreter is optional: missing, it only makes interpreter_ok false */
-	l = load_text(*state, "[language]\nname = x\nsource = m\nrun = /bin/sh m\ninterpreter = /bin/sh /opt/warmpool/k\n",
-		      0, 0, NULL);
+	l = load_text(*state,
+		      "[language]\nname = x\nsource = m\nrun = /bin/sh m\ninterpreter = /bin/sh /opt/warmpool/k\n", 0,
+		      0, NULL);
 	assert_true(l->available);
 	assert_true(l->interpreter_ok);
 	assert_argv(l->interpreter_argv, "/bin/sh|/opt/warmpool/k");
@@ -321,8 +322,8 @@ static void test_bad_names_and_sources(void **state)
 	load_text(*state, "[language]\nname = Python\nsource = m\nrun = ./m\n", -EINVAL, 2, "name: `Python`");
 	load_text(*state, "[language]\nname = py thon\nsource = m\nrun = ./m\n", -EINVAL, 2, "name: `py thon`");
 	load_text(*state, "[language]\nname = c#\nsource = m\nrun = ./m\n", -EINVAL, 2, "name: `c#`");
-	load_text(*state, "[language]\nname = abcdefghijklmnopqrstuvwxyz0123456\nsource = m\nrun = ./m\n", -EINVAL,
-		  2, "is not 1-32 characters");
+	load_text(*state, "[language]\nname = abcdefghijklmnopqrstuvwxyz0123456\nsource = m\nrun = ./m\n", -EINVAL, 2,
+		  "is not 1-32 characters");
 	load_text(*state, "[language]\nname =\nsource = m\nrun = ./m\n", -EINVAL, 2, "name: ``");
 	load_text(*state, "[language]\nname = x\nsource = src/main.c\nrun = ./m\n", -EINVAL, 3,
 		  "source: `src/main.c` is not a plain file name");
@@ -337,10 +338,8 @@ static void test_bad_names_and_sources(void **state)
 static void test_bad_commands(void **state)
 {
 	load_text(*state, "[language]\nname = x\nsource = m\nrun =\n", -EINVAL, 4, "run: `` is empty");
-	load_text(*state, "[language]\nname = x\nsource = m\nrun = /bin/sh -c 'echo\n", -EINVAL, 4,
-		  "unbalanced quote");
-	load_text(*state, "[language]\nname = x\nsource = m\ncompile = \"\nrun = ./m\n", -EINVAL, 4,
-		  "compile: `\"`");
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = /bin/sh -c 'echo\n", -EINVAL, 4, "unbalanced quote");
+	load_text(*state, "[language]\nname = x\nsource = m\ncompile = \"\nrun = ./m\n", -EINVAL, 4, "compile: `\"`");
 	load_text(*state, "[language]\nname = x\nsource = m\nversion =\nrun = ./m\n", -EINVAL, 4, "version: ``");
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\ninterpreter =\n", -EINVAL, 5,
 		  "interpreter: ``");
@@ -356,8 +355,7 @@ static void test_bad_paths_and_env(void **state)
 		  "paths: `/usr/../etc`");
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\npaths = /etc/./x\n", -EINVAL, 5,
 		  "paths: `/etc/./x`");
-	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\npaths = /opt /\n", -EINVAL, 5,
-		  "paths: `/`");
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\npaths = /opt /\n", -EINVAL, 5, "paths: `/`");
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\nenv = FOO\n", -EINVAL, 5,
 		  "env: `FOO` is not NAME=value");
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\nenv = A=1 =2\n", -EINVAL, 5, "env: `=2`");
@@ -369,8 +367,8 @@ static void test_bad_limit_values(void **state)
 {
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\n[limits]\nmemory = lots\n", -EINVAL, 6,
 		  "[limits] memory: `lots` is not a size");
-	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\n[compile_limits]\ncpu = 10 parsecs\n",
-		  -EINVAL, 6, "[compile_limits] cpu: `10 parsecs` is not a duration");
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\n[compile_limits]\ncpu = 10 parsecs\n", -EINVAL,
+		  6, "[compile_limits] cpu: `10 parsecs` is not a duration");
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\n[limits]\ncpu = 0\n", -EINVAL, 6,
 		  "[limits] cpu: `0` is not a duration above zero");
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\n[limits]\npids = 64k\n", -EINVAL, 6,
@@ -386,8 +384,8 @@ static void test_keys_set_twice(void **state)
 		  -EINVAL, 8, "`cpu` set twice in [limits]");
 	/* the same key in the other limits section is not a repeat */
 	struct language *l = load_text(
-		*state, "[language]\nname = x\nsource = m\nrun = ./m\n[limits]\ncpu = 1s\n[compile_limits]\ncpu = 9s\n",
-		0, 0, NULL);
+	    *state, "[language]\nname = x\nsource = m\nrun = ./m\n[limits]\ncpu = 1s\n[compile_limits]\ncpu = 9s\n", 0,
+	    0, NULL);
 	assert_int_equal(l->limits.cpu_ms, 1000);
 	assert_int_equal(l->compile_limits.cpu_ms, 9000);
 	language_free(l);
@@ -485,22 +483,22 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_tmp, teardown_tmp)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_real_languages_load),
-		T(test_minimal_file_gets_defaults),
-		T(test_quotes_comments_and_repeated_lists),
-		T(test_available_follows_the_host),
-		T(test_missing_required_keys),
-		T(test_unknown_keys_and_sections),
-		T(test_bad_names_and_sources),
-		T(test_bad_commands),
-		T(test_bad_paths_and_env),
-		T(test_bad_limit_values),
-		T(test_keys_set_twice),
-		T(test_syntax_errors_name_their_line),
-		T(test_overlong_line_is_refused),
-		T(test_unreadable_files),
-		T(test_load_dir_sorted_and_filtered),
-		T(test_load_dir_errors),
+	    cmocka_unit_test(test_real_languages_load),
+	    T(test_minimal_file_gets_defaults),
+	    T(test_quotes_comments_and_repeated_lists),
+	    T(test_available_follows_the_host),
+	    T(test_missing_required_keys),
+	    T(test_unknown_keys_and_sections),
+	    T(test_bad_names_and_sources),
+	    T(test_bad_commands),
+	    T(test_bad_paths_and_env),
+	    T(test_bad_limit_values),
+	    T(test_keys_set_twice),
+	    T(test_syntax_errors_name_their_line),
+	    T(test_overlong_line_is_refused),
+	    T(test_unreadable_files),
+	    T(test_load_dir_sorted_and_filtered),
+	    T(test_load_dir_errors),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -157,8 +157,7 @@ static void test_json_refusals_say_which_field_and_why(void **state)
 	apply_text(&l, "{\"fsize_bytes\": null}", -EINVAL, "fsize_bytes: must be an integer");
 	apply_text(&l, "{\"memory\": 1024}", -EINVAL, "limits: unknown field `memory`");
 	apply_text(&l, "[1, 2]", -EINVAL, "limits: must be an object");
-	apply_text(&l, "{\"output_bytes\": 67108865}", -EINVAL,
-		   "output_bytes: 67108865 is above the maximum 67108864");
+	apply_text(&l, "{\"output_bytes\": 67108865}", -EINVAL, "output_bytes: 67108865 is above the maximum 67108864");
 }
 
 static void test_json_is_all_or_nothing(void **state)
@@ -210,17 +209,17 @@ static void test_to_json_round_trips(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults_are_the_design),
-		cmocka_unit_test(test_ini_keys_with_units),
-		cmocka_unit_test(test_ini_memory_rounds_up_to_kib),
-		cmocka_unit_test(test_ini_refuses_bad_values_and_keeps_the_old_one),
-		cmocka_unit_test(test_ini_hint_names_the_unit),
-		cmocka_unit_test(test_json_overrides_only_what_it_names),
-		cmocka_unit_test(test_json_null_object_changes_nothing),
-		cmocka_unit_test(test_json_refusals_say_which_field_and_why),
-		cmocka_unit_test(test_json_is_all_or_nothing),
-		cmocka_unit_test(test_json_without_max_has_no_ceiling),
-		cmocka_unit_test(test_to_json_round_trips),
+	    cmocka_unit_test(test_defaults_are_the_design),
+	    cmocka_unit_test(test_ini_keys_with_units),
+	    cmocka_unit_test(test_ini_memory_rounds_up_to_kib),
+	    cmocka_unit_test(test_ini_refuses_bad_values_and_keeps_the_old_one),
+	    cmocka_unit_test(test_ini_hint_names_the_unit),
+	    cmocka_unit_test(test_json_overrides_only_what_it_names),
+	    cmocka_unit_test(test_json_null_object_changes_nothing),
+	    cmocka_unit_test(test_json_refusals_say_which_field_and_why),
+	    cmocka_unit_test(test_json_is_all_or_nothing),
+	    cmocka_unit_test(test_json_without_max_has_no_ceiling),
+	    cmocka_unit_test(test_to_json_round_trips),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

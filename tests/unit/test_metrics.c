@@ -140,8 +140,8 @@ static void test_histogram_bounds(void **state)
 static void test_escaping(void **state)
 {
 	struct metrics *m = metrics_new();
-	struct metric *g = metrics_gauge(m, "x", "Help with \\ and\nnewline, \"quotes\" kept.",
-					 (const char *const[]){"a", "b", NULL});
+	struct metric *g =
+	    metrics_gauge(m, "x", "Help with \\ and\nnewline, \"quotes\" kept.", (const char *const[]){"a", "b", NULL});
 
 	metric_set(g, (const char *const[]){"back\\slash \"q\"\nnl", ""}, 1);
 	metric_set(g, (const char *const[]){"z", NULL}, 2); /* NULL is "" */
@@ -160,10 +160,19 @@ static void test_numbers(void **state)
 		const char *k;
 		double v;
 	} cases[] = {
-		{"a", 0.1},	  {"b", 1e20},	{"c", -3},	  {"d", -0.0},
-		{"e", 1.5e-7},	  {"f", NAN},	{"g", INFINITY},  {"h", -INFINITY},
-		{"i", 9007199254740991.0},	{"j", 9007199254740992.0},
-		{"k", 1.0 / 3},	  {"l", 123456.5}, {"m", 1e16},
+	    {"a", 0.1},
+	    {"b", 1e20},
+	    {"c", -3},
+	    {"d", -0.0},
+	    {"e", 1.5e-7},
+	    {"f", NAN},
+	    {"g", INFINITY},
+	    {"h", -INFINITY},
+	    {"i", 9007199254740991.0},
+	    {"j", 9007199254740992.0},
+	    {"k", 1.0 / 3},
+	    {"l", 123456.5},
+	    {"m", 1e16},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
@@ -265,7 +274,7 @@ static void test_many_series(void **state)
 {
 	struct metrics *m = metrics_new();
 	struct metric *c =
-		metrics_counter(m, "many_total", "", (const char *const[]){"pool", "verdict", "route", NULL});
+	    metrics_counter(m, "many_total", "", (const char *const[]){"pool", "verdict", "route", NULL});
 	char pool[16], verdict[16], route[16];
 	cleanup_free char *text = NULL;
 	size_t lines = 0;
@@ -309,17 +318,38 @@ static void aborts(void (*fn)(struct metrics *))
 	assert_int_equal(WTERMSIG(status), SIGABRT);
 }
 
-static void bad_name(struct metrics *m) { metrics_gauge(m, "1abc", "", NULL); }
-static void bad_char(struct metrics *m) { metrics_gauge(m, "a-b", "", NULL); }
-static void bad_label(struct metrics *m) { metrics_gauge(m, "a", "", (const char *const[]){"__x", NULL}); }
-static void colon_label(struct metrics *m) { metrics_gauge(m, "a", "", (const char *const[]){"a:b", NULL}); }
-static void dup_label(struct metrics *m) { metrics_gauge(m, "a", "", (const char *const[]){"x", "x", NULL}); }
-static void no_total(struct metrics *m) { metrics_counter(m, "requests", "", NULL); }
+static void bad_name(struct metrics *m)
+{
+	metrics_gauge(m, "1abc", "", NULL);
+}
+static void bad_char(struct metrics *m)
+{
+	metrics_gauge(m, "a-b", "", NULL);
+}
+static void bad_label(struct metrics *m)
+{
+	metrics_gauge(m, "a", "", (const char *const[]){"__x", NULL});
+}
+static void colon_label(struct metrics *m)
+{
+	metrics_gauge(m, "a", "", (const char *const[]){"a:b", NULL});
+}
+static void dup_label(struct metrics *m)
+{
+	metrics_gauge(m, "a", "", (const char *const[]){"x", "x", NULL});
+}
+static void no_total(struct metrics *m)
+{
+	metrics_counter(m, "requests", "", NULL);
+}
 static void le_label(struct metrics *m)
 {
 	metrics_histogram(m, "h", "", (const char *const[]){"le", NULL}, (const double[]){1}, 1);
 }
-static void unsorted(struct metrics *m) { metrics_histogram(m, "h", "", NULL, (const double[]){1, 1}, 2); }
+static void unsorted(struct metrics *m)
+{
+	metrics_histogram(m, "h", "", NULL, (const double[]){1, 1}, 2);
+}
 static void twice(struct metrics *m)
 {
 	metrics_gauge(m, "a", "", NULL);
@@ -363,9 +393,9 @@ static void test_promtool(void **state)
 	m = metrics_new();
 	req = metrics_counter(m, "warmpool_http_requests_total", "HTTP requests by route and status.",
 			      (const char *const[]){"route", "code", NULL});
-	dur = metrics_histogram(m, "warmpool_http_request_duration_seconds", "Request latency.",
-				(const char *const[]){"route", NULL}, metrics_latency_buckets,
-				metrics_latency_buckets_n);
+	dur =
+	    metrics_histogram(m, "warmpool_http_request_duration_seconds", "Request latency.",
+			      (const char *const[]){"route", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
 	warm = metrics_gauge(m, "warmpool_slots_warm", "Warm slots by pool.", (const char *const[]){"pool", NULL});
 	inflight = metrics_gauge(m, "warmpool_inflight_requests", "Requests in flight.", NULL);
 	metrics_counter(m, "warmpool_restarts_total", "Never moved.", NULL);
@@ -404,11 +434,11 @@ static void test_promtool(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_counter_gauge),   cmocka_unit_test(test_histogram),
-		cmocka_unit_test(test_histogram_bounds), cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_numbers),          cmocka_unit_test(test_reset_and_kinds),
-		cmocka_unit_test(test_on_collect),       cmocka_unit_test(test_many_series),
-		cmocka_unit_test(test_bad_registration), cmocka_unit_test(test_promtool),
+	    cmocka_unit_test(test_counter_gauge),    cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_histogram_bounds), cmocka_unit_test(test_escaping),
+	    cmocka_unit_test(test_numbers),	     cmocka_unit_test(test_reset_and_kinds),
+	    cmocka_unit_test(test_on_collect),	     cmocka_unit_test(test_many_series),
+	    cmocka_unit_test(test_bad_registration), cmocka_unit_test(test_promtool),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

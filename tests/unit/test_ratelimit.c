@@ -187,10 +187,10 @@ static void test_unlimited(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_burst_then_refusal), cmocka_unit_test(test_refill),
-		cmocka_unit_test(test_slow_rate),          cmocka_unit_test(test_eviction_bound),
-		cmocka_unit_test(test_idle_full_first),    cmocka_unit_test(test_set),
-		cmocka_unit_test(test_unlimited),
+	    cmocka_unit_test(test_burst_then_refusal), cmocka_unit_test(test_refill),
+	    cmocka_unit_test(test_slow_rate),	       cmocka_unit_test(test_eviction_bound),
+	    cmocka_unit_test(test_idle_full_first),    cmocka_unit_test(test_set),
+	    cmocka_unit_test(test_unlimited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

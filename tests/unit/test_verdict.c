@@ -51,7 +51,7 @@ static void test_names_are_the_api(void **state)
 	assert_string_equal(verdict_name(VERDICT_INTERNAL_ERROR), "internal_error");
 	/* A value we never defined is our bug, not the program's. */
 	assert_string_equal(verdict_name((enum verdict)99), "internal_error");
-	assert_string_equal(verdict_name((enum verdict)-1), "internal_error");
+	assert_string_equal(verdict_name((enum verdict) - 1), "internal_error");
 }
 
 static void test_clean_exit_is_accepted(void **state)
@@ -219,16 +219,16 @@ static void test_request_limits_are_used(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names_are_the_api),
-		cmocka_unit_test(test_clean_exit_is_accepted),
-		cmocka_unit_test(test_runtime_errors),
-		cmocka_unit_test(test_time_limit_causes),
-		cmocka_unit_test(test_memory_limit_causes),
-		cmocka_unit_test(test_sigkill_at_the_memory_limit_is_memory),
-		cmocka_unit_test(test_file_too_large_is_output_limit),
-		cmocka_unit_test(test_output_limit),
-		cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_request_limits_are_used),
+	    cmocka_unit_test(test_names_are_the_api),
+	    cmocka_unit_test(test_clean_exit_is_accepted),
+	    cmocka_unit_test(test_runtime_errors),
+	    cmocka_unit_test(test_time_limit_causes),
+	    cmocka_unit_test(test_memory_limit_causes),
+	    cmocka_unit_test(test_sigkill_at_the_memory_limit_is_memory),
+	    cmocka_unit_test(test_file_too_large_is_output_limit),
+	    cmocka_unit_test(test_output_limit),
+	    cmocka_unit_test(test_precedence),
+	    cmocka_unit_test(test_request_limits_are_used),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
