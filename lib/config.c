@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <ini.h>
+
 static int parse_scaled(const char *s, const char *const *units, const uint64_t *mult, size_t n_units, uint64_t *out)
 {
 	char *end;
@@ -160,5 +162,48 @@ int config_set_str(char **dst, const char *v)
 		return -ENOMEM;
 	free(*dst);
 	*dst = n;
+	return 0;
+}
+
+struct ini_ctx {
+	config_key_fn fn;
+	void *ctx;
+	struct wp_error *err;
+	const char *path;
+	bool failed;
+};
+
+static int config_ini_cb(void *user, const char *section, const char *key, const char *value)
+{
+	struct ini_ctx *c = user;
+	struct wp_error mine = {0};
+	int r;
+
+	if (c->failed)
+		return 0;
+	r = c->fn(c->ctx, section, key, value, &mine);
+	if (r == 0)
+		return 1;
+	c->failed = true;
+	if (mine.msg[0])
+		wp_error_set(c->err, EINVAL, "%s: %s", c->path, mine.msg);
+	else if (r == -ENOENT)
+		wp_error_set(c->err, EINVAL, "%s: unknown key `%s` in [%s]", c->path, key, section);
+	else
+		wp_error_set(c->err, EINVAL, "%s: [%s] %s: bad value `%s`", c->path, section, key, value);
+	return 0;
+}
+
+int config_load_ini(const char *path, config_key_fn fn, void *ctx, struct wp_error *err)
+{
+	struct ini_ctx c = {.fn = fn, .ctx = ctx, .err = err, .path = path};
+	int r = ini_parse(path, config_ini_cb, &c);
+
+	if (r < 0)
+		return wp_error_set(err, ENOENT, "cannot open config `%s`", path);
+	if (c.failed)
+		return -EINVAL;
+	if (r > 0)
+		return wp_error_set(err, EINVAL, "%s:%d: syntax error", path, r);
 	return 0;
 }

@@ -5,19 +5,11 @@
 #include "settings.h"
 
 #include <arpa/inet.h>
-#include <ini.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
 #include "config.h"
-
-struct pctx {
-	struct psettings *s;
-	struct wp_error *err;
-	const char *path;
-	bool failed;
-};
 
 static bool name_valid(const char *n)
 {
@@ -119,9 +111,9 @@ static int pool_limit(struct pool_conf *p, const char *key, const char *v)
 	return r;
 }
 
-static int pkey(struct pctx *c, const char *section, const char *key, const char *v)
+static int pkey(void *ctx, const char *section, const char *key, const char *v, struct wp_error *err)
 {
-	struct psettings *s = c->s;
+	struct psettings *s = ctx;
 
 	if (strcmp(section, "poold") == 0) {
 		if (strcmp(key, "listen") == 0) {
@@ -173,7 +165,7 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 			if (strncmp(v, "unix:/", 6) && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
 				return -EINVAL;
 			if (n->url && strncmp(n->url, "dns:", 4) == 0)
-				return -EALREADY;
+				return wp_error_set(err, EALREADY, "[%s] has both url and dns: give one", section);
 			return config_set_str(&n->url, v);
 		}
 		if (strcmp(key, "dns") == 0) {
@@ -181,7 +173,7 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 			if (!dns_target_valid(v))
 				return -EINVAL;
 			if (n->url && strncmp(n->url, "dns:", 4) != 0)
-				return -EALREADY;
+				return wp_error_set(err, EALREADY, "[%s] has both url and dns: give one", section);
 			snprintf(buf, sizeof(buf), "dns:%s", v);
 			return config_set_str(&n->url, buf);
 		}
@@ -212,26 +204,6 @@ static int pkey(struct pctx *c, const char *section, const char *key, const char
 	return -ENOENT;
 }
 
-static int phandler(void *user, const char *section, const char *key, const char *value)
-{
-	struct pctx *c = user;
-	int r;
-
-	if (c->failed)
-		return 0;
-	r = pkey(c, section, key, value);
-	if (r == 0)
-		return 1;
-	c->failed = true;
-	if (r == -ENOENT)
-		wp_error_set(c->err, EINVAL, "%s: unknown key `%s` in [%s]", c->path, key, section);
-	else if (r == -EALREADY)
-		wp_error_set(c->err, EINVAL, "%s: [%s] has both url and dns: give one", c->path, section);
-	else
-		wp_error_set(c->err, EINVAL, "%s: [%s] %s: bad value `%s`", c->path, section, key, value);
-	return 0;
-}
-
 bool psettings_is_loopback(const char *address)
 {
 	char host[128];
@@ -254,7 +226,6 @@ bool psettings_is_loopback(const char *address)
 
 int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 {
-	struct pctx c = {.s = s, .err = err, .path = path};
 	int r;
 
 	memset(s, 0, sizeof(*s));
@@ -274,13 +245,8 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	if (!(s->auth = auth_new()))
 		return wp_error_set(err, ENOMEM, "out of memory");
 
-	r = ini_parse(path, phandler, &c);
-	if (r < 0)
-		return wp_error_set(err, ENOENT, "cannot open config `%s`", path);
-	if (c.failed)
-		return -EINVAL;
-	if (r > 0)
-		return wp_error_set(err, EINVAL, "%s:%d: syntax error", path, r);
+	if ((r = config_load_ini(path, pkey, s, err)) < 0)
+		return r;
 	if (s->n_listen == 0 && !(s->listen[s->n_listen++] = strdup("127.0.0.1:8080")))
 		return wp_error_set(err, ENOMEM, "out of memory");
 	if (!s->nodes)

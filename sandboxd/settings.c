@@ -2,7 +2,6 @@
  * offending key and line in the message. */
 #include "settings.h"
 
-#include <ini.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -15,15 +14,9 @@
 
 const struct settings *sandboxd_settings;
 
-struct parse_ctx {
-	struct settings *s;
-	struct wp_error *err;
-	const char *path;
-	int failed;
-};
-
-static int settings_key(struct settings *s, const char *section, const char *key, const char *v)
+static int settings_key(void *ctx, const char *section, const char *key, const char *v, struct wp_error *err)
 {
+	struct settings *s = ctx;
 	if (strcmp(section, "sandboxd") == 0) {
 		if (strcmp(key, "listen") == 0)
 			return config_set_str(&s->listen, v);
@@ -70,24 +63,6 @@ static int settings_key(struct settings *s, const char *section, const char *key
 		return limits_set_ini(&s->max, key, v);
 	}
 	return -ENOENT;
-}
-
-static int settings_handler(void *user, const char *section, const char *key, const char *value)
-{
-	struct parse_ctx *c = user;
-	int r;
-
-	if (c->failed)
-		return 0;
-	r = settings_key(c->s, section, key, value);
-	if (r == 0)
-		return 1;
-	c->failed = 1;
-	if (r == -ENOENT)
-		wp_error_set(c->err, EINVAL, "%s: unknown key `%s` in [%s]", c->path, key, section);
-	else
-		wp_error_set(c->err, EINVAL, "%s: [%s] %s: bad value `%s`", c->path, section, key, value);
-	return 0;
 }
 
 /* "config/languages" in /etc/x/config/sandboxd.conf → /etc/x/config/languages */
@@ -154,7 +129,6 @@ static int default_runtimes(struct settings *s, const char *conf_path)
 
 int settings_load(const char *path, struct settings *s, struct wp_error *err)
 {
-	struct parse_ctx c = {.s = s, .err = err, .path = path};
 	int r;
 
 	memset(s, 0, sizeof(*s));
@@ -181,13 +155,8 @@ int settings_load(const char *path, struct settings *s, struct wp_error *err)
 	s->max.output_bytes = 64ull << 20;
 	s->max.fsize_bytes = 128ull << 20;
 
-	r = ini_parse(path, settings_handler, &c);
-	if (r < 0)
-		return wp_error_set(err, ENOENT, "cannot open config `%s`", path);
-	if (c.failed)
-		return -EINVAL;
-	if (r > 0)
-		return wp_error_set(err, EINVAL, "%s:%d: syntax error", path, r);
+	if ((r = config_load_ini(path, settings_key, s, err)) < 0)
+		return r;
 	if (s->uid_base + s->capacity > 4294967294ull)
 		return wp_error_set(err, EINVAL, "%s: uid_base + capacity passes the uid range", path);
 	if (s->data_size < (1u << 20) || s->tmp_size < (1u << 20) || s->shm_size < (64u << 10))
