@@ -6,6 +6,7 @@
  * entry is picked with a mask rather than a branch, so neither how many bytes
  * of a digest matched nor where in the list the match sits shows in the time
  * taken. The role is looked at only after the whole scan. */
+#include "hex.h"
 #include "auth.h"
 
 #include <errno.h>
@@ -51,23 +52,12 @@ static int auth_sha256(const void *data, size_t len, unsigned char out[AUTH_DIGE
 	return 0;
 }
 
-static int auth_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int auth_parse_digest(const char *hex, unsigned char out[AUTH_DIGEST_LEN])
 {
 	if (!hex || strlen(hex) != 2 * AUTH_DIGEST_LEN)
 		return -EINVAL;
 	for (size_t i = 0; i < AUTH_DIGEST_LEN; i++) {
-		int hi = auth_hexval(hex[2 * i]), lo = auth_hexval(hex[2 * i + 1]);
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		out[i] = (unsigned char)(hi << 4 | lo);

@@ -6,6 +6,7 @@
  * CRLF "--boundary". Every step checks it stays inside the body; anything
  * that does not fit the grammar is an error naming what was wrong, never a
  * guess. Header lines are CRLF-terminated, unfolded, without control bytes. */
+#include "hex.h"
 #include "multipart.h"
 
 #include <stdbool.h>
@@ -177,17 +178,6 @@ int multipart_boundary(const char *content_type, char *out, size_t out_size, str
 	return r;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* RFC 5987 ext-value `utf-8'lang'pct-encoded` → a new string; NULL when the
  * charset is not UTF-8 (or ASCII) or the encoding is malformed or has NUL. */
 static char *ext_value_decode(const char *v)
@@ -205,7 +195,7 @@ static char *ext_value_decode(const char *v)
 			*o++ = *s;
 			continue;
 		}
-		int hi = hexval(s[1]), lo = hi >= 0 ? hexval(s[2]) : -1;
+		int hi = hex_digit(s[1]), lo = hi >= 0 ? hex_digit(s[2]) : -1;
 		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
 			free(out);
 			return NULL;
