@@ -125,36 +125,31 @@ struct node_ctx {
 	struct node *node;
 	node_done_fn done;
 	void *data;
-	json_t *body; /* kept alive for the transfer */
+	char *body; /* owned, kept alive for the transfer (NULL for raw calls) */
 };
-
-/* A timeout says the node is slow (a busy sandboxd), not gone: only the
- * health checks count those, DOWN_AFTER in a row. Any other transport
- * failure (refused, no socket, reset) says it is gone. */
-static bool timed_out(const struct http_result *res)
-{
-	return res->status == 0 && res->timed_out;
-}
 
 static void node_call_done(struct http_result *res, void *data)
 {
 	struct node_ctx *c = data;
-	if (res->status == 0 && !timed_out(res))
+	/* A timeout says the node is slow (a busy sandboxd), not gone: only the
+	 * health checks count those, DOWN_AFTER in a row. Any other transport
+	 * failure (refused, no socket, reset) says it is gone. */
+	if (res->status == 0 && !res->timed_out)
 		node_mark_down(c->node, res->error ? res->error : "transport error");
 	c->done(c->node, res, c->data);
-	json_decref(c->body);
+	free(c->body);
 	free(c);
 }
 
 static struct http_call *call_start(struct node *n, const char *method, const char *path, const char *ctype,
-				    const void *body, size_t len, double timeout, json_t *owned, node_done_fn done,
+				    const void *body, size_t len, double timeout, char *owned, node_done_fn done,
 				    void *data)
 {
 	struct node_ctx *c = calloc(1, sizeof(*c));
 	struct http_call *call;
 
 	if (!c) {
-		json_decref(owned);
+		free(owned);
 		return NULL;
 	}
 	*c = (struct node_ctx){.node = n, .done = done, .data = data, .body = owned};
@@ -170,7 +165,7 @@ static struct http_call *call_start(struct node *n, const char *method, const ch
 	};
 	call = http_call_start(client, &o, node_call_done, c);
 	if (!call) {
-		json_decref(owned);
+		free(owned);
 		free(c);
 	}
 	return call;
@@ -180,21 +175,14 @@ struct http_call *node_call(struct node *n, const char *method, const char *path
 			    node_done_fn done, void *data)
 {
 	char *text = NULL;
-	json_t *holder = NULL;
 
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
 		json_decref(body);
 		if (!text)
 			return NULL;
-		/* the text lives in a JSON string the context owns */
-		holder = json_string_nocheck(text);
-		free(text);
-		if (!holder)
-			return NULL;
 	}
-	return call_start(n, method, path, NULL, holder ? json_string_value(holder) : NULL,
-			  holder ? json_string_length(holder) : 0, timeout, holder, done, data);
+	return call_start(n, method, path, NULL, text, text ? strlen(text) : 0, timeout, text, done, data);
 }
 
 struct http_call *node_call_raw(struct node *n, const char *method, const char *path, const char *ctype,
@@ -231,7 +219,7 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 	if (res->status == 200)
 		j = json_loads(res->body, 0, NULL);
 	if (!j) {
-		if ((res->status != 0 || timed_out(res)) && ++n->failures >= DOWN_AFTER)
+		if ((res->status != 0 || res->timed_out) && ++n->failures >= DOWN_AFTER)
 			node_mark_down(n, res->status ? "bad answer to GET /v1/info" : "GET /v1/info timed out");
 		return;
 	}

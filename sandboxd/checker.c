@@ -195,7 +195,7 @@ void checker_unstage(struct checker *c, struct slot *s)
 	c->dir[0] = '\0';
 }
 
-enum verdict checker_verdict(const struct run_outcome *o, const struct limits *l)
+enum verdict checker_verdict(const struct run_outcome *o)
 {
 	if (o->internal_error)
 		return VERDICT_INTERNAL_ERROR;

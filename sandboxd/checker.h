@@ -43,6 +43,6 @@ int checker_stage(struct checker *c, struct slot *s, const char *in, size_t in_l
 /* Remove the directory of the last build or stage (idempotent). */
 void checker_unstage(struct checker *c, struct slot *s);
 /* The checker's own run, read the testlib way. */
-enum verdict checker_verdict(const struct run_outcome *o, const struct limits *l);
+enum verdict checker_verdict(const struct run_outcome *o);
 
 #endif

@@ -371,7 +371,7 @@ static void test_ran(struct run *r, enum verdict v)
 static void test_checked(struct run *r, enum verdict cv)
 {
 	struct exec *e = &r->ex;
-	enum verdict v = checker_verdict(&e->o, e->lim);
+	enum verdict v = checker_verdict(&e->o);
 	json_t *j = steal_pointer(&r->pending);
 	size_t n0 = e->out[0].len < r->max_output ? e->out[0].len : r->max_output;
 

@@ -581,18 +581,14 @@ def test_memory_bomb(guard, victim, run):
         "    os.waitpid(k, 0)\n"
         "print('survived')\n"
     )
-    before = _mem_available()
     b = run(sid, src, [""], limits={"memory_kb": 1048576, "wall_ms": 15000})
     assert b["verdict"] == "memory_limit_exceeded", "1.8 GB across processes in a 1 GiB slot: %s" % show(b)
     assert_no_run_processes(uid, " (memory bomb)")
     # Given back means: the slot's cgroup holds no anonymous memory any more
     # (MemAvailable is host-wide and moves with the VM's balloon and caches).
     anon = _slot_anon_bytes(sid)
-    if anon is None:
-        after = _mem_available()
-        assert after > before - (1 << 30), "host memory not given back: MemAvailable %d → %d" % (before, after)
-    else:
-        assert anon < (32 << 20), "the slot's cgroup still holds %d bytes of anonymous memory" % anon
+    assert anon is not None, "the slot's memory cgroup (slot-%s) was not found under /sys/fs/cgroup" % sid
+    assert anon < (32 << 20), "the slot's cgroup still holds %d bytes of anonymous memory" % anon
     hello_works(run, sid, "a memory bomb")
     guard.check("a memory bomb")
 
@@ -612,14 +608,6 @@ def _slot_anon_bytes(sid):
             if key in stat:
                 return int(stat[key])
     return None
-
-
-def _mem_available():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 FILL = r'''
