@@ -92,7 +92,7 @@ deps:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-system: all
+system: all build/bench/loadgen
 	$(PYTHON) -m pytest -q -ra tests/system
 
 test: deps
@@ -105,8 +105,14 @@ run: deps
 	@deploy/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all build/bench/loadgen
 	$(PYTHON) bench/bench.py
+
+# the bench's load generator (bench/loadgen.c); the system tests build it too
+build/bench/loadgen: bench/loadgen.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -ljansson -lhttp_parser
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/warmpool/languages

@@ -44,6 +44,7 @@ CONC = 50  # concurrent sessions of the poold benchmark
 SPOOL = "python-session"  # the stateful pool (Azure code/execute)
 SPOOL_WARM = 4
 HTTP_TIMEOUT = 120.0
+LOADGEN = os.path.join(REPO, "build", "bench", "loadgen")
 
 PY_HELLO = 'print("hello")\n'
 C_HELLO = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
@@ -708,9 +709,28 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         pd.wait_pool_full(pool, warm)
         sb.wait_quiet()
 
+    port = pd_url.rsplit(":", 1)[1]
+    round_p50 = {False: [], True: []}  # direct, poold: each round's own p50 (ms)
+
+    def burst(addr, paths, lat, walls):
+        # conc > 1: bench/loadgen sends them all at once (connections opened
+        # first), so that 50 Python client threads do not stagger the start
+        out = loadgen({"clients": [{"targets": [{"addr": addr, "request": raw_post(pth, body),
+                                                 "expect": ['"verdict":"accepted"'], "report": '"wall_ms":'}]}
+                                   for pth in paths], "rounds": 1, "warmup": 0, "timeout_s": 300})
+        lat.extend(us / 1e6 for us in out["latency_us"][0])
+        walls.extend(out["reported"][0])
+        round_p50[addr.startswith("tcp")].append(pct(out["latency_us"][0], 50) / 1000.0)
+
     def poold_round():
         settle()
         idents = [new_ident("lease") for _ in range(conc)]
+        if conc > 1:
+            burst("tcp:127.0.0.1:" + port, ["/v1/sessions/%s/run?pool=%s" % (i, pool) for i in idents], poold_t,
+                  poold_exec_ms)
+            for ident in idents:
+                pd.release(ident, pool)
+            return
 
         def work(i, barrier):
             barrier.wait()
@@ -735,6 +755,10 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         settle()
         ids = sb.create("python", conc)
         sb.wait_quiet()
+        if conc > 1:
+            burst("unix:" + sb_sock, ["/v1/slots/%s/run" % i for i in ids], direct_t, direct_wall)
+            sb.destroy(ids)
+            return
 
         def work(i, barrier):
             barrier.wait()
@@ -785,6 +809,10 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         extra["direct_like_poold_ms"] = ms_summary(like_t)
         extra["overhead_p50_vs_like_ms"] = pct(poold_t, 50) * 1000.0 - extra["direct_like_poold_ms"]["p50"]
     extra["rounds_planned"] = rounds
+    if round_p50[True]:
+        # the noise: how far apart rounds of one path land on this machine
+        extra["round_p50_ms_direct"] = round_p50[False]
+        extra["round_p50_ms_poold"] = round_p50[True]
     return _compare(direct_t, poold_t, conc, done, extra=extra)
 
 
@@ -911,8 +939,8 @@ def run_spec(pool, idents, slots):
     return {
         "d_path": lambda i: "/v1/slots/%s/run" % slots[i], "d_body": body,
         "p_path": lambda i: "/v1/sessions/%s/run?pool=%s" % (idents[i], pool), "p_body": body,
-        "d_check": check_run, "p_check": check_run,
-        "d_wall": lambda b: b["wall_ms"], "p_wall": lambda b: b["wall_ms"],
+        "d_expect": ['"verdict":"accepted"'], "p_expect": ['"verdict":"accepted"'],
+        "d_report": '"wall_ms":', "p_report": '"wall_ms":',
     }
 
 
@@ -943,8 +971,8 @@ def exec_spec(pool, idents, slots):
     return {
         "d_path": lambda i: "/v1/slots/%s/exec" % slots[i], "d_body": SB_EXEC_BODY,
         "p_path": lambda i: aca_path(pool, idents[i]), "p_body": ACA_BODY,
-        "d_check": check_sb_exec, "p_check": check_aca,
-        "d_wall": lambda b: b["wall_ms"], "p_wall": lambda b: b["properties"]["executionTimeInMilliseconds"],
+        "d_expect": ['"status":"ok"', '"stdout":"1\\n"'], "p_expect": ['"status":"Success"', '"stdout":"1\\n"'],
+        "d_report": '"wall_ms":', "p_report": '"executionTimeInMilliseconds":',
     }
 
 
@@ -960,86 +988,71 @@ def slot_procs_cpu_s():
     return out
 
 
+def raw_post(path, body):
+    """A keep-alive HTTP/1.1 POST as bytes on the wire (for bench/loadgen)."""
+    return ("POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n" % (path, len(body))) + body.decode()
+
+
+def loadgen(spec):
+    """Run bench/loadgen (built by `make bench`) on spec; its JSON result."""
+    r = subprocess.run([LOADGEN], input=json.dumps(spec).encode(), capture_output=True, timeout=spec["timeout_s"] + 30)
+    if r.returncode not in (0, 1) or not r.stdout:
+        raise BenchError("loadgen failed (%d): %s" % (r.returncode, r.stderr.decode(errors="replace")[:2000]))
+    out = json.loads(r.stdout)
+    if out["errors"]:
+        raise BenchError("loadgen: %d requests failed; first: %s" % (out["errors"], out["first_error"]))
+    return out
+
+
 def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids, period_s=None):
     """Executions on leased sessions through poold versus on slots straight
-    through sandboxd (spec: run_spec or exec_spec); each thread has its own
-    session and slot and alternates the two, back to back; or, with
-    period_s, one pair every period_s per thread, the threads' ticks spread
-    evenly over the period (a fixed offered load instead of `conc` requests
-    always in flight)."""
-    base = []
-    late = [0]
-    sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
-    pd_conns = [tcp_ka(pd_url) for _ in range(conc)]
-    direct_t, poold_t, dwall, pwall = [], [], [], []
-    lock = threading.Lock()
+    through sandboxd (spec: run_spec or exec_spec). bench/loadgen plays
+    `conc` clients, each with its own session and slot and one keep-alive
+    connection per path, alternating the two (which goes first alternates
+    by round and by client), back to back; or, with period_s, one pair every
+    period_s per client, the clients' ticks spread evenly over the period (a
+    fixed offered load instead of `conc` requests always in flight)."""
     warmup = 3
-
-    def work(i, barrier):
-        sbc, pdc = sb_conns[i], pd_conns[i]
-        ppath, dpath = spec["p_path"](i), spec["d_path"](i)
-        mine_d, mine_p, mine_dw, mine_pw = [], [], [], []
-
-        def one_direct():
-            st, b, t = sbc.request("POST", dpath, spec["d_body"])
-            expect(st, b, 200, "direct")
-            spec["d_check"](b, "direct")
-            return t, spec["d_wall"](b)
-
-        def one_poold():
-            st, b, t = pdc.request("POST", ppath, spec["p_body"])
-            expect(st, b, 200, "through poold")
-            spec["p_check"](b, "through poold")
-            return t, spec["p_wall"](b)
-
-        for _ in range(warmup):
-            one_direct()
-            one_poold()
-        barrier.wait()
-        with lock:
-            if not base:
-                base.append(time.perf_counter() + 0.02)
-        for k in range(reps_per_thread):
-            if period_s:
-                wait = base[0] + (k + i / conc) * period_s - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-                elif wait < -period_s / 2:
-                    with lock:
-                        late[0] += 1
-            if (i + k) % 2:
-                d, p = one_direct(), one_poold()
-            else:
-                p, d = one_poold(), one_direct()
-            mine_d.append(d[0])
-            mine_dw.append(d[1])
-            mine_p.append(p[0])
-            mine_pw.append(p[1])
-        with lock:
-            direct_t.extend(mine_d)
-            poold_t.extend(mine_p)
-            dwall.extend(mine_dw)
-            pwall.extend(mine_pw)
-
+    port = pd_url.rsplit(":", 1)[1]
+    clients = [{"targets": [
+        {"addr": "tcp:127.0.0.1:" + port, "request": raw_post(spec["p_path"](i), spec["p_body"]),
+         "expect": spec["p_expect"], "report": spec["p_report"]},
+        {"addr": "unix:" + sb_sock, "request": raw_post(spec["d_path"](i), spec["d_body"]),
+         "expect": spec["d_expect"], "report": spec["d_report"]},
+    ]} for i in range(conc)]
+    lg = {"clients": clients, "rounds": reps_per_thread, "warmup": warmup,
+          "period_ms": (period_s or 0) * 1000.0, "timeout_s": 600}
     cpu0 = {k: proc_cpu_s(v) for k, v in pids.items()}
-    slots0, me0, t0 = slot_procs_cpu_s(), os.times(), time.perf_counter()
-    run_threads(conc, work)
+    slots0, t0 = slot_procs_cpu_s(), time.perf_counter()
+    out = loadgen(lg)
     cpu1 = {k: proc_cpu_s(v) for k, v in pids.items()}
-    slots1, me1, t1 = slot_procs_cpu_s(), os.times(), time.perf_counter()
-    for c in sb_conns + pd_conns:
-        c.close()
+    slots1, t1 = slot_procs_cpu_s(), time.perf_counter()
+    poold_t = [us / 1e6 for us in out["latency_us"][0]]
+    direct_t = [us / 1e6 for us in out["latency_us"][1]]
     # the warm-up requests fall inside the CPU window too
-    n_poold = len(poold_t) + conc * warmup
+    n_all = out["sent"]
+    n_poold = n_all // 2
     slots_cpu = sum(v - slots0[k] for k, v in slots1.items() if k in slots0)
     return _compare(direct_t, poold_t, conc, reps_per_thread, extra={
-        "sandboxd_wall_ms_direct": summary(dwall), "sandboxd_wall_ms_poold": summary(pwall),
+        "sandboxd_wall_ms_direct": summary(out["reported"][1]), "sandboxd_wall_ms_poold": summary(out["reported"][0]),
         "poold_cpu_us_per_request": (cpu1["poold"] - cpu0["poold"]) * 1e6 / n_poold,
-        "sandboxd_cpu_us_per_run": (cpu1["sandboxd"] - cpu0["sandboxd"]) * 1e6 / (2 * n_poold),
-        "slot_processes_cpu_us_per_run": slots_cpu * 1e6 / (2 * n_poold),
-        "bench_client_cpu_us_per_request": ((me1.user - me0.user) + (me1.system - me0.system)) * 1e6 / (2 * n_poold),
-        "phase_wall_s": t1 - t0, "requests": 2 * n_poold, "period_s": period_s,
-        "ticks_late_half_period": late[0],
-        "reconnects": sum(c.reconnects for c in sb_conns + pd_conns)})
+        "sandboxd_cpu_us_per_run": (cpu1["sandboxd"] - cpu0["sandboxd"]) * 1e6 / n_all,
+        "slot_processes_cpu_us_per_run": slots_cpu * 1e6 / n_all,
+        "bench_client_cpu_us_per_request": out["cpu_s"] * 1e6 / n_all,
+        "phase_wall_s": t1 - t0, "requests": n_all, "period_s": period_s,
+        "offered_per_s": (2 * conc / period_s) if period_s else None,
+        "achieved_per_s": out["sent"] / out["wall_s"],
+        "ticks_late_half_period": out["late_ticks"]})
+
+
+def half_load_period(saturated):
+    """The per-client period that offers half the throughput a back-to-back
+    run of the same clients achieved (both paths): the judged load at
+    concurrency 50. At 50% utilisation a node is busy but not queueing; the
+    back-to-back row itself is the node saturated (latency = queue)."""
+    conc = saturated["concurrency"]
+    return round(2.0 * conc / (saturated["achieved_per_s"] / 2.0), 3)
 
 
 def _compare(direct_t, poold_t, conc, reps, extra):
@@ -1094,14 +1107,24 @@ def build_table(R):
     rows.append(("memory per idle slot: PSS of slot processes", "", "%.2f MiB" % m["pss_mib_per_slot"],
                  "%.1f procs/slot" % m["processes_per_slot"], "-", "info"))
     pdr = R["poold"]
-    for key, label in (("lease_1", "lease+1st run (py), 1 session"), ("lease_%d" % CONC, "lease+1st run (py), %d sessions" % CONC),
-                       ("exec_1", "run on leased (C), 1 session"), ("exec_%d" % CONC, "run on leased (C), %d sessions" % CONC)):
+    for key, label, judged in (
+            ("lease_1", "lease+1st run (py), 1 session", True),
+            ("lease_%d" % CONC, "lease+1st run (py), %d sessions at once" % CONC, True),
+            ("exec_1", "run on leased (C), 1 session", True),
+            ("exec_%d_paced" % CONC, "run on leased (C), %d sessions, half load (1 pair/%g ms each)" % (
+                CONC, pdr["exec_%d_paced" % CONC]["period_s"] * 1000), True),
+            ("exec_%d" % CONC, "run on leased (C), %d sessions back to back" % CONC, False)):
         x = pdr[key]
         ok = x["overhead_p50_ms"] <= 1.0
         rows.append(("poold %s p50" % label, fmt_ms(x["direct_ms"]["p50"]), fmt_ms(x["poold_ms"]["p50"]),
-                     "%+.2f ms (%.2fx)" % (x["overhead_p50_ms"], x["ratio_p50"]), "<= +1 ms", "PASS" if ok else "FAIL"))
+                     "%+.2f ms (%.2fx)" % (x["overhead_p50_ms"], x["ratio_p50"]), "<= +1 ms" if judged else "-",
+                     ("PASS" if ok else "FAIL") if judged else "info"))
         rows.append(("poold %s p99" % label, fmt_ms(x["direct_ms"]["p99"]), fmt_ms(x["poold_ms"]["p99"]),
                      "%+.2f ms" % x["overhead_p99_ms"], "-", "info"))
+        if "round_p50_ms_direct" in x:
+            rd, rp = x["round_p50_ms_direct"], x["round_p50_ms_poold"]
+            rows.append(("  each round's own p50, min-max (the noise)", "%.0f-%.0f ms" % (min(rd), max(rd)),
+                         "%.0f-%.0f ms" % (min(rp), max(rp)), "%d rounds each" % len(rd), "-", "info"))
         if "direct_like_poold_ms" in x:
             lk = x["direct_like_poold_ms"]
             rows.append(("  same, baseline = label PATCH+run direct (+refill)", fmt_ms(lk["p50"]),
@@ -1111,17 +1134,23 @@ def build_table(R):
             rows.append(("  poold's refill reached the node after: p50 (min-max)", "",
                          "%.1f ms (%.1f-%.1f)" % (rf["p50"], rf["min"], rf["max"]), "", "50 ms", "info"))
         if "poold_cpu_us_per_request" in x:
-            rows.append(("  CPU per request: poold / sandboxd (per run)", "",
-                         "%.0f / %.0f us" % (x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"]), "", "-",
-                         "info"))
+            rows.append(("  CPU per request: poold / sandboxd (per run) / loadgen", "",
+                         "%.0f / %.0f / %.0f us" % (x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"],
+                                                   x["bench_client_cpu_us_per_request"]), "", "-", "info"))
+            rows.append(("  runs/s: offered / achieved (both paths)", "", "%s / %.0f" % (
+                "%.0f" % x["offered_per_s"] if x.get("offered_per_s") else "all it can",
+                x["achieved_per_s"]), "", "-", "info"))
     ses = R.get("sessions")
     if ses:
-        for key, label, conc in (("exec_1", "1 session", 1), ("exec_%d" % CONC, "%d sessions" % CONC, CONC),
-                                 ("exec_%d_paced" % CONC, "%d sessions, paced" % CONC, None)):
+        keys = [("exec_1", "1 session", False), ("exec_%d_paced" % CONC, None, True)]
+        keys += [("sweep_%g" % p, None, False) for p in sorted((x["period_s"] for k, x in ses.items()
+                                                                if k.startswith("sweep_")), reverse=True)]
+        keys += [("exec_%d" % CONC, "%d sessions back to back" % CONC, False)]
+        for key, label, judged in keys:
             x = ses[key]
-            judged = conc == CONC
-            if conc is None:
-                label = "%d sessions, 1 pair/%g ms each" % (CONC, x["period_s"] * 1000)
+            if label is None:
+                label = "%d sessions, %s1 pair/%g ms each" % (CONC, "half load, " if judged else "",
+                                                              x["period_s"] * 1000)
             for q, target in (("p50", 2.0), ("p99", 10.0)):
                 v = x["poold_ms"][q]
                 over = v - x["direct_ms"][q]
@@ -1129,14 +1158,15 @@ def build_table(R):
                              ("%+.2f ms (%.2fx)" % (over, v / x["direct_ms"][q])) if q == "p50" else "%+.2f ms" % over,
                              ("<= %g ms" % target) if judged else "-",
                              ("PASS" if v <= target else "FAIL") if judged else "info"))
-            rows.append(("  CPU per exec: poold / sandboxd / interpreter / bench", "",
+            rows.append(("  CPU per exec: poold / sandboxd / interpreter / loadgen", "",
                          "%.0f / %.0f / %.0f / %.0f us" % (
                              x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"],
                              x["slot_processes_cpu_us_per_run"], x["bench_client_cpu_us_per_request"]),
                          "", "-", "info"))
-        x = ses["exec_%d_paced" % CONC]
-        rows.append(("  paced: ticks late by more than half a period", "", "%d of %d" % (
-            x["ticks_late_half_period"], CONC * x["reps"]), "", "-", "info"))
+            rows.append(("  execs/s: offered / achieved (both paths); ticks late", "", "%s / %.0f; %s" % (
+                "%.0f" % x["offered_per_s"] if x.get("offered_per_s") else "all it can", x["achieved_per_s"],
+                ("%d of %d" % (x["ticks_late_half_period"], x["concurrency"] * x["reps"])) if x.get("period_s")
+                else "-"), "", "-", "info"))
         x = ses["lease_1"]
         for q in ("p50", "p99"):
             over = x["poold_ms"][q] - x["direct_ms"][q]
@@ -1168,7 +1198,7 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: needs root (sandboxd creates namespaces, cgroups and mounts)")
-    for b in (wp.SANDBOXD, wp.POOLD):
+    for b in (wp.SANDBOXD, wp.POOLD, LOADGEN):
         if not os.access(b, os.X_OK):
             sys.exit("bench: %s missing: run make first (make bench does)" % b)
 
@@ -1177,10 +1207,13 @@ def main():
         "hello_reps": 30 if q else 200, "hello_warmup": 5 if q else 10,
         "create_counts": [1, 16, 32, 64], "create_rounds": 1 if q else 3,
         "memory_slots": 32, "memory_rounds": 1 if q else 3,
-        "lease1_reps": 20 if q else 200, "lease_conc_rounds": 1 if q else 4,
+        "lease1_reps": 20 if q else 200, "lease_conc_rounds": 1 if q else 10,
         "exec1_reps": 30 if q else 400, "exec_conc_reps": 4 if q else 20,
         "aca1_reps": 30 if q else 1000, "aca_conc_reps": 4 if q else 40, "aca_lease_reps": 20 if q else 200,
-        "aca_period_s": 0.1, "aca_paced_reps": 10 if q else 40,
+        "paced_reps": 10 if q else 60,
+        # (period, reps): from an agent's pace to past the node's throughput
+        "aca_sweep": [(1.0, 3 if q else 10), (0.1, 10 if q else 40), (0.02, 10 if q else 150),
+                      (0.01, 10 if q else 200)],
     }
 
     def on_term(signum, frame):
@@ -1255,6 +1288,11 @@ def main():
         progress("2b run on a leased session, %d sessions: %d reps each" % (CONC, P["exec_conc_reps"]))
         R["poold"]["exec_%d" % CONC] = bench_exec(sbd.sock, pdd.url, run_spec("c", idents, slots), CONC,
                                                   P["exec_conc_reps"], pids)
+        period = half_load_period(R["poold"]["exec_%d" % CONC])
+        progress("2b run on a leased session, %d sessions at half the node's throughput (one pair every %g ms "
+                 "each): %d reps each" % (CONC, period * 1000, P["paced_reps"]))
+        R["poold"]["exec_%d_paced" % CONC] = bench_exec(sbd.sock, pdd.url, run_spec("c", idents, slots), CONC,
+                                                        P["paced_reps"], pids, period_s=period)
         for ident in idents:
             pd.release(ident, "c")
         sb.destroy(slots)
@@ -1269,10 +1307,14 @@ def main():
         R["sessions"]["exec_1"] = bench_exec(sbd.sock, pdd.url, spec, 1, P["aca1_reps"], pids)
         progress("3a print(1) on a leased session, %d sessions: %d reps each" % (CONC, P["aca_conc_reps"]))
         R["sessions"]["exec_%d" % CONC] = bench_exec(sbd.sock, pdd.url, spec, CONC, P["aca_conc_reps"], pids)
-        progress("3a print(1) on a leased session, %d sessions, one pair every %g ms each: %d reps each"
-                 % (CONC, P["aca_period_s"] * 1000, P["aca_paced_reps"]))
-        R["sessions"]["exec_%d_paced" % CONC] = bench_exec(sbd.sock, pdd.url, spec, CONC, P["aca_paced_reps"], pids,
-                                                           period_s=P["aca_period_s"])
+        period = half_load_period(R["sessions"]["exec_%d" % CONC])
+        progress("3a print(1) on a leased session, %d sessions at half the node's throughput (one pair every %g ms "
+                 "each): %d reps each" % (CONC, period * 1000, P["paced_reps"]))
+        R["sessions"]["exec_%d_paced" % CONC] = bench_exec(sbd.sock, pdd.url, spec, CONC, P["paced_reps"], pids,
+                                                           period_s=period)
+        for period, reps in P["aca_sweep"]:
+            progress("3a sweep: %d sessions, one pair every %g ms each: %d reps each" % (CONC, period * 1000, reps))
+            R["sessions"]["sweep_%g" % period] = bench_exec(sbd.sock, pdd.url, spec, CONC, reps, pids, period_s=period)
         for ident in idents:
             pd.release(ident, SPOOL)
         sb.destroy(slots)

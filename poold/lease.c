@@ -94,8 +94,31 @@ static struct lease *lease_new(struct pool *p, const char *key)
 	return l;
 }
 
+/* A lease counts in its node's `running` from the label call that starts it
+ * until its first operation is answered, and then while each operation is
+ * in flight; at zero, pools may refill (pool.c waits for a quiet node). */
+static void running_on(struct lease *l, struct node *n)
+{
+	if (!l->busy_on && n) {
+		l->busy_on = n;
+		n->running++;
+	}
+}
+
+static void not_running(struct lease *l)
+{
+	struct node *n = l->busy_on;
+
+	if (!n)
+		return;
+	l->busy_on = NULL;
+	if (n->running && !--n->running)
+		pools_kick_all();
+}
+
 static void lease_free(struct lease *l)
 {
+	not_running(l);
 	for (struct lease **pp = &table[hash(l->key)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == l) {
 			*pp = l->hnext;
@@ -163,6 +186,7 @@ static void run_next(struct lease *l)
 	l->queued--;
 	l->busy = true;
 	l->last_used = ev_now(loop);
+	running_on(l, l->node); /* already counted when it comes from label_done */
 	op->start(l, op);
 }
 
@@ -212,6 +236,7 @@ void lease_end(struct lease *l, const char *why)
 void lease_op_done(struct lease *l)
 {
 	l->busy = false;
+	not_running(l);
 	l->last_used = ev_now(loop);
 	l->executions++;
 	if (l->state == LEASE_ENDING) {
@@ -243,6 +268,8 @@ static void label_done(struct node *n, struct http_result *res, void *data)
 {
 	struct lease *l = data;
 
+	if (l->state != LEASE_ACQUIRING || res->status != 200)
+		not_running(l);
 	if (l->state == LEASE_ENDING) { /* released while acquiring */
 		lease_finish(l);
 		return;
@@ -271,6 +298,8 @@ static void label_done(struct node *n, struct http_result *res, void *data)
 	l->last_used = ev_now(loop);
 	log_info("lease %s → slot %s on %s (%.1f ms)", l->key, l->slot_id, n->name, l->acquired_in * 1000);
 	run_next(l);
+	if (!l->busy) /* its request went away meanwhile */
+		not_running(l);
 }
 
 static void on_slot(struct pool *p, int err, struct node *n, const char *slot_id, void *data)
@@ -299,6 +328,7 @@ static void on_slot(struct pool *p, int err, struct node *n, const char *slot_id
 		return;
 	}
 	snprintf(path, sizeof(path), "/v1/slots/%s", slot_id);
+	running_on(l, n);
 	node_call(n, "PATCH", path, json_pack("{s:s}", "label", l->key), 0, label_done, l);
 }
 

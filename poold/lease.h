@@ -47,6 +47,7 @@ struct lease {
 	double last_used;
 	double acquired_in; /* seconds the first lease waited */
 	bool busy;
+	struct node *busy_on; /* the node counting this lease's operation as running */
 	bool counted;	/* in pool->n_leased */
 	bool recovered; /* rebuilt from a node's label at start-up */
 	bool lost_told; /* LOST and a request already answered SessionLost */

@@ -25,6 +25,7 @@ struct node {
 	size_t capacity;
 	size_t slots; /* total slots it holds (from info, adjusted as we go) */
 	bool checking;
+	size_t running; /* session operations poold has in flight on it (lease.c) */
 	struct node *next;
 };
 

@@ -17,7 +17,7 @@
 #define BACKOFF_MAX    60.0
 #define CREATE_BATCH   8
 #define CREATE_TIMEOUT 60.0
-#define REFILL_DELAY   0.05
+#define REFILL_HOLD    1.0
 
 static struct ev_loop *loop;
 static const struct psettings *cfg;
@@ -267,6 +267,21 @@ static void waiter_serve(struct pool *p, struct node *n, const char *id)
 	free(w);
 }
 
+/* Warmth is background work. After a lease takes a ready slot, the refill
+ * waits until the node has no session of poold's acquiring a slot or
+ * running an operation (lease.c counts them in node->running), or at most
+ * REFILL_HOLD: neither the new lease's label call and first run nor a burst
+ * of first runs (a contest start) share the node with slot creations for
+ * the next burst. A lease that finds no ready slot never waits for this:
+ * it creates on demand (above). */
+static bool refill_now(const struct pool *p, double now)
+{
+	if (!p->refill_due || now >= p->refill_due)
+		return true;
+	struct node *n = place(p);
+	return n && !n->running;
+}
+
 void pool_kick(struct pool *p)
 {
 	double now = ev_now(loop);
@@ -314,7 +329,9 @@ void pool_kick(struct pool *p)
 	}
 	/* warmth */
 	size_t have = p->n_ready + p->n_creating;
-	if (have < p->warm && pool_total(p) < p->max) {
+	if (have >= p->warm)
+		p->refill_due = 0;
+	if (have < p->warm && pool_total(p) < p->max && refill_now(p, now)) {
 		size_t want = p->warm - have;
 		if (want > p->max - pool_total(p))
 			want = p->max - pool_total(p);
@@ -333,7 +350,14 @@ void pools_kick_all(void)
 
 static void refill_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
-	pool_kick(w->data);
+	struct pool *p = w->data;
+	double now = ev_now(loop);
+
+	pool_kick(p);
+	if (p->refill_due > now) { /* held: look again when the hold ends */
+		ev_timer_set(&p->refill, p->refill_due - now, 0);
+		ev_timer_start(loop, &p->refill);
+	}
 }
 
 static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
@@ -352,12 +376,15 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 	if (!p->waiters && (r = ready_pop(p))) {
 		handoff(p, fn, data, 0, r->node, r->id);
 		free(r);
-		/* Refill a moment later: a slot creation sent now would queue on
-		 * the node ahead of this lease's label call and first run. */
+		/* Refill later (refill_now): a slot creation sent now would
+		 * queue on the node ahead of this lease's label call and run. */
+		double now = ev_now(loop);
+		if (!p->refill_due || p->refill_due <= now) /* none, or an old one */
+			p->refill_due = now + REFILL_HOLD;
 		if (!ev_is_active(&p->refill)) {
 			/* a one-shot timer that fired once must be re-armed, or it
 			 * fires again at once */
-			ev_timer_set(&p->refill, REFILL_DELAY, 0);
+			ev_timer_set(&p->refill, p->refill_due - now, 0);
 			ev_timer_start(loop, &p->refill);
 		}
 		return;
@@ -465,7 +492,7 @@ int pools_init(struct ev_loop *l, const struct psettings *st, struct wp_error *e
 		p->limits = json_incref(pc->limits);
 		p->stateful = pc->stateful;
 		p->waiters_tail = &p->waiters;
-		ev_timer_init(&p->refill, refill_cb, REFILL_DELAY, 0);
+		ev_timer_init(&p->refill, refill_cb, REFILL_HOLD, 0);
 		p->refill.data = p;
 		*tail = p;
 		tail = &p->next;

@@ -61,7 +61,8 @@ struct pool {
 	char last_error[256];
 	uint64_t create_failures;
 	uint64_t created;
-	ev_timer refill; /* a refill shortly after a take, not before its label call */
+	ev_timer refill;   /* looks again when a held refill must go */
+	double refill_due; /* 0, or: refill by then even if the node is busy */
 	struct pool *next;
 };
 

@@ -14,7 +14,8 @@ import threading
 import time
 import uuid
 
-from conftest import DOUBLE, WRONG_DOUBLE, metrics_text, node_slots
+import wpdaemons
+from conftest import DOUBLE, WRONG_DOUBLE, metrics_text, node_slots, session_run
 
 # sessions per language (200 in all); java is slow to compile, so few
 MIX = {"python": 80, "javascript": 60, "c": 36, "cpp": 18, "java": 6}
@@ -148,3 +149,68 @@ def test_burst_200_sessions_x2(make_poold, pool_node):
         "%d of 400 answers: a test (or compile) of little CPU judged time_limit_exceeded by the wall clock under the "
         "burst; "
         "every other verdict was right:\n%s" % (len(slow_start), "\n".join(slow_start[:6])))
+
+
+def _pool(c, name):
+    return {p["name"]: p for p in c.get("/v1/pools").body["pools"]}[name]
+
+
+def test_refill_waits_for_running_sessions(make_poold, pool_node):
+    """Warm slots taken by a burst are replaced after the burst's runs, not
+    during them (slot creation would take CPU from the users' code), and
+    within about a second even when the node never goes quiet."""
+    pd = make_poold(pools={"python": {"language": "python", "warm": 4, "max": 12, "idle_timeout": "10m"}})
+    c = pd.client(timeout=60)
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 4, 30)
+    # 4 sessions at once, each running 0.4 s (sleep: no CPU, but running)
+    idents = ["hold-%s-%d" % (uuid.uuid4().hex[:6], k) for k in range(4)]
+    seen = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            p = _pool(c, "python")
+            seen.append((time.monotonic(), p["ready"], p["creating"], p["leased"]))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    t0 = time.monotonic()
+    rs = [None] * 4
+
+    def run(k):
+        rs[k] = session_run(c, idents[k], "import time; time.sleep(0.4); print('ok')", [("", "ok")])
+
+    ts = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    t_end = time.monotonic()
+    assert all(r.status == 200 and r.body["verdict"] == "accepted" for r in rs), rs
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 4, 30), _pool(c, "python")
+    done.set()
+    watcher.join()
+    during = [s for s in seen if t0 + 0.1 < s[0] < t_end - 0.1 and s[3] == 4]
+    assert during, "the watcher saw nothing while the 4 sessions ran: %r" % seen
+    assert all(s[1] == 0 and s[2] == 0 for s in during), \
+        "slots were created while the burst ran (ready, creating): %r" % [(s[1], s[2]) for s in during]
+
+    # a session that keeps the node busy for 3 s: the refill still comes within ~1 s
+    for i in idents:
+        assert c.delete("/v1/sessions/%s?pool=python" % i).status in (200, 202, 204)
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 4 and _pool(c, "python")["leased"] == 0, 30)
+    busy = "hold-busy-%s" % uuid.uuid4().hex[:6]
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=session_run(
+        c, busy, "import time; time.sleep(3); print('ok')", [("", "ok")])), daemon=True)
+    t1 = time.monotonic()
+    t.start()
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["leased"] == 1, 10)
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] + _pool(c, "python")["creating"] == 4, 2.5), \
+        "no refill within the hold while the node stayed busy: %r" % _pool(c, "python")
+    refilled_after = time.monotonic() - t1
+    t.join()
+    assert result["r"].status == 200 and result["r"].body["verdict"] == "accepted", result
+    assert refilled_after < 2.9, "the refill waited for the busy session to end (%.2f s)" % refilled_after
+    c.delete("/v1/sessions/%s?pool=python" % busy)
