@@ -122,10 +122,10 @@ install: all
 	install -m 0644 sandboxd/runtimes/pykernel.py sandboxd/runtimes/jskernel.js $(DESTDIR)$(PREFIX)/share/warmpool/runtimes/
 
 format:
-	clang-format -i lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c
+	clang-format -i lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c bench/*.c
 
 format-check:
-	clang-format --dry-run -Werror lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c
+	clang-format --dry-run -Werror lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c bench/*.c
 
 clean:
 	rm -rf build bin

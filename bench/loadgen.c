@@ -63,13 +63,14 @@ struct target {
 struct conn {
 	int fd;
 	struct client *client;
-	unsigned path;	   /* index among the client's targets: latencies are kept by path */
+	unsigned path;	  /* index among the client's targets: latencies are kept by path */
 	struct target *t; /* this client's own request on that path */
+	bool want_out;	  /* EPOLLOUT watched: a request is partly written */
 };
 
 struct client {
 	unsigned index;
-	struct conn *conns; /* one per target */
+	struct conn *conns;   /* one per target */
 	unsigned round, step; /* step: how many targets of this round are done */
 	bool busy;
 	size_t sent;
@@ -155,12 +156,13 @@ static int conn_open(struct conn *k)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	fcntl(fd, F_SETFL, O_NONBLOCK);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = k };
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		close(fd);
 		return -1;
 	}
 	k->fd = fd;
+	k->want_out = false;
 	return 0;
 }
 
@@ -187,8 +189,8 @@ static int on_complete(http_parser *p)
 }
 
 static const http_parser_settings parser_settings = {
-	.on_body = on_body,
-	.on_message_complete = on_complete,
+    .on_body = on_body,
+    .on_message_complete = on_complete,
 };
 
 static void finish_request(struct client *c, bool answered);
@@ -198,6 +200,37 @@ static void drop_conn(struct conn *k)
 	epoll_ctl(epfd, EPOLL_CTL_DEL, k->fd, NULL);
 	close(k->fd);
 	k->fd = -1;
+}
+
+/* Writes what is left of the request; watches for room (EPOLLOUT) only
+ * while some is left. */
+static void send_more(struct conn *k)
+{
+	struct client *c = k->client;
+	struct target *t = k->t;
+	while (c->sent < t->request_len) {
+		ssize_t n = write(k->fd, t->request + c->sent, t->request_len - c->sent);
+		if (n < 0 && errno == EAGAIN) {
+			if (!k->want_out) {
+				struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = k};
+				epoll_ctl(epfd, EPOLL_CTL_MOD, k->fd, &ev);
+				k->want_out = true;
+			}
+			return;
+		}
+		if (n <= 0) {
+			fail(c, "write failed");
+			drop_conn(k);
+			finish_request(c, false);
+			return;
+		}
+		c->sent += (size_t)n;
+	}
+	if (k->want_out) {
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
+		epoll_ctl(epfd, EPOLL_CTL_MOD, k->fd, &ev);
+		k->want_out = false;
+	}
 }
 
 static void start_request(struct client *c)
@@ -216,22 +249,7 @@ static void start_request(struct client *c)
 		finish_request(c, false);
 		return;
 	}
-	struct target *t = k->t;
-	while (c->sent < t->request_len) {
-		ssize_t n = write(k->fd, t->request + c->sent, t->request_len - c->sent);
-		if (n < 0 && errno == EAGAIN) {
-			struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = k };
-			epoll_ctl(epfd, EPOLL_CTL_MOD, k->fd, &ev);
-			return;
-		}
-		if (n <= 0) {
-			fail(c, "write failed");
-			drop_conn(k);
-			finish_request(c, false);
-			return;
-		}
-		c->sent += (size_t)n;
-	}
+	send_more(k);
 }
 
 static void start_round_if_due(struct client *c, int64_t now)
@@ -278,8 +296,8 @@ static void finish_request(struct client *c, bool answered)
 		/* counted by the caller */
 	} else if (c->parser.status_code != 200) {
 		char msg[300];
-		snprintf(msg, sizeof(msg), "status %u: %.*s", c->parser.status_code, (int)(c->body_len > 200 ? 200 : c->body_len),
-			 c->body);
+		snprintf(msg, sizeof(msg), "status %u: %.*s", c->parser.status_code,
+			 (int)(c->body_len > 200 ? 200 : c->body_len), c->body);
 		fail(c, msg);
 	} else if (missing(c, t)) {
 		char msg[300];
@@ -337,26 +355,6 @@ static void on_readable(struct conn *k)
 	}
 }
 
-static void on_writable(struct conn *k)
-{
-	struct client *c = k->client;
-	struct target *t = k->t;
-	while (c->sent < t->request_len) {
-		ssize_t n = write(k->fd, t->request + c->sent, t->request_len - c->sent);
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			fail(c, "write failed");
-			drop_conn(k);
-			finish_request(c, false);
-			return;
-		}
-		c->sent += (size_t)n;
-	}
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = k };
-	epoll_ctl(epfd, EPOLL_CTL_MOD, k->fd, &ev);
-}
-
 static int load_spec(json_t *spec)
 {
 	json_t *jc = json_object_get(spec, "clients");
@@ -405,7 +403,7 @@ static int load_spec(json_t *spec)
 			if (ex && (!json_is_array(ex) || json_array_size(ex) > 16))
 				return -1;
 			tg->report = json_string_value(json_object_get(o, "report"));
-			c->conns[t] = (struct conn){ .fd = -1, .client = c, .path = t, .t = tg };
+			c->conns[t] = (struct conn){.fd = -1, .client = c, .path = t, .t = tg};
 		}
 	}
 	return 0;
@@ -415,7 +413,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1) {
 		(void)argv;
-		fprintf(stderr, "usage: loadgen < spec.json > result.json (see the comment at the top of bench/loadgen.c)\n");
+		fprintf(stderr,
+			"usage: loadgen < spec.json > result.json (see the comment at the top of bench/loadgen.c)\n");
 		return 2;
 	}
 	json_error_t jerr;
@@ -460,7 +459,7 @@ int main(int argc, char **argv)
 			if (k->fd < 0)
 				continue;
 			if (evs[e].events & EPOLLOUT)
-				on_writable(k);
+				send_more(k);
 			if (k->fd >= 0 && (evs[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 				on_readable(k);
 		}
@@ -492,8 +491,9 @@ int main(int argc, char **argv)
 	json_object_set_new(out, "first_error", json_string(first_error));
 	json_object_set_new(out, "late_ticks", json_integer(late_ticks));
 	json_object_set_new(out, "wall_s", json_real(wall));
-	json_object_set_new(out, "cpu_s", json_real((double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-						     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6));
+	json_object_set_new(out, "cpu_s",
+			    json_real((double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+				      (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6));
 	json_object_set_new(out, "requests", json_integer((json_int_t)total));
 	json_dumpf(out, stdout, JSON_COMPACT);
 	putchar('\n');

@@ -24,8 +24,7 @@ void config_argv_free(char **argv);
  * may fill err itself for a better message. The first failure stops the
  * parse and ends up in err as "file: unknown key `k` in [s]" or
  * "file: [s] k: bad value `v`". Returns 0, -ENOENT (no file) or -EINVAL. */
-typedef int (*config_key_fn)(void *ctx, const char *section, const char *key, const char *value,
-			     struct wp_error *err);
+typedef int (*config_key_fn)(void *ctx, const char *section, const char *key, const char *value, struct wp_error *err);
 int config_load_ini(const char *path, config_key_fn fn, void *ctx, struct wp_error *err);
 
 /* Replace *dst with a copy of v (the old string is freed). 0 or -ENOMEM. */

@@ -48,9 +48,9 @@ struct lease {
 	double acquired_in; /* seconds the first lease waited */
 	bool busy;
 	struct node *busy_on; /* the node counting this lease's operation as running */
-	bool counted;	/* in pool->n_leased */
-	bool recovered; /* rebuilt from a node's label at start-up */
-	bool lost_told; /* LOST and a request already answered SessionLost */
+	bool counted;	      /* in pool->n_leased */
+	bool recovered;	      /* rebuilt from a node's label at start-up */
+	bool lost_told;	      /* LOST and a request already answered SessionLost */
 	struct lease_op *head, *tail;
 	size_t queued;
 	unsigned long executions;
