@@ -395,6 +395,8 @@ static int call_setup(struct http_call *call, const struct http_call_opts *o)
 		return -ENOMEM;
 	if (o->bearer && call_add_header(call, "Authorization", "Bearer ", o->bearer) < 0)
 		return -ENOMEM;
+	if (o->header_name && o->header_value && call_add_header(call, o->header_name, "", o->header_value) < 0)
+		return -ENOMEM;
 
 	if (curl_easy_setopt(e, CURLOPT_URL, call->url) != CURLE_OK)
 		return -EINVAL;

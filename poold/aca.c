@@ -386,7 +386,8 @@ static void exec_start(struct lease *l, struct lease_op *op)
 	c->t0 = ev_time();
 	json_object_set_new(c->exec, "timeout_ms", json_integer((json_int_t)ms));
 	snprintf(path, sizeof(path), "/v1/slots/%s/exec", l->slot_id);
-	if (!node_call(l->node, "POST", path, json_incref(c->exec), (double)ms / 1000.0 + EXEC_SLACK_S, exec_done, c)) {
+	if (!node_call_label(l->node, lease_label_once(l), "POST", path, json_incref(c->exec),
+			     (double)ms / 1000.0 + EXEC_SLACK_S, exec_done, c)) {
 		aca_fail(op, 500, "InternalError", "could not call the node", 0);
 		lease_op_done(l);
 	}
@@ -560,10 +561,11 @@ static void files_start(struct lease *l, struct lease_op *op)
 		method = c->kind == ACA_UPLOAD ? "PUT" : c->kind == ACA_DELETE_FILE ? "DELETE" : "GET";
 	}
 	if (c->kind == ACA_UPLOAD)
-		call = node_call_raw(l->node, method, path, "application/octet-stream", c->data, c->len,
-				     FILE_CALL_TIMEOUT_S, files_done, c);
+		call = node_call_raw(l->node, lease_label_once(l), method, path, "application/octet-stream", c->data,
+				     c->len, FILE_CALL_TIMEOUT_S, files_done, c);
 	else
-		call = node_call_raw(l->node, method, path, NULL, NULL, 0, FILE_CALL_TIMEOUT_S, files_done, c);
+		call = node_call_raw(l->node, lease_label_once(l), method, path, NULL, NULL, 0, FILE_CALL_TIMEOUT_S,
+				     files_done, c);
 	if (!call) {
 		aca_fail(op, 500, "InternalError", "could not call the node", 0);
 		lease_op_done(l);

@@ -264,6 +264,15 @@ void lease_fail_transport(struct lease *l, struct lease_op *op, const char *erro
 		op->fail(op, 502, "NodeError", error ? error : "the node failed", 0);
 }
 
+static void activate(struct lease *l)
+{
+	l->state = LEASE_ACTIVE;
+	l->acquired_in = ev_now(loop) - l->created;
+	telemetry_lease_wait(l->pool->name, l->acquired_in);
+	l->last_used = ev_now(loop);
+	log_info("lease %s → slot %s on %s (%.1f ms)", l->key, l->slot_id, l->node->name, l->acquired_in * 1000);
+}
+
 static void label_done(struct node *n, struct http_result *res, void *data)
 {
 	struct lease *l = data;
@@ -292,14 +301,18 @@ static void label_done(struct node *n, struct http_result *res, void *data)
 		lease_finish(l);
 		return;
 	}
-	l->state = LEASE_ACTIVE;
-	l->acquired_in = ev_now(loop) - l->created;
-	telemetry_lease_wait(l->pool->name, l->acquired_in);
-	l->last_used = ev_now(loop);
-	log_info("lease %s → slot %s on %s (%.1f ms)", l->key, l->slot_id, n->name, l->acquired_in * 1000);
+	activate(l);
 	run_next(l);
 	if (!l->busy) /* its request went away meanwhile */
 		not_running(l);
+}
+
+const char *lease_label_once(struct lease *l)
+{
+	if (!l->label_pending)
+		return NULL;
+	l->label_pending = false;
+	return l->key;
 }
 
 static void on_slot(struct pool *p, int err, struct node *n, const char *slot_id, void *data)
@@ -327,6 +340,15 @@ static void on_slot(struct pool *p, int err, struct node *n, const char *slot_id
 		lease_finish(l);
 		return;
 	}
+	if (l->head) {
+		/* the first operation labels the slot itself (one round trip) */
+		l->label_pending = true;
+		activate(l);
+		run_next(l);
+		return;
+	}
+	/* its request went away while it waited for a slot: label it now, so
+	 * that a poold restart finds the lease */
 	snprintf(path, sizeof(path), "/v1/slots/%s", slot_id);
 	running_on(l, n);
 	node_call(n, "PATCH", path, json_pack("{s:s}", "label", l->key), 0, label_done, l);

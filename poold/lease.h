@@ -48,6 +48,7 @@ struct lease {
 	double acquired_in; /* seconds the first lease waited */
 	bool busy;
 	struct node *busy_on; /* the node counting this lease's operation as running */
+	bool label_pending;   /* the slot is not labelled yet: the next node call does it */
 	bool counted;	      /* in pool->n_leased */
 	bool recovered;	      /* rebuilt from a node's label at start-up */
 	bool lost_told;	      /* LOST and a request already answered SessionLost */
@@ -64,6 +65,9 @@ bool lease_ident_valid(const char *ident);
  * op->create). Answers and frees op itself on refusal (via op->fail). */
 void lease_submit(struct pool *p, const char *ident, struct lease_op *op);
 void lease_op_done(struct lease *l);
+/* For an operation's node call: the lease's label when the slot does not
+ * carry it yet (the call labels it: X-Warmpool-Label), once; else NULL. */
+const char *lease_label_once(struct lease *l);
 struct lease *lease_find(struct pool *p, const char *ident);
 struct lease *lease_first(void);
 size_t lease_count(void);

@@ -141,9 +141,9 @@ static void node_call_done(struct http_result *res, void *data)
 	free(c);
 }
 
-static struct http_call *call_start(struct node *n, const char *method, const char *path, const char *ctype,
-				    const void *body, size_t len, double timeout, char *owned, node_done_fn done,
-				    void *data)
+static struct http_call *call_start(struct node *n, const char *label, const char *method, const char *path,
+				    const char *ctype, const void *body, size_t len, double timeout, char *owned,
+				    node_done_fn done, void *data)
 {
 	struct node_ctx *c = calloc(1, sizeof(*c));
 	struct http_call *call;
@@ -162,6 +162,8 @@ static struct http_call *call_start(struct node *n, const char *method, const ch
 	    .body_len = len,
 	    .timeout = timeout > 0 ? timeout : (double)cfg->node_timeout_ms / 1000.0,
 	    .max_response = 256u << 20,
+	    .header_name = label ? "X-Warmpool-Label" : NULL,
+	    .header_value = label,
 	};
 	call = http_call_start(client, &o, node_call_done, c);
 	if (!call) {
@@ -174,6 +176,12 @@ static struct http_call *call_start(struct node *n, const char *method, const ch
 struct http_call *node_call(struct node *n, const char *method, const char *path, json_t *body, double timeout,
 			    node_done_fn done, void *data)
 {
+	return node_call_label(n, NULL, method, path, body, timeout, done, data);
+}
+
+struct http_call *node_call_label(struct node *n, const char *label, const char *method, const char *path, json_t *body,
+				  double timeout, node_done_fn done, void *data)
+{
 	char *text = NULL;
 
 	if (body) {
@@ -182,13 +190,14 @@ struct http_call *node_call(struct node *n, const char *method, const char *path
 		if (!text)
 			return NULL;
 	}
-	return call_start(n, method, path, NULL, text, text ? strlen(text) : 0, timeout, text, done, data);
+	return call_start(n, label, method, path, NULL, text, text ? strlen(text) : 0, timeout, text, done, data);
 }
 
-struct http_call *node_call_raw(struct node *n, const char *method, const char *path, const char *ctype,
-				const void *body, size_t len, double timeout, node_done_fn done, void *data)
+struct http_call *node_call_raw(struct node *n, const char *label, const char *method, const char *path,
+				const char *ctype, const void *body, size_t len, double timeout, node_done_fn done,
+				void *data)
 {
-	return call_start(n, method, path, ctype, body, len, timeout, NULL, done, data);
+	return call_start(n, label, method, path, ctype, body, len, timeout, NULL, done, data);
 }
 
 static void sync_done(struct node *n, struct http_result *res, void *data)

@@ -41,9 +41,14 @@ bool node_has_language(const struct node *n, const char *language);
  * configured node timeout. A transport failure counts against the node. */
 struct http_call *node_call(struct node *n, const char *method, const char *path, json_t *body, double timeout,
 			    node_done_fn done, void *data);
-/* Like node_call with a raw body that must outlive the call. */
-struct http_call *node_call_raw(struct node *n, const char *method, const char *path, const char *ctype,
-				const void *body, size_t len, double timeout, node_done_fn done, void *data);
+/* The same, labelling the slot on the way (X-Warmpool-Label; NULL: none):
+ * a lease's first operation labels its slot without a PATCH of its own. */
+struct http_call *node_call_label(struct node *n, const char *label, const char *method, const char *path, json_t *body,
+				  double timeout, node_done_fn done, void *data);
+/* Like node_call_label with a raw body that must outlive the call. */
+struct http_call *node_call_raw(struct node *n, const char *label, const char *method, const char *path,
+				const char *ctype, const void *body, size_t len, double timeout, node_done_fn done,
+				void *data);
 /* Mark down now (a call saw it fail). */
 void node_mark_down(struct node *n, const char *why);
 

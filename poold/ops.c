@@ -200,7 +200,8 @@ static void run_start(struct lease *l, struct lease_op *op)
 
 	c->lease = l;
 	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
-	if (!node_call(l->node, "POST", path, json_incref(c->run), run_timeout(c), run_done, c)) {
+	if (!node_call_label(l->node, lease_label_once(l), "POST", path, json_incref(c->run), run_timeout(c), run_done,
+			     c)) {
 		op_fail(op, 500, "InternalError", "could not call the node", 0);
 		lease_op_done(l);
 	}
@@ -350,8 +351,8 @@ static void files_start(struct lease *l, struct lease_op *op)
 
 	c->lease = l;
 	snprintf(path, sizeof(path), "/v1/slots/%s/%s", l->slot_id, c->sub);
-	if (!node_call_raw(l->node, req->method, path, "application/octet-stream", req->body_len ? req->body : NULL,
-			   req->body_len, 300, files_done, c)) {
+	if (!node_call_raw(l->node, lease_label_once(l), req->method, path, "application/octet-stream",
+			   req->body_len ? req->body : NULL, req->body_len, 300, files_done, c)) {
 		op_fail(op, 500, "InternalError", "could not call the node", 0);
 		lease_op_done(l);
 	}

@@ -219,6 +219,35 @@ def test_label_set_and_clear(client, make_slot):
     assert client.get("/v1/slots/%s" % sid).body["label"] is None
 
 
+def test_label_header_labels_with_the_first_request(client, make_slot):
+    """poold labels a new lease's slot with its first request
+    (X-Warmpool-Label on run/exec/files) instead of a PATCH: applied before
+    the request, refused when the slot carries another label or the label
+    is malformed — and then the request does not run."""
+    sid = make_slot("python")
+    hdr = {"X-Warmpool-Label": "python/student_9"}
+    r = client.post("/v1/slots/%s/run" % sid, {"source": "print(1)", "tests": [{"stdin": ""}]}, headers=hdr)
+    assert r.status == 200 and r.body["verdict"] == "accepted", r
+    assert client.get("/v1/slots/%s" % sid).body["label"] == "python/student_9"
+    # the same label again: fine (any request of the session may carry it)
+    r = client.get("/v1/slots/%s/files" % sid, headers=hdr)
+    assert r.status == 200, r
+    # another label: 409, and the request did not run (no file written)
+    r = client.post("/v1/slots/%s/run" % sid, {"source": "open('/mnt/data/x', 'w').write('1')",
+                                                "tests": [{"stdin": ""}]},
+                    headers={"X-Warmpool-Label": "python/intruder"})
+    assert r.status == 409 and r.error_code() == "SlotLabelled", r
+    assert client.get("/v1/slots/%s" % sid).body["label"] == "python/student_9"
+    names = [f["name"] for f in client.get("/v1/slots/%s/files" % sid).body["files"]]
+    assert "x" not in names, names
+    # malformed on an unlabelled slot: 400, still unlabelled
+    other = make_slot("python")
+    for bad in ("a b", "x" * 256):
+        r = client.get("/v1/slots/%s/files" % other, headers={"X-Warmpool-Label": bad})
+        assert r.status == 400 and r.error_code() == "BadRequest", r
+    assert client.get("/v1/slots/%s" % other).body["label"] is None
+
+
 BAD_LABELS = [
     ("empty", ""),
     ("256 chars", "x" * 256),
