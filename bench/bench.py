@@ -272,22 +272,28 @@ def loadavg():
         return None
 
 
-def cpu_busy(seconds=1.0):
-    """Share of the CPUs busy (and stolen by the hypervisor) over `seconds`,
-    from /proc/stat: how much else runs on the machine before we start."""
+def cpu_snap():
+    """(total, idle, steal) CPU ticks of the machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    steal = v[7] if len(v) > 7 else 0
+    return sum(v[:8]), idle, steal
 
-    def snap():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        idle = v[3] + (v[4] if len(v) > 4 else 0)
-        steal = v[7] if len(v) > 7 else 0
-        return sum(v[:8]), idle, steal
 
-    a = snap()
-    time.sleep(seconds)
-    b = snap()
+def cpu_share(a, b):
+    """Busy and stolen (by the hypervisor) shares of the CPUs between two
+    cpu_snap()s."""
     tot = max(b[0] - a[0], 1)
     return {"busy": round(1.0 - (b[1] - a[1]) / tot, 3), "steal": round((b[2] - a[2]) / tot, 3)}
+
+
+def cpu_busy(seconds=1.0):
+    """cpu_share over `seconds`: how much else runs on the machine before we
+    start."""
+    a = cpu_snap()
+    time.sleep(seconds)
+    return cpu_share(a, cpu_snap())
 
 
 def proc_cpu_s(pid):
@@ -651,6 +657,7 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
     versus the same run POSTed to a fresh ready slot of sandboxd. Each round:
     `conc` sessions (threads) at once; between rounds (untimed) the sessions
     are released / slots destroyed and everything settles."""
+    m0 = cpu_snap()
     body = enc({"source": PY_ONE, "tests": [{"stdin": "", "expected": "1\n"}]})
     sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
     pd_conns = [tcp_ka(pd_url) for _ in range(conc)]
@@ -730,9 +737,8 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
 
     def like_poold_round():
         # 1 session only: what poold asks of the node for a lease, sent by us
-        # straight to sandboxd: the label (PATCH) and the run one after the
-        # other on one connection, and the refill (POST /v1/slots) 50 ms
-        # after the take on a connection of its own, as poold does
+        # straight to sandboxd: the run carrying the lease's label (poold's
+        # refill follows the answer, outside the clock)
         settle()
         (sid,) = sb.create("python", 1)
         sb.wait_quiet()
@@ -766,6 +772,7 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         # the noise: how far apart rounds of one path land on this machine
         extra["round_p50_ms_direct"] = round_p50[False]
         extra["round_p50_ms_poold"] = round_p50[True]
+    extra["machine_cpu"] = cpu_share(m0, cpu_snap())
     return _compare(direct_t, poold_t, conc, done, extra=extra)
 
 
@@ -821,9 +828,10 @@ def bench_session_lease(sb, pd, sb_sock, pd_url, pool, warm, reps, budget_s, min
     """Lease + first execution on a new identifier of a stateful pool
     (code/execute print(1)), versus the same exec sent to sandboxd on a
     fresh interpreter slot, and versus what poold asks of the node for it
-    (label, exec, refill 50 ms after the take) sent by us. One session; the
+    (the exec carrying the lease's label) sent by us. One session; the
     three paths interleaved; before each, the pool is back to `warm` ready
     and the node quiet."""
+    m0 = cpu_snap()
     sbk = unix_ka(sb_sock)
     pdk = tcp_ka(pd_url)
     direct_t, poold_t, like_t, dwall, pwall, refill_after = [], [], [], [], [], []
@@ -882,6 +890,7 @@ def bench_session_lease(sb, pd, sb_sock, pd_url, pool, warm, reps, budget_s, min
              "refill_after_lease_ms": summary([x for x in refill_after if x is not None]),
              "reconnects": sbk.reconnects + pdk.reconnects}
     extra["overhead_p50_vs_like_ms"] = pct(poold_t, 50) * 1000.0 - extra["direct_like_poold_ms"]["p50"]
+    extra["machine_cpu"] = cpu_share(m0, cpu_snap())
     return _compare(direct_t, poold_t, 1, done, extra=extra)
 
 
@@ -976,8 +985,9 @@ def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids, period_s=None
     lg = {"clients": clients, "rounds": reps_per_thread, "warmup": warmup,
           "period_ms": (period_s or 0) * 1000.0, "timeout_s": 600}
     cpu0 = {k: proc_cpu_s(v) for k, v in pids.items()}
-    slots0, t0 = slot_procs_cpu_s(), time.perf_counter()
+    slots0, t0, m0 = slot_procs_cpu_s(), time.perf_counter(), cpu_snap()
     out = loadgen(lg)
+    m1 = cpu_snap()
     cpu1 = {k: proc_cpu_s(v) for k, v in pids.items()}
     slots1, t1 = slot_procs_cpu_s(), time.perf_counter()
     poold_t = [us / 1e6 for us in out["latency_us"][0]]
@@ -995,7 +1005,7 @@ def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids, period_s=None
         "phase_wall_s": t1 - t0, "requests": n_all, "period_s": period_s,
         "offered_per_s": (2 * conc / period_s) if period_s else None,
         "achieved_per_s": out["sent"] / out["wall_s"],
-        "ticks_late_half_period": out["late_ticks"]})
+        "ticks_late_half_period": out["late_ticks"], "machine_cpu": cpu_share(m0, m1)})
 
 
 def half_load_period(saturated):
@@ -1073,6 +1083,9 @@ def build_table(R):
                      ("PASS" if ok else "FAIL") if judged else "info"))
         rows.append(("poold %s p99" % label, fmt_ms(x["direct_ms"]["p99"]), fmt_ms(x["poold_ms"]["p99"]),
                      "%+.2f ms" % x["overhead_p99_ms"], "-", "info"))
+        if "poold_cpu_us_per_request" not in x:
+            rows.append(("  CPUs busy, stolen by the hypervisor during the phase", "", "%.0f%%, %.1f%%" % (
+                100 * x["machine_cpu"]["busy"], 100 * x["machine_cpu"]["steal"]), "", "-", "info"))
         if "round_p50_ms_direct" in x:
             rd, rp = x["round_p50_ms_direct"], x["round_p50_ms_poold"]
             rows.append(("  each round's own p50, min-max (the noise)", "%.0f-%.0f ms" % (min(rd), max(rd)),
@@ -1089,9 +1102,9 @@ def build_table(R):
             rows.append(("  CPU per request: poold / sandboxd (per run) / loadgen", "",
                          "%.0f / %.0f / %.0f us" % (x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"],
                                                    x["bench_client_cpu_us_per_request"]), "", "-", "info"))
-            rows.append(("  runs/s: offered / achieved (both paths)", "", "%s / %.0f" % (
+            rows.append(("  runs/s: offered / achieved (both paths); CPUs busy, stolen", "", "%s / %.0f; %.0f%%, %.1f%%" % (
                 "%.0f" % x["offered_per_s"] if x.get("offered_per_s") else "all it can",
-                x["achieved_per_s"]), "", "-", "info"))
+                x["achieved_per_s"], 100 * x["machine_cpu"]["busy"], 100 * x["machine_cpu"]["steal"]), "", "-", "info"))
     ses = R.get("sessions")
     if ses:
         keys = [("exec_1", "1 session", False), ("exec_%d_paced" % CONC, None, True)]
@@ -1115,10 +1128,13 @@ def build_table(R):
                              x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"],
                              x["slot_processes_cpu_us_per_run"], x["bench_client_cpu_us_per_request"]),
                          "", "-", "info"))
-            rows.append(("  execs/s: offered / achieved (both paths); ticks late", "", "%s / %.0f; %s" % (
-                "%.0f" % x["offered_per_s"] if x.get("offered_per_s") else "all it can", x["achieved_per_s"],
-                ("%d of %d" % (x["ticks_late_half_period"], x["concurrency"] * x["reps"])) if x.get("period_s")
-                else "-"), "", "-", "info"))
+            rows.append(("  execs/s: offered / achieved (both paths); ticks late; CPUs busy, stolen", "",
+                         "%s / %.0f; %s; %.0f%%, %.1f%%" % (
+                             "%.0f" % x["offered_per_s"] if x.get("offered_per_s") else "all it can",
+                             x["achieved_per_s"],
+                             ("%d of %d" % (x["ticks_late_half_period"], x["concurrency"] * x["reps"]))
+                             if x.get("period_s") else "-",
+                             100 * x["machine_cpu"]["busy"], 100 * x["machine_cpu"]["steal"]), "", "-", "info"))
         x = ses["lease_1"]
         for q in ("p50", "p99"):
             over = x["poold_ms"][q] - x["direct_ms"][q]
@@ -1132,6 +1148,11 @@ def build_table(R):
         rf = x["refill_after_lease_ms"]
         rows.append(("  poold's refill reached the node after: p50 (min-max)", "",
                      "%.1f ms (%.1f-%.1f)" % (rf["p50"], rf["min"], rf["max"]), "", "after the exec", "info"))
+        rows.append(("  CPUs busy, stolen by the hypervisor during the phase", "", "%.0f%%, %.1f%%" % (
+            100 * x["machine_cpu"]["busy"], 100 * x["machine_cpu"]["steal"]), "", "-", "info"))
+    steal = R["machine"].get("cpu_steal_whole_run")
+    if steal is not None:
+        rows.append(("CPU stolen by the hypervisor, whole run", "", "%.1f%%" % (100 * steal), "", "-", "info"))
     head = ("what", "baseline", "subject", "ratio / overhead", "target", "result")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(6)]
     line = "  ".join("%%-%ds" % w for w in widths)
@@ -1177,6 +1198,7 @@ def main():
     t_mono = time.monotonic()
     load_start = loadavg()
     idle_check = cpu_busy()
+    run_cpu0 = cpu_snap()
     R = {"params": P}
     work = tempfile.mkdtemp(prefix="wpbench-")
     sbd = wp.Sandboxd(wp.make_tmpdir("wpbench-sb-"), uid_base=UID_BASE, capacity=CAPACITY,
@@ -1295,6 +1317,7 @@ def main():
     R["runtime_s"] = round(time.monotonic() - t_mono, 1)
     R["cleanup_problems"] = problems
     R["machine"]["loadavg_end"] = loadavg()
+    R["machine"]["cpu_steal_whole_run"] = cpu_share(run_cpu0, cpu_snap())["steal"]
     table, rows = build_table(R)
     R["table"] = [dict(zip(("what", "baseline", "subject", "ratio_overhead", "target", "result"), r)) for r in rows]
     with open(args.out, "w") as f:
