@@ -652,11 +652,12 @@ def like_poold(ka, sid, pool, path, body, check):
     return t
 
 
-def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min_rounds):
+def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min_rounds, spread_s=0):
     """Lease + first execution (python print(1)) on a warm slot through poold,
     versus the same run POSTed to a fresh ready slot of sandboxd. Each round:
-    `conc` sessions (threads) at once; between rounds (untimed) the sessions
-    are released / slots destroyed and everything settles."""
+    `conc` new sessions at once, or with spread_s their starts spread evenly
+    over spread_s seconds; between rounds (untimed) the sessions are
+    released / slots destroyed and everything settles."""
     m0 = cpu_snap()
     body = enc({"source": PY_ONE, "tests": [{"stdin": "", "expected": "1\n"}]})
     sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
@@ -675,10 +676,12 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
 
     def burst(addr, paths, lat, walls):
         # conc > 1: bench/loadgen sends them all at once (connections opened
-        # first), so that 50 Python client threads do not stagger the start
+        # first), so that 50 Python client threads do not stagger the start;
+        # or client i at i * spread_s / conc
         out = loadgen({"clients": [{"targets": [{"addr": addr, "request": raw_post(pth, body),
                                                  "expect": ['"verdict":"accepted"'], "report": '"wall_ms":'}]}
-                                   for pth in paths], "rounds": 1, "warmup": 0, "timeout_s": 300})
+                                   for pth in paths], "rounds": 1, "warmup": 0, "timeout_s": 300,
+                      "period_ms": spread_s * 1000.0})
         lat.extend(us / 1e6 for us in out["latency_us"][0])
         walls.extend(out["reported"][0])
         round_p50[addr.startswith("tcp")].append(pct(out["latency_us"][0], 50) / 1000.0)
@@ -768,6 +771,7 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         extra["direct_like_poold_ms"] = ms_summary(like_t)
         extra["overhead_p50_vs_like_ms"] = pct(poold_t, 50) * 1000.0 - extra["direct_like_poold_ms"]["p50"]
     extra["rounds_planned"] = rounds
+    extra["spread_s"] = spread_s
     if round_p50[True]:
         # the noise: how far apart rounds of one path land on this machine
         extra["round_p50_ms_direct"] = round_p50[False]
@@ -1071,7 +1075,9 @@ def build_table(R):
     pdr = R["poold"]
     for key, label, judged in (
             ("lease_1", "lease+1st run (py), 1 session", True),
-            ("lease_%d" % CONC, "lease+1st run (py), %d sessions at once" % CONC, True),
+            ("lease_%d_paced" % CONC, "lease+1st run (py), %d sessions, half load (spread over %g s)" % (
+                CONC, pdr["lease_%d_paced" % CONC]["spread_s"]), True),
+            ("lease_%d" % CONC, "lease+1st run (py), %d sessions at once" % CONC, False),
             ("exec_1", "run on leased (C), 1 session", True),
             ("exec_%d_paced" % CONC, "run on leased (C), %d sessions, half load (1 pair/%g ms each)" % (
                 CONC, pdr["exec_%d_paced" % CONC]["period_s"] * 1000), True),
@@ -1254,6 +1260,14 @@ def main():
         progress("2a lease + first run, %d sessions: %d rounds" % (CONC, P["lease_conc_rounds"]))
         R["poold"]["lease_%d" % CONC] = bench_lease(sb, pd, sbd.sock, pdd.url, "python", CONC, CONC,
                                                     P["lease_conc_rounds"], budget_s=40, min_rounds=1)
+        # half load: the same 50 new sessions, their starts spread over twice
+        # the time the slowest of a burst took (the burst drains the node)
+        spread = round(2.0 * R["poold"]["lease_%d" % CONC]["direct_ms"]["p99"] / 1000.0, 3)
+        progress("2a lease + first run, %d sessions at half load (starts spread over %g s): %d rounds"
+                 % (CONC, spread, P["lease_conc_rounds"]))
+        R["poold"]["lease_%d_paced" % CONC] = bench_lease(sb, pd, sbd.sock, pdd.url, "python", CONC, CONC,
+                                                          P["lease_conc_rounds"], budget_s=50, min_rounds=1,
+                                                          spread_s=spread)
         progress("2b compiling C hello in %d sessions and %d slots" % (CONC, CONC))
         idents, slots = setup_c_sessions(sb, pd, sbd.sock, pdd.url, "c", CONC)
         progress("2b run on a leased session, 1 session: %d reps" % P["exec1_reps"])

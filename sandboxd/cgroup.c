@@ -745,6 +745,33 @@ int cgroup_read_stats(struct cgroup *g, struct cgroup_stats *st)
 	return DISPATCH(g, read_stats, g, st);
 }
 
+int cgroup_max_cpu_wait_ns(struct cgroup *g, uint64_t *ns)
+{
+	char path[PATH_MAX], stat[64];
+	unsigned long long run, wait;
+	uint64_t most = 0;
+	long tid;
+
+	/* v1 lists a group's threads in `tasks`, v2 in `cgroup.threads` */
+	if (cgroup_join(path, sizeof(path), g->dir[0], g->r->mode == CGROUP_V2 ? "cgroup.threads" : "tasks") < 0)
+		return -ENAMETOOLONG;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fscanf(f, "%ld", &tid) == 1) {
+		snprintf(stat, sizeof(stat), "/proc/%ld/schedstat", tid);
+		FILE *s = fopen(stat, "re");
+		if (!s)
+			continue; /* gone meanwhile */
+		if (fscanf(s, "%llu %llu", &run, &wait) == 2 && wait > most)
+			most = wait;
+		fclose(s);
+	}
+	fclose(f);
+	*ns = most;
+	return 0;
+}
+
 int cgroup_read_cpu_ns(struct cgroup *g, uint64_t *ns)
 {
 	uint64_t usec = 0;

@@ -86,6 +86,9 @@ struct cgroup_stats {
 };
 int cgroup_read_stats(struct cgroup *g, struct cgroup_stats *st);
 int cgroup_read_cpu_ns(struct cgroup *g, uint64_t *ns); /* fast path, called from a timer */
+/* The longest any thread of the group has waited for a CPU (run_delay in
+ * /proc/<tid>/schedstat, since the thread began), in ns. */
+int cgroup_max_cpu_wait_ns(struct cgroup *g, uint64_t *ns);
 void cgroup_reset_peak(struct cgroup *g);
 const char *cgroup_path(const struct cgroup *g); /* for logs: v2 path or v1 memory path */
 /* The group's directory in the hierarchy holding `controller` ("memory",

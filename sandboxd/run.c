@@ -32,6 +32,7 @@
 
 #define CPU_POLL_INTERVAL 0.05
 #define LAUNCH_GRACE	  10.0
+#define WALL_WAIT_MAX	  4 /* CPU waits extend a wall limit by at most 4 limits */
 #define MAX_TESTS	  1000
 
 struct obuf {
@@ -52,7 +53,9 @@ struct exec {
 	ev_timer kill_timer; /* retries a kill that left processes behind */
 	double started;
 	struct cgroup_stats before;
-	bool launched; /* init reported PROTO_STARTED */
+	bool launched;	    /* init reported PROTO_STARTED */
+	uint64_t wait0_ns;  /* the group's longest CPU wait when it started */
+	uint64_t waited_ns; /* wall time already added for CPU waits */
 	bool exited;
 	struct cgroup *cg; /* the run group of this exec (they alternate) */
 	unsigned group;
@@ -192,6 +195,23 @@ static void exec_wall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			  (double)r->ex.lim->wall_ms / 1000.0 + LAUNCH_GRACE);
 		slot_destroy(r->slot);
 		return;
+	}
+	/* The wall limit is for programs that sleep or block, not for the host
+	 * being busy: time the run waited for a CPU (its longest-waiting
+	 * thread, from schedstat) is added to the limit, up to WALL_WAIT_MAX
+	 * limits more. The CPU limit is unaffected. */
+	struct exec *e = &r->ex;
+	uint64_t wait, cap = (uint64_t)e->lim->wall_ms * 1000000ull * WALL_WAIT_MAX;
+	if (cgroup_max_cpu_wait_ns(e->cg, &wait) == 0 && wait > e->wait0_ns) {
+		wait -= e->wait0_ns;
+		if (wait > cap)
+			wait = cap;
+		if (wait > e->waited_ns + 1000000) {
+			ev_timer_set(w, (double)(wait - e->waited_ns) / 1e9, 0);
+			ev_timer_start(loop, w);
+			e->waited_ns = wait;
+			return;
+		}
 	}
 	r->ex.o.killed_wall = true;
 	exec_kill(r);
@@ -441,6 +461,7 @@ static void exec_try_finish(struct run *r)
 		return;
 	r->active = false;
 	e->o.wall_ms = (uint64_t)((ev_time() - e->started) * 1000.0);
+	e->o.wall_waited_ms = (e->waited_ns + 999999) / 1000000;
 	if (cgroup_read_stats(r->ex.cg, &after) == 0) {
 		e->o.cpu_ms = (after.cpu_ns - e->before.cpu_ns) / 1000000;
 		e->o.oom_killed = after.oom_kills > e->before.oom_kills;
@@ -483,6 +504,8 @@ void run_on_message(struct slot *s, const void *msg, size_t len)
 		struct exec *e = &r->ex;
 		e->launched = true;
 		e->started = ev_time();
+		if (cgroup_max_cpu_wait_ns(e->cg, &e->wait0_ns) < 0)
+			e->wait0_ns = UINT64_MAX; /* no schedstat: the plain wall limit */
 		ev_timer_stop(EV_DEFAULT, &e->wall_timer);
 		ev_timer_set(&e->wall_timer, (double)e->lim->wall_ms / 1000.0, 0);
 		ev_timer_start(EV_DEFAULT, &e->wall_timer);

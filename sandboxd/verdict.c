@@ -36,7 +36,7 @@ static bool over_time(const struct run_outcome *o, const struct limits *l)
 {
 	if (o->killed_cpu || o->killed_wall || killed_by(o, SIGXCPU))
 		return true;
-	return l && (o->cpu_ms > l->cpu_ms || o->wall_ms > l->wall_ms);
+	return l && (o->cpu_ms > l->cpu_ms || o->wall_ms > l->wall_ms + o->wall_waited_ms);
 }
 
 /* A SIGKILL we did not send, with the measured peak already at the memory

@@ -28,12 +28,13 @@ struct run_outcome {
 	int signal;	 /* terminating signal when !exited */
 	uint64_t cpu_ms; /* from the cgroup */
 	uint64_t wall_ms;
-	uint64_t memory_kb;   /* peak RSS */
-	bool oom_killed;      /* the cgroup's OOM killer fired during the run */
-	bool killed_cpu;      /* we killed it for CPU time */
-	bool killed_wall;     /* we killed it for wall time */
-	bool output_exceeded; /* stdout or stderr passed output_bytes */
-	bool internal_error;  /* the sandbox failed */
+	uint64_t wall_waited_ms; /* of wall_ms, waiting for a CPU: not held against the limit */
+	uint64_t memory_kb;	 /* peak RSS */
+	bool oom_killed;	 /* the cgroup's OOM killer fired during the run */
+	bool killed_cpu;	 /* we killed it for CPU time */
+	bool killed_wall;	 /* we killed it for wall time */
+	bool output_exceeded;	 /* stdout or stderr passed output_bytes */
+	bool internal_error;	 /* the sandbox failed */
 };
 
 /* Verdict of the run before comparing its output: precedence is

@@ -851,3 +851,54 @@ def test_loop_not_blocked_by_runs(client, make_slot):
     assert time.monotonic() - t0 < 2.5, "a run in another slot waited for the first one"
     t.join(30)
     assert res.get("resp") is not None and res["resp"].status == 200, res
+
+
+# A busy loop of ~0.6 s of CPU, and a program that only sleeps.
+SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6:\n    pass\nprint('done')\n"
+HOG = ("import multiprocessing, time\n"
+       "def spin():\n"
+       "    t = time.time()\n"
+       "    while time.time() - t < 4:\n"
+       "        pass\n"
+       "ps = [multiprocessing.Process(target=spin) for _ in range(4)]\n"
+       "[p.start() for p in ps]\n[p.join() for p in ps]\nprint('hogged')\n")
+
+
+def test_wall_limit_does_not_count_waiting_for_a_cpu(client, make_slot):
+    """The wall limit is for programs that sleep or block: when other slots
+    keep the CPUs busy, the time a run waits for a CPU is added to its wall
+    limit (the CPU limit is unchanged), so a busy host does not turn a
+    correct program into time_limit_exceeded. A program that sleeps is
+    still stopped at its wall limit."""
+    hogs = [make_slot("python") for _ in range(5)]
+    spin, sleeper = make_slot("python"), make_slot("python")
+    done = []
+
+    def hog(sid):
+        done.append(run_raw(client, sid, HOG, limits={"cpu_ms": 30000, "wall_ms": 20000}, timeout=60))
+
+    ts = [threading.Thread(target=hog, args=(h,), daemon=True) for h in hogs]
+    for t in ts:
+        t.start()
+    time.sleep(0.5)  # the 20 spinning processes are up
+    results = {}
+
+    def one(name, sid, src):
+        results[name] = run_raw(client, sid, src, limits={"cpu_ms": 5000, "wall_ms": 1000}, timeout=60)
+
+    tw = [threading.Thread(target=one, args=a, daemon=True)
+          for a in (("spin", spin, SPIN), ("sleep", sleeper, "import time\ntime.sleep(3)\n"))]
+    for t in tw:
+        t.start()
+    for t in tw + ts:
+        t.join()
+    assert all(r.status == 200 and r.body["verdict"] == "accepted" for r in done), done
+    r = results["spin"]
+    t = r.body["tests"][0]
+    # starved: it took longer than its wall limit, for 0.6 s of CPU, and is right
+    assert t["wall_ms"] > 1000, "the host was not busy enough to test anything: %r" % (r,)
+    assert r.body["verdict"] == "accepted" and t["stdout"] == "done\n", r
+    r = results["sleep"]
+    t = r.body["tests"][0]
+    assert r.body["verdict"] == "time_limit_exceeded", r
+    assert t["wall_ms"] < 2500, "a sleeping program got more than its wall limit: %r" % (r,)
