@@ -1009,7 +1009,25 @@ def bench_exec(sb_sock, pd_url, spec, conc, reps_per_thread, pids, period_s=None
         "phase_wall_s": t1 - t0, "requests": n_all, "period_s": period_s,
         "offered_per_s": (2 * conc / period_s) if period_s else None,
         "achieved_per_s": out["sent"] / out["wall_s"],
-        "ticks_late_half_period": out["late_ticks"], "machine_cpu": cpu_share(m0, m1)})
+        "ticks_late_half_period": out["late_ticks"], "machine_cpu": cpu_share(m0, m1), "stalls": stalls(out)})
+
+
+def stalls(out, window_us=50000, crowd=5):
+    """Of the slowest 1% of requests (both paths), the share sent within
+    window_us of at least `crowd` others of that 1%, on both paths: tails
+    that hit everyone at once are the machine stalling (hypervisor steal, a
+    host-wide pause), not one slow request or one daemon."""
+    lat = out["latency_us"][0] + out["latency_us"][1]
+    at = out["sent_at_us"][0] + out["sent_at_us"][1]
+    path = [0] * len(out["latency_us"][0]) + [1] * len(out["latency_us"][1])
+    slow = sorted(range(len(lat)), key=lambda i: -lat[i])[:max(1, len(lat) // 100)]
+    crowded = 0
+    for i in slow:
+        near = [j for j in slow if abs(at[j] - at[i]) <= window_us]
+        if len(near) > crowd and {path[j] for j in near} == {0, 1}:
+            crowded += 1
+    return {"slowest_1pct": len(slow), "in_shared_stalls": crowded,
+            "threshold_ms": min(lat[i] for i in slow) / 1000.0}
 
 
 def half_load_period(saturated):
@@ -1134,6 +1152,9 @@ def build_table(R):
                              x["poold_cpu_us_per_request"], x["sandboxd_cpu_us_per_run"],
                              x["slot_processes_cpu_us_per_run"], x["bench_client_cpu_us_per_request"]),
                          "", "-", "info"))
+            st = x["stalls"]
+            rows.append(("  slowest 1%% (> %.1f ms): in stalls shared by both paths" % st["threshold_ms"], "",
+                         "%d of %d" % (st["in_shared_stalls"], st["slowest_1pct"]), "", "-", "info"))
             rows.append(("  execs/s: offered / achieved (both paths); ticks late; CPUs busy, stolen", "",
                          "%s / %.0f; %s; %.0f%%, %.1f%%" % (
                              "%.0f" % x["offered_per_s"] if x.get("offered_per_s") else "all it can",

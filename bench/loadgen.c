@@ -23,6 +23,7 @@
  * goes first as often as the others.
  *
  * Result (JSON on stdout): {"latency_us": [[...path 0...], [...path 1...]],
+ *   "sent_at_us": [[...], [...]] (when each sample was sent, from the start),
  *   "reported": [[...], [...]] (the number after each answer's "report" key),
  *   "errors": n, "first_error": "...", "late_ticks": n, "wall_s": x,
  *   "cpu_s": user+system of this process, "requests": n recorded,
@@ -89,8 +90,10 @@ static unsigned nclients;
 static unsigned rounds, warmup;
 static int64_t period_ns;
 static int epfd;
-static int64_t **lat; /* [path][sample] in µs */
-static double **rep;  /* [path][sample]: the reported numbers */
+static int64_t **lat;	  /* [path][sample] in µs */
+static int64_t **sent_at; /* [path][sample]: when it was sent, µs since the start */
+static int64_t t_start;
+static double **rep; /* [path][sample]: the reported numbers */
 static size_t *nlat, *nrep;
 static unsigned long sent;
 static unsigned errors, late_ticks, clients_done;
@@ -305,6 +308,7 @@ static void finish_request(struct client *c, bool answered)
 			 (int)(c->body_len > 200 ? 200 : c->body_len), c->body);
 		fail(c, msg);
 	} else if (c->round >= warmup) {
+		sent_at[k->path][nlat[k->path]] = (c->started_ns - t_start) / 1000;
 		lat[k->path][nlat[k->path]++] = dt / 1000;
 		reported(c, k->path, t->report);
 	}
@@ -372,11 +376,13 @@ static int load_spec(json_t *spec)
 		if (i == 0) {
 			ntargets = (unsigned)json_array_size(jt);
 			lat = calloc(ntargets, sizeof(*lat));
+			sent_at = calloc(ntargets, sizeof(*sent_at));
 			rep = calloc(ntargets, sizeof(*rep));
 			nlat = calloc(ntargets, sizeof(*nlat));
 			nrep = calloc(ntargets, sizeof(*nrep));
 			for (unsigned t = 0; t < ntargets; t++) {
 				lat[t] = calloc((size_t)nclients * rounds, sizeof(**lat));
+				sent_at[t] = calloc((size_t)nclients * rounds, sizeof(**sent_at));
 				rep[t] = calloc((size_t)nclients * rounds, sizeof(**rep));
 			}
 			targets = calloc((size_t)nclients * ntargets, sizeof(*targets));
@@ -425,7 +431,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	double timeout_s = json_number_value(json_object_get(spec, "timeout_s"));
-	int64_t t0 = now_ns(), deadline = t0 + (int64_t)((timeout_s > 0 ? timeout_s : 120) * 1e9);
+	int64_t t0 = t_start = now_ns(), deadline = t0 + (int64_t)((timeout_s > 0 ? timeout_s : 120) * 1e9);
 	for (unsigned i = 0; i < nclients; i++) {
 		for (unsigned t = 0; t < ntargets; t++)
 			if (conn_open(&clients[i].conns[t]) < 0) {
@@ -472,19 +478,23 @@ int main(int argc, char **argv)
 	double wall = (double)(now_ns() - t0) / 1e9;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	json_t *out = json_object(), *jl = json_array(), *jr = json_array();
+	json_t *out = json_object(), *jl = json_array(), *jr = json_array(), *jt = json_array();
 	unsigned long total = 0;
 	for (unsigned p = 0; p < ntargets; p++) {
-		json_t *a = json_array(), *b = json_array();
+		json_t *a = json_array(), *b = json_array(), *w = json_array();
 		for (size_t s = 0; s < nlat[p]; s++)
 			json_array_append_new(a, json_integer(lat[p][s]));
+		for (size_t s = 0; s < nlat[p]; s++)
+			json_array_append_new(w, json_integer(sent_at[p][s]));
 		for (size_t s = 0; s < nrep[p]; s++)
 			json_array_append_new(b, json_real(rep[p][s]));
 		total += nlat[p];
 		json_array_append_new(jl, a);
+		json_array_append_new(jt, w);
 		json_array_append_new(jr, b);
 	}
 	json_object_set_new(out, "latency_us", jl);
+	json_object_set_new(out, "sent_at_us", jt);
 	json_object_set_new(out, "reported", jr);
 	json_object_set_new(out, "sent", json_integer((json_int_t)sent));
 	json_object_set_new(out, "errors", json_integer(errors));

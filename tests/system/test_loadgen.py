@@ -84,6 +84,8 @@ def test_counts_every_request_and_reads_the_reported_numbers(servers):
     assert sorted(out["reported"][0]) == sorted([0.0, 2.0, 4.0] * 5)
     assert sorted(out["reported"][1]) == sorted([20.0, 22.0, 24.0] * 5)
     assert all(us > 0 for x in out["latency_us"] for us in x)
+    assert [len(x) for x in out["sent_at_us"]] == [15, 15]
+    assert all(0 <= us <= out["wall_s"] * 1e6 for x in out["sent_at_us"] for us in x)
 
 
 def test_paced_clients_keep_their_period(servers):
@@ -93,6 +95,10 @@ def test_paced_clients_keep_their_period(servers):
     assert rc == 0, err
     assert len(out["latency_us"][0]) == 40 and out["late_ticks"] == 0
     assert 0.45 <= out["wall_s"] < 2.0, out["wall_s"]  # 10 ticks of 50 ms, not back to back
+    at = sorted(out["sent_at_us"][0])
+    assert at[-1] - at[0] >= 440000, at  # the 40 requests spread over the 10 ticks
+    gaps = [b - a for a, b in zip(at, at[1:])]
+    assert max(gaps) < 30000, gaps  # 4 clients a tick, their ticks 12.5 ms apart
 
 
 def test_a_wrong_answer_is_an_error_not_a_sample(servers):
