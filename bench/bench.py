@@ -128,10 +128,9 @@ class KeepAlive:
             self.conn.close()
             self.conn = None
 
-    def request(self, method, path, body=None, headers=None):
+    def request(self, method, path, body=None):
         """→ (status, parsed JSON or bytes, seconds). body: bytes (JSON) or None."""
         hdrs = {"Content-Type": "application/json"} if body is not None else {}
-        hdrs.update(headers or {})
         for attempt in (0, 1):
             if self.conn is None:
                 self._open()
@@ -637,21 +636,6 @@ def refill_after_ms(sb, t_wall0, interpreter):
     return (min(created) - t_wall0) * 1000.0 if created else None
 
 
-def check_run(b, what):
-    check_accepted(b, what)
-
-
-def like_poold(ka, sid, pool, path, body, check):
-    """What poold asks of the node for a lease's first request: the run (or
-    exec) on slot sid carrying the lease's label (X-Warmpool-Label), on ka.
-    poold's refill follows the answer (the node is then quiet), outside any
-    clock. → seconds."""
-    st, b, t = ka.request("POST", path, body, headers={"X-Warmpool-Label": "%s/%s" % (pool, new_ident("like"))})
-    expect(st, b, 200, "first run/exec with the label")
-    check(b, "first run/exec with the label")
-    return t
-
-
 def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min_rounds, spread_s=0):
     """Lease + first execution (python print(1)) on a warm slot through poold,
     versus the same run POSTed to a fresh ready slot of sandboxd. Each round:
@@ -660,10 +644,7 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
     released / slots destroyed and everything settles."""
     m0 = cpu_snap()
     body = enc({"source": PY_ONE, "tests": [{"stdin": "", "expected": "1\n"}]})
-    sb_conns = [unix_ka(sb_sock) for _ in range(conc)]
-    pd_conns = [tcp_ka(pd_url) for _ in range(conc)]
     direct_t, poold_t, poold_exec_ms, direct_wall, refill_after = [], [], [], [], []
-    lock = threading.Lock()
 
     def settle():
         # the refill of the last round's released slots is over, nothing
@@ -674,39 +655,21 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
     port = pd_url.rsplit(":", 1)[1]
     round_p50 = {False: [], True: []}  # direct, poold: each round's own p50 (ms)
 
-    def burst(addr, paths, lat, walls):
-        # conc > 1: bench/loadgen sends them all at once (connections opened
-        # first), so that 50 Python client threads do not stagger the start;
+    def burst(addr, paths, lat, walls, headers=None):
+        # bench/loadgen sends them all at once (connections opened first),
         # or client i at i * spread_s / conc
-        out = loadgen({"clients": [{"targets": [{"addr": addr, "request": raw_post(pth, body),
-                                                 "expect": ['"verdict":"accepted"'], "report": '"wall_ms":'}]}
-                                   for pth in paths], "rounds": 1, "warmup": 0, "timeout_s": 300,
-                      "period_ms": spread_s * 1000.0})
-        lat.extend(us / 1e6 for us in out["latency_us"][0])
-        walls.extend(out["reported"][0])
-        round_p50[addr.startswith("tcp")].append(pct(out["latency_us"][0], 50) / 1000.0)
+        t, w = shots(addr, [raw_post(pth, body, headers) for pth in paths], ['"verdict":"accepted"'],
+                     '"wall_ms":', spread_s)
+        lat.extend(t)
+        walls.extend(w)
+        round_p50[addr.startswith("tcp")].append(pct(t, 50) * 1000.0)
 
     def poold_round():
         settle()
         idents = [new_ident("lease") for _ in range(conc)]
-        if conc > 1:
-            burst("tcp:127.0.0.1:" + port, ["/v1/sessions/%s/run?pool=%s" % (i, pool) for i in idents], poold_t,
-                  poold_exec_ms)
-            for ident in idents:
-                pd.release(ident, pool)
-            return
-
-        def work(i, barrier):
-            barrier.wait()
-            st, b, t = pd_conns[i].request("POST", "/v1/sessions/%s/run?pool=%s" % (idents[i], pool), body)
-            expect(st, b, 200, "lease + run through poold")
-            check_accepted(b, "lease + run through poold")
-            with lock:
-                poold_t.append(t)
-                poold_exec_ms.append(b["wall_ms"])
-
         t_wall0 = time.time()
-        run_threads(conc, work)
+        burst("tcp:127.0.0.1:" + port, ["/v1/sessions/%s/run?pool=%s" % (i, pool) for i in idents], poold_t,
+              poold_exec_ms)
         if conc == 1:
             # the refill is over before the session ends (a release kicks
             # the pool too, and would hide when the refill was sent)
@@ -719,21 +682,7 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         settle()
         ids = sb.create("python", conc)
         sb.wait_quiet()
-        if conc > 1:
-            burst("unix:" + sb_sock, ["/v1/slots/%s/run" % i for i in ids], direct_t, direct_wall)
-            sb.destroy(ids)
-            return
-
-        def work(i, barrier):
-            barrier.wait()
-            st, b, t = sb_conns[i].request("POST", "/v1/slots/%s/run" % ids[i], body)
-            expect(st, b, 200, "run on a fresh slot")
-            check_accepted(b, "run on a fresh slot")
-            with lock:
-                direct_t.append(t)
-                direct_wall.append(b["wall_ms"])
-
-        run_threads(conc, work)
+        burst("unix:" + sb_sock, ["/v1/slots/%s/run" % i for i in ids], direct_t, direct_wall)
         sb.destroy(ids)
 
     like_t = []
@@ -745,7 +694,8 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         settle()
         (sid,) = sb.create("python", 1)
         sb.wait_quiet()
-        like_t.append(like_poold(sb_conns[0], sid, pool, "/v1/slots/%s/run" % sid, body, check_run))
+        burst("unix:" + sb_sock, ["/v1/slots/%s/run" % sid], like_t, [],
+              headers={"X-Warmpool-Label": "%s/%s" % (pool, new_ident("like"))})
         sb.destroy([sid])
 
     paths = [poold_round, direct_round] + ([like_poold_round] if conc == 1 else [])
@@ -761,10 +711,7 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
             f()
     pd.wait_pool_full(pool, warm)
     sb.wait_quiet()
-    for c in sb_conns + pd_conns:
-        c.close()
-    extra = {"sandboxd_wall_ms_direct": summary(direct_wall), "sandboxd_wall_ms_poold": summary(poold_exec_ms),
-             "reconnects": sum(c.reconnects for c in sb_conns + pd_conns)}
+    extra = {"sandboxd_wall_ms_direct": summary(direct_wall), "sandboxd_wall_ms_poold": summary(poold_exec_ms)}
     if refill_after:
         extra["refill_after_lease_ms"] = summary([x for x in refill_after if x is not None])
     if like_t:
@@ -772,7 +719,7 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
         extra["overhead_p50_vs_like_ms"] = pct(poold_t, 50) * 1000.0 - extra["direct_like_poold_ms"]["p50"]
     extra["rounds_planned"] = rounds
     extra["spread_s"] = spread_s
-    if round_p50[True]:
+    if conc > 1:
         # the noise: how far apart rounds of one path land on this machine
         extra["round_p50_ms_direct"] = round_p50[False]
         extra["round_p50_ms_poold"] = round_p50[True]
@@ -836,9 +783,10 @@ def bench_session_lease(sb, pd, sb_sock, pd_url, pool, warm, reps, budget_s, min
     three paths interleaved; before each, the pool is back to `warm` ready
     and the node quiet."""
     m0 = cpu_snap()
-    sbk = unix_ka(sb_sock)
-    pdk = tcp_ka(pd_url)
+    port = pd_url.rsplit(":", 1)[1]
+    sb_addr = "unix:" + sb_sock
     direct_t, poold_t, like_t, dwall, pwall, refill_after = [], [], [], [], [], []
+    sb_expect = ['"status":"ok"', '"stdout":"1\\n"']
 
     def settle():
         pd.wait_pool_full(pool, warm)
@@ -848,11 +796,10 @@ def bench_session_lease(sb, pd, sb_sock, pd_url, pool, warm, reps, budget_s, min
         settle()
         ident = new_ident("acalease")
         t_wall0 = time.time()
-        st, b, t = pdk.request("POST", aca_path(pool, ident), ACA_BODY)
-        expect(st, b, 200, "lease + first exec through poold")
-        check_aca(b, "lease + first exec through poold")
-        poold_t.append(t)
-        pwall.append(b["properties"]["executionTimeInMilliseconds"])
+        t, w = shots("tcp:127.0.0.1:" + port, [raw_post(aca_path(pool, ident), ACA_BODY)],
+                     ['"status":"Success"', '"stdout":"1\\n"'], '"executionTimeInMilliseconds":')
+        poold_t.extend(t)
+        pwall.extend(w)
         pd.wait_refilled(pool, warm)
         refill_after.append(refill_after_ms(sb, t_wall0, True))
         pd.release(ident, pool)
@@ -861,18 +808,18 @@ def bench_session_lease(sb, pd, sb_sock, pd_url, pool, warm, reps, budget_s, min
         settle()
         (sid,) = sb.create("python", 1, interpreter=True)
         sb.wait_quiet()
-        st, b, t = sbk.request("POST", "/v1/slots/%s/exec" % sid, SB_EXEC_BODY)
-        expect(st, b, 200, "first exec on a fresh interpreter slot")
-        check_sb_exec(b, "first exec on a fresh interpreter slot")
-        direct_t.append(t)
-        dwall.append(b["wall_ms"])
+        t, w = shots(sb_addr, [raw_post("/v1/slots/%s/exec" % sid, SB_EXEC_BODY)], sb_expect, '"wall_ms":')
+        direct_t.extend(t)
+        dwall.extend(w)
         sb.destroy([sid])
 
     def like_path():
         settle()
         (sid,) = sb.create("python", 1, interpreter=True)
         sb.wait_quiet()
-        like_t.append(like_poold(sbk, sid, pool, "/v1/slots/%s/exec" % sid, SB_EXEC_BODY, check_sb_exec))
+        t, _ = shots(sb_addr, [raw_post("/v1/slots/%s/exec" % sid, SB_EXEC_BODY,
+                                        {"X-Warmpool-Label": "%s/%s" % (pool, new_ident("like"))})], sb_expect, None)
+        like_t.extend(t)
         sb.destroy([sid])
 
     paths = [poold_path, direct_path, like_path]
@@ -887,12 +834,9 @@ def bench_session_lease(sb, pd, sb_sock, pd_url, pool, warm, reps, budget_s, min
         for f in (paths[k:] + paths[:k]) if r % 2 == 0 else list(reversed(paths[k:] + paths[:k])):
             f()
     settle()
-    sbk.close()
-    pdk.close()
     extra = {"sandboxd_wall_ms_direct": summary(dwall), "execution_time_ms_poold": summary(pwall),
              "direct_like_poold_ms": ms_summary(like_t), "reps_planned": reps,
-             "refill_after_lease_ms": summary([x for x in refill_after if x is not None]),
-             "reconnects": sbk.reconnects + pdk.reconnects}
+             "refill_after_lease_ms": summary([x for x in refill_after if x is not None])}
     extra["overhead_p50_vs_like_ms"] = pct(poold_t, 50) * 1000.0 - extra["direct_like_poold_ms"]["p50"]
     extra["machine_cpu"] = cpu_share(m0, cpu_snap())
     return _compare(direct_t, poold_t, 1, done, extra=extra)
@@ -953,10 +897,22 @@ def slot_procs_cpu_s():
     return out
 
 
-def raw_post(path, body):
+def raw_post(path, body, headers=None):
     """A keep-alive HTTP/1.1 POST as bytes on the wire (for bench/loadgen)."""
-    return ("POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            "Content-Length: %d\r\n\r\n" % (path, len(body))) + body.decode()
+    extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+    return ("POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n%s"
+            "Content-Length: %d\r\n\r\n" % (path, extra, len(body))) + body.decode()
+
+
+def shots(addr, requests, expect, report, spread_s=0.0):
+    """Each request once, from its own loadgen client and connection (opened
+    before the clock), all at once or their starts spread evenly over
+    spread_s. → (latencies in seconds, reported numbers), in client order
+    for a single request."""
+    out = loadgen({"clients": [{"targets": [{"addr": addr, "request": rq, "expect": expect, "report": report}]}
+                               for rq in requests], "rounds": 1, "warmup": 0, "timeout_s": 300,
+                   "period_ms": spread_s * 1000.0})
+    return [us / 1e6 for us in out["latency_us"][0]], out["reported"][0]
 
 
 def loadgen(spec):
