@@ -415,6 +415,33 @@ static int load_spec(json_t *spec)
 	return 0;
 }
 
+/* Everything, for a clean exit under LeakSanitizer (make SANITIZE=…). */
+static void free_all(json_t *spec)
+{
+	for (unsigned i = 0; clients && i < nclients; i++) {
+		for (unsigned t = 0; clients[i].conns && t < ntargets; t++)
+			if (clients[i].conns[t].fd > 0) /* calloc'd, never opened: 0 */
+				close(clients[i].conns[t].fd);
+		free(clients[i].conns);
+		free(clients[i].body);
+	}
+	free(clients);
+	for (unsigned i = 0; targets && i < nclients * ntargets; i++)
+		free(targets[i].expect);
+	free(targets);
+	for (unsigned t = 0; lat && t < ntargets; t++) {
+		free(lat[t]);
+		free(sent_at[t]);
+		free(rep[t]);
+	}
+	free(lat);
+	free(sent_at);
+	free(rep);
+	free(nlat);
+	free(nrep);
+	json_decref(spec);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1) {
@@ -428,6 +455,7 @@ int main(int argc, char **argv)
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!spec || epfd < 0 || load_spec(spec) < 0) {
 		fprintf(stderr, "loadgen: bad spec%s%s\n", spec ? "" : ": ", spec ? "" : jerr.text);
+		free_all(spec);
 		return 2;
 	}
 	double timeout_s = json_number_value(json_object_get(spec, "timeout_s"));
@@ -436,6 +464,7 @@ int main(int argc, char **argv)
 		for (unsigned t = 0; t < ntargets; t++)
 			if (conn_open(&clients[i].conns[t]) < 0) {
 				fprintf(stderr, "loadgen: connect: %s\n", strerror(errno));
+				free_all(spec);
 				return 2;
 			}
 		clients[i].next_tick_ns = t0 + (period_ns * i) / nclients;
@@ -506,6 +535,8 @@ int main(int argc, char **argv)
 				      (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6));
 	json_object_set_new(out, "requests", json_integer((json_int_t)total));
 	json_dumpf(out, stdout, JSON_COMPACT);
+	json_decref(out);
+	free_all(spec);
 	putchar('\n');
 	return errors ? 1 : 0;
 }
