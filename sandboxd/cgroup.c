@@ -745,7 +745,27 @@ int cgroup_read_stats(struct cgroup *g, struct cgroup_stats *st)
 	return DISPATCH(g, read_stats, g, st);
 }
 
-int cgroup_max_cpu_wait_ns(struct cgroup *g, uint64_t *ns)
+/* "some ... total=<µs>" of a PSI file: -ENOENT without PSI. */
+static int psi_some_us(const char *path, uint64_t *us)
+{
+	char buf[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -ENOENT; /* psi=0: the file exists, reading fails */
+	buf[n] = 0;
+	const char *t = strncmp(buf, "some ", 5) == 0 ? strstr(buf, "total=") : NULL;
+	if (!t)
+		return -ENOENT;
+	*us = strtoull(t + 6, NULL, 10);
+	return 0;
+}
+
+/* The longest any current thread of the group has waited for a CPU. */
+static int threads_max_wait_ns(struct cgroup *g, uint64_t *ns)
 {
 	char path[PATH_MAX], stat[64];
 	unsigned long long run, wait;
@@ -770,6 +790,25 @@ int cgroup_max_cpu_wait_ns(struct cgroup *g, uint64_t *ns)
 	fclose(f);
 	*ns = most;
 	return 0;
+}
+
+int cgroup_cpu_wait_ns(struct cgroup *g, uint64_t *ns)
+{
+	char path[PATH_MAX];
+	uint64_t us;
+
+	/* v2: the group's own pressure, exited processes included */
+	if (g->r->mode == CGROUP_V2 && cgroup_join(path, sizeof(path), g->dir[0], "cpu.pressure") == 0 &&
+	    psi_some_us(path, &us) == 0) {
+		*ns = us * 1000;
+		return 0;
+	}
+	/* v1 has no pressure per group: the host's */
+	if (g->r->mode == CGROUP_V1 && psi_some_us("/proc/pressure/cpu", &us) == 0) {
+		*ns = us * 1000;
+		return 0;
+	}
+	return threads_max_wait_ns(g, ns);
 }
 
 int cgroup_read_cpu_ns(struct cgroup *g, uint64_t *ns)

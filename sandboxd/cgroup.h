@@ -86,9 +86,13 @@ struct cgroup_stats {
 };
 int cgroup_read_stats(struct cgroup *g, struct cgroup_stats *st);
 int cgroup_read_cpu_ns(struct cgroup *g, uint64_t *ns); /* fast path, called from a timer */
-/* The longest any thread of the group has waited for a CPU (run_delay in
- * /proc/<tid>/schedstat, since the thread began), in ns. */
-int cgroup_max_cpu_wait_ns(struct cgroup *g, uint64_t *ns);
+/* A counter of time (ns) the group's tasks were held back waiting for a
+ * CPU; only differences mean anything. v2: the group's cpu.pressure "some"
+ * total (exited processes included). v1: the host's /proc/pressure/cpu
+ * (v1 has no pressure per group: the whole host's, which also counts
+ * waits of other groups). Without PSI: the longest run_delay of a current
+ * thread (/proc/<tid>/schedstat). */
+int cgroup_cpu_wait_ns(struct cgroup *g, uint64_t *ns);
 void cgroup_reset_peak(struct cgroup *g);
 const char *cgroup_path(const struct cgroup *g); /* for logs: v2 path or v1 memory path */
 /* The group's directory in the hierarchy holding `controller` ("memory",

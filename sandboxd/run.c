@@ -54,7 +54,7 @@ struct exec {
 	double started;
 	struct cgroup_stats before;
 	bool launched;	    /* init reported PROTO_STARTED */
-	uint64_t wait0_ns;  /* the group's longest CPU wait when it started */
+	uint64_t wait0_ns;  /* cgroup_cpu_wait_ns() when it started */
 	uint64_t waited_ns; /* wall time already added for CPU waits */
 	bool exited;
 	struct cgroup *cg; /* the run group of this exec (they alternate) */
@@ -197,12 +197,12 @@ static void exec_wall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	/* The wall limit is for programs that sleep or block, not for the host
-	 * being busy: time the run waited for a CPU (its longest-waiting
-	 * thread, from schedstat) is added to the limit, up to WALL_WAIT_MAX
-	 * limits more. The CPU limit is unaffected. */
+	 * being busy: time the run was held back waiting for a CPU
+	 * (cgroup_cpu_wait_ns: pressure stall time) is added to the limit, up
+	 * to WALL_WAIT_MAX limits more. The CPU limit is unaffected. */
 	struct exec *e = &r->ex;
 	uint64_t wait, cap = (uint64_t)e->lim->wall_ms * 1000000ull * WALL_WAIT_MAX;
-	if (cgroup_max_cpu_wait_ns(e->cg, &wait) == 0 && wait > e->wait0_ns) {
+	if (cgroup_cpu_wait_ns(e->cg, &wait) == 0 && wait > e->wait0_ns) {
 		wait -= e->wait0_ns;
 		if (wait > cap)
 			wait = cap;
@@ -504,8 +504,8 @@ void run_on_message(struct slot *s, const void *msg, size_t len)
 		struct exec *e = &r->ex;
 		e->launched = true;
 		e->started = ev_time();
-		if (cgroup_max_cpu_wait_ns(e->cg, &e->wait0_ns) < 0)
-			e->wait0_ns = UINT64_MAX; /* no schedstat: the plain wall limit */
+		if (cgroup_cpu_wait_ns(e->cg, &e->wait0_ns) < 0)
+			e->wait0_ns = UINT64_MAX; /* nothing to read: the plain wall limit */
 		ev_timer_stop(EV_DEFAULT, &e->wall_timer);
 		ev_timer_set(&e->wall_timer, (double)e->lim->wall_ms / 1000.0, 0);
 		ev_timer_start(EV_DEFAULT, &e->wall_timer);

@@ -869,7 +869,9 @@ def test_wall_limit_does_not_count_waiting_for_a_cpu(client, make_slot):
     keep the CPUs busy, the time a run waits for a CPU is added to its wall
     limit (the CPU limit is unchanged), so a busy host does not turn a
     correct program into time_limit_exceeded. A program that sleeps is
-    still stopped at its wall limit."""
+    still stopped at its wall limit on a quiet host. (On cgroup v1 the wait
+    is the host's pressure stall time, so a sleeping program on a busy v1
+    host may get up to 4 limits more: docs/sandboxd-api.md.)"""
     hogs = [make_slot("python") for _ in range(5)]
     spin, sleeper = make_slot("python"), make_slot("python")
     done = []
@@ -881,24 +883,16 @@ def test_wall_limit_does_not_count_waiting_for_a_cpu(client, make_slot):
     for t in ts:
         t.start()
     time.sleep(0.5)  # the 20 spinning processes are up
-    results = {}
-
-    def one(name, sid, src):
-        results[name] = run_raw(client, sid, src, limits={"cpu_ms": 5000, "wall_ms": 1000}, timeout=60)
-
-    tw = [threading.Thread(target=one, args=a, daemon=True)
-          for a in (("spin", spin, SPIN), ("sleep", sleeper, "import time\ntime.sleep(3)\n"))]
-    for t in tw:
-        t.start()
-    for t in tw + ts:
+    r = run_raw(client, spin, SPIN, limits={"cpu_ms": 5000, "wall_ms": 1000}, timeout=60)
+    for t in ts:
         t.join()
-    assert all(r.status == 200 and r.body["verdict"] == "accepted" for r in done), done
-    r = results["spin"]
+    assert all(x.status == 200 and x.body["verdict"] == "accepted" for x in done), done
     t = r.body["tests"][0]
     # starved: it took longer than its wall limit, for 0.6 s of CPU, and is right
     assert t["wall_ms"] > 1000, "the host was not busy enough to test anything: %r" % (r,)
     assert r.body["verdict"] == "accepted" and t["stdout"] == "done\n", r
-    r = results["sleep"]
+    # quiet again: a sleeping program stops at its wall limit
+    r = run_raw(client, sleeper, "import time\ntime.sleep(3)\n", limits={"cpu_ms": 5000, "wall_ms": 1000}, timeout=60)
     t = r.body["tests"][0]
     assert r.body["verdict"] == "time_limit_exceeded", r
-    assert t["wall_ms"] < 2500, "a sleeping program got more than its wall limit: %r" % (r,)
+    assert t["wall_ms"] < 2000, "a sleeping program got more than its wall limit: %r" % (r,)
