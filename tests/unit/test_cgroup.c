@@ -616,6 +616,42 @@ static void test_v2_kill_tree_and_cpu(void **state)
 	destroy_ok(slot);
 }
 
+/* cgroup_cpu_wait_ns: a counter that grows while the group's processes
+ * wait for a CPU. Three busy processes on at most two CPUs wait. On v2 it
+ * is the group's own cpu.pressure; on v1 the host's /proc/pressure/cpu. */
+static void cpu_wait_grows(void)
+{
+	struct cgroup *slot = create(NULL, "slot-1"), *run = create(slot, "run");
+	uint64_t before, after;
+	int go_fd[3];
+	pid_t pid[3];
+
+	assert_int_equal(cgroup_cpu_wait_ns(run, &before), 0);
+	for (int i = 0; i < 3; i++) {
+		pid[i] = spawn(busy_300ms, &go_fd[i]);
+		attach(run, pid[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		go(go_fd[i]);
+	for (int i = 0; i < 3; i++)
+		assert_true(WIFEXITED(wait_child(pid[i])));
+	assert_int_equal(cgroup_cpu_wait_ns(run, &after), 0);
+	/* 900 ms of CPU on <= 2 CPUs: someone waited >= 150 ms; 10 ms is sure */
+	assert_true(after >= before + 10ull * 1000 * 1000);
+	destroy_ok(run);
+	destroy_ok(slot);
+}
+
+static void test_v1_cpu_wait(void **state)
+{
+	cpu_wait_grows();
+}
+
+static void test_v2_cpu_wait(void **state)
+{
+	cpu_wait_grows();
+}
+
 /* Started in a non-root cgroup, sandboxd moves itself into <root>/sandboxd
  * and back out on removal. In a child: it moves the calling process. */
 static int leaf_child(const char *outer_rel)
@@ -687,9 +723,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_v1_oom, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_cpu, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_open_procs, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_cpu_wait, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_destroy_removes_all, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_basic, setup_v2, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_kill_tree_and_cpu, setup_v2, teardown),
+	    cmocka_unit_test_setup_teardown(test_v2_cpu_wait, setup_v2, teardown),
 	    cmocka_unit_test(test_v2_daemon_leaf),
 	};
 
