@@ -94,9 +94,9 @@ static struct lease *lease_new(struct pool *p, const char *key)
 	return l;
 }
 
-/* A lease counts in its node's `running` from the label call that starts it
- * until its first operation is answered, and then while each operation is
- * in flight; at zero, pools may refill (pool.c waits for a quiet node). */
+/* A lease counts in its node's `running` while one of its operations is in
+ * flight (and during the label PATCH of a lease whose request went away);
+ * at zero, pools may refill (pool.c waits for a quiet node). */
 static void running_on(struct lease *l, struct node *n)
 {
 	if (!l->busy_on && n) {

@@ -186,6 +186,18 @@ static void exec_kill_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* How long the run has been held back waiting for a CPU since it started
+ * (cgroup_cpu_wait_ns: pressure stall time), at most WALL_WAIT_MAX wall
+ * limits; 0 when it cannot be read. */
+static uint64_t cpu_wait_so_far(const struct exec *e)
+{
+	uint64_t now, cap = (uint64_t)e->lim->wall_ms * 1000000ull * WALL_WAIT_MAX;
+
+	if (cgroup_cpu_wait_ns(e->cg, &now) < 0 || now <= e->wait0_ns)
+		return 0;
+	return now - e->wait0_ns < cap ? now - e->wait0_ns : cap;
+}
+
 static void exec_wall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct run *r = w->data;
@@ -197,21 +209,15 @@ static void exec_wall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	/* The wall limit is for programs that sleep or block, not for the host
-	 * being busy: time the run was held back waiting for a CPU
-	 * (cgroup_cpu_wait_ns: pressure stall time) is added to the limit, up
-	 * to WALL_WAIT_MAX limits more. The CPU limit is unaffected. */
+	 * being busy: time the run was held back waiting for a CPU is added to
+	 * the limit (cpu_wait_so_far). The CPU limit is unaffected. */
 	struct exec *e = &r->ex;
-	uint64_t wait, cap = (uint64_t)e->lim->wall_ms * 1000000ull * WALL_WAIT_MAX;
-	if (cgroup_cpu_wait_ns(e->cg, &wait) == 0 && wait > e->wait0_ns) {
-		wait -= e->wait0_ns;
-		if (wait > cap)
-			wait = cap;
-		if (wait > e->waited_ns + 1000000) {
-			ev_timer_set(w, (double)(wait - e->waited_ns) / 1e9, 0);
-			ev_timer_start(loop, w);
-			e->waited_ns = wait;
-			return;
-		}
+	uint64_t wait = cpu_wait_so_far(e);
+	if (wait > e->waited_ns + 1000000) {
+		ev_timer_set(w, (double)(wait - e->waited_ns) / 1e9, 0);
+		ev_timer_start(loop, w);
+		e->waited_ns = wait;
+		return;
 	}
 	r->ex.o.killed_wall = true;
 	exec_kill(r);
@@ -461,6 +467,10 @@ static void exec_try_finish(struct run *r)
 		return;
 	r->active = false;
 	e->o.wall_ms = (uint64_t)((ev_time() - e->started) * 1000.0);
+	/* ended past its wall limit before the (late: the loop is busy) timer
+	 * looked at the waits: look now */
+	if (!e->o.killed_wall && e->o.wall_ms > e->lim->wall_ms && cpu_wait_so_far(e) > e->waited_ns)
+		e->waited_ns = cpu_wait_so_far(e);
 	e->o.wall_waited_ms = (e->waited_ns + 999999) / 1000000;
 	if (cgroup_read_stats(r->ex.cg, &after) == 0) {
 		e->o.cpu_ms = (after.cpu_ns - e->before.cpu_ns) / 1000000;
