@@ -727,51 +727,47 @@ def bench_lease(sb, pd, sb_sock, pd_url, pool, warm, conc, rounds, budget_s, min
     return _compare(direct_t, poold_t, conc, done, extra=extra)
 
 
-def setup_c_sessions(sb, pd, sb_sock, pd_url, pool, n, par=4):
+def setup_pairs(sb, sb_sock, pd_url, n, p_req, d_req, par=4):
+    """For k < n, one untimed request through poold and one straight to
+    sandboxd, each answer checked: p_req(k) and d_req(k) give (path, body,
+    check, what). par threads, one keep-alive connection per path each."""
+    sbc = [unix_ka(sb_sock) for _ in range(par)]
+    pdc = [tcp_ka(pd_url) for _ in range(par)]
+
+    def work(i, barrier):
+        for k in range(i, n, par):
+            for conn, req in ((pdc[i], p_req), (sbc[i], d_req)):
+                path, body, check, what = req(k)
+                st, b, _ = conn.request("POST", path, body)
+                expect(st, b, 200, what)
+                check(b, what)
+
+    run_threads(par, work)
+    for c in sbc + pdc:
+        c.close()
+    sb.wait_quiet()
+
+
+def setup_c_sessions(sb, sb_sock, pd_url, pool, n):
     """n leased C sessions and n direct C slots, each with hello compiled."""
     body = enc({"source": C_HELLO, "compile": True, "tests": [{"stdin": "", "expected": "hello\n"}]})
     idents = [new_ident("exec") for _ in range(n)]
     slots = sb.create("c", n)
-    sbc = [unix_ka(sb_sock) for _ in range(par)]
-    pdc = [tcp_ka(pd_url) for _ in range(par)]
-
-    def work(i, barrier):
-        for k in range(i, n, par):
-            st, b, _ = pdc[i].request("POST", "/v1/sessions/%s/run?pool=%s" % (idents[k], pool), body)
-            expect(st, b, 200, "C session compile")
-            check_accepted(b, "C session compile")
-            st, b, _ = sbc[i].request("POST", "/v1/slots/%s/run" % slots[k], body)
-            expect(st, b, 200, "C slot compile")
-            check_accepted(b, "C slot compile")
-
-    run_threads(par, work)
-    for c in sbc + pdc:
-        c.close()
-    sb.wait_quiet()
+    setup_pairs(sb, sb_sock, pd_url, n,
+                lambda k: ("/v1/sessions/%s/run?pool=%s" % (idents[k], pool), body, check_accepted,
+                           "C session compile"),
+                lambda k: ("/v1/slots/%s/run" % slots[k], body, check_accepted, "C slot compile"))
     return idents, slots
 
 
-def setup_exec_sessions(sb, sb_sock, pd_url, pool, n, par=4):
+def setup_exec_sessions(sb, sb_sock, pd_url, pool, n):
     """n stateful sessions leased through code/execute and n interpreter
     slots created directly, each with one print(1) executed (untimed)."""
     idents = [new_ident("aca") for _ in range(n)]
     slots = sb.create("python", n, interpreter=True)
-    sbc = [unix_ka(sb_sock) for _ in range(par)]
-    pdc = [tcp_ka(pd_url) for _ in range(par)]
-
-    def work(i, barrier):
-        for k in range(i, n, par):
-            st, b, _ = pdc[i].request("POST", aca_path(pool, idents[k]), ACA_BODY)
-            expect(st, b, 200, "session lease + exec")
-            check_aca(b, "session lease + exec")
-            st, b, _ = sbc[i].request("POST", "/v1/slots/%s/exec" % slots[k], SB_EXEC_BODY)
-            expect(st, b, 200, "interpreter slot exec")
-            check_sb_exec(b, "interpreter slot exec")
-
-    run_threads(par, work)
-    for c in sbc + pdc:
-        c.close()
-    sb.wait_quiet()
+    setup_pairs(sb, sb_sock, pd_url, n,
+                lambda k: (aca_path(pool, idents[k]), ACA_BODY, check_aca, "session lease + exec"),
+                lambda k: ("/v1/slots/%s/exec" % slots[k], SB_EXEC_BODY, check_sb_exec, "interpreter slot exec"))
     return idents, slots
 
 
@@ -1246,7 +1242,7 @@ def main():
                                                           P["lease_conc_rounds"], budget_s=50, min_rounds=1,
                                                           spread_s=spread)
         progress("2b compiling C hello in %d sessions and %d slots" % (CONC, CONC))
-        idents, slots = setup_c_sessions(sb, pd, sbd.sock, pdd.url, "c", CONC)
+        idents, slots = setup_c_sessions(sb, sbd.sock, pdd.url, "c", CONC)
         progress("2b run on a leased session, 1 session: %d reps" % P["exec1_reps"])
         pids = {"poold": pdd.pid, "sandboxd": sbd.pid}
         R["poold"]["exec_1"] = bench_exec(sbd.sock, pdd.url, run_spec("c", idents, slots), 1, P["exec1_reps"], pids)

@@ -65,12 +65,11 @@ def main():
         pdd = wp.Poold(wp.make_tmpdir("wpprof-pd-"), nodes={"local": "unix:" + sbd.sock}, pools=pools,
                        log_level="warn", extra_poold="session_queue = 64\nmax_queue = 1000\nnode_timeout = 60s")
         pdd.start()
-        pd = B.PD(pdd.url)
         if a.mode == "aca":
             idents, slots = B.setup_exec_sessions(sb, sbd.sock, pdd.url, B.SPOOL, n)
             spec = B.exec_spec(B.SPOOL, idents, slots)
         else:
-            idents, slots = B.setup_c_sessions(sb, pd, sbd.sock, pdd.url, "c", n)
+            idents, slots = B.setup_c_sessions(sb, sbd.sock, pdd.url, "c", n)
             spec = B.run_spec("c", idents, slots)
         port = pdd.url.rsplit(":", 1)[1]
         target = {"pd": lambda i: {"addr": "tcp:127.0.0.1:" + port, "request": B.raw_post(spec["p_path"](i),

@@ -469,8 +469,11 @@ static void exec_try_finish(struct run *r)
 	e->o.wall_ms = (uint64_t)((ev_time() - e->started) * 1000.0);
 	/* ended past its wall limit before the (late: the loop is busy) timer
 	 * looked at the waits: look now */
-	if (!e->o.killed_wall && e->o.wall_ms > e->lim->wall_ms && cpu_wait_so_far(e) > e->waited_ns)
-		e->waited_ns = cpu_wait_so_far(e);
+	if (!e->o.killed_wall && e->o.wall_ms > e->lim->wall_ms) {
+		uint64_t wait = cpu_wait_so_far(e);
+		if (wait > e->waited_ns)
+			e->waited_ns = wait;
+	}
 	e->o.wall_waited_ms = (e->waited_ns + 999999) / 1000000;
 	if (cgroup_read_stats(r->ex.cg, &after) == 0) {
 		e->o.cpu_ms = (after.cpu_ns - e->before.cpu_ns) / 1000000;
