@@ -18,6 +18,7 @@
 #define CREATE_BATCH   8
 #define CREATE_TIMEOUT 60.0
 #define REFILL_HOLD    1.0
+#define REFILL_GAP     0.25
 
 static struct ev_loop *loop;
 static const struct psettings *cfg;
@@ -268,18 +269,35 @@ static void waiter_serve(struct pool *p, struct node *n, const char *id)
 }
 
 /* Warmth is background work. After a lease takes a ready slot, the refill
- * waits until the node has no session of poold's acquiring a slot or
- * running an operation (lease.c counts them in node->running), or at most
- * REFILL_HOLD: neither the new lease's label call and first run nor a burst
- * of first runs (a contest start) share the node with slot creations for
- * the next burst. A lease that finds no ready slot never waits for this:
+ * waits while leases keep arriving (less than REFILL_GAP since the last
+ * take) or the node has a session of poold's acquiring a slot or running an
+ * operation (lease.c counts them in node->running), and at most REFILL_HOLD
+ * after the first take of the burst: neither a new lease's first run nor a
+ * burst of first runs (a contest start) share the node with slot creations
+ * for the next burst. A lease that finds no ready slot never waits for this:
  * it creates on demand (above). */
 static bool refill_now(const struct pool *p, double now)
 {
 	if (!p->refill_due || now >= p->refill_due)
 		return true;
+	if (now - p->last_take < REFILL_GAP)
+		return false;
 	struct node *n = place(p);
 	return n && !n->running;
+}
+
+/* When a held refill must be looked at again without a kick: the end of
+ * the lease gap (a quiet node then kicks nobody), else the hold's end. */
+static void refill_arm(struct pool *p, double now)
+{
+	double at = p->last_take + REFILL_GAP > now ? p->last_take + REFILL_GAP : p->refill_due;
+	if (at > p->refill_due)
+		at = p->refill_due;
+	/* a one-shot timer that fired once must be re-armed, or it fires
+	 * again at once */
+	ev_timer_stop(loop, &p->refill);
+	ev_timer_set(&p->refill, at > now ? at - now : 0, 0);
+	ev_timer_start(loop, &p->refill);
 }
 
 void pool_kick(struct pool *p)
@@ -354,10 +372,8 @@ static void refill_cb(struct ev_loop *l, ev_timer *w, int revents)
 	double now = ev_now(loop);
 
 	pool_kick(p);
-	if (p->refill_due > now) { /* held: look again when the hold ends */
-		ev_timer_set(&p->refill, p->refill_due - now, 0);
-		ev_timer_start(loop, &p->refill);
-	}
+	if (p->refill_due > now) /* still held */
+		refill_arm(p, now);
 }
 
 static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
@@ -381,12 +397,8 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 		double now = ev_now(loop);
 		if (!p->refill_due || p->refill_due <= now) /* none, or an old one */
 			p->refill_due = now + REFILL_HOLD;
-		if (!ev_is_active(&p->refill)) {
-			/* a one-shot timer that fired once must be re-armed, or it
-			 * fires again at once */
-			ev_timer_set(&p->refill, p->refill_due - now, 0);
-			ev_timer_start(loop, &p->refill);
-		}
+		p->last_take = now;
+		refill_arm(p, now);
 		return;
 	}
 	if (p->n_waiting >= cfg->max_queue) {

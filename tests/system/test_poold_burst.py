@@ -216,3 +216,37 @@ def test_refill_waits_for_running_sessions(make_poold, pool_node):
     assert result["r"].status == 200 and result["r"].body["verdict"] == "accepted", result
     assert refilled_after < 2.9, "the refill waited for the busy session to end (%.2f s)" % refilled_after
     c.delete("/v1/sessions/%s?pool=python" % busy)
+
+
+def test_refill_waits_while_leases_keep_arriving(make_poold, pool_node):
+    """Leases that come one after another (a contest start spread over a
+    second) each find the node quiet between their runs; the refill still
+    waits until no lease has come for a moment, instead of creating slots
+    between the runs of the burst."""
+    pd = make_poold(pools={"python": {"language": "python", "warm": 6, "max": 12, "idle_timeout": "10m"}})
+    c = pd.client(timeout=60)
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 6 and _pool(c, "python")["creating"] == 0, 30)
+    idents = ["gap-%s-%d" % (uuid.uuid4().hex[:6], k) for k in range(5)]
+    seen = []
+    t0 = time.monotonic()
+    for k, ident in enumerate(idents):
+        # one new session every 100 ms, each answered long before the next
+        time.sleep(max(0.0, t0 + 0.1 * k - time.monotonic()))
+        r = session_run(c, ident, "print('ok')", [("", "ok")])
+        assert r.status == 200 and r.body["verdict"] == "accepted", r
+        p = _pool(c, "python")
+        seen.append((round(time.monotonic() - t0, 3), p["ready"], p["creating"], p["leased"]))
+    t_last = time.monotonic()
+    # every answer came before its session's gap to the next lease was over
+    assert t_last - t0 < 0.4 + 0.2, "the runs were too slow to tell: %r" % seen
+    assert [s[1] for s in seen] == [5, 4, 3, 2, 1] and all(s[2] == 0 for s in seen), \
+        "slots were created between the leases of the burst (t, ready, creating, leased): %r" % seen
+    # once the leases stop (the last at ~0.4 s), the refill starts a quarter
+    # of a second later: before the hold's second is over
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] + _pool(c, "python")["creating"] > 1, 5, 0.01), \
+        _pool(c, "python")
+    started = time.monotonic() - t0
+    assert started < 0.9, "the refill waited for the whole hold (%.2f s after the first lease)" % started
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 6, 30), _pool(c, "python")
+    for i in idents:
+        c.delete("/v1/sessions/%s?pool=python" % i)
