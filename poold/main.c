@@ -37,6 +37,13 @@ static const char *config_file;
 static ev_timer wait_timer;
 static double started;
 static bool stopping;
+static double idle_since; /* stopping: when the last execution and connection ended */
+static struct http_client *client;
+
+/* After the last execution, node calls still in flight (a released
+ * session's DELETE, a refill's create) may finish this long: a release
+ * answered 204 must not leave its slot labelled for the next start. */
+#define STOP_CALLS_WAIT 5.0
 
 static void usage(FILE *f)
 {
@@ -108,8 +115,18 @@ static void stop_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	size_t conns = 0;
 	for (size_t i = 0; i < n_servers; i++)
 		conns += http_server_connections(servers[i]);
-	if (leases_idle() && conns == 0)
-		ev_break(loop, EVBREAK_ALL);
+	if (!leases_idle() || conns) {
+		idle_since = 0;
+		return;
+	}
+	if (!idle_since)
+		idle_since = ev_now(loop);
+	size_t calls = http_client_inflight(client);
+	if (calls && ev_now(loop) - idle_since < STOP_CALLS_WAIT)
+		return;
+	if (calls)
+		log_warn("stopping with %zu node calls unanswered after %.0f s", calls, STOP_CALLS_WAIT);
+	ev_break(loop, EVBREAK_ALL);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -268,7 +285,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-	struct http_client *hc = http_client_new(loop);
+	struct http_client *hc = client = http_client_new(loop);
 	struct metrics *m = telemetry_init();
 	if (!hc || !m || nodes_init(loop, hc, &cfg, &err) < 0 || pools_init(loop, &cfg, &err) < 0 ||
 	    leases_init(loop, &cfg) < 0) {

@@ -384,21 +384,25 @@ static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
 void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 {
 	struct ready_slot *r;
+	double now = ev_now(loop);
 
 	if (stopping || p->draining) {
 		handoff(p, fn, data, -ECANCELED, NULL, NULL);
 		return;
 	}
+	/* Refill later (refill_now): a slot creation sent now would queue on
+	 * the node ahead of this lease's label call and run. A hold starts
+	 * with a burst's first lease (none for REFILL_GAP before it); leases
+	 * within the burst, served ready or on demand, keep it: once it is
+	 * over, a steady stream of leases is refilled as it takes, not one
+	 * batch per hold. */
+	if (now - p->last_take >= REFILL_GAP)
+		p->refill_due = now + REFILL_HOLD;
+	p->last_take = now;
+	refill_arm(p, now);
 	if (!p->waiters && (r = ready_pop(p))) {
 		handoff(p, fn, data, 0, r->node, r->id);
 		free(r);
-		/* Refill later (refill_now): a slot creation sent now would
-		 * queue on the node ahead of this lease's label call and run. */
-		double now = ev_now(loop);
-		if (!p->refill_due || p->refill_due <= now) /* none, or an old one */
-			p->refill_due = now + REFILL_HOLD;
-		p->last_take = now;
-		refill_arm(p, now);
 		return;
 	}
 	if (p->n_waiting >= cfg->max_queue) {

@@ -63,7 +63,7 @@ struct pool {
 	uint64_t created;
 	ev_timer refill;   /* looks again when a held refill must go */
 	double refill_due; /* 0, or: refill by then even if the node is busy */
-	double last_take;  /* when a lease last took a ready slot */
+	double last_take;  /* when a lease last asked for a slot */
 	struct pool *next;
 };
 

@@ -578,7 +578,8 @@ class PooldFactory:
         for pd in self.started:
             rc = pd.stop(timeout=20) if pd.alive() else None
             if rc not in (None, 0):
-                problems.append("poold %s exit status after SIGTERM: %s" % (pd.url, rc))
+                problems.append("poold %s exit status after SIGTERM: %s\n--- its log, the end ---\n%s"
+                                % (pd.url, rc, pd.log_text()[-4000:]))
             pd.cleanup()
         for sb in self.extra_nodes:
             rc = sb.stop() if sb.alive() else None

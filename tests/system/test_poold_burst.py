@@ -250,3 +250,28 @@ def test_refill_waits_while_leases_keep_arriving(make_poold, pool_node):
     assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 6, 30), _pool(c, "python")
     for i in idents:
         c.delete("/v1/sessions/%s?pool=python" % i)
+
+
+def test_refill_keeps_up_with_a_steady_stream(make_poold, pool_node):
+    """New sessions every 100 ms for 3 s (a contest start spread out): the
+    hold keeps the first second's refill back, but once it is over the
+    pool refills as fast as it is taken instead of one batch a second."""
+    pd = make_poold(pools={"python": {"language": "python", "warm": 6, "max": 60, "idle_timeout": "10m"}})
+    c = pd.client(timeout=60)
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 6 and _pool(c, "python")["creating"] == 0, 30)
+    idents = ["stream-%s-%d" % (uuid.uuid4().hex[:6], k) for k in range(30)]
+    seen = []
+    t0 = time.monotonic()
+    for k, ident in enumerate(idents):
+        time.sleep(max(0.0, t0 + 0.1 * k - time.monotonic()))
+        r = session_run(c, ident, "print('ok')", [("", "ok")])
+        assert r.status == 200 and r.body["verdict"] == "accepted", r
+        p = _pool(c, "python")
+        seen.append((round(time.monotonic() - t0, 2), p["ready"], p["creating"]))
+    # from 1.5 s on (the hold's second, its refill, a margin) a lease never
+    # finds the pool empty: each take is replaced within ~100 ms
+    late = [s for s in seen if s[0] >= 1.5]
+    assert len(late) >= 10, "the stream ran too slowly to tell: %r" % seen
+    assert all(s[1] > 0 for s in late), "the pool ran dry during the stream (t, ready, creating): %r" % seen
+    for i in idents:
+        c.delete("/v1/sessions/%s?pool=python" % i)
