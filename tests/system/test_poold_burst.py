@@ -218,24 +218,35 @@ def test_refill_waits_for_running_sessions(make_poold, pool_node):
     c.delete("/v1/sessions/%s?pool=python" % busy)
 
 
+def _warm_pool_of_6(make_poold, max_slots):
+    pd = make_poold(pools={"python": {"language": "python", "warm": 6, "max": max_slots, "idle_timeout": "10m"}})
+    c = pd.client(timeout=60)
+    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 6 and _pool(c, "python")["creating"] == 0, 30)
+    return c
+
+
+def _paced_leases(c, tag, n, period=0.1):
+    """One new session every `period` s, each running print('ok'); after
+    each answer, the pool as (t, ready, creating, leased)."""
+    idents = ["%s-%s-%d" % (tag, uuid.uuid4().hex[:6], k) for k in range(n)]
+    seen = []
+    t0 = time.monotonic()
+    for k, ident in enumerate(idents):
+        time.sleep(max(0.0, t0 + period * k - time.monotonic()))
+        r = session_run(c, ident, "print('ok')", [("", "ok")])
+        assert r.status == 200 and r.body["verdict"] == "accepted", r
+        p = _pool(c, "python")
+        seen.append((round(time.monotonic() - t0, 3), p["ready"], p["creating"], p["leased"]))
+    return idents, seen, t0
+
+
 def test_refill_waits_while_leases_keep_arriving(make_poold, pool_node):
     """Leases that come one after another (a contest start spread over a
     second) each find the node quiet between their runs; the refill still
     waits until no lease has come for a moment, instead of creating slots
     between the runs of the burst."""
-    pd = make_poold(pools={"python": {"language": "python", "warm": 6, "max": 12, "idle_timeout": "10m"}})
-    c = pd.client(timeout=60)
-    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 6 and _pool(c, "python")["creating"] == 0, 30)
-    idents = ["gap-%s-%d" % (uuid.uuid4().hex[:6], k) for k in range(5)]
-    seen = []
-    t0 = time.monotonic()
-    for k, ident in enumerate(idents):
-        # one new session every 100 ms, each answered long before the next
-        time.sleep(max(0.0, t0 + 0.1 * k - time.monotonic()))
-        r = session_run(c, ident, "print('ok')", [("", "ok")])
-        assert r.status == 200 and r.body["verdict"] == "accepted", r
-        p = _pool(c, "python")
-        seen.append((round(time.monotonic() - t0, 3), p["ready"], p["creating"], p["leased"]))
+    c = _warm_pool_of_6(make_poold, 12)
+    idents, seen, t0 = _paced_leases(c, "gap", 5)
     t_last = time.monotonic()
     # every answer came before its session's gap to the next lease was over
     assert t_last - t0 < 0.4 + 0.2, "the runs were too slow to tell: %r" % seen
@@ -256,22 +267,12 @@ def test_refill_keeps_up_with_a_steady_stream(make_poold, pool_node):
     """New sessions every 100 ms for 3 s (a contest start spread out): the
     hold keeps the first second's refill back, but once it is over the
     pool refills as fast as it is taken instead of one batch a second."""
-    pd = make_poold(pools={"python": {"language": "python", "warm": 6, "max": 60, "idle_timeout": "10m"}})
-    c = pd.client(timeout=60)
-    assert wpdaemons.wait_for(lambda: _pool(c, "python")["ready"] == 6 and _pool(c, "python")["creating"] == 0, 30)
-    idents = ["stream-%s-%d" % (uuid.uuid4().hex[:6], k) for k in range(30)]
-    seen = []
-    t0 = time.monotonic()
-    for k, ident in enumerate(idents):
-        time.sleep(max(0.0, t0 + 0.1 * k - time.monotonic()))
-        r = session_run(c, ident, "print('ok')", [("", "ok")])
-        assert r.status == 200 and r.body["verdict"] == "accepted", r
-        p = _pool(c, "python")
-        seen.append((round(time.monotonic() - t0, 2), p["ready"], p["creating"]))
+    c = _warm_pool_of_6(make_poold, 60)
+    idents, seen, _ = _paced_leases(c, "stream", 30)
     # from 1.5 s on (the hold's second, its refill, a margin) a lease never
     # finds the pool empty: each take is replaced within ~100 ms
     late = [s for s in seen if s[0] >= 1.5]
     assert len(late) >= 10, "the stream ran too slowly to tell: %r" % seen
-    assert all(s[1] > 0 for s in late), "the pool ran dry during the stream (t, ready, creating): %r" % seen
+    assert all(s[1] > 0 for s in late), "the pool ran dry during the stream (t, ready, creating, leased): %r" % seen
     for i in idents:
         c.delete("/v1/sessions/%s?pool=python" % i)
