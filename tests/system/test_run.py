@@ -14,7 +14,6 @@ import pty
 import select
 import signal
 import socket
-import subprocess
 import time
 import urllib.request
 
@@ -53,31 +52,14 @@ def _daemons():
     """pid → command line of the daemons make run starts."""
     out = {}
     for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
+        cmd = wpdaemons.proc_cmdline(d) if d.isdigit() else ""
         if any(c in cmd for c in CONFIGS) and ("bin/sandboxd" in cmd or "bin/poold" in cmd):
             out[int(d)] = cmd
     return out
 
 
 def _slot_uid_processes():
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/status" % d) as f:
-                uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
-        except (OSError, StopIteration):
-            continue
-        if 300000 <= uid < 300000 + 4096:
-            out.append(int(d))
-    return out
+    return [p["pid"] for p in wpdaemons.host_processes(300000, 300000 + 4096)]
 
 
 def _cgroups():
