@@ -94,7 +94,10 @@ class _MakeRun:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
             os.chdir(REPO)
-            os.execvp("make", ["make", "--no-print-directory", "run"])
+            # the suite's own flags: under `make SANITIZE=… test`, a plain
+            # `make run` would rebuild the daemons unsanitized mid-suite
+            san = os.environ.get("WARMPOOL_SANITIZE")
+            os.execvp("make", ["make", "--no-print-directory", "run"] + (["SANITIZE=" + san] if san else []))
         self.out = b""
         self.status = None
 
