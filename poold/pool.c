@@ -268,14 +268,14 @@ static void waiter_serve(struct pool *p, struct node *n, const char *id)
 	free(w);
 }
 
-/* Warmth is background work. After a lease takes a ready slot, the refill
- * waits while leases keep arriving (less than REFILL_GAP since the last
- * take) or the node has a session of poold's acquiring a slot or running an
- * operation (lease.c counts them in node->running), and at most REFILL_HOLD
- * after the first take of the burst: neither a new lease's first run nor a
- * burst of first runs (a contest start) share the node with slot creations
- * for the next burst. A lease that finds no ready slot never waits for this:
- * it creates on demand (above). */
+/* Warmth is background work. After a burst of leases starts (pool_take),
+ * the refill waits while leases keep arriving (less than REFILL_GAP since
+ * the last) or the node has a session of poold's acquiring a slot or
+ * running an operation (lease.c counts them in node->running), and at most
+ * REFILL_HOLD after the burst's first lease: neither a new lease's first
+ * run nor a burst of first runs (a contest start) share the node with slot
+ * creations for the next burst. A lease that finds no ready slot never
+ * waits for this: it creates on demand (above). */
 static bool refill_now(const struct pool *p, double now)
 {
 	if (!p->refill_due || now >= p->refill_due)
