@@ -285,9 +285,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-	struct http_client *hc = client = http_client_new(loop);
+	client = http_client_new(loop);
 	struct metrics *m = telemetry_init();
-	if (!hc || !m || nodes_init(loop, hc, &cfg, &err) < 0 || pools_init(loop, &cfg, &err) < 0 ||
+	if (!client || !m || nodes_init(loop, client, &cfg, &err) < 0 || pools_init(loop, &cfg, &err) < 0 ||
 	    leases_init(loop, &cfg) < 0) {
 		log_error("start-up: %s", err.msg[0] ? err.msg : "out of memory");
 		return 1;
@@ -310,7 +310,7 @@ int main(int argc, char **argv)
 
 	for (size_t i = 0; i < n_servers; i++)
 		http_server_free(servers[i]);
-	http_client_free(hc);
+	http_client_free(client);
 	metrics_free(m);
 	log_info("stopped");
 	psettings_free(&cfg);

@@ -290,9 +290,8 @@ static bool refill_now(const struct pool *p, double now)
  * the lease gap (a quiet node then kicks nobody), else the hold's end. */
 static void refill_arm(struct pool *p, double now)
 {
-	double at = p->last_take + REFILL_GAP > now ? p->last_take + REFILL_GAP : p->refill_due;
-	if (at > p->refill_due)
-		at = p->refill_due;
+	double gap_end = p->last_take + REFILL_GAP;
+	double at = gap_end > now ? fmin(gap_end, p->refill_due) : p->refill_due;
 	/* a one-shot timer that fired once must be re-armed, or it fires
 	 * again at once */
 	ev_timer_stop(loop, &p->refill);

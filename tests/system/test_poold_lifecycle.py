@@ -295,6 +295,35 @@ def test_sigterm_finishes_running_execution(make_poold, pool_node):
     ok_run(c, s, READ, [("", "kept across restart")])
 
 
+def test_sigterm_waits_for_the_destroy_of_a_released_session(make_poold):
+    """A session released just before SIGTERM: poold answered 204 and has
+    sent the node its DELETE. poold waits for that answer before it exits
+    (bounded), instead of cancelling the call and leaving the slot, still
+    labelled, for the next start to recover. The node is paused so that the
+    answer is surely still out when the signal comes."""
+    a = make_poold.sandboxd(335000, capacity=8)
+    a.start()
+    pd = make_poold(nodes={"a": a.url}, pools={"python": {"language": "python", "warm": 0, "max": 4,
+                                                          "idle_timeout": "5m"}},
+                    extra_poold="node_timeout = 10s")
+    c = pd.client()
+    s = uid("bye")
+    ok_run(c, s, "print(1)", [("", "1")])
+    slot = slot_of(c, s)
+    a.signal(signal.SIGSTOP)
+    try:
+        assert c.delete("/v1/sessions/%s?pool=python" % s).status == 204
+        pd.signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert pd.alive(), "poold exited with the released session's DELETE unanswered:\n" + pd.log_text()
+    finally:
+        a.signal(signal.SIGCONT)
+    rc = pd.wait(15)
+    assert rc == 0, "poold exit status after SIGTERM: %r\n%s" % (rc, pd.log_text())
+    assert "unanswered" not in pd.log_text()
+    assert wpdaemons.wait_for(lambda: slot not in [x["id"] for x in node_slots(a)], 10), node_slots(a)
+
+
 # ---------------------------------------------------------------- two nodes
 
 

@@ -8,14 +8,12 @@ on /run/warmpool/sandboxd.sock, uids 300000+, cgroup `warmpool`), so it
 skips, loudly, when something else already holds port 8080.
 """
 
-import json
 import os
 import pty
 import select
 import signal
 import socket
 import time
-import urllib.request
 
 import pytest
 
@@ -32,18 +30,12 @@ def _port_taken():
         return s.connect_ex(("127.0.0.1", 8080)) == 0
 
 
-def _get(path, data=None, timeout=5):
-    req = urllib.request.Request(URL + path, data=data)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+CLIENT = wpdaemons.TCPClient(URL)
 
 
 def _ready():
     try:
-        return _get("/readyz", timeout=1)[0] == 200
+        return CLIENT.get("/readyz", timeout=1).status == 200
     except OSError:
         return False
 
@@ -62,24 +54,10 @@ def _slot_uid_processes():
     return [p["pid"] for p in wpdaemons.host_processes(300000, 300000 + 4096)]
 
 
-def _cgroups():
-    found = []
-    for top in os.listdir("/sys/fs/cgroup"):
-        for dirpath, dirnames, _ in os.walk(os.path.join("/sys/fs/cgroup", top)):
-            if os.path.basename(dirpath) == "warmpool":
-                found.append(dirpath)
-                dirnames[:] = []
-    return found
-
-
-def _mounts():
-    with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if "/run/warmpool" in line.split()[4]]
-
-
 def _leftovers():
-    return {"daemons": _daemons(), "slot processes": _slot_uid_processes(), "cgroups": _cgroups(),
-            "mounts": _mounts(), "socket": os.path.exists(SOCK)}
+    return {"daemons": _daemons(), "slot processes": _slot_uid_processes(),
+            "cgroups": wpdaemons.cgroup_dirs_named("warmpool"), "mounts": wpdaemons.host_mounts_under("/run/warmpool"),
+            "socket": os.path.exists(SOCK)}
 
 
 def _nothing_left():
@@ -168,11 +146,10 @@ def test_make_run_quick_start_and_ctrl_c(make_run):
     signal makes them exit at once, and sandboxd would leave its cgroups),
     and nothing is left."""
     assert make_run.wait_ready(), "make run never became ready:\n" + make_run.text()
-    body = json.dumps({"language": "python", "user_id": "student_1",
-                       "code": "print(sum(map(int, input().split())))",
-                       "test_cases": [{"input": "1 2\n", "expected_output": "3\n"}]}).encode()
-    st, b = _get("/execute", body, timeout=60)
-    assert st == 200 and json.loads(b)["summary"]["all_passed"], (st, b)
+    r = CLIENT.post("/execute", {"language": "python", "user_id": "student_1",
+                                 "code": "print(sum(map(int, input().split())))",
+                                 "test_cases": [{"input": "1 2\n", "expected_output": "3\n"}]}, timeout=60)
+    assert r.status == 200 and r.body["summary"]["all_passed"], r
     os.write(make_run.fd, b"\x03")  # Ctrl-C, as the terminal sends it
     assert make_run.wait_exit(60), "make run still runs 60 s after Ctrl-C:\n" + make_run.text()
     text = make_run.text()
