@@ -402,6 +402,11 @@ static int call_setup(struct http_call *call, const struct http_call_opts *o)
 		return -EINVAL;
 	if (unix_path && curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, unix_path) != CURLE_OK)
 		return -ENOMEM;
+	/* The path goes out exactly as given: libcurl would otherwise remove
+	 * `.` and `..` segments, and a path checked for one route would reach
+	 * another (a slot's files/.. became the slot itself). */
+	if (curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L) != CURLE_OK)
+		return -EINVAL;
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif

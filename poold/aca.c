@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "cleanup.h"
+#include "http_path.h"
 #include "json.h"
 #include "lease.h"
 #include "log.h"
@@ -151,43 +152,16 @@ static void iso8601(double t, char out[32])
 	snprintf(out + n, 32 - n, ".%03dZ", ms);
 }
 
-/* Every byte but RFC 3986's unreserved ones as %XX (for the node's path). */
-static void pct_encode(const char *s, char *out, size_t size)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (; *s && o + 4 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c)) {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
-}
-
 /* A file name as clients send it ("x.csv", or "/mnt/data/x.csv" as
  * Semantic Kernel's Python plugin does) → the name in /mnt/data, or NULL
- * with why: one path component of 1 to 255 bytes, not `.` or `..`, no
- * control character. */
+ * with why: sandboxd's rule (http_path_name_invalid), one path component of
+ * 1 to 255 bytes, not `.` or `..`, no control character. The node's path
+ * is then built from the slot id and this name, percent-encoded. */
 static const char *file_name(const char *given, const char **why)
 {
 	const char *n = strncmp(given, MNT_DATA, strlen(MNT_DATA)) == 0 ? given + strlen(MNT_DATA) : given;
-	size_t len = strlen(n);
 
-	*why = NULL;
-	if (len < 1 || len > 255)
-		*why = "file names are 1 to 255 bytes";
-	else if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
-		*why = "`.` and `..` are not file names";
-	else if (strchr(n, '/'))
-		*why = "file names are one path component (no `/`): files live directly in /mnt/data";
-	for (size_t i = 0; !*why && i < len; i++)
-		if ((unsigned char)n[i] < 0x20 || n[i] == 0x7f)
-			*why = "file names must not contain control characters";
+	*why = http_path_name_invalid(n);
 	return *why ? NULL : n;
 }
 
@@ -556,7 +530,11 @@ static void files_start(struct lease *l, struct lease_op *op)
 	if (c->kind == ACA_LIST || c->kind == ACA_META) {
 		snprintf(path, sizeof(path), "/v1/slots/%s/files", l->slot_id);
 	} else {
-		pct_encode(c->name, enc, sizeof(enc));
+		if (http_path_encode(c->name, enc, sizeof(enc)) < 0) { /* cannot be: names are <= 255 bytes */
+			aca_fail(op, 400, "InvalidFileName", "file names are 1 to 255 bytes", 0);
+			lease_op_done(l);
+			return;
+		}
 		snprintf(path, sizeof(path), "/v1/slots/%s/files/%s", l->slot_id, enc);
 		method = c->kind == ACA_UPLOAD ? "PUT" : c->kind == ACA_DELETE_FILE ? "DELETE" : "GET";
 	}

@@ -219,10 +219,21 @@ static void sessions_route(struct http_request *req, struct http_path *p)
 		return;
 	}
 	if ((p->n == 4 || p->n == 5) && http_path_is(p, 3, "files")) {
-		req->user = (void *)(p->n == 4 ? "/v1/sessions/{id}/files" : "/v1/sessions/{id}/files/{name}");
-		/* the raw (still encoded) tail goes to the node as is */
-		const char *tail = strstr(req->raw_path, "/files");
-		ops_session_files(req, pool, ident, tail + 1, strcmp(m, "PUT") == 0);
+		/* the node's path is built from the slot id and this decoded,
+		 * checked name (ops.c), never from the client's path */
+		const char *name = p->n == 5 ? p->seg[4] : NULL, *why;
+		req->user = (void *)(name ? "/v1/sessions/{id}/files/{name}" : "/v1/sessions/{id}/files");
+		if (name && (why = http_path_name_invalid(name))) {
+			http_respond_error(req, 400, "InvalidFileName", "%s", why);
+			return;
+		}
+		if (name ? strcmp(m, "GET") != 0 && strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0
+			 : strcmp(m, "GET") != 0) {
+			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here (%s)", m,
+					   name ? "GET, PUT or DELETE a file" : "GET lists the files");
+			return;
+		}
+		ops_session_files(req, pool, ident, name, strcmp(m, "PUT") == 0);
 		return;
 	}
 	req->user = (void *)("other");
@@ -343,13 +354,15 @@ void api_handle(struct http_request *req, void *data)
 
 	req->on_answer = count_answer;
 
-	if (http_path_split(req->raw_path, &p) < 0) {
-		http_respond_error(req, 400, "BadRequest", "malformed path");
+	int r = http_path_split(req->raw_path, &p);
+	if (r < 0) {
+		http_respond_error(req, 400, "InvalidPath", "%s", http_path_strerror(r));
+		http_path_free(&p);
 		return;
 	}
 	int role = role_for(&p, req->method);
 	if (role && auth_count(cfg->auth) > 0) {
-		int r = auth_check(cfg->auth, http_request_header(req, "authorization"), (enum auth_role)role, &who);
+		r = auth_check(cfg->auth, http_request_header(req, "authorization"), (enum auth_role)role, &who);
 		if (r == -EACCES) {
 			static const char body401[] =
 			    "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid bearer token is required\"}}";

@@ -423,17 +423,58 @@ void leases_node_down(struct node *n)
 	}
 }
 
-static bool slot_in_use(struct node *n, const char *id)
+/* A lease that holds this slot now. A LOST lease does not: its entry is a
+ * tombstone (the next request hears 410), its slot is to be destroyed. */
+static bool slot_owned(struct node *n, const char *id)
 {
 	for (struct lease *l = all; l; l = l->next)
-		if (l->node == n && strcmp(l->slot_id, id) == 0)
+		if (l->node == n && l->state != LEASE_LOST && strcmp(l->slot_id, id) == 0)
 			return true;
 	return false;
 }
 
-void leases_node_sync(struct node *n, json_t *slots)
+static void sync_destroy(struct node *n, const char *id)
 {
-	size_t i, adopted = 0, kept = 0;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/v1/slots/%s", id);
+	node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
+	if (n->slots)
+		n->slots--;
+}
+
+/* Never served anyone. sandboxd says so ("fresh"); one too old to say is
+ * judged by its counters. */
+static bool slot_json_fresh(json_t *s)
+{
+	json_t *f = json_object_get(s, "fresh");
+	if (json_is_boolean(f))
+		return json_is_true(f);
+	return !json_is_string(json_object_get(s, "label")) && json_integer_value(json_object_get(s, "runs")) == 0 &&
+	       json_integer_value(json_object_get(s, "execs")) == 0;
+}
+
+static void recover(struct pool *p, struct node *n, const char *id, const char *label, json_t *s)
+{
+	struct lease *l = lease_new(p, label);
+	if (!l)
+		return;
+	snprintf(l->slot_id, sizeof(l->slot_id), "%s", id);
+	l->node = n;
+	l->state = LEASE_ACTIVE;
+	l->recovered = true;
+	l->created = json_real_value(json_object_get(s, "created"));
+	l->last_used = json_real_value(json_object_get(s, "last_used"));
+	if (l->last_used < l->created)
+		l->last_used = ev_now(loop);
+	l->executions = (unsigned long)json_integer_value(json_object_get(s, "runs"));
+	count_in(l);
+}
+
+void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
+{
+	size_t i, adopted = 0, kept = 0, destroyed = 0;
+	bool quiet = how == LEASE_SYNC_PERIODIC; /* says only what it changes */
 	json_t *s;
 
 	json_array_foreach (slots, i, s) {
@@ -442,9 +483,21 @@ void leases_node_sync(struct node *n, json_t *slots)
 		const char *state = json_string_value(json_object_get(s, "state"));
 		const char *lang = json_string_value(json_object_get(s, "language"));
 		if (!id || !state || !lang || strlen(id) != 16 || strcmp(state, "destroying") == 0 ||
-		    strcmp(state, "creating") == 0 || slot_in_use(n, id))
+		    strcmp(state, "creating") == 0 || slot_owned(n, id))
 			continue;
 		if (!label) {
+			if (!slot_json_fresh(s)) {
+				/* someone's state is in it: handing it out would put the
+				 * next user in there */
+				log_warn("node %s: slot %s is unlabelled but used (it ran code or held files); "
+					 "destroying it instead of adopting it",
+					 n->name, id);
+				sync_destroy(n, id);
+				destroyed++;
+				continue;
+			}
+			if (how == LEASE_SYNC_PERIODIC) /* a pool's own, or being handed to a lease */
+				continue;
 			struct pool *p = pool_for_slot(lang, json_is_true(json_object_get(s, "interpreter")));
 			if (p && !p->draining) {
 				pool_adopt(p, n, id);
@@ -456,33 +509,36 @@ void leases_node_sync(struct node *n, json_t *slots)
 		cleanup_free char *pname = slash ? strndup(label, (size_t)(slash - label)) : NULL;
 		struct pool *p = pname ? pool_find(pname) : NULL;
 		if (!p || !lease_ident_valid(slash + 1)) {
-			log_warn("node %s: slot %s has label `%s` of no pool of ours; left alone", n->name, id, label);
+			if (!quiet)
+				log_warn("node %s: slot %s has label `%s` of no pool of ours; left alone", n->name, id,
+					 label);
 			continue;
 		}
-		struct lease *l = find_key(label);
-		if (l) {
-			/* a tombstone, or a newer lease elsewhere: this slot lost */
-			char path[64];
-			snprintf(path, sizeof(path), "/v1/slots/%s", id);
-			log_warn("node %s: slot %s (%s) superseded; destroying it", n->name, id, label);
-			node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
+		if (find_key(label)) {
+			/* a tombstone (lost with the node), or a newer lease elsewhere */
+			log_warn("node %s: slot %s (%s) superseded or lost; destroying it", n->name, id, label);
+			sync_destroy(n, id);
+			destroyed++;
 			continue;
 		}
-		if (!(l = lease_new(p, label)))
+		if (how != LEASE_SYNC_FIRST) {
+			/* poold has known this node all along: a labelled slot it has no
+			 * lease for was lost with the node (and maybe released or told
+			 * since), or its DELETE went astray. Nobody will use it again. */
+			log_warn("node %s: slot %s (%s) belongs to no session of ours (lost with the node, or "
+				 "released); destroying it",
+				 n->name, id, label);
+			sync_destroy(n, id);
+			destroyed++;
 			continue;
-		snprintf(l->slot_id, sizeof(l->slot_id), "%s", id);
-		l->node = n;
-		l->state = LEASE_ACTIVE;
-		l->recovered = true;
-		l->created = json_real_value(json_object_get(s, "created"));
-		l->last_used = json_real_value(json_object_get(s, "last_used"));
-		if (l->last_used < l->created)
-			l->last_used = ev_now(loop);
-		l->executions = (unsigned long)json_integer_value(json_object_get(s, "runs"));
-		count_in(l);
+		}
+		recover(p, n, id, label, s);
 		kept++;
 	}
-	log_info("node %s synced: %zu leases recovered, %zu ready slots adopted", n->name, kept, adopted);
+	if (!quiet || destroyed)
+		log_info("node %s synced (%s): %zu leases recovered, %zu ready slots adopted, %zu slots destroyed",
+			 n->name, how == LEASE_SYNC_FIRST ? "first" : how == LEASE_SYNC_RETURN ? "back up" : "periodic",
+			 kept, adopted, destroyed);
 }
 
 static void reap_cb(struct ev_loop *lp, ev_timer *w, int revents)

@@ -73,9 +73,21 @@ struct lease *lease_first(void);
 size_t lease_count(void);
 /* End a lease now (release / admin); queued ops fail with 410. */
 void lease_end(struct lease *l, const char *why);
+/* How a node's slot list is read back (node.c):
+ * FIRST: the first time this poold sees the node up. Labelled slots of our
+ *   pools become leases again (poold restarted: its sessions survive);
+ *   fresh unlabelled ones go back to their pools.
+ * RETURN: the node is back after being down. Its leases were declared lost:
+ *   labelled slots are destroyed, fresh unlabelled ones adopted.
+ * PERIODIC: while up. Labelled slots no lease holds are destroyed (a
+ *   DELETE that went astray); nothing is adopted.
+ * In every case an unlabelled slot that is not fresh (it served someone)
+ * is destroyed, never adopted. */
+enum lease_sync { LEASE_SYNC_FIRST, LEASE_SYNC_RETURN, LEASE_SYNC_PERIODIC };
+
 /* From node.c: a node went down (its leases are lost) or was synced. */
 void leases_node_down(struct node *n);
-void leases_node_sync(struct node *n, json_t *slots);
+void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how);
 json_t *lease_to_json(const struct lease *l);
 /* For operations: a node call of theirs failed at the transport level;
  * answers 410 when the session is lost with its node, else 502. */

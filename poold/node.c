@@ -19,6 +19,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include "pool.h"
 
 #define DOWN_AFTER    2
+#define RECONCILE_S   30.0 /* a node that is up is read back this often */
 #define DNS_TIMEOUT   5.0   /* seconds one resolution may take */
 #define DNS_MAX_OUT   65536 /* bytes of answer read from the resolver child */
 #define DNS_MAX_ADDRS 1024  /* addresses taken from one answer */
@@ -44,6 +46,9 @@ struct node_priv {
 	struct dns_group *group; /* NULL: a configured url */
 	bool retired;		 /* vanished from its DNS answer: unlisted, unchecked */
 	bool seen;		 /* in the answer being merged */
+	bool ever_synced;	 /* read back once: later syncs recover no lease */
+	bool syncing;		 /* GET /v1/slots in flight */
+	double synced_at;	 /* last sync started (for the periodic one) */
 	struct node_priv *next_retired;
 };
 
@@ -202,20 +207,42 @@ struct http_call *node_call_raw(struct node *n, const char *label, const char *m
 
 static void sync_done(struct node *n, struct http_result *res, void *data)
 {
+	enum lease_sync how = (enum lease_sync)(intptr_t)data;
 	json_t *j;
+
+	priv(n)->syncing = false;
 	if (priv(n)->retired)
 		return;
 	if (res->status != 200 || !(j = json_loads(res->body, 0, NULL))) {
 		if (res->status)
 			log_warn("node %s: slot list: HTTP %d", n->name, res->status);
-		return;
+		return; /* not synced: the next health check tries again */
 	}
 	if (n->up) {
-		n->synced = true;
-		leases_node_sync(n, json_object_get(j, "slots"));
+		if (how != LEASE_SYNC_PERIODIC) {
+			n->synced = true;
+			priv(n)->ever_synced = true;
+		}
+		leases_node_sync(n, json_object_get(j, "slots"), how);
 		pools_kick_all();
 	}
 	json_decref(j);
+}
+
+/* Read the node's slots back: when it comes up (the first time, or back
+ * after being down), until that worked, then every RECONCILE_S (lease.h
+ * says what each does). One at a time. */
+static void node_sync(struct node *n)
+{
+	struct node_priv *p = priv(n);
+	enum lease_sync how = !p->ever_synced ? LEASE_SYNC_FIRST
+			      : !n->synced    ? LEASE_SYNC_RETURN
+					      : LEASE_SYNC_PERIODIC;
+
+	if (p->syncing)
+		return;
+	p->synced_at = ev_now(loop);
+	p->syncing = node_call(n, "GET", "/v1/slots", NULL, 0, sync_done, (void *)(intptr_t)how) != NULL;
 }
 
 static void info_done(struct node *n, struct http_result *res, void *data)
@@ -242,7 +269,9 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 		n->up = true;
 		log_info("node %s (%s) is up: cgroup %s, capacity %zu, %zu slots", n->name, n->url,
 			 json_string_value(json_object_get(j, "cgroup")) ?: "?", n->capacity, n->slots);
-		node_call(n, "GET", "/v1/slots", NULL, 0, sync_done, NULL);
+		node_sync(n);
+	} else if (!n->synced || ev_now(loop) - priv(n)->synced_at >= RECONCILE_S) {
+		node_sync(n);
 	}
 }
 

@@ -2,8 +2,11 @@
  * timer (GET /v1/info); a node that fails twice in a row, or refuses a
  * connection, is down: its sessions are lost (lease.c answers 410) and no
  * lease goes there until it answers again. When a node comes up (at start
- * too) its slot list is read back: labelled slots become leases again,
- * unlabelled ready ones go back to their pools. */
+ * too) its slot list is read back, and again every 30 s while it is up: the
+ * first time, labelled slots become leases again (a restarted poold keeps
+ * its sessions); after the node was down, the labelled slots of the lost
+ * sessions are destroyed; fresh unlabelled slots go back to their pools,
+ * used ones are destroyed (lease.h, enum lease_sync). */
 #ifndef POOLD_NODE_H
 #define POOLD_NODE_H
 

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "cleanup.h"
+#include "http_path.h"
 #include "json.h"
 #include "lease.h"
 #include "log.h"
@@ -23,7 +24,7 @@ struct op_ctx {
 	struct pool *pool;
 	json_t *run;	 /* body for sandboxd's run */
 	json_t *request; /* /execute: the original, for expected outputs */
-	char *sub;	 /* files: "files" or "files/<name>" */
+	char *name;	 /* files: the file's name (decoded, checked), NULL: the list */
 	double t0;
 	struct lease *lease;
 };
@@ -39,7 +40,7 @@ static void ctx_free(struct op_ctx *c)
 {
 	json_decref(c->run);
 	json_decref(c->request);
-	free(c->sub);
+	free(c->name);
 	free(c);
 }
 
@@ -347,10 +348,16 @@ static void files_start(struct lease *l, struct lease_op *op)
 {
 	struct op_ctx *c = (struct op_ctx *)op;
 	struct http_request *req = op->req;
-	char path[600];
+	char path[64 + 3 * HTTP_PATH_NAME_MAX], enc[3 * HTTP_PATH_NAME_MAX + 1];
 
 	c->lease = l;
-	snprintf(path, sizeof(path), "/v1/slots/%s/%s", l->slot_id, c->sub);
+	/* only what poold owns and checked: its slot id, the encoded name */
+	if (c->name && http_path_encode(c->name, enc, sizeof(enc)) < 0) {
+		op_fail(op, 400, "InvalidFileName", "file names are 1 to 255 bytes", 0);
+		lease_op_done(l);
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/slots/%s/files%s%s", l->slot_id, c->name ? "/" : "", c->name ? enc : "");
 	if (!node_call_raw(l->node, lease_label_once(l), req->method, path, "application/octet-stream",
 			   req->body_len ? req->body : NULL, req->body_len, 300, files_done, c)) {
 		op_fail(op, 500, "InternalError", "could not call the node", 0);
@@ -358,12 +365,12 @@ static void files_start(struct lease *l, struct lease_op *op)
 	}
 }
 
-void ops_session_files(struct http_request *req, struct pool *p, const char *ident, const char *sub, bool create)
+void ops_session_files(struct http_request *req, struct pool *p, const char *ident, const char *name, bool create)
 {
 	struct op_ctx *c = ctx_new(req, OP_FILES, p, create);
 	if (!c)
 		return;
-	if (!(c->sub = strdup(sub))) {
+	if (name && !(c->name = strdup(name))) {
 		op_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}

@@ -22,9 +22,11 @@ void ops_init(const struct psettings *st, struct metrics *m);
 void ops_execute(struct http_request *req, json_t *body);
 /* POST /v1/sessions/{id}/run: native shape (docs/api.md), body stolen. */
 void ops_session_run(struct http_request *req, struct pool *p, const char *ident, json_t *body);
-/* Forward a files call to the session's slot: sub is "files" or
- * "files/<encoded name>"; the request body is passed through. */
-void ops_session_files(struct http_request *req, struct pool *p, const char *ident, const char *sub, bool create);
+/* Forward a files call to the session's slot: name is the file's decoded
+ * name, already checked (http_path_name_invalid), or NULL for the list;
+ * the node's path is built from the slot id and the encoded name only.
+ * The request body is passed through. */
+void ops_session_files(struct http_request *req, struct pool *p, const char *ident, const char *name, bool create);
 /* DELETE /v1/sessions/{id}: end the lease (waits for a running op). */
 void ops_session_release(struct http_request *req, struct pool *p, const char *ident);
 

@@ -196,7 +196,17 @@ static void patch_slot(struct http_request *req, struct slot *s, json_t *body)
 		http_respond_error(req, 409, "SlotNotReady", "slot %s is %s", s->id, slot_state_name(s->state));
 		return;
 	}
-	if (slot_set_label(s, json_is_null(jl) ? NULL : json_string_value(jl)) < 0) {
+	const char *label = json_is_null(jl) ? NULL : json_string_value(jl);
+	/* A used slot holds someone's state: clearing its label would offer it
+	 * as a fresh slot, changing it would hand it to another session. */
+	if ((!label && !slot_fresh(s)) || (label && s->label && strcmp(label, s->label) != 0)) {
+		http_respond_error(req, 409, "SlotUsed",
+				   "slot %s has been used (labelled, ran code, or had files written): its label cannot "
+				   "be %s; a used slot can only be destroyed (DELETE /v1/slots/%s)",
+				   s->id, label ? "changed" : "cleared", s->id);
+		return;
+	}
+	if (slot_set_label(s, label) < 0) {
 		http_respond_error(req, 500, "InternalError", "out of memory");
 		return;
 	}
@@ -258,7 +268,8 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 		return;
 	}
 	if (!files_name_valid(name, strlen(name))) {
-		http_respond_error(req, 400, "BadRequest", "invalid file name");
+		http_respond_error(req, 400, "BadRequest", "invalid file name: %s",
+				   http_path_name_invalid(name) ?: "not one path component");
 		return;
 	}
 	if (strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0) {
@@ -266,6 +277,7 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 			http_respond_error(req, 409, "SlotBusy", "slot %s is running something", s->id);
 			return;
 		}
+		slot_mark_used(s);
 	}
 	if (strcmp(m, "PUT") == 0) {
 		int r = files_write(s, name, req->body, req->body_len, &err);
@@ -340,15 +352,19 @@ static void route_slot(struct http_request *req, const struct http_path *p)
 	if (p->n == 4 && http_path_is(p, 3, "run")) {
 		if (strcmp(m, "POST") != 0)
 			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
-		else if ((body = body_json(req)))
+		else if ((body = body_json(req))) {
+			slot_mark_used(s);
 			run_start(s, req, body); /* takes body */
+		}
 		return;
 	}
 	if (p->n == 4 && http_path_is(p, 3, "exec")) {
 		if (strcmp(m, "POST") != 0)
 			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
-		else if ((body = body_json(req)))
+		else if ((body = body_json(req))) {
+			slot_mark_used(s);
 			kernel_exec(s, req, body); /* takes body */
+		}
 		return;
 	}
 	if ((p->n == 4 || p->n == 5) && http_path_is(p, 3, "files")) {
@@ -364,8 +380,9 @@ void api_handle(struct http_request *req, void *data)
 	const char *m = req->method;
 	json_t *body;
 
-	if (http_path_split(req->raw_path, &p) < 0) {
-		http_respond_error(req, 400, "BadRequest", "malformed path");
+	int r = http_path_split(req->raw_path, &p);
+	if (r < 0) {
+		http_respond_error(req, 400, "InvalidPath", "%s", http_path_strerror(r));
 		http_path_free(&p);
 		return;
 	}

@@ -37,6 +37,7 @@ struct slot {
 	uint64_t runs;
 	uint64_t execs;	  /* executions in the interpreter */
 	bool interpreter; /* created with a stateful interpreter (kernel.c) */
+	bool used;	  /* ever labelled, ran code, executed or had a file written */
 	unsigned idx;	  /* uid = uid_base + idx */
 	uid_t uid;
 
@@ -85,7 +86,14 @@ size_t slot_total(void);
 size_t slot_labelled(void);
 const char *slot_state_name(enum slot_state st);
 json_t *slot_to_json(const struct slot *s);
-int slot_set_label(struct slot *s, const char *label); /* NULL clears */
+/* NULL clears. Labelling marks the slot used; clearing or changing the
+ * label of a used slot is the caller's to refuse (see slot_fresh). */
+int slot_set_label(struct slot *s, const char *label);
+/* A slot that has served anyone (labelled, ran code, executed in its
+ * interpreter, had a file written) is used for good: never fresh again,
+ * never handed to another session; it can only be destroyed. */
+void slot_mark_used(struct slot *s);
+bool slot_fresh(const struct slot *s);
 bool slot_label_valid(const char *label);
 /* Send a message (with up to PROTO_MAX_FDS fds) to the slot's init. */
 int slot_send(struct slot *s, const void *msg, size_t len, const int *fds, int nfds);

@@ -500,6 +500,25 @@ static void test_not_found(void **state)
 	res_clear(&r);
 }
 
+/* The path goes out as given: libcurl must not remove dot segments
+ * ("/x/../hello" would become "/hello", another route). */
+static void test_path_as_is(void **state)
+{
+	struct res r = {0};
+
+	completed = 0;
+	assert_non_null(start(F.tcp_base, "GET", "/x/../hello", &r));
+	run_until(1);
+	assert_int_equal(r.status, 404);
+	assert_non_null(strstr(r.body, "no route for /x/../hello"));
+	res_clear(&r);
+	assert_non_null(start(F.unix_base, "GET", "/./hello", &r));
+	run_until(2);
+	assert_int_equal(r.status, 404);
+	assert_non_null(strstr(r.body, "no route for /./hello"));
+	res_clear(&r);
+}
+
 static void test_cancel(void **state)
 {
 	struct res a = {0}, b = {0}, c = {0};
@@ -607,6 +626,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_base, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_response, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_path_as_is, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
