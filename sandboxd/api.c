@@ -382,7 +382,7 @@ void api_handle(struct http_request *req, void *data)
 
 	int r = http_path_split(req->raw_path, &p);
 	if (r < 0) {
-		http_respond_error(req, 400, "InvalidPath", "%s", http_path_strerror(r));
+		http_respond_error(req, 400, "BadRequest", "%s", http_path_strerror(r));
 		http_path_free(&p);
 		return;
 	}

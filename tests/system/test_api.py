@@ -209,14 +209,17 @@ def test_label_set_and_clear(client, make_slot):
     r = client.patch("/v1/slots/%s" % sid, {"label": "student_123"})
     assert r.status == 200 and r.body["label"] == "student_123" and r.body["id"] == sid, r
     assert client.get("/v1/slots/%s" % sid).body["label"] == "student_123"
+    # a labelled slot is used: its label is neither changed nor cleared
+    # (test_attacks_tenancy.py); it can only be destroyed
     label255 = "".join(chr(0x21 + i % 94) for i in range(255))
+    assert_error(client.patch("/v1/slots/%s" % sid, {"label": label255}), 409, "SlotUsed")
+    assert_error(client.patch("/v1/slots/%s" % sid, {"label": None}), 409, "SlotUsed")
+    assert client.get("/v1/slots/%s" % sid).body["label"] == "student_123"
+    sid = make_slot("python")
     r = client.patch("/v1/slots/%s" % sid, {"label": label255})
     assert r.status == 200 and r.body["label"] == label255, "a 255-char visible ASCII label must be accepted: %r" % (r,)
     r = client.get("/v1/slots?label=%s" % pct(label255))
     assert [s["id"] for s in r.body["slots"]] == [sid], r
-    r = client.patch("/v1/slots/%s" % sid, {"label": None})
-    assert r.status == 200 and r.body["label"] is None, r
-    assert client.get("/v1/slots/%s" % sid).body["label"] is None
 
 
 def test_label_header_labels_with_the_first_request(client, make_slot):
