@@ -86,12 +86,9 @@ const char *http_path_strerror(int err)
 	case HTTP_PATH_DOT_SEGMENT:
 		return "the path has a `.` or `..` segment (also percent-encoded, as %2e): name the resource "
 		       "directly, without dot segments";
-	case HTTP_PATH_EMPTY_SEGMENT:
-		return "the path has an empty segment (`//`): remove the doubled slash";
-	case HTTP_PATH_TOO_DEEP:
-		return "the path has too many segments: no route is that deep";
-	default:
-		return "malformed path: a percent escape is not %XX with two hex digits, or decodes to NUL";
+	case HTTP_PATH_EMPTY_SEGMENT: return "the path has an empty segment (`//`): remove the doubled slash";
+	case HTTP_PATH_TOO_DEEP: return "the path has too many segments: no route is that deep";
+	default: return "malformed path: a percent escape is not %XX with two hex digits, or decodes to NUL";
 	}
 }
 

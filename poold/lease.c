@@ -537,7 +537,10 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 	}
 	if (!quiet || destroyed)
 		log_info("node %s synced (%s): %zu leases recovered, %zu ready slots adopted, %zu slots destroyed",
-			 n->name, how == LEASE_SYNC_FIRST ? "first" : how == LEASE_SYNC_RETURN ? "back up" : "periodic",
+			 n->name,
+			 how == LEASE_SYNC_FIRST    ? "first"
+			 : how == LEASE_SYNC_RETURN ? "back up"
+						    : "periodic",
 			 kept, adopted, destroyed);
 }
 

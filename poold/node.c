@@ -33,7 +33,7 @@
 #include "pool.h"
 
 #define DOWN_AFTER    2
-#define RECONCILE_S   30.0 /* a node that is up is read back this often */
+#define RECONCILE_S   30.0  /* a node that is up is read back this often */
 #define DNS_TIMEOUT   5.0   /* seconds one resolution may take */
 #define DNS_MAX_OUT   65536 /* bytes of answer read from the resolver child */
 #define DNS_MAX_ADDRS 1024  /* addresses taken from one answer */
@@ -235,9 +235,7 @@ static void sync_done(struct node *n, struct http_result *res, void *data)
 static void node_sync(struct node *n)
 {
 	struct node_priv *p = priv(n);
-	enum lease_sync how = !p->ever_synced ? LEASE_SYNC_FIRST
-			      : !n->synced    ? LEASE_SYNC_RETURN
-					      : LEASE_SYNC_PERIODIC;
+	enum lease_sync how = !p->ever_synced ? LEASE_SYNC_FIRST : !n->synced ? LEASE_SYNC_RETURN : LEASE_SYNC_PERIODIC;
 
 	if (p->syncing)
 		return;

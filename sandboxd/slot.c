@@ -155,8 +155,8 @@ json_t *slot_to_json(const struct slot *s)
 {
 	return json_pack("{s:s, s:s, s:s, s:s?, s:f, s:f, s:I, s:I, s:b, s:I, s:b}", "id", s->id, "language",
 			 s->lang->name, "state", slot_state_name(s->state), "label", s->label, "created", s->created,
-			 "last_used", s->last_used, "runs", (json_int_t)s->runs, "uid", (json_int_t)s->uid, "interpreter",
-			 s->interpreter, "execs", (json_int_t)s->execs, "fresh", slot_fresh(s));
+			 "last_used", s->last_used, "runs", (json_int_t)s->runs, "uid", (json_int_t)s->uid,
+			 "interpreter", s->interpreter, "execs", (json_int_t)s->execs, "fresh", slot_fresh(s));
 }
 
 int slot_send(struct slot *s, const void *msg, size_t len, const int *fds, int nfds)

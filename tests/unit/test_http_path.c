@@ -50,12 +50,24 @@ static void test_plain_paths(void **state)
 static void test_dot_segments(void **state)
 {
 	static const char *const bad[] = {
-	    "/v1/sessions/X/files/..",	   "/v1/sessions/X/files/.",	  "/v1/sessions/X/files/%2e%2e",
-	    "/v1/sessions/X/files/%2E%2E", "/v1/sessions/X/files/%2E%2e", "/v1/sessions/X/files/.%2e",
-	    "/v1/sessions/X/files/.%2E",   "/v1/sessions/X/files/%2e.",	  "/v1/sessions/X/files/%2e",
-	    "/v1/sessions/X/files/./",	   "/v1/sessions/X/files/../..",  "/../v1",
-	    "/./healthz",		   "/v1/./slots",		  "..",
-	    "/v1/slots/x/../../..",	   "/a/%2E/b",			  "/a/../",
+	    "/v1/sessions/X/files/..",
+	    "/v1/sessions/X/files/.",
+	    "/v1/sessions/X/files/%2e%2e",
+	    "/v1/sessions/X/files/%2E%2E",
+	    "/v1/sessions/X/files/%2E%2e",
+	    "/v1/sessions/X/files/.%2e",
+	    "/v1/sessions/X/files/.%2E",
+	    "/v1/sessions/X/files/%2e.",
+	    "/v1/sessions/X/files/%2e",
+	    "/v1/sessions/X/files/./",
+	    "/v1/sessions/X/files/../..",
+	    "/../v1",
+	    "/./healthz",
+	    "/v1/./slots",
+	    "..",
+	    "/v1/slots/x/../../..",
+	    "/a/%2E/b",
+	    "/a/../",
 	};
 	struct http_path p = {0};
 
@@ -139,8 +151,10 @@ static void test_encode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain_paths), cmocka_unit_test(test_dot_segments),
-	    cmocka_unit_test(test_empty_and_malformed), cmocka_unit_test(test_file_names),
+	    cmocka_unit_test(test_plain_paths),
+	    cmocka_unit_test(test_dot_segments),
+	    cmocka_unit_test(test_empty_and_malformed),
+	    cmocka_unit_test(test_file_names),
 	    cmocka_unit_test(test_encode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
