@@ -749,10 +749,12 @@ def test_path_bad_names_refused(env):
     ident = env.ident("badpath")
     ep = "/pools/plain/"
     assert upload(env, langchain_url("files/upload", ident, ep), form_requests("ok.txt", b"x")).status == 200
-    for path in ("files/content/a%2Fb", "files/content/a/b", "files/content/..", "files/%2E%2E/content",
-                 "files/a%01b", "files/content/%2Fetc%2Fpasswd"):
+    for path in ("files/content/a%2Fb", "files/content/a/b", "files/a%01b", "files/content/%2Fetc%2Fpasswd"):
         r = env.c.get(langchain_url(path, ident, ep))
         assert_error(r, 400, "InvalidFileName")
+    # a dot segment is refused as a path before any route (test_attacks_tenancy.py)
+    for path in ("files/content/..", "files/%2E%2E/content"):
+        assert_error(env.c.get(langchain_url(path, ident, ep)), 400, "InvalidPath")
     assert_error(env.c.request("GET", langchain_url("files/content/a%00b", ident, ep)), 400)
 
 
