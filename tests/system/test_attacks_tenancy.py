@@ -363,3 +363,31 @@ def test_node_down_and_up_destroys_slots_of_lost_sessions(env):
 
     assert wpdaemons.wait_for(lambda: counts()[0] == counts()[1], 10), \
         "slots on the node vs sessions + ready slots: %r\n%r" % (counts(), node_slots(sb))
+
+
+def test_periodic_read_back_destroys_slots_no_session_holds(env):
+    """While the node is up, poold reads it back every 30 s: a labelled slot
+    of one of its pools that no session holds (here: made by hand, as a
+    DELETE that went astray would leave it) and an unlabelled used slot are
+    destroyed; the sessions poold holds and its warm slots are not touched."""
+    sb, pd, c = env
+    keep = uid("keep")
+    kept_slot = plant(c, keep)
+    n = sb.client()
+    r = n.post("/v1/slots", {"language": "python", "count": 1, "wait": True, "interpreter": True,
+                             "label": "python/" + uid("ghost")}, timeout=60)
+    assert r.status == 201, r
+    ghost = r.body["slots"][0]["id"]
+    r = n.post("/v1/slots", {"language": "python", "count": 1, "wait": True, "interpreter": True}, timeout=60)
+    assert r.status == 201, r
+    used = r.body["slots"][0]["id"]
+    assert n.put("/v1/slots/%s/files/x.txt" % used, b"x").status == 201
+    ready_before = {s["id"] for s in node_slots(sb) if s["label"] is None and s["fresh"]}
+
+    def left():
+        return [i for i in (ghost, used) if slot_on_node(sb, i) and slot_on_node(sb, i)["state"] != "destroying"]
+
+    assert wpdaemons.wait_for(lambda: not left(), 45, 0.5), "still on the node after 45 s: %r" % left()
+    assert "belongs to no session" in pd.log_text() and "unlabelled but used" in pd.log_text()
+    assert_untouched(sb, c, keep, kept_slot)
+    assert ready_before <= {s["id"] for s in node_slots(sb)}, "a warm slot was destroyed"
