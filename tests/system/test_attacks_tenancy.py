@@ -166,7 +166,7 @@ def test_attack_then_node_down_and_up_gives_new_users_clean_slots(env):
     sb, pd, c = env
     x = uid("atk")
     slot = plant(c, x)
-    assert_error(c.patch("/v1/sessions/%s/files/%%2e%%2e?pool=python" % pct(x), {"label": None}), 400)
+    assert_error(c.patch("/v1/sessions/%s/files/..?pool=python" % pct(x), {"label": None}), 400)
     sb.signal(signal.SIGSTOP)
     try:
         assert wpdaemons.wait_for(lambda: node_up(c) is False, 15), c.get("/v1/nodes")
