@@ -358,12 +358,55 @@ static void files_start(struct lease *l, struct lease_op *op)
 	}
 }
 
+/* "&name=value" percent-encoded onto q (never past size). */
+static void query_add(char *q, size_t size, const char *name, const char *value)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = strlen(q);
+
+	if (!value)
+		return;
+	o += (size_t)snprintf(q + o, o < size ? size - o : 0, "%s%s=", o ? "&" : "", name);
+	for (; *value && o + 4 < size; value++) {
+		unsigned char ch = (unsigned char)*value;
+		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
+			q[o++] = (char)ch;
+		} else {
+			q[o++] = '%';
+			q[o++] = hex[ch >> 4];
+			q[o++] = hex[ch & 15];
+		}
+	}
+	if (o < size)
+		q[o] = '\0';
+}
+
+/* A list is one page of the node's (docs/api.md): ?limit= and ?after= go
+ * through as given, the node checks them, and its answer (bounded by the
+ * page) is relayed without being parsed. */
+static char *files_sub(struct http_request *req, const char *sub)
+{
+	cleanup_free char *limit = NULL, *after = NULL;
+	char q[256] = "";
+	char *out = NULL;
+
+	if (strcmp(sub, "files") != 0 || strcmp(req->method, "GET") != 0)
+		return strdup(sub);
+	limit = http_request_query(req, "limit");
+	after = http_request_query(req, "after");
+	query_add(q, sizeof(q), "limit", limit);
+	query_add(q, sizeof(q), "after", after);
+	if (asprintf(&out, "%s%s%s", sub, q[0] ? "?" : "", q) < 0)
+		return NULL;
+	return out;
+}
+
 void ops_session_files(struct http_request *req, struct pool *p, const char *ident, const char *sub, bool create)
 {
 	struct op_ctx *c = ctx_new(req, OP_FILES, p, create);
 	if (!c)
 		return;
-	if (!(c->sub = strdup(sub))) {
+	if (!(c->sub = files_sub(req, sub))) {
 		op_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}
