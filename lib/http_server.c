@@ -74,7 +74,7 @@ struct http_conn {
 	char peer[64];
 	bool peer_loopback;
 	struct client_count *client; /* NULL for a unix socket peer */
-	bool started; /* bytes of the next request have been parsed */
+	bool started;		     /* bytes of the next request have been parsed */
 	double started_at, idle_since, write_progress, linger_until;
 	struct http_request *req; /* with the handler, not answered yet */
 	bool head;		  /* of the request being answered */
@@ -541,8 +541,8 @@ static void format_peer(const struct sockaddr_storage *ss, char *buf, size_t len
 	}
 }
 
-static void conn_new(struct http_server *s, int fd, const struct sockaddr_storage *ss, const char *peer,
-		     bool loopback, struct client_count *client)
+static void conn_new(struct http_server *s, int fd, const struct sockaddr_storage *ss, const char *peer, bool loopback,
+		     struct client_count *client)
 {
 	struct http_conn *c = calloc(1, sizeof(*c));
 	int one = 1;
@@ -642,7 +642,8 @@ static void conn_admit(struct http_server *s, int fd, const struct sockaddr_stor
 	if (cc && s->lim.max_connections_per_client && cc->n >= s->lim.max_connections_per_client) {
 		s->refusals.client_cap++;
 		refusals_all.client_cap++;
-		refuse_warn(s, "client %s holds %zu connections, its maximum (max_connections_per_client): refusing more",
+		refuse_warn(s,
+			    "client %s holds %zu connections, its maximum (max_connections_per_client): refusing more",
 			    addr, cc->n);
 		close(fd);
 		return;
@@ -661,7 +662,8 @@ static void conn_admit(struct http_server *s, int fd, const struct sockaddr_stor
 		}
 		s->refusals.evicted++;
 		refusals_all.evicted++;
-		refuse_warn(s, "%zu connections open, the maximum (max_connections): closing an idle one of %s (%zu open)",
+		refuse_warn(s,
+			    "%zu connections open, the maximum (max_connections): closing an idle one of %s (%zu open)",
 			    s->n_conns, big->addr, big->n);
 		conn_close(victim);
 	}

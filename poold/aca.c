@@ -616,8 +616,9 @@ static void file_op(struct http_request *req, struct pool *p, const char *ident,
 		return;
 	}
 	if (skip && (!*skip || strlen(skip) > 19 || strspn(skip, "0123456789") != strlen(skip))) {
-		http_respond_error(req, 400, "InvalidSkipToken",
-				   "$skipToken: pass the nextLink of the previous page as is (or leave it out for the first page)");
+		http_respond_error(
+		    req, 400, "InvalidSkipToken",
+		    "$skipToken: pass the nextLink of the previous page as is (or leave it out for the first page)");
 		return;
 	}
 	if (skip)

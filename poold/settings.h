@@ -44,13 +44,15 @@ struct psettings {
 	uint64_t max_body;   /* JSON bodies */
 	uint64_t max_upload; /* file uploads (Azure: 128 MiB) */
 	uint64_t max_tests;
-	uint64_t max_connections;	     /* open at once on each listener */
-	uint64_t max_connections_per_client; /* from one TCP peer address; 0 = no cap */
 	uint64_t max_queue;	   /* lease requests waiting per pool */
 	uint64_t queue_timeout_ms; /* how long one may wait at max */
 	uint64_t session_queue;	   /* executions waiting per session */
 	uint64_t node_timeout_ms;  /* sandboxd calls other than runs */
 	uint64_t health_interval_ms;
+
+	uint64_t max_connections;	     /* open at once on each listener */
+	uint64_t max_connections_per_client; /* from one TCP peer address; 0 = no cap */
+
 	double session_rate, session_burst;
 	double client_rate, client_burst;
 	struct auth *auth;

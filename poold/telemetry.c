@@ -72,11 +72,12 @@ struct metrics *telemetry_init(void)
 	m_sessions = metrics_gauge(reg, "warmpool_sessions", "Sessions in the lease table.", NULL);
 	m_http = metrics_counter(reg, "warmpool_http_requests_total", "HTTP requests answered, by route and status.",
 				 (const char *const[]){"route", "status", NULL});
-	m_conn_refused = metrics_counter(
-	    reg, "warmpool_http_connections_refused_total",
-	    "Connections turned away: over max_connections_per_client (client_cap), over max_connections with none idle "
-	    "to close (total_cap), or idle ones closed to admit another client (idle_closed).",
-	    (const char *const[]){"reason", NULL});
+	m_conn_refused =
+	    metrics_counter(reg, "warmpool_http_connections_refused_total",
+			    "Connections turned away: over max_connections_per_client (client_cap), over "
+			    "max_connections with none idle "
+			    "to close (total_cap), or idle ones closed to admit another client (idle_closed).",
+			    (const char *const[]){"reason", NULL});
 	m_exec = metrics_histogram(
 	    reg, "warmpool_execution_duration_seconds", "Executions through poold, from request to answer.",
 	    (const char *const[]){"language", "verdict", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);

@@ -278,8 +278,9 @@ static void list_files(struct http_request *req, struct slot *s)
 		return;
 	}
 	if (after_s && !query_number(after_s, (unsigned long long)INT64_MAX, &after)) {
-		http_respond_error(req, 400, "BadRequest",
-				   "after: pass the `next` value of the previous page as is (or leave it out for the first page)");
+		http_respond_error(
+		    req, 400, "BadRequest",
+		    "after: pass the `next` value of the previous page as is (or leave it out for the first page)");
 		return;
 	}
 	if (files_list_page(s, (long long)after, (size_t)limit, &page, &err) < 0) {
