@@ -130,7 +130,7 @@ def test_huge_listing_stalls_no_one(env):
         rss0 = rss_kib(env.pd.pid)
 
         stop = threading.Event()
-        slow, failed = [], []
+        slow, failed, lat = [], [], []
 
         def calm(ident):
             cc = env.pd.client(token=TOKEN, timeout=60)
@@ -138,6 +138,7 @@ def test_huge_listing_stalls_no_one(env):
                 t = time.monotonic()
                 rr = aca_exec(cc, ident, "print(1)")
                 took = time.monotonic() - t
+                lat.append(took)
                 if rr.status != 200 or "1" not in rr.body.get("properties", {}).get("stdout", ""):
                     failed.append((ident, rr))
                 elif took > 1.0:
@@ -149,7 +150,7 @@ def test_huge_listing_stalls_no_one(env):
             t.start()
         pages = sizes = 0
         seen = set()
-        list_slow = []
+        list_slow, list_lat = [], []
         try:
             # one full walk of the Azure list (nextLink), then the first page over and over
             url = aca_url("files", attacker, API_NEW)
@@ -158,6 +159,7 @@ def test_huge_listing_stalls_no_one(env):
                 t = time.monotonic()
                 r = c.get(url, timeout=60)
                 took = time.monotonic() - t
+                list_lat.append(took)
                 assert r.status == 200, r
                 if took > 1.0:
                     list_slow.append(round(took, 2))
@@ -188,7 +190,9 @@ def test_huge_listing_stalls_no_one(env):
         # poold's memory comes back: a listing holds at most a page
         ok = wpdaemons.wait_for(lambda: rss_kib(env.pd.pid) < rss0 + 32 * 1024, 5, 0.2)
         assert ok, "poold RSS %d KiB before the listing, %d KiB after" % (rss0, rss_kib(env.pd.pid))
-        print("made %d links in %.1f s; walked %d pages" % (LINKS, made, pages))
+        print("\nmade %d links in %.1f s; walked %d pages (slowest %.3f s); %d executions meanwhile "
+              "(slowest %.3f s); poold RSS %d KiB before, %d KiB after"
+              % (LINKS, made, pages, max(list_lat), len(lat), max(lat or [0]), rss0, rss_kib(env.pd.pid)))
     finally:
         for ident in others + [attacker]:
             end_session(c, ident)
