@@ -235,7 +235,7 @@ static bool label_from_header(struct http_request *req, struct slot *s)
 	return true;
 }
 
-/* A query number: digits only, 1 to max. False when absent is not allowed. */
+/* A query number: digits only, from 1 to max. */
 static bool query_number(const char *v, unsigned long long max, unsigned long long *out)
 {
 	char *end;
