@@ -238,7 +238,7 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	s->max_upload = 128u << 20;
 	s->max_tests = 100;
 	s->max_connections = 1024;
-	s->max_connections_per_client = 256;
+	s->max_connections_per_client = UINT64_MAX; /* unset: see below */
 	s->max_queue = 1000;
 	s->queue_timeout_ms = 10000;
 	s->session_queue = 16;
@@ -253,6 +253,11 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 
 	if ((r = config_load_ini(path, pkey, s, err)) < 0)
 		return r;
+	/* One client (a backend, a proxy: every user behind one address) may
+	 * take most connections, never the last quarter: the rest of the world
+	 * and the health checks keep a way in. */
+	if (s->max_connections_per_client == UINT64_MAX)
+		s->max_connections_per_client = s->max_connections - s->max_connections / 4;
 	if (s->n_listen == 0 && !(s->listen[s->n_listen++] = strdup("127.0.0.1:8080")))
 		return wp_error_set(err, ENOMEM, "out of memory");
 	if (!s->nodes)
