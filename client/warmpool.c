@@ -716,6 +716,26 @@ int wp_files_list(struct wp_client *c, const char *pool, const char *id, struct 
 	CHECK_ARGS(c, true);
 	if (!(path = session_path(c, pool, id, "/files", NULL)) || !(j = call_json(c, "GET", path, NULL)))
 		return -(int)c->kind;
+	/* the list comes in pages (docs/api.md): follow `next` to the end */
+	for (const char *next; (next = json_string_value(json_object_get(j, "next")));) {
+		cleanup_free char *page_path = NULL;
+		json_t *page;
+		if (!*next || strspn(next, "0123456789") != strlen(next)) {
+			json_decref(j);
+			return fail(c, WP_ERR_PROTOCOL, "the files list's `next` is not a cursor: `%.40s`", next);
+		}
+		if (asprintf(&page_path, "%s%cafter=%s", path, strchr(path, '?') ? '&' : '?', next) < 0) {
+			json_decref(j);
+			return fail(c, WP_ERR_NOMEM, "out of memory");
+		}
+		if (!(page = call_json(c, "GET", page_path, NULL))) {
+			json_decref(j);
+			return -(int)c->kind;
+		}
+		json_array_extend(json_object_get(j, "files"), json_object_get(page, "files"));
+		json_object_set(j, "next", json_object_get(page, "next"));
+		json_decref(page);
+	}
 	return HAND_OUT(c, wp_files_from_json(j), out);
 }
 

@@ -21,6 +21,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -34,6 +37,18 @@
 #define ACCEPT_BACKOFF	 0.1
 #define ACCEPT_BATCH	 64
 #define MAX_OUT_SEGS	 3
+#define CLIENT_BUCKETS	 256
+
+/* Connections open per client address (TCP peers only: a unix socket's
+ * peers count toward the total alone). */
+struct client_count {
+	struct client_count *next;
+	size_t n;
+	char addr[INET6_ADDRSTRLEN];
+};
+
+/* Connections turned away by every server of the process (for metrics). */
+static struct http_server_refusals refusals_all;
 
 struct listener {
 	struct listener *next;
@@ -58,7 +73,8 @@ struct http_conn {
 	struct http_parse parse;
 	char peer[64];
 	bool peer_loopback;
-	bool started; /* bytes of the next request have been parsed */
+	struct client_count *client; /* NULL for a unix socket peer */
+	bool started;		     /* bytes of the next request have been parsed */
 	double started_at, idle_since, write_progress, linger_until;
 	struct http_request *req; /* with the handler, not answered yet */
 	bool head;		  /* of the request being answered */
@@ -85,6 +101,8 @@ struct http_server {
 	ev_prepare reaper;
 	ev_timer backoff;
 	double last_cap_warn;
+	struct client_count *clients[CLIENT_BUCKETS];
+	struct http_server_refusals refusals;
 	bool stopping;
 	void (*done)(void *data);
 	void *done_data;
@@ -102,6 +120,7 @@ void http_limits_default(struct http_limits *l)
 	    .request_timeout = 30,
 	    .write_timeout = 30,
 	    .max_connections = 1024,
+	    .max_connections_per_client = 0,
 	};
 }
 
@@ -131,6 +150,74 @@ static void conn_arm(struct http_conn *c)
 	ev_timer_start(s->loop, &c->timer);
 }
 
+/* ---- connections per client ---- */
+
+static unsigned client_hash(const char *addr)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+	for (; *addr; addr++)
+		h = (h ^ (unsigned char)*addr) * 16777619u;
+	return h % CLIENT_BUCKETS;
+}
+
+static struct client_count *client_find(struct http_server *s, const char *addr)
+{
+	for (struct client_count *cc = s->clients[client_hash(addr)]; cc; cc = cc->next)
+		if (strcmp(cc->addr, addr) == 0)
+			return cc;
+	return NULL;
+}
+
+/* One more connection of addr: its count (created at 0 when new), or NULL
+ * without memory. */
+static struct client_count *client_get(struct http_server *s, const char *addr)
+{
+	struct client_count *cc = client_find(s, addr);
+	unsigned h = client_hash(addr);
+
+	if (cc)
+		return cc;
+	if (!(cc = calloc(1, sizeof(*cc))))
+		return NULL;
+	snprintf(cc->addr, sizeof(cc->addr), "%s", addr);
+	cc->next = s->clients[h];
+	s->clients[h] = cc;
+	return cc;
+}
+
+/* Drop the count of a client holding nothing. */
+static void client_forget(struct http_server *s, struct client_count *cc)
+{
+	struct client_count **pp;
+
+	if (!cc || cc->n > 0)
+		return;
+	for (pp = &s->clients[client_hash(cc->addr)]; *pp; pp = &(*pp)->next) {
+		if (*pp == cc) {
+			*pp = cc->next;
+			free(cc);
+			return;
+		}
+	}
+}
+
+static void client_release(struct http_server *s, struct client_count *cc)
+{
+	if (cc && cc->n > 0)
+		cc->n--;
+	client_forget(s, cc);
+}
+
+static struct client_count *client_biggest(struct http_server *s)
+{
+	struct client_count *big = NULL;
+	for (size_t i = 0; i < CLIENT_BUCKETS; i++)
+		for (struct client_count *cc = s->clients[i]; cc; cc = cc->next)
+			if (!big || cc->n > big->n)
+				big = cc;
+	return big;
+}
+
 static void conn_close(struct http_conn *c)
 {
 	struct http_server *s = c->srv;
@@ -154,6 +241,8 @@ static void conn_close(struct http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	client_release(s, c->client);
+	c->client = NULL;
 	c->next = s->dead;
 	s->dead = c;
 	ev_prepare_start(s->loop, &s->reaper);
@@ -425,29 +514,35 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-static void format_peer(const struct sockaddr_storage *ss, char *buf, size_t len, bool *loopback)
+/* "addr:port" into buf, the bare address (IPv4-mapped IPv6 as IPv4) into
+ * host ("" for a unix socket). */
+static void format_peer(const struct sockaddr_storage *ss, char *buf, size_t len, bool *loopback,
+			char host[INET6_ADDRSTRLEN])
 {
-	char host[INET6_ADDRSTRLEN] = "?";
-
+	strcpy(host, "?");
 	*loopback = false;
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		inet_ntop(AF_INET, &a->sin_addr, host, INET6_ADDRSTRLEN);
 		snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
 		*loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		inet_ntop(AF_INET6, &a->sin6_addr, host, INET6_ADDRSTRLEN);
 		snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
 		*loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
 			    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) /* one client, whichever family it came in by */
+			inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, INET6_ADDRSTRLEN);
 	} else {
+		host[0] = '\0';
 		snprintf(buf, len, "unix");
 		*loopback = ss->ss_family == AF_UNIX;
 	}
 }
 
-static void conn_new(struct http_server *s, int fd, const struct sockaddr_storage *ss)
+static void conn_new(struct http_server *s, int fd, const struct sockaddr_storage *ss, const char *peer, bool loopback,
+		     struct client_count *client)
 {
 	struct http_conn *c = calloc(1, sizeof(*c));
 	int one = 1;
@@ -459,7 +554,11 @@ static void conn_new(struct http_server *s, int fd, const struct sockaddr_storag
 	}
 	c->srv = s;
 	c->fd = fd;
-	format_peer(ss, c->peer, sizeof(c->peer), &c->peer_loopback);
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->peer_loopback = loopback;
+	c->client = client;
+	if (client)
+		client->n++;
 	if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	http_parse_init(&c->parse, &s->lim);
@@ -496,6 +595,81 @@ static void backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		listeners_start(s, true);
 }
 
+static void refuse_warn(struct http_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse_warn(struct http_server *s, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (ev_now(s->loop) - s->last_cap_warn < 1.0)
+		return; /* a flood makes one line a second */
+	s->last_cap_warn = ev_now(s->loop);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warn("%s (turned away so far: %llu over a client's cap, %llu over the total, %llu idle closed)", msg,
+		 (unsigned long long)s->refusals.client_cap, (unsigned long long)s->refusals.total_cap,
+		 (unsigned long long)s->refusals.evicted);
+}
+
+/* The connection of `cc` idle longest (between requests, nothing pending). */
+static struct http_conn *idle_of(struct http_server *s, struct client_count *cc)
+{
+	struct http_conn *best = NULL;
+	for (struct http_conn *c = s->conns; c; c = c->next)
+		if (c->client == cc && !c->started && !c->req && !c->resp_pending && !c->n_out && !c->lingering &&
+		    (!best || c->idle_since < best->idle_since))
+			best = c;
+	return best;
+}
+
+/* Room for one more connection: a client (TCP peer address) gets at most
+ * max_connections_per_client; past max_connections in all, the idle
+ * connection held longest by the client holding the most goes, unless the
+ * newcomer is that client itself, so that one client cannot keep everyone
+ * else (a health check, another user) out. */
+static void conn_admit(struct http_server *s, int fd, const struct sockaddr_storage *ss)
+{
+	char peer[64], addr[INET6_ADDRSTRLEN];
+	struct client_count *cc = NULL;
+	bool loopback;
+
+	format_peer(ss, peer, sizeof(peer), &loopback, addr);
+	if (addr[0] && !(cc = client_get(s, addr))) {
+		close(fd);
+		return;
+	}
+	if (cc && s->lim.max_connections_per_client && cc->n >= s->lim.max_connections_per_client) {
+		s->refusals.client_cap++;
+		refusals_all.client_cap++;
+		refuse_warn(s,
+			    "client %s holds %zu connections, its maximum (max_connections_per_client): refusing more",
+			    addr, cc->n);
+		close(fd);
+		return;
+	}
+	if (s->n_conns >= s->lim.max_connections) {
+		struct client_count *big = client_biggest(s);
+		struct http_conn *victim = big && big != cc && big->n > (cc ? cc->n : 0) + 1 ? idle_of(s, big) : NULL;
+		if (!victim) {
+			s->refusals.total_cap++;
+			refusals_all.total_cap++;
+			refuse_warn(s, "%zu connections open, the maximum (max_connections): refusing %s", s->n_conns,
+				    peer);
+			close(fd);
+			client_forget(s, cc);
+			return;
+		}
+		s->refusals.evicted++;
+		refusals_all.evicted++;
+		refuse_warn(s,
+			    "%zu connections open, the maximum (max_connections): closing an idle one of %s (%zu open)",
+			    s->n_conns, big->addr, big->n);
+		conn_close(victim);
+	}
+	conn_new(s, fd, ss, peer, loopback, cc);
+}
+
 static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct listener *l = w->data;
@@ -518,15 +692,7 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 			ev_timer_start(loop, &s->backoff);
 			return;
 		}
-		if (s->n_conns >= s->lim.max_connections) {
-			close(fd);
-			if (ev_now(loop) - s->last_cap_warn >= 1.0) {
-				log_warn("%zu connections open, the maximum: refusing new ones", s->n_conns);
-				s->last_cap_warn = ev_now(loop);
-			}
-			continue;
-		}
-		conn_new(s, fd, &ss);
+		conn_admit(s, fd, &ss);
 	}
 }
 
@@ -728,6 +894,11 @@ void http_server_free(struct http_server *s)
 	ev_prepare_stop(s->loop, &s->reaper);
 	ev_timer_stop(s->loop, &s->backoff);
 	free(s);
+}
+
+void http_server_refusals(const struct http_server *s, struct http_server_refusals *out)
+{
+	*out = s ? s->refusals : refusals_all;
 }
 
 size_t http_server_connections(const struct http_server *s)

@@ -11,8 +11,8 @@
  *
  * Bounds (all in struct http_limits): header count and total header bytes
  * (431), body bytes (413), malformed requests (400), an idle timeout between
- * requests and a timeout for receiving a whole request (slow clients), and a
- * cap on open connections. */
+ * requests and a timeout for receiving a whole request (slow clients), a
+ * cap on open connections and one per client address. */
 #ifndef WARMPOOL_HTTP_SERVER_H
 #define WARMPOOL_HTTP_SERVER_H
 
@@ -59,7 +59,21 @@ struct http_limits {
 	double idle_timeout;	 /* s between requests on a keep-alive connection, default 30 */
 	double request_timeout;	 /* s to receive one whole request, default 30 */
 	double write_timeout;	 /* s without progress sending an answer, default 30 */
-	size_t max_connections;	 /* default 1024; past it new connections are closed at once */
+	/* default 1024 in all: past it the idle connection held longest by the
+	 * client (TCP peer address) holding the most is closed for the new one,
+	 * or, when that client is the newcomer or holds nothing idle, the new
+	 * connection is closed at once */
+	size_t max_connections;
+	/* 0 (the default) = no cap; else the most one TCP peer address may hold
+	 * (unix socket peers count toward max_connections only) */
+	size_t max_connections_per_client;
+};
+
+/* Connections turned away, counted since start. */
+struct http_server_refusals {
+	unsigned long long client_cap; /* refused: the client had max_connections_per_client */
+	unsigned long long total_cap;  /* refused: max_connections open and none idle to close */
+	unsigned long long evicted;    /* idle connections closed to admit another client's */
 };
 
 void http_limits_default(struct http_limits *l);
@@ -74,6 +88,8 @@ int http_server_listen(struct http_server *s, const char *address);
 void http_server_stop(struct http_server *s, void (*done)(void *data), void *data);
 void http_server_free(struct http_server *s);
 size_t http_server_connections(const struct http_server *s);
+/* The counts of one server, or of every server of the process (s NULL). */
+void http_server_refusals(const struct http_server *s, struct http_server_refusals *out);
 /* TCP port of the listener added last (to learn the port picked for ":0"),
  * or -1 when there is none. */
 int http_server_port(const struct http_server *s);

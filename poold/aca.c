@@ -467,6 +467,34 @@ static json_t *node_file_json(bool newer, json_t *f)
 			 type, strcmp(type, "file") == 0 ? "application/octet-stream" : "");
 }
 
+/* Lists come in pages of the node's size (docs/api.md): the answer carries
+ * Azure's nextLink, this request's own path and query with $skipToken set
+ * to the node's cursor (null on the last page; older shapes carry it only
+ * when there is a next page, as their clients read only "value"). */
+static json_t *list_answer(struct aca_op *c, json_t *value, const char *next)
+{
+	struct http_request *req = c->op.req;
+	cleanup_free char *link = NULL;
+	size_t size, o;
+	const char *q = req->query;
+
+	if (!next || strspn(next, "0123456789") != strlen(next) || !*next)
+		return c->newer ? json_pack("{s:o, s:n}", "value", value, "nextLink")
+				: json_pack("{s:o}", "value", value);
+	size = strlen(req->raw_path) + strlen(q) + strlen(next) + 32;
+	if (!(link = malloc(size)))
+		return json_pack("{s:o}", "value", value);
+	o = (size_t)snprintf(link, size, "%s?", req->raw_path);
+	while (*q) { /* every parameter but a previous $skipToken */
+		size_t n = strcspn(q, "&");
+		if (n && strncmp(q, "$skipToken=", 11) != 0 && strncmp(q, "%24skipToken=", 13) != 0)
+			o += (size_t)snprintf(link + o, size - o, "%.*s&", (int)n, q);
+		q += n + (q[n] == '&');
+	}
+	snprintf(link + o, size - o, "$skipToken=%s", next);
+	return json_pack("{s:o, s:s}", "value", value, "nextLink", link);
+}
+
 static void files_done(struct node *n, struct http_result *res, void *data)
 {
 	struct aca_op *c = data;
@@ -507,7 +535,7 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 				json_array_append_new(out, node_file_json(c->newer, f));
 		}
 		if (c->kind == ACA_LIST)
-			http_respond_json(req, 200, json_pack("{s:o}", "value", out));
+			http_respond_json(req, 200, list_answer(c, out, json_string_value(json_object_get(r, "next"))));
 		else if (json_array_size(out) == 0)
 			http_respond_error(req, 404, "FileNotFound", "no file `%s` in /mnt/data", c->name);
 		else
@@ -527,8 +555,16 @@ static void files_start(struct lease *l, struct lease_op *op)
 	struct http_call *call;
 
 	c->lease = l;
-	if (c->kind == ACA_LIST || c->kind == ACA_META) {
-		snprintf(path, sizeof(path), "/v1/slots/%s/files", l->slot_id);
+	if (c->kind == ACA_LIST) { /* c->name: the page's cursor, digits, or NULL */
+		snprintf(path, sizeof(path), "/v1/slots/%s/files%s%s", l->slot_id, c->name ? "?after=" : "",
+			 c->name ? c->name : "");
+	} else if (c->kind == ACA_META) { /* the one entry, never the whole list */
+		if (http_path_encode(c->name, enc, sizeof(enc)) < 0) { /* cannot be: names are <= 255 bytes */
+			aca_fail(op, 400, "InvalidFileName", "file names are 1 to 255 bytes", 0);
+			lease_op_done(l);
+			return;
+		}
+		snprintf(path, sizeof(path), "/v1/slots/%s/files?name=%s", l->slot_id, enc);
 	} else {
 		if (http_path_encode(c->name, enc, sizeof(enc)) < 0) { /* cannot be: names are <= 255 bytes */
 			aca_fail(op, 400, "InvalidFileName", "file names are 1 to 255 bytes", 0);
@@ -555,10 +591,20 @@ static void file_op(struct http_request *req, struct pool *p, const char *ident,
 {
 	const char *why = NULL, *name = NULL;
 
+	cleanup_free char *skip = kind == ACA_LIST ? http_request_query(req, "$skipToken") : NULL;
+
 	if (given_name && !(name = file_name(given_name, &why))) {
 		http_respond_error(req, 400, "InvalidFileName", "%s", why);
 		return;
 	}
+	if (skip && (!*skip || strlen(skip) > 19 || strspn(skip, "0123456789") != strlen(skip))) {
+		http_respond_error(
+		    req, 400, "InvalidSkipToken",
+		    "$skipToken: pass the nextLink of the previous page as is (or leave it out for the first page)");
+		return;
+	}
+	if (skip)
+		name = skip; /* a list has no file name: its op carries the cursor there */
 	if (!lease_find(p, ident)) {
 		/* no session: nothing to list, nothing to read; do not lease a
 		 * slot only to say so */

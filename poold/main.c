@@ -199,6 +199,8 @@ static int listen_all(struct ev_loop *loop)
 	struct http_limits hl;
 	http_limits_default(&hl);
 	hl.max_body_bytes = cfg.max_upload > cfg.max_body ? cfg.max_upload : cfg.max_body;
+	hl.max_connections = cfg.max_connections;
+	hl.max_connections_per_client = cfg.max_connections_per_client;
 	for (size_t i = 0; i < cfg.n_listen; i++) {
 		int r = -ENOMEM;
 		servers[n_servers] = http_server_new(loop, &hl, api_handle, NULL);

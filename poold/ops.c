@@ -25,6 +25,7 @@ struct op_ctx {
 	json_t *run;	 /* body for sandboxd's run */
 	json_t *request; /* /execute: the original, for expected outputs */
 	char *name;	 /* files: the file's name (decoded, checked), NULL: the list */
+	char *query;	 /* files: the list's page query ("limit=…&after=…"), or NULL */
 	double t0;
 	struct lease *lease;
 };
@@ -41,6 +42,7 @@ static void ctx_free(struct op_ctx *c)
 	json_decref(c->run);
 	json_decref(c->request);
 	free(c->name);
+	free(c->query);
 	free(c);
 }
 
@@ -348,7 +350,7 @@ static void files_start(struct lease *l, struct lease_op *op)
 {
 	struct op_ctx *c = (struct op_ctx *)op;
 	struct http_request *req = op->req;
-	char path[64 + 3 * HTTP_PATH_NAME_MAX], enc[3 * HTTP_PATH_NAME_MAX + 1];
+	char path[64 + 3 * HTTP_PATH_NAME_MAX + 256], enc[3 * HTTP_PATH_NAME_MAX + 1];
 
 	c->lease = l;
 	/* only what poold owns and checked: its slot id, the encoded name */
@@ -357,7 +359,8 @@ static void files_start(struct lease *l, struct lease_op *op)
 		lease_op_done(l);
 		return;
 	}
-	snprintf(path, sizeof(path), "/v1/slots/%s/files%s%s", l->slot_id, c->name ? "/" : "", c->name ? enc : "");
+	snprintf(path, sizeof(path), "/v1/slots/%s/files%s%s%s%s", l->slot_id, c->name ? "/" : "", c->name ? enc : "",
+		 c->query && *c->query ? "?" : "", c->query && *c->query ? c->query : "");
 	if (!node_call_raw(l->node, lease_label_once(l), req->method, path, "application/octet-stream",
 			   req->body_len ? req->body : NULL, req->body_len, 300, files_done, c)) {
 		op_fail(op, 500, "InternalError", "could not call the node", 0);
@@ -365,12 +368,50 @@ static void files_start(struct lease *l, struct lease_op *op)
 	}
 }
 
+/* "&name=value" percent-encoded onto q (never past size). */
+static void query_add(char *q, size_t size, const char *name, const char *value)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = strlen(q);
+
+	if (!value)
+		return;
+	o += (size_t)snprintf(q + o, o < size ? size - o : 0, "%s%s=", o ? "&" : "", name);
+	for (; *value && o + 4 < size; value++) {
+		unsigned char ch = (unsigned char)*value;
+		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
+			q[o++] = (char)ch;
+		} else {
+			q[o++] = '%';
+			q[o++] = hex[ch >> 4];
+			q[o++] = hex[ch & 15];
+		}
+	}
+	if (o < size)
+		q[o] = '\0';
+}
+
+/* A list is one page of the node's (docs/api.md): ?limit= and ?after= go
+ * through (re-encoded), the node checks them, and its answer (bounded by the
+ * page) is relayed without being parsed. "" when neither is given. */
+static char *files_query(struct http_request *req)
+{
+	cleanup_free char *limit = http_request_query(req, "limit");
+	cleanup_free char *after = http_request_query(req, "after");
+	char q[256] = "";
+
+	query_add(q, sizeof(q), "limit", limit);
+	query_add(q, sizeof(q), "after", after);
+	return strdup(q);
+}
+
 void ops_session_files(struct http_request *req, struct pool *p, const char *ident, const char *name, bool create)
 {
 	struct op_ctx *c = ctx_new(req, OP_FILES, p, create);
 	if (!c)
 		return;
-	if (name && !(c->name = strdup(name))) {
+	if ((name && !(c->name = strdup(name))) ||
+	    (!name && strcmp(req->method, "GET") == 0 && !(c->query = files_query(req)))) {
 		op_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}

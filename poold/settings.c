@@ -129,6 +129,10 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 			return config_parse_size(v, &s->max_body);
 		if (strcmp(key, "max_upload") == 0)
 			return config_parse_size(v, &s->max_upload);
+		if (strcmp(key, "max_connections") == 0)
+			return config_parse_u64(v, 16, 1000000, &s->max_connections);
+		if (strcmp(key, "max_connections_per_client") == 0)
+			return config_parse_u64(v, 0, 1000000, &s->max_connections_per_client);
 		if (strcmp(key, "max_tests") == 0)
 			return config_parse_u64(v, 1, 10000, &s->max_tests);
 		if (strcmp(key, "max_queue") == 0)
@@ -233,6 +237,8 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	s->max_body = 16u << 20;
 	s->max_upload = 128u << 20;
 	s->max_tests = 100;
+	s->max_connections = 1024;
+	s->max_connections_per_client = UINT64_MAX; /* unset: see below */
 	s->max_queue = 1000;
 	s->queue_timeout_ms = 10000;
 	s->session_queue = 16;
@@ -247,6 +253,11 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 
 	if ((r = config_load_ini(path, pkey, s, err)) < 0)
 		return r;
+	/* One client (a backend, a proxy: every user behind one address) may
+	 * take most connections, never the last quarter: the rest of the world
+	 * and the health checks keep a way in. */
+	if (s->max_connections_per_client == UINT64_MAX)
+		s->max_connections_per_client = s->max_connections - s->max_connections / 4;
 	if (s->n_listen == 0 && !(s->listen[s->n_listen++] = strdup("127.0.0.1:8080")))
 		return wp_error_set(err, ENOMEM, "out of memory");
 	if (!s->nodes)

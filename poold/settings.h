@@ -49,6 +49,10 @@ struct psettings {
 	uint64_t session_queue;	   /* executions waiting per session */
 	uint64_t node_timeout_ms;  /* sandboxd calls other than runs */
 	uint64_t health_interval_ms;
+
+	uint64_t max_connections;	     /* open at once on each listener */
+	uint64_t max_connections_per_client; /* from one TCP peer address; 0 = no cap; default 3/4 of max_connections */
+
 	double session_rate, session_burst;
 	double client_rate, client_burst;
 	struct auth *auth;

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "http_server.h"
 #include "lease.h"
 #include "node.h"
 #include "pool.h"
@@ -10,7 +11,7 @@
 static struct metrics *reg;
 static struct metric *m_ready, *m_leased, *m_creating, *m_max, *m_warm, *m_queued, *m_draining;
 static struct metric *m_create_failures, *m_created, *m_node_up, *m_node_slots, *m_node_capacity;
-static struct metric *m_sessions, *m_http, *m_exec, *m_lease_wait;
+static struct metric *m_sessions, *m_http, *m_exec, *m_lease_wait, *m_conn_refused;
 
 static void collect(void *data)
 {
@@ -42,6 +43,11 @@ static void collect(void *data)
 		metric_set(m_node_capacity, l, (double)n->capacity);
 	}
 	metric_set(m_sessions, NULL, (double)lease_count());
+	struct http_server_refusals rf;
+	http_server_refusals(NULL, &rf); /* kept by the HTTP servers */
+	metric_set(m_conn_refused, (const char *const[]){"client_cap"}, (double)rf.client_cap);
+	metric_set(m_conn_refused, (const char *const[]){"total_cap"}, (double)rf.total_cap);
+	metric_set(m_conn_refused, (const char *const[]){"idle_closed"}, (double)rf.evicted);
 }
 
 struct metrics *telemetry_init(void)
@@ -66,6 +72,12 @@ struct metrics *telemetry_init(void)
 	m_sessions = metrics_gauge(reg, "warmpool_sessions", "Sessions in the lease table.", NULL);
 	m_http = metrics_counter(reg, "warmpool_http_requests_total", "HTTP requests answered, by route and status.",
 				 (const char *const[]){"route", "status", NULL});
+	m_conn_refused =
+	    metrics_counter(reg, "warmpool_http_connections_refused_total",
+			    "Connections turned away: over max_connections_per_client (client_cap), over "
+			    "max_connections with none idle "
+			    "to close (total_cap), or idle ones closed to admit another client (idle_closed).",
+			    (const char *const[]){"reason", NULL});
 	m_exec = metrics_histogram(
 	    reg, "warmpool_execution_duration_seconds", "Executions through poold, from request to answer.",
 	    (const char *const[]){"language", "verdict", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);

@@ -245,6 +245,62 @@ static bool label_from_header(struct http_request *req, struct slot *s)
 	return true;
 }
 
+/* A query number: digits only, from 1 to max. */
+static bool query_number(const char *v, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 19)
+		return false;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	return errno == 0 && *out >= 1 && *out <= max;
+}
+
+/* GET files: one page (?limit=, ?after= the previous page's `next`), or one
+ * entry (?name=). Never the whole directory at once: see files.h. */
+static void list_files(struct http_request *req, struct slot *s)
+{
+	cleanup_free char *limit_s = http_request_query(req, "limit");
+	cleanup_free char *after_s = http_request_query(req, "after");
+	cleanup_free char *name = http_request_query(req, "name");
+	unsigned long long limit = FILES_PAGE_DEFAULT, after = 0;
+	struct files_page page;
+	struct wp_error err = {0};
+	char next[24];
+
+	if (name) {
+		json_t *e;
+		if (!files_name_valid(name, strlen(name))) {
+			http_respond_error(req, 400, "BadRequest", "name: one file name of the work dir is required");
+			return;
+		}
+		if (!(e = files_stat(s, name, &err))) {
+			http_respond_error(req, 404, "NotFound", "%s", err.msg);
+			return;
+		}
+		http_respond_json(req, 200, json_pack("{s:[o], s:n}", "files", e, "next"));
+		return;
+	}
+	if (limit_s && !query_number(limit_s, FILES_PAGE_MAX, &limit)) {
+		http_respond_error(req, 400, "BadRequest", "limit: entries per page, a whole number from 1 to %d",
+				   FILES_PAGE_MAX);
+		return;
+	}
+	if (after_s && !query_number(after_s, (unsigned long long)INT64_MAX, &after)) {
+		http_respond_error(
+		    req, 400, "BadRequest",
+		    "after: pass the `next` value of the previous page as is (or leave it out for the first page)");
+		return;
+	}
+	if (files_list_page(s, (long long)after, (size_t)limit, &page, &err) < 0) {
+		http_respond_error(req, 500, "InternalError", "%s", err.msg);
+		return;
+	}
+	snprintf(next, sizeof(next), "%lld", page.next);
+	http_respond_json(req, 200, json_pack("{s:o, s:s?}", "files", page.files, "next", page.more ? next : NULL));
+}
+
 static void slot_files(struct http_request *req, struct slot *s, const char *name)
 {
 	struct wp_error err = {0};
@@ -255,16 +311,10 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 		return;
 	}
 	if (!name) {
-		json_t *list;
-		if (strcmp(m, "GET") != 0) {
+		if (strcmp(m, "GET") != 0)
 			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
-			return;
-		}
-		if (!(list = files_list(s, &err))) {
-			http_respond_error(req, 500, "InternalError", "%s", err.msg);
-			return;
-		}
-		http_respond_json(req, 200, json_pack("{s:o}", "files", list));
+		else
+			list_files(req, s);
 		return;
 	}
 	if (!files_name_valid(name, strlen(name))) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -109,40 +110,91 @@ int files_delete(struct slot *s, const char *name, struct wp_error *err)
 	return wp_error_errno(err, "delete `%s`", name);
 }
 
-json_t *files_list(struct slot *s, struct wp_error *err)
+static json_t *entry_json(int dfd, const char *name)
+{
+	struct stat st;
+	json_t *jname;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return NULL; /* gone meanwhile */
+	/* names the program made may not be UTF-8: skip what JSON cannot carry */
+	if (!(jname = json_string(name)))
+		return NULL;
+	const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : "other";
+	return json_pack("{s:o, s:I, s:f, s:s}", "name", jname, "size", (json_int_t)st.st_size, "mtime",
+			 st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9, "type", type);
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Directory order, resumed with seekdir() at the offset the kernel gave the
+ * last entry consumed (d_off: where the next one starts). On tmpfs (the
+ * work dir) that offset is stable and a seek is a tree look-up, so a page
+ * costs the same at the start or at the millionth entry of the directory;
+ * only the entries returned are stat'ed. */
+int files_list_page(struct slot *s, long long after, size_t limit, struct files_page *out, struct wp_error *err)
 {
 	int fd = openat(s->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	json_t *arr = json_array();
+	cleanup_json json_t *arr = json_array();
+	size_t scanned = 0, max_scan = limit + FILES_SCAN_SLACK;
+	double t0 = mono_now();
+	long long pos = after;
 	struct dirent *de;
 
+	*out = (struct files_page){0};
 	if (!d) {
 		cleanup_closep(&fd);
-		json_decref(arr);
-		wp_error_errno(err, "list work dir");
-		return NULL;
+		return wp_error_errno(err, "list work dir");
 	}
-	while ((de = readdir(d))) {
-		struct stat st;
+	if (!arr)
+		return wp_error_set(err, ENOMEM, "out of memory");
+	if (after > 0)
+		seekdir(d, (long)after);
+	for (;;) {
+		bool full = json_array_size(arr) >= limit || scanned >= max_scan ||
+			    (scanned % 256 == 255 && mono_now() - t0 > FILES_PAGE_BUDGET_S);
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				return wp_error_errno(err, "read work dir");
+			break; /* the end: no next page */
+		}
+		if (full) { /* one more exists: the next page starts after pos */
+			out->more = true;
+			break;
+		}
+		scanned++;
+		pos = (long long)de->d_off;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : "other";
-		/* names the program made may not be UTF-8: skip what JSON cannot carry */
-		json_t *jname = json_string(de->d_name);
-		if (!jname)
-			continue;
-		json_array_append_new(arr,
-				      json_pack("{s:o, s:I, s:f, s:s}", "name", jname, "size", (json_int_t)st.st_size,
-						"mtime", st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9, "type", type));
+		json_t *e = entry_json(dirfd(d), de->d_name);
+		if (e)
+			json_array_append_new(arr, e);
 	}
-	return arr;
+	out->next = pos;
+	out->files = steal_pointer(&arr);
+	return 0;
+}
+
+json_t *files_stat(struct slot *s, const char *name, struct wp_error *err)
+{
+	json_t *e = entry_json(s->data_fd, name);
+	if (!e)
+		wp_error_set(err, ENOENT, "no file `%s` in the work dir", name);
+	return e;
 }
 
 /* Depth-first, never following a link: what a program made in the tree
- * (links, FIFOs, deep nests) is unlinked, not entered. */
-static void remove_tree_at(int pfd, const char *name, int depth)
+ * (links, FIFOs, deep nests) is unlinked, not entered. At most *budget
+ * entries: a tree of a million names is not unlinked on the event loop; what
+ * is left goes with the slot's work dir (a tmpfs, dropped whole). */
+static void remove_tree_at(int pfd, const char *name, int depth, size_t *budget)
 {
 	int fd = depth < 16 ? openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -153,16 +205,18 @@ static void remove_tree_at(int pfd, const char *name, int depth)
 		unlinkat(pfd, name, 0);
 		return;
 	}
-	while ((de = readdir(d))) {
+	while (*budget > 0 && (de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
+		(*budget)--;
 		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno == EISDIR)
-			remove_tree_at(dirfd(d), de->d_name, depth + 1);
+			remove_tree_at(dirfd(d), de->d_name, depth + 1, budget);
 	}
 	unlinkat(pfd, name, AT_REMOVEDIR);
 }
 
 void files_remove_tree(struct slot *s, const char *name)
 {
-	remove_tree_at(s->data_fd, name, 0);
+	size_t budget = FILES_REMOVE_MAX;
+	remove_tree_at(s->data_fd, name, 0, &budget);
 }

@@ -21,9 +21,33 @@ int files_read(struct slot *s, const char *name, size_t max, char **out, size_t 
 /* The same, relative to a directory fd inside the work dir. */
 int files_write_at(struct slot *s, int dfd, const char *name, const void *data, size_t len, struct wp_error *err);
 int files_read_at(struct slot *s, int dfd, const char *name, size_t max, char **out, size_t *len, struct wp_error *err);
-/* Remove a directory of the work dir and all it holds, following nothing. */
+/* Remove a directory of the work dir and all it holds, following nothing;
+ * at most FILES_REMOVE_MAX entries (the rest goes with the slot). */
 void files_remove_tree(struct slot *s, const char *name);
 int files_delete(struct slot *s, const char *name, struct wp_error *err);
-json_t *files_list(struct slot *s, struct wp_error *err);
+
+/* Listings come in pages, so that a work dir of a million names costs each
+ * request the same bounded work: at most `limit` entries returned (and
+ * stat'ed), at most limit + FILES_SCAN_SLACK directory entries read, and
+ * no more than FILES_PAGE_BUDGET_S seconds of reading. */
+#define FILES_PAGE_DEFAULT  1000
+#define FILES_PAGE_MAX	    5000
+#define FILES_SCAN_SLACK    1024
+#define FILES_PAGE_BUDGET_S 0.05
+#define FILES_REMOVE_MAX    20000
+
+struct files_page {
+	json_t *files;	/* owned by the caller: [{"name", "size", "mtime", "type"}] */
+	bool more;	/* the directory goes on: ask again with after = next */
+	long long next; /* opaque cursor (the directory offset after the last entry read) */
+};
+
+/* One page of the work dir in directory order, from the start (after = 0)
+ * or from a previous page's `next`. Entries that vanish meanwhile or whose
+ * names are not UTF-8 are left out; a page may then be short (even empty)
+ * with more set. Each entry of an unchanged directory is listed once. */
+int files_list_page(struct slot *s, long long after, size_t limit, struct files_page *out, struct wp_error *err);
+/* One entry of the list by name, or NULL (-ENOENT in err) when absent. */
+json_t *files_stat(struct slot *s, const char *name, struct wp_error *err);
 
 #endif

@@ -1041,6 +1041,146 @@ static void test_max_connections(void **state)
 	client_close(c[2]);
 }
 
+/* A TCP client from another loopback address: another client to the server. */
+static struct client *tcp_client_from(const char *src)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)S.port)};
+	struct sockaddr_in b = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(inet_pton(AF_INET, src, &b.sin_addr), 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&b, sizeof(b)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return client_open(fd);
+}
+
+static struct http_server_refusals refusals(void)
+{
+	struct http_server_refusals r;
+	struct client *c = unix_client();
+
+	get_ok(c, "/hello", "hello"); /* the server thread is past every accept before */
+	client_close(c);
+	http_server_refusals(S.http, &r);
+	return r;
+}
+
+static struct http_limits three_per_client = {
+    .max_header_bytes = 2048,
+    .max_headers = 64,
+    .max_body_bytes = 4096,
+    .idle_timeout = 5,
+    .request_timeout = 5,
+    .write_timeout = 5,
+    .max_connections = 16,
+    .max_connections_per_client = 3,
+};
+
+static void test_max_connections_per_client(void **state)
+{
+	struct client *c[3], *extra, *other, *u[4];
+	bool served = false;
+	double t0;
+
+	for (int i = 0; i < 3; i++) {
+		c[i] = tcp_client();
+		get_ok(c[i], "/hello", "hello");
+	}
+	/* a fourth from the same address is closed at once, counted */
+	extra = tcp_client();
+	send_str(extra, "GET /hello HTTP/1.1\r\nHost: test\r\n\r\n");
+	assert_true(closed_by_server(extra));
+	client_close(extra);
+	assert_int_equal(refusals().client_cap, 1);
+	/* another address is served meanwhile; unix socket peers are not one client */
+	other = tcp_client_from("127.0.0.2");
+	get_ok(other, "/hello", "hello");
+	for (int i = 0; i < 4; i++) {
+		u[i] = unix_client();
+		get_ok(u[i], "/hello", "hello");
+	}
+	get_ok(c[0], "/count", "8");
+	/* a connection closed gives its client room again */
+	client_close(c[0]);
+	t0 = now();
+	while (!served && now() - t0 < 2) {
+		struct resp r;
+		extra = tcp_client();
+		send_str(extra, "GET /hello HTTP/1.1\r\nHost: test\r\n\r\n");
+		served = read_response(extra, &r) == 0 && r.status == 200;
+		resp_free(&r);
+		if (!served) {
+			client_close(extra);
+			msleep(20);
+		}
+	}
+	assert_true(served);
+	assert_int_equal(refusals().total_cap, 0);
+	client_close(extra);
+	client_close(c[1]);
+	client_close(c[2]);
+	client_close(other);
+	for (int i = 0; i < 4; i++)
+		client_close(u[i]);
+}
+
+static struct http_limits four_in_all = {
+    .max_header_bytes = 2048,
+    .max_headers = 64,
+    .max_body_bytes = 4096,
+    .idle_timeout = 5,
+    .request_timeout = 5,
+    .write_timeout = 5,
+    .max_connections = 4,
+};
+
+/* Full: the client holding the most gives up its idle connection held
+ * longest for another client's; never for its own, never a busy one. */
+static void test_full_closes_biggest_holders_idle(void **state)
+{
+	struct client *c[4], *other, *mine, *third;
+	struct http_server_refusals r;
+
+	for (int i = 0; i < 4; i++) {
+		c[i] = tcp_client();
+		get_ok(c[i], "/hello", "hello");
+		msleep(5); /* c[0] idle the longest */
+	}
+	other = tcp_client_from("127.0.0.2");
+	get_ok(other, "/hello", "hello");
+	assert_true(closed_by_server(c[0]));
+	get_ok(c[1], "/hello", "hello"); /* the others stay */
+	get_ok(c[3], "/count", "4");
+	/* the biggest holder asking for more gets nothing of its own back */
+	mine = tcp_client();
+	send_str(mine, "GET /hello HTTP/1.1\r\nHost: test\r\n\r\n");
+	assert_true(closed_by_server(mine));
+	client_close(mine);
+	/* a connection with a request in progress is not idle: with 127.0.0.1's
+	 * three all busy, a third client is refused */
+	for (int i = 1; i < 4; i++)
+		send_str(c[i], "GET /async?ms=600 HTTP/1.1\r\nHost: test\r\n\r\n");
+	msleep(100);
+	third = tcp_client_from("127.0.0.3");
+	send_str(third, "GET /hello HTTP/1.1\r\nHost: test\r\n\r\n");
+	assert_true(closed_by_server(third));
+	client_close(third);
+	for (int i = 1; i < 4; i++) {
+		struct resp rr;
+		assert_int_equal(read_response(c[i], &rr), 0);
+		assert_int_equal(rr.status, 200);
+		resp_free(&rr);
+	}
+	http_server_refusals(S.http, &r);
+	assert_int_equal(r.evicted, 1);
+	assert_int_equal(r.total_cap, 2);
+	assert_int_equal(r.client_cap, 0);
+	for (int i = 0; i < 4; i++)
+		client_close(c[i]);
+	client_close(other);
+}
+
 static void test_stop(void **state)
 {
 	struct client *idle = tcp_client(), *busy = unix_client();
@@ -1148,6 +1288,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_big_response, setup, teardown),
 	    cmocka_unit_test_prestate_setup_teardown(test_write_timeout, setup, teardown, &short_timeouts),
 	    cmocka_unit_test_prestate_setup_teardown(test_max_connections, setup, teardown, &three_connections),
+	    cmocka_unit_test_prestate_setup_teardown(test_max_connections_per_client, setup, teardown,
+						     &three_per_client),
+	    cmocka_unit_test_prestate_setup_teardown(test_full_closes_biggest_holders_idle, setup, teardown,
+						     &four_in_all),
 	    cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
 	    cmocka_unit_test(test_listen_addresses),
 	};
