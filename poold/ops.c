@@ -244,9 +244,9 @@ static json_t *merged_limits(struct pool *p, json_t *req_limits)
 
 void ops_execute(struct http_request *req, json_t *body)
 {
-	static const char *const keys[] = {"language", "code",	  "user_id",	     "question_id", "test_cases",
-					   "limits",   "compare", "stop_on_failure", "checker",	    "max_output",
-					   NULL};
+	static const char *const keys[] = {"language",	 "code",       "user_id", "question_id",
+					   "test_cases", "limits",     "compare", "stop_on_failure",
+					   "checker",	 "max_output", NULL};
 	struct wp_error err = {0};
 	const char *lang, *code, *user, *qid;
 	cleanup_json json_t *b = body;

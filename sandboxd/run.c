@@ -84,11 +84,11 @@ struct run {
 	const char *verdict; /* first failure */
 	char *message;	     /* what the first failure was, for the answer's "message" */
 	double started;
-	bool active;	    /* an exec is in flight */
-	struct checker *ck; /* compare.mode checker */
-	json_t *pending;    /* a test's result waiting for the checker */
+	bool active;		/* an exec is in flight */
+	struct checker *ck;	/* compare.mode checker */
+	json_t *pending;	/* a test's result waiting for the checker */
 	char pending_note[256]; /* its truncation note */
-	bool do_compile;    /* compile the submission (the request's "compile") */
+	bool do_compile;	/* compile the submission (the request's "compile") */
 	struct exec ex;
 };
 
@@ -425,8 +425,8 @@ static void test_ran(struct run *r, enum verdict v)
 		static const char *const args[] = {"input", "output", "answer", NULL};
 		const struct language *cl = checker_language(r->ck);
 		r->pending = exec_json(r, v);
-		exec_truncation_note(r, e->out[0].len < r->max_output ? e->out[0].len : r->max_output,
-				     r->pending_note, sizeof(r->pending_note));
+		exec_truncation_note(r, e->out[0].len < r->max_output ? e->out[0].len : r->max_output, r->pending_note,
+				     sizeof(r->pending_note));
 		int rc = checker_stage(r->ck, r->slot, in ? json_string_value(in) : "", in ? json_string_length(in) : 0,
 				       out, e->out[0].len, expected ? json_string_value(expected) : "",
 				       expected ? json_string_length(expected) : 0, &cwd, &err);
@@ -493,8 +493,8 @@ static void compile_done(struct run *r, enum verdict v)
 		json_object_set_new(j, "reason", json_string(verdict_compile_reason(v)));
 		verdict_explain_compile(v, &e->o, e->lim, what, sizeof(what));
 		for (int i = 1; i >= 0; i--)
-			if (e->out[i].data && verdict_compile_hint(e->out[i].data, r->slot->lang->source, what,
-								   sizeof(what)))
+			if (e->out[i].data &&
+			    verdict_compile_hint(e->out[i].data, r->slot->lang->source, what, sizeof(what)))
 				break;
 		json_object_set_new(j, "message", json_string(what));
 		run_note_failure(r, "compile: ", j);

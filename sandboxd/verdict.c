@@ -186,9 +186,7 @@ void verdict_explain(enum verdict v, const struct run_outcome *o, const struct l
 			snprintf(buf, len, "the program was killed by signal %d (%s): %s", o->signal,
 				 strsignal(o->signal), signal_advice(o->signal));
 		return;
-	case VERDICT_COMPILATION_ERROR:
-		snprintf(buf, len, "the code did not compile: see compile_output");
-		return;
+	case VERDICT_COMPILATION_ERROR: snprintf(buf, len, "the code did not compile: see compile_output"); return;
 	case VERDICT_INTERNAL_ERROR:
 	default:
 		snprintf(buf, len,
@@ -209,8 +207,7 @@ const char *verdict_compile_reason(enum verdict v)
 	}
 }
 
-void verdict_explain_compile(enum verdict v, const struct run_outcome *o, const struct limits *l, char *buf,
-			     size_t len)
+void verdict_explain_compile(enum verdict v, const struct run_outcome *o, const struct limits *l, char *buf, size_t len)
 {
 	static const char judge[] = "this is the judge's limit, not an error in your code";
 	char a[32] = "", b[32] = "";
@@ -259,8 +256,8 @@ void verdict_explain_compile(enum verdict v, const struct run_outcome *o, const 
 				 "compile_output",
 				 o->exit_code);
 		else
-			snprintf(buf, len, "the compiler was killed by signal %d (%s): see compile_output",
-				 o->signal, strsignal(o->signal));
+			snprintf(buf, len, "the compiler was killed by signal %d (%s): see compile_output", o->signal,
+				 strsignal(o->signal));
 		return;
 	}
 }
@@ -299,11 +296,10 @@ bool verdict_compile_hint(const char *compiler_out, const char *source, char *bu
 	return hint_java_public_class(compiler_out, source, buf, len);
 }
 
-void verdict_explain_truncation(const char *name, uint64_t kept, uint64_t total, uint64_t max, char *buf,
-				size_t len)
+void verdict_explain_truncation(const char *name, uint64_t kept, uint64_t total, uint64_t max, char *buf, size_t len)
 {
 	snprintf(buf, len,
 		 "%s: %" PRIu64 " bytes written, only the first %" PRIu64 " returned; ask for more with max_output "
-		 "(at most %" PRIu64 ")",
+		 "(at most %" PRIu64 " bytes)",
 		 name, total, kept, max);
 }

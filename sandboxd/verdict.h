@@ -68,7 +68,6 @@ bool verdict_compile_hint(const char *compiler_out, const char *source, char *bu
 
 /* The stream `name` ("stdout") returned cut: `kept` of `total` bytes,
  * `max` the most a request may ask for with max_output. */
-void verdict_explain_truncation(const char *name, uint64_t kept, uint64_t total, uint64_t max, char *buf,
-				size_t len);
+void verdict_explain_truncation(const char *name, uint64_t kept, uint64_t total, uint64_t max, char *buf, size_t len);
 
 #endif
