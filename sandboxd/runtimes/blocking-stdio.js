@@ -10,8 +10,29 @@
 //   - output queued when the program calls process.exit() is lost.
 // A blocking pipe makes node write as C, Python and Java do: a write returns
 // once the pipe took it, so sandboxd sees every byte as it is written.
+//
+// The streams are made blocking when first used (console.log included), not
+// here: creating them loads node's stream modules, which a program that
+// prints nothing would otherwise not pay for in time and memory.
 'use strict';
-for (const s of [process.stdout, process.stderr]) {
-	if (s._handle && typeof s._handle.setBlocking === 'function')
-		s._handle.setBlocking(true);
+for (const name of ['stdout', 'stderr']) {
+	const d = Object.getOwnPropertyDescriptor(process, name);
+	if (!d || typeof d.get !== 'function' || !d.configurable)
+		continue;
+	Object.defineProperty(process, name, {
+		configurable: true,
+		enumerable: d.enumerable,
+		get() {
+			const s = d.get.call(process);
+			if (s && s._handle && typeof s._handle.setBlocking === 'function')
+				s._handle.setBlocking(true);
+			Object.defineProperty(process, name, {
+				configurable: true,
+				enumerable: d.enumerable,
+				writable: true,
+				value: s,
+			});
+			return s;
+		},
+	});
 }
