@@ -119,7 +119,7 @@ install: all
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 config/languages/*.conf $(DESTDIR)$(PREFIX)/share/warmpool/languages/
 	install -d $(DESTDIR)$(PREFIX)/share/warmpool/runtimes
-	install -m 0644 sandboxd/runtimes/pykernel.py sandboxd/runtimes/jskernel.js $(DESTDIR)$(PREFIX)/share/warmpool/runtimes/
+	install -m 0644 sandboxd/runtimes/pykernel.py sandboxd/runtimes/jskernel.js sandboxd/runtimes/blocking-stdio.js $(DESTDIR)$(PREFIX)/share/warmpool/runtimes/
 
 format:
 	clang-format -i lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c bench/*.c

@@ -79,6 +79,23 @@ void ops_uuid4(char out[37])
 		 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* What a student reads of a failed compile: the compiler's own messages,
+ * then the judge's line saying what happened (never empty: a compile the
+ * judge stopped at one of its limits has no message of the compiler). */
+static json_t *compile_output(json_t *comp)
+{
+	const char *err = json_string_value(json_object_get(comp, "stderr"));
+	const char *msg = json_string_value(json_object_get(comp, "message"));
+	size_t n = err ? strlen(err) : 0;
+	cleanup_free char *text = NULL;
+
+	if (!msg)
+		return json_incref(json_object_get(comp, "stderr"));
+	if (asprintf(&text, "%s%s[judge] %s\n", err ? err : "", n && err[n - 1] != '\n' ? "\n" : "", msg) < 0)
+		return json_string("");
+	return json_string(text);
+}
+
 /* sandboxd's run answer → DESIGN.md's /execute answer. */
 static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 {
@@ -103,6 +120,14 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 			      "stderr", json_object_get(t, "stderr"), "expected_output",
 			      json_object_get(tc, "expected_output"), "exit_code", json_object_get(t, "exit_code"),
 			      "time_ms", json_object_get(t, "time_ms"), "memory_kb", json_object_get(t, "memory_kb")));
+		/* beyond the original contract: output cut at max_output, and
+		 * what the verdict means (null for a clean accepted) */
+		json_t *res = json_array_get(results, json_array_size(results) - 1);
+		json_object_set_new(res, "stdout_truncated",
+				    json_boolean(json_is_true(json_object_get(t, "stdout_truncated"))));
+		json_object_set_new(res, "stderr_truncated",
+				    json_boolean(json_is_true(json_object_get(t, "stderr_truncated"))));
+		json_object_set(res, "message", json_object_get(t, "message") ?: json_null());
 	}
 	ops_uuid4(exec_id);
 	ops_uuid4(sub_id);
@@ -114,12 +139,13 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 	    total > 0 && passed == total, "pass_percentage", total ? 100.0 * (double)passed / (double)total : 0.0,
 	    "test_results", results, "metadata", "execution_time_ms", (json_int_t)wall_ms, "cpu_usage_percent",
 	    wall_ms > 0 ? 100.0 * (double)cpu_ms / wall_ms : 0.0, "memory_usage_mb", (double)mem_kb / 1024.0);
+	json_object_set(ans, "message", json_object_get(r, "message") ?: json_null());
 	json_t *comp = json_object_get(r, "compile");
 	if (json_is_object(comp)) {
 		json_object_set(ans, "compile", comp);
 		if (json_string_value(json_object_get(comp, "status")) &&
 		    strcmp(json_string_value(json_object_get(comp, "status")), "error") == 0)
-			json_object_set(ans, "compile_output", json_object_get(comp, "stderr"));
+			json_object_set_new(ans, "compile_output", compile_output(comp));
 	}
 	return ans;
 }
@@ -221,8 +247,9 @@ static json_t *merged_limits(struct pool *p, json_t *req_limits)
 
 void ops_execute(struct http_request *req, json_t *body)
 {
-	static const char *const keys[] = {"language", "code",	  "user_id",	     "question_id", "test_cases",
-					   "limits",   "compare", "stop_on_failure", "checker",	    NULL};
+	static const char *const keys[] = {"language",	 "code",       "user_id", "question_id",
+					   "test_cases", "limits",     "compare", "stop_on_failure",
+					   "checker",	 "max_output", NULL};
 	struct wp_error err = {0};
 	const char *lang, *code, *user, *qid;
 	cleanup_json json_t *b = body;
@@ -286,6 +313,8 @@ void ops_execute(struct http_request *req, json_t *body)
 		json_object_set(c->run, "stop_on_failure", json_object_get(b, "stop_on_failure"));
 	if (json_object_get(b, "checker"))
 		json_object_set(c->run, "checker", json_object_get(b, "checker"));
+	if (json_object_get(b, "max_output")) /* sandboxd checks it against its maximum */
+		json_object_set(c->run, "max_output", json_object_get(b, "max_output"));
 	lease_submit(p, user, &c->op);
 }
 

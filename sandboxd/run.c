@@ -82,11 +82,13 @@ struct run {
 	size_t test;
 	size_t passed;
 	const char *verdict; /* first failure */
+	char *message;	     /* what the first failure was, for the answer's "message" */
 	double started;
-	bool active;	    /* an exec is in flight */
-	struct checker *ck; /* compare.mode checker */
-	json_t *pending;    /* a test's result waiting for the checker */
-	bool do_compile;    /* compile the submission (the request's "compile") */
+	bool active;		/* an exec is in flight */
+	struct checker *ck;	/* compare.mode checker */
+	json_t *pending;	/* a test's result waiting for the checker */
+	char pending_note[256]; /* its truncation note */
+	bool do_compile;	/* compile the submission (the request's "compile") */
 	struct exec ex;
 };
 
@@ -322,10 +324,44 @@ fail:
 	return rc;
 }
 
+/* "stdout: N bytes written, only the first K returned…" for each stream cut
+ * by max_output, in `buf` ("" when none was). A run stopped at its output
+ * limit is not told to ask for more: its verdict says what happened. */
+static void exec_truncation_note(struct run *r, size_t n0, char *buf, size_t len)
+{
+	struct exec *e = &r->ex;
+	uint64_t max = cfg_of()->max.output_bytes;
+	char one[2][200] = {"", ""};
+
+	buf[0] = '\0';
+	if (e->o.output_exceeded)
+		return;
+	if (e->out[0].total > n0)
+		verdict_explain_truncation("stdout", n0, e->out[0].total, max, one[0], sizeof(one[0]));
+	if (e->out[1].total > e->out[1].len)
+		verdict_explain_truncation("stderr", e->out[1].len, e->out[1].total, max, one[1], sizeof(one[1]));
+	snprintf(buf, len, "%s%s%s", one[0], one[0][0] && one[1][0] ? "; " : "", one[1]);
+}
+
+/* The answer's "message": what the verdict means, then the truncation
+ * note; null when there is nothing to say. */
+static void set_message(json_t *j, const char *what, const char *note)
+{
+	char msg[1024];
+
+	if (!what[0] && !note[0]) {
+		json_object_set_new(j, "message", json_null());
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s%s%s", what, what[0] && note[0] ? ". " : "", note);
+	json_object_set_new(j, "message", json_string(msg));
+}
+
 static json_t *exec_json(struct run *r, enum verdict v)
 {
 	struct exec *e = &r->ex;
 	size_t n0 = e->out[0].len < r->max_output ? e->out[0].len : r->max_output;
+	char what[768], note[256];
 	json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "stdout",
 			      launch_json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
 			      launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len), "time_ms",
@@ -334,7 +370,21 @@ static json_t *exec_json(struct run *r, enum verdict v)
 			      e->out[1].total > e->out[1].len);
 	json_object_set_new(j, "exit_code", e->o.exited ? json_integer(e->o.exit_code) : json_null());
 	json_object_set_new(j, "signal", !e->o.exited && e->o.signal ? json_integer(e->o.signal) : json_null());
+	verdict_explain(v, &e->o, e->lim, what, sizeof(what));
+	exec_truncation_note(r, n0, note, sizeof(note));
+	set_message(j, what, note);
 	return j;
+}
+
+/* The first failure of the request, for the top-level "message". */
+static void run_note_failure(struct run *r, const char *prefix, const json_t *j)
+{
+	const char *m = json_string_value(json_object_get(j, "message"));
+
+	if (r->message || !m)
+		return;
+	if (asprintf(&r->message, "%s%s", prefix, m) < 0)
+		r->message = NULL;
 }
 
 /* A test is judged: record it, then the next test or the end. */
@@ -343,10 +393,14 @@ static void test_done(struct run *r, json_t *j, enum verdict v)
 	json_object_set_new(j, "verdict", json_string(verdict_name(v)));
 	json_object_set_new(j, "test", json_integer((json_int_t)r->test + 1));
 	json_array_append_new(r->results, j);
-	if (v == VERDICT_ACCEPTED)
+	if (v == VERDICT_ACCEPTED) {
 		r->passed++;
-	else if (!r->verdict)
+	} else if (!r->verdict) {
+		char prefix[32];
+		snprintf(prefix, sizeof(prefix), "test %zu: ", r->test + 1);
 		r->verdict = verdict_name(v);
+		run_note_failure(r, prefix, j);
+	}
 	if (v == VERDICT_INTERNAL_ERROR)
 		log_error("slot %s: test %zu: internal error", r->slot->id, r->test + 1);
 	r->test++;
@@ -371,6 +425,8 @@ static void test_ran(struct run *r, enum verdict v)
 		static const char *const args[] = {"input", "output", "answer", NULL};
 		const struct language *cl = checker_language(r->ck);
 		r->pending = exec_json(r, v);
+		exec_truncation_note(r, e->out[0].len < r->max_output ? e->out[0].len : r->max_output, r->pending_note,
+				     sizeof(r->pending_note));
 		int rc = checker_stage(r->ck, r->slot, in ? json_string_value(in) : "", in ? json_string_length(in) : 0,
 				       out, e->out[0].len, expected ? json_string_value(expected) : "",
 				       expected ? json_string_length(expected) : 0, &cwd, &err);
@@ -409,6 +465,16 @@ static void test_checked(struct run *r, enum verdict cv)
 				      e->o.exited ? json_integer(e->o.exit_code) : json_null(), "stdout",
 				      launch_json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
 				      launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len)));
+	/* the message is the checker's verdict on the program's output */
+	char what[768];
+	struct run_outcome none = {.exited = true};
+	verdict_explain(v, &none, &r->lim, what, sizeof(what));
+	if (v == VERDICT_WRONG_ANSWER)
+		snprintf(what, sizeof(what),
+			 "the program ran without error, but the checker judged its output wrong (exit code %d): "
+			 "see checker.stdout and checker.stderr",
+			 e->o.exit_code);
+	set_message(j, what, r->pending_note);
 	exec_close(e);
 	checker_unstage(r->ck, r->slot);
 	test_done(r, j, v);
@@ -416,11 +482,23 @@ static void test_checked(struct run *r, enum verdict cv)
 
 static void compile_done(struct run *r, enum verdict v)
 {
+	struct exec *e = &r->ex;
 	json_t *j = exec_json(r, v);
+	char what[1024];
+
 	json_object_del(j, "verdict");
 	json_object_set_new(j, "status", json_string(v == VERDICT_ACCEPTED ? "ok" : "error"));
-	if (v != VERDICT_ACCEPTED && v != VERDICT_INTERNAL_ERROR)
-		json_object_set_new(j, "reason", json_string(verdict_name(v)));
+	if (v != VERDICT_ACCEPTED) {
+		/* a limit of the judge is told apart from the code's own errors */
+		json_object_set_new(j, "reason", json_string(verdict_compile_reason(v)));
+		verdict_explain_compile(v, &e->o, e->lim, what, sizeof(what));
+		for (int i = 1; i >= 0; i--)
+			if (e->out[i].data &&
+			    verdict_compile_hint(e->out[i].data, r->slot->lang->source, what, sizeof(what)))
+				break;
+		json_object_set_new(j, "message", json_string(what));
+		run_note_failure(r, "compile: ", j);
+	}
 	r->compile = j;
 	if (v == VERDICT_INTERNAL_ERROR)
 		r->verdict = verdict_name(v);
@@ -583,6 +661,7 @@ static void run_free(struct run *r)
 	json_decref(r->body);
 	json_decref(r->results);
 	json_decref(r->compile);
+	free(r->message);
 	free(r);
 }
 
@@ -593,6 +672,7 @@ static void run_finish(struct run *r)
 				"compile", r->compile, "tests", r->results, "passed", (json_int_t)r->passed, "total",
 				(json_int_t)json_array_size(r->tests), "wall_ms",
 				(json_int_t)((ev_time() - r->started) * 1000.0));
+	json_object_set_new(ans, "message", r->message ? json_string(r->message) : json_null());
 	http_respond_json(r->req, 200, ans);
 	s->run = NULL;
 	s->runs++;
@@ -656,7 +736,7 @@ static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 		return wp_error_set(err, EINVAL, "checker: given, but compare.mode is not \"checker\"");
 	}
 	if ((rc = json_get_bool(body, "stop_on_failure", false, &r->stop_on_failure, err)) < 0 ||
-	    (rc = json_get_uint(body, "max_output", false, 0, 16u << 20, &max_output, err)) < 0)
+	    (rc = json_get_uint(body, "max_output", false, 0, cfg->max.output_bytes, &max_output, err)) < 0)
 		return rc;
 	r->max_output = (size_t)max_output;
 	r->tests = json_object_get(body, "tests");

@@ -5,6 +5,7 @@
 #define SANDBOXD_VERDICT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "limits.h"
 
@@ -42,5 +43,31 @@ struct run_outcome {
  * or cpu/wall over the limit) > SIGXFSZ (output limit: it wrote too much) >
  * runtime error (non-zero exit or any other signal) > accepted. */
 enum verdict verdict_of_run(const struct run_outcome *o, const struct limits *l);
+
+/* What happened and what to change, for whoever wrote the program, in `buf`
+ * (always NUL-terminated; "" for VERDICT_ACCEPTED). `o` and `l` are the
+ * run's facts and limits, named in the text ("its CPU time limit of 2 s"). */
+void verdict_explain(enum verdict v, const struct run_outcome *o, const struct limits *l, char *buf, size_t len);
+
+/* The same for a compile step that did not succeed (v != ACCEPTED). A
+ * compile stopped by one of its limits is the judge's limit, not an error
+ * in the code, and says so. */
+void verdict_explain_compile(enum verdict v, const struct run_outcome *o, const struct limits *l, char *buf,
+			     size_t len);
+
+/* compile.reason of a failed compile: "compiler_error" (the compiler
+ * rejected the code), "time_limit_exceeded", "memory_limit_exceeded",
+ * "output_limit_exceeded", "internal_error". */
+const char *verdict_compile_reason(enum verdict v);
+
+/* Advice for a compiler message the student may not read as a rename:
+ * javac's "class X is public, should be declared in a file named X.java"
+ * when the judge saves the code as `source` (Main.java). Appends to `buf`
+ * (NUL-terminated, of size len) and returns true when it recognised one. */
+bool verdict_compile_hint(const char *compiler_out, const char *source, char *buf, size_t len);
+
+/* The stream `name` ("stdout") returned cut: `kept` of `total` bytes,
+ * `max` the most a request may ask for with max_output. */
+void verdict_explain_truncation(const char *name, uint64_t kept, uint64_t total, uint64_t max, char *buf, size_t len);
 
 #endif

@@ -138,7 +138,7 @@ static void test_real_languages_load(void **state)
 	l = language_find(ls, n, "javascript");
 	assert_string_equal(l->source, "main.js");
 	assert_null(l->compile_argv);
-	assert_argv(l->run_argv, "/usr/bin/node|main.js");
+	assert_argv(l->run_argv, "/usr/bin/node|--require|/opt/warmpool/blocking-stdio.js|main.js");
 	assert_argv(l->interpreter_argv, "/usr/bin/node|/opt/warmpool/jskernel.js");
 	assert_null(l->paths[0]);
 

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "verdict.h"
@@ -216,6 +217,101 @@ static void test_request_limits_are_used(void **state)
 	assert_int_equal(verdict_of_run(&o, NULL), VERDICT_ACCEPTED);
 }
 
+static bool says(const char *text, const char *what)
+{
+	if (!strstr(text, what))
+		print_error("`%s` lacks `%s`\n", text, what);
+	return strstr(text, what) != NULL;
+}
+
+/* Every verdict but accepted says what happened, naming the limit. */
+static void test_explanations_name_the_limit(void **state)
+{
+	struct limits l = lim();
+	struct run_outcome o = clean();
+	char m[1024];
+
+	l.cpu_ms = 2000;
+	l.wall_ms = 1500;
+	l.memory_kb = 64 * 1024;
+	l.output_bytes = 16 << 20;
+	verdict_explain(VERDICT_ACCEPTED, &o, &l, m, sizeof(m));
+	assert_string_equal(m, "");
+	o.killed_cpu = true;
+	verdict_explain(VERDICT_TIME_LIMIT, &o, &l, m, sizeof(m));
+	assert_true(says(m, "CPU time limit of 2 s"));
+	o = clean();
+	o.killed_wall = true;
+	o.cpu_ms = 3;
+	verdict_explain(VERDICT_TIME_LIMIT, &o, &l, m, sizeof(m));
+	assert_true(says(m, "wall-clock limit of 1.50 s") && says(m, "3 ms of CPU"));
+	verdict_explain(VERDICT_MEMORY_LIMIT, &o, &l, m, sizeof(m));
+	assert_true(says(m, "memory limit of 64 MiB"));
+	o = clean();
+	o.output_exceeded = true;
+	verdict_explain(VERDICT_OUTPUT_LIMIT, &o, &l, m, sizeof(m));
+	assert_true(says(m, "output limit of 16 MiB"));
+	o = signalled(SIGXFSZ);
+	verdict_explain(VERDICT_OUTPUT_LIMIT, &o, &l, m, sizeof(m));
+	assert_true(says(m, "file size limit"));
+	o = clean();
+	o.exit_code = 3;
+	verdict_explain(VERDICT_RUNTIME_ERROR, &o, &l, m, sizeof(m));
+	assert_true(says(m, "exit code 3"));
+	o = signalled(SIGFPE);
+	verdict_explain(VERDICT_RUNTIME_ERROR, &o, &l, m, sizeof(m));
+	assert_true(says(m, "signal 8") && says(m, "division by zero"));
+	verdict_explain(VERDICT_INTERNAL_ERROR, &o, &l, m, sizeof(m));
+	assert_true(says(m, "not an error in your program"));
+	/* a tiny buffer is cut, never overrun */
+	verdict_explain(VERDICT_WRONG_ANSWER, &o, &l, m, 8);
+	assert_int_equal(strlen(m), 7);
+}
+
+/* A compile stopped by a limit is the judge's limit, told apart from the
+ * compiler rejecting the code. */
+static void test_compile_explanations(void **state)
+{
+	struct limits l = lim();
+	struct run_outcome o = clean();
+	char m[1024];
+
+	l.cpu_ms = 20000;
+	l.wall_ms = 30000;
+	o.killed_cpu = true;
+	verdict_explain_compile(VERDICT_TIME_LIMIT, &o, &l, m, sizeof(m));
+	assert_true(says(m, "time limit (20 s of CPU)") && says(m, "not an error in your code"));
+	assert_string_equal(verdict_compile_reason(VERDICT_TIME_LIMIT), "time_limit_exceeded");
+	o = clean();
+	o.killed_wall = true;
+	o.cpu_ms = 1200;
+	verdict_explain_compile(VERDICT_TIME_LIMIT, &o, &l, m, sizeof(m));
+	assert_true(says(m, "wall-clock time limit (30 s") && says(m, "1.20 s of CPU"));
+	verdict_explain_compile(VERDICT_MEMORY_LIMIT, &o, &l, m, sizeof(m));
+	assert_true(says(m, "memory limit") && says(m, "not an error in your code"));
+	o = clean();
+	o.exit_code = 1;
+	verdict_explain_compile(VERDICT_RUNTIME_ERROR, &o, &l, m, sizeof(m));
+	assert_true(says(m, "rejected the code (exit code 1)"));
+	assert_string_equal(verdict_compile_reason(VERDICT_RUNTIME_ERROR), "compiler_error");
+}
+
+static void test_java_rename_hint(void **state)
+{
+	char m[512] = "";
+
+	assert_false(verdict_compile_hint("main.c:1: error: expected ';'", "main.c", m, sizeof(m)));
+	assert_string_equal(m, "");
+	assert_true(verdict_compile_hint("Main.java:1: error: class Solution is public, should be declared in a "
+					 "file named Solution.java\n",
+					 "Main.java", m, sizeof(m)));
+	assert_true(says(m, "rename your public class Solution to Main") && says(m, "Main.java"));
+	/* hostile text: no name, or a name too long, gives no hint */
+	m[0] = '\0';
+	assert_false(verdict_compile_hint("error: class  is public, should be declared in a file named .java",
+					  "Main.java", m, sizeof(m)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +325,9 @@ int main(void)
 	    cmocka_unit_test(test_output_limit),
 	    cmocka_unit_test(test_precedence),
 	    cmocka_unit_test(test_request_limits_are_used),
+	    cmocka_unit_test(test_explanations_name_the_limit),
+	    cmocka_unit_test(test_compile_explanations),
+	    cmocka_unit_test(test_java_rename_hint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
