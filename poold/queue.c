@@ -123,9 +123,10 @@ int queue_push(struct queue *q, struct queue_item *it, const char *user, double 
 	struct queue_user *u = user_find(q, user);
 	double now = q->clock(q->clock_data);
 
-	if (q->length >= q->max)
+	/* a run going back (front) was admitted once: the bounds are for newcomers */
+	if (!front && q->length >= q->max)
 		return -ENOBUFS;
-	if (u && u->n >= q->max_per_user)
+	if (!front && u && u->n >= q->max_per_user)
 		return -EDQUOT;
 	if (!u && !(u = user_add(q, user)))
 		return -ENOMEM;

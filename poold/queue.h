@@ -39,8 +39,9 @@ void queue_free(struct queue *q); /* the items stay the caller's */
 void queue_set_limits(struct queue *q, size_t max, size_t max_per_user);
 
 /* 0; -ENOBUFS when the queue holds `max` items; -EDQUOT when the user holds
- * `max_per_user`; -ENOMEM. `front`: ahead of the user's other items (a run
- * the node refused goes back first in line, its round-robin turn kept). */
+ * `max_per_user`; -ENOMEM. `front`: ahead of the user's other items, with
+ * its first enqueue time and deadline, past the bounds (a run the node
+ * refused goes back first in its user's line). */
 int queue_push(struct queue *q, struct queue_item *it, const char *user, double timeout, bool front);
 /* The next item in round-robin order whose `ok(item, data)` holds (NULL:
  * any). Users whose head is not ok keep their turn. NULL when none. */
