@@ -306,7 +306,7 @@ def test_full_node_queues_and_says_why(make_poold):
     t = threading.Thread(target=submit, daemon=True)
     t.start()
     time.sleep(2.5)
-    assert "r" not in out, "answered at once while the node was full: %r" % out.get("r")
+    assert "r" not in out, "answered at once while the node was full: %r" % (out.get("r"),)
     p = _pool(c, "py-judge")
     assert p["last_error"] and "slots" in p["last_error"], p
     rz = c.get("/readyz")
