@@ -29,7 +29,6 @@ struct op_ctx {
 	char *sub;	 /* files: "files" or "files/<name>" */
 	double t0;
 	struct lease *lease;
-	ev_timer retry;	 /* a session run the node refused as busy: again soon */
 	bool label_sent; /* the last run call carried the lease's label */
 	/* judged runs (POST /execute) only */
 	struct queue_item qi;
@@ -41,6 +40,8 @@ struct op_ctx {
 	char label[200];
 	unsigned refusals;	  /* times a node answered NodeBusy */
 	double t_run;		  /* when its run was sent to the node */
+	struct op_ctx *wnext;	  /* a session run waiting for its node's run budget */
+	double waiting_since;
 };
 
 /* poold's view of a node's run budget (admission; sandboxd has the last
@@ -50,13 +51,15 @@ struct judge_node {
 	size_t active;	   /* judged runs of ours holding its budget */
 	uint64_t mem_kb;   /* their memory limits */
 	double busy_until; /* it refused a run: leave it until a run ends or then */
+	/* session runs (their slot is on this node) waiting for its budget,
+	 * served before the judged queue */
+	struct op_ctx *waiters, **waiters_tail;
 	struct judge_node *next;
 };
 
 #define JUDGE_TICK	   0.25
 #define JUDGE_DEFAULT_KB   (256u << 10) /* a run that names no memory limit: sandboxd's default */
 #define NODE_BUSY_BACKOFF  1.0
-#define SESSION_RUN_RETRY  0.2
 
 static const struct psettings *cfg;
 static struct queue *jq;
@@ -66,6 +69,9 @@ static bool judge_stopping;
 
 static void judge_dispatch(void);
 static void judge_tick(struct ev_loop *loop, ev_timer *w, int revents);
+static struct judge_node *judge_node(struct node *n);
+static void judge_release(struct op_ctx *c);
+static void session_wait(struct op_ctx *c, bool front);
 
 static double loop_now(void *data)
 {
@@ -74,7 +80,6 @@ static double loop_now(void *data)
 
 static void ctx_free(struct op_ctx *c)
 {
-	ev_timer_stop(EV_DEFAULT, &c->retry);
 	json_decref(c->run);
 	json_decref(c->request);
 	free(c->sub);
@@ -199,31 +204,26 @@ static bool node_busy(const struct http_result *res)
 	return code && strcmp(code, "NodeBusy") == 0;
 }
 
-static void run_start(struct lease *l, struct lease_op *op);
-
-static void session_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct op_ctx *c = w->data;
-	run_start(c->lease, &c->op);
-}
-
 static void run_done(struct node *n, struct http_result *res, void *data)
 {
 	struct op_ctx *c = data;
 	struct lease *l = c->lease;
 	cleanup_json json_t *r = NULL;
+	struct judge_node *j = c->jn;
 
-	/* a session's run waits for the node's run budget as a judged run
-	 * does (within the judged queue's timeout), the session kept */
-	if (node_busy(res) && ev_now(EV_DEFAULT) - c->t0 < (double)cfg->execute_queue_timeout_ms / 1000.0 &&
-	    !http_request_gone(c->op.req)) {
+	judge_release(c);
+	/* refused by the node's own admission (a run of another poold, or
+	 * poold's view behind): wait again, first in line, the node resting */
+	if (node_busy(res) && !http_request_gone(c->op.req)) {
 		if (c->label_sent) /* refused before the label was applied: the next call carries it */
 			l->label_pending = true;
-		ev_timer_init(&c->retry, session_retry_cb, SESSION_RUN_RETRY, 0);
-		c->retry.data = c;
-		ev_timer_start(EV_DEFAULT, &c->retry);
+		if (j)
+			j->busy_until = ev_now(EV_DEFAULT) + NODE_BUSY_BACKOFF;
+		session_wait(c, true);
+		judge_dispatch();
 		return;
 	}
+	judge_dispatch();
 	if (res->status == 0) {
 		lease_fail_transport(l, &c->op, res->error);
 		lease_op_done(l);
@@ -268,20 +268,29 @@ static double run_timeout(const struct op_ctx *c)
 	return 90.0 + wall * (double)json_array_size(json_object_get(c->run, "tests"));
 }
 
-static void run_start(struct lease *l, struct lease_op *op)
+/* A session's run holds its node's run budget (see judge_node). */
+static void session_send(struct op_ctx *c)
 {
-	struct op_ctx *c = (struct op_ctx *)op;
+	struct lease *l = c->lease;
+	const char *label = lease_label_once(l);
 	char path[64];
 
-	const char *label = lease_label_once(l);
-
-	c->lease = l;
 	c->label_sent = label != NULL;
 	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
 	if (!node_call_label(l->node, label, "POST", path, json_incref(c->run), run_timeout(c), run_done, c)) {
-		op_fail(op, 500, "InternalError", "could not call the node", 0);
+		judge_release(c);
+		op_fail(&c->op, 500, "InternalError", "could not call the node", 0);
 		lease_op_done(l);
 	}
+}
+
+static void run_start(struct lease *l, struct lease_op *op)
+{
+	struct op_ctx *c = (struct op_ctx *)op;
+
+	c->lease = l;
+	c->waiting_since = ev_now(EV_DEFAULT);
+	session_wait(c, false);
 }
 
 /* Pool limits first, the request's on top (sandboxd checks the maxima). */
@@ -319,6 +328,7 @@ static struct judge_node *judge_node(struct node *n)
 	if (!(j = calloc(1, sizeof(*j))))
 		return NULL;
 	j->node = n;
+	j->waiters_tail = &j->waiters;
 	j->next = jnodes;
 	jnodes = j;
 	return j;
@@ -361,7 +371,23 @@ static void judge_hold(struct op_ctx *c, struct judge_node *j)
 	c->jn = j;
 	j->active++;
 	j->mem_kb += c->need_kb;
-	c->pool->n_judge_running++;
+	if (c->kind == OP_EXECUTE)
+		c->pool->n_judge_running++;
+}
+
+/* Session runs waiting on j that fit now: start them. */
+static void serve_waiters(struct judge_node *j)
+{
+	double now = ev_now(EV_DEFAULT);
+	while (j->waiters && judge_fits(j, j->waiters->need_kb, now)) {
+		struct op_ctx *c = j->waiters;
+		j->waiters = c->wnext;
+		if (!j->waiters)
+			j->waiters_tail = &j->waiters;
+		c->wnext = NULL;
+		judge_hold(c, j);
+		session_send(c);
+	}
 }
 
 static void judge_release(struct op_ctx *c)
@@ -374,8 +400,61 @@ static void judge_release(struct op_ctx *c)
 		j->active--;
 	j->mem_kb = j->mem_kb > c->need_kb ? j->mem_kb - c->need_kb : 0;
 	j->busy_until = 0; /* a run ended there: worth a try again */
-	if (c->pool->n_judge_running)
+	if (c->kind == OP_EXECUTE && c->pool->n_judge_running)
 		c->pool->n_judge_running--;
+	serve_waiters(j);
+}
+
+/* A session's run waits for its node's budget (FIFO per node; a run the
+ * node refused goes back first). */
+static void session_wait(struct op_ctx *c, bool front)
+{
+	struct judge_node *j = judge_node(c->lease->node);
+	if (!j) {
+		op_fail(&c->op, 500, "InternalError", "out of memory", 0);
+		lease_op_done(c->lease);
+		return;
+	}
+	if (front) {
+		c->wnext = j->waiters;
+		j->waiters = c;
+		if (j->waiters_tail == &j->waiters)
+			j->waiters_tail = &c->wnext;
+	} else {
+		c->wnext = NULL;
+		*j->waiters_tail = c;
+		j->waiters_tail = &c->wnext;
+	}
+	serve_waiters(j);
+}
+
+/* Tick: session runs waiting on a node that went down, or for too long. */
+static void sweep_waiters(struct judge_node *j)
+{
+	double now = ev_now(EV_DEFAULT), limit = (double)cfg->execute_queue_timeout_ms / 1000.0;
+	for (struct op_ctx **cp = &j->waiters; *cp;) {
+		struct op_ctx *c = *cp;
+		bool down = !j->node->up;
+		if (!down && now - c->waiting_since < limit && !judge_stopping) {
+			cp = &c->wnext;
+			continue;
+		}
+		*cp = c->wnext;
+		c->wnext = NULL;
+		struct lease *l = c->lease;
+		if (down)
+			lease_fail_transport(l, &c->op, "the node went down");
+		else
+			op_fail(&c->op, 503, "NodeBusy",
+				judge_stopping ? "poold is stopping"
+					       : "the run waited its whole execute_queue_timeout for the node's run budget",
+				5);
+		lease_op_done(l);
+	}
+	j->waiters_tail = &j->waiters;
+	while (*j->waiters_tail)
+		j->waiters_tail = &(*j->waiters_tail)->wnext;
+	serve_waiters(j);
 }
 
 static void judge_unqueue(struct op_ctx *c)
@@ -556,6 +635,8 @@ static void judge_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct queue_item *it;
 
+	for (struct judge_node *j = jnodes; j; j = j->next)
+		sweep_waiters(j);
 	queue_each(jq, judge_sweep_one, NULL);
 	while ((it = queue_expired(jq))) {
 		struct op_ctx *c = ctx_of_item(it);
@@ -649,6 +730,8 @@ void ops_stop(void)
 	ev_timer_stop(EV_DEFAULT, &judge_timer);
 	if (jq)
 		queue_each(jq, judge_stop_one, NULL);
+	for (struct judge_node *j = jnodes; j; j = j->next)
+		sweep_waiters(j);
 }
 
 void ops_execute(struct http_request *req, json_t *body)
@@ -755,6 +838,9 @@ void ops_session_run(struct http_request *req, struct pool *p, const char *ident
 	json_object_del(c->run, "pool");
 	json_object_del(c->run, "language");
 	json_object_set_new(c->run, "limits", merged_limits(p, json_object_get(b, "limits")));
+	json_t *mem = json_object_get(json_object_get(c->run, "limits"), "memory_kb");
+	c->need_kb = json_is_integer(mem) && json_integer_value(mem) > 0 ? (uint64_t)json_integer_value(mem)
+									  : JUDGE_DEFAULT_KB;
 	lease_submit(p, ident, &c->op);
 }
 
