@@ -33,14 +33,14 @@ struct op_ctx {
 	/* judged runs (POST /execute) only */
 	struct queue_item qi;
 	char user[129];
-	uint64_t need_kb;	  /* memory counted on the node while it runs */
-	struct judge_node *jn;	  /* the node budget it holds, or NULL */
-	struct node *node;	  /* its slot, once taken */
+	uint64_t need_kb;      /* memory counted on the node while it runs */
+	struct judge_node *jn; /* the node budget it holds, or NULL */
+	struct node *node;     /* its slot, once taken */
 	char slot_id[17];
 	char label[200];
-	unsigned refusals;	  /* times a node answered NodeBusy */
-	double t_run;		  /* when its run was sent to the node */
-	struct op_ctx *wnext;	  /* a session run waiting for its node's run budget */
+	unsigned refusals;    /* times a node answered NodeBusy */
+	double t_run;	      /* when its run was sent to the node */
+	struct op_ctx *wnext; /* a session run waiting for its node's run budget */
 	double waiting_since;
 };
 
@@ -57,9 +57,9 @@ struct judge_node {
 	struct judge_node *next;
 };
 
-#define JUDGE_TICK	   0.25
-#define JUDGE_DEFAULT_KB   (256u << 10) /* a run that names no memory limit: sandboxd's default */
-#define NODE_BUSY_BACKOFF  1.0
+#define JUDGE_TICK	  0.25
+#define JUDGE_DEFAULT_KB  (256u << 10) /* a run that names no memory limit: sandboxd's default */
+#define NODE_BUSY_BACKOFF 1.0
 
 static const struct psettings *cfg;
 static struct queue *jq;
@@ -446,8 +446,9 @@ static void sweep_waiters(struct judge_node *j)
 			lease_fail_transport(l, &c->op, "the node went down");
 		else
 			op_fail(&c->op, 503, "NodeBusy",
-				judge_stopping ? "poold is stopping"
-					       : "the run waited its whole execute_queue_timeout for the node's run budget",
+				judge_stopping
+				    ? "poold is stopping"
+				    : "the run waited its whole execute_queue_timeout for the node's run budget",
 				5);
 		lease_op_done(l);
 	}
@@ -678,10 +679,11 @@ static void judge_submit(struct op_ctx *c)
 	}
 	if (r < 0) {
 		double retry = queue_retry_after(jq, 60);
-		log_warn("execute: queue full (%zu submissions, execute_max_queue), refused user %s; retry after %.0f s",
-			 queue_length(jq), c->user, retry);
-		judge_fail(c, 503, "QueueFull",
-			   retry, "%zu submissions are queued (execute_max_queue); at the measured rate of %.1f per "
+		log_warn(
+		    "execute: queue full (%zu submissions, execute_max_queue), refused user %s; retry after %.0f s",
+		    queue_length(jq), c->user, retry);
+		judge_fail(c, 503, "QueueFull", retry,
+			   "%zu submissions are queued (execute_max_queue); at the measured rate of %.1f per "
 			   "second they drain in about %.0f s: try again then",
 			   queue_length(jq), queue_drain_rate(jq), retry);
 		ctx_free(c);
@@ -802,8 +804,8 @@ void ops_execute(struct http_request *req, json_t *body)
 	if (json_object_get(b, "checker"))
 		json_object_set(c->run, "checker", json_object_get(b, "checker"));
 	json_t *mem = json_object_get(json_object_get(c->run, "limits"), "memory_kb");
-	c->need_kb = json_is_integer(mem) && json_integer_value(mem) > 0 ? (uint64_t)json_integer_value(mem)
-									  : JUDGE_DEFAULT_KB;
+	c->need_kb =
+	    json_is_integer(mem) && json_integer_value(mem) > 0 ? (uint64_t)json_integer_value(mem) : JUDGE_DEFAULT_KB;
 	snprintf(c->user, sizeof(c->user), "%s", user);
 	judge_submit(c);
 }
@@ -839,8 +841,8 @@ void ops_session_run(struct http_request *req, struct pool *p, const char *ident
 	json_object_del(c->run, "language");
 	json_object_set_new(c->run, "limits", merged_limits(p, json_object_get(b, "limits")));
 	json_t *mem = json_object_get(json_object_get(c->run, "limits"), "memory_kb");
-	c->need_kb = json_is_integer(mem) && json_integer_value(mem) > 0 ? (uint64_t)json_integer_value(mem)
-									  : JUDGE_DEFAULT_KB;
+	c->need_kb =
+	    json_is_integer(mem) && json_integer_value(mem) > 0 ? (uint64_t)json_integer_value(mem) : JUDGE_DEFAULT_KB;
 	lease_submit(p, ident, &c->op);
 }
 

@@ -170,7 +170,8 @@ static void describe_full(const struct pool *p, bool beyond_warm, char *buf, siz
 		if (k > 0)
 			off += (size_t)k;
 		if (reserved && off < len) {
-			k = snprintf(buf + off, len - off, ", %zu of the rest reserved for other pools' warm", reserved);
+			k = snprintf(buf + off, len - off, ", %zu of the rest reserved for other pools' warm",
+				     reserved);
 			if (k > 0)
 				off += (size_t)k;
 		}
@@ -635,11 +636,12 @@ bool pool_warm_warning(const struct pool *p, char *buf, size_t len)
 	for (struct pool *q = pools; q; q = q->next)
 		warm_all += q->warm;
 	if (warm_all > cap) {
-		snprintf(buf, len,
-			 "warm %llu does not fit: the pools' warm slots add up to %zu, the nodes with %s hold %zu slots "
-			 "(their capacity); poold keeps what fits and says why in last_error. Lower some pool's warm or "
-			 "add capacity",
-			 (unsigned long long)p->warm, warm_all, p->language, cap);
+		snprintf(
+		    buf, len,
+		    "warm %llu does not fit: the pools' warm slots add up to %zu, the nodes with %s hold %zu slots "
+		    "(their capacity); poold keeps what fits and says why in last_error. Lower some pool's warm or "
+		    "add capacity",
+		    (unsigned long long)p->warm, warm_all, p->language, cap);
 		return true;
 	}
 	return false;

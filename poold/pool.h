@@ -64,7 +64,7 @@ struct pool {
 	double backoff; /* seconds; 0 when the last create worked */
 	double retry_at;
 	char last_error[256];
-	bool short_error; /* last_error says why warm or a waiter cannot be served (not a create failure) */
+	bool short_error;      /* last_error says why warm or a waiter cannot be served (not a create failure) */
 	int short_kind;	       /* which cause, to log each once */
 	uint64_t short_events; /* times it could not reach warm or serve a waiter for lack of room */
 	uint64_t create_failures;

@@ -53,7 +53,7 @@ struct psettings {
 	uint64_t execute_max_queue;	   /* submissions queued in all */
 	uint64_t execute_user_queue;	   /* … of one user_id */
 	uint64_t execute_queue_timeout_ms; /* the longest one waits for its turn */
-	uint64_t node_timeout_ms;  /* sandboxd calls other than runs */
+	uint64_t node_timeout_ms;	   /* sandboxd calls other than runs */
 	uint64_t health_interval_ms;
 	double session_rate, session_burst;
 	double client_rate, client_burst;

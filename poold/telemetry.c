@@ -90,8 +90,9 @@ struct metrics *telemetry_init(void)
 	m_lease_wait =
 	    metrics_histogram(reg, "warmpool_lease_wait_seconds", "Time a new session waited for its slot.",
 			      (const char *const[]){"pool", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
-	m_exec_queued = metrics_gauge(reg, "warmpool_execute_queued",
-				      "Judged submissions (/execute) waiting in the fair queue for their turn.", pool_l);
+	m_exec_queued =
+	    metrics_gauge(reg, "warmpool_execute_queued",
+			  "Judged submissions (/execute) waiting in the fair queue for their turn.", pool_l);
 	m_exec_running = metrics_gauge(reg, "warmpool_execute_running",
 				       "Judged submissions running (holding a node's run budget).", pool_l);
 	m_queue_len = metrics_gauge(reg, "warmpool_execute_queue_length",
@@ -101,8 +102,8 @@ struct metrics *telemetry_init(void)
 	m_queue_wait = metrics_histogram(
 	    reg, "warmpool_execute_queue_wait_seconds", "Time a judged submission waited in the fair queue.",
 	    (const char *const[]){"pool", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
-	m_node_runs = metrics_gauge(reg, "warmpool_node_runs", "Judged runs poold has in progress on the node.",
-				    node_l);
+	m_node_runs =
+	    metrics_gauge(reg, "warmpool_node_runs", "Judged runs poold has in progress on the node.", node_l);
 	m_node_run_slots =
 	    metrics_gauge(reg, "warmpool_node_run_slots", "Judged runs the node runs at once (its run_slots).", node_l);
 	m_warm_short = metrics_gauge(reg, "warmpool_pool_warm_shortfall",

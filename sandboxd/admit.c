@@ -47,9 +47,9 @@ static uint64_t need_of(const struct slot *s, json_t *body)
 	json_t *lim = json_object_get(body, "limits"), *clim = json_object_get(body, "compile_limits");
 	json_t *m = json_object_get(lim, "memory_kb"), *cm = json_object_get(clim, "memory_kb");
 	uint64_t run = json_is_integer(m) && json_integer_value(m) > 0 ? (uint64_t)json_integer_value(m)
-									 : s->lang->limits.memory_kb;
+								       : s->lang->limits.memory_kb;
 	uint64_t comp = json_is_integer(cm) && json_integer_value(cm) > 0 ? (uint64_t)json_integer_value(cm)
-									   : s->lang->compile_limits.memory_kb;
+									  : s->lang->compile_limits.memory_kb;
 	bool compiles = s->lang->compile_argv && !json_is_false(json_object_get(body, "compile"));
 	return compiles && comp > run ? comp : run;
 }

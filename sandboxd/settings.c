@@ -41,9 +41,11 @@ static int settings_key(void *ctx, const char *section, const char *key, const c
 			return config_set_str(&s->cgroup_name, v);
 		}
 		if (strcmp(key, "capacity") == 0)
-			return strcmp(v, "auto") == 0 ? (s->capacity = 0, 0) : config_parse_u64(v, 1, 4096, &s->capacity);
+			return strcmp(v, "auto") == 0 ? (s->capacity = 0, 0)
+						      : config_parse_u64(v, 1, 4096, &s->capacity);
 		if (strcmp(key, "run_slots") == 0)
-			return strcmp(v, "auto") == 0 ? (s->run_slots = 0, 0) : config_parse_u64(v, 1, 4096, &s->run_slots);
+			return strcmp(v, "auto") == 0 ? (s->run_slots = 0, 0)
+						      : config_parse_u64(v, 1, 4096, &s->run_slots);
 		if (strcmp(key, "run_memory") == 0) {
 			if (strcmp(v, "auto") == 0) {
 				s->run_memory = 0;
@@ -174,8 +176,9 @@ static void settings_auto(struct settings *s)
 {
 	uint64_t mem = host_memory();
 
+	s->cpus = host_cpus();
 	if (!s->run_slots)
-		s->run_slots = host_cpus();
+		s->run_slots = s->cpus;
 	if (!s->run_memory)
 		s->run_memory = mem ? mem / 4 * 3 : 1ull << 30;
 	if (!s->capacity) {
