@@ -50,7 +50,18 @@ void api_stop(void)
 	stopping = true;
 }
 
+static json_t *pool_json_base(const struct pool *p);
+
 static json_t *pool_json(const struct pool *p)
+{
+	json_t *j = pool_json_base(p);
+	/* judged submissions (/execute) of the pool: in the fair queue, running */
+	json_object_set_new(j, "execute_queued", json_integer((json_int_t)p->n_judge_queued));
+	json_object_set_new(j, "execute_running", json_integer((json_int_t)p->n_judge_running));
+	return j;
+}
+
+static json_t *pool_json_base(const struct pool *p)
 {
 	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s?}", "name", p->name,
 			 "language", p->language, "stateful", p->stateful, "warm", (json_int_t)p->warm, "max",
