@@ -39,6 +39,7 @@ struct op_ctx {
 	char slot_id[17];
 	char label[200];
 	unsigned refusals;    /* times a node answered NodeBusy */
+	double t_take;	      /* when it asked its pool for a slot */
 	double t_run;	      /* when its run was sent to the node */
 	struct op_ctx *wnext; /* a session run waiting for its node's run budget */
 	double waiting_since;
@@ -562,6 +563,7 @@ static void judge_slot(struct pool *p, int err, struct node *n, const char *slot
 		return;
 	}
 	pool_judged_hold(p);
+	telemetry_lease_wait(p->name, ev_now(EV_DEFAULT) - c->t_take); /* its wait for a slot */
 	c->node = n;
 	snprintf(c->slot_id, sizeof(c->slot_id), "%s", slot_id);
 	if (http_request_gone(c->op.req)) { /* nothing runs for nobody */
@@ -617,6 +619,7 @@ static void judge_dispatch(void)
 		if (!c->refusals)
 			telemetry_queue_wait(c->pool->name, now - it->enqueued);
 		judge_hold(c, j);
+		c->t_take = now;
 		double left = it->deadline - now;
 		pool_take(c->pool, left > 30 ? left : 30, judge_slot, c);
 	}

@@ -88,7 +88,8 @@ struct metrics *telemetry_init(void)
 	    reg, "warmpool_execution_duration_seconds", "Executions through poold, from request to answer.",
 	    (const char *const[]){"language", "verdict", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
 	m_lease_wait =
-	    metrics_histogram(reg, "warmpool_lease_wait_seconds", "Time a new session waited for its slot.",
+	    metrics_histogram(reg, "warmpool_lease_wait_seconds",
+			      "Time a new session, or a judged submission once admitted, waited for its slot.",
 			      (const char *const[]){"pool", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
 	m_exec_queued =
 	    metrics_gauge(reg, "warmpool_execute_queued",

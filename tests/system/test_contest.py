@@ -404,3 +404,33 @@ def test_client_gone_while_queued_frees_its_place(make_poold):
     runs = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("warmpool_execution_duration_seconds_count{"))
     assert runs == 1, "executions counted: %r (the leaver's ran for nobody)" % runs
+
+
+def test_node_refuses_a_run_beyond_its_budget(make_poold):
+    """sandboxd itself: with run_slots = 1, a second run at once is 503
+    NodeBusy with Retry-After, before it touches its slot (no label, still
+    ready); GET /v1/info reports the budget and what runs."""
+    sb = make_poold.sandboxd(CONTEST_UID_BASE + 40, capacity=4, extra="run_slots = 1")
+    sb.start()
+    c = sb.client()
+    info = c.get("/v1/info").body
+    assert info["runs"]["slots"] == 1 and info["runs"]["active"] == 0 and info["cpus"] >= 1, info
+    assert info["runs"]["memory_kb"] > 0, info
+    ids = [s["id"] for s in c.post("/v1/slots", {"language": "python", "count": 2, "wait": True}).body["slots"]]
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=sb.client(timeout=30).post(
+        "/v1/slots/%s/run" % ids[0], {"source": "import time\ntime.sleep(1.5)\nprint(1)\n", "tests": [{"stdin": ""}]})),
+        daemon=True)
+    t.start()
+    assert wpdaemons.wait_for(lambda: c.get("/v1/info").body["runs"]["active"] == 1, 5)
+    r = c.request("POST", "/v1/slots/%s/run" % ids[1], body={"source": "print(2)\n", "tests": [{"stdin": ""}]},
+                  headers={"X-Warmpool-Label": "p/someone"})
+    assert r.status == 503 and r.error_code() == "NodeBusy", r
+    assert r.headers.get("retry-after") == "1" and "run_slots" in r.body["error"]["message"], r
+    s = c.get("/v1/slots/%s" % ids[1]).body
+    assert s["state"] == "ready" and not s.get("label") and s.get("runs", 0) == 0, s
+    t.join(30)
+    assert out["r"].status == 200, out
+    assert c.get("/v1/info").body["runs"]["active"] == 0
+    r = c.post("/v1/slots/%s/run" % ids[1], {"source": "print(2)\n", "tests": [{"stdin": "", "expected": "2\n"}]})
+    assert r.status == 200 and r.body["verdict"] == "accepted", r

@@ -1046,7 +1046,9 @@ def test_dns_discovery():
         out = {}
         for i in range(count):
             user = "%s-%d" % (prefix, i)
-            r = execute(c, user)
+            # a session (since issue 11, /execute is a submission in a fresh slot, not a session)
+            r = c.post("/v1/sessions/%s/run?pool=python" % user,
+                       {"source": "print(1)\n", "tests": [{"stdin": "", "expected": "1\n"}]})
             assert r.status == 200 and r.body["verdict"] == "accepted", r
             info = c.get("/v1/sessions/%s?pool=python" % user)
             out[user] = info.body["node"]
@@ -1262,8 +1264,10 @@ def test_runbook_runs_as_written(stack):
     assert all(p["draining"] for p in pools_by_name(pd).values())
     r = execute(ex, "late-student")
     assert r.status == 503 and r.error_code() == "PoolUnavailable", r
+    # since issue 11 a submission is not a session: a student's next
+    # submission is a new one, refused like any while draining
     r = execute(ex, student)
-    assert r.status == 200, "a running session carries on while draining: %r" % (r,)
+    assert r.status == 503 and r.error_code() == "PoolUnavailable", r
 
     run_block(blocks["end-sessions"], env)
     adm = pd.client(token=TOKENS["admin"])
