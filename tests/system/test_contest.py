@@ -426,7 +426,7 @@ def test_node_refuses_a_run_beyond_its_budget(make_poold):
     r = c.request("POST", "/v1/slots/%s/run" % ids[1], body={"source": "print(2)\n", "tests": [{"stdin": ""}]},
                   headers={"X-Warmpool-Label": "p/someone"})
     assert r.status == 503 and r.error_code() == "NodeBusy", r
-    assert r.headers.get("retry-after") == "1" and "run_slots" in r.body["error"]["message"], r
+    assert r.headers.get("retry-after") in ("1", "2") and "run_slots" in r.body["error"]["message"], r
     s = c.get("/v1/slots/%s" % ids[1]).body
     assert s["state"] == "ready" and not s.get("label") and s.get("runs", 0) == 0, s
     t.join(30)

@@ -1083,9 +1083,11 @@ def test_dns_discovery():
         on_b = [u for u, n in placed.items() if n == "sb-127.0.0.3"]
         hosts.set(name, (ips[0], ips[2]))
         wait_until(up(ips[0], ips[2]), 15, "vanished node forgotten")
-        r = execute(c, on_b[0])
+        run1 = {"source": "print(1)\n", "tests": [{"stdin": "", "expected": "1\n"}]}
+        r = c.post("/v1/sessions/%s/run?pool=python" % on_b[0], run1)
         assert r.status == 410 and r.error_code() == "SessionLost", r
-        assert execute(c, on_b[0]).status == 200, "the request after SessionLost starts a new session"
+        assert c.post("/v1/sessions/%s/run?pool=python" % on_b[0], run1).status == 200, \
+            "the request after SessionLost starts a new session"
 
         # the name stops resolving: nothing changes, and poold says so
         hosts.restore()
