@@ -429,20 +429,35 @@ static void session_wait(struct op_ctx *c, bool front)
 	serve_waiters(j);
 }
 
-/* Tick: session runs waiting on a node that went down, or for too long. */
+/* Tick: session runs waiting on a node that went down, or for too long.
+ * They are taken off the list first and answered after: answering ends
+ * their operation, which may start the session's next one (and queue it
+ * here again). */
 static void sweep_waiters(struct judge_node *j)
 {
 	double now = ev_now(EV_DEFAULT), limit = (double)cfg->execute_queue_timeout_ms / 1000.0;
+	struct op_ctx *victims = NULL, **vtail = &victims;
+	bool down = !j->node->up;
+
 	for (struct op_ctx **cp = &j->waiters; *cp;) {
 		struct op_ctx *c = *cp;
-		bool down = !j->node->up;
 		if (!down && now - c->waiting_since < limit && !judge_stopping) {
 			cp = &c->wnext;
 			continue;
 		}
 		*cp = c->wnext;
 		c->wnext = NULL;
+		*vtail = c;
+		vtail = &c->wnext;
+	}
+	j->waiters_tail = &j->waiters;
+	while (*j->waiters_tail)
+		j->waiters_tail = &(*j->waiters_tail)->wnext;
+	while (victims) {
+		struct op_ctx *c = victims;
 		struct lease *l = c->lease;
+		victims = c->wnext;
+		c->wnext = NULL;
 		if (down)
 			lease_fail_transport(l, &c->op, "the node went down");
 		else
@@ -453,9 +468,6 @@ static void sweep_waiters(struct judge_node *j)
 				5);
 		lease_op_done(l);
 	}
-	j->waiters_tail = &j->waiters;
-	while (*j->waiters_tail)
-		j->waiters_tail = &(*j->waiters_tail)->wnext;
 	serve_waiters(j);
 }
 
