@@ -86,6 +86,14 @@ build/tests/test_%: tests/unit/test_%.c $(filter-out build/sandboxd/main.o,$(SAN
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -iquote sandboxd $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# poold's unit tests link every poold module but main.c (listed here: the
+# rule above links sandboxd's).
+POOLD_UNIT := build/tests/test_queue
+$(POOLD_UNIT): build/tests/test_%: tests/unit/test_%.c $(filter-out build/poold/main.o,$(POOLD_OBJ)) build/lib/libwarmpool-common.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -iquote poold $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
 deps:
 	@deploy/deps.sh
 

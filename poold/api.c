@@ -50,7 +50,18 @@ void api_stop(void)
 	stopping = true;
 }
 
+static json_t *pool_json_base(const struct pool *p);
+
 static json_t *pool_json(const struct pool *p)
+{
+	json_t *j = pool_json_base(p);
+	/* judged submissions (/execute) of the pool: in the fair queue, running */
+	json_object_set_new(j, "execute_queued", json_integer((json_int_t)p->n_judge_queued));
+	json_object_set_new(j, "execute_running", json_integer((json_int_t)p->n_judge_running));
+	return j;
+}
+
+static json_t *pool_json_base(const struct pool *p)
 {
 	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s?}", "name", p->name,
 			 "language", p->language, "stateful", p->stateful, "warm", (json_int_t)p->warm, "max",
@@ -89,7 +100,11 @@ static void patch_pool(struct http_request *req, struct pool *p, json_t *b)
 	p->idle_timeout_ms = idle * 1000;
 	p->max_lifetime_ms = life * 1000;
 	pool_resize(p, warm, max);
-	http_respond_json(req, 200, pool_json(p));
+	char warning[400];
+	json_t *ans = pool_json(p);
+	if (pool_warm_warning(p, warning, sizeof(warning)))
+		json_object_set_new(ans, "warning", json_string(warning));
+	http_respond_json(req, 200, ans);
 }
 
 static json_t *languages_json(void)
@@ -117,8 +132,9 @@ static bool ready(char *why, size_t len)
 		return false;
 	}
 	for (struct pool *p = pool_first(); p; p = p->next)
-		if (!p->draining && p->warm > 0 && p->n_ready == 0 && p->n_leased < p->max) {
-			snprintf(why, len, "pool %s has no ready slot yet", p->name);
+		if (!p->draining && p->warm > 0 && p->n_ready == 0 && p->n_leased < p->max && !p->n_running) {
+			snprintf(why, len, "pool %s has no ready slot yet%s%s", p->name, p->last_error[0] ? ": " : "",
+				 p->last_error);
 			return false;
 		}
 	return true;
@@ -292,7 +308,7 @@ static int role_for(const struct http_path *p, const char *method)
 static void dispatch(struct http_request *req, struct http_path *p)
 {
 	const char *m = req->method;
-	char why[160];
+	char why[400];
 	json_t *b;
 
 	if (p->n == 1 && http_path_is(p, 0, "healthz")) {

@@ -8,6 +8,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "node.h"
+#include "ops.h"
 #include "pool.h"
 #include "telemetry.h"
 
@@ -430,7 +431,7 @@ static bool slot_owned(struct node *n, const char *id)
 	for (struct lease *l = all; l; l = l->next)
 		if (l->node == n && l->state != LEASE_LOST && strcmp(l->slot_id, id) == 0)
 			return true;
-	return false;
+	return ops_judged_holds(n, id);
 }
 
 static void sync_destroy(struct node *n, const char *id)

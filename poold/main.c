@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,15 +98,20 @@ static void explain(const char *path)
 		printf("  node        %-12s %s\n", n->name, n->url);
 	for (struct pool_conf *p = cfg.pools; p; p = p->next) {
 		cleanup_free char *lim = json_dumps(p->limits, JSON_COMPACT);
-		printf("  pool        %-12s %s%s, warm %llu, max %llu, idle %llus, lifetime %llus%s, limits %s\n",
-		       p->name, p->language, p->stateful ? " (stateful)" : "", (unsigned long long)p->warm,
-		       (unsigned long long)p->max, (unsigned long long)(p->idle_timeout_ms / 1000),
-		       (unsigned long long)(p->max_lifetime_ms / 1000),
+		char warm[24], max[24];
+		snprintf(warm, sizeof(warm), p->warm_auto ? "auto" : "%llu", (unsigned long long)p->warm);
+		snprintf(max, sizeof(max), p->max_auto ? "auto" : "%llu", (unsigned long long)p->max);
+		printf("  pool        %-12s %s%s, warm %s, max %s, idle %llus, lifetime %llus%s, limits %s\n", p->name,
+		       p->language, p->stateful ? " (stateful)" : "", warm, max,
+		       (unsigned long long)(p->idle_timeout_ms / 1000), (unsigned long long)(p->max_lifetime_ms / 1000),
 		       strcmp(p->name, cfg.default_pool) == 0 ? " (default)" : "", lim ? lim : "{}");
 	}
 	printf("  queue       %llu waiting per pool for up to %llus; %llu per session\n",
 	       (unsigned long long)cfg.max_queue, (unsigned long long)(cfg.queue_timeout_ms / 1000),
 	       (unsigned long long)cfg.session_queue);
+	printf("  /execute    fair queue of %llu (%llu per user_id), each waits up to %llus\n",
+	       (unsigned long long)cfg.execute_max_queue, (unsigned long long)cfg.execute_user_queue,
+	       (unsigned long long)(cfg.execute_queue_timeout_ms / 1000));
 	printf("  rate limit  %g/s (burst %g) per session, %s per client\n", cfg.session_rate, cfg.session_burst,
 	       cfg.client_rate > 0 ? "set" : "none");
 }
@@ -141,6 +147,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	api_stop();
 	for (size_t i = 0; i < n_servers; i++)
 		http_server_stop(servers[i], NULL, NULL);
+	ops_stop();
 	pools_stop();
 	nodes_stop();
 	ev_timer_stop(loop, &wait_timer);
@@ -177,6 +184,8 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		json_decref(p->limits);
 		p->limits = json_incref(pc->limits);
 		pool_resize(p, pc->warm, pc->max);
+		if (pc->warm_auto || pc->max_auto)
+			pool_set_auto(p, pc->warm_auto, pc->max_auto);
 	}
 	/* tokens and rate limits: swap in the new ones */
 	struct auth *old = cfg.auth;
@@ -188,10 +197,27 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	cfg.client_burst = fresh.client_burst;
 	cfg.queue_timeout_ms = fresh.queue_timeout_ms;
 	cfg.max_queue = fresh.max_queue;
+	cfg.execute_max_queue = fresh.execute_max_queue;
+	cfg.execute_user_queue = fresh.execute_user_queue;
+	cfg.execute_queue_timeout_ms = fresh.execute_queue_timeout_ms;
+	ops_reload();
 	api_reload();
 	log_info("reloaded %s: %zu pools, %zu tokens", config_file, fresh.n_pools, auth_count(cfg.auth));
 	sd_notify_state("READY=1");
 	psettings_free(&fresh);
+}
+
+/* A contest queues thousands of submissions, each on its connection: the
+ * soft fd limit (often 1024) up to the hard one. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("raising the open file limit to %llu: %m", (unsigned long long)rl.rlim_max);
 }
 
 static int listen_all(struct ev_loop *loop)
@@ -199,7 +225,7 @@ static int listen_all(struct ev_loop *loop)
 	struct http_limits hl;
 	http_limits_default(&hl);
 	hl.max_body_bytes = cfg.max_upload > cfg.max_body ? cfg.max_upload : cfg.max_body;
-	hl.max_connections = cfg.max_connections;
+	hl.max_connections = cfg.max_connections; /* default: the judged queue + 1024 */
 	hl.max_connections_per_client = cfg.max_connections_per_client;
 	for (size_t i = 0; i < cfg.n_listen; i++) {
 		int r = -ENOMEM;
@@ -285,6 +311,7 @@ int main(int argc, char **argv)
 	}
 	log_init("poold", cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
 	client = http_client_new(loop);

@@ -1,6 +1,8 @@
 /* ops.c — see ops.h. */
 #include "ops.h"
 
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "log.h"
 #include "node.h"
 #include "pool.h"
+#include "queue.h"
 #include "settings.h"
 #include "telemetry.h"
 
@@ -28,17 +31,94 @@ struct op_ctx {
 	char *query;	 /* files: the list's page query ("limit=…&after=…"), or NULL */
 	double t0;
 	struct lease *lease;
+	bool label_sent; /* the last run call carried the lease's label */
+	/* judged runs (POST /execute) only */
+	struct queue_item qi;
+	char user[129];
+	uint64_t need_kb;      /* memory counted on the node while it runs */
+	struct judge_node *jn; /* the node budget it holds, or NULL */
+	struct node *node;     /* its slot, once taken */
+	char slot_id[17];
+	char label[200];
+	unsigned refusals;    /* times a node answered NodeBusy */
+	double t_take;	      /* when it asked its pool for a slot */
+	double t_run;	      /* when its run was sent to the node */
+	struct op_ctx *wnext; /* a session run waiting for its node's run budget */
+	double waiting_since;
+	struct op_ctx *hnext; /* in `holding` while it has a slot */
 };
 
-static const struct psettings *cfg;
+/* poold's view of a node's run budget (admission; sandboxd has the last
+ * word and answers NodeBusy past it). */
+struct judge_node {
+	struct node *node;
+	size_t active;	   /* judged runs of ours holding its budget */
+	uint64_t mem_kb;   /* their memory limits */
+	double busy_until; /* it refused a run: leave it until a run ends or then */
+	/* session runs (their slot is on this node) waiting for its budget,
+	 * served before the judged queue */
+	struct op_ctx *waiters, **waiters_tail;
+	struct judge_node *next;
+};
 
-void ops_init(const struct psettings *st, struct metrics *m)
+#define JUDGE_TICK	  0.25
+#define JUDGE_DEFAULT_KB  (256u << 10) /* a run that names no memory limit: sandboxd's default */
+#define NODE_BUSY_BACKOFF 1.0
+
+static const struct psettings *cfg;
+static struct queue *jq;
+static struct judge_node *jnodes;
+static ev_timer judge_timer;
+static bool judge_stopping;
+
+/* Judged runs holding a slot (labelled "<pool>/judged-…", unknown to the
+ * lease table): a node read-back must not take them for orphans. */
+static struct op_ctx *holding;
+
+static void judge_take_slot(struct op_ctx *c, struct node *n, const char *slot_id)
 {
-	cfg = st;
+	c->node = n;
+	snprintf(c->slot_id, sizeof(c->slot_id), "%s", slot_id);
+	c->hnext = holding;
+	holding = c;
+}
+
+/* Its slot given back: out of `holding`, no node, no slot. */
+static void judge_drop_slot(struct op_ctx *c)
+{
+	for (struct op_ctx **pp = &holding; *pp; pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	}
+	c->hnext = NULL;
+	c->node = NULL;
+	c->slot_id[0] = '\0';
+}
+
+bool ops_judged_holds(const struct node *n, const char *slot_id)
+{
+	for (struct op_ctx *c = holding; c; c = c->hnext)
+		if (c->node == n && strcmp(c->slot_id, slot_id) == 0)
+			return true;
+	return false;
+}
+
+static void judge_dispatch(void);
+static void judge_tick(struct ev_loop *loop, ev_timer *w, int revents);
+static struct judge_node *judge_node(struct node *n);
+static void judge_release(struct op_ctx *c);
+static void session_wait(struct op_ctx *c, bool front);
+
+static double loop_now(void *data)
+{
+	return ev_now(EV_DEFAULT);
 }
 
 static void ctx_free(struct op_ctx *c)
 {
+	judge_drop_slot(c); /* a judged run freed with its slot still noted */
 	json_decref(c->run);
 	json_decref(c->request);
 	free(c->name);
@@ -66,6 +146,14 @@ static struct op_ctx *ctx_new(struct http_request *req, enum op_kind kind, struc
 	c->pool = p;
 	c->t0 = ev_time();
 	return c;
+}
+
+void ops_init(const struct psettings *st, struct metrics *m)
+{
+	cfg = st;
+	jq = queue_new(st->execute_max_queue, st->execute_user_queue, loop_now, NULL);
+	ev_timer_init(&judge_timer, judge_tick, JUDGE_TICK, JUDGE_TICK);
+	ev_timer_start(EV_DEFAULT, &judge_timer);
 }
 
 void ops_uuid4(char out[37])
@@ -172,12 +260,36 @@ static void end_if_refused_first(struct lease *l, int status)
 		lease_end(l, "its first request was refused");
 }
 
+/* A 503 NodeBusy of sandboxd's run admission (the node is the arbiter). */
+static bool node_busy(const struct http_result *res)
+{
+	if (res->status != 503 || !res->body)
+		return false;
+	cleanup_json json_t *j = json_loads(res->body, 0, NULL);
+	const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+	return code && strcmp(code, "NodeBusy") == 0;
+}
+
 static void run_done(struct node *n, struct http_result *res, void *data)
 {
 	struct op_ctx *c = data;
 	struct lease *l = c->lease;
 	cleanup_json json_t *r = NULL;
+	struct judge_node *j = c->jn;
 
+	judge_release(c);
+	/* refused by the node's own admission (a run of another poold, or
+	 * poold's view behind): wait again, first in line, the node resting */
+	if (node_busy(res) && !http_request_gone(c->op.req)) {
+		if (c->label_sent) /* refused before the label was applied: the next call carries it */
+			l->label_pending = true;
+		if (j)
+			j->busy_until = ev_now(EV_DEFAULT) + NODE_BUSY_BACKOFF;
+		session_wait(c, true);
+		judge_dispatch();
+		return;
+	}
+	judge_dispatch();
 	if (res->status == 0) {
 		lease_fail_transport(l, &c->op, res->error);
 		lease_op_done(l);
@@ -222,18 +334,29 @@ static double run_timeout(const struct op_ctx *c)
 	return 90.0 + wall * (double)json_array_size(json_object_get(c->run, "tests"));
 }
 
+/* A session's run holds its node's run budget (see judge_node). */
+static void session_send(struct op_ctx *c)
+{
+	struct lease *l = c->lease;
+	const char *label = lease_label_once(l);
+	char path[64];
+
+	c->label_sent = label != NULL;
+	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
+	if (!node_call_label(l->node, label, "POST", path, json_incref(c->run), run_timeout(c), run_done, c)) {
+		judge_release(c);
+		op_fail(&c->op, 500, "InternalError", "could not call the node", 0);
+		lease_op_done(l);
+	}
+}
+
 static void run_start(struct lease *l, struct lease_op *op)
 {
 	struct op_ctx *c = (struct op_ctx *)op;
-	char path[64];
 
 	c->lease = l;
-	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
-	if (!node_call_label(l->node, lease_label_once(l), "POST", path, json_incref(c->run), run_timeout(c), run_done,
-			     c)) {
-		op_fail(op, 500, "InternalError", "could not call the node", 0);
-		lease_op_done(l);
-	}
+	c->waiting_since = ev_now(EV_DEFAULT);
+	session_wait(c, false);
 }
 
 /* Pool limits first, the request's on top (sandboxd checks the maxima). */
@@ -243,6 +366,453 @@ static json_t *merged_limits(struct pool *p, json_t *req_limits)
 	if (json_is_object(req_limits))
 		json_object_update(lim, req_limits);
 	return lim;
+}
+
+/* ---- judged runs: the fair queue, admission, a fresh slot each ----
+ *
+ * POST /execute is one submission, not a session: it waits its turn in the
+ * fair queue (queue.h: round-robin across user_ids), starts when a node has
+ * run budget (its run_slots and run_memory, from GET /v1/info), takes a
+ * warm slot of the language's judged pool (pool_for_judged), runs compile
+ * and tests, answers, and the slot is destroyed: the pool refills. Nothing
+ * of a submission is left for the next, the same user's included. The slot
+ * carries the label "<pool>/judged-<uuid>" while it runs, so that a poold
+ * restarted meanwhile recovers it as a lease that idles out and is
+ * destroyed, never as a ready slot. */
+
+static inline struct op_ctx *ctx_of_item(struct queue_item *it)
+{
+	return (struct op_ctx *)((char *)it - offsetof(struct op_ctx, qi));
+}
+
+static struct judge_node *judge_node(struct node *n)
+{
+	struct judge_node *j;
+	for (j = jnodes; j; j = j->next)
+		if (j->node == n)
+			return j;
+	if (!(j = calloc(1, sizeof(*j))))
+		return NULL;
+	j->node = n;
+	j->waiters_tail = &j->waiters;
+	j->next = jnodes;
+	jnodes = j;
+	return j;
+}
+
+static uint64_t node_run_memory_kb(const struct node *n)
+{
+	json_int_t kb = json_integer_value(json_object_get(json_object_get(n->info, "runs"), "memory_kb"));
+	return kb > 0 ? (uint64_t)kb : UINT64_MAX;
+}
+
+static bool judge_fits(struct judge_node *j, uint64_t need_kb, double now)
+{
+	struct node *n = j->node;
+	if (!n->up || !n->synced || now < j->busy_until || j->active >= pool_node_run_slots(n))
+		return false;
+	return j->active == 0 || j->mem_kb + need_kb <= node_run_memory_kb(n);
+}
+
+/* The node with the most run budget left that has the language, or NULL. */
+static struct judge_node *judge_pick(const struct pool *p, uint64_t need_kb)
+{
+	struct judge_node *best = NULL;
+	double now = ev_now(EV_DEFAULT), best_free = 0;
+	for (struct node *n = node_first(); n; n = n->next) {
+		struct judge_node *j;
+		if (!node_has_language(n, p->language) || !(j = judge_node(n)) || !judge_fits(j, need_kb, now))
+			continue;
+		double free_share = 1.0 - (double)j->active / (double)pool_node_run_slots(n);
+		if (!best || free_share > best_free) {
+			best = j;
+			best_free = free_share;
+		}
+	}
+	return best;
+}
+
+static void judge_hold(struct op_ctx *c, struct judge_node *j)
+{
+	c->jn = j;
+	j->active++;
+	j->mem_kb += c->need_kb;
+	if (c->kind == OP_EXECUTE)
+		c->pool->n_judge_running++;
+}
+
+/* Session runs waiting on j that fit now: start them. */
+static void serve_waiters(struct judge_node *j)
+{
+	double now = ev_now(EV_DEFAULT);
+	while (j->waiters && judge_fits(j, j->waiters->need_kb, now)) {
+		struct op_ctx *c = j->waiters;
+		j->waiters = c->wnext;
+		if (!j->waiters)
+			j->waiters_tail = &j->waiters;
+		c->wnext = NULL;
+		judge_hold(c, j);
+		session_send(c);
+	}
+}
+
+static void judge_release(struct op_ctx *c)
+{
+	struct judge_node *j = c->jn;
+	if (!j)
+		return;
+	c->jn = NULL;
+	if (j->active)
+		j->active--;
+	j->mem_kb = j->mem_kb > c->need_kb ? j->mem_kb - c->need_kb : 0;
+	j->busy_until = 0; /* a run ended there: worth a try again */
+	if (c->kind == OP_EXECUTE && c->pool->n_judge_running)
+		c->pool->n_judge_running--;
+	serve_waiters(j);
+}
+
+/* A session's run waits for its node's budget (FIFO per node; a run the
+ * node refused goes back first). */
+static void session_wait(struct op_ctx *c, bool front)
+{
+	struct judge_node *j = judge_node(c->lease->node);
+	if (!j) {
+		op_fail(&c->op, 500, "InternalError", "out of memory", 0);
+		lease_op_done(c->lease);
+		return;
+	}
+	if (front) {
+		c->wnext = j->waiters;
+		j->waiters = c;
+		if (j->waiters_tail == &j->waiters)
+			j->waiters_tail = &c->wnext;
+	} else {
+		c->wnext = NULL;
+		*j->waiters_tail = c;
+		j->waiters_tail = &c->wnext;
+	}
+	serve_waiters(j);
+}
+
+/* Tick: session runs waiting on a node that went down, or for too long.
+ * They are taken off the list first and answered after: answering ends
+ * their operation, which may start the session's next one (and queue it
+ * here again). */
+static void sweep_waiters(struct judge_node *j)
+{
+	double now = ev_now(EV_DEFAULT), limit = (double)cfg->execute_queue_timeout_ms / 1000.0;
+	struct op_ctx *victims = NULL, **vtail = &victims;
+	bool down = !j->node->up;
+
+	for (struct op_ctx **cp = &j->waiters; *cp;) {
+		struct op_ctx *c = *cp;
+		if (!down && now - c->waiting_since < limit && !judge_stopping) {
+			cp = &c->wnext;
+			continue;
+		}
+		*cp = c->wnext;
+		c->wnext = NULL;
+		*vtail = c;
+		vtail = &c->wnext;
+	}
+	j->waiters_tail = &j->waiters;
+	while (*j->waiters_tail)
+		j->waiters_tail = &(*j->waiters_tail)->wnext;
+	while (victims) {
+		struct op_ctx *c = victims;
+		struct lease *l = c->lease;
+		victims = c->wnext;
+		c->wnext = NULL;
+		if (down)
+			lease_fail_transport(l, &c->op, "the node went down");
+		else
+			op_fail(&c->op, 503, "NodeBusy",
+				judge_stopping
+				    ? "poold is stopping"
+				    : "the run waited its whole execute_queue_timeout for the node's run budget",
+				5);
+		lease_op_done(l);
+	}
+	serve_waiters(j);
+}
+
+static void judge_unqueue(struct op_ctx *c)
+{
+	if (c->qi.user) {
+		queue_remove(jq, &c->qi);
+		if (c->pool->n_judge_queued)
+			c->pool->n_judge_queued--;
+	}
+}
+
+/* The end of a judged run, answered or not: budget back, slot given back
+ * (destroyed once used), next in line. */
+static void judge_end(struct op_ctx *c, bool slot_used)
+{
+	if (c->node && c->slot_id[0])
+		pool_judged_return(c->pool, c->node, c->slot_id, slot_used);
+	judge_drop_slot(c);
+	judge_release(c);
+	ctx_free(c);
+	judge_dispatch();
+}
+
+static void judge_fail(struct op_ctx *c, int status, const char *code, double retry, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void judge_fail(struct op_ctx *c, int status, const char *code, double retry, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_respond_error_retry(c->op.req, status, retry, code, "%s", msg);
+}
+
+static int judge_requeue(struct op_ctx *c)
+{
+	int r = queue_push(jq, &c->qi, c->user, 0, true);
+	if (r == 0)
+		c->pool->n_judge_queued++;
+	return r;
+}
+
+static void judge_done(struct node *n, struct http_result *res, void *data)
+{
+	struct op_ctx *c = data;
+	cleanup_json json_t *r = NULL;
+
+	if (node_busy(res)) {
+		/* refused before it touched the slot: the slot goes back ready,
+		 * the run back first in its user's line; the node rests */
+		struct judge_node *j = c->jn;
+		pool_judged_return(c->pool, c->node, c->slot_id, false);
+		judge_drop_slot(c);
+		judge_release(c);
+		if (j)
+			j->busy_until = ev_now(EV_DEFAULT) + NODE_BUSY_BACKOFF;
+		c->refusals++;
+		if (!http_request_gone(c->op.req) && judge_requeue(c) == 0) {
+			judge_dispatch();
+			return;
+		}
+		judge_fail(c, 503, "NodeBusy", 1, "the node refused the run as busy and it could not be queued again");
+		judge_end(c, false);
+		return;
+	}
+	if (res->status == 0) {
+		judge_fail(c, 502, "NodeError", 0, "node %s: %s", n->name, res->error ? res->error : "transport error");
+		judge_end(c, true);
+		return;
+	}
+	if (res->status != 200 || !(r = json_loads(res->body, 0, NULL))) {
+		relay_error(c, res);
+		judge_end(c, true);
+		return;
+	}
+	double wall = ev_now(EV_DEFAULT) - c->t0;
+	telemetry_execution(c->pool->language, json_string_value(json_object_get(r, "verdict")) ?: "internal_error",
+			    wall);
+	log_debug("execute %s user %s: %s in %.0f ms (slot %s on %s)", c->pool->language, c->user,
+		  json_string_value(json_object_get(r, "verdict")) ?: "?", wall * 1000, c->slot_id, n->name);
+	/* the answer's execution time is the run's, not the wait for a turn */
+	http_respond_json(c->op.req, 200, execute_answer(c, r, ev_now(EV_DEFAULT) - c->t_run));
+	judge_end(c, true);
+}
+
+static void judge_slot(struct pool *p, int err, struct node *n, const char *slot_id, void *data)
+{
+	struct op_ctx *c = data;
+	char uuid[37], path[64];
+
+	if (err) {
+		double retry = queue_retry_after(jq, 5);
+		if (err == -ENODEV)
+			judge_fail(c, 503, "NoCapacity", retry, "no node that is up can host language %s", p->language);
+		else if (err == -ECANCELED)
+			judge_fail(c, 503, "PoolUnavailable", retry, "pool %s is draining or poold is stopping",
+				   p->name);
+		else
+			judge_fail(c, 503, "PoolExhausted", retry, "no slot of pool %s became ready in time%s%s",
+				   p->name, p->last_error[0] ? ": " : "", p->last_error);
+		judge_end(c, false);
+		return;
+	}
+	pool_judged_hold(p);
+	telemetry_lease_wait(p->name, ev_now(EV_DEFAULT) - c->t_take); /* its wait for a slot */
+	judge_take_slot(c, n, slot_id);
+	if (http_request_gone(c->op.req)) { /* nothing runs for nobody */
+		judge_end(c, false);
+		return;
+	}
+	if (c->jn && c->jn->node != n) { /* another node's slot: its budget */
+		struct judge_node *j = judge_node(n);
+		judge_release(c);
+		if (j)
+			judge_hold(c, j);
+	}
+	ops_uuid4(uuid);
+	snprintf(c->label, sizeof(c->label), "%s/judged-%s", p->name, uuid);
+	snprintf(path, sizeof(path), "/v1/slots/%s/run", slot_id);
+	c->t_run = ev_now(EV_DEFAULT);
+	if (!node_call_label(n, c->label, "POST", path, json_incref(c->run), run_timeout(c), judge_done, c)) {
+		judge_fail(c, 500, "InternalError", 0, "could not call the node");
+		judge_end(c, false);
+	}
+}
+
+static bool judge_can_start(struct queue_item *it, void *data)
+{
+	struct op_ctx *c = ctx_of_item(it);
+	struct judge_node **out = data;
+
+	if (http_request_gone(c->op.req)) {
+		*out = NULL;
+		return true; /* popped and dropped */
+	}
+	return (*out = judge_pick(c->pool, c->need_kb)) != NULL;
+}
+
+static void judge_dispatch(void)
+{
+	struct judge_node *j = NULL;
+	struct queue_item *it;
+
+	if (!jq || judge_stopping)
+		return;
+	while ((it = queue_pop(jq, judge_can_start, &j))) {
+		struct op_ctx *c = ctx_of_item(it);
+		double now = ev_now(EV_DEFAULT);
+		if (c->pool->n_judge_queued)
+			c->pool->n_judge_queued--;
+		if (!j) { /* its client left while it waited */
+			log_debug("execute user %s: client gone after %.1f s in the queue; dropped", c->user,
+				  now - it->enqueued);
+			ctx_free(c);
+			continue;
+		}
+		if (!c->refusals)
+			telemetry_queue_wait(c->pool->name, now - it->enqueued);
+		judge_hold(c, j);
+		c->t_take = now;
+		double left = it->deadline - now;
+		pool_take(c->pool, left > 30 ? left : 30, judge_slot, c);
+	}
+}
+
+static void judge_sweep_one(struct queue_item *it, void *data)
+{
+	struct op_ctx *c = ctx_of_item(it);
+	if (http_request_gone(c->op.req)) {
+		judge_unqueue(c);
+		ctx_free(c);
+	}
+}
+
+/* Timer: drop who left, time out who waited too long, start what can. */
+static void judge_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct queue_item *it;
+
+	for (struct judge_node *j = jnodes; j; j = j->next)
+		sweep_waiters(j);
+	queue_each(jq, judge_sweep_one, NULL);
+	while ((it = queue_expired(jq))) {
+		struct op_ctx *c = ctx_of_item(it);
+		if (c->pool->n_judge_queued)
+			c->pool->n_judge_queued--;
+		log_warn("execute %s user %s: waited %.0f s in the queue (execute_queue_timeout), answered 503",
+			 c->pool->language, c->user, ev_now(loop) - it->enqueued);
+		judge_fail(c, 503, "QueueTimeout", queue_retry_after(jq, 60),
+			   "the submission waited %.0f s for its turn (execute_queue_timeout) with %zu others queued; "
+			   "try again later",
+			   ev_now(loop) - it->enqueued, queue_length(jq));
+		ctx_free(c);
+	}
+	judge_dispatch();
+}
+
+static void judge_submit(struct op_ctx *c)
+{
+	struct pool *p = c->pool;
+	int r;
+
+	if (judge_stopping) {
+		judge_fail(c, 503, "PoolUnavailable", 5, "poold is stopping");
+		ctx_free(c);
+		return;
+	}
+	if (!pool_language_up(p)) {
+		judge_fail(c, 503, "NoCapacity", 5, "no node that is up can host language %s", p->language);
+		ctx_free(c);
+		return;
+	}
+	r = queue_push(jq, &c->qi, c->user, (double)cfg->execute_queue_timeout_ms / 1000.0, false);
+	if (r == -EDQUOT) {
+		judge_fail(c, 429, "TooManyQueued", queue_retry_after(jq, 5),
+			   "user %s already has %llu submissions queued (execute_user_queue): wait for their answers",
+			   c->user, (unsigned long long)cfg->execute_user_queue);
+		ctx_free(c);
+		return;
+	}
+	if (r < 0) {
+		double retry = queue_retry_after(jq, 60);
+		log_warn(
+		    "execute: queue full (%zu submissions, execute_max_queue), refused user %s; retry after %.0f s",
+		    queue_length(jq), c->user, retry);
+		judge_fail(c, 503, "QueueFull", retry,
+			   "%zu submissions are queued (execute_max_queue); at the measured rate of %.1f per "
+			   "second they drain in about %.0f s: try again then",
+			   queue_length(jq), queue_drain_rate(jq), retry);
+		ctx_free(c);
+		return;
+	}
+	p->n_judge_queued++;
+	judge_dispatch();
+}
+
+size_t ops_node_runs(const struct node *n)
+{
+	for (struct judge_node *j = jnodes; j; j = j->next)
+		if (j->node == n)
+			return j->active;
+	return 0;
+}
+
+size_t ops_queue_length(void)
+{
+	return jq ? queue_length(jq) : 0;
+}
+
+double ops_queue_drain_rate(void)
+{
+	return jq ? queue_drain_rate(jq) : 0;
+}
+
+void ops_reload(void)
+{
+	if (jq)
+		queue_set_limits(jq, cfg->execute_max_queue, cfg->execute_user_queue);
+}
+
+/* Stopping: what waits is answered now; what runs finishes. */
+static void judge_stop_one(struct queue_item *it, void *data)
+{
+	struct op_ctx *c = ctx_of_item(it);
+	judge_unqueue(c);
+	judge_fail(c, 503, "PoolUnavailable", 5, "poold is stopping");
+	ctx_free(c);
+}
+
+void ops_stop(void)
+{
+	judge_stopping = true;
+	ev_timer_stop(EV_DEFAULT, &judge_timer);
+	if (jq)
+		queue_each(jq, judge_stop_one, NULL);
+	for (struct judge_node *j = jnodes; j; j = j->next)
+		sweep_waiters(j);
 }
 
 void ops_execute(struct http_request *req, json_t *body)
@@ -269,7 +839,7 @@ void ops_execute(struct http_request *req, json_t *body)
 		http_respond_error(req, 400, "InvalidIdentifier", "user_id: 1 to 128 visible ASCII characters");
 		return;
 	}
-	if (!(p = pool_for_language(lang))) {
+	if (!(p = pool_for_judged(lang))) {
 		http_respond_error(req, 400, "UnknownLanguage", "no pool serves language `%s`", lang);
 		return;
 	}
@@ -315,7 +885,11 @@ void ops_execute(struct http_request *req, json_t *body)
 		json_object_set(c->run, "checker", json_object_get(b, "checker"));
 	if (json_object_get(b, "max_output")) /* sandboxd checks it against its maximum */
 		json_object_set(c->run, "max_output", json_object_get(b, "max_output"));
-	lease_submit(p, user, &c->op);
+	json_t *mem = json_object_get(json_object_get(c->run, "limits"), "memory_kb");
+	c->need_kb =
+	    json_is_integer(mem) && json_integer_value(mem) > 0 ? (uint64_t)json_integer_value(mem) : JUDGE_DEFAULT_KB;
+	snprintf(c->user, sizeof(c->user), "%s", user);
+	judge_submit(c);
 }
 
 void ops_session_run(struct http_request *req, struct pool *p, const char *ident, json_t *body)
@@ -348,6 +922,9 @@ void ops_session_run(struct http_request *req, struct pool *p, const char *ident
 	json_object_del(c->run, "pool");
 	json_object_del(c->run, "language");
 	json_object_set_new(c->run, "limits", merged_limits(p, json_object_get(b, "limits")));
+	json_t *mem = json_object_get(json_object_get(c->run, "limits"), "memory_kb");
+	c->need_kb =
+	    json_is_integer(mem) && json_integer_value(mem) > 0 ? (uint64_t)json_integer_value(mem) : JUDGE_DEFAULT_KB;
 	lease_submit(p, ident, &c->op);
 }
 

@@ -4,6 +4,7 @@
 #include "pool.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +74,127 @@ struct pool *pool_for_slot(const char *language, bool interpreter)
 	return NULL;
 }
 
+struct pool *pool_for_judged(const char *language)
+{
+	for (struct pool *p = pools; p; p = p->next)
+		if (strcmp(p->language, language) == 0 && !p->stateful)
+			return p;
+	return pool_for_language(language);
+}
+
 size_t pool_total(const struct pool *p)
 {
-	return p->n_ready + p->n_creating + p->n_creating_direct + p->n_leased + p->n_handoff;
+	return p->n_ready + p->n_creating + p->n_creating_direct + p->n_leased + p->n_handoff + p->n_running;
+}
+
+bool pool_language_up(const struct pool *p)
+{
+	for (struct node *n = node_first(); n; n = n->next)
+		if (n->up && n->synced && node_has_language(n, p->language))
+			return true;
+	return false;
+}
+
+size_t pool_node_run_slots(const struct node *n)
+{
+	json_t *runs = json_object_get(n->info, "runs");
+	json_int_t k = json_integer_value(json_object_get(runs, "slots"));
+	return k > 0 ? (size_t)k : 1; /* a node of before run admission: one at a time is safe */
+}
+
+/* The warm slots other pools of the node still miss: reserved for them. */
+static size_t reserved_by_others(const struct pool *p, const struct node *n)
+{
+	size_t reserved = 0;
+	for (struct pool *q = pools; q; q = q->next) {
+		size_t have = q->n_ready + q->n_creating;
+		if (q != p && !q->draining && q->warm > have && node_has_language(n, q->language))
+			reserved += q->warm - have;
+	}
+	return reserved;
+}
+
+/* Free slots of n that p may take. Within its warm, a pool takes any free
+ * slot (that is its reservation); beyond (slots for waiting leases or runs),
+ * not those other pools' warm still needs: one pool cannot starve the
+ * others' warm slots. */
+static size_t room(const struct pool *p, const struct node *n, bool beyond_warm)
+{
+	size_t free_slots = n->slots < n->capacity ? n->capacity - n->slots : 0;
+	size_t reserved = beyond_warm ? reserved_by_others(p, n) : 0;
+	return free_slots > reserved ? free_slots - reserved : 0;
+}
+
+/* A reason poold cannot reach warm or serve a waiter, once per cause: in
+ * last_error (GET /v1/pools, /readyz), the log and the short_events count. */
+static void note_short(struct pool *p, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note_short(struct pool *p, int kind, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (p->last_error[0] && !p->short_error)
+		return; /* a create failure says more */
+	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+	if (p->short_error && p->short_kind == kind)
+		return; /* the same cause (its numbers change): logged once */
+	p->short_error = true;
+	p->short_kind = kind;
+	p->short_events++;
+	log_warn("pool %s: %s", p->name, why);
+}
+
+static void clear_short(struct pool *p)
+{
+	if (!p->short_error)
+		return;
+	log_info("pool %s: has room again (was: %s)", p->name, p->last_error);
+	p->short_error = false;
+	p->last_error[0] = '\0';
+}
+
+/* Why place() finds no node, for note_short. */
+static void describe_full(const struct pool *p, bool beyond_warm, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (struct node *n = node_first(); n && off < len; n = n->next) {
+		if (!n->up || !node_has_language(n, p->language))
+			continue;
+		size_t reserved = beyond_warm ? reserved_by_others(p, n) : 0;
+		int k = snprintf(buf + off, len - off, "%snode %s holds %zu of its %zu slots%s", off ? "; " : "",
+				 n->name, n->slots, n->capacity, reserved ? "" : " (capacity)");
+		if (k > 0)
+			off += (size_t)k;
+		if (reserved && off < len) {
+			k = snprintf(buf + off, len - off, ", %zu of the rest reserved for other pools' warm",
+				     reserved);
+			if (k > 0)
+				off += (size_t)k;
+		}
+	}
+}
+
+static void auto_size(struct pool *p)
+{
+	size_t runs = 0, cap = 0;
+
+	if (!p->warm_auto && !p->max_auto)
+		return;
+	for (struct node *n = node_first(); n; n = n->next)
+		if (n->up && node_has_language(n, p->language)) {
+			runs += pool_node_run_slots(n);
+			cap += n->capacity;
+		}
+	if (!cap)
+		return; /* no node yet: keep the last sizes */
+	if (p->max_auto)
+		p->max = cap;
+	if (p->warm_auto)
+		p->warm = runs < p->max ? runs : p->max;
 }
 
 static void handoff_cb(struct ev_loop *l, ev_timer *w, int revents)
@@ -104,13 +223,13 @@ static void handoff(struct pool *p, pool_take_fn fn, void *data, int err, struct
 	ev_timer_start(loop, &h->t);
 }
 
-/* The least loaded node that is up, synced and has the language. */
-static struct node *place(const struct pool *p)
+/* The least loaded node that is up, synced, has the language and room. */
+static struct node *place(const struct pool *p, bool beyond_warm)
 {
 	struct node *best = NULL;
 	double best_load = 2;
 	for (struct node *n = node_first(); n; n = n->next) {
-		if (!n->up || !n->synced || !node_has_language(n, p->language) || n->slots >= n->capacity)
+		if (!n->up || !n->synced || !node_has_language(n, p->language) || !room(p, n, beyond_warm))
 			continue;
 		double load = n->capacity ? (double)n->slots / (double)n->capacity : 1;
 		if (load < best_load) {
@@ -160,6 +279,7 @@ static void create_failed(struct pool *p, const char *why)
 	p->create_failures++;
 	p->backoff = p->backoff ? fmin(p->backoff * 2, BACKOFF_MAX) : BACKOFF_MIN;
 	p->retry_at = ev_now(loop) + p->backoff;
+	p->short_error = false;
 	if (strcmp(p->last_error, why) != 0) {
 		log_error("pool %s: cannot create %s slots: %s (retrying with back-off)", p->name, p->language, why);
 		snprintf(p->last_error, sizeof(p->last_error), "%s", why);
@@ -199,7 +319,8 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 		if (p->backoff)
 			log_info("pool %s: slot creation works again", p->name);
 		p->backoff = 0;
-		p->last_error[0] = '\0';
+		if (!p->short_error)
+			p->last_error[0] = '\0';
 	} else {
 		char why[200];
 		json_t *e = j ? json_object_get(json_object_get(j, "error"), "message") : NULL;
@@ -217,13 +338,13 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 
 static bool create(struct pool *p, size_t count, bool direct)
 {
-	struct node *n = place(p);
+	struct node *n = place(p, direct);
 	struct create_ctx *c;
 
 	if (!n)
 		return false;
-	if (count > n->capacity - n->slots)
-		count = n->capacity - n->slots;
+	if (count > room(p, n, direct))
+		count = room(p, n, direct);
 	if (!(c = calloc(1, sizeof(*c))))
 		return false;
 	*c = (struct create_ctx){.pool = p, .count = count, .direct = direct};
@@ -282,7 +403,7 @@ static bool refill_now(const struct pool *p, double now)
 		return true;
 	if (now - p->last_take < REFILL_GAP)
 		return false;
-	struct node *n = place(p);
+	struct node *n = place(p, false);
 	return n && !n->running;
 }
 
@@ -305,6 +426,7 @@ void pool_kick(struct pool *p)
 
 	if (stopping)
 		return;
+	auto_size(p);
 	/* expired waiters: exhausted */
 	for (struct pool_waiter **wp = &p->waiters; *wp;) {
 		struct pool_waiter *w = *wp;
@@ -335,6 +457,8 @@ void pool_kick(struct pool *p)
 	if (p->draining || now < p->retry_at)
 		return;
 	/* waiters with nothing on its way: create for them (under max) */
+	char why[200];
+	bool short_now = false;
 	size_t pending = p->n_creating + p->n_creating_direct;
 	if (p->n_waiting > pending && pool_total(p) < p->max) {
 		size_t want = p->n_waiting - pending;
@@ -342,21 +466,36 @@ void pool_kick(struct pool *p)
 			want = p->max - pool_total(p);
 		if (want > CREATE_BATCH)
 			want = CREATE_BATCH;
-		create(p, want, true);
+		if (!create(p, want, true) && pool_language_up(p)) {
+			describe_full(p, true, why, sizeof(why));
+			note_short(p, 1, "%zu waiting for a slot, no room on a node: %s (they wait in the queue)",
+				   p->n_waiting, why);
+			short_now = true;
+		}
 	}
 	/* warmth */
 	size_t have = p->n_ready + p->n_creating;
 	if (have >= p->warm)
 		p->refill_due = 0;
-	if (have < p->warm && pool_total(p) < p->max && refill_now(p, now)) {
+	if (have < p->warm && pool_total(p) >= p->max && !p->n_waiting) {
+		note_short(p, 2, "warm %llu not reached (%zu ready or coming): the pool is at its max of %llu slots",
+			   (unsigned long long)p->warm, have, (unsigned long long)p->max);
+		short_now = true;
+	} else if (have < p->warm && pool_total(p) < p->max && refill_now(p, now)) {
 		size_t want = p->warm - have;
 		if (want > p->max - pool_total(p))
 			want = p->max - pool_total(p);
 		if (want > CREATE_BATCH)
 			want = CREATE_BATCH;
-		if (want)
-			create(p, want, false);
+		if (want && !create(p, want, false) && pool_language_up(p)) {
+			describe_full(p, false, why, sizeof(why));
+			note_short(p, 3, "warm %llu not reached (%zu ready or coming): no room on a node: %s",
+				   (unsigned long long)p->warm, have, why);
+			short_now = true;
+		}
 	}
+	if (!short_now && (have >= p->warm || p->n_creating) && p->n_waiting <= pending)
+		clear_short(p);
 }
 
 void pools_kick_all(void)
@@ -408,7 +547,9 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 		handoff(p, fn, data, -ETIMEDOUT, NULL, NULL);
 		return;
 	}
-	if (!place(p) && !p->n_creating && !p->n_creating_direct && !p->n_ready) {
+	/* no node can host the language: say so now. A node that is full is
+	 * no reason to refuse: the lease waits (up to its timeout) for room */
+	if (!pool_language_up(p) && !p->n_creating && !p->n_creating_direct && !p->n_ready) {
 		handoff(p, fn, data, -ENODEV, NULL, NULL);
 		return;
 	}
@@ -463,8 +604,59 @@ void pools_node_down(struct node *n)
 		}
 }
 
+void pool_judged_hold(struct pool *p)
+{
+	p->n_running++;
+}
+
+void pool_judged_return(struct pool *p, struct node *n, const char *slot_id, bool used)
+{
+	if (p->n_running)
+		p->n_running--;
+	if (used || stopping || !n->up || p->draining)
+		destroy_slot(n, slot_id);
+	else
+		ready_push(p, n, slot_id);
+	/* a slot freed on the node is room for any pool */
+	pools_kick_all();
+}
+
+bool pool_warm_warning(const struct pool *p, char *buf, size_t len)
+{
+	size_t cap = 0, warm_all = 0;
+
+	for (struct node *n = node_first(); n; n = n->next)
+		if (n->up && node_has_language(n, p->language))
+			cap += n->capacity;
+	if (!cap) {
+		snprintf(buf, len, "no node that is up has language %s: warm %llu waits for one", p->language,
+			 (unsigned long long)p->warm);
+		return true;
+	}
+	for (struct pool *q = pools; q; q = q->next)
+		warm_all += q->warm;
+	if (warm_all > cap) {
+		snprintf(
+		    buf, len,
+		    "warm %llu does not fit: the pools' warm slots add up to %zu, the nodes with %s hold %zu slots "
+		    "(their capacity); poold keeps what fits and says why in last_error. Lower some pool's warm or "
+		    "add capacity",
+		    (unsigned long long)p->warm, warm_all, p->language, cap);
+		return true;
+	}
+	return false;
+}
+
+void pool_set_auto(struct pool *p, bool warm_auto, bool max_auto)
+{
+	p->warm_auto = warm_auto;
+	p->max_auto = max_auto;
+	pool_kick(p);
+}
+
 void pool_resize(struct pool *p, uint64_t warm, uint64_t max)
 {
+	p->warm_auto = p->max_auto = false;
 	log_info("pool %s: warm %llu → %llu, max %llu → %llu", p->name, (unsigned long long)p->warm,
 		 (unsigned long long)warm, (unsigned long long)p->max, (unsigned long long)max);
 	p->warm = warm;
@@ -506,6 +698,8 @@ int pools_init(struct ev_loop *l, const struct psettings *st, struct wp_error *e
 		p->max_lifetime_ms = pc->max_lifetime_ms;
 		p->limits = json_incref(pc->limits);
 		p->stateful = pc->stateful;
+		p->warm_auto = pc->warm_auto;
+		p->max_auto = pc->max_auto;
 		p->waiters_tail = &p->waiters;
 		ev_timer_init(&p->refill, refill_cb, REFILL_HOLD, 0);
 		p->refill.data = p;

@@ -39,8 +39,10 @@ struct pool_waiter {
 struct pool {
 	char *name;
 	char *language;
-	uint64_t warm;
+	uint64_t warm; /* effective: with warm_auto, recomputed from the nodes */
 	uint64_t max;
+	bool warm_auto; /* warm = auto: the run_slots of the nodes with the language */
+	bool max_auto;	/* max = auto: the capacity of the nodes with the language */
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
 	json_t *limits;
@@ -53,12 +55,18 @@ struct pool {
 	size_t n_creating_direct; /* creates in flight for a waiting lease */
 	size_t n_leased;	  /* maintained by lease.c */
 	size_t n_handoff;	  /* slots handed to a lease, not yet in n_leased */
+	size_t n_running;	  /* slots held by judged runs (ops.c), destroyed after */
+	size_t n_judge_queued;	  /* judged submissions of the pool in the fair queue (ops.c) */
+	size_t n_judge_running;	  /* … holding a node's run budget (ops.c) */
 	struct pool_waiter *waiters, **waiters_tail;
 	size_t n_waiting;
 
 	double backoff; /* seconds; 0 when the last create worked */
 	double retry_at;
 	char last_error[256];
+	bool short_error;      /* last_error says why warm or a waiter cannot be served (not a create failure) */
+	int short_kind;	       /* which cause, to log each once */
+	uint64_t short_events; /* times it could not reach warm or serve a waiter for lack of room */
 	uint64_t create_failures;
 	uint64_t created;
 	ev_timer refill;   /* looks again when a held refill must go */
@@ -74,7 +82,26 @@ struct pool *pool_for_language(const char *language); /* the first pool of a lan
 /* The first pool that would have created this slot: same language, and
  * stateful exactly when the slot has an interpreter (sync adopts by it). */
 struct pool *pool_for_slot(const char *language, bool interpreter);
-size_t pool_total(const struct pool *p); /* ready + creating + leased */
+size_t pool_total(const struct pool *p); /* ready + creating + leased + running */
+/* The pool of judged runs (/execute) of a language: its first pool with
+ * stateful = no (plain slots: no interpreter to start, nothing kept), else
+ * its first pool. */
+struct pool *pool_for_judged(const char *language);
+/* Some node that is up and synced has the language. */
+bool pool_language_up(const struct pool *p);
+/* Judged runs this node runs at once (its GET /v1/info "runs"."slots"). */
+size_t pool_node_run_slots(const struct node *n);
+
+/* Judged runs: a slot handed over by pool_take is held (counted in the pool
+ * as running) until given back: used → destroyed (nothing of a submission
+ * reaches the next), unused (the node refused the run before touching it)
+ * → ready again. */
+void pool_judged_hold(struct pool *p);
+void pool_judged_return(struct pool *p, struct node *n, const char *slot_id, bool used);
+/* PATCH of warm: a warning when warm does not fit the nodes (false: fits). */
+bool pool_warm_warning(const struct pool *p, char *buf, size_t len);
+/* warm/max = auto again (SIGHUP reload of a config that says so). */
+void pool_set_auto(struct pool *p, bool warm_auto, bool max_auto);
 
 /* Get a slot for a new lease (see pool_take_fn). Calls fn later, never
  * synchronously. */
@@ -85,7 +112,8 @@ bool pool_cancel(struct pool *p, pool_take_fn fn, void *data);
 void pool_adopt(struct pool *p, struct node *n, const char *slot_id);
 /* A node went down: forget its ready slots. */
 void pools_node_down(struct node *n);
-/* Admin: change sizes and timeouts, effective at once. */
+/* Admin: change sizes and timeouts, effective at once (explicit numbers:
+ * no longer auto). */
 void pool_resize(struct pool *p, uint64_t warm, uint64_t max);
 void pool_set_draining(struct pool *p, bool draining);
 /* Something changed (lease ended, node up): refill and serve waiters. */

@@ -139,6 +139,14 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 			return config_parse_u64(v, 0, 1000000, &s->max_queue);
 		if (strcmp(key, "queue_timeout") == 0)
 			return config_parse_duration_ms(v, &s->queue_timeout_ms);
+		if (strcmp(key, "execute_max_queue") == 0)
+			return config_parse_u64(v, 1, 1000000, &s->execute_max_queue);
+		if (strcmp(key, "execute_user_queue") == 0)
+			return config_parse_u64(v, 1, 1000000, &s->execute_user_queue);
+		if (strcmp(key, "execute_queue_timeout") == 0) {
+			int r = config_parse_duration_ms(v, &s->execute_queue_timeout_ms);
+			return r < 0 ? r : s->execute_queue_timeout_ms < 1000 ? -ERANGE : 0;
+		}
 		if (strcmp(key, "session_queue") == 0)
 			return config_parse_u64(v, 1, 10000, &s->session_queue);
 		if (strcmp(key, "node_timeout") == 0)
@@ -193,10 +201,14 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 			return -ENOMEM;
 		if (strcmp(key, "language") == 0)
 			return config_set_str(&p->language, v);
-		if (strcmp(key, "warm") == 0)
-			return config_parse_u64(v, 0, 100000, &p->warm);
-		if (strcmp(key, "max") == 0)
-			return config_parse_u64(v, 1, 100000, &p->max);
+		if (strcmp(key, "warm") == 0) {
+			p->warm_auto = strcmp(v, "auto") == 0;
+			return p->warm_auto ? 0 : config_parse_u64(v, 0, 100000, &p->warm);
+		}
+		if (strcmp(key, "max") == 0) {
+			p->max_auto = strcmp(v, "auto") == 0;
+			return p->max_auto ? 0 : config_parse_u64(v, 1, 100000, &p->max);
+		}
 		if (strcmp(key, "idle_timeout") == 0)
 			return config_parse_duration_ms(v, &p->idle_timeout_ms);
 		if (strcmp(key, "max_lifetime") == 0)
@@ -237,11 +249,14 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	s->max_body = 16u << 20;
 	s->max_upload = 128u << 20;
 	s->max_tests = 100;
-	s->max_connections = 1024;
+	s->max_connections = UINT64_MAX;	    /* unset: see below */
 	s->max_connections_per_client = UINT64_MAX; /* unset: see below */
 	s->max_queue = 1000;
 	s->queue_timeout_ms = 10000;
 	s->session_queue = 16;
+	s->execute_max_queue = 10000;
+	s->execute_user_queue = 100;
+	s->execute_queue_timeout_ms = 15 * 60 * 1000;
 	s->node_timeout_ms = 10000;
 	s->health_interval_ms = 2000;
 	s->session_rate = 20;
@@ -253,6 +268,10 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 
 	if ((r = config_load_ini(path, pkey, s, err)) < 0)
 		return r;
+	/* Every queued judged submission holds its connection: room for the
+	 * whole queue and then some (main raises the fd limit to match). */
+	if (s->max_connections == UINT64_MAX)
+		s->max_connections = s->execute_max_queue + 1024;
 	/* One client (a backend, a proxy: every user behind one address) may
 	 * take most connections, never the last quarter: the rest of the world
 	 * and the health checks keep a way in. */
@@ -270,7 +289,7 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	for (struct pool_conf *p = s->pools; p; p = p->next) {
 		if (!p->language)
 			return wp_error_set(err, EINVAL, "%s: [pool:%s] has no language", path, p->name);
-		if (p->warm > p->max)
+		if (!p->warm_auto && !p->max_auto && p->warm > p->max)
 			return wp_error_set(err, EINVAL, "%s: [pool:%s] warm %llu is above max %llu", path, p->name,
 					    (unsigned long long)p->warm, (unsigned long long)p->max);
 		if (p->idle_timeout_ms < 1000)

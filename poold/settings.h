@@ -22,6 +22,8 @@ struct pool_conf {
 	char *language;
 	uint64_t warm;
 	uint64_t max;
+	bool warm_auto; /* warm = auto: the run_slots of the nodes with the language */
+	bool max_auto;	/* max = auto: the capacity of the nodes with the language */
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
 	json_t *limits; /* per-run limits sent to sandboxd ({"cpu_ms": …}), may be empty */
@@ -47,7 +49,11 @@ struct psettings {
 	uint64_t max_queue;	   /* lease requests waiting per pool */
 	uint64_t queue_timeout_ms; /* how long one may wait at max */
 	uint64_t session_queue;	   /* executions waiting per session */
-	uint64_t node_timeout_ms;  /* sandboxd calls other than runs */
+	/* judged submissions (POST /execute): the fair queue (queue.h) */
+	uint64_t execute_max_queue;	   /* submissions queued in all */
+	uint64_t execute_user_queue;	   /* … of one user_id */
+	uint64_t execute_queue_timeout_ms; /* the longest one waits for its turn */
+	uint64_t node_timeout_ms;	   /* sandboxd calls other than runs */
 	uint64_t health_interval_ms;
 
 	uint64_t max_connections;	     /* open at once on each listener */

@@ -6,12 +6,15 @@
 #include "http_server.h"
 #include "lease.h"
 #include "node.h"
+#include "ops.h"
 #include "pool.h"
 
 static struct metrics *reg;
 static struct metric *m_ready, *m_leased, *m_creating, *m_max, *m_warm, *m_queued, *m_draining;
 static struct metric *m_create_failures, *m_created, *m_node_up, *m_node_slots, *m_node_capacity;
 static struct metric *m_sessions, *m_http, *m_exec, *m_lease_wait, *m_conn_refused;
+static struct metric *m_exec_queued, *m_exec_running, *m_queue_wait, *m_drain, *m_queue_len;
+static struct metric *m_node_runs, *m_node_run_slots, *m_warm_short, *m_short_events;
 
 static void collect(void *data)
 {
@@ -24,7 +27,13 @@ static void collect(void *data)
 		metric_set(m_warm, l, (double)p->warm);
 		metric_set(m_queued, l, (double)p->n_waiting);
 		metric_set(m_draining, l, p->draining);
+		metric_set(m_exec_queued, l, (double)p->n_judge_queued);
+		metric_set(m_exec_running, l, (double)p->n_judge_running);
+		size_t have = p->n_ready + p->n_creating;
+		metric_set(m_warm_short, l, p->warm > have ? (double)(p->warm - have) : 0);
 	}
+	metric_set(m_queue_len, NULL, (double)ops_queue_length());
+	metric_set(m_drain, NULL, ops_queue_drain_rate());
 	/* counters kept by the pools themselves */
 	metric_reset(m_create_failures);
 	metric_reset(m_created);
@@ -33,11 +42,20 @@ static void collect(void *data)
 		metric_inc(m_create_failures, l, (double)p->create_failures);
 		metric_inc(m_created, l, (double)p->created);
 	}
+	metric_reset(m_short_events);
+	for (struct pool *p = pool_first(); p; p = p->next) {
+		const char *l[] = {p->name, p->language};
+		metric_inc(m_short_events, l, (double)p->short_events);
+	}
 	metric_reset(m_node_up); /* nodes come and go (DNS discovery) */
 	metric_reset(m_node_slots);
 	metric_reset(m_node_capacity);
+	metric_reset(m_node_runs);
+	metric_reset(m_node_run_slots);
 	for (struct node *n = node_first(); n; n = n->next) {
 		const char *l[] = {n->name};
+		metric_set(m_node_runs, l, (double)ops_node_runs(n));
+		metric_set(m_node_run_slots, l, (double)pool_node_run_slots(n));
 		metric_set(m_node_up, l, n->up);
 		metric_set(m_node_slots, l, (double)n->slots);
 		metric_set(m_node_capacity, l, (double)n->capacity);
@@ -82,8 +100,30 @@ struct metrics *telemetry_init(void)
 	    reg, "warmpool_execution_duration_seconds", "Executions through poold, from request to answer.",
 	    (const char *const[]){"language", "verdict", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
 	m_lease_wait =
-	    metrics_histogram(reg, "warmpool_lease_wait_seconds", "Time a new session waited for its slot.",
+	    metrics_histogram(reg, "warmpool_lease_wait_seconds",
+			      "Time a new session, or a judged submission once admitted, waited for its slot.",
 			      (const char *const[]){"pool", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
+	m_exec_queued =
+	    metrics_gauge(reg, "warmpool_execute_queued",
+			  "Judged submissions (/execute) waiting in the fair queue for their turn.", pool_l);
+	m_exec_running = metrics_gauge(reg, "warmpool_execute_running",
+				       "Judged submissions running (holding a node's run budget).", pool_l);
+	m_queue_len = metrics_gauge(reg, "warmpool_execute_queue_length",
+				    "Judged submissions in the fair queue, all pools.", NULL);
+	m_drain = metrics_gauge(reg, "warmpool_execute_queue_drain_rate",
+				"Submissions leaving the fair queue per second (recent window).", NULL);
+	m_queue_wait = metrics_histogram(
+	    reg, "warmpool_execute_queue_wait_seconds", "Time a judged submission waited in the fair queue.",
+	    (const char *const[]){"pool", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
+	m_node_runs =
+	    metrics_gauge(reg, "warmpool_node_runs", "Judged runs poold has in progress on the node.", node_l);
+	m_node_run_slots =
+	    metrics_gauge(reg, "warmpool_node_run_slots", "Judged runs the node runs at once (its run_slots).", node_l);
+	m_warm_short = metrics_gauge(reg, "warmpool_pool_warm_shortfall",
+				     "Warm slots the pool misses (warm minus ready and creating).", pool_l);
+	m_short_events = metrics_counter(
+	    reg, "warmpool_pool_no_room_total",
+	    "Times the pool could not reach warm or serve a waiter for lack of room (see its last_error).", pool_l);
 	metrics_on_collect(reg, collect, NULL);
 	return reg;
 }
@@ -98,6 +138,11 @@ void telemetry_http(const char *route, int status)
 void telemetry_execution(const char *language, const char *verdict, double seconds)
 {
 	metric_observe(m_exec, (const char *const[]){language, verdict}, seconds);
+}
+
+void telemetry_queue_wait(const char *pool, double seconds)
+{
+	metric_observe(m_queue_wait, (const char *const[]){pool}, seconds);
 }
 
 void telemetry_lease_wait(const char *pool, double seconds)

@@ -15,6 +15,7 @@
 #include "json.h"
 #include "kernel.h"
 #include "log.h"
+#include "admit.h"
 #include "run.h"
 #include "slot.h"
 
@@ -54,12 +55,13 @@ static void get_info(struct http_request *req)
 				  (json_int_t)slot_count(SLOT_CREATING), "ready", (json_int_t)slot_count(SLOT_READY),
 				  "busy", (json_int_t)slot_count(SLOT_BUSY), "destroying",
 				  (json_int_t)slot_count(SLOT_DESTROYING), "leased", (json_int_t)slot_labelled());
-	http_respond_json(req, 200,
-			  json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "node", api->node_name, "version",
-				    WARMPOOL_VERSION, "cgroup", cgroup_mode_name(cgroup_root_mode(api->cgroot)),
-				    "controllers", cgroup_root_controllers(api->cgroot), "capacity",
-				    (json_int_t)api->settings->capacity, "slots", slots, "languages",
-				    languages_json(false), "limits_max", limits_to_json(&api->settings->max)));
+	http_respond_json(
+	    req, 200,
+	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o}", "node", api->node_name, "version",
+		      WARMPOOL_VERSION, "cgroup", cgroup_mode_name(cgroup_root_mode(api->cgroot)), "controllers",
+		      cgroup_root_controllers(api->cgroot), "capacity", (json_int_t)api->settings->capacity, "cpus",
+		      (json_int_t)api->settings->cpus, "runs", admit_info(), "slots", slots, "languages",
+		      languages_json(false), "limits_max", limits_to_json(&api->settings->max)));
 }
 
 /* POST /v1/slots with "wait": the answer waits for every slot of the batch. */
@@ -397,15 +399,24 @@ static void route_slot(struct http_request *req, const struct http_path *p)
 		}
 		return;
 	}
+	if (p->n == 4 && http_path_is(p, 3, "run") && strcmp(m, "POST") == 0) {
+		uint64_t need_kb = 0;
+		/* admission first (admit.h): a refused run leaves the slot unlabelled */
+		if (!(body = body_json(req)))
+			return;
+		if (!admit_run(req, s, body, &need_kb) || !label_from_header(req, s)) {
+			json_decref(body);
+			return;
+		}
+		slot_mark_used(s);
+		run_start(s, req, body); /* takes body */
+		admit_track(s, need_kb);
+		return;
+	}
 	if (!label_from_header(req, s))
 		return;
 	if (p->n == 4 && http_path_is(p, 3, "run")) {
-		if (strcmp(m, "POST") != 0)
-			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
-		else if ((body = body_json(req))) {
-			slot_mark_used(s);
-			run_start(s, req, body); /* takes body */
-		}
+		http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
 		return;
 	}
 	if (p->n == 4 && http_path_is(p, 3, "exec")) {

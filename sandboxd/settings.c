@@ -3,6 +3,8 @@
 #include "settings.h"
 
 #include <libgen.h>
+#include <sched.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +41,19 @@ static int settings_key(void *ctx, const char *section, const char *key, const c
 			return config_set_str(&s->cgroup_name, v);
 		}
 		if (strcmp(key, "capacity") == 0)
-			return config_parse_u64(v, 1, 4096, &s->capacity);
+			return strcmp(v, "auto") == 0 ? (s->capacity = 0, 0)
+						      : config_parse_u64(v, 1, 4096, &s->capacity);
+		if (strcmp(key, "run_slots") == 0)
+			return strcmp(v, "auto") == 0 ? (s->run_slots = 0, 0)
+						      : config_parse_u64(v, 1, 4096, &s->run_slots);
+		if (strcmp(key, "run_memory") == 0) {
+			if (strcmp(v, "auto") == 0) {
+				s->run_memory = 0;
+				return 0;
+			}
+			int r = config_parse_size(v, &s->run_memory);
+			return r < 0 ? r : s->run_memory < (16u << 20) ? -ERANGE : 0;
+		}
 		if (strcmp(key, "uid_base") == 0)
 			return config_parse_u64(v, 1000, 4000000000u, &s->uid_base);
 		if (strcmp(key, "max_body") == 0)
@@ -127,6 +141,52 @@ static int default_runtimes(struct settings *s, const char *conf_path)
 	return 0;
 }
 
+/* MemTotal of /proc/meminfo in bytes, 0 when unknown. */
+static uint64_t host_memory(void)
+{
+	cleanup_fclose FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	unsigned long long kb;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			return (uint64_t)kb * 1024;
+	return 0;
+}
+
+/* The CPUs this process may run on (its affinity: a container's cpuset). */
+static uint64_t host_cpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (uint64_t)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (uint64_t)n : 1;
+}
+
+/* `auto` values, from the host: the run budget from its CPUs and memory
+ * (a compilation or a test per CPU; the memory limits of what runs at once
+ * within 3/4 of RAM), the slot capacity from its memory (an idle slot with a
+ * language interpreter holds ~20-60 MB: one slot per 64 MiB, 16 to 1024). */
+static void settings_auto(struct settings *s)
+{
+	uint64_t mem = host_memory();
+
+	s->cpus = host_cpus();
+	if (!s->run_slots)
+		s->run_slots = s->cpus;
+	if (!s->run_memory)
+		s->run_memory = mem ? mem / 4 * 3 : 1ull << 30;
+	if (!s->capacity) {
+		uint64_t c = mem ? mem / (64ull << 20) : 64;
+		s->capacity = c < 16 ? 16 : c > 1024 ? 1024 : c;
+	}
+}
+
 int settings_load(const char *path, struct settings *s, struct wp_error *err)
 {
 	int r;
@@ -137,7 +197,9 @@ int settings_load(const char *path, struct settings *s, struct wp_error *err)
 	    config_set_str(&s->languages_dir, "config/languages") || config_set_str(&s->cgroup_mode, "auto") ||
 	    config_set_str(&s->cgroup_name, "warmpool"))
 		return wp_error_set(err, ENOMEM, "out of memory");
-	s->capacity = 64;
+	s->capacity = 0; /* auto */
+	s->run_slots = 0;
+	s->run_memory = 0;
 	s->uid_base = 300000;
 	s->max_body = 160ull << 20;
 	s->log_level = LOG_INFO;
@@ -157,6 +219,7 @@ int settings_load(const char *path, struct settings *s, struct wp_error *err)
 
 	if ((r = config_load_ini(path, settings_key, s, err)) < 0)
 		return r;
+	settings_auto(s);
 	if (s->uid_base + s->capacity > 4294967294ull)
 		return wp_error_set(err, EINVAL, "%s: uid_base + capacity passes the uid range", path);
 	if (s->data_size < (1u << 20) || s->tmp_size < (1u << 20) || s->shm_size < (64u << 10))

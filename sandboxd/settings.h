@@ -16,7 +16,10 @@ struct settings {
 			       every slot; NULL when unset and no default exists */
 	char *cgroup_mode;  /* "auto" | "v1" | "v2" */
 	char *cgroup_name;
-	uint64_t capacity;
+	uint64_t capacity;   /* slots at once ("auto": from the host's memory) */
+	uint64_t run_slots;  /* judged runs at once ("auto": the CPUs sandboxd may use) */
+	uint64_t run_memory; /* bytes: the sum of running runs' memory limits ("auto": 3/4 of RAM) */
+	uint64_t cpus;	     /* the CPUs sandboxd may run on (detected, GET /v1/info) */
 	uint64_t uid_base;
 	uint64_t max_body;
 	enum log_level log_level;

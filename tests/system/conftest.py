@@ -188,6 +188,9 @@ class Daemon(wpdaemons.Sandboxd):
             cgroup_name="warmpool-test-%d" % os.getpid(),
             log_level="debug",
             max_body=str(MAX_BODY),
+            # the suite drives sandboxd directly with more runs at once than
+            # CPUs (a busy host, on purpose); admission: test_contest.py
+            extra="run_slots = 64",
         )
         self.client = self.client()  # the suite uses sandboxd.client as an attribute
 

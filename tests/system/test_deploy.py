@@ -1046,7 +1046,9 @@ def test_dns_discovery():
         out = {}
         for i in range(count):
             user = "%s-%d" % (prefix, i)
-            r = execute(c, user)
+            # a session (since issue 11, /execute is a submission in a fresh slot, not a session)
+            r = c.post("/v1/sessions/%s/run?pool=python" % user,
+                       {"source": "print(1)\n", "tests": [{"stdin": "", "expected": "1\n"}]})
             assert r.status == 200 and r.body["verdict"] == "accepted", r
             info = c.get("/v1/sessions/%s?pool=python" % user)
             out[user] = info.body["node"]
@@ -1081,9 +1083,11 @@ def test_dns_discovery():
         on_b = [u for u, n in placed.items() if n == "sb-127.0.0.3"]
         hosts.set(name, (ips[0], ips[2]))
         wait_until(up(ips[0], ips[2]), 15, "vanished node forgotten")
-        r = execute(c, on_b[0])
+        run1 = {"source": "print(1)\n", "tests": [{"stdin": "", "expected": "1\n"}]}
+        r = c.post("/v1/sessions/%s/run?pool=python" % on_b[0], run1)
         assert r.status == 410 and r.error_code() == "SessionLost", r
-        assert execute(c, on_b[0]).status == 200, "the request after SessionLost starts a new session"
+        assert c.post("/v1/sessions/%s/run?pool=python" % on_b[0], run1).status == 200, \
+            "the request after SessionLost starts a new session"
 
         # the name stops resolving: nothing changes, and poold says so
         hosts.restore()
@@ -1262,8 +1266,10 @@ def test_runbook_runs_as_written(stack):
     assert all(p["draining"] for p in pools_by_name(pd).values())
     r = execute(ex, "late-student")
     assert r.status == 503 and r.error_code() == "PoolUnavailable", r
+    # since issue 11 a submission is not a session: a student's next
+    # submission is a new one, refused like any while draining
     r = execute(ex, student)
-    assert r.status == 200, "a running session carries on while draining: %r" % (r,)
+    assert r.status == 503 and r.error_code() == "PoolUnavailable", r
 
     run_block(blocks["end-sessions"], env)
     adm = pd.client(token=TOKENS["admin"])
