@@ -1,35 +1,78 @@
 # warmpool — plain Makefile (isolate's is the model).
 #   make                      build bin/sandboxd bin/poold bin/poolctl
-#   make test                 install missing deps, unit + system tests (root)
+#   make test                 install missing deps, unit, short fuzz and system tests (root)
+#   make unit                 unit tests only
+#   make fuzz                 every libFuzzer target for FUZZ_TIME seconds (tests/fuzz/README.md)
 #   make run                  sandboxd + poold in the foreground on loopback
 #   make bench                benchmark, table on stdout, JSON in bench/results.json
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR=      (make uninstall with the same)
+#   make install-systemd PREFIX=/usr/local DESTDIR=
 #   make SANITIZE=address,undefined test
+#   make V=1                  show the compile and link lines
+#
+# CFLAGS, CPPFLAGS, LDFLAGS and LDLIBS are the user's: they are added after
+# the project's flags (so CFLAGS=-O0 changes the optimisation and keeps the
+# include paths, warnings and hardening), never instead of them.
 
-PREFIX   ?= /usr/local
-DESTDIR  ?=
+VERSION  := 0.1.0
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share/warmpool
+DOCDIR     ?= $(PREFIX)/share/doc/warmpool
+# the daemons read /etc/warmpool/*.conf unless told otherwise (--config)
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+
 CC       ?= cc
 PYTHON   ?= /usr/bin/python3
+ifdef SANITIZE
+CFLAGS   ?= -O1 -g
+else
+CFLAGS   ?= -O2 -g
+endif
+CPPFLAGS ?=
+LDFLAGS  ?=
+LDLIBS   ?=
 
-PKGS     := libev jansson libseccomp libcurl
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 WARN     := -Wall -Wextra -Werror=implicit-function-declaration -Wmissing-prototypes \
             -Wshadow -Wformat=2 -Wno-unused-parameter -Wno-format-truncation
-HARDEN   := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection -fPIE
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -D_GNU_SOURCE $(WARN) -Ilib
+HARDEN   := -fstack-protector-strong -fstack-clash-protection -fPIE
+# _FORTIFY_SOURCE needs the optimiser (and fights ASan): only then
+ifeq ($(filter -O0,$(CFLAGS))$(SANITIZE),)
+HARDEN   += -D_FORTIFY_SOURCE=3
+endif
 LDHARDEN := -pie -Wl,-z,relro,-z,now
-LDLIBS   := -lev -ljansson -lseccomp -lhttp_parser -linih -lcrypto -lcurl -lm
+WP_CPPFLAGS := -D_GNU_SOURCE -DWARMPOOL_VERSION='"$(VERSION)"' -Ilib
+WP_CFLAGS   := -std=gnu11 $(WARN) $(HARDEN)
+WP_LDFLAGS  := $(LDHARDEN)
 
 ifdef SANITIZE
 # the system tests skip (loudly) what a sanitized build cannot show: linking
 # against the installed library, the images' package lists, a timed burst
 export WARMPOOL_SANITIZE := $(SANITIZE)
-CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
-LDFLAGS  += -fsanitize=$(SANITIZE)
-HARDEN   := $(filter-out -D_FORTIFY_SOURCE=3,$(HARDEN))
+WP_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+WP_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-CFLAGS   += $(HARDEN)
-LDFLAGS  += $(LDHARDEN)
+
+# what every compile and link line uses: the project's flags, then the user's
+FINAL_CFLAGS  = $(WP_CPPFLAGS) $(CPPFLAGS) $(WP_CFLAGS) $(CFLAGS)
+FINAL_LDFLAGS = $(WP_LDFLAGS) $(LDFLAGS)
+
+# Each program links what it uses (lib/ is an archive: only the objects a
+# program needs are pulled in). Unit tests and fuzz targets link them all.
+COMMON_LIBS   := -lev -ljansson -lhttp_parser -linih
+SANDBOXD_LIBS := $(COMMON_LIBS) -lseccomp
+POOLD_LIBS    := $(COMMON_LIBS) -lcurl -lcrypto -lm
+ALL_LIBS      := $(COMMON_LIBS) -lseccomp -lcurl -lcrypto -lm
 
 LIB_SRC      := $(wildcard lib/*.c)
 SANDBOXD_SRC := $(wildcard sandboxd/*.c)
@@ -37,6 +80,10 @@ POOLD_SRC    := $(wildcard poold/*.c)
 LIB_OBJ      := $(LIB_SRC:%.c=build/%.o)
 SANDBOXD_OBJ := $(SANDBOXD_SRC:%.c=build/%.o)
 POOLD_OBJ    := $(POOLD_SRC:%.c=build/%.o)
+# the daemons' modules without main(): for unit tests and fuzz targets
+SANDBOXD_MODS := $(filter-out build/sandboxd/main.o,$(SANDBOXD_OBJ))
+POOLD_MODS    := $(filter-out build/poold/main.o,$(POOLD_OBJ))
+COMMON_LIB   := build/lib/libwarmpool-common.a
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)
 UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 
@@ -46,53 +93,62 @@ BINS += bin/poold
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all test unit system run bench install install-systemd clean deps format format-check FORCE
+.PHONY: all test unit system fuzz fuzz-short fuzz-build run bench install install-systemd uninstall \
+	clean deps format format-check FORCE
 
 # Objects depend on the flags they were built with: `make SANITIZE=…` after a
 # plain build rebuilds everything instead of testing the old binaries.
 FLAGS_STAMP := build/.flags
 $(FLAGS_STAMP): FORCE
 	@mkdir -p build
-	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+	@echo '$(CC) $(FINAL_CFLAGS) $(FINAL_LDFLAGS) $(LDLIBS)' | cmp -s - $@ || \
+		echo '$(CC) $(FINAL_CFLAGS) $(FINAL_LDFLAGS) $(LDLIBS)' > $@
 all: $(BINS)
 
 include client/client.mk
 all: client
 system: client-examples
 install: install-client
+uninstall: uninstall-client
 
-build/%.o: %.c $(wildcard lib/*.h sandboxd/*.h poold/*.h) $(FLAGS_STAMP)
+# -MMD -MP: each object depends on the headers it includes (build/**/*.d)
+build/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(FINAL_CFLAGS) -MMD -MP -c -o $@ $<
 
-build/lib/libwarmpool-common.a: $(LIB_OBJ)
+$(COMMON_LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	@$(AR) rcs $@ $^
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
 
-bin/sandboxd: $(SANDBOXD_OBJ) build/lib/libwarmpool-common.a $(FLAGS_STAMP)
+bin/sandboxd: $(SANDBOXD_OBJ) $(COMMON_LIB) $(FLAGS_STAMP)
 	@mkdir -p bin
 	@echo "  LD      $@"
-	@$(CC) $(LDFLAGS) -o $@ $(filter-out $(FLAGS_STAMP),$^) $(LDLIBS)
+	$(Q)$(CC) $(FINAL_LDFLAGS) -o $@ $(filter-out $(FLAGS_STAMP),$^) $(SANDBOXD_LIBS) $(LDLIBS)
 
-bin/poold: $(POOLD_OBJ) build/lib/libwarmpool-common.a $(FLAGS_STAMP)
+bin/poold: $(POOLD_OBJ) $(COMMON_LIB) $(FLAGS_STAMP)
 	@mkdir -p bin
 	@echo "  LD      $@"
-	@$(CC) $(LDFLAGS) -o $@ $(filter-out $(FLAGS_STAMP),$^) $(LDLIBS)
+	$(Q)$(CC) $(FINAL_LDFLAGS) -o $@ $(filter-out $(FLAGS_STAMP),$^) $(POOLD_LIBS) $(LDLIBS)
 
-# Unit tests link every module but the daemons' main.c.
-build/tests/test_%: tests/unit/test_%.c $(filter-out build/sandboxd/main.o,$(SANDBOXD_OBJ)) build/lib/libwarmpool-common.a
+# Unit tests link lib/ and the modules (every object but main.o) of one
+# daemon: sandboxd's, or poold's for the tests named in POOLD_UNIT_TESTS
+# (test_queue.c → queue). The test sees that daemon's headers with
+# #include "x.h" (-iquote).
+POOLD_UNIT_TESTS ?= queue
+unit_daemon = $(if $(filter $(1),$(POOLD_UNIT_TESTS)),poold,sandboxd)
+UNIT_MODS_sandboxd := $(SANDBOXD_MODS)
+UNIT_MODS_poold    := $(POOLD_MODS)
+
+.SECONDEXPANSION:
+build/tests/test_%: tests/unit/test_%.c $$(UNIT_MODS_$$(call unit_daemon,$$*)) $(COMMON_LIB) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -iquote sandboxd $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(FINAL_CFLAGS) -MMD -MP -iquote $(call unit_daemon,$*) $(FINAL_LDFLAGS) -o $@ \
+		$(filter-out $(FLAGS_STAMP),$^) $(ALL_LIBS) -lcmocka $(LDLIBS)
 
-# poold's unit tests link every poold module but main.c (listed here: the
-# rule above links sandboxd's).
-POOLD_UNIT := build/tests/test_queue
-$(POOLD_UNIT): build/tests/test_%: tests/unit/test_%.c $(filter-out build/poold/main.o,$(POOLD_OBJ)) build/lib/libwarmpool-common.a
-	@mkdir -p $(dir $@)
-	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -iquote poold $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+include tests/fuzz/fuzz.mk
 
 deps:
 	@deploy/deps.sh
@@ -106,6 +162,7 @@ system: all build/bench/loadgen
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-short
 	@$(MAKE) --no-print-directory system
 
 run: deps
@@ -120,28 +177,73 @@ bench: deps
 build/bench/loadgen: bench/loadgen.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -ljansson -lhttp_parser
+	$(Q)$(CC) $(FINAL_CFLAGS) -MMD -MP $(FINAL_LDFLAGS) -o $@ $< -ljansson -lhttp_parser $(LDLIBS)
+
+# What install puts where (uninstall removes the same list).
+INSTALL_LANGS    := $(notdir $(wildcard config/languages/*.conf))
+INSTALL_RUNTIMES := pykernel.py jskernel.js blocking-stdio.js
+INSTALL_DOCS     := $(notdir $(wildcard docs/*.md))
+INSTALL_CONFS    := sandboxd.conf poold.conf
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/warmpool/languages
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 config/languages/*.conf $(DESTDIR)$(PREFIX)/share/warmpool/languages/
-	install -d $(DESTDIR)$(PREFIX)/share/warmpool/runtimes
-	install -m 0644 sandboxd/runtimes/pykernel.py sandboxd/runtimes/jskernel.js sandboxd/runtimes/blocking-stdio.js $(DESTDIR)$(PREFIX)/share/warmpool/runtimes/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/languages $(DESTDIR)$(DATADIR)/runtimes \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/warmpool
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(addprefix config/languages/,$(INSTALL_LANGS)) $(DESTDIR)$(DATADIR)/languages/
+	install -m 0644 $(addprefix sandboxd/runtimes/,$(INSTALL_RUNTIMES)) $(DESTDIR)$(DATADIR)/runtimes/
+	install -m 0644 $(addprefix docs/,$(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/
+	@# the configs: never over an existing one (it is the operator's); poold.conf holds token digests
+	@set -e; for c in $(INSTALL_CONFS); do \
+		dst=$(DESTDIR)$(SYSCONFDIR)/warmpool/$$c; \
+		if [ -e "$$dst" ]; then echo "  kept    $$dst (exists)"; continue; fi; \
+		sed 's|/usr/local/share/warmpool/|$(DATADIR)/|g' deploy/etc/$$c > "$$dst"; \
+		chmod $$([ $$c = poold.conf ] && echo 0640 || echo 0644) "$$dst"; \
+		echo "  CONF    $$dst"; \
+	done
 
+# systemd units (paths rewritten to BINDIR, SYSCONFDIR and DOCDIR), the
+# sysusers entry for group warmpool, the listen_tcp drop-in as an example
+install-systemd: install
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service.d $(DESTDIR)$(SYSUSERSDIR)
+	for u in sandboxd poold; do \
+		sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/warmpool/|$(SYSCONFDIR)/warmpool/|g' \
+		    -e 's|/usr/local/share/doc/warmpool/|$(DOCDIR)/|g' \
+		    deploy/systemd/$$u.service > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service; \
+	done
+	install -m 0644 deploy/systemd/sandboxd.service.d/listen-tcp.conf \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service.d/listen-tcp.conf.example
+	install -m 0644 deploy/systemd/warmpool.sysusers $(DESTDIR)$(SYSUSERSDIR)/warmpool.conf
+
+# Removes what install and install-systemd put in place; a config is kept
+# when it differs from the one install wrote (the operator changed it).
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS)))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/languages/,$(INSTALL_LANGS))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/runtimes/,$(INSTALL_RUNTIMES))
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(INSTALL_DOCS))
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service $(DESTDIR)$(SYSTEMDUNITDIR)/poold.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service.d/listen-tcp.conf.example \
+		$(DESTDIR)$(SYSUSERSDIR)/warmpool.conf
+	@set -e; for c in $(INSTALL_CONFS); do \
+		dst=$(DESTDIR)$(SYSCONFDIR)/warmpool/$$c; \
+		[ -e "$$dst" ] || continue; \
+		if sed 's|/usr/local/share/warmpool/|$(DATADIR)/|g' deploy/etc/$$c | cmp -s - "$$dst"; then \
+			rm -f "$$dst"; else echo "  kept    $$dst (changed)"; fi; \
+	done
+	-rmdir $(DESTDIR)$(DATADIR)/languages $(DESTDIR)$(DATADIR)/runtimes $(DESTDIR)$(DATADIR) \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/warmpool \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service.d 2>/dev/null
+
+FORMAT_FILES = lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c bench/*.c \
+	tests/fuzz/*.[ch]
 format:
-	clang-format -i lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c bench/*.c
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run -Werror lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c bench/*.c
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf build bin
 
-# systemd units (paths rewritten to PREFIX), sysusers entry, docs
-install-systemd: install
-	install -d $(DESTDIR)/etc/systemd/system/sandboxd.service.d $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/warmpool
-	for u in sandboxd poold; do sed 's|/usr/local/|$(PREFIX)/|g' deploy/systemd/$$u.service > $(DESTDIR)/etc/systemd/system/$$u.service; done
-	install -m 0644 deploy/systemd/sandboxd.service.d/listen-tcp.conf $(DESTDIR)/etc/systemd/system/sandboxd.service.d/listen-tcp.conf.example
-	install -m 0644 deploy/systemd/warmpool.sysusers $(DESTDIR)/usr/lib/sysusers.d/warmpool.conf
-	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/warmpool/
+-include $(shell find build -name '*.d' 2>/dev/null)

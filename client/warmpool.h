@@ -40,7 +40,11 @@ extern "C" {
 
 #define WP_PUBLIC __attribute__((visibility("default")))
 
-#define WP_VERSION     "0.1.0"
+/* The library's version: the build passes -DWP_VERSION (VERSION in the
+ * Makefile) and make install-client writes it into the installed header. */
+#ifndef WP_VERSION
+#define WP_VERSION "@VERSION@"
+#endif
 #define WP_DEFAULT_URL "http://127.0.0.1:8080"
 
 /* What went wrong; functions return the negated value. */

@@ -6,8 +6,6 @@
 #include "metrics.h"
 #include "settings.h"
 
-#define WARMPOOL_VERSION "0.1.0"
-
 void api_init(struct ev_loop *loop, const struct psettings *st, struct metrics *m);
 void api_handle(struct http_request *req, void *data);
 void api_stop(void);

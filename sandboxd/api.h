@@ -8,8 +8,6 @@
 #include "language.h"
 #include "settings.h"
 
-#define WARMPOOL_VERSION "0.1.0"
-
 struct cgroup_root;
 
 struct api_ctx {

@@ -5,10 +5,15 @@
 #ifndef SANDBOXD_PROTO_H
 #define SANDBOXD_PROTO_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_MAX     65536
-#define PROTO_MAX_FDS 5 /* a kernel start passes five: stdin, stdout, stderr, requests, replies */
+#define PROTO_MAX      65536
+#define PROTO_MAX_FDS  5   /* a kernel start passes five: stdin, stdout, stderr, requests, replies */
+#define PROTO_MAX_ARGS 256 /* argv and envp entries of a PROTO_RUN, each */
+/* utime_us and stime_us of PROTO_EXITED: 100 years, so that their sum fits */
+#define PROTO_MAX_RUSAGE_US (100ll * 365 * 24 * 3600 * 1000000)
 
 /* Process groups of a slot, each its own cgroup under the slot's: judged runs
  * alternate between RUN0 and RUN1; KERNEL holds the slot's long-lived
@@ -65,5 +70,17 @@ struct proto_failed {
 	int32_t err;
 	char where[120];
 };
+
+/* Split a PROTO_RUN message of len bytes (init's side): argv (PROTO_MAX_ARGS
+ * + 1 entries) and envp (the same) NULL-terminated, pointing into buf, and
+ * the cwd. 0, or -EINVAL when any field or string runs off the message. */
+int proto_run_parse(char *buf, size_t len, char **argv, char **envp, const char **cwd);
+
+/* sandboxd's side: a message from init is one of READY, STARTED, EXITED or
+ * FAILED, exactly the size of its struct, with a group in NONE..KERNEL, a
+ * pid > 0, rusage fields in [0, PROTO_MAX_RUSAGE_US] (maxrss >= 0), an errno
+ * in [0, 4096) and a NUL inside `where`. 0 or -EINVAL: anything else means
+ * init misbehaves, and the slot is destroyed. */
+int proto_init_msg_check(const void *buf, size_t len);
 
 #endif

@@ -239,18 +239,19 @@ static void slot_ctl_cb(struct ev_loop *l, ev_io *w, int revents)
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0 || (size_t)n < sizeof(struct proto_hdr)) {
+	/* init is not trusted once the slot ran code: a malformed message ends the slot */
+	if (n <= 0 || proto_init_msg_check(buf, (size_t)n) < 0) {
 		char detail[80];
 		snprintf(detail, sizeof(detail), " (%s)",
 			 n < 0	  ? strerror(errno)
 			 : n == 0 ? "end of file"
-				  : "short message");
+				  : "malformed message");
 		ev_io_stop(l, w);
 		s->dead = true;
 		if (s->state == SLOT_CREATING)
 			slot_fail(s, "init closed its control socket during set-up", detail);
 		else if (s->state != SLOT_DESTROYING) {
-			log_warn("slot %s: init went away", s->id);
+			log_warn("slot %s: init went away%s", s->id, detail);
 			slot_destroy(s);
 		}
 		return;

@@ -128,47 +128,19 @@ static int join_run_cgroup(const int *procs)
 	return 0;
 }
 
-/* Split a PROTO_RUN message; argv and envp point into buf. */
-static int parse_run(char *buf, size_t len, char **argv, char **envp, const char **cwd)
-{
-	struct proto_run *m = (struct proto_run *)buf;
-	char *p, *end = buf + len;
-
-	if (len < sizeof(*m) || m->argc < 1 || m->argc > 256 || m->envc > 256 || m->strings_len != len - sizeof(*m) ||
-	    m->strings_len == 0 || buf[len - 1] != '\0')
-		return -1;
-	p = m->strings;
-	for (uint32_t i = 0; i < m->argc; i++, p += strlen(p) + 1) {
-		if (p >= end)
-			return -1;
-		argv[i] = p;
-	}
-	argv[m->argc] = NULL;
-	for (uint32_t i = 0; i < m->envc; i++, p += strlen(p) + 1) {
-		if (p >= end)
-			return -1;
-		envp[i] = p;
-	}
-	envp[m->envc] = NULL;
-	if (p >= end)
-		return -1;
-	*cwd = p;
-	return 0;
-}
-
 /* The run child, already in its cgroup: limits, fds, exec. fds[i] becomes
  * fd i (0, 1, 2 and, for a kernel, 3 and 4). On failure the errno goes to
  * errfd and the child exits 127. */
 static _Noreturn void exec_child(char *buf, size_t len, const int *fds, int nfds, int errfd)
 {
 	const struct proto_run *m = (const struct proto_run *)buf;
-	char *argv[257], *envp[257];
+	char *argv[PROTO_MAX_ARGS + 1], *envp[PROTO_MAX_ARGS + 1];
 	const char *cwd;
 	sigset_t none;
 	struct rlimit rl;
 	int high[PROTO_MAX_FDS], e = EINVAL;
 
-	if (parse_run(buf, len, argv, envp, &cwd) < 0 || nfds > PROTO_MAX_FDS)
+	if (proto_run_parse(buf, len, argv, envp, &cwd) < 0 || nfds > PROTO_MAX_FDS)
 		goto fail;
 	/* first above every target, so that no dup2 below lands on a source
 	 * not yet moved (received fds can have any number) */
@@ -265,7 +237,7 @@ static int stub_fd[2] = {-1, -1};
 
 static void stub_spawn(const struct slot_init_args *a, int g)
 {
-	static char buf[PROTO_MAX];
+	static _Alignas(8) char buf[PROTO_MAX]; /* read as struct proto_run */
 	int sp[2], fds[PROTO_MAX_FDS], nfds;
 	pid_t pid;
 
@@ -305,14 +277,14 @@ static void stub_forget(int g)
  * *group is the group of a well-formed request, else -1. */
 static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, int *fds, int nfds, int *group)
 {
-	char *argv[257], *envp[257];
+	char *argv[PROTO_MAX_ARGS + 1], *envp[PROTO_MAX_ARGS + 1];
 	const char *cwd;
 	int errp[2], e = 0, rfd;
 	pid_t pid;
 	ssize_t n;
 
 	*group = -1;
-	if (parse_run(buf, len, argv, envp, &cwd) < 0 || ((struct proto_run *)buf)->group > PROTO_GROUP_KERNEL) {
+	if (proto_run_parse(buf, len, argv, envp, &cwd) < 0 || ((struct proto_run *)buf)->group > PROTO_GROUP_KERNEL) {
 		send_failed(PROTO_GROUP_NONE, EINVAL, "malformed run request");
 		return -1;
 	}
@@ -372,7 +344,7 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 
 static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 {
-	static char buf[PROTO_MAX];
+	static _Alignas(8) char buf[PROTO_MAX]; /* read as struct proto_run */
 	pid_t child = -1, kernel = -1;
 	int current_group = PROTO_GROUP_RUN0; /* of child */
 

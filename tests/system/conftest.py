@@ -311,16 +311,35 @@ def languages(client):
     return {l.get("name"): l for l in r.body["languages"]}
 
 
+SKIP_LANGUAGES_ENV = "WARMPOOL_SKIP_LANGUAGES"
+
+
+def missing_runtime(lang, why):
+    """A test needs `lang` (its runtime, or its interpreter) and it is not
+    usable. That FAILS the test: deploy/deps.sh installs every runtime, so a
+    language that sandboxd finds missing is a regression (language detection,
+    the interpreter, the slot's mounts), and a skip would leave `make test`
+    green. A developer on a host without a runtime on purpose lists the
+    language in WARMPOOL_SKIP_LANGUAGES (comma-separated, or `all`): then the
+    test is skipped, loudly."""
+    allowed = {x.strip() for x in os.environ.get(SKIP_LANGUAGES_ENV, "").split(",") if x.strip()}
+    if lang in allowed or "all" in allowed:
+        pytest.skip("LANGUAGE %r NOT USABLE (%s) — test skipped because %s=%s"
+                    % (lang, why, SKIP_LANGUAGES_ENV, os.environ[SKIP_LANGUAGES_ENV]))
+    pytest.fail("LANGUAGE %r NOT USABLE: %s. deploy/deps.sh installs every runtime; on a host without this one "
+                "on purpose, run with %s=%s to skip the tests that need it" % (lang, why, SKIP_LANGUAGES_ENV, lang),
+                pytrace=False)
+
+
 def require_language(languages, lang):
-    """Skip loudly when the language is not configured or its runtime is missing."""
+    """Fail (or skip, see missing_runtime) when the language is not configured
+    or its runtime is missing."""
     l = languages.get(lang)
     if l is None:
-        pytest.skip(
-            "LANGUAGE %r NOT CONFIGURED in %s (configured: %s) — test skipped"
-            % (lang, LANG_DIR, ", ".join(sorted(k for k in languages if k)) or "none")
-        )
+        missing_runtime(lang, "not configured in %s (configured: %s)"
+                        % (LANG_DIR, ", ".join(sorted(k for k in languages if k)) or "none"))
     if not l.get("available", False):
-        pytest.skip("RUNTIME FOR %r MISSING on this host (sandboxd says available=false: %r) — test skipped" % (lang, l))
+        missing_runtime(lang, "sandboxd says available=false: %r" % (l,))
 
 
 def normalize_tests(tests):

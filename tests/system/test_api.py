@@ -19,6 +19,7 @@ from conftest import (
     MAX_BODY,
     UID_BASE,
     assert_error,
+    missing_runtime,
     pct,
     qname,
     run_raw,
@@ -109,7 +110,7 @@ def test_language_defaults_match_design(languages):
     """DESIGN.md defaults: 5 s CPU, 10 s wall, 256 MiB, 64 pids, 16 MiB output, 64 MiB files
     (python has no reason to override them)."""
     if "python" not in languages:
-        pytest.skip("PYTHON NOT CONFIGURED")
+        missing_runtime("python", "not configured")
     lim = languages["python"]["limits"]
     assert lim == {
         "cpu_ms": 5000,

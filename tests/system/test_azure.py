@@ -33,6 +33,7 @@ import uuid
 import pytest
 
 import wpdaemons
+from conftest import missing_runtime
 
 UID_BASE = 352000  # 350000–350047 is often taken by WP_TEST_UID_BASE runs of the sandboxd suite
 CAPACITY = 40
@@ -144,9 +145,12 @@ def env(aca):
 
 @pytest.fixture
 def exec_env(env):
+    """The suite's daemons, for a test that runs code in a session. Broken
+    code execution fails the test (skipped only with WARMPOOL_SKIP_LANGUAGES=
+    python: conftest.missing_runtime)."""
     if NO_EXEC:
-        pytest.skip("CODE EXECUTION NOT TESTABLE YET — sandboxd has no interpreter exec "
-                    "(docs/sandboxd-api.md POST /v1/slots/{id}/exec): %s" % NO_EXEC)
+        missing_runtime("python", "code does not run in a slot's interpreter — sandboxd's POST /v1/slots/{id}/exec "
+                        "(docs/sandboxd-api.md): %s" % NO_EXEC)
     return env
 
 
@@ -557,7 +561,7 @@ def test_default_pool_and_prefixed_are_one_session(exec_env):
 def test_javascript_is_stateful(exec_env):
     env = exec_env
     if not env.js:
-        pytest.skip("JAVASCRIPT RUNTIME NOT AVAILABLE on this node — test skipped")
+        missing_runtime("javascript", "sandboxd says javascript is not available on this node")
     ident = env.ident("js")
     ep = "/pools/javascript/"
     p = lc_execute(env, ident, "let a = 20; function twice(n) { return 2 * n }", endpoint=ep)

@@ -27,6 +27,7 @@ import uuid
 import pytest
 
 import wpdaemons
+from conftest import missing_runtime
 
 REPO = wpdaemons.REPO
 POOLCTL = os.path.join(REPO, "bin", "poolctl")
@@ -43,7 +44,7 @@ POOLS = {
     "c": {"language": "c", "warm": 1, "max": 8, "idle_timeout": "5m"},
 }
 MAX_BODY = 1 << 20
-INTERP = "interp"  # a stateful python pool, when poold has them
+INTERP = "interp"  # a stateful python pool
 
 SUM_PY = "print(sum(map(int, input().split())))\n"
 
@@ -79,12 +80,9 @@ def wp():
     pd = wpdaemons.Poold(wpdaemons.make_tmpdir("wpc-pd-"), nodes={"local": sb.url}, pools=pools,
                          tokens=[(ADMIN, "admin", "admin"), (EXECUTOR, "executor", "backend")],
                          extra_poold="default_pool = python\nmax_body = 1M\nmax_upload = 1M")
-    rc, out = pd.check_config()
-    stateful = rc == 0
-    if not stateful:  # a poold without stateful pools (issue 4): test_exec says so
-        del pd.pools[INTERP]
-        pd.write_config()
     try:
+        rc, out = pd.check_config()
+        assert rc == 0, "poold refuses the suite's config (a pool with `stateful = yes` included):\n%s" % out
         sb.start()
         pd.start()
         for name in POOLS:
@@ -92,10 +90,7 @@ def wp():
                                        0.1)
             assert ready, "pool %s has no ready slot within 60 s: %r\n%s" % (
                 name, pd.client(token=ADMIN).get("/v1/pools/" + name), pd.log_text())
-        d = Daemons(sb, pd)
-        d.stateful = stateful
-        d.stateful_why = out
-        yield d
+        yield Daemons(sb, pd)
     finally:
         pd.cleanup()
         problems = sb.cleanup()
@@ -563,19 +558,14 @@ def test_sessions_commands(wp, tmp):
 
 
 def test_exec(wp):
-    """`poolctl exec` speaks POST /pools/{pool}/code/execute (issue 4) to a
-    pool with `stateful = yes`. When poold has no such pools or no such
-    route, poolctl must say so in one line; the test is then skipped, loudly."""
-    if not wp.stateful:
-        r = ctl(wp, "exec", "-s", sid(), "--pool", "python", "x = 1")
-        assert r.returncode in (2, 3), show(r)
-        one_line_error(r, "poold at %s" % wp.url, "stateful interpreter")
-        pytest.skip("STATEFUL INTERPRETER NOT TESTED: this poold refuses `stateful = yes` in a pool (issue 4):\n"
-                    + wp.stateful_why)
+    """`poolctl exec` speaks POST /pools/{pool}/code/execute to a pool with
+    `stateful = yes`; a pool without the interpreter refuses, in one line.
+    A stateful pool that never gets ready fails the test (skipped only with
+    WARMPOOL_SKIP_LANGUAGES=python: conftest.missing_runtime)."""
     ready = wpdaemons.wait_for(lambda: pool_state(wp, INTERP)["ready"], 60, 0.2)
     if not ready:
-        pytest.skip("STATEFUL INTERPRETER NOT TESTED: the stateful pool has no ready slot within 60 s: %r"
-                    % pool_state(wp, INTERP))
+        missing_runtime("python", "the stateful pool has no ready slot within 60 s: %r\n%s"
+                        % (pool_state(wp, INTERP), wp.pd.log_text(limit=3000)))
     # a pool without the interpreter refuses, and poolctl says it in one line
     r = ok(ctl(wp, "exec", "-s", sid(), "--pool", "python", "x = 1"), 2)
     one_line_error(r, "poold at %s" % wp.url, "has no stateful interpreter", "400")

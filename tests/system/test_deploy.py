@@ -44,6 +44,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import wpdaemons as wp  # noqa: E402
+from conftest import missing_runtime  # noqa: E402
 
 REPO = wp.REPO
 DEPLOY = os.path.join(REPO, "deploy")
@@ -590,9 +591,8 @@ def test_daemons_notify_ready():
             pd.cleanup()
         problems = sb.cleanup()
     assert not problems, problems
-    if missing:
-        pytest.xfail("NOT INTEGRATED YET: %s/main.c do not call sd_notify_state() (lib/sdnotify.h); got %r / %r"
-                     % (" and ".join(missing), got_sb, got_pd))
+    assert not missing, "%s/main.c do not call sd_notify_state() (lib/sdnotify.h); got %r / %r" % (
+        " and ".join(missing), got_sb, got_pd)
     assert any("READY=1" in m for m in got_sb), "sandboxd sent %r" % got_sb
     assert any("READY=1" in m for m in got_pd), "poold sent %r" % got_pd
 
@@ -1146,11 +1146,8 @@ def test_dns_forgotten_node_leaves_metrics():
         if pd:
             pd.cleanup()
     if stale:
-        telemetry = read(os.path.join(REPO, "poold", "telemetry.c"))
-        if "metric_reset(m_node_up)" not in telemetry:
-            pytest.xfail("NOT FIXED YET: /metrics still reports forgotten node(s) %s; poold/telemetry.c collect() "
-                         "must metric_reset() the node gauges before filling them" % sorted(stale))
-        raise AssertionError("forgotten nodes still in /metrics: %s" % sorted(stale))
+        raise AssertionError("forgotten nodes still in /metrics: %s; poold/telemetry.c collect() must "
+                             "metric_reset() the node gauges before filling them" % sorted(stale))
 
 
 def test_dns_node_config_errors(tmp_path):
@@ -1190,7 +1187,7 @@ def stack():
     need_root()
     langs = available_languages()
     if "python" not in langs:
-        pytest.skip("python runtime missing — runbook test skipped")
+        missing_runtime("python", "not available to sandboxd (the runbook needs it)")
     sb = wp.Sandboxd(wp.make_tmpdir("wp-runbook-"), uid_base=UID_STACK, capacity=32,
                      cgroup_name="warmpool-runbook-%d" % os.getpid())
     pd = None
