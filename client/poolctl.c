@@ -23,42 +23,43 @@ struct ctl_options ctl_opt;
 
 static struct wp_client *client;
 
-static const char main_help[] = "Usage: poolctl [OPTIONS] COMMAND [ARGS]\n"
-				"\n"
-				"Drive warmpool's poold: judge submissions, use the stateful interpreter,\n"
-				"manage a session's files, and size the warm pools.\n"
-				"\n"
-				"Commands:\n"
-				"  run        run a program against test cases in a session\n"
-				"  exec       run code in a session's stateful interpreter\n"
-				"  files      put, get, ls, rm a session's files\n"
-				"  sessions   ls, show, release sessions\n"
-				"  pools      ls, show, resize, set, drain, undrain pools\n"
-				"  nodes      list the sandboxd nodes\n"
-				"  langs      list the languages and the pools serving them\n"
-				"  top        a live view of pools, nodes and sessions\n"
-				"\n"
-				"Options (every command takes them, before or after its name):\n"
-				"      --url URL       poold's address (WARMPOOL_URL; default " WP_DEFAULT_URL ")\n"
-				"      --token TOKEN   bearer token (WARMPOOL_TOKEN)\n"
-				"      --timeout SECS  give up on one request after SECS (default 600; 5m, 1h work)\n"
-				"      --json          print the server's JSON answer instead of a table; an\n"
-				"                      error is then {\"error\": {\"code\", \"message\", \"exit_status\"}}\n"
-				"                      on stdout too (with \"status\" when poold answered one)\n"
-				"  -h, --help          this help; `poolctl COMMAND --help` for a command's\n"
-				"  -V, --version       print the version\n"
-				"\n"
-				"Exit status:\n"
-				"  0  success\n"
-				"  1  the program failed a test (run) or raised an error (exec)\n"
-				"  2  usage: bad options, an unreadable local file, or poold answered 400\n"
-				"  3  poold failed: unreachable, timed out, refused the token, or answered an error\n"
-				"\n"
-				"Examples:\n"
-				"  poolctl run --session alice --lang cpp sol.cpp --tests tests/\n"
-				"  poolctl exec --session agent-7 'import math; math.pi'\n"
-				"  poolctl pools resize python --warm 200 --max 1000 --wait\n"
-				"  WARMPOOL_URL=http://judge:8080 WARMPOOL_TOKEN=$(cat token) poolctl top\n";
+static const char main_help[] =
+    "Usage: poolctl [OPTIONS] COMMAND [ARGS]\n"
+    "\n"
+    "Drive warmpool's poold: judge submissions, use the stateful interpreter,\n"
+    "manage a session's files, and size the warm pools.\n"
+    "\n"
+    "Commands:\n"
+    "  run        run a program against test cases in a session\n"
+    "  exec       run code in a session's stateful interpreter\n"
+    "  files      put, get, ls, rm a session's files\n"
+    "  sessions   ls, show, release sessions\n"
+    "  pools      ls, show, resize, set, drain, undrain pools\n"
+    "  nodes      list the sandboxd nodes\n"
+    "  langs      list the languages and the pools serving them\n"
+    "  top        a live view of pools, nodes and sessions\n"
+    "\n"
+    "Options (every command takes them, before or after its name):\n"
+    "      --url URL       poold's address (WARMPOOL_URL; default " WP_DEFAULT_URL ")\n"
+    "      --token TOKEN   bearer token (WARMPOOL_TOKEN)\n"
+    "      --timeout SECS  give up on one request after SECS (default 600; 5m, 1h work)\n"
+    "      --json          print the server's JSON answer instead of a table; an\n"
+    "                      error is then {\"error\": {\"code\", \"message\", \"exit_status\"}}\n"
+    "                      on stdout too (with \"status\" when poold answered one)\n"
+    "  -h, --help          this help; `poolctl COMMAND --help` for a command's\n"
+    "  -V, --version       print the version\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  the program failed a test (run) or raised an error (exec)\n"
+    "  2  usage: bad options, an unreadable local file, or poold answered 400\n"
+    "  3  poold failed: unreachable, timed out, refused the token, or answered an error\n"
+    "\n"
+    "Examples:\n"
+    "  poolctl run --session alice --lang cpp sol.cpp --tests tests/\n"
+    "  poolctl exec --session agent-7 'import math; math.pi'\n"
+    "  poolctl pools resize python --warm 200 --max 1000 --wait\n"
+    "  WARMPOOL_URL=http://judge:8080 WARMPOOL_TOKEN=$(cat token) poolctl top\n";
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -272,7 +273,7 @@ int ctl_fail(const char *what)
 static const struct {
 	const char *ext, *lang;
 } extensions[] = {{".py", "python"}, {".js", "javascript"}, {".mjs", "javascript"}, {".java", "java"},
-		  {".c", "c"},	     {".cc", "cpp"},	    {".cpp", "cpp"},	     {".cxx", "cpp"}};
+		  {".c", "c"},	     {".cc", "cpp"},	    {".cpp", "cpp"},	    {".cxx", "cpp"}};
 
 /* The extension of FILE's last path component ("" when it has none). */
 static const char *extension_of(const char *file)

@@ -192,9 +192,10 @@ static int wait_ready(const struct ctl_cmd *cmd, struct wp_client *c, const char
 			if (tty)
 				fputc('\n', f);
 			wp_free(p);
-			return ctl_error(CTL_SERVER, "PoolDraining",
-					 "poolctl %s: pool %s is draining and creates nothing; `poolctl pools undrain %s`",
-					 cmd->name, name, name);
+			return ctl_error(
+			    CTL_SERVER, "PoolDraining",
+			    "poolctl %s: pool %s is draining and creates nothing; `poolctl pools undrain %s`",
+			    cmd->name, name, name);
 		}
 		if (el > timeout) {
 			if (tty)

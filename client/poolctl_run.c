@@ -121,8 +121,8 @@ static int load_tests(const struct ctl_cmd *cmd, const char *dir, struct test_ca
 		if (!t[k].expected) {
 			/* a test without an expected output would pass whatever the
 			 * program prints: almost always a file left out by mistake */
-			status = ctl_usage(cmd, "test `%s`: `%s/%s.in` has no `%s.out` or `%s.ans` next to it", t[k].name,
-					   dir, t[k].name, t[k].name, t[k].name);
+			status = ctl_usage(cmd, "test `%s`: `%s/%s.in` has no `%s.out` or `%s.ans` next to it",
+					   t[k].name, dir, t[k].name, t[k].name, t[k].name);
 			goto out;
 		}
 	}
