@@ -23,40 +23,43 @@ struct ctl_options ctl_opt;
 
 static struct wp_client *client;
 
-static const char main_help[] = "Usage: poolctl [OPTIONS] COMMAND [ARGS]\n"
-				"\n"
-				"Drive warmpool's poold: judge submissions, use the stateful interpreter,\n"
-				"manage a session's files, and size the warm pools.\n"
-				"\n"
-				"Commands:\n"
-				"  run        run a program against test cases in a session\n"
-				"  exec       run code in a session's stateful interpreter\n"
-				"  files      put, get, ls, rm a session's files\n"
-				"  sessions   ls, show, release sessions\n"
-				"  pools      ls, show, resize, set, drain, undrain pools\n"
-				"  nodes      list the sandboxd nodes\n"
-				"  langs      list the languages and the pools serving them\n"
-				"  top        a live view of pools, nodes and sessions\n"
-				"\n"
-				"Options (every command takes them, before or after its name):\n"
-				"      --url URL       poold's address (WARMPOOL_URL; default " WP_DEFAULT_URL ")\n"
-				"      --token TOKEN   bearer token (WARMPOOL_TOKEN)\n"
-				"      --timeout SECS  give up on one request after SECS (default 600; 5m, 1h work)\n"
-				"      --json          print the server's JSON answer instead of a table\n"
-				"  -h, --help          this help; `poolctl COMMAND --help` for a command's\n"
-				"  -V, --version       print the version\n"
-				"\n"
-				"Exit status:\n"
-				"  0  success\n"
-				"  1  the program failed a test (run) or raised an error (exec)\n"
-				"  2  usage: bad options, an unreadable local file, or poold answered 400\n"
-				"  3  poold failed: unreachable, timed out, refused the token, or answered an error\n"
-				"\n"
-				"Examples:\n"
-				"  poolctl run --session alice --lang cpp sol.cpp --tests tests/\n"
-				"  poolctl exec --session agent-7 'import math; math.pi'\n"
-				"  poolctl pools resize python --warm 200 --max 1000 --wait\n"
-				"  WARMPOOL_URL=http://judge:8080 WARMPOOL_TOKEN=$(cat token) poolctl top\n";
+static const char main_help[] =
+    "Usage: poolctl [OPTIONS] COMMAND [ARGS]\n"
+    "\n"
+    "Drive warmpool's poold: judge submissions, use the stateful interpreter,\n"
+    "manage a session's files, and size the warm pools.\n"
+    "\n"
+    "Commands:\n"
+    "  run        run a program against test cases in a session\n"
+    "  exec       run code in a session's stateful interpreter\n"
+    "  files      put, get, ls, rm a session's files\n"
+    "  sessions   ls, show, release sessions\n"
+    "  pools      ls, show, resize, set, drain, undrain pools\n"
+    "  nodes      list the sandboxd nodes\n"
+    "  langs      list the languages and the pools serving them\n"
+    "  top        a live view of pools, nodes and sessions\n"
+    "\n"
+    "Options (every command takes them, before or after its name):\n"
+    "      --url URL       poold's address (WARMPOOL_URL; default " WP_DEFAULT_URL ")\n"
+    "      --token TOKEN   bearer token (WARMPOOL_TOKEN)\n"
+    "      --timeout SECS  give up on one request after SECS (default 600; 5m, 1h work)\n"
+    "      --json          print the server's JSON answer instead of a table; an\n"
+    "                      error is then {\"error\": {\"code\", \"message\", \"exit_status\"}}\n"
+    "                      on stdout too (with \"status\" when poold answered one)\n"
+    "  -h, --help          this help; `poolctl COMMAND --help` for a command's\n"
+    "  -V, --version       print the version\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  the program failed a test (run) or raised an error (exec)\n"
+    "  2  usage: bad options, an unreadable local file, or poold answered 400\n"
+    "  3  poold failed: unreachable, timed out, refused the token, or answered an error\n"
+    "\n"
+    "Examples:\n"
+    "  poolctl run --session alice --lang cpp sol.cpp --tests tests/\n"
+    "  poolctl exec --session agent-7 'import math; math.pi'\n"
+    "  poolctl pools resize python --warm 200 --max 1000 --wait\n"
+    "  WARMPOOL_URL=http://judge:8080 WARMPOOL_TOKEN=$(cat token) poolctl top\n";
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -106,15 +109,56 @@ static void print_help(const struct ctl_cmd *cmd)
 	       "(see `poolctl --help`; WARMPOOL_URL and WARMPOOL_TOKEN are read when not given).\n");
 }
 
+/* With --json, an error is one JSON object on stdout, in poold's error shape
+ * plus what poolctl adds: {"error": {"code", "message", "status"?, "exit_status"}}
+ * (status: the HTTP status poold answered, when it did). Scripts read one
+ * stream; the exit status is the same as without --json. */
+static void print_json_error(const char *code, const char *message, int http_status, int exit_status)
+{
+	json_t *e = json_pack("{s:s, s:s, s:i}", "code", code, "message", message, "exit_status", exit_status);
+	if (e && http_status > 0)
+		json_object_set_new(e, "status", json_integer(http_status));
+	ctl_print_json_pack(e ? json_pack("{s:o}", "error", e) : NULL);
+}
+
+int ctl_error(int exit_status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (ctl_opt.json)
+		print_json_error(code, msg ? msg : code, 0, exit_status);
+	else
+		fprintf(stderr, "%s\n", msg ? msg : code);
+	free(msg);
+	return exit_status;
+}
+
 int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;
+	char *msg = NULL;
 
-	fprintf(stderr, "poolctl%s%s: ", *cmd->name ? " " : "", cmd->name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
-	fprintf(stderr, "\nTry `poolctl%s%s --help`.\n", *cmd->name ? " " : "", cmd->name);
+	if (ctl_opt.json) {
+		char *full = NULL;
+		if (asprintf(&full, "poolctl%s%s: %s (try `poolctl%s%s --help`)", *cmd->name ? " " : "", cmd->name,
+			     msg ? msg : "usage error", *cmd->name ? " " : "", cmd->name) < 0)
+			full = NULL;
+		print_json_error("UsageError", full ? full : "usage error", 0, CTL_USAGE);
+		free(full);
+	} else {
+		fprintf(stderr, "poolctl%s%s: %s\nTry `poolctl%s%s --help`.\n", *cmd->name ? " " : "", cmd->name,
+			msg ? msg : "usage error", *cmd->name ? " " : "", cmd->name);
+	}
+	free(msg);
 	return CTL_USAGE;
 }
 
@@ -172,9 +216,9 @@ struct wp_client *ctl_client(void)
 		return client;
 	client = wp_client_new(ctl_opt.url, ctl_opt.token);
 	if (!client) {
-		fprintf(stderr,
-			"poolctl: `%s` is not an http:// or https:// URL (from %s), or the token holds a line break\n",
-			url && *url ? url : WP_DEFAULT_URL, ctl_opt.url ? "--url" : "WARMPOOL_URL");
+		ctl_error(CTL_USAGE, "UsageError",
+			  "poolctl: `%s` is not an http:// or https:// URL (from %s), or the token holds a line break",
+			  url && *url ? url : WP_DEFAULT_URL, ctl_opt.url ? "--url" : "WARMPOOL_URL");
 		return NULL;
 	}
 	if (ctl_opt.timeout_s > 0)
@@ -188,33 +232,66 @@ static bool token_given(void)
 	return t && *t;
 }
 
+/* The error code of a failure poold did not name. */
+static const char *local_code(enum wp_err kind)
+{
+	switch (kind) {
+	case WP_ERR_USAGE: return "UsageError";
+	case WP_ERR_NOMEM: return "OutOfMemory";
+	case WP_ERR_CONNECT: return "Unreachable";
+	case WP_ERR_TIMEOUT: return "Timeout";
+	case WP_ERR_PROTOCOL: return "ProtocolError";
+	case WP_ERR_IO: return "LocalIOError";
+	default: return "Error";
+	}
+}
+
 int ctl_fail(const char *what)
 {
 	enum wp_err kind = wp_error_kind(client);
-	int status = wp_error_status(client);
+	int status = wp_error_status(client), exit_status = CTL_SERVER;
+	const char *code = wp_error_code(client);
+	bool hint = status == 401 && !token_given();
+	char *msg = NULL;
 
-	fprintf(stderr, "poolctl%s%s: %s", what ? " " : "", what ? what : "", wp_error_text(client));
-	if (status == 401 && !token_given())
-		fprintf(stderr, "; give one with --token or WARMPOOL_TOKEN");
-	fputc('\n', stderr);
 	if (kind == WP_ERR_USAGE || kind == WP_ERR_IO || (kind == WP_ERR_HTTP && status == 400))
-		return CTL_USAGE;
-	return CTL_SERVER;
+		exit_status = CTL_USAGE;
+	if (asprintf(&msg, "poolctl%s%s: %s%s", what ? " " : "", what ? what : "", wp_error_text(client),
+		     hint ? "; give one with --token or WARMPOOL_TOKEN" : "") < 0)
+		msg = NULL;
+	if (ctl_opt.json)
+		print_json_error(code && *code ? code : local_code(kind), msg ? msg : wp_error_text(client), status,
+				 exit_status);
+	else
+		fprintf(stderr, "%s\n", msg ? msg : wp_error_text(client));
+	free(msg);
+	return exit_status;
 }
 
 /* ---- pools for languages ---------------------------------------------- */
 
+static const struct {
+	const char *ext, *lang;
+} extensions[] = {{".py", "python"}, {".js", "javascript"}, {".mjs", "javascript"}, {".java", "java"},
+		  {".c", "c"},	     {".cc", "cpp"},	    {".cpp", "cpp"},	    {".cxx", "cpp"}};
+
+/* The extension of FILE's last path component ("" when it has none). */
+static const char *extension_of(const char *file)
+{
+	const char *base = strrchr(file, '/'), *dot;
+
+	base = base ? base + 1 : file;
+	dot = strrchr(base, '.');
+	return dot && dot != base ? dot : "";
+}
+
 static const char *language_of_file(const char *file)
 {
-	static const struct {
-		const char *ext, *lang;
-	} map[] = {{".py", "python"}, {".js", "javascript"}, {".mjs", "javascript"}, {".java", "java"},
-		   {".c", "c"},	      {".cc", "cpp"},	     {".cpp", "cpp"},	     {".cxx", "cpp"}};
-	const char *dot = file ? strrchr(file, '.') : NULL;
+	const char *ext = file ? extension_of(file) : "";
 
-	for (size_t i = 0; dot && i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(dot, map[i].ext) == 0)
-			return map[i].lang;
+	for (size_t i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++)
+		if (strcmp(ext, extensions[i].ext) == 0)
+			return extensions[i].lang;
 	return NULL;
 }
 
@@ -249,6 +326,17 @@ int ctl_pick_pool(const struct ctl_cmd *cmd, const char *lang, const char *pool,
 		return CTL_OK;
 	if (!lang && (lang = language_of_file(file)))
 		guessed = true;
+	if (!lang && file && *extension_of(file)) {
+		/* a language we do not know: never run it in the default pool */
+		char known[128] = "";
+		for (size_t i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++)
+			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? " " : "",
+				 extensions[i].ext);
+		return ctl_usage(cmd,
+				 "cannot tell the language of `%s` from `%s` (known: %s); give --lang LANG or --pool "
+				 "POOL (`poolctl langs` lists them)",
+				 file, extension_of(file), known);
+	}
 	if (!lang)
 		return CTL_OK; /* the server's default pool */
 	if (!(c = ctl_client()))
@@ -487,6 +575,10 @@ int main(int argc, char **argv)
 	static const struct ctl_cmd main_cmd = {"", main_help, "+V", opts};
 	int o, r;
 
+	/* --json anywhere makes every error JSON, even one found before it */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			ctl_opt.json = true;
 	/* global options stop at the command's name ('+' in shortopts) */
 	while ((o = ctl_getopt(&main_cmd, argc, argv)) != -1) {
 		if (o == 'V') {
@@ -526,6 +618,5 @@ int main(int argc, char **argv)
 			return r;
 		}
 	}
-	fprintf(stderr, "poolctl: unknown command `%s`\nTry `poolctl --help`.\n", name);
-	return CTL_USAGE;
+	return ctl_usage(&main_cmd, "unknown command `%s`", name);
 }

@@ -60,6 +60,9 @@ int ctl_opt_status(int opt);
 
 /* "poolctl CMD: <message>" and a hint to --help on stderr; returns CTL_USAGE. */
 __attribute__((format(printf, 2, 3))) int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...);
+/* An error of poolctl's own: one line on stderr, or with --json one
+ * {"error": {"code", "message", "exit_status"}} object on stdout; returns exit_status. */
+__attribute__((format(printf, 3, 4))) int ctl_error(int exit_status, const char *code, const char *fmt, ...);
 /* The client for the global options, made on first use; NULL after printing why. */
 struct wp_client *ctl_client(void);
 /* Prints the handle's last error as one line; returns the exit status it means. */

@@ -139,8 +139,11 @@ static void draw_bar(FILE *f, const struct wp_pool *p, long long target, double 
 	int cols = columns(f), bar;
 	long long ready = wp_pool_ready(p);
 
-	snprintf(info, sizeof(info), " %lld/%lld ready, %lld creating  %.1f s", ready, target, wp_pool_creating(p),
-		 elapsed);
+	/* numbers padded to the target's width and the time to 6 columns, so
+	 * the bar keeps its length while the counts and the clock grow */
+	int digits = snprintf(NULL, 0, "%lld", target > 0 ? target : 1);
+	snprintf(info, sizeof(info), " %*lld/%lld ready, %*lld creating  %6.1f s", digits, ready, target, digits,
+		 wp_pool_creating(p), elapsed);
 	bar = cols - (int)strlen(wp_pool_name(p)) - (int)strlen(info) - 5;
 	if (bar > 50)
 		bar = 50;
@@ -186,25 +189,31 @@ static int wait_ready(const struct ctl_cmd *cmd, struct wp_client *c, const char
 		if (done)
 			break;
 		if (wp_pool_draining(p) && wp_pool_ready(p) < target) {
-			fprintf(stderr,
-				"%spoolctl %s: pool %s is draining and creates nothing; `poolctl pools undrain %s`\n",
-				tty ? "\n" : "", cmd->name, name, name);
+			if (tty)
+				fputc('\n', f);
 			wp_free(p);
-			return CTL_SERVER;
+			return ctl_error(
+			    CTL_SERVER, "PoolDraining",
+			    "poolctl %s: pool %s is draining and creates nothing; `poolctl pools undrain %s`",
+			    cmd->name, name, name);
 		}
 		if (el > timeout) {
-			fprintf(stderr, "%spoolctl %s: pool %s has %lld/%lld ready sandboxes after %s%s%s\n",
-				tty ? "\n" : "", cmd->name, name, wp_pool_ready(p), target,
-				ctl_span(el, span, sizeof(span)), wp_pool_last_error(p) ? "; last error: " : "",
-				wp_pool_last_error(p) ? wp_pool_last_error(p) : "");
+			if (tty)
+				fputc('\n', f);
+			int st = ctl_error(CTL_SERVER, "WaitTimeout",
+					   "poolctl %s: pool %s has %lld/%lld ready sandboxes after %s%s%s", cmd->name,
+					   name, wp_pool_ready(p), target, ctl_span(el, span, sizeof(span)),
+					   wp_pool_last_error(p) ? "; last error: " : "",
+					   wp_pool_last_error(p) ? wp_pool_last_error(p) : "");
 			wp_free(p);
-			return CTL_SERVER;
+			return st;
 		}
 		if (!pause_s(tty ? 0.1 : 0.25)) {
-			fprintf(stderr, "%spoolctl %s: interrupted; the pool keeps filling\n", tty ? "\n" : "",
-				cmd->name);
+			if (tty)
+				fputc('\n', f);
 			wp_free(p);
-			return CTL_SERVER;
+			return ctl_error(CTL_SERVER, "Interrupted", "poolctl %s: interrupted; the pool keeps filling",
+					 cmd->name);
 		}
 	}
 	el = now_s() - t0;

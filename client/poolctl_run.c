@@ -24,10 +24,11 @@ static const char run_help[] =
     "\n"
     "  -s, --session ID       the session: the same ID reaches the same sandbox (required)\n"
     "  -l, --lang LANG        the language, whose pool is looked up (default: from FILE's\n"
-    "                         extension: .py .js .java .c .cpp .cc; else the default pool)\n"
+    "                         extension: .py .js .mjs .java .c .cc .cpp .cxx; another\n"
+    "                         extension is refused; none, or stdin: the default pool)\n"
     "  -p, --pool POOL        the pool, instead of --lang\n"
-    "  -t, --tests DIR        test cases NAME.in with NAME.out or NAME.ans (at most the\n"
-    "                         server's max_tests, 100 by default)\n"
+    "  -t, --tests DIR        test cases: each NAME.in needs its NAME.out or NAME.ans (at\n"
+    "                         most the server's max_tests, 100 by default)\n"
     "  -i, --stdin FILE       the input of a single run (\"-\": standard input)\n"
     "      --limit KEY=VALUE  cpu_ms, wall_ms, memory_kb, pids, output_bytes or fsize_bytes\n"
     "                         (repeatable; up to the server's maxima)\n"
@@ -116,6 +117,13 @@ static int load_tests(const struct ctl_cmd *cmd, const char *dir, struct test_ca
 				break;
 			}
 			free(path);
+		}
+		if (!t[k].expected) {
+			/* a test without an expected output would pass whatever the
+			 * program prints: almost always a file left out by mistake */
+			status = ctl_usage(cmd, "test `%s`: `%s/%s.in` has no `%s.out` or `%s.ans` next to it",
+					   t[k].name, dir, t[k].name, t[k].name, t[k].name);
+			goto out;
 		}
 	}
 out:

@@ -177,7 +177,7 @@ static const char sessions_help[] =
     "\n"
     "Examples:\n"
     "  poolctl sessions ls\n"
-    "  poolctl sessions ls --pool python --json | jq length\n"
+    "  poolctl sessions ls --pool python --json | jq '.sessions | length'\n"
     "  poolctl sessions show alice --pool cpp\n"
     "  poolctl sessions release alice --pool cpp\n";
 

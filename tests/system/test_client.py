@@ -401,7 +401,7 @@ def test_resize_wait_progress_bar_on_a_pty(wp):
         text = out.decode("utf-8", "replace")
         assert st == 0, "exit %d:\n%r" % (st, text)
         assert "\r" in text and "\033[K" in text, "no redrawn line on a terminal: %r" % text
-        bars = re.findall(r"python \[([#>.]+)\] (\d+)/5 ready, \d+ creating  (\d+\.\d) s", text)
+        bars = re.findall(r"python \[([#>.]+)\] (\d+)/5 ready, \d+ creating +(\d+\.\d) s", text)
         assert bars, "no progress bar: %r" % text
         assert bars[-1][0] == "#" * len(bars[-1][0]) and bars[-1][1] == "5", "the last bar is not full: %r" % text
         m = re.search(r"pool python: 5 ready sandboxes in (\d+\.\d) s", text)
@@ -426,12 +426,12 @@ def _tests_dir(tmp, cases):
 
 def test_run_tests_dir_all_pass(wp, tmp):
     d = _tests_dir(tmp, {"1": ("1 2\n", "3\n", "out"), "2": ("2 2\n", "4\n", "ans"),
-                         "10": ("10 5\n", "15\n", "out"), "nocheck": ("0 0\n", None, None)})
+                         "10": ("10 5\n", "15\n", "out"), "check": ("0 0\n", "0\n", "out")})
     src = write(os.path.join(tmp, "sum.py"), SUM_PY)
     s = sid()
     r = ok(ctl(wp, "run", "--session", s, src, "--tests", d, token=EXECUTOR))
     rows = [l.split() for l in r.stdout.splitlines() if re.match(r"\s+\d+\s", l)]
-    assert [x[1] for x in rows] == ["1", "2", "10", "nocheck"], "not one line per test in version order: %s" % show(r)
+    assert [x[1] for x in rows] == ["1", "2", "10", "check"], "not one line per test in version order: %s" % show(r)
     for x in rows:
         assert x[2] == "accepted" and x[4] == "ms" and x[6] == "KB", show(r)
     assert re.search(r"^accepted: 4/4 passed \(session %s, pool python, node local\)$" % s, r.stdout, re.M), show(r)
@@ -624,11 +624,13 @@ def test_top_live_on_a_pty_until_ctrl_c(wp):
 
 def test_server_down(tmp):
     url = "http://127.0.0.1:%d" % free_port()
-    for args in (["pools"], ["nodes", "--json"], ["sessions", "show", "x"], ["run", "-s", "x", "-p", "python",
-                                                                              "/etc/hostname"]):
+    for args in (["pools"], ["sessions", "show", "x"], ["run", "-s", "x", "-p", "python", "/etc/hostname"]):
         r = ok(ctl(None, *args, url=url), 3)
         one_line_error(r, "poold at %s is not reachable (Connection refused)" % url)
         assert r.stdout == "", show(r)
+    r = ok(ctl(None, "nodes", "--json", url=url), 3)  # with --json, the error is JSON on stdout
+    assert "poold at %s is not reachable (Connection refused)" % url in as_json(r)["error"]["message"], show(r)
+    assert r.stderr == "", show(r)
     # --url wins over WARMPOOL_URL
     r = ok(ctl(None, "--url", url, "pools", url="http://127.0.0.1:1"), 3)
     one_line_error(r, "poold at %s is not reachable" % url)
@@ -701,3 +703,134 @@ def test_example_program(wp, tmp):
     r = subprocess.run([EXAMPLE, "nopool", sid(), src, "1 2\n", "3\n"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, env=env, timeout=120)
     assert r.returncode == 3 and "HTTP status 404, code `PoolNotFound`" in r.stderr, show(r)
+
+
+# --------------------------------------------------------------------------
+# what tripped a newcomer: refused inputs, JSON errors, the help's examples
+
+
+def test_run_refuses_a_test_without_its_expected_output(wp, tmp):
+    """The help says each NAME.in needs its NAME.out or NAME.ans: a missing
+    one would pass whatever the program prints, so poolctl refuses before
+    sending anything."""
+    d = _tests_dir(tmp, {"1": ("1 2\n", "3\n", "out"), "2": ("2 2\n", None, None)})
+    src = write(os.path.join(tmp, "sum.py"), SUM_PY)
+    s = sid()
+    r = ok(ctl(wp, "run", "-s", s, src, "-t", d), 2)
+    assert "test `2`" in r.stderr and "2.out" in r.stderr and "2.ans" in r.stderr, show(r)
+    st, _ = wp.http().get("/v1/sessions/%s?pool=python" % s)
+    assert st == 404, "poolctl leased a session for a refused run: %d" % st
+
+
+@pytest.mark.parametrize("name", ["sol.rb", "main.go", "dir.v2/prog.rs"])
+def test_run_refuses_an_unknown_extension(wp, tmp, name):
+    """A .rb file used to run quietly in the default (Python) pool."""
+    path = os.path.join(tmp, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write(path, "puts 1\n")
+    r = ok(ctl(wp, "run", "-s", sid(), path), 2)
+    ext = os.path.splitext(name)[1]
+    assert "cannot tell the language of" in r.stderr and ext in r.stderr, show(r)
+    assert ".py" in r.stderr and "--lang" in r.stderr, show(r)
+    # with --lang it is the user's choice, and the program is judged in that pool
+    r = ok(ctl(wp, "run", "-s", sid(), path, "--lang", "python"), 1)
+    assert "runtime_error" in r.stderr, show(r)
+
+
+def test_run_without_extension_uses_the_default_pool(wp, tmp):
+    src = write(os.path.join(tmp, "sum"), SUM_PY)
+    r = ok(ctl(wp, "run", "-s", sid(), src, "--stdin", "-", stdin="1 2\n"))
+    assert r.stdout == "3\n", show(r)
+
+
+@pytest.mark.parametrize("args,code,status", [
+    (["frobnicate"], "UsageError", 2),
+    (["pools", "ls", "--bogus"], "UsageError", 2),
+    (["--url", "ftp://x", "nodes"], "UsageError", 2),
+])
+def test_json_usage_errors_are_json_on_stdout(args, code, status):
+    for where in ("before", "after"):
+        a = ["--json", *args] if where == "before" else [*args, "--json"]
+        r = ctl(None, *a)
+        assert r.returncode == status, show(r)
+        j = as_json(r)
+        assert j["error"]["code"] == code and j["error"]["exit_status"] == status, j
+        assert j["error"]["message"].startswith("poolctl"), j
+        assert r.stderr == "", "with --json nothing goes to stderr: %s" % show(r)
+
+
+def test_json_server_errors_are_json_on_stdout(wp):
+    r = ok(ctl(wp, "sessions", "show", "nobody-" + sid(), "--pool", "python", "--json"), 3)
+    j = as_json(r)
+    assert j["error"]["code"] == "SessionNotFound" and j["error"]["status"] == 404, j
+    assert j["error"]["exit_status"] == 3 and "nobody-" in j["error"]["message"], j
+    assert r.stderr == "", show(r)
+    r = ok(ctl(wp, "pools", "show", "c", "--json", token="wrong-token"), 3)
+    j = as_json(r)
+    assert j["error"]["status"] == 401 and j["error"]["exit_status"] == 3, j
+    r = ok(ctl(None, "nodes", "--json", url="http://127.0.0.1:1"), 3)
+    j = as_json(r)
+    assert j["error"]["code"] == "Unreachable" and "status" not in j["error"], j
+
+
+def _help_examples():
+    """Every `poolctl … --json | jq …` example of every command's --help."""
+    out = []
+    for cmd in ("run", "sessions", "nodes", "top", "pools", "langs", "files", "exec"):
+        r = ctl(None, cmd, "--help")
+        for line in r.stdout.split("Examples:")[-1].splitlines():
+            line = line.strip()
+            if line.startswith("poolctl") and "| jq" in line:
+                out.append(line)
+    return out
+
+
+def test_help_jq_examples_answer_what_they_say(wp, tmp):
+    """The help's jq examples, run as written (with the files they name made):
+    `sessions ls … | jq '.sessions | length'` counts the sessions (it used to
+    print 1 whatever the count), the others print what they select."""
+    examples = _help_examples()
+    assert len(examples) >= 4, examples
+    pool_sessions = [sid() for _ in range(3)]
+    prog = write(os.path.join(tmp, "p.py"), "print(1)\n")
+    for s in pool_sessions:
+        ok(ctl(wp, "run", "-s", s, prog))
+    os.makedirs(os.path.join(tmp, "tests"), exist_ok=True)
+    write(os.path.join(tmp, "tests", "1.in"), "")
+    write(os.path.join(tmp, "tests", "1.out"), "1\n")
+    write(os.path.join(tmp, "sol.py"), "print(1)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARMPOOL_")}
+    env.update({"WARMPOOL_URL": wp.url, "WARMPOOL_TOKEN": ADMIN,
+                "PATH": os.path.dirname(POOLCTL) + ":" + env.get("PATH", "")})
+    for ex in examples:
+        r = subprocess.run(["/bin/bash", "-o", "pipefail", "-c", ex],
+                           cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert r.returncode in (0, 1), "example `%s` failed: %s" % (ex, show(r))
+        assert "error" not in r.stderr.lower(), "example `%s`: %s" % (ex, show(r))
+        if "sessions ls" in ex:
+            n = len(wp.http().get("/v1/sessions?pool=python").body["sessions"])
+            assert n >= 3 and r.stdout.strip() == str(n), "example `%s` printed %r, %d sessions" % (ex, r.stdout, n)
+        elif "verdict" in ex:
+            assert r.stdout.strip() == "accepted", "example `%s`: %s" % (ex, show(r))
+
+
+def test_wait_progress_bar_keeps_its_width(wp):
+    """`pools resize --wait` on a terminal redraws one line; its length must
+    not change while the counts (9 → 10) and the clock grow (it jittered)."""
+    env = dict(os.environ, WARMPOOL_URL=wp.url, WARMPOOL_TOKEN=ADMIN, TERM="xterm")
+    try:
+        st, out = _pty_run([POOLCTL, "pools", "resize", "python", "--warm", "14", "--wait", "--wait-timeout", "90"],
+                           env)
+        text = out.decode("utf-8", "replace")
+        assert st == 0, "exit %d:\n%r" % (st, text)
+        frames = [f.split("\r")[0] for f in text.split("\r\x1b[K")[1:]]
+        frames = [f for f in frames if "ready" in f and " [" in f]
+        assert len(frames) >= 2, "fewer than two frames: %r" % text
+        assert len({len(f) for f in frames}) == 1, "the progress line changed width: %r" % frames
+        # and it cannot: counts are padded to the target's width, the clock to 6 columns
+        for f in frames:
+            m = re.search(r"\] ( *\d+)/14 ready, ( *\d+) creating  ( *\d+\.\d) s$", f)
+            assert m and len(m.group(1)) == 2 and len(m.group(2)) == 2 and len(m.group(3)) == 6, \
+                "a field of the progress line is not padded: %r" % f
+    finally:
+        resize(wp, "python", 1)
