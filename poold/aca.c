@@ -346,7 +346,7 @@ static void exec_done(struct node *n, struct http_result *res, void *data)
 
 	if (node_failed(c, l, res, false))
 		return;
-	if (res->status != 200 || !(r = json_loads(res->body, 0, NULL)) || !json_is_object(r)) {
+	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
 		if (res->status == 200)
 			http_respond_error(c->op.req, 502, "NodeError", "the node's answer to exec is not JSON");
 		else

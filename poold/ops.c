@@ -100,6 +100,10 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 			      "stderr", json_object_get(t, "stderr"), "expected_output",
 			      json_object_get(tc, "expected_output"), "exit_code", json_object_get(t, "exit_code"),
 			      "time_ms", json_object_get(t, "time_ms"), "memory_kb", json_object_get(t, "memory_kb")));
+		/* output that is not UTF-8: its exact bytes, as the node gave them */
+		for (const char *const *k = (const char *const[]){"stdout_base64", "stderr_base64", NULL}; *k; k++)
+			if (json_object_get(t, *k))
+				json_object_set(json_array_get(results, i), *k, json_object_get(t, *k));
 	}
 	ops_uuid4(exec_id);
 	ops_uuid4(sub_id);
@@ -124,12 +128,20 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 /* A non-2xx answer of the node, relayed in our error shape. */
 static void relay_error(struct op_ctx *c, struct http_result *res)
 {
-	cleanup_json json_t *j = json_loads(res->body ? res->body : "", 0, NULL);
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
 	json_t *e = json_object_get(j, "error");
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
 	int status = res->status;
 
+	/* a 2xx whose body is not JSON is the node's failure too: never a 200 */
+	if (status < 300) {
+		http_respond_error(c->op.req, 502, "NodeError",
+				   "the node answered %d with %zu bytes that are not a JSON object; see poold's and the "
+				   "node's logs",
+				   status, res->body_len);
+		return;
+	}
 	if (status >= 500)
 		status = 502;
 	http_respond_error(c->op.req, status, code ? code : "NodeError", "%s", msg ? msg : "the node refused");
@@ -161,7 +173,7 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 		lease_op_done(l);
 		return;
 	}
-	if (res->status != 200 || !(r = json_loads(res->body, 0, NULL))) {
+	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len))) {
 		relay_error(c, res);
 		ctx_free(c);
 		end_if_refused_first(l, res->status);
@@ -255,8 +267,8 @@ void ops_execute(struct http_request *req, json_t *body)
 		static const char *const tkeys[] = {"input", "expected_output", NULL};
 		const char *in = "", *exp = NULL;
 		if (!json_is_object(tc) || json_check_keys(tc, tkeys, &err) < 0 ||
-		    json_get_string(tc, "input", false, &in, &err) < 0 ||
-		    json_get_string(tc, "expected_output", false, &exp, &err) < 0) {
+		    json_get_bytes(tc, "input", false, &in, NULL, &err) < 0 ||
+		    json_get_bytes(tc, "expected_output", false, &exp, NULL, &err) < 0) {
 			json_decref(tests);
 			http_respond_error(req, 400, "BadRequest", "test_cases[%zu]: %s", i,
 					   err.msg[0] ? err.msg : "an object is required");

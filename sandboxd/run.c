@@ -11,6 +11,7 @@
 #include "run.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <math.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "cgroup.h"
 #include "checker.h"
@@ -322,16 +324,42 @@ fail:
 	return rc;
 }
 
+/* A program's output in an answer, every byte carried: `key` is the text,
+ * NUL bytes included (\u0000), with U+FFFD for each byte that is not part of
+ * valid UTF-8; when there is such a byte, `<key>_base64` holds the exact
+ * bytes as well. The verdict never looks at this: it compared the bytes. */
+static void output_set(json_t *j, const char *key, const char *p, size_t n)
+{
+	json_t *text;
+	char name[32];
+
+	if (!p) {
+		p = "";
+		n = 0;
+	}
+	if ((text = json_stringn(p, n))) { /* valid UTF-8 (jansson checks) */
+		json_object_set_new(j, key, text);
+		return;
+	}
+	json_object_set_new(j, key, launch_json_text(p, n));
+	cleanup_free char *b64 = n < INT_MAX / 2 ? malloc(4 * ((n + 2) / 3) + 1) : NULL;
+	if (!b64)
+		return; /* out of memory: the text alone */
+	int len = EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)p, (int)n);
+	snprintf(name, sizeof(name), "%s_base64", key);
+	json_object_set_new(j, name, json_stringn(b64, (size_t)len));
+}
+
 static json_t *exec_json(struct run *r, enum verdict v)
 {
 	struct exec *e = &r->ex;
 	size_t n0 = e->out[0].len < r->max_output ? e->out[0].len : r->max_output;
-	json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "stdout",
-			      launch_json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
-			      launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len), "time_ms",
+	json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "time_ms",
 			      (json_int_t)e->o.cpu_ms, "wall_ms", (json_int_t)e->o.wall_ms, "memory_kb",
 			      (json_int_t)e->o.memory_kb, "stdout_truncated", e->out[0].total > n0, "stderr_truncated",
 			      e->out[1].total > e->out[1].len);
+	output_set(j, "stdout", e->out[0].data, n0);
+	output_set(j, "stderr", e->out[1].data, e->out[1].len);
 	json_object_set_new(j, "exit_code", e->o.exited ? json_integer(e->o.exit_code) : json_null());
 	json_object_set_new(j, "signal", !e->o.exited && e->o.signal ? json_integer(e->o.signal) : json_null());
 	return j;
@@ -404,11 +432,10 @@ static void test_checked(struct run *r, enum verdict cv)
 	if (v == VERDICT_INTERNAL_ERROR)
 		log_error("slot %s: test %zu: the checker failed (%s, exit %d, signal %d)", r->slot->id, r->test + 1,
 			  verdict_name(cv), e->o.exited ? e->o.exit_code : -1, e->o.signal);
-	json_object_set_new(j, "checker",
-			    json_pack("{s:o, s:o, s:o}", "exit_code",
-				      e->o.exited ? json_integer(e->o.exit_code) : json_null(), "stdout",
-				      launch_json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
-				      launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len)));
+	json_t *ck = json_pack("{s:o}", "exit_code", e->o.exited ? json_integer(e->o.exit_code) : json_null());
+	output_set(ck, "stdout", e->out[0].data, n0);
+	output_set(ck, "stderr", e->out[1].data, e->out[1].len);
+	json_object_set_new(j, "checker", ck);
 	exec_close(e);
 	checker_unstage(r->ck, r->slot);
 	test_done(r, j, v);
@@ -669,8 +696,8 @@ static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 		if (!json_is_object(t))
 			return wp_error_set(err, EINVAL, "tests[%zu]: an object is required", i);
 		if ((rc = json_check_keys(t, tkeys, err)) < 0 ||
-		    (rc = json_get_string(t, "stdin", false, &dummy, err)) < 0 ||
-		    (rc = json_get_string(t, "expected", false, &dummy, err)) < 0) {
+		    (rc = json_get_bytes(t, "stdin", false, &dummy, NULL, err)) < 0 ||
+		    (rc = json_get_bytes(t, "expected", false, &dummy, NULL, err)) < 0) {
 			wp_error_prefix(err, "tests[%zu]", i);
 			return rc;
 		}
