@@ -237,6 +237,50 @@ static void exec_cpu_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Start one execution. Returns 0 or -errno (an internal error). */
+/* Pages a run writes into a tmpfs (/tmp, /dev/shm, /mnt/data) stay charged
+ * to the memory cgroup it ran in after it exits: the next run there would
+ * start with them counted against its own limit (memory_limit_exceeded, or
+ * EBUSY setting a limit below them). So a run group that held a run is
+ * replaced by a fresh one before a run can use it again: while this run
+ * goes on in one group, the other (the last run's, empty now) is renewed
+ * and init gets its cgroup.procs fds (PROTO_GROUP, before PROTO_RUN: init
+ * pre-forks the next run's stub into it right after this run starts). The
+ * old group is removed; its pages stay charged to it, offline, and so to
+ * the slot's group above, whose limit bounds the slot as a whole, until
+ * the files go. A failure here keeps the old group (logged): runs still
+ * work, only with the old charges. */
+static void run_group_renew(struct slot *s, unsigned g)
+{
+	struct wp_error err = {0};
+	struct cgroup *fresh = NULL, *old = s->cg_run[g];
+	struct proto_new_group m = {.hdr.type = PROTO_GROUP, .group = g};
+	int fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, n = 0, rc;
+	char name[32];
+
+	if (!s->run_used[g])
+		return;
+	snprintf(name, sizeof(name), "run%u-%u", g, ++s->run_gen);
+	rc = cgroup_create_sibling(old, name, &fresh, &err);
+	if (rc == 0)
+		rc = cgroup_open_procs(fresh, fds, &err);
+	while (rc == 0 && n < 8 && fds[n] >= 0)
+		n++;
+	if (rc == 0 && (rc = slot_send(s, &m, sizeof(m), fds, n)) < 0)
+		wp_error_set(&err, -rc, "send the new group to init: %s", strerror(-rc));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	if (rc < 0) {
+		log_warn("slot %s: run group %u not renewed (its pages stay charged to it): %s", s->id, g, err.msg);
+		if (fresh)
+			cgroup_destroy(fresh, NULL);
+		return;
+	}
+	s->cg_run[g] = fresh;
+	s->run_used[g] = false;
+	if (cgroup_destroy(old, &err) < 0)
+		log_warn("slot %s: removing the old run group %u: %s", s->id, g, err.msg);
+}
+
 static int exec_begin(struct run *r, const struct language *lang, char *const *argv, const char *const *extra,
 		      const char *cwd, const char *in, size_t in_len, const struct limits *lim, size_t keep_out)
 {
@@ -253,6 +297,8 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 	e->fd[0] = e->fd[1] = -1;
 	e->group = s->next_group;
 	s->next_group ^= 1;
+	run_group_renew(s, e->group ^ 1);
+	s->run_used[e->group] = true;
 	e->cg = s->cg_run[e->group];
 	e->lim = lim;
 	e->keep[0] = keep_out;

@@ -426,6 +426,34 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 	return pid;
 }
 
+/* PROTO_GROUP: run group g was made afresh (run.c run_group_renew): take
+ * its cgroup.procs fds in place of the old group's. A stub waiting in the
+ * old group (there should be none: the last run there consumed it) goes. The
+ * taken fds are set to -1 in fds[]. */
+static void take_group(struct slot_init_args *a, const char *buf, size_t len, int *fds, int nfds)
+{
+	const struct proto_new_group *m = (const struct proto_new_group *)buf;
+
+	if (len < sizeof(*m) || m->group > PROTO_GROUP_RUN1 || nfds < 1 || nfds > 7) {
+		send_failed(PROTO_GROUP_NONE, EINVAL, "malformed group message");
+		return;
+	}
+	int g = (int)m->group;
+	if (stub_pid[g] > 0) {
+		kill(stub_pid[g], SIGKILL);
+		stub_forget(g);
+	}
+	for (int i = 0; i < 8 && a->procs_fds[g][i] >= 0; i++) {
+		close(a->procs_fds[g][i]);
+		a->procs_fds[g][i] = -1;
+	}
+	for (int i = 0; i < nfds; i++) {
+		a->procs_fds[g][i] = fds[i];
+		fds[i] = -1;
+	}
+	a->procs_fds[g][nfds] = -1;
+}
+
 static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 {
 	static char buf[PROTO_MAX];
@@ -476,6 +504,8 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 				_exit(0); /* sandboxd is gone or done with us */
 			uint32_t type = (size_t)n >= sizeof(struct proto_hdr) ? ((struct proto_hdr *)buf)->type : 0;
 			int g = -1;
+			if (type == PROTO_GROUP)
+				take_group(a, buf, (size_t)n, fds, nfds);
 			if (type == PROTO_RUN) {
 				uint32_t want =
 				    (size_t)n >= sizeof(struct proto_run) ? ((struct proto_run *)buf)->group : 0;
@@ -492,7 +522,8 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 				}
 			}
 			for (int i = 0; i < nfds; i++)
-				close(fds[i]);
+				if (fds[i] >= 0)
+					close(fds[i]);
 			/* The other group is empty now (sandboxd sends a run only
 			 * once the last one's group is dead): its stub can move in
 			 * during this run. Forked after closing the run's fds, so
