@@ -51,8 +51,7 @@ json_t *json_parse_body(const char *buf, size_t len, size_t max_depth, struct wp
 	/* JSON_ALLOW_NUL: "\u0000" is a byte like any other of a program's
 	 * stdin or expected output; json_get_string refuses it where a C string
 	 * is read, json_get_bytes takes it where bytes are. */
-	j = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-		       &jerr);
+	j = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!j) {
 		wp_error_set(err, EINVAL, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
 		return NULL;

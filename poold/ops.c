@@ -137,9 +137,8 @@ static void relay_error(struct op_ctx *c, struct http_result *res)
 	/* a 2xx whose body is not JSON is the node's failure too: never a 200 */
 	if (status < 300) {
 		http_respond_error(c->op.req, 502, "NodeError",
-				   "the node answered %d with %zu bytes that are not a JSON object; see poold's and the "
-				   "node's logs",
-				   status, res->body_len);
+				   "the node answered %d with %zu bytes that are not JSON (see the node's log)", status,
+				   res->body_len);
 		return;
 	}
 	if (status >= 500)

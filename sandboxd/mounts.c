@@ -180,10 +180,9 @@ static int copy_runtimes(const char *root, const char *src, struct wp_error *err
  * devices as empty read-only tmpfs. Only what exists is masked. */
 static int mask_proc(struct wp_error *err)
 {
-	static const char *const files[] = {"/proc/cmdline",	"/proc/kcore",	     "/proc/keys",
-					    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-					    "/proc/sched_debug",   "/proc/sysrq-trigger", "/proc/kallsyms",
-					    "/proc/config.gz"};
+	static const char *const files[] = {
+	    "/proc/cmdline",	 "/proc/kcore",	      "/proc/keys",	     "/proc/latency_stats", "/proc/timer_list",
+	    "/proc/timer_stats", "/proc/sched_debug", "/proc/sysrq-trigger", "/proc/kallsyms",	    "/proc/config.gz"};
 	static const char *const dirs[] = {"/proc/acpi", "/proc/asound", "/proc/scsi"};
 	struct stat st;
 
@@ -199,8 +198,8 @@ static int mask_proc(struct wp_error *err)
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		if (lstat(dirs[i], &st) < 0 || !S_ISDIR(st.st_mode))
 			continue;
-		if (mount("tmpfs", dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") <
-		    0)
+		if (mount("tmpfs", dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "size=4k,mode=0555") < 0)
 			return wp_error_errno(err, "mask `%s`", dirs[i]);
 	}
 	return 0;

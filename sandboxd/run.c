@@ -400,10 +400,10 @@ static json_t *exec_json(struct run *r, enum verdict v)
 {
 	struct exec *e = &r->ex;
 	size_t n0 = e->out[0].len < r->max_output ? e->out[0].len : r->max_output;
-	json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "time_ms",
-			      (json_int_t)e->o.cpu_ms, "wall_ms", (json_int_t)e->o.wall_ms, "memory_kb",
-			      (json_int_t)e->o.memory_kb, "stdout_truncated", e->out[0].total > n0, "stderr_truncated",
-			      e->out[1].total > e->out[1].len);
+	json_t *j =
+	    json_pack("{s:s, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "time_ms", (json_int_t)e->o.cpu_ms,
+		      "wall_ms", (json_int_t)e->o.wall_ms, "memory_kb", (json_int_t)e->o.memory_kb, "stdout_truncated",
+		      e->out[0].total > n0, "stderr_truncated", e->out[1].total > e->out[1].len);
 	output_set(j, "stdout", e->out[0].data, n0);
 	output_set(j, "stderr", e->out[1].data, e->out[1].len);
 	json_object_set_new(j, "exit_code", e->o.exited ? json_integer(e->o.exit_code) : json_null());

@@ -214,7 +214,7 @@ static void test_nul_bytes(void **state)
 	cleanup_json json_t *r = json_parse_reply(reply, strlen(reply) - strlen("trailing"));
 	assert_non_null(r);
 	assert_int_equal(json_string_length(json_object_get(r, "stdout")), 3);
-	assert_memory_equal(json_string_value(json_object_get(r, "stdout")), "4\0" "2", 3);
+	assert_memory_equal(json_string_value(json_object_get(r, "stdout")), "4\0002", 3);
 	assert_null(json_parse_reply(NULL, 0));
 	assert_null(json_parse_reply("not json", 8));
 }
