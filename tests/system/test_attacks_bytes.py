@@ -15,7 +15,12 @@ next; a slot does not show where the host keeps things.
   the other files runc masks read as empty."""
 
 import base64
+import http.client
+import http.server
 import os
+import re
+import socket
+import threading
 import time
 import urllib.parse
 import uuid
@@ -83,6 +88,68 @@ def test_execute_nul_is_wrong_answer_not_node_error(make_poold):
     assert r.status == 200, r
     t = r.body["test_results"][0]
     assert t["verdict"] == "wrong_answer" and base64.b64decode(t["stdout_base64"]) == b"\xff\x00\n", r.body
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=60)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.unix_path)
+
+
+def _garbling_proxy(sock_path):
+    """A node in front of the real one whose answers to run are a 200 with a
+    body cut short (not JSON). Returns (server, url)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def forward(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else None
+            c = _UnixConnection(sock_path)
+            hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
+            c.request(self.command, self.path, body=body, headers=hdrs)
+            r = c.getresponse()
+            data = r.read()
+            c.close()
+            if self.command == "POST" and re.match(r"^/v1/slots/[^/?]+/run$", self.path) and r.status == 200:
+                data = data[: len(data) // 2]
+            self.send_response(r.status)
+            for k, v in r.getheaders():
+                if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = forward
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, "http://127.0.0.1:%d" % srv.server_address[1]
+
+
+def test_execute_never_answers_200_with_an_error(pool_node, make_poold):
+    """A node's 200 whose body is not JSON is the node's failure: 502
+    NodeError saying so, never a 200 carrying an error object."""
+    srv, url = _garbling_proxy(pool_node.sock)
+    try:
+        pd = make_poold(nodes={"garbling": url})
+        c = pd.client()
+        r = execute(c, "python", "print(42)\n", uid(), [("", "42\n")])
+        assert r.status == 502, r
+        e = r.body["error"]
+        assert e["code"] == "NodeError" and "not JSON" in e["message"], r
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_interpreter_output_with_nul_is_not_502(make_poold):
