@@ -27,8 +27,8 @@
 #include <grp.h>
 #include <poll.h>
 #include <sched.h>
-#include <stdbool.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
