@@ -7,8 +7,7 @@ next; a slot does not show where the host keeps things.
   sandboxd and through poold's /execute and interpreter routes.
 - Bytes that are not UTF-8 come back exactly, in `stdout_base64`.
 - tmpfs pages a run wrote (/tmp, /dev/shm, /mnt/data) do not count against
-  the next runs of the slot. (Uploads charged to the slot's memory cgroup:
-  not done yet, see docs/cgroups.md.)
+  the next runs of the slot; uploads are charged to the slot's memory cgroup.
 - A run that SIGSTOPs the pre-forked process waiting for the next run does
   not wedge the slot.
 - /proc/self/mountinfo names no host path of the checkout; /proc/cmdline and
@@ -28,7 +27,7 @@ import uuid
 import pytest
 
 import wpdaemons
-from conftest import execute, show
+from conftest import cgroup_dirs_named, execute, show
 
 NUL_WRONG = "import sys\nsys.stdout.write('4\\x002\\n')\n"  # "4<NUL>2": not 42
 
@@ -194,6 +193,40 @@ def test_tmpfs_pages_do_not_count_against_the_next_runs(make_slot, run):
         b = run(sid, "print(open('/tmp/fill','rb').read(3))\n", tests=[("", "b'xxx'\n")],
                 limits={"memory_kb": 48 << 10})
         assert b["verdict"] == "accepted", "run %d after the fill: %s" % (i + 1, show(b))
+
+
+def slot_memory_dir(sandboxd, sid):
+    dirs = [d for d in cgroup_dirs_named("slot-%s" % sid, extra_pids=(sandboxd.proc.pid,))
+            if os.path.exists(os.path.join(d, "memory.usage_in_bytes")) or
+            os.path.exists(os.path.join(d, "memory.current"))]
+    assert dirs, "no memory cgroup of slot %s found" % sid
+    return dirs[0]
+
+
+def memory_usage(d):
+    for f in ("memory.usage_in_bytes", "memory.current"):
+        p = os.path.join(d, f)
+        if os.path.exists(p):
+            with open(p) as fh:
+                return int(fh.read())
+    raise AssertionError("no memory usage file in %s" % d)
+
+
+def test_upload_is_charged_to_the_slot(sandboxd, client, make_slot, run):
+    sid = make_slot()
+    d = slot_memory_dir(sandboxd, sid)
+    before = memory_usage(d)
+    data = os.urandom(12 << 20)
+    r = client.put("/v1/slots/%s/files/up.bin" % sid, data, timeout=60)
+    assert r.status == 201 and r.body == {"name": "up.bin", "size": len(data)}, r
+    after = memory_usage(d)
+    assert after - before >= 10 << 20, "the slot's memory cgroup %s grew by %d bytes for a 12 MB upload" % (
+        d, after - before)
+    # the file is whole, and the program sees it
+    r = client.get("/v1/slots/%s/files/up.bin" % sid)
+    assert r.status == 200 and r.raw == data, "upload read back: %d bytes" % len(r.raw or b"")
+    b = run(sid, "import os\nprint(os.path.getsize('/mnt/data/up.bin'))\n", tests=[("", "%d\n" % len(data))])
+    assert b["verdict"] == "accepted", show(b)
 
 
 STOP_STUB = r'''
