@@ -48,7 +48,10 @@ json_t *json_parse_body(const char *buf, size_t len, size_t max_depth, struct wp
 	json_error_t jerr;
 	json_t *j;
 
-	j = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	/* JSON_ALLOW_NUL: "\u0000" is a byte like any other of a program's
+	 * stdin or expected output; json_get_string refuses it where a C string
+	 * is read, json_get_bytes takes it where bytes are. */
+	j = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!j) {
 		wp_error_set(err, EINVAL, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
 		return NULL;
@@ -86,8 +89,31 @@ int json_get_string(const json_t *obj, const char *key, bool required, const cha
 		return r;
 	if (!json_is_string(v))
 		return wp_error_set(err, EINVAL, "`%s` must be a string, not %s", key, json_type_name(v));
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return wp_error_set(err, EINVAL, "`%s` must not contain a NUL byte (\\u0000)", key);
 	*out = json_string_value(v);
 	return 0;
+}
+
+int json_get_bytes(const json_t *obj, const char *key, bool required, const char **out, size_t *len,
+		   struct wp_error *err)
+{
+	json_t *v;
+	int r = json_field(obj, key, required, &v, err);
+
+	if (r < 0 || !v)
+		return r;
+	if (!json_is_string(v))
+		return wp_error_set(err, EINVAL, "`%s` must be a string, not %s", key, json_type_name(v));
+	*out = json_string_value(v);
+	if (len)
+		*len = json_string_length(v);
+	return 0;
+}
+
+json_t *json_parse_reply(const char *buf, size_t len)
+{
+	return buf ? json_loadb(buf, len, JSON_ALLOW_NUL, NULL) : NULL;
 }
 
 int json_get_uint(const json_t *obj, const char *key, bool required, uint64_t min, uint64_t max, uint64_t *out,

@@ -278,7 +278,7 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 /* A non-2xx answer of the node in our error shape (5xx → 502). */
 static void relay_error(struct aca_op *c, struct http_result *res, const char *default_code)
 {
-	cleanup_json json_t *j = json_loads(res->body ? res->body : "", 0, NULL);
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
 	json_t *e = json_object_get(j, "error");
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
@@ -320,7 +320,7 @@ static void exec_done(struct node *n, struct http_result *res, void *data)
 
 	if (node_failed(c, l, res, false))
 		return;
-	if (res->status != 200 || !(r = json_loads(res->body, 0, NULL)) || !json_is_object(r)) {
+	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
 		if (res->status == 200)
 			http_respond_error(c->op.req, 502, "NodeError", "the node's answer to exec is not JSON");
 		else
@@ -515,7 +515,7 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 	} else if (c->kind == ACA_DELETE_FILE) {
 		http_respond(req, 204, NULL, NULL, NULL, 0);
 	} else if (c->kind == ACA_UPLOAD) {
-		cleanup_json json_t *r = json_loads(res->body ? res->body : "", 0, NULL);
+		cleanup_json json_t *r = json_parse_reply(res->body, res->body_len);
 		json_int_t size = json_is_integer(json_object_get(r, "size"))
 				      ? json_integer_value(json_object_get(r, "size"))
 				      : (json_int_t)c->len;
@@ -523,7 +523,7 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 		json_t *f = file_json(c->newer, c->name, size, ev_time(), "file", ctype);
 		http_respond_json(req, 200, c->newer ? f : json_pack("{s:[o]}", "value", f));
 	} else {
-		cleanup_json json_t *r = json_loads(res->body ? res->body : "", 0, NULL);
+		cleanup_json json_t *r = json_parse_reply(res->body, res->body_len);
 		json_t *files = json_object_get(r, "files"), *f, *out = json_array();
 		size_t i;
 		json_array_foreach (files, i, f) {

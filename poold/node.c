@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "lease.h"
 #include "log.h"
 #include "pool.h"
@@ -213,7 +214,7 @@ static void sync_done(struct node *n, struct http_result *res, void *data)
 	priv(n)->syncing = false;
 	if (priv(n)->retired)
 		return;
-	if (res->status != 200 || !(j = json_loads(res->body, 0, NULL))) {
+	if (res->status != 200 || !(j = json_parse_reply(res->body, res->body_len))) {
 		if (res->status)
 			log_warn("node %s: slot list: HTTP %d", n->name, res->status);
 		return; /* not synced: the next health check tries again */
@@ -251,7 +252,7 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 	if (priv(n)->retired)
 		return;
 	if (res->status == 200)
-		j = json_loads(res->body, 0, NULL);
+		j = json_parse_reply(res->body, res->body_len);
 	if (!j) {
 		if ((res->status != 0 || res->timed_out) && ++n->failures >= DOWN_AFTER)
 			node_mark_down(n, res->status ? "bad answer to GET /v1/info" : "GET /v1/info timed out");

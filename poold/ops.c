@@ -216,6 +216,10 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 		json_object_set_new(res, "stderr_truncated",
 				    json_boolean(json_is_true(json_object_get(t, "stderr_truncated"))));
 		json_object_set(res, "message", json_object_get(t, "message") ?: json_null());
+		/* output that is not UTF-8: its exact bytes, as the node gave them */
+		for (const char *const *k = (const char *const[]){"stdout_base64", "stderr_base64", NULL}; *k; k++)
+			if (json_object_get(t, *k))
+				json_object_set(res, *k, json_object_get(t, *k));
 	}
 	ops_uuid4(exec_id);
 	ops_uuid4(sub_id);
@@ -241,12 +245,19 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 /* A non-2xx answer of the node, relayed in our error shape. */
 static void relay_error(struct op_ctx *c, struct http_result *res)
 {
-	cleanup_json json_t *j = json_loads(res->body ? res->body : "", 0, NULL);
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
 	json_t *e = json_object_get(j, "error");
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
 	int status = res->status;
 
+	/* a 2xx whose body is not JSON is the node's failure too: never a 200 */
+	if (status < 300) {
+		http_respond_error(c->op.req, 502, "NodeError",
+				   "the node answered %d with %zu bytes that are not JSON (see the node's log)", status,
+				   res->body_len);
+		return;
+	}
 	if (status >= 500)
 		status = 502;
 	http_respond_error(c->op.req, status, code ? code : "NodeError", "%s", msg ? msg : "the node refused");
@@ -265,7 +276,7 @@ static bool node_busy(const struct http_result *res)
 {
 	if (res->status != 503 || !res->body)
 		return false;
-	cleanup_json json_t *j = json_loads(res->body, 0, NULL);
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
 	const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
 	return code && strcmp(code, "NodeBusy") == 0;
 }
@@ -302,7 +313,7 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 		lease_op_done(l);
 		return;
 	}
-	if (res->status != 200 || !(r = json_loads(res->body, 0, NULL))) {
+	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len))) {
 		relay_error(c, res);
 		ctx_free(c);
 		end_if_refused_first(l, res->status);
@@ -606,7 +617,7 @@ static void judge_done(struct node *n, struct http_result *res, void *data)
 		judge_end(c, true);
 		return;
 	}
-	if (res->status != 200 || !(r = json_loads(res->body, 0, NULL))) {
+	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len))) {
 		relay_error(c, res);
 		judge_end(c, true);
 		return;
@@ -855,8 +866,8 @@ void ops_execute(struct http_request *req, json_t *body)
 		static const char *const tkeys[] = {"input", "expected_output", NULL};
 		const char *in = "", *exp = NULL;
 		if (!json_is_object(tc) || json_check_keys(tc, tkeys, &err) < 0 ||
-		    json_get_string(tc, "input", false, &in, &err) < 0 ||
-		    json_get_string(tc, "expected_output", false, &exp, &err) < 0) {
+		    json_get_bytes(tc, "input", false, &in, NULL, &err) < 0 ||
+		    json_get_bytes(tc, "expected_output", false, &exp, NULL, &err) < 0) {
 			json_decref(tests);
 			http_respond_error(req, 400, "BadRequest", "test_cases[%zu]: %s", i,
 					   err.msg[0] ? err.msg : "an object is required");

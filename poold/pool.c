@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "json.h"
 #include "lease.h"
 #include "log.h"
 #include "node.h"
@@ -299,7 +300,7 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 		p->n_creating_direct -= c->count;
 	else
 		p->n_creating -= c->count;
-	if (res->status == 201 && (j = json_loads(res->body, 0, NULL)) &&
+	if (res->status == 201 && (j = json_parse_reply(res->body, res->body_len)) &&
 	    json_is_array(slots = json_object_get(j, "slots"))) {
 		json_array_foreach (slots, i, s) {
 			const char *id = json_string_value(json_object_get(s, "id"));

@@ -4,8 +4,11 @@
 #include "api.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -303,6 +306,60 @@ static void list_files(struct http_request *req, struct slot *s)
 	http_respond_json(req, 200, json_pack("{s:o, s:s?}", "files", page.files, "next", page.more ? next : NULL));
 }
 
+/* An upload in progress: written by a child in the slot's cgroup
+ * (files_write_charged); answered when it is reaped. Holds no pointer to
+ * the slot, which may go meanwhile (its cgroup kill ends the child). */
+struct upload {
+	ev_child w;
+	struct http_request *req;
+	size_t len;
+	char name[];
+};
+
+static void upload_done(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct upload *u = (struct upload *)w;
+	int st = w->rstatus;
+
+	ev_child_stop(loop, w);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		http_respond_json(u->req, 201, json_pack("{s:s, s:I}", "name", u->name, "size", (json_int_t)u->len));
+	else if (WIFEXITED(st) && WEXITSTATUS(st) == ENOSPC)
+		http_respond_error(u->req, 413, "PayloadTooLarge", "`%s`: the slot's work dir is full", u->name);
+	else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+		http_respond_error(u->req, 413, "PayloadTooLarge",
+				   "writing `%s` was stopped: the slot's memory is full (or the slot was destroyed)",
+				   u->name);
+	else
+		http_respond_error(u->req, 500, "InternalError", "writing `%s` failed (wait status %d)", u->name, st);
+	free(u);
+}
+
+static void upload_start(struct http_request *req, struct slot *s, const char *name)
+{
+	struct wp_error err = {0};
+	size_t nlen = strlen(name);
+	struct upload *u = malloc(sizeof(*u) + nlen + 1);
+	pid_t pid;
+
+	if (!u) {
+		http_respond_error(req, 500, "InternalError", "out of memory");
+		return;
+	}
+	pid = files_write_charged(s, name, req->body, req->body_len, &err);
+	if (pid < 0) {
+		free(u);
+		http_respond_error(req, pid == -ENOSPC ? 413 : 500,
+				   pid == -ENOSPC ? "PayloadTooLarge" : "InternalError", "%s", err.msg);
+		return;
+	}
+	u->req = req;
+	u->len = req->body_len;
+	memcpy(u->name, name, nlen + 1);
+	ev_child_init(&u->w, upload_done, pid, 0);
+	ev_child_start(EV_DEFAULT, &u->w);
+}
+
 static void slot_files(struct http_request *req, struct slot *s, const char *name)
 {
 	struct wp_error err = {0};
@@ -332,14 +389,7 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 		slot_mark_used(s);
 	}
 	if (strcmp(m, "PUT") == 0) {
-		int r = files_write(s, name, req->body, req->body_len, &err);
-		if (r == -ENOSPC)
-			http_respond_error(req, 413, "PayloadTooLarge", "%s", err.msg);
-		else if (r < 0)
-			http_respond_error(req, 500, "InternalError", "%s", err.msg);
-		else
-			http_respond_json(req, 201,
-					  json_pack("{s:s, s:I}", "name", name, "size", (json_int_t)req->body_len));
+		upload_start(req, s, name);
 	} else if (strcmp(m, "GET") == 0) {
 		char *data = NULL;
 		size_t len = 0;

@@ -646,6 +646,13 @@ int cgroup_create(struct cgroup_root *r, struct cgroup *parent, const char *name
 	return 0;
 }
 
+int cgroup_create_sibling(struct cgroup *g, const char *name, struct cgroup **out, struct wp_error *err)
+{
+	if (!g || !g->parent)
+		return wp_error_set(err, EINVAL, "cgroup `%s` has no parent group", name ? name : "");
+	return cgroup_create(g->r, g->parent, name, out, err);
+}
+
 /* The mode-specific operations: cgroup_v1_<op> or cgroup_v2_<op>. */
 #define DISPATCH(g, op, ...) ((g)->r->mode == CGROUP_V2 ? cgroup_v2_##op(__VA_ARGS__) : cgroup_v1_##op(__VA_ARGS__))
 

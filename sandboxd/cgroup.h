@@ -41,6 +41,8 @@ const char *cgroup_root_controllers(const struct cgroup_root *r);
  * controllers for children as v2 requires. */
 int cgroup_create(struct cgroup_root *r, struct cgroup *parent, const char *name, struct cgroup **out,
 		  struct wp_error *err);
+/* Create `name` next to g (same parent, same root), as cgroup_create. */
+int cgroup_create_sibling(struct cgroup *g, const char *name, struct cgroup **out, struct wp_error *err);
 /* Kill every process inside (and in child groups), wait until empty (bounded,
  * ~1 s, never blocking longer), rmdir, free. Returns 0, or -EBUSY if it
  * could not be emptied (the struct is still freed; the leftover is logged by

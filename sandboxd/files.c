@@ -2,6 +2,7 @@
 #include "files.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cleanup.h"
 
 bool files_name_valid(const char *name, size_t len)
@@ -30,10 +32,10 @@ int files_write(struct slot *s, const char *name, const void *data, size_t len, 
 	return files_write_at(s, s->data_fd, name, data, len, err);
 }
 
-int files_write_at(struct slot *s, int dfd, const char *name, const void *data, size_t len, struct wp_error *err)
+/* Create `name` afresh (see below) and return its fd, or -errno. */
+static int create_at(struct slot *s, int dfd, const char *name, struct wp_error *err)
 {
 	cleanup_close int fd = -1;
-	const char *p = data;
 
 	/* Whatever the program left under this name (a symlink to /etc/passwd,
 	 * a hard link, a FIFO) is unlinked, never opened; O_EXCL|O_NOFOLLOW
@@ -48,6 +50,16 @@ int files_write_at(struct slot *s, int dfd, const char *name, const void *data, 
 	}
 	if (fchown(fd, s->uid, s->uid) < 0)
 		return wp_error_errno(err, "chown `%s`", name);
+	return steal_fd(&fd);
+}
+
+int files_write_at(struct slot *s, int dfd, const char *name, const void *data, size_t len, struct wp_error *err)
+{
+	cleanup_close int fd = create_at(s, dfd, name, err);
+	const char *p = data;
+
+	if (fd < 0)
+		return fd;
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 		if (n < 0 && errno == EINTR)
@@ -59,6 +71,41 @@ int files_write_at(struct slot *s, int dfd, const char *name, const void *data, 
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+pid_t files_write_charged(struct slot *s, const char *name, const void *data, size_t len, struct wp_error *err)
+{
+	int procs[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, r;
+	cleanup_close int fd = -1;
+	pid_t pid;
+
+	if ((r = cgroup_open_procs(s->cg_init, procs, err)) < 0)
+		return r;
+	fd = create_at(s, s->data_fd, name, err);
+	pid = fd < 0 ? -1 : fork();
+	if (pid == 0) {
+		const char *p = data;
+		for (int i = 0; i < 8 && procs[i] >= 0; i++)
+			if (write(procs[i], "0", 1) != 1)
+				_exit(1);
+		while (len > 0) {
+			ssize_t n = write(fd, p, len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				_exit(errno == ENOSPC ? ENOSPC : 1);
+			p += n;
+			len -= (size_t)n;
+		}
+		_exit(0);
+	}
+	if (fd >= 0 && pid < 0)
+		r = wp_error_errno(err, "fork to write `%s`", name);
+	else
+		r = fd < 0 ? fd : pid;
+	for (int i = 0; i < 8 && procs[i] >= 0; i++)
+		close(procs[i]);
+	return r;
 }
 
 int files_read(struct slot *s, const char *name, size_t max, char **out, size_t *len_out, struct wp_error *err)

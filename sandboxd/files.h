@@ -16,6 +16,15 @@
 bool files_name_valid(const char *name, size_t len);
 /* Replace `name` with a new regular file holding data, owned by the slot's uid. */
 int files_write(struct slot *s, const char *name, const void *data, size_t len, struct wp_error *err);
+/* files_write's upload form: the file is created here, the bytes written by
+ * a child forked into the slot's init cgroup, so that their pages are
+ * charged to the slot's memory cgroup (a tmpfs page is charged to the
+ * cgroup of the process that first writes it: sandboxd's, else). The
+ * cgroup move may wait for an RCU grace period: the child waits, not the
+ * loop. Returns the child's pid (reap it with ev_child: exit 0 written,
+ * ENOSPC the work dir is full, killed by SIGKILL the slot's memory is full
+ * or the slot went, else failed) or -errno with err filled. */
+pid_t files_write_charged(struct slot *s, const char *name, const void *data, size_t len, struct wp_error *err);
 /* Read a regular file, at most max bytes (-EFBIG past it). *out is malloc'd. */
 int files_read(struct slot *s, const char *name, size_t max, char **out, size_t *len, struct wp_error *err);
 /* The same, relative to a directory fd inside the work dir. */

@@ -5,21 +5,26 @@
  *   /etc              generated passwd, group, hosts, nsswitch.conf; the
  *                     host's ld.so.cache; nothing else of the host's /etc
  *   <language paths>  read-only binds the language file lists
- *   /opt/warmpool     read-only, nosuid, nodev bind of sandboxd's runtimes dir
- *                     (the interpreter drivers, sandboxd/runtimes/)
+ *   /opt/warmpool     read-only tmpfs holding a copy of sandboxd's runtimes dir
+ *                     (the interpreter drivers, sandboxd/runtimes/): a bind
+ *                     would name the host's path in /proc/self/mountinfo
  *   /tmp              private tmpfs (tmp_size), /dev/shm private tmpfs (shm_size)
  *   /mnt/data         the work dir: a tmpfs sandboxd mounted on the host side
  *                     (it keeps a dir fd on it for the files API)
  *   /dev              null zero full random urandom, fd/std* symlinks
- *   /proc             this pid namespace's own
+ *   /proc             this pid namespace's own; /proc/cmdline, kcore, keys,
+ *                     timer_list… masked with /dev/null, /proc/scsi, acpi…
+ *                     with an empty read-only tmpfs (runc's list)
  *
  * Every mount is nosuid and nodev; only /mnt/data and /tmp allow exec of
  * files the program wrote (compiled binaries run from /mnt/data). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,6 +35,8 @@
 /* The host paths every slot sees, before the language's own. */
 static const char *const base_paths[] = {
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/localtime"};
+/* The runtimes dir is a few small scripts; its tmpfs copy holds at most this. */
+#define RUNTIMES_MAX (1 << 20)
 static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom"};
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -122,6 +129,82 @@ static int mount_tmpfs(const char *dst, uint64_t size, const char *mode, unsigne
 	return 0;
 }
 
+/* The runtimes dir (sandboxd's interpreter drivers) lives in the checkout
+ * or install tree: a bind of it would show that host path in the slot's
+ * /proc/self/mountinfo. A copy of its regular files into a tmpfs of its own
+ * shows "tmpfs" and "/" instead. */
+static int copy_runtimes(const char *root, const char *src, struct wp_error *err)
+{
+	char dst[4096];
+	cleanup_dir DIR *d = opendir(src);
+	struct dirent *de;
+	int r;
+
+	if (!d)
+		return 0; /* absent: nothing to offer, as bind_ro_at */
+	if (snprintf(dst, sizeof(dst), "%s/opt/warmpool", root) >= (int)sizeof(dst))
+		return wp_error_set(err, ENAMETOOLONG, "path too long: `%s`", root);
+	if ((r = mkdir_p(dst, 0755)) < 0)
+		return wp_error_set(err, -r, "mkdir `%s`: %s", dst, strerror(-r));
+	if ((r = mount_tmpfs(dst, RUNTIMES_MAX, "0755", 0, err)) < 0)
+		return r;
+	cleanup_close int dfd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return wp_error_errno(err, "open `%s`", dst);
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		cleanup_close int in = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
+			continue; /* only regular files: the drivers are flat */
+		cleanup_close int out =
+		    openat(dfd, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0755);
+		if (out < 0)
+			return wp_error_errno(err, "create `%s/%s`", dst, de->d_name);
+		for (off_t left = st.st_size; left > 0;) {
+			ssize_t n = sendfile(out, in, NULL, (size_t)left);
+			if (n <= 0)
+				return wp_error_errno(err, "copy `%s/%s` (is it over %d bytes?)", src, de->d_name,
+						      RUNTIMES_MAX);
+			left -= n;
+		}
+	}
+	if (mount(NULL, dst, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		return wp_error_errno(err, "remount `%s` read-only", dst);
+	return 0;
+}
+
+/* What runc masks: files that tell about the host (its boot command line,
+ * kernel memory, keys, timers, scheduler) read as empty, directories of host
+ * devices as empty read-only tmpfs. Only what exists is masked. */
+static int mask_proc(struct wp_error *err)
+{
+	static const char *const files[] = {
+	    "/proc/cmdline",	 "/proc/kcore",	      "/proc/keys",	     "/proc/latency_stats", "/proc/timer_list",
+	    "/proc/timer_stats", "/proc/sched_debug", "/proc/sysrq-trigger", "/proc/kallsyms",	    "/proc/config.gz"};
+	static const char *const dirs[] = {"/proc/acpi", "/proc/asound", "/proc/scsi"};
+	struct stat st;
+
+	/* not nodev: /dev/null is a device node; read-only, so it opens for
+	 * reading only */
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		if (lstat(files[i], &st) < 0)
+			continue;
+		if (mount("/dev/null", files[i], NULL, MS_BIND, NULL) < 0 ||
+		    mount(NULL, files[i], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
+			return wp_error_errno(err, "mask `%s`", files[i]);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		if (lstat(dirs[i], &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (mount("tmpfs", dirs[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "size=4k,mode=0555") < 0)
+			return wp_error_errno(err, "mask `%s`", dirs[i]);
+	}
+	return 0;
+}
+
 static int setup_etc(const char *root, const struct slot_init_args *a, struct wp_error *err)
 {
 	char path[4096], buf[512];
@@ -201,7 +284,7 @@ int mounts_setup_root(const struct slot_init_args *a, struct wp_error *err)
 	for (char *const *p = a->paths; p && *p; p++)
 		if ((r = bind_ro(root, *p, err)) < 0)
 			return r;
-	if (a->runtimes && (r = bind_ro_at(root, a->runtimes, "/opt/warmpool", err)) < 0)
+	if (a->runtimes && (r = copy_runtimes(root, a->runtimes, err)) < 0)
 		return r;
 	if ((r = setup_etc(root, a, err)) < 0 || (r = setup_dev(root, a, err)) < 0)
 		return r;
@@ -229,6 +312,8 @@ int mounts_setup_root(const struct slot_init_args *a, struct wp_error *err)
 		return wp_error_errno(err, "detach the old root");
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return wp_error_errno(err, "mount /proc");
+	if ((r = mask_proc(err)) < 0)
+		return r;
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4194304,mode=0755") < 0)
 		return wp_error_errno(err, "remount / read-only");
 	return 0;

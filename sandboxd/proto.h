@@ -27,6 +27,9 @@ enum proto_type {
 	PROTO_STARTED,	 /* init → sandboxd: the child exists (pid in the slot's ns) */
 	PROTO_EXITED,	 /* init → sandboxd: the child was reaped */
 	PROTO_FAILED,	 /* init → sandboxd: set-up or exec failed (errno + where) */
+	PROTO_GROUP,	 /* sandboxd → init: run group 0 or 1 was made afresh (its
+			    last run's tmpfs pages stay charged to the old one);
+			    fds: the new group's cgroup.procs, one per hierarchy */
 };
 
 struct proto_hdr {
@@ -47,6 +50,10 @@ struct proto_run {
 	char strings[];
 };
 
+struct proto_new_group {
+	struct proto_hdr hdr;
+	uint32_t group; /* PROTO_GROUP_RUN0 or PROTO_GROUP_RUN1 */
+};
 /* STARTED, EXITED and FAILED say which group they are about (enum
  * proto_group; NONE for set-up and malformed requests). */
 struct proto_started {

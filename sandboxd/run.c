@@ -11,6 +11,7 @@
 #include "run.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <math.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "cgroup.h"
 #include "checker.h"
@@ -237,6 +239,50 @@ static void exec_cpu_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Start one execution. Returns 0 or -errno (an internal error). */
+/* Pages a run writes into a tmpfs (/tmp, /dev/shm, /mnt/data) stay charged
+ * to the memory cgroup it ran in after it exits: the next run there would
+ * start with them counted against its own limit (memory_limit_exceeded, or
+ * EBUSY setting a limit below them). So a run group that held a run is
+ * replaced by a fresh one before a run can use it again: while this run
+ * goes on in one group, the other (the last run's, empty now) is renewed
+ * and init gets its cgroup.procs fds (PROTO_GROUP, before PROTO_RUN: init
+ * pre-forks the next run's stub into it right after this run starts). The
+ * old group is removed; its pages stay charged to it, offline, and so to
+ * the slot's group above, whose limit bounds the slot as a whole, until
+ * the files go. A failure here keeps the old group (logged): runs still
+ * work, only with the old charges. */
+static void run_group_renew(struct slot *s, unsigned g)
+{
+	struct wp_error err = {0};
+	struct cgroup *fresh = NULL, *old = s->cg_run[g];
+	struct proto_new_group m = {.hdr.type = PROTO_GROUP, .group = g};
+	int fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, n = 0, rc;
+	char name[32];
+
+	if (!s->run_used[g])
+		return;
+	snprintf(name, sizeof(name), "run%u-%u", g, ++s->run_gen);
+	rc = cgroup_create_sibling(old, name, &fresh, &err);
+	if (rc == 0)
+		rc = cgroup_open_procs(fresh, fds, &err);
+	while (rc == 0 && n < 8 && fds[n] >= 0)
+		n++;
+	if (rc == 0 && (rc = slot_send(s, &m, sizeof(m), fds, n)) < 0)
+		wp_error_set(&err, -rc, "send the new group to init: %s", strerror(-rc));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	if (rc < 0) {
+		log_warn("slot %s: run group %u not renewed (its pages stay charged to it): %s", s->id, g, err.msg);
+		if (fresh)
+			cgroup_destroy(fresh, NULL);
+		return;
+	}
+	s->cg_run[g] = fresh;
+	s->run_used[g] = false;
+	if (cgroup_destroy(old, &err) < 0)
+		log_warn("slot %s: removing the old run group %u: %s", s->id, g, err.msg);
+}
+
 static int exec_begin(struct run *r, const struct language *lang, char *const *argv, const char *const *extra,
 		      const char *cwd, const char *in, size_t in_len, const struct limits *lim, size_t keep_out)
 {
@@ -253,6 +299,8 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 	e->fd[0] = e->fd[1] = -1;
 	e->group = s->next_group;
 	s->next_group ^= 1;
+	run_group_renew(s, e->group ^ 1);
+	s->run_used[e->group] = true;
 	e->cg = s->cg_run[e->group];
 	e->lim = lim;
 	e->keep[0] = keep_out;
@@ -357,17 +405,43 @@ static void set_message(json_t *j, const char *what, const char *note)
 	json_object_set_new(j, "message", json_string(msg));
 }
 
+/* A program's output in an answer, every byte carried: `key` is the text,
+ * NUL bytes included (\u0000), with U+FFFD for each byte that is not part of
+ * valid UTF-8; when there is such a byte, `<key>_base64` holds the exact
+ * bytes as well. The verdict never looks at this: it compared the bytes. */
+static void output_set(json_t *j, const char *key, const char *p, size_t n)
+{
+	json_t *text;
+	char name[32];
+
+	if (!p) {
+		p = "";
+		n = 0;
+	}
+	if ((text = json_stringn(p, n))) { /* valid UTF-8 (jansson checks) */
+		json_object_set_new(j, key, text);
+		return;
+	}
+	json_object_set_new(j, key, launch_json_text(p, n));
+	cleanup_free char *b64 = n < INT_MAX / 2 ? malloc(4 * ((n + 2) / 3) + 1) : NULL;
+	if (!b64)
+		return; /* out of memory: the text alone */
+	int len = EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)p, (int)n);
+	snprintf(name, sizeof(name), "%s_base64", key);
+	json_object_set_new(j, name, json_stringn(b64, (size_t)len));
+}
+
 static json_t *exec_json(struct run *r, enum verdict v)
 {
 	struct exec *e = &r->ex;
 	size_t n0 = e->out[0].len < r->max_output ? e->out[0].len : r->max_output;
 	char what[768], note[256];
-	json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "stdout",
-			      launch_json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
-			      launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len), "time_ms",
-			      (json_int_t)e->o.cpu_ms, "wall_ms", (json_int_t)e->o.wall_ms, "memory_kb",
-			      (json_int_t)e->o.memory_kb, "stdout_truncated", e->out[0].total > n0, "stderr_truncated",
-			      e->out[1].total > e->out[1].len);
+	json_t *j =
+	    json_pack("{s:s, s:I, s:I, s:I, s:b, s:b}", "verdict", verdict_name(v), "time_ms", (json_int_t)e->o.cpu_ms,
+		      "wall_ms", (json_int_t)e->o.wall_ms, "memory_kb", (json_int_t)e->o.memory_kb, "stdout_truncated",
+		      e->out[0].total > n0, "stderr_truncated", e->out[1].total > e->out[1].len);
+	output_set(j, "stdout", e->out[0].data, n0);
+	output_set(j, "stderr", e->out[1].data, e->out[1].len);
 	json_object_set_new(j, "exit_code", e->o.exited ? json_integer(e->o.exit_code) : json_null());
 	json_object_set_new(j, "signal", !e->o.exited && e->o.signal ? json_integer(e->o.signal) : json_null());
 	verdict_explain(v, &e->o, e->lim, what, sizeof(what));
@@ -460,11 +534,10 @@ static void test_checked(struct run *r, enum verdict cv)
 	if (v == VERDICT_INTERNAL_ERROR)
 		log_error("slot %s: test %zu: the checker failed (%s, exit %d, signal %d)", r->slot->id, r->test + 1,
 			  verdict_name(cv), e->o.exited ? e->o.exit_code : -1, e->o.signal);
-	json_object_set_new(j, "checker",
-			    json_pack("{s:o, s:o, s:o}", "exit_code",
-				      e->o.exited ? json_integer(e->o.exit_code) : json_null(), "stdout",
-				      launch_json_text(e->out[0].data ? e->out[0].data : "", n0), "stderr",
-				      launch_json_text(e->out[1].data ? e->out[1].data : "", e->out[1].len)));
+	json_t *ck = json_pack("{s:o}", "exit_code", e->o.exited ? json_integer(e->o.exit_code) : json_null());
+	output_set(ck, "stdout", e->out[0].data, n0);
+	output_set(ck, "stderr", e->out[1].data, e->out[1].len);
+	json_object_set_new(j, "checker", ck);
 	/* the message is the checker's verdict on the program's output */
 	char what[768];
 	struct run_outcome none = {.exited = true};
@@ -749,8 +822,8 @@ static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 		if (!json_is_object(t))
 			return wp_error_set(err, EINVAL, "tests[%zu]: an object is required", i);
 		if ((rc = json_check_keys(t, tkeys, err)) < 0 ||
-		    (rc = json_get_string(t, "stdin", false, &dummy, err)) < 0 ||
-		    (rc = json_get_string(t, "expected", false, &dummy, err)) < 0) {
+		    (rc = json_get_bytes(t, "stdin", false, &dummy, NULL, err)) < 0 ||
+		    (rc = json_get_bytes(t, "expected", false, &dummy, NULL, err)) < 0) {
 			wp_error_prefix(err, "tests[%zu]", i);
 			return rc;
 		}

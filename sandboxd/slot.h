@@ -49,6 +49,8 @@ struct slot {
 	struct cgroup *cg, *cg_init, *cg_run[2]; /* runs alternate between two groups */
 	struct cgroup *cg_kernel;		 /* the interpreter and what it starts; NULL without */
 	unsigned next_group;
+	bool run_used[2]; /* cg_run[g] held a run since it was made (run.c renews it) */
+	unsigned run_gen; /* names renewed run groups: run<g>-<gen> */
 
 	ev_io ctl_watcher;
 	ev_child child_watcher;

@@ -28,6 +28,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,10 @@
 #include "cleanup.h"
 #include "proto.h"
 #include "slot_init.h"
+
+/* How long a run's process may take from fork (or the stub's wake-up) to its
+ * exec: a few ms normally; far longer only when something stopped it. */
+#define START_TIMEOUT_MS 5000
 
 #ifndef CAP_LAST_CAP
 #define CAP_LAST_CAP 40
@@ -272,6 +277,55 @@ static void stub_forget(int g)
 	stub_pid[g] = -1;
 }
 
+/* A stub runs as the slot's uid in the slot's pid namespace: a run can
+ * SIGSTOP it, and a stopped stub would take the next run and never exec it.
+ * A stopped (or traced) stub is killed and the run forked afresh; the run
+ * that stopped it is dead by now (sandboxd sends a run once the last run's
+ * group is empty). SIGKILL reaches a stopped process; it is reaped as an
+ * orphan. */
+static bool stub_usable(int g)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+
+	if (stub_pid[g] <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)stub_pid[g]);
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (n > 0) {
+		buf[n] = '\0';
+		/* "pid (comm) S ...": the state follows the last ')' */
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] != 'T' && p[2] != 't' && p[2] != 'Z' && p[2] != 'X')
+			return true;
+	}
+	kill(stub_pid[g], SIGKILL);
+	stub_forget(g);
+	return false;
+}
+
+/* Wait for the child's exec (EOF: its end was close-on-exec) or its errno.
+ * Bounded: a child stopped before its exec (the interpreter, same uid, can
+ * SIGSTOP it) must not hold the slot's init. 1 when exec'd, 0 with *e set,
+ * -1 on timeout. */
+static int wait_exec(int rfd, int *e)
+{
+	struct pollfd p = {.fd = rfd, .events = POLLIN};
+	ssize_t n;
+	int r;
+
+	do
+		r = poll(&p, 1, START_TIMEOUT_MS);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -1;
+	do
+		n = read(rfd, e, sizeof(*e));
+	while (n < 0 && errno == EINTR);
+	return n == sizeof(*e) ? 0 : 1;
+}
+
 /* Start a run (or the kernel): through the stub when one waits, else a fresh
  * fork. Replies PROTO_STARTED or PROTO_FAILED; returns the child's pid or -1.
  * *group is the group of a well-formed request, else -1. */
@@ -281,7 +335,6 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 	const char *cwd;
 	int errp[2], e = 0, rfd;
 	pid_t pid;
-	ssize_t n;
 
 	*group = -1;
 	if (proto_run_parse(buf, len, argv, envp, &cwd) < 0 || ((struct proto_run *)buf)->group > PROTO_GROUP_KERNEL) {
@@ -294,7 +347,7 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 		return -1;
 	}
 	*group = g;
-	if (g != PROTO_GROUP_KERNEL && stub_pid[g] > 0 && send_fds(stub_fd[g], buf, len, fds, 3) == 0) {
+	if (g != PROTO_GROUP_KERNEL && stub_usable(g) && send_fds(stub_fd[g], buf, len, fds, 3) == 0) {
 		pid = stub_pid[g];
 		rfd = stub_fd[g];
 		stub_fd[g] = -1;
@@ -329,17 +382,48 @@ static pid_t handle_run(const struct slot_init_args *a, char *buf, size_t len, i
 		rfd = errp[0];
 	}
 	/* exec either happens (EOF: the fd was close-on-exec) or reports errno */
-	do
-		n = read(rfd, &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
+	int started = wait_exec(rfd, &e);
 	close(rfd);
-	if (n == sizeof(e)) {
+	if (started < 0) {
+		kill(pid, SIGKILL);
+		send_failed(g, ETIMEDOUT, "the run's process did not start (stopped before its exec?)");
+		return -1; /* reaped as an orphan */
+	}
+	if (started == 0) {
 		send_failed(g, e, argv[0]);
 		return -1; /* reaped as an orphan */
 	}
 	struct proto_started s = {.hdr.type = PROTO_STARTED, .group = g, .pid = pid};
 	send(ctl, &s, sizeof(s), MSG_NOSIGNAL);
 	return pid;
+}
+
+/* PROTO_GROUP: run group g was made afresh (run.c run_group_renew): take
+ * its cgroup.procs fds in place of the old group's. A stub waiting in the
+ * old group (there should be none: the last run there consumed it) goes. The
+ * taken fds are set to -1 in fds[]. */
+static void take_group(struct slot_init_args *a, const char *buf, size_t len, int *fds, int nfds)
+{
+	const struct proto_new_group *m = (const struct proto_new_group *)buf;
+
+	if (len < sizeof(*m) || m->group > PROTO_GROUP_RUN1 || nfds < 1 || nfds > 7) {
+		send_failed(PROTO_GROUP_NONE, EINVAL, "malformed group message");
+		return;
+	}
+	int g = (int)m->group;
+	if (stub_pid[g] > 0) {
+		kill(stub_pid[g], SIGKILL);
+		stub_forget(g);
+	}
+	for (int i = 0; i < 8 && a->procs_fds[g][i] >= 0; i++) {
+		close(a->procs_fds[g][i]);
+		a->procs_fds[g][i] = -1;
+	}
+	for (int i = 0; i < nfds; i++) {
+		a->procs_fds[g][i] = fds[i];
+		fds[i] = -1;
+	}
+	a->procs_fds[g][nfds] = -1;
 }
 
 static _Noreturn void serve(struct slot_init_args *a, int sigfd)
@@ -392,6 +476,8 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 				_exit(0); /* sandboxd is gone or done with us */
 			uint32_t type = (size_t)n >= sizeof(struct proto_hdr) ? ((struct proto_hdr *)buf)->type : 0;
 			int g = -1;
+			if (type == PROTO_GROUP)
+				take_group(a, buf, (size_t)n, fds, nfds);
 			if (type == PROTO_RUN) {
 				uint32_t want =
 				    (size_t)n >= sizeof(struct proto_run) ? ((struct proto_run *)buf)->group : 0;
@@ -408,7 +494,8 @@ static _Noreturn void serve(struct slot_init_args *a, int sigfd)
 				}
 			}
 			for (int i = 0; i < nfds; i++)
-				close(fds[i]);
+				if (fds[i] >= 0)
+					close(fds[i]);
 			/* The other group is empty now (sandboxd sends a run only
 			 * once the last one's group is dead): its stub can move in
 			 * during this run. Forked after closing the run's fds, so

@@ -75,8 +75,8 @@ static void test_parse_invalid(void **state)
 	/* invalid UTF-8 in a string */
 	assert_null(parse("{\"a\": \"\xff\xfe\"}", 8, &err));
 	assert_non_null(strstr(err.msg, "invalid JSON"));
-	/* NUL inside a string, and a body with a NUL byte in it */
-	assert_null(parse("{\"a\": \"x\\u0000y\"}", 8, &err));
+	/* a raw NUL byte in the body (an escaped one in a string is a byte of
+	 * the value: test_nul_bytes) */
 	assert_null(json_parse_body("{\"a\": 1}\0{}", 11, 8, &err));
 	/* duplicate keys are ambiguous: refused */
 	assert_null(parse("{\"a\": 1, \"a\": 2}", 8, &err));
@@ -192,6 +192,33 @@ static void test_check_keys(void **state)
 	assert_null(parse("[]", 4, NULL));
 }
 
+static void test_nul_bytes(void **state)
+{
+	struct wp_error err = {0};
+	cleanup_json json_t *j = parse("{\"in\": \"a\\u0000b\", \"name\": \"x\\u0000y\"}", 4, &err);
+	const char *p = NULL;
+	size_t len = 0;
+
+	assert_non_null(j);
+	/* bytes: all three, the NUL included */
+	assert_int_equal(json_get_bytes(j, "in", true, &p, &len, &err), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(p, "a\0b", 3);
+	assert_int_equal(json_get_bytes(j, "absent", false, &p, NULL, &err), 0);
+	/* a C string would be cut short at the NUL: refused */
+	assert_int_equal(json_get_string(j, "name", true, &p, &err), -EINVAL);
+	assert_string_equal(err.msg, "`name` must not contain a NUL byte (\\u0000)");
+
+	/* a daemon's answer with a NUL in a string, not NUL-terminated */
+	static const char reply[] = "{\"stdout\": \"4\\u00002\"}trailing";
+	cleanup_json json_t *r = json_parse_reply(reply, strlen(reply) - strlen("trailing"));
+	assert_non_null(r);
+	assert_int_equal(json_string_length(json_object_get(r, "stdout")), 3);
+	assert_memory_equal(json_string_value(json_object_get(r, "stdout")), "4\0002", 3);
+	assert_null(json_parse_reply(NULL, 0));
+	assert_null(json_parse_reply("not json", 8));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,7 +226,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_depth),	 cmocka_unit_test(test_parse_invalid),
 	    cmocka_unit_test(test_get_string),	 cmocka_unit_test(test_get_uint),
 	    cmocka_unit_test(test_get_bool),	 cmocka_unit_test(test_get_array_object),
-	    cmocka_unit_test(test_check_keys),
+	    cmocka_unit_test(test_check_keys),	 cmocka_unit_test(test_nul_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
