@@ -54,12 +54,18 @@ FLAGS_STAMP := build/.flags
 $(FLAGS_STAMP): FORCE
 	@mkdir -p build
 	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
-all: $(BINS)
+all: $(BINS) sandboxd/runtimes/nodump.so
 
 include client/client.mk
 all: client
 system: client-examples
 install: install-client
+
+# preloaded into the slots' interpreters (sandboxd/runtimes/nodump.c): plain
+# flags, never the sanitizers (they would be loaded into python and node)
+sandboxd/runtimes/nodump.so: sandboxd/runtimes/nodump.c
+	@echo "  CC      $<"
+	@$(CC) -O2 -Wall -Werror -shared -fPIC -o $@ $<
 
 build/%.o: %.c $(wildcard lib/*.h sandboxd/*.h poold/*.h) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -119,7 +125,7 @@ install: all
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 config/languages/*.conf $(DESTDIR)$(PREFIX)/share/warmpool/languages/
 	install -d $(DESTDIR)$(PREFIX)/share/warmpool/runtimes
-	install -m 0644 sandboxd/runtimes/pykernel.py sandboxd/runtimes/jskernel.js $(DESTDIR)$(PREFIX)/share/warmpool/runtimes/
+	install -m 0644 sandboxd/runtimes/pykernel.py sandboxd/runtimes/jskernel.js sandboxd/runtimes/nodump.so $(DESTDIR)$(PREFIX)/share/warmpool/runtimes/
 
 format:
 	clang-format -i lib/*.[ch] sandboxd/*.[ch] poold/*.[ch] client/*.[ch] client/examples/*.c tests/unit/*.c bench/*.c

@@ -203,6 +203,12 @@ static uint64_t kernel_oom_kills(struct kernel *k)
 	return cgroup_read_stats(k->slot->cg_kernel, &st) == 0 ? st.oom_kills : 0;
 }
 
+/* What the interpreter gets besides the base and the language's variables:
+ * nodump.so makes it non-dumpable before its main() (runtimes/nodump.c), so
+ * that a judged run of the same uid cannot write its memory through
+ * /proc/<pid>/mem; the drivers refuse to serve without it. */
+static const char *const kernel_env[] = {"LD_PRELOAD=/opt/warmpool/nodump.so", NULL};
+
 /* Ask init to start a fresh interpreter. */
 static int kernel_spawn(struct kernel *k, struct wp_error *err)
 {
@@ -212,8 +218,8 @@ static int kernel_spawn(struct kernel *k, struct wp_error *err)
 	size_t len;
 	int r;
 
-	if ((r = launch_message(s->lang, s->lang->interpreter_argv, NULL, NULL, &s->lang->limits, PROTO_GROUP_KERNEL,
-				true, &msg, &len)) < 0)
+	if ((r = launch_message_env(s->lang, s->lang->interpreter_argv, NULL, kernel_env, NULL, &s->lang->limits,
+				    PROTO_GROUP_KERNEL, true, &msg, &len)) < 0)
 		return wp_error_set(err, -r, "interpreter command: %s", strerror(-r));
 	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
 		r = wp_error_errno(err, "pipe");
