@@ -78,9 +78,9 @@ struct checker {
 	enum checker_mode mode;
 	struct artifact stage[3]; /* input, output, answer of the check being staged */
 	struct slot *slot;	  /* of the launcher in flight */
-	int pidfd;     /* of the launcher: signals it without the risk of a reused pid */
-	int sock;      /* our end of the launcher's socket, -1 when none */
-	int build_dfd; /* the build's directory, handed over by the launcher */
+	int pidfd;		  /* of the launcher: signals it without the risk of a reused pid */
+	int sock;		  /* our end of the launcher's socket, -1 when none */
+	int build_dfd;		  /* the build's directory, handed over by the launcher */
 	ev_io io;
 };
 
@@ -442,8 +442,8 @@ fail:
 static const char *const ns_names[] = {"net", "uts", "cgroup", "pid"};
 static const int ns_types[] = {CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWPID};
 
-static _Noreturn void launcher_main(struct checker *c, struct slot *s, int sock, char *msg, size_t len,
-				    const int *fds, const int *procs)
+static _Noreturn void launcher_main(struct checker *c, struct slot *s, int sock, char *msg, size_t len, const int *fds,
+				    const int *procs)
 {
 	const struct settings *cfg = sandboxd_settings;
 	uid_t uid = checker_uid(s);
@@ -537,7 +537,8 @@ static void launcher_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
 			cleanup_closep(&c->build_dfd);

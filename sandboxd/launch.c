@@ -40,9 +40,9 @@ int launch_message(const struct language *lang, char *const *argv, const char *c
 	return launch_message_env(lang, argv, extra, NULL, cwd, lim, group, cpu_unlimited, out, len);
 }
 
-int launch_message_env(const struct language *lang, char *const *argv, const char *const *extra,
-		       const char *const *env, const char *cwd, const struct limits *lim, unsigned group,
-		       bool cpu_unlimited, char **out, size_t *len)
+int launch_message_env(const struct language *lang, char *const *argv, const char *const *extra, const char *const *env,
+		       const char *cwd, const struct limits *lim, unsigned group, bool cpu_unlimited, char **out,
+		       size_t *len)
 {
 	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp",
 					       "LANG=C.UTF-8", NULL};
