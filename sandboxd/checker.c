@@ -439,6 +439,26 @@ fail:
 	_exit(127);
 }
 
+static int int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Close every fd above 2 but those of keep[] (which it sorts). */
+static void close_all_but(int *keep, int n)
+{
+	unsigned from = 3;
+	qsort(keep, (size_t)n, sizeof(*keep), int_cmp);
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0u, 0);
+}
+
 static const char *const ns_names[] = {"net", "uts", "cgroup", "pid"};
 static const int ns_types[] = {CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWPID};
 
@@ -459,8 +479,15 @@ static _Noreturn void launcher_main(struct checker *c, struct slot *s, int sock,
 		_exit(1);
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
-	/* nothing of sandboxd's survives the checker's exec */
-	syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+	/* nothing of sandboxd's (other slots' sockets and pipes, clients'
+	 * connections) stays open here, nor reaches the checker */
+	int keep[12], nk = 0;
+	keep[nk++] = sock;
+	for (int i = 0; i < 3; i++)
+		keep[nk++] = fds[i];
+	for (int i = 0; i < 8 && procs[i] >= 0; i++)
+		keep[nk++] = procs[i];
+	close_all_but(keep, nk);
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)s->init_pid);
 	if ((mnt = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		launcher_fail(sock, errno, "open the slot's namespaces");
