@@ -4,7 +4,11 @@
  * cgroup, kernel/, limited like one run of its language ([limits] memory and
  * pids). Once the slot's init is ready, init starts the language's
  * `interpreter` command there (PROTO_RUN, group 2) with the slot's uid,
- * seccomp filter and no_new_privs, like every run, and five fds:
+ * seccomp filter and no_new_privs, like every run, plus
+ * LD_PRELOAD=/opt/warmpool/nodump.so: the interpreter is not dumpable, so a
+ * judged run (same uid) cannot write its memory through /proc; the language's
+ * command starts it isolated (python3 -I), so a restart runs nothing a run
+ * planted in HOME (/tmp) or /mnt/data. It gets five fds:
  *
  *   0  /dev/null
  *   1  stdout: a memfd sandboxd keeps too, opened O_APPEND
