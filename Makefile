@@ -103,13 +103,19 @@ $(FLAGS_STAMP): FORCE
 	@mkdir -p build
 	@echo '$(CC) $(FINAL_CFLAGS) $(FINAL_LDFLAGS) $(LDLIBS)' | cmp -s - $@ || \
 		echo '$(CC) $(FINAL_CFLAGS) $(FINAL_LDFLAGS) $(LDLIBS)' > $@
-all: $(BINS)
+all: $(BINS) sandboxd/runtimes/nodump.so
 
 include client/client.mk
 all: client
 system: client-examples
 install: install-client
 uninstall: uninstall-client
+
+# preloaded into the slots' interpreters (sandboxd/runtimes/nodump.c): plain
+# flags, never the sanitizers (they would be loaded into python and node)
+sandboxd/runtimes/nodump.so: sandboxd/runtimes/nodump.c
+	@echo "  CC      $<"
+	@$(CC) -O2 -Wall -Werror -shared -fPIC -o $@ $<
 
 # -MMD -MP: each object depends on the headers it includes (build/**/*.d)
 build/%.o: %.c $(FLAGS_STAMP)
@@ -181,7 +187,7 @@ build/bench/loadgen: bench/loadgen.c $(FLAGS_STAMP)
 
 # What install puts where (uninstall removes the same list).
 INSTALL_LANGS    := $(notdir $(wildcard config/languages/*.conf))
-INSTALL_RUNTIMES := pykernel.py jskernel.js blocking-stdio.js
+INSTALL_RUNTIMES := pykernel.py jskernel.js blocking-stdio.js nodump.so
 INSTALL_DOCS     := $(notdir $(wildcard docs/*.md))
 INSTALL_CONFS    := sandboxd.conf poold.conf
 

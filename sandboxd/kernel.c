@@ -4,7 +4,11 @@
  * cgroup, kernel/, limited like one run of its language ([limits] memory and
  * pids). Once the slot's init is ready, init starts the language's
  * `interpreter` command there (PROTO_RUN, group 2) with the slot's uid,
- * seccomp filter and no_new_privs, like every run, and five fds:
+ * seccomp filter and no_new_privs, like every run, plus
+ * LD_PRELOAD=/opt/warmpool/nodump.so: the interpreter is not dumpable, so a
+ * judged run (same uid) cannot write its memory through /proc; the language's
+ * command starts it isolated (python3 -I), so a restart runs nothing a run
+ * planted in HOME (/tmp) or /mnt/data. It gets five fds:
  *
  *   0  /dev/null
  *   1  stdout: a memfd sandboxd keeps too, opened O_APPEND
@@ -203,6 +207,12 @@ static uint64_t kernel_oom_kills(struct kernel *k)
 	return cgroup_read_stats(k->slot->cg_kernel, &st) == 0 ? st.oom_kills : 0;
 }
 
+/* What the interpreter gets besides the base and the language's variables:
+ * nodump.so makes it non-dumpable before its main() (runtimes/nodump.c), so
+ * that a judged run of the same uid cannot write its memory through
+ * /proc/<pid>/mem; the drivers refuse to serve without it. */
+static const char *const kernel_env[] = {"LD_PRELOAD=/opt/warmpool/nodump.so", NULL};
+
 /* Ask init to start a fresh interpreter. */
 static int kernel_spawn(struct kernel *k, struct wp_error *err)
 {
@@ -212,8 +222,8 @@ static int kernel_spawn(struct kernel *k, struct wp_error *err)
 	size_t len;
 	int r;
 
-	if ((r = launch_message(s->lang, s->lang->interpreter_argv, NULL, NULL, &s->lang->limits, PROTO_GROUP_KERNEL,
-				true, &msg, &len)) < 0)
+	if ((r = launch_message_env(s->lang, s->lang->interpreter_argv, NULL, kernel_env, NULL, &s->lang->limits,
+				    PROTO_GROUP_KERNEL, true, &msg, &len)) < 0)
 		return wp_error_set(err, -r, "interpreter command: %s", strerror(-r));
 	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
 		r = wp_error_errno(err, "pipe");

@@ -37,6 +37,13 @@ static char *subst(const char *s, const char *key, const char *val)
 int launch_message(const struct language *lang, char *const *argv, const char *const *extra, const char *cwd,
 		   const struct limits *lim, unsigned group, bool cpu_unlimited, char **out, size_t *len)
 {
+	return launch_message_env(lang, argv, extra, NULL, cwd, lim, group, cpu_unlimited, out, len);
+}
+
+int launch_message_env(const struct language *lang, char *const *argv, const char *const *extra, const char *const *env,
+		       const char *cwd, const struct limits *lim, unsigned group, bool cpu_unlimited, char **out,
+		       size_t *len)
+{
 	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp",
 					       "LANG=C.UTF-8", NULL};
 	size_t argc = 0, envc = 0, slen = 0;
@@ -46,6 +53,8 @@ int launch_message(const struct language *lang, char *const *argv, const char *c
 		envs[envc++] = base_env[i];
 	for (size_t i = 0; lang->env && lang->env[i] && envc < 290; i++)
 		envs[envc++] = lang->env[i];
+	for (size_t i = 0; env && env[i] && envc < 299; i++)
+		envs[envc++] = env[i];
 	char *args[257];
 	char mem[32];
 	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)lim->memory_kb);

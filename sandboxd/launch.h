@@ -20,6 +20,12 @@
 int launch_message(const struct language *lang, char *const *argv, const char *const *extra, const char *cwd,
 		   const struct limits *lim, unsigned group, bool cpu_unlimited, char **out, size_t *len);
 
+/* The same with `env` (NULL-terminated, may be NULL) after the language's
+ * variables: what sandboxd adds for a process it starts on its own behalf. */
+int launch_message_env(const struct language *lang, char *const *argv, const char *const *extra, const char *const *env,
+		       const char *cwd, const struct limits *lim, unsigned group, bool cpu_unlimited, char **out,
+		       size_t *len);
+
 /* JSON strings must be UTF-8: invalid bytes become U+FFFD, NULs stay. */
 json_t *launch_json_text(const char *p, size_t n);
 

@@ -295,12 +295,22 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 	size_t msg_len;
 	int rc;
 
+	/* a checker is started by checker.c, not init, in the group the last
+	 * run left empty (init's stub for the next run waits in the other) */
+	bool ck = r->ck && (r->phase == PHASE_CHECK || r->phase == PHASE_CHECKER_BUILD);
+
 	memset(e, 0, sizeof(*e));
 	e->fd[0] = e->fd[1] = -1;
-	e->group = s->next_group;
-	s->next_group ^= 1;
-	run_group_renew(s, e->group ^ 1);
-	s->run_used[e->group] = true;
+	if (ck) {
+		/* a checker: the group the program just left (init's next stub
+		 * waits in next_group, which a checker's end must not kill) */
+		e->group = s->next_group ^ 1;
+	} else {
+		e->group = s->next_group;
+		s->next_group ^= 1;
+		run_group_renew(s, e->group ^ 1);
+		s->run_used[e->group] = true;
+	}
 	e->cg = s->cg_run[e->group];
 	e->lim = lim;
 	e->keep[0] = keep_out;
@@ -340,8 +350,13 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 
 	int fds[3] = {memfd, out[1], err[1]};
 	e->started = ev_time();
-	if ((rc = slot_send(s, msg, msg_len, fds, 3)) < 0)
+	struct wp_error lerr = {0};
+	if ((rc = ck ? checker_launch(r->ck, s, e->cg, msg, msg_len, fds, &lerr) : slot_send(s, msg, msg_len, fds, 3)) <
+	    0) {
+		if (ck)
+			log_error("slot %s: checker: %s", s->id, lerr.msg);
 		goto fail;
+	}
 	close(out[1]);
 	close(err[1]);
 	e->fd[0] = out[0];

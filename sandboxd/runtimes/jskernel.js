@@ -3,7 +3,9 @@
 // sandboxd (sandboxd/kernel.c) starts it once per slot, at warm-up, inside
 // the slot (its uid, seccomp filter, cgroup), as
 //     /usr/bin/node /opt/warmpool/jskernel.js
-// with fd 0 /dev/null, fds 1 and 2 the output files sandboxd reads back, fd 3
+// with LD_PRELOAD=/opt/warmpool/nodump.so (the process is not dumpable: no
+// other process of the slot can write its memory through /proc; Node has no
+// prctl of its own), no NODE_OPTIONS nor any other NODE_* variable, fd 0 /dev/null, fds 1 and 2 the output files sandboxd reads back, fd 3
 // the requests and fd 4 the replies (see README.md next to this file). One
 // request per line: {"code": "...", "max_output": N}; one reply per request:
 // {"status": "ok"|"error", "result": "<util.inspect of the completion value>"|null}.
@@ -33,6 +35,19 @@ const stringify = JSON.stringify;
 const parse = JSON.parse;
 const inspect = util.inspect;
 const byteLength = Buffer.byteLength;
+
+// Refuse to serve when dumpable (a non-dumpable process's /proc files belong
+// to root): a run of the slot could then rewrite this process's memory.
+if (fs.statSync('/proc/self/mem').uid !== 0 && process.getuid() !== 0) {
+	writeSyncAll(2, 'jskernel: still dumpable: /opt/warmpool/nodump.so was not preloaded (build it: make)\n');
+	process.exit(78);
+}
+
+function writeSyncAll(fd, text) {
+	const buf = Buffer.from(text, 'utf8');
+	for (let off = 0; off < buf.length;)
+		off += writeSync(fd, buf, off, buf.length - off);
+}
 
 function send(obj) {
 	const buf = Buffer.from(stringify(obj) + '\n', 'utf8');

@@ -2,8 +2,9 @@
 
 sandboxd (sandboxd/kernel.c) starts it once per slot, at warm-up, inside the
 slot (its uid, seccomp filter, cgroup), as
-    /usr/bin/python3 -u -B /opt/warmpool/pykernel.py
-with fd 0 /dev/null, fds 1 and 2 the output files sandboxd reads back, fd 3
+    /usr/bin/python3 -I -u -B /opt/warmpool/pykernel.py
+with LD_PRELOAD=/opt/warmpool/nodump.so (the process is not dumpable: no
+other process of the slot can write its memory through /proc), fd 0 /dev/null, fds 1 and 2 the output files sandboxd reads back, fd 3
 the requests and fd 4 the replies (see README.md next to this file). One
 request per line: {"code": "...", "max_output": N}; one reply per request:
 {"status": "ok"|"error", "result": "<repr of the last expression>"|null}.
@@ -133,7 +134,23 @@ def _cell(req, n, ns):
     return {"status": status, "result": result}
 
 
+def _check_isolated():
+    """Refuse to serve unless started the way sandboxd starts it: isolated
+    (-I: no user site, no PYTHON* variables, no cwd on sys.path, so nothing
+    a run planted in HOME or /mnt/data runs here) and not dumpable (a
+    non-dumpable process's /proc files belong to root)."""
+    why = None
+    if not sys.flags.isolated:
+        why = "not started with python3 -I"
+    elif os.stat("/proc/self/mem").st_uid != 0 and os.getuid() != 0:
+        why = "still dumpable: /opt/warmpool/nodump.so was not preloaded (build it: make)"
+    if why:
+        _write(2, ("pykernel: %s\n" % why).encode())
+        _exit(78)
+
+
 def main():
+    _check_isolated()
     for fd in (REQ_FD, REP_FD):
         os.set_inheritable(fd, False)  # not for the code's child processes
     requests = open(REQ_FD, "rb", closefd=False)
@@ -143,8 +160,8 @@ def main():
     main_mod.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main_mod
     sys.argv = [""]
-    if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(_here):
-        sys.path[0] = ""
+    # (only now: with -I nothing of the work dir was importable at start-up)
+    sys.path.insert(0, "")
     ns = main_mod.__dict__
 
     # warm every path an execution takes (compile, eval, repr, a traceback),

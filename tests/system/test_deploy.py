@@ -628,7 +628,7 @@ def test_sandboxd_works_with_the_units_capabilities():
         assert status.get("NoNewPrivs") == "1", status
         bnd = int(status["CapBnd"], 16)
         capnum = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "KILL": 5, "SETGID": 6, "SETUID": 7, "SETPCAP": 8,
-                  "SYS_ADMIN": 21, "SYS_RESOURCE": 24}
+                  "SYS_CHROOT": 18, "SYS_PTRACE": 19, "SYS_ADMIN": 21, "SYS_RESOURCE": 24}
         assert bnd == sum(1 << capnum[c] for c in caps), "CapBnd %x for %s" % (bnd, sorted(caps))
         c = sb.client()
         for lang, prog in available_languages().items():

@@ -131,7 +131,7 @@ static void test_real_languages_load(void **state)
 	assert_argv(l->run_argv, "/usr/bin/python3|-B|main.py");
 	assert_argv(l->version_argv, "/usr/bin/python3|--version");
 	assert_argv(l->env, "LANG=C.UTF-8");
-	assert_argv(l->interpreter_argv, "/usr/bin/python3|-u|-B|/opt/warmpool/pykernel.py");
+	assert_argv(l->interpreter_argv, "/usr/bin/python3|-I|-u|-B|/opt/warmpool/pykernel.py");
 	assert_non_null(strstr(l->file, "config/languages/python.conf"));
 	assert_null(l->version); /* only language_probe_version() fills it */
 
