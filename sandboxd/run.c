@@ -27,6 +27,7 @@
 #include "json.h"
 #include "launch.h"
 #include "log.h"
+#include "pch.h"
 #include "proto.h"
 #include "verdict.h"
 
@@ -696,6 +697,7 @@ static void run_submission(struct run *r)
 	}
 	if (r->do_compile && s->lang->compile_argv) {
 		r->phase = PHASE_COMPILE;
+		pch_prepare(s->lang);
 		rc = exec_begin(r, s->lang, s->lang->compile_argv, NULL, NULL, "", 0, &r->clim, r->max_output);
 		if (rc < 0) {
 			exec_close(&r->ex);

@@ -436,6 +436,7 @@ static int slot_setup(struct slot *s, struct wp_error *err)
 	    .shm_size = cfg->shm_size,
 	    .paths = s->lang->paths,
 	    .runtimes = cfg->runtimes_dir,
+	    .pch_dir = s->lang->pch_dir,
 	    .ctl_fd = ctl[1],
 	};
 	memcpy(a.procs_fds, procs, sizeof(procs));

@@ -1,0 +1,120 @@
+"""Level-2 pre-warming (docs/languages.md "Pre-warming"):
+
+- C++: a precompiled <bits/stdc++.h>, built by sandboxd on first use with the
+  language file's exact flags, shared read-only by every cpp slot at
+  /opt/warmpool-pch. Proved by compile time (the same program with and
+  without the header usable, in one test), and the directory is read-only
+  from a slot.
+- Python: a fork-server started with the slot (sandboxd/runtimes/pyfork.py):
+  each test case is a fresh child of an interpreter that has already started,
+  moved into the run's cgroup with the run's limits. Same semantics as
+  `python3 main.py`, nothing carried from one test case to the next, and a
+  program that kills or stops the server changes no verdict.
+"""
+
+import time
+
+import pytest
+
+from conftest import verdicts_of
+
+BITS_SUM = (
+    "#include <bits/stdc++.h>\n"
+    "using namespace std;\n"
+    "int main() { long long a, b; cin >> a >> b; vector<long long> v{a, b};\n"
+    "    cout << accumulate(v.begin(), v.end(), 0LL) << endl; }\n"
+)
+# the same program, but the PCH cannot be used: a header comes first
+BITS_SUM_NO_PCH = "#include <cstdio>\n" + BITS_SUM
+
+
+def compile_cpu_ms(run, slot, source):
+    b = run(slot, source, [("2 3\n", "5\n")])
+    assert b["verdict"] == "accepted", "C++ program not accepted: %r" % (b,)
+    assert b["compile"]["status"] == "ok", b
+    return b["compile"]["time_ms"]
+
+
+def wait_pch(run, slot, baseline_ms, timeout=120):
+    """Compile BITS_SUM until the compile is far faster than the no-PCH
+    baseline (the first compile starts the build; it takes ~7 s)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ms = compile_cpu_ms(run, slot, BITS_SUM)
+        seen.append(ms)
+        if ms < baseline_ms * 0.5:
+            return ms, seen
+        time.sleep(1)
+    raise AssertionError(
+        "bits/stdc++.h compiles never got faster than half the no-PCH compile (%d ms CPU) within %d s: %r"
+        % (baseline_ms, timeout, seen)
+    )
+
+
+@pytest.fixture
+def cpp_pch(make_slot, run):
+    """A cpp slot whose PCH is built: (slot, no-PCH compile ms, PCH compile ms)."""
+    slot = make_slot("cpp")
+    baseline = compile_cpu_ms(run, slot, BITS_SUM_NO_PCH)
+    ms, _ = wait_pch(run, slot, baseline)
+    return slot, baseline, ms
+
+
+def test_cpp_bits_stdcpp_compiles_against_the_pch(cpp_pch, make_slot, run):
+    slot, baseline, ms = cpp_pch
+    assert ms < baseline * 0.5, (ms, baseline)
+    # a new slot uses the same (shared) header at once
+    other = make_slot("cpp")
+    ms2 = compile_cpu_ms(run, other, BITS_SUM)
+    base2 = compile_cpu_ms(run, other, BITS_SUM_NO_PCH)
+    assert ms2 < base2 * 0.5, "a second cpp slot does not use the PCH: %d ms vs %d ms without" % (ms2, base2)
+    # and the verdicts are the program's
+    b = run(other, BITS_SUM, [("1 2\n", "3\n"), ("5 5\n", "11\n")])
+    assert verdicts_of(b) == ["accepted", "wrong_answer"], b
+
+
+def test_cpp_without_bits_compiles_as_before(cpp_pch, run):
+    slot = cpp_pch[0]
+    src = "#include <iostream>\nint main() { long long a, b; std::cin >> a >> b; std::cout << a + b << std::endl; }\n"
+    b = run(slot, src, [("1 2\n", "3\n")])
+    assert b["verdict"] == "accepted", b
+    # a compile error is still one, with the compiler's message
+    b = run(slot, "#include <bits/stdc++.h>\nint main() { undefined_thing(); }\n", [("", "")])
+    assert b["verdict"] == "compilation_error", b
+    assert "undefined_thing" in b["compile"]["stderr"], b
+
+
+PCH_PROBE = r"""
+#include <bits/stdc++.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+int main() {
+    const char *gch = "/opt/warmpool-pch/bits/stdc++.h.gch";
+    struct stat st;
+    if (stat(gch, &st) != 0) { printf("nogch\n"); return 0; }
+    printf("owner=%d mode=%o\n", (int)st.st_uid, (unsigned)(st.st_mode & 07777));
+    int fd = open(gch, O_WRONLY);
+    printf("open_w=%s\n", fd < 0 ? strerror(errno) : "OPENED");
+    fd = open("/opt/warmpool-pch/bits/evil.h.gch", O_WRONLY | O_CREAT, 0644);
+    printf("create=%s\n", fd < 0 ? strerror(errno) : "CREATED");
+    printf("unlink=%s\n", unlink(gch) < 0 ? strerror(errno) : "UNLINKED");
+    printf("chmod=%s\n", chmod(gch, 0666) < 0 ? strerror(errno) : "CHMODDED");
+    printf("rename=%s\n", rename("/opt/warmpool-pch/bits", "/opt/warmpool-pch/x") < 0 ? strerror(errno) : "RENAMED");
+}
+"""
+
+
+def test_pch_dir_not_writable_from_a_slot(cpp_pch, run):
+    slot = cpp_pch[0]
+    b = run(slot, PCH_PROBE, [""])
+    assert b["verdict"] == "accepted", b
+    out = b["tests"][0]["stdout"]
+    assert "owner=0 mode=444" in out, out
+    for word in ("OPENED", "CREATED", "UNLINKED", "CHMODDED", "RENAMED"):
+        assert word not in out, "a slot changed the shared PCH: %s" % out
+    assert "Read-only file system" in out, out
+    # still used afterwards
+    ms = compile_cpu_ms(run, slot, BITS_SUM)
+    assert ms < cpp_pch[1] * 0.5, (ms, cpp_pch[1])
