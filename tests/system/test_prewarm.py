@@ -118,3 +118,34 @@ def test_pch_dir_not_writable_from_a_slot(cpp_pch, run):
     # still used afterwards
     ms = compile_cpu_ms(run, slot, BITS_SUM)
     assert ms < cpp_pch[1] * 0.5, (ms, cpp_pch[1])
+
+
+# --------------------------------------------------------------------------
+# Python: the fork-server
+
+WHO = "import os\nprint(open('/proc/%d/cmdline' % os.getppid(), 'rb').read().split(b'\\0')[-2].decode())\n"
+
+
+def wait_fork_server(run, slot, timeout=20):
+    """Run WHO until its parent is the fork-server (it starts with the slot)."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        b = run(slot, WHO, [""])
+        seen = b["tests"][0]["stdout"]
+        if "pyfork.py" in seen:
+            return
+        time.sleep(0.2)
+    raise AssertionError("test cases never ran as children of the fork-server (parent: %r)" % seen)
+
+
+@pytest.fixture
+def py_slot(make_slot, run):
+    slot = make_slot("python")
+    wait_fork_server(run, slot)
+    return slot
+
+
+def test_python_test_cases_are_children_of_the_fork_server(py_slot, run):
+    b = run(py_slot, WHO, ["", "", ""])
+    assert [t["stdout"] for t in b["tests"]] == ["/opt/warmpool/pyfork.py\n"] * 3, b
