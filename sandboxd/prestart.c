@@ -28,6 +28,7 @@
 #include "log.h"
 #include "proto.h"
 #include "run.h"
+#include "settings.h"
 
 #define PRESTART_START_TIMEOUT 10.0 /* the helper's own start-up */
 #define PRESTART_STEP_TIMEOUT  2.0  /* a step sent until the child says it started */
@@ -170,10 +171,15 @@ static int ps_spawn(struct prestart *p, struct wp_error *err)
 	cleanup_free char *msg = NULL;
 	cleanup_close int memfd = -1, nul = -1;
 	int sp[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
+	struct limits hl = s->lang->limits;
 	size_t len;
 	int r;
 
-	if ((r = launch_message(s->lang, s->lang->prestart_argv, NULL, NULL, &s->lang->limits, PROTO_GROUP_KERNEL,
+	/* its rlimits are the most a step may ask for: a child can lower
+	 * them to its step's, not raise them */
+	hl.memory_kb = sandboxd_settings->max.memory_kb;
+	hl.fsize_bytes = sandboxd_settings->max.fsize_bytes;
+	if ((r = launch_message(s->lang, s->lang->prestart_argv, NULL, NULL, &hl, PROTO_GROUP_KERNEL,
 				true, &msg, &len)) < 0)
 		return wp_error_set(err, -r, "prestart command: %s", strerror(-r));
 	memfd = memfd_create("prestart-stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);

@@ -152,6 +152,31 @@ def _child(sock, msg, fds):
     return sys.argv[0]
 
 
+def _hide_depth():
+    """The script's frames sit below this file's (the module, _main, exec):
+    the recursion limit counts them, so it is raised by as many, and
+    sys.getrecursionlimit / setrecursionlimit show and take the script's
+    view. RecursionError comes at the same depth as under python3 main.py."""
+    f, depth = sys._getframe(1), 1  # _main and its callers, plus exec
+    while f is not None:
+        depth += 1
+        f = f.f_back
+    off = depth
+    real_set, real_get = sys.setrecursionlimit, sys.getrecursionlimit
+
+    def setrecursionlimit(limit, /):
+        real_set(limit)  # its checks and messages
+        real_set(limit + off)
+
+    def getrecursionlimit():
+        return real_get() - off
+
+    setrecursionlimit.__doc__ = real_set.__doc__
+    getrecursionlimit.__doc__ = real_get.__doc__
+    sys.setrecursionlimit, sys.getrecursionlimit = setrecursionlimit, getrecursionlimit
+    real_set(real_get() + off)
+
+
 def _main(script):
     """Run the script as `python3 script` would: __main__, its dir first on
     sys.path, its traceback (without this file's frame) and exit code."""
@@ -172,13 +197,15 @@ def _main(script):
     mod.__file__ = path
     mod.__cached__ = None
     mod.__builtins__ = builtins
+    mod.__annotations__ = {}
     mod.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
     sys.modules["__main__"] = mod
     try:
         code = compile(source, path, "exec", dont_inherit=True)
     except SyntaxError as e:
-        sys.excepthook(type(e), e, None)
+        sys.excepthook(type(e), e.with_traceback(None), None)
         return 1
+    _hide_depth()
     try:
         exec(code, mod.__dict__)
     except SystemExit:

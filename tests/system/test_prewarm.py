@@ -12,6 +12,10 @@
   program that kills or stops the server changes no verdict.
 """
 
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 
 import pytest
@@ -149,3 +153,82 @@ def py_slot(make_slot, run):
 def test_python_test_cases_are_children_of_the_fork_server(py_slot, run):
     b = run(py_slot, WHO, ["", "", ""])
     assert [t["stdout"] for t in b["tests"]] == ["/opt/warmpool/pyfork.py\n"] * 3, b
+
+
+def host_run(source, stdin):
+    """`python3 -B main.py` on the host, as a slot runs it (its dir in the
+    output replaced by /mnt/data): (stdout, stderr, exit code)."""
+    d = tempfile.mkdtemp(prefix="wp-prewarm-")
+    try:
+        with open(os.path.join(d, "main.py"), "w") as f:
+            f.write(source)
+        with open(os.path.join(d, "stdin"), "w") as f:
+            f.write(stdin)
+        # stdin from a file: a slot's stdin is a memfd, seekable too
+        with open(os.path.join(d, "stdin"), "rb") as inp:
+          p = subprocess.run(
+            ["/usr/bin/python3", "-B", "main.py"],
+            cwd=d,
+            stdin=inp,
+            capture_output=True,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"},
+            timeout=60,
+        )
+        fix = lambda b: b.decode("utf-8", "replace").replace(d, "/mnt/data")  # noqa: E731
+        return fix(p.stdout), fix(p.stderr), p.returncode
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+SEMANTICS = {
+    "argv_and_main": (
+        "import sys\nprint(sys.argv, __name__, __file__, __package__, __spec__, sys.path[0])\n"
+        "print(sys.stdin.seekable(), sys.stdout.seekable(), sys.stdout.line_buffering, sys.stderr.line_buffering)\n"
+        "print(sys.stdout.encoding, sys.stdout.errors, sys.stderr.errors, sys.stdin.errors)\n"
+        "import __main__\nprint(__main__.__dict__ is globals(), sorted(k for k in globals() if k != 'sys' and k != '__main__'))\n",
+        "",
+    ),
+    "input_then_eof": ("a, b = map(int, input().split())\nprint(a + b)\nprint(input())\n", "1 2\n"),
+    "exception_traceback": (
+        "def f(x):\n    return 1 // x\n\ndef g():\n    try:\n        f(0)\n    except ZeroDivisionError as e:\n"
+        "        raise ValueError('boom') from e\n\nprint('before', flush=True)\ng()\n",
+        "",
+    ),
+    "sys_exit_code": ("import sys\nprint('x')\nsys.exit(3)\n", ""),
+    "sys_exit_message": ("import sys\nsys.exit('bye now')\n", ""),
+    "exit_zero_with_atexit": ("import atexit\natexit.register(lambda: print('atexit ran'))\nprint('main')\n", ""),
+    "os_exit": ("import os\nprint('lost (buffered)')\nos._exit(5)\n", ""),
+    "syntax_error": ("print('never'\nx = 1\n", ""),
+    "stderr_and_stdout": ("import sys\nsys.stderr.write('to stderr\\n')\nprint('to stdout')\nprint('é ✓ 😀')\n", ""),
+    "recursion_limit": ("import sys\nprint(sys.getrecursionlimit(), flush=True)\ndef f(n):\n    return f(n + 1)\nf(0)\n", ""),
+    "deep_recursion_allowed": (
+        "import sys\nsys.setrecursionlimit(200000)\ndef f(n):\n    return n if n == 0 else 1 + f(n - 1)\nprint(f(100000))\n",
+        "",
+    ),
+    "thread_outlives_main": (
+        "import threading, time\ndef t():\n    time.sleep(0.2)\n    print('thread done')\n"
+        "threading.Thread(target=t).start()\nprint('main done')\n",
+        "",
+    ),
+    "keyword_exit_and_none": ("raise SystemExit\n", ""),
+    "uncaught_in_excepthook_user": (
+        "import sys\nsys.excepthook = lambda t, v, tb: print('hook', t.__name__, v)\nraise KeyError('k')\n",
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEMANTICS))
+def test_python_fork_server_semantics_match_python3_main_py(py_slot, run, sandboxd, name):
+    source, stdin = SEMANTICS[name]
+    log_at = sandboxd.log_size()
+    want_out, want_err, want_code = host_run(source, stdin)
+    b = run(py_slot, source, [stdin], limits={"memory_kb": 524288})
+    t = b["tests"][0]
+    got = (t["stdout"], t["stderr"], t["exit_code"])
+    assert got == (want_out, want_err, want_code), "fork-server run differs from `python3 main.py`:\n got  %r\n want %r" % (
+        got,
+        (want_out, want_err, want_code),
+    )
+    log = sandboxd.log_text(log_at)
+    assert "pre-started helper lost" not in log, "the fork-server did not run the test case:\n" + log
