@@ -232,3 +232,55 @@ def test_python_fork_server_semantics_match_python3_main_py(py_slot, run, sandbo
     )
     log = sandboxd.log_text(log_at)
     assert "pre-started helper lost" not in log, "the fork-server did not run the test case:\n" + log
+
+
+def test_python_state_does_not_carry_between_test_cases(py_slot, run):
+    src = (
+        "import builtins, sys, os\n"
+        "seen = (getattr(builtins, 'LEFT', None), 'json' in sys.modules and sys.modules['json'] is None,\n"
+        "        os.environ.get('LEFT'), sys.getrecursionlimit())\n"
+        "print(seen)\n"
+        "builtins.LEFT = 1\nsys.modules['json'] = None\nos.environ['LEFT'] = '1'\nsys.setrecursionlimit(50)\n"
+        "builtins.print = None\n"
+    )
+    b = run(py_slot, src, ["", "", ""])
+    assert [t["stdout"] for t in b["tests"]] == ["(None, False, None, 1000)\n"] * 3, b
+    b = run(py_slot, src, [""])
+    assert b["tests"][0]["stdout"] == "(None, False, None, 1000)\n", b
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGSTOP"])
+def test_python_program_that_kills_or_stops_the_fork_server(py_slot, run, sig):
+    src = (
+        "import os, signal\n"
+        "try:\n    os.kill(os.getppid(), signal.%s)\nexcept OSError:\n    pass\n"
+        "a, b = map(int, input().split())\nprint(a + b)\n" % sig
+    )
+    b = run(py_slot, src, [("1 2\n", "3\n"), ("2 2\n", "5\n"), ("5 5\n", "10\n")])
+    assert verdicts_of(b) == ["accepted", "wrong_answer", "accepted"], b
+    # the next submission still runs in a (restarted) fork-server
+    wait_fork_server(run, py_slot)
+    b = run(py_slot, "print(int(input()) * 2)\n", [("4\n", "8\n")])
+    assert verdicts_of(b) == ["accepted"], b
+
+
+def test_python_limits_apply_to_forked_test_cases(py_slot, run):
+    b = run(py_slot, "while True:\n    pass\n", [""], limits={"cpu_ms": 1000})
+    assert verdicts_of(b) == ["time_limit_exceeded"], b
+    b = run(py_slot, "x = bytearray(300 << 20)\nx[::4096] = b'x' * len(x[::4096])\nprint(len(x))\n", [""],
+            limits={"memory_kb": 65536})
+    assert verdicts_of(b) == ["memory_limit_exceeded"], b
+    # CPU time is the test case's own, not the server's
+    b = run(py_slot, "print(1)\n", ["", ""])
+    assert all(t["time_ms"] < 500 for t in b["tests"]), b
+    wait_fork_server(run, py_slot)
+
+
+def test_python_floods(py_slot, run):
+    big = "7\n" * (4 << 20)
+    b = run(py_slot, "import sys\nprint(sum(1 for _ in sys.stdin))\n", [(big, "%d\n" % (4 << 20))], timeout=120)
+    assert verdicts_of(b) == ["accepted"], b
+    b = run(py_slot, "while True:\n    print('x' * 1000)\n", [""], limits={"output_bytes": 1 << 20})
+    assert verdicts_of(b) == ["output_limit_exceeded"], b
+    b = run(py_slot, "print(int(input()) + 1)\n", [("1\n", "2\n")])
+    assert verdicts_of(b) == ["accepted"], b
