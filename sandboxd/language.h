@@ -54,12 +54,12 @@ struct language {
 				    runtime itself, as Java's OutOfMemoryError), or NULL */
 	struct limits limits;
 	struct limits compile_limits;
-	char *pch;	     /* header to precompile ("bits/stdc++.h"), or NULL */
-	char *pch_dir;	     /* host dir bound at /opt/warmpool-pch (pch.c), or NULL */
-	char **prestart_argv; /* the pre-started helper, or NULL */
+	char *pch;	       /* header to precompile ("bits/stdc++.h"), or NULL */
+	char *pch_dir;	       /* host dir bound at /opt/warmpool-pch (pch.c), or NULL */
+	char **prestart_argv;  /* the pre-started helper, or NULL */
 	bool prestart_compile; /* the helper starts the compile, not the test runs */
-	bool available;	     /* every argv[0] exists and is executable on this host */
-	bool interpreter_ok; /* interpreter_argv set, and its driver found (main.c) */
+	bool available;	       /* every argv[0] exists and is executable on this host */
+	bool interpreter_ok;   /* interpreter_argv set, and its driver found (main.c) */
 };
 
 /* Load one file; fills err with "file:line: why" on error. */

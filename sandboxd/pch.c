@@ -23,11 +23,11 @@
 #include "config.h"
 #include "log.h"
 
-#define PCH_BUILD_UID	 65534 /* nobody */
-#define PCH_BUILD_CPU_S	 300
-#define PCH_TMPFS_PER	 (256ull << 20)
-#define PCH_RETRY_AFTER	 300.0 /* a failed build is retried after 5 min (or a new key) */
-#define PCH_LOG_MAX	 600
+#define PCH_BUILD_UID	65534 /* nobody */
+#define PCH_BUILD_CPU_S 300
+#define PCH_TMPFS_PER	(256ull << 20)
+#define PCH_RETRY_AFTER 300.0 /* a failed build is retried after 5 min (or a new key) */
+#define PCH_LOG_MAX	600
 
 struct pch {
 	struct language *lang;
@@ -167,7 +167,8 @@ int pch_init(struct ev_loop *loop, const char *state_dir, struct language **ls, 
 		if (!l->pch || !l->available)
 			continue;
 		base = strrchr(l->pch, '/') ? strrchr(l->pch, '/') + 1 : l->pch;
-		if (asprintf(&p->dir, "%s/%s", root, l->name) < 0 || asprintf(&p->build, "%s/.build-%s", root, l->name) < 0 ||
+		if (asprintf(&p->dir, "%s/%s", root, l->name) < 0 ||
+		    asprintf(&p->build, "%s/.build-%s", root, l->name) < 0 ||
 		    asprintf(&p->out_name, "%s.gch", base) < 0 || !(l->pch_dir = strdup(p->dir)) ||
 		    !(p->flags = pch_build_flags(l->compile_argv, l->source)))
 			return wp_error_set(err, ENOMEM, "out of memory");
@@ -183,8 +184,8 @@ int pch_init(struct ev_loop *loop, const char *state_dir, struct language **ls, 
 		}
 		p->lang = l;
 		n_pchs++;
-		log_info("language %s: %s is precompiled on first use into %s (flags:%s%s%s)", l->name, l->pch,
-			 p->dir, p->flags[0] ? " " : " none", p->flags[0] ? p->flags[0] : "",
+		log_info("language %s: %s is precompiled on first use into %s (flags:%s%s%s)", l->name, l->pch, p->dir,
+			 p->flags[0] ? " " : " none", p->flags[0] ? p->flags[0] : "",
 			 p->flags[0] && p->flags[1] ? " …" : "");
 	}
 	return 0;

@@ -179,8 +179,8 @@ static int ps_spawn(struct prestart *p, struct wp_error *err)
 	 * them to its step's, not raise them */
 	hl.memory_kb = sandboxd_settings->max.memory_kb;
 	hl.fsize_bytes = sandboxd_settings->max.fsize_bytes;
-	if ((r = launch_message(s->lang, s->lang->prestart_argv, NULL, NULL, &hl, PROTO_GROUP_KERNEL,
-				true, &msg, &len)) < 0)
+	if ((r = launch_message(s->lang, s->lang->prestart_argv, NULL, NULL, &hl, PROTO_GROUP_KERNEL, true, &msg,
+				&len)) < 0)
 		return wp_error_set(err, -r, "prestart command: %s", strerror(-r));
 	memfd = memfd_create("prestart-stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	nul = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -66,8 +66,8 @@ struct exec {
 	int64_t maxrss_kb;
 	uint64_t rusage_cpu_us;
 	struct run_outcome o;
-	bool helper;	      /* started by the slot's pre-started helper (prestart.c) */
-	bool helper_lost;     /* …which failed it: the step is started again the usual way */
+	bool helper;	       /* started by the slot's pre-started helper (prestart.c) */
+	bool helper_lost;      /* …which failed it: the step is started again the usual way */
 	ev_timer report_timer; /* the helper's exit report is late */
 };
 
