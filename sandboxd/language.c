@@ -30,6 +30,9 @@ enum lang_key {
 	KEY_ENV,
 	KEY_MEMORY_ERROR,
 	KEY_INTERPRETER,
+	KEY_PCH,
+	KEY_PRESTART,
+	KEY_PRESTART_FOR,
 };
 
 static const char *const lang_keys[] = {
@@ -42,6 +45,9 @@ static const char *const lang_keys[] = {
     [KEY_ENV] = "env",
     [KEY_MEMORY_ERROR] = "memory_error",
     [KEY_INTERPRETER] = "interpreter",
+    [KEY_PCH] = "pch",
+    [KEY_PRESTART] = "prestart",
+    [KEY_PRESTART_FOR] = "prestart_for",
 };
 
 struct load_ctx {
@@ -163,6 +169,28 @@ static bool valid_path(const char *p)
 		if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
 			return false;
 		s += n;
+	}
+	return true;
+}
+
+/* A header as written in #include <…>: relative, no "." or ".." component,
+ * a few plain characters. */
+static bool valid_pch(const char *p)
+{
+	size_t len = strlen(p);
+
+	if (len < 1 || len > 200 || p[0] == '/' || p[len - 1] == '/')
+		return false;
+	for (const char *s = p; *s; s++)
+		if (!(isalnum((unsigned char)*s) || strchr("._+-/", *s)))
+			return false;
+	for (const char *s = p; *s;) {
+		size_t n = strcspn(s, "/");
+		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		s += n;
+		if (*s == '/')
+			s++;
 	}
 	return true;
 }
@@ -289,6 +317,20 @@ static int handle_language(struct load_ctx *c, const char *name, const char *val
 	case KEY_RUN: return set_argv(c, &l->run_argv, name, value);
 	case KEY_INTERPRETER: return set_argv(c, &l->interpreter_argv, name, value);
 	case KEY_MEMORY_ERROR: return set_string(c, &l->memory_error, value);
+	case KEY_PCH:
+		if (!valid_pch(value)) {
+			fail(c, "pch: `%s` is not a relative header path (a-z 0-9 . _ + - and /, no ..)", value);
+			return -EINVAL;
+		}
+		return set_string(c, &l->pch, value);
+	case KEY_PRESTART: return set_argv(c, &l->prestart_argv, name, value);
+	case KEY_PRESTART_FOR:
+		if (strcmp(value, "run") != 0 && strcmp(value, "compile") != 0) {
+			fail(c, "prestart_for: `%s` is not `run` or `compile`", value);
+			return -EINVAL;
+		}
+		l->prestart_compile = strcmp(value, "compile") == 0;
+		return 0;
 	case KEY_PATHS:
 	case KEY_ENV: break;
 	}
@@ -366,6 +408,9 @@ void language_free(struct language *l)
 	config_argv_free(l->compile_argv);
 	config_argv_free(l->run_argv);
 	config_argv_free(l->interpreter_argv);
+	config_argv_free(l->prestart_argv);
+	free(l->pch);
+	free(l->pch_dir);
 	config_argv_free(l->paths);
 	config_argv_free(l->env);
 	free(l);
@@ -415,6 +460,12 @@ int language_load(const char *path, struct language **out, struct wp_error *err)
 				    !l->name	 ? "name"
 				    : !l->source ? "source"
 						 : "run");
+	if (l->pch && !l->compile_argv)
+		return wp_error_set(err, EINVAL, "%s: `pch` needs a `compile` line (its flags build the header)", path);
+	if ((c.seen & (1u << KEY_PRESTART_FOR)) && !l->prestart_argv)
+		return wp_error_set(err, EINVAL, "%s: `prestart_for` without a `prestart` command", path);
+	if (l->prestart_compile && !l->compile_argv)
+		return wp_error_set(err, EINVAL, "%s: `prestart_for = compile` but no `compile` line", path);
 	if (!l->paths && !(l->paths = calloc(1, sizeof(char *))))
 		return wp_error_set(err, ENOMEM, "%s: out of memory", path);
 	if (!l->env && !(l->env = calloc(1, sizeof(char *))))

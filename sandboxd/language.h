@@ -14,6 +14,14 @@
  *                                           ; optional: the stateful interpreter of
  *                                           ; slots created with "interpreter": true
  *                                           ; (kernel.c; /opt/warmpool is runtimes_dir)
+ *   pch = bits/stdc++.h                     ; optional: a header precompiled per host
+ *                                           ; with the compile line's flags (pch.c);
+ *                                           ; slots see it at /opt/warmpool-pch
+ *   prestart = /usr/bin/python3 -I -B /opt/warmpool/pyfork.py
+ *                                           ; optional: a helper started when the slot
+ *                                           ; is made, that starts the steps named by
+ *   prestart_for = run                      ; `run` (each test case) or `compile`
+ *                                           ; (prestart.c, docs/languages.md)
  *
  *   [limits]          ; per-run defaults, see limits.h (optional keys)
  *   memory = 256M
@@ -46,8 +54,12 @@ struct language {
 				    runtime itself, as Java's OutOfMemoryError), or NULL */
 	struct limits limits;
 	struct limits compile_limits;
-	bool available;	     /* every argv[0] exists and is executable on this host */
-	bool interpreter_ok; /* interpreter_argv set, and its driver found (main.c) */
+	char *pch;	       /* header to precompile ("bits/stdc++.h"), or NULL */
+	char *pch_dir;	       /* host dir bound at /opt/warmpool-pch (pch.c), or NULL */
+	char **prestart_argv;  /* the pre-started helper, or NULL */
+	bool prestart_compile; /* the helper starts the compile, not the test runs */
+	bool available;	       /* every argv[0] exists and is executable on this host */
+	bool interpreter_ok;   /* interpreter_argv set, and its driver found (main.c) */
 };
 
 /* Load one file; fills err with "file:line: why" on error. */

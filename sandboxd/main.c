@@ -28,6 +28,7 @@
 #include "http_server.h"
 #include "language.h"
 #include "log.h"
+#include "pch.h"
 #include "sdnotify.h"
 #include "settings.h"
 #include "slot.h"
@@ -277,7 +278,7 @@ int main(int argc, char **argv)
 	}
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-	if (slots_init(loop, &cfg, cgroot, &err) < 0) {
+	if (pch_init(loop, cfg.state_dir, langs, n_langs, &err) < 0 || slots_init(loop, &cfg, cgroot, &err) < 0) {
 		log_error("%s", err.msg);
 		return 1;
 	}

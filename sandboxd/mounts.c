@@ -286,6 +286,8 @@ int mounts_setup_root(const struct slot_init_args *a, struct wp_error *err)
 			return r;
 	if (a->runtimes && (r = copy_runtimes(root, a->runtimes, err)) < 0)
 		return r;
+	if (a->pch_dir && (r = bind_ro_at(root, a->pch_dir, "/opt/warmpool-pch", err)) < 0)
+		return r;
 	if ((r = setup_etc(root, a, err)) < 0 || (r = setup_dev(root, a, err)) < 0)
 		return r;
 

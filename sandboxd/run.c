@@ -29,6 +29,8 @@
 #include "json.h"
 #include "launch.h"
 #include "log.h"
+#include "pch.h"
+#include "prestart.h"
 #include "proto.h"
 #include "verdict.h"
 
@@ -36,6 +38,7 @@
 #define LAUNCH_GRACE	  10.0
 #define WALL_WAIT_MAX	  4 /* CPU waits extend a wall limit by at most 4 limits */
 #define MAX_TESTS	  1000
+#define REPORT_GRACE	  0.5 /* a helper-started step: its output ended, its exit not reported */
 
 struct obuf {
 	char *data;
@@ -65,6 +68,9 @@ struct exec {
 	int64_t maxrss_kb;
 	uint64_t rusage_cpu_us;
 	struct run_outcome o;
+	bool helper;	       /* started by the slot's pre-started helper (prestart.c) */
+	bool helper_lost;      /* …which failed it: the step is started again the usual way */
+	ev_timer report_timer; /* the helper's exit report is late */
 };
 
 enum run_phase { PHASE_CHECKER_BUILD, PHASE_COMPILE, PHASE_TEST, PHASE_CHECK };
@@ -91,6 +97,7 @@ struct run {
 	json_t *pending;	/* a test's result waiting for the checker */
 	char pending_note[256]; /* its truncation note */
 	bool do_compile;	/* compile the submission (the request's "compile") */
+	bool helper_next;	/* the next exec_begin goes through the pre-started helper */
 	struct exec ex;
 };
 
@@ -102,6 +109,8 @@ static const struct settings *cfg_of(void)
 static void exec_kill(struct run *r);
 static void exec_try_finish(struct run *r);
 static void run_next(struct run *r);
+static void run_compile(struct run *r);
+static void exec_rerun(struct run *r);
 static void run_submission(struct run *r);
 static void run_fail(struct run *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -122,6 +131,7 @@ static void exec_close(struct exec *e)
 	ev_timer_stop(loop, &e->wall_timer);
 	ev_timer_stop(loop, &e->cpu_timer);
 	ev_timer_stop(loop, &e->kill_timer);
+	ev_timer_stop(loop, &e->report_timer);
 }
 
 static void exec_io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -205,6 +215,10 @@ static uint64_t cpu_wait_so_far(const struct exec *e)
 static void exec_wall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct run *r = w->data;
+	if (!r->ex.launched && r->ex.helper) {
+		prestart_abandon(r->slot); /* started again the usual way */
+		return;
+	}
 	if (!r->ex.launched) {
 		/* init never started the program: the slot is broken, not the program */
 		log_error("slot %s: the run did not start within %.0f s; destroying the slot", r->slot->id,
@@ -236,6 +250,15 @@ static void exec_cpu_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_timer_stop(loop, w);
 		exec_kill(r);
 	}
+}
+
+/* A helper-started step whose output ended but whose exit the helper did
+ * not report: the helper is stopped or lost it. */
+static void exec_report_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct run *r = w->data;
+	if (r->active && r->ex.helper && !r->ex.exited)
+		prestart_abandon(r->slot);
 }
 
 /* Start one execution. Returns 0 or -errno (an internal error). */
@@ -301,6 +324,8 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 
 	memset(e, 0, sizeof(*e));
 	e->fd[0] = e->fd[1] = -1;
+	e->helper = r->helper_next && !ck;
+	r->helper_next = false;
 	if (ck) {
 		/* a checker: the group the program just left (init's next stub
 		 * waits in next_group, which a checker's end must not kill) */
@@ -351,8 +376,15 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 	int fds[3] = {memfd, out[1], err[1]};
 	e->started = ev_time();
 	struct wp_error lerr = {0};
-	if ((rc = ck ? checker_launch(r->ck, s, e->cg, msg, msg_len, fds, &lerr) : slot_send(s, msg, msg_len, fds, 3)) <
-	    0) {
+	if (e->helper && prestart_send(s, msg, msg_len, fds, e->group) < 0)
+		e->helper = false; /* the usual way, through init */
+	if (e->helper)
+		rc = 0;
+	else if (ck)
+		rc = checker_launch(r->ck, s, e->cg, msg, msg_len, fds, &lerr);
+	else
+		rc = slot_send(s, msg, msg_len, fds, 3);
+	if (rc < 0) {
 		if (ck)
 			log_error("slot %s: checker: %s", s->id, lerr.msg);
 		goto fail;
@@ -377,6 +409,8 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 	ev_timer_start(loop, &e->cpu_timer);
 	ev_init(&e->kill_timer, exec_kill_timer_cb);
 	e->kill_timer.data = r;
+	ev_init(&e->report_timer, exec_report_timer_cb);
+	e->report_timer.data = r;
 	r->active = true;
 	return 0;
 fail:
@@ -629,9 +663,17 @@ static void exec_try_finish(struct run *r)
 	struct cgroup_stats after;
 	enum verdict v;
 
+	if (r->active && e->helper && e->eof[0] && e->eof[1] && !e->exited && !ev_is_active(&e->report_timer)) {
+		ev_timer_set(&e->report_timer, REPORT_GRACE, 0);
+		ev_timer_start(EV_DEFAULT, &e->report_timer);
+	}
 	if (!r->active || !e->eof[0] || !e->eof[1] || (!e->all_dead && !e->o.internal_error))
 		return;
 	r->active = false;
+	if (e->helper_lost) {
+		exec_rerun(r);
+		return;
+	}
 	e->o.wall_ms = (uint64_t)((ev_time() - e->started) * 1000.0);
 	/* ended past its wall limit before the (late: the loop is busy) timer
 	 * looked at the waits: look now */
@@ -661,6 +703,36 @@ static void exec_try_finish(struct run *r)
 	case PHASE_TEST: test_ran(r, v); return;
 	case PHASE_CHECK: test_checked(r, v); return;
 	}
+}
+
+/* The helper failed the step in flight; everything of it is dead: start
+ * the same step again, the usual way (the helper is not usable now). */
+static void exec_rerun(struct run *r)
+{
+	log_info("slot %s: %s started again without the pre-started helper", r->slot->id,
+		 r->phase == PHASE_COMPILE ? "the compile" : "a test case");
+	exec_close(&r->ex);
+	if (r->phase == PHASE_COMPILE)
+		run_compile(r);
+	else
+		run_next(r);
+}
+
+void run_helper_lost(struct slot *s)
+{
+	struct run *r = s->run;
+	struct exec *e;
+
+	if (!r || !r->active || !r->ex.helper || r->ex.helper_lost)
+		return;
+	e = &r->ex;
+	e->helper_lost = true;
+	e->exited = true; /* no report will come: the run group is killed instead */
+	ev_timer_stop(EV_DEFAULT, &e->wall_timer);
+	ev_timer_stop(EV_DEFAULT, &e->cpu_timer);
+	ev_timer_stop(EV_DEFAULT, &e->report_timer);
+	exec_kill(r);
+	exec_try_finish(r);
 }
 
 static void exec_internal_error(struct run *r, int err, const char *where)
@@ -730,6 +802,7 @@ static void run_next(struct run *r)
 	json_t *exp = json_object_get(t, "expected");
 	/* keep enough stdout to compare (up to the output limit) */
 	size_t keep = json_is_string(exp) || r->ck ? (size_t)r->lim.output_bytes + 1 : r->max_output;
+	r->helper_next = prestart_usable(r->slot, false);
 	rc = exec_begin(r, lang, lang->run_argv, NULL, NULL, in ? json_string_value(in) : "",
 			in ? json_string_length(in) : 0, &r->lim, keep);
 	if (rc < 0) {
@@ -863,15 +936,25 @@ static void run_submission(struct run *r)
 		return;
 	}
 	if (r->do_compile && s->lang->compile_argv) {
-		r->phase = PHASE_COMPILE;
-		rc = exec_begin(r, s->lang, s->lang->compile_argv, NULL, NULL, "", 0, &r->clim, r->max_output);
-		if (rc < 0) {
-			exec_close(&r->ex);
-			exec_internal_error(r, -rc, "start compile");
-		}
+		pch_prepare(s->lang);
+		run_compile(r);
 		return;
 	}
 	run_next(r);
+}
+
+static void run_compile(struct run *r)
+{
+	struct slot *s = r->slot;
+	int rc;
+
+	r->phase = PHASE_COMPILE;
+	r->helper_next = prestart_usable(s, true);
+	rc = exec_begin(r, s->lang, s->lang->compile_argv, NULL, NULL, "", 0, &r->clim, r->max_output);
+	if (rc < 0) {
+		exec_close(&r->ex);
+		exec_internal_error(r, -rc, "start compile");
+	}
 }
 
 void run_start(struct slot *s, struct http_request *req, json_t *body)

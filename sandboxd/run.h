@@ -17,6 +17,9 @@ void run_start(struct slot *s, struct http_request *req, json_t *body);
 void run_on_message(struct slot *s, const void *msg, size_t len);
 /* From slot.c: the slot died or is being destroyed with a run in progress;
  * the run answers its request and frees itself. */
+/* From prestart.c: the pre-started helper died or was abandoned with a step
+ * of the run in flight; the step is started again the usual way. */
+void run_helper_lost(struct slot *s);
 void run_abort(struct slot *s, int status, const char *code, const char *why);
 
 #endif

@@ -33,6 +33,7 @@
 #include "cleanup.h"
 #include "kernel.h"
 #include "log.h"
+#include "prestart.h"
 #include "proto.h"
 #include "run.h"
 #include "slot_init.h"
@@ -260,6 +261,8 @@ static void slot_ctl_cb(struct ev_loop *l, ev_io *w, int revents)
 	if (msg_group(buf, (size_t)n) == PROTO_GROUP_KERNEL) {
 		if (s->kernel)
 			kernel_on_message(s, buf, (size_t)n);
+		else if (s->prestart)
+			prestart_on_message(s, buf, (size_t)n);
 		return;
 	}
 	if (s->state == SLOT_CREATING) {
@@ -268,6 +271,9 @@ static void slot_ctl_cb(struct ev_loop *l, ev_io *w, int revents)
 			if (kernel_start(s, &err) < 0)
 				slot_fail(s, "start the interpreter: ", err.msg);
 		} else if (h->type == PROTO_READY) {
+			struct wp_error err = {0};
+			if (prestart_start(s, &err) < 0)
+				log_warn("slot %s: start the pre-started helper: %s", s->id, err.msg);
 			slot_created(s);
 		} else if (h->type == PROTO_FAILED && (size_t)n >= sizeof(struct proto_failed)) {
 			const struct proto_failed *f = (const void *)buf;
@@ -361,9 +367,10 @@ static int slot_make_cgroups(struct slot *s, struct wp_error *err)
 	    (r = cgroup_create(cgroot, s->cg, "run0", &s->cg_run[0], err)) < 0 ||
 	    (r = cgroup_create(cgroot, s->cg, "run1", &s->cg_run[1], err)) < 0)
 		return r;
-	if (!s->interpreter)
+	if (!s->interpreter && !s->lang->prestart_argv)
 		return 0;
-	/* the interpreter and its background processes: bounded like one run */
+	/* the interpreter and its background processes, or the pre-started
+	 * helper (prestart.c): bounded like one run */
 	if ((r = cgroup_create(cgroot, s->cg, "kernel", &s->cg_kernel, err)) < 0)
 		return r;
 	r = cgroup_set_memory(s->cg_kernel, s->lang->limits.memory_kb * 1024, err);
@@ -449,6 +456,7 @@ static int slot_setup(struct slot *s, struct wp_error *err)
 	    .shm_size = cfg->shm_size,
 	    .paths = s->lang->paths,
 	    .runtimes = cfg->runtimes_dir,
+	    .pch_dir = s->lang->pch_dir,
 	    .ctl_fd = ctl[1],
 	};
 	memcpy(a.procs_fds, procs, sizeof(procs));
@@ -530,6 +538,7 @@ void slot_destroy(struct slot *s)
 		run_abort(s, 410, "SlotDestroyed", "the slot was destroyed during the run");
 	if (s->kernel)
 		kernel_abort(s);
+	prestart_abort(s);
 	ev_timer_stop(loop, &s->create_timer);
 	if (s->ctl_fd >= 0) {
 		ev_io_stop(loop, &s->ctl_watcher);
@@ -584,6 +593,7 @@ static void slot_reap_cb(struct ev_loop *l, ev_prepare *w, int revents)
 		*pp = s->next;
 		ev_child_stop(l, &s->child_watcher);
 		kernel_free(s->kernel);
+		prestart_free(s->prestart);
 		free(s->label);
 		free(s->dir);
 		free(s);

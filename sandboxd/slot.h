@@ -19,6 +19,7 @@ enum slot_state { SLOT_CREATING, SLOT_READY, SLOT_BUSY, SLOT_DESTROYING };
 struct cgroup;
 struct cgroup_root;
 struct kernel;
+struct prestart;
 struct run;
 struct slot;
 
@@ -59,10 +60,11 @@ struct slot {
 
 	slot_ready_fn on_ready; /* creation callback, cleared once called */
 	void *on_ready_data;
-	struct run *run;       /* run in progress, owned by run.c */
-	struct kernel *kernel; /* the interpreter, owned by kernel.c; NULL without */
-	bool dead;	       /* init gone: no more runs */
-	bool setup_pending;    /* created, host-side set-up not done yet */
+	struct run *run;	   /* run in progress, owned by run.c */
+	struct kernel *kernel;	   /* the interpreter, owned by kernel.c; NULL without */
+	struct prestart *prestart; /* the pre-started helper, owned by prestart.c; NULL without */
+	bool dead;		   /* init gone: no more runs */
+	bool setup_pending;	   /* created, host-side set-up not done yet */
 
 	struct slot *next;
 };

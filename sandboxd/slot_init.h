@@ -16,6 +16,8 @@ struct slot_init_args {
 	uint64_t shm_size;
 	char *const *paths;    /* the language's extra read-only paths */
 	const char *runtimes;  /* host dir bound read-only at /opt/warmpool, or NULL */
+	const char *pch_dir;   /* the language's precompiled headers (pch.c), bound
+				  read-only at /opt/warmpool-pch, or NULL */
 	int ctl_fd;	       /* SOCK_SEQPACKET to sandboxd */
 	int init_procs_fds[8]; /* cgroup.procs of the init group: we move ourselves in first */
 	int procs_fds[3][8];   /* cgroup.procs of the two run groups and of the kernel

@@ -163,7 +163,7 @@ static void test_real_languages_load(void **state)
 	assert_int_equal(l->limits.memory_kb, 256 * 1024);
 
 	l = language_find(ls, n, "cpp");
-	assert_argv(l->compile_argv, "/usr/bin/g++|-O2|-std=gnu++17|-o|main|main.cpp");
+	assert_argv(l->compile_argv, "/usr/bin/g++|-O2|-std=gnu++17|-I/opt/warmpool-pch|-o|main|main.cpp");
 	assert_string_equal(l->source, "main.cpp");
 	assert_null(l->interpreter_argv);
 	assert_false(l->interpreter_ok);

@@ -1,0 +1,327 @@
+/* prestart.c — see prestart.h. The helper gets five fds from init:
+ *
+ *   0  an empty sealed memfd   1, 2  pipes nobody reads
+ *   3  a SOCK_SEQPACKET socket to sandboxd   4  /dev/null
+ *
+ * fds 0-2 are of the kinds a step's are (a memfd, pipes), so the streams the
+ * interpreter set up at its start behave in the step as in an exec'd run.
+ * On fd 3, sandboxd sends one datagram per step: init's PROTO_RUN message,
+ * with the step's stdin, stdout, stderr and the run group's cgroup.procs fds
+ * attached. The helper answers with JSON datagrams: {"ready": true} once up;
+ * then per step {"started": pid} (sent by the child, once in the run group
+ * with its limits) and {"exited": pid, "status": …, "maxrss_kb": …,
+ * "utime_us": …, "stime_us": …} (sent by the helper, which reaps it), or
+ * {"failed": errno, "where": "…"}. */
+#include "prestart.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "launch.h"
+#include "log.h"
+#include "proto.h"
+#include "run.h"
+#include "settings.h"
+
+#define PRESTART_START_TIMEOUT 10.0 /* the helper's own start-up */
+#define PRESTART_STEP_TIMEOUT  2.0  /* a step sent until the child says it started */
+#define PRESTART_MAX_STARTS    50   /* per slot: then steps go the usual way */
+#define PRESTART_MAX_FDS       (3 + 8)
+
+enum ps_state { PS_DEAD, PS_STARTING, PS_READY, PS_BUSY };
+
+struct prestart {
+	struct slot *slot;
+	enum ps_state state;
+	bool launched; /* init has the helper (until it reports its exit) */
+	unsigned starts;
+	int sock;
+	ev_io io;
+	ev_timer timer;
+	int procs[2][8]; /* cgroup.procs of run0 and run1, -1 terminated */
+};
+
+static void ps_close_sock(struct prestart *p)
+{
+	if (p->sock >= 0) {
+		ev_io_stop(EV_DEFAULT, &p->io);
+		close(p->sock);
+		p->sock = -1;
+	}
+	ev_timer_stop(EV_DEFAULT, &p->timer);
+}
+
+/* The helper is no use any more: kill its group; a step in flight is run
+ * again the usual way (run.c). */
+static void ps_lost(struct prestart *p, const char *why)
+{
+	struct slot *s = p->slot;
+	bool busy = p->state == PS_BUSY;
+
+	if (p->state != PS_DEAD)
+		log_info("slot %s: pre-started helper lost (%s)%s", s->id, why,
+			 busy ? ": the step in flight is started again the usual way" : "");
+	p->state = PS_DEAD;
+	ps_close_sock(p);
+	if (s->cg_kernel)
+		cgroup_kill_all(s->cg_kernel);
+	if (busy)
+		run_helper_lost(s);
+}
+
+static void ps_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct prestart *p = w->data;
+	ps_lost(p, p->state == PS_STARTING ? "not ready within 10 s" : "a step did not start within 2 s");
+}
+
+/* One JSON report from the helper (or its child). */
+static void ps_report(struct prestart *p, const char *buf, size_t n)
+{
+	struct slot *s = p->slot;
+	cleanup_json json_t *j = json_loadb(buf, n, 0, NULL);
+	json_t *v;
+
+	if (!json_is_object(j)) {
+		ps_lost(p, "malformed report");
+		return;
+	}
+	if (json_is_true(json_object_get(j, "ready")) && p->state == PS_STARTING) {
+		ev_timer_stop(EV_DEFAULT, &p->timer);
+		p->state = PS_READY;
+		log_debug("slot %s: pre-started helper ready", s->id);
+	} else if ((v = json_object_get(j, "started")) && p->state == PS_BUSY) {
+		struct proto_started m = {.hdr.type = PROTO_STARTED, .pid = (int32_t)json_integer_value(v)};
+		ev_timer_stop(EV_DEFAULT, &p->timer);
+		run_on_message(s, &m, sizeof(m));
+	} else if ((v = json_object_get(j, "exited")) && p->state == PS_BUSY) {
+		struct proto_exited m = {
+		    .hdr.type = PROTO_EXITED,
+		    .status = (int32_t)json_integer_value(json_object_get(j, "status")),
+		    .maxrss_kb = json_integer_value(json_object_get(j, "maxrss_kb")),
+		    .utime_us = json_integer_value(json_object_get(j, "utime_us")),
+		    .stime_us = json_integer_value(json_object_get(j, "stime_us")),
+		};
+		ev_timer_stop(EV_DEFAULT, &p->timer);
+		p->state = PS_READY;
+		run_on_message(s, &m, sizeof(m));
+	} else if (json_object_get(j, "failed")) {
+		const char *where = json_string_value(json_object_get(j, "where"));
+		log_warn("slot %s: pre-started helper: %s: %s", s->id, where ? where : "?",
+			 strerror((int)json_integer_value(json_object_get(j, "failed"))));
+		ps_lost(p, "a step failed to start");
+	}
+}
+
+static void ps_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct prestart *p = w->data;
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = recv(p->sock, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			ps_lost(p, n == 0 ? "it closed its socket" : strerror(errno));
+			return;
+		}
+		ps_report(p, buf, (size_t)n);
+		if (p->sock < 0)
+			return;
+	}
+}
+
+static struct prestart *ps_new(struct slot *s, struct wp_error *err)
+{
+	struct prestart *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p) {
+		wp_error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	p->slot = s;
+	p->sock = -1;
+	memset(p->procs, -1, sizeof(p->procs));
+	ev_init(&p->io, ps_io_cb);
+	p->io.data = p;
+	ev_init(&p->timer, ps_timer_cb);
+	p->timer.data = p;
+	if ((r = cgroup_open_procs(s->cg_run[0], p->procs[0], err)) < 0 ||
+	    (r = cgroup_open_procs(s->cg_run[1], p->procs[1], err)) < 0) {
+		prestart_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int ps_spawn(struct prestart *p, struct wp_error *err)
+{
+	struct slot *s = p->slot;
+	cleanup_free char *msg = NULL;
+	cleanup_close int memfd = -1, nul = -1;
+	int sp[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
+	struct limits hl = s->lang->limits;
+	size_t len;
+	int r;
+
+	/* its rlimits are the most a step may ask for: a child can lower
+	 * them to its step's, not raise them */
+	hl.memory_kb = sandboxd_settings->max.memory_kb;
+	hl.fsize_bytes = sandboxd_settings->max.fsize_bytes;
+	if ((r = launch_message(s->lang, s->lang->prestart_argv, NULL, NULL, &hl, PROTO_GROUP_KERNEL, true, &msg,
+				&len)) < 0)
+		return wp_error_set(err, -r, "prestart command: %s", strerror(-r));
+	memfd = memfd_create("prestart-stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (memfd < 0 || nul < 0 ||
+	    fcntl(memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+	    pipe2(errp, O_CLOEXEC) < 0) {
+		r = wp_error_errno(err, "prestart fds");
+		goto out;
+	}
+	int fds[PROTO_MAX_FDS] = {memfd, out[1], errp[1], sp[1], nul};
+	if ((r = slot_send(s, msg, len, fds, PROTO_MAX_FDS)) < 0) {
+		wp_error_set(err, -r, "send to init: %s", strerror(-r));
+		goto out;
+	}
+	p->sock = sp[0];
+	sp[0] = -1;
+	p->launched = true;
+	p->state = PS_STARTING;
+	p->starts++;
+	ev_io_set(&p->io, p->sock, EV_READ);
+	ev_io_start(EV_DEFAULT, &p->io);
+	ev_timer_set(&p->timer, PRESTART_START_TIMEOUT, 0);
+	ev_timer_start(EV_DEFAULT, &p->timer);
+	r = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		cleanup_closep(&sp[i]);
+		cleanup_closep(&out[i]);
+		cleanup_closep(&errp[i]);
+	}
+	return r;
+}
+
+int prestart_start(struct slot *s, struct wp_error *err)
+{
+	if (!s->lang->prestart_argv || s->interpreter || !s->cg_kernel)
+		return 0;
+	if (!s->prestart && !(s->prestart = ps_new(s, err)))
+		return -ENOMEM;
+	return ps_spawn(s->prestart, err);
+}
+
+bool prestart_usable(struct slot *s, bool compile)
+{
+	struct prestart *p = s->prestart;
+	struct wp_error err = {0};
+
+	if (!p || s->lang->prestart_compile != compile)
+		return false;
+	if (p->state == PS_DEAD && !p->launched && p->starts < PRESTART_MAX_STARTS && s->state != SLOT_DESTROYING) {
+		if (ps_spawn(p, &err) < 0)
+			log_warn("slot %s: restart the pre-started helper: %s", s->id, err.msg);
+		else
+			log_info("slot %s: pre-started helper restarted (start %u)", s->id, p->starts);
+	}
+	return p->state == PS_READY;
+}
+
+int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3], unsigned group)
+{
+	struct prestart *p = s->prestart;
+	char cbuf[CMSG_SPACE(PRESTART_MAX_FDS * sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf};
+	int all[PRESTART_MAX_FDS], n = 0;
+
+	if (!p || p->state != PS_READY || group > 1)
+		return -EAGAIN;
+	/* run.c makes a run group afresh for each run: hand over the group's
+	 * cgroup.procs as it is now, not as it was when the helper started */
+	struct wp_error err = {0};
+	for (int i = 0; i < 8 && p->procs[group][i] >= 0; i++)
+		close(p->procs[group][i]);
+	memset(p->procs[group], -1, sizeof(p->procs[group]));
+	if (cgroup_open_procs(s->cg_run[group], p->procs[group], &err) < 0) {
+		log_warn("slot %s: pre-started helper: %s; the step runs the usual way", s->id, err.msg);
+		return -EAGAIN;
+	}
+	for (int i = 0; i < 3; i++)
+		all[n++] = fds[i];
+	for (int i = 0; i < 8 && p->procs[group][i] >= 0; i++)
+		all[n++] = p->procs[group][i];
+	mh.msg_controllen = CMSG_SPACE((size_t)n * sizeof(int));
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+	memcpy(CMSG_DATA(c), all, (size_t)n * sizeof(int));
+	if (sendmsg(p->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		int e = errno;
+		ps_lost(p, strerror(e));
+		return -e;
+	}
+	p->state = PS_BUSY;
+	ev_timer_set(&p->timer, PRESTART_STEP_TIMEOUT, 0);
+	ev_timer_start(EV_DEFAULT, &p->timer);
+	return 0;
+}
+
+void prestart_abandon(struct slot *s)
+{
+	if (s->prestart)
+		ps_lost(s->prestart, "it did not report the step's end");
+}
+
+void prestart_on_message(struct slot *s, const void *msg, size_t len)
+{
+	struct prestart *p = s->prestart;
+	const struct proto_hdr *h = msg;
+
+	if (!p)
+		return;
+	if (h->type == PROTO_EXITED || h->type == PROTO_FAILED) {
+		p->launched = false;
+		if (h->type == PROTO_FAILED && len >= sizeof(struct proto_failed))
+			log_warn("slot %s: pre-started helper did not start: %.119s: %s", s->id,
+				 ((const struct proto_failed *)msg)->where,
+				 strerror(((const struct proto_failed *)msg)->err));
+		ps_lost(p, h->type == PROTO_EXITED ? "it exited" : "it failed to start");
+	}
+}
+
+void prestart_abort(struct slot *s)
+{
+	struct prestart *p = s->prestart;
+
+	if (!p)
+		return;
+	p->state = PS_DEAD;
+	p->starts = PRESTART_MAX_STARTS;
+	ps_close_sock(p);
+}
+
+void prestart_free(struct prestart *p)
+{
+	if (!p)
+		return;
+	ps_close_sock(p);
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; i < 8 && p->procs[g][i] >= 0; i++)
+			close(p->procs[g][i]);
+	free(p);
+}
