@@ -121,14 +121,20 @@ static void print_json_error(const char *code, const char *message, int http_sta
 	ctl_print_json_pack(e ? json_pack("{s:o}", "error", e) : NULL);
 }
 
+/* fmt with ap, or NULL without memory. */
+static char *vformat(const char *fmt, va_list ap)
+{
+	char *msg;
+	return vasprintf(&msg, fmt, ap) < 0 ? NULL : msg;
+}
+
 int ctl_error(int exit_status, const char *code, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg = NULL;
+	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = vformat(fmt, ap);
 	va_end(ap);
 	if (ctl_opt.json)
 		print_json_error(code, msg ? msg : code, 0, exit_status);
@@ -141,11 +147,10 @@ int ctl_error(int exit_status, const char *code, const char *fmt, ...)
 int ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg = NULL;
+	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	msg = vformat(fmt, ap);
 	va_end(ap);
 	if (ctl_opt.json) {
 		char *full = NULL;

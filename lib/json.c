@@ -82,16 +82,15 @@ static int json_field(const json_t *obj, const char *key, bool required, json_t 
 
 int json_get_string(const json_t *obj, const char *key, bool required, const char **out, struct wp_error *err)
 {
-	json_t *v;
-	int r = json_field(obj, key, required, &v, err);
+	const char *v = NULL;
+	size_t len = 0;
+	int r = json_get_bytes(obj, key, required, &v, &len, err);
 
 	if (r < 0 || !v)
 		return r;
-	if (!json_is_string(v))
-		return wp_error_set(err, EINVAL, "`%s` must be a string, not %s", key, json_type_name(v));
-	if (strlen(json_string_value(v)) != json_string_length(v))
+	if (strlen(v) != len)
 		return wp_error_set(err, EINVAL, "`%s` must not contain a NUL byte (\\u0000)", key);
-	*out = json_string_value(v);
+	*out = v;
 	return 0;
 }
 

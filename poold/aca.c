@@ -558,7 +558,7 @@ static void files_start(struct lease *l, struct lease_op *op)
 	if (c->kind == ACA_LIST) { /* c->name: the page's cursor, digits, or NULL */
 		snprintf(path, sizeof(path), "/v1/slots/%s/files%s%s", l->slot_id, c->name ? "?after=" : "",
 			 c->name ? c->name : "");
-	} else if (c->kind == ACA_META) { /* the one entry, never the whole list */
+	} else if (c->kind == ACA_META) {			       /* the one entry, never the whole list */
 		if (http_path_encode(c->name, enc, sizeof(enc)) < 0) { /* cannot be: names are <= 255 bytes */
 			aca_fail(op, 400, "InvalidFileName", "file names are 1 to 255 bytes", 0);
 			lease_op_done(l);

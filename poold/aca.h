@@ -1,4 +1,4 @@
-/* aca.h — the Azure Container Apps dynamic sessions API (DESIGN.md §2), so
+/* aca.h — the Azure Container Apps dynamic sessions API (docs/api.md), so
  * that LangChain, Semantic Kernel and AutoGen work by changing their pool
  * endpoint URL to poold's: `code/execute` and `executions` run code in the
  * session's stateful interpreter, `files…` reach its /mnt/data, `session`

@@ -1,4 +1,4 @@
-/* poold — the pool manager and public API of warmpool (DESIGN.md).
+/* poold — the pool manager and public API of warmpool (docs/architecture.md).
  *
  * Start-up: config, then nodes are checked and their slot lists read back
  * (the lease table is rebuilt from the slots' labels) before poold listens:

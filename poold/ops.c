@@ -184,7 +184,7 @@ static json_t *compile_output(json_t *comp)
 	return json_string(text);
 }
 
-/* sandboxd's run answer → DESIGN.md's /execute answer. */
+/* sandboxd's run answer → the /execute answer (docs/api.md). */
 static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 {
 	json_t *tests = json_object_get(r, "tests"), *cases = json_object_get(c->request, "test_cases");

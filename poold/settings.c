@@ -305,7 +305,7 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	} else if (!(s->default_pool = strdup(s->pools->name))) {
 		return wp_error_set(err, ENOMEM, "out of memory");
 	}
-	/* no auth only on loopback (DESIGN.md): anything else needs tokens */
+	/* no auth only on loopback (docs/security.md): anything else needs tokens */
 	for (size_t i = 0; i < s->n_listen; i++)
 		if (!psettings_is_loopback(s->listen[i]) && auth_count(s->auth) == 0)
 			return wp_error_set(

@@ -1,4 +1,4 @@
-/* kernel.h — the stateful interpreter of a slot (DESIGN.md, pre-warming
+/* kernel.h — the stateful interpreter of a slot (docs/architecture.md, pre-warming
  * level 2): a long-lived Python or Node process started at warm-up in the
  * slot's "kernel" cgroup, that runs one execution at a time and keeps its
  * state (variables, imports, cwd) between them. kernel.c drives it over a

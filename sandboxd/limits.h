@@ -16,7 +16,7 @@ struct limits {
 	uint64_t fsize_bytes;  /* RLIMIT_FSIZE: largest file the run may write */
 };
 
-/* The DESIGN.md defaults: 5 s CPU, 10 s wall, 256 MiB, 64 pids, 16 MiB output,
+/* The documented defaults (docs/api.md): 5 s CPU, 10 s wall, 256 MiB, 64 pids, 16 MiB output,
  * 64 MiB written. */
 void limits_default(struct limits *l);
 /* Parse one INI key of a [limits] section ("cpu", "wall", "memory", "pids",

@@ -1,4 +1,4 @@
-/* sandboxd — one per host, root: owns the slots (see DESIGN.md, and
+/* sandboxd — one per host, root: owns the slots (see docs/architecture.md, and
  * docs/sandboxd-api.md for its API).
  *
  * Start-up: config, languages (and their versions, asked once), a private

@@ -2,7 +2,7 @@
  *
  * A deny list over a default of "allow": the runtimes we host (CPython,
  * Node, the JVM, gcc) use a wide and changing set of calls, and what a slot
- * must not do is a short, stable list (DESIGN.md "Security model"). Each rule
+ * must not do is a short, stable list (docs/security.md). Each rule
  * says why. Calls answer an errno rather than killing, so a runtime that
  * probes a feature degrades instead of crashing; nothing here is a verdict.
  * Foreign ABIs (i386 int 0x80, x32) are killed by libseccomp's bad-arch

@@ -1,4 +1,4 @@
-/* verdict.h — what happened to one run, in DESIGN.md's words, and the rule
+/* verdict.h — what happened to one run, in docs/api.md's words, and the rule
  * that decides it. "The sandbox failed" (internal_error) is never confused
  * with "the program failed". */
 #ifndef SANDBOXD_VERDICT_H

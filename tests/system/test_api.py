@@ -107,7 +107,7 @@ def test_languages(client, languages):
 
 
 def test_language_defaults_match_design(languages):
-    """DESIGN.md defaults: 5 s CPU, 10 s wall, 256 MiB, 64 pids, 16 MiB output, 64 MiB files
+    """The documented defaults (docs/api.md): 5 s CPU, 10 s wall, 256 MiB, 64 pids, 16 MiB output, 64 MiB files
     (python has no reason to override them)."""
     if "python" not in languages:
         missing_runtime("python", "not configured")

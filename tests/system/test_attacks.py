@@ -1,4 +1,4 @@
-"""Hostile programs (DESIGN.md "Security model"): one test per attack. Each
+"""Hostile programs (docs/security.md): one test per attack. Each
 checks the attack's outcome inside the slot AND, through the `guard`
 fixture, that the host and a sibling slot were not affected: a host marker
 file and host files unchanged, the test's TCP/UDP/abstract-unix listeners got
@@ -378,10 +378,24 @@ def sha256_file(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def in_kernel_group(pid):
+    """In the slot's `kernel` cgroup: its pre-started helper (the Python
+    fork-server), started with the slot, not by a run. A run's processes
+    are in its run group and cannot leave it (they may not write any
+    cgroup.procs), so this hides nothing a run started."""
+    try:
+        with open("/proc/%d/cgroup" % pid) as f:
+            return any(line.rstrip("\n").endswith("/kernel") for line in f)
+    except OSError:
+        return False
+
+
 def run_processes(uid):
-    """Processes of a slot's uid on the host, but its init and the stubs init
-    pre-forks for the next run (forks of sandboxd that have not exec'd)."""
-    return [p for p in host_processes(uid, uid + 1) if not is_slot_init(p) and not is_sandboxd_process(p)]
+    """Processes of a slot's uid on the host, but its init, the stubs init
+    pre-forks for the next run (forks of sandboxd that have not exec'd) and
+    its pre-started helper."""
+    return [p for p in host_processes(uid, uid + 1)
+            if not is_slot_init(p) and not is_sandboxd_process(p) and not in_kernel_group(p["pid"])]
 
 
 def assert_no_run_processes(uid, what="", grace=1.0):

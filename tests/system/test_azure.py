@@ -1,4 +1,4 @@
-"""The Azure Container Apps dynamic sessions API of poold (DESIGN.md §2,
+"""The Azure Container Apps dynamic sessions API of poold (docs/api.md,
 docs/api.md "Azure dynamic sessions"), against a real sandboxd and a real
 poold on loopback.
 

@@ -1,5 +1,5 @@
 """poold through HTTP, against a real sandboxd and a real poold on loopback:
-the /execute contract of DESIGN.md §1, sessions (same identifier → same
+the /execute contract of docs/api.md, sessions (same identifier → same
 slot, files, release, order of executions), bad input, auth, rate limits,
 the pool at max, --check-config.
 
@@ -58,7 +58,7 @@ def uid():
 
 
 def check_execute_shape(resp, n_cases):
-    """The answer has exactly DESIGN.md §1's keys and types."""
+    """The answer has exactly the contract's keys (docs/api.md) and types."""
     assert resp.status == 200, resp
     b = resp.body
     assert isinstance(b, dict), resp
@@ -97,7 +97,7 @@ def check_execute_shape(resp, n_cases):
 
 
 def test_execute_design_example(make_poold):
-    """The request and answer of DESIGN.md §1, to the letter."""
+    """The request and answer of the /execute contract (docs/api.md), to the letter."""
     pd = make_poold()
     c = pd.client()
     req = {"language": "python", "code": "print(sum(map(int, input().split())))", "user_id": "student_123",
