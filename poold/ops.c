@@ -988,24 +988,15 @@ static void files_start(struct lease *l, struct lease_op *op)
 /* "&name=value" percent-encoded onto q (never past size). */
 static void query_add(char *q, size_t size, const char *name, const char *value)
 {
-	static const char hex[] = "0123456789ABCDEF";
+	char enc[128];
 	size_t o = strlen(q);
 
 	if (!value)
 		return;
-	o += (size_t)snprintf(q + o, o < size ? size - o : 0, "%s%s=", o ? "&" : "", name);
-	for (; *value && o + 4 < size; value++) {
-		unsigned char ch = (unsigned char)*value;
-		if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
-			q[o++] = (char)ch;
-		} else {
-			q[o++] = '%';
-			q[o++] = hex[ch >> 4];
-			q[o++] = hex[ch & 15];
-		}
-	}
-	if (o < size)
-		q[o] = '\0';
+	/* too long to be a number: sent as one, so the node says which is bad */
+	if (http_path_encode(value, enc, sizeof(enc)) < 0)
+		snprintf(enc, sizeof(enc), "too-long");
+	snprintf(q + o, o < size ? size - o : 0, "%s%s=%s", o ? "&" : "", name, enc);
 }
 
 /* A list is one page of the node's (docs/api.md): ?limit= and ?after= go

@@ -150,6 +150,15 @@ def test_make_run_quick_start_and_ctrl_c(make_run):
                                  "code": "print(sum(map(int, input().split())))",
                                  "test_cases": [{"input": "1 2\n", "expected_output": "3\n"}]}, timeout=60)
     assert r.status == 200 and r.body["summary"]["all_passed"], r
+    # an agent's session on the shipped default pool: state kept between calls
+    q = "/code/execute?identifier=agent-1&api-version=2024-02-02-preview"
+    for code, out in (("x = 41", ""), ("print(x + 1)", "42\n")):
+        r = CLIENT.post(q, {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": code}},
+                        timeout=60)
+        assert r.status == 200 and r.body["properties"]["status"] == "Success", r
+        assert r.body["properties"]["stdout"] == out, r
+    r = CLIENT.delete("/session?identifier=agent-1&api-version=2024-02-02-preview")
+    assert r.status in (200, 204), r
     os.write(make_run.fd, b"\x03")  # Ctrl-C, as the terminal sends it
     assert make_run.wait_exit(60), "make run still runs 60 s after Ctrl-C:\n" + make_run.text()
     text = make_run.text()
