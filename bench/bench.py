@@ -1028,6 +1028,22 @@ def judged_result(ok, x):
 
 
 def build_table(R):
+    rows = core_rows(R) if "sandboxd" in R else []
+    for name, out in R.get("sections", {}).items():
+        rows.append(("-- bench/%s.py" % name, "", "", "", "", ""))
+        rows += [tuple(str(c) for c in r) for r in out["rows"]]
+    steal = R["machine"].get("cpu_steal_whole_run")
+    if steal is not None:
+        rows.append(("CPU stolen by the hypervisor, whole run", "", "%.1f%%" % (100 * steal), "", "-", "info"))
+    head = ("what", "baseline", "subject", "ratio / overhead", "target", "result")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(6)]
+    line = "  ".join("%%-%ds" % w for w in widths)
+    out = [line % head, line % tuple("-" * w for w in widths)]
+    out += [line % r for r in rows]
+    return "\n".join(x.rstrip() for x in out), rows
+
+
+def core_rows(R):
     rows = []  # (what, baseline, subject, ratio/overhead, target, result)
     sd = R["sandboxd"]
     for lang, key, target in (("Python", "python_hello", 1.3), ("C", "c_hello", None)):
@@ -1142,75 +1158,55 @@ def build_table(R):
                      "%.1f ms (%.1f-%.1f)" % (rf["p50"], rf["min"], rf["max"]), "", "after the exec", "info"))
         rows.append(("  CPUs busy, stolen by the hypervisor during the phase", "", "%.0f%%, %.1f%%" % (
             100 * x["machine_cpu"]["busy"], 100 * x["machine_cpu"]["steal"]), "", "-", "info"))
-    steal = R["machine"].get("cpu_steal_whole_run")
-    if steal is not None:
-        rows.append(("CPU stolen by the hypervisor, whole run", "", "%.1f%%" % (100 * steal), "", "-", "info"))
-    head = ("what", "baseline", "subject", "ratio / overhead", "target", "result")
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(6)]
-    line = "  ".join("%%-%ds" % w for w in widths)
-    out = [line % head, line % tuple("-" * w for w in widths)]
-    out += [line % r for r in rows]
-    return "\n".join(x.rstrip() for x in out), rows
+    return rows
 
 
 # --------------------------------------------------------------------------
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for figures)")
-    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results.json"))
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench: needs root (sandboxd creates namespaces, cgroups and mounts)")
-    for b in (wp.SANDBOXD, wp.POOLD, LOADGEN):
-        if not os.access(b, os.X_OK):
-            sys.exit("bench: %s missing: run make first (make bench does)" % b)
+def machine_facts(info):
+    """What the table's heading and the JSON say about the machine; with
+    sandboxd's /v1/info when a section has one at hand."""
+    m = {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu": cpu_model(),
+         "mem_total_mib": meminfo()["MemTotal"] // 1024, "python": sys.version.split()[0]}
+    if info:
+        m.update({"cgroup": info.get("cgroup"), "cgroup_controllers": info.get("controllers"),
+                  "node": info.get("node"), "sandboxd_version": info.get("version"),
+                  "languages": {l["name"]: l.get("version") for l in info.get("languages", [])}})
+    return m
 
-    q = args.quick
-    P = {
-        "hello_reps": 30 if q else 200, "hello_warmup": 5 if q else 10,
-        "create_counts": [1, 16, 32, 64], "create_rounds": 1 if q else 3,
-        "memory_slots": 32, "memory_rounds": 1 if q else 3,
-        "lease1_reps": 20 if q else 200, "lease_conc_rounds": 1 if q else 10,
-        "exec1_reps": 30 if q else 400, "exec_conc_reps": 4 if q else 20,
-        "aca1_reps": 30 if q else 1000, "aca_conc_reps": 4 if q else 40, "aca_lease_reps": 20 if q else 200,
-        "paced_reps": 10 if q else 60,
-        # (period, reps): from an agent's pace to past the node's throughput
-        "aca_sweep": [(1.0, 3 if q else 10), (0.1, 10 if q else 40), (0.02, 10 if q else 150),
-                      (0.01, 10 if q else 200)],
-    }
 
-    def on_term(signum, frame):
-        raise SystemExit("bench: stopped by signal %d" % signum)
+# Section modules: bench/<name>.py, each runnable alone, with
+# section(quick) -> {"rows": [(what, baseline, subject, ratio, target, result)], "raw": {...}};
+# each starts and stops its own daemons (its own uid range and cgroup name).
+SECTIONS = [n for n in ("contest", "prewarm", "shell", "pandas", "tls")
+            if os.path.exists(os.path.join(REPO, "bench", n + ".py"))]
 
-    signal.signal(signal.SIGTERM, on_term)
 
-    started = time.time()
-    t_mono = time.monotonic()
-    load_start = loadavg()
-    idle_check = cpu_busy()
-    run_cpu0 = cpu_snap()
-    R = {"params": P}
+def run_section(name, quick, R, problems):
+    import importlib
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    progress("section %s (bench/%s.py)" % (name, name))
+    try:
+        out = importlib.import_module(name).section(quick)
+    except Exception as e:  # one section's failure must not lose the others' figures
+        problems.append("section %s failed: %s: %s" % (name, type(e).__name__, e))
+        return
+    R.setdefault("sections", {})[name] = out
+
+
+def run_core(P, R, problems):
+    """Sections 1-3: sandboxd, poold and stateful sessions (fills R)."""
     work = tempfile.mkdtemp(prefix="wpbench-")
     sbd = wp.Sandboxd(wp.make_tmpdir("wpbench-sb-"), uid_base=UID_BASE, capacity=CAPACITY,
                       cgroup_name="warmpool-bench-%d" % os.getpid(), log_level="warn")
     pdd = None
-    problems = []
     try:
         progress("starting sandboxd (uids %d+, capacity %d)" % (UID_BASE, CAPACITY))
         sbd.start()
         sb = SB(sbd.sock)
         info = sb.info()
-        R["machine"] = {
-            "nproc": os.cpu_count(), "kernel": platform.release(), "cpu": cpu_model(),
-            "mem_total_mib": meminfo()["MemTotal"] // 1024, "cgroup": info.get("cgroup"),
-            "cgroup_controllers": info.get("controllers"), "node": info.get("node"),
-            "sandboxd_version": info.get("version"), "python": sys.version.split()[0],
-            "languages": {l["name"]: l.get("version") for l in info.get("languages", [])},
-            "loadavg_start": load_start,
-            "cpu_busy_before_start": idle_check,
-        }
+        R["machine"].update(machine_facts(info))
 
         # ---- 1. sandboxd
         progress("1a python hello: %d reps, interleaved with the bare process" % P["hello_reps"])
@@ -1312,6 +1308,59 @@ def main():
         sbd.cleanup()
         subprocess.run(["rm", "-rf", work])
 
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not for figures)")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results.json"))
+    ap.add_argument("--sections", default=",".join(["core"] + SECTIONS),
+                    help="comma-separated parts to run: core (sandboxd, poold, sessions: this file) and the "
+                         "section modules bench/<name>.py (default: all of %(default)s)")
+    args = ap.parse_args()
+    chosen = [s for s in args.sections.split(",") if s]
+    unknown = [s for s in chosen if s != "core" and s not in SECTIONS]
+    if unknown:
+        sys.exit("bench: unknown section(s) %s; known: core,%s" % (",".join(unknown), ",".join(SECTIONS)))
+    if os.geteuid() != 0:
+        sys.exit("bench: needs root (sandboxd creates namespaces, cgroups and mounts)")
+    for b in (wp.SANDBOXD, wp.POOLD, LOADGEN):
+        if not os.access(b, os.X_OK):
+            sys.exit("bench: %s missing: run make first (make bench does)" % b)
+
+    q = args.quick
+    P = {
+        "hello_reps": 30 if q else 200, "hello_warmup": 5 if q else 10,
+        "create_counts": [1, 16, 32, 64], "create_rounds": 1 if q else 3,
+        "memory_slots": 32, "memory_rounds": 1 if q else 3,
+        "lease1_reps": 20 if q else 200, "lease_conc_rounds": 1 if q else 10,
+        "exec1_reps": 30 if q else 400, "exec_conc_reps": 4 if q else 20,
+        "aca1_reps": 30 if q else 1000, "aca_conc_reps": 4 if q else 40, "aca_lease_reps": 20 if q else 200,
+        "paced_reps": 10 if q else 60,
+        # (period, reps): from an agent's pace to past the node's throughput
+        "aca_sweep": [(1.0, 3 if q else 10), (0.1, 10 if q else 40), (0.02, 10 if q else 150),
+                      (0.01, 10 if q else 200)],
+    }
+
+    def on_term(signum, frame):
+        raise SystemExit("bench: stopped by signal %d" % signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    started = time.time()
+    t_mono = time.monotonic()
+    load_start = loadavg()
+    idle_check = cpu_busy()
+    run_cpu0 = cpu_snap()
+    R = {"params": P}
+    problems = []
+    R["machine"] = machine_facts(None)
+    R["machine"].update({"loadavg_start": load_start, "cpu_busy_before_start": idle_check})
+    if "core" in chosen:
+        run_core(P, R, problems)
+    for name in chosen:
+        if name != "core":
+            run_section(name, q, R, problems)
+
     R["date"] = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds")
     R["git"] = git_commit()
     R["runtime_s"] = round(time.monotonic() - t_mono, 1)
@@ -1326,7 +1375,7 @@ def main():
     m = R["machine"]
     print("warmpool bench — %s, commit %s%s, %d cores, kernel %s, cgroup %s%s" % (
         R["date"], (R["git"]["commit"] or "?")[:12], " (dirty)" if R["git"]["dirty"] else "", m["nproc"],
-        m["kernel"], m["cgroup"], ", QUICK (not for figures)" if q else ""))
+        m["kernel"], m.get("cgroup", "?"), ", QUICK (not for figures)" if q else ""))
     print(table)
     if idle_check["busy"] > 0.2:
         print("note: the CPUs were %.0f%% busy (%.0f%% stolen by the hypervisor) in the second before the bench "
@@ -1335,7 +1384,7 @@ def main():
     sys.stdout.flush()
     print("runtime %.0f s; raw percentiles in %s" % (R["runtime_s"], os.path.relpath(args.out)))
     if problems:
-        print("CLEANUP PROBLEMS:\n" + "\n".join(problems))
+        print("PROBLEMS (cleanup, failed sections):\n" + "\n".join(problems))
         return 1
     return 0
 
