@@ -243,6 +243,48 @@ def sandboxd():
         )
 
 
+def own_sandboxd(what, tmp_prefix, uid_base, capacity, **kw):
+    """A module's own sandboxd (a generator for a module fixture): started
+    with the given uid range and options, stopped with SIGTERM at the end;
+    the teardown fails on a bad exit status or anything left behind. `what`
+    names the suite in the skip message when the suite cannot run at all."""
+    if os.geteuid() != 0:
+        pytest.skip("%s SKIPPED: sandboxd must run as root (euid %d)" % (what, os.geteuid()))
+    if not os.access(SANDBOXD, os.X_OK):
+        pytest.skip("%s SKIPPED: %s is not built — run `make`" % (what, SANDBOXD))
+    d = wpdaemons.Sandboxd(wpdaemons.make_tmpdir(tmp_prefix), uid_base=uid_base, capacity=capacity, **kw)
+    try:
+        d.start()
+    except RuntimeError as e:
+        d.cleanup()
+        pytest.fail(str(e), pytrace=False)
+    yield d
+    rc = d.stop()
+    problems = d.leftovers()
+    log = d.log_text(limit=8000)
+    d.cleanup(remove=not problems)
+    assert rc == 0, "sandboxd exit status after SIGTERM: %s\n%s" % (rc, log)
+    assert not problems, "sandboxd left things behind: %r\n%s" % (problems, log)
+
+
+def stop_pair(sb, pd, what):
+    """The end of a module that ran its own sandboxd and poold: both get
+    SIGTERM (poold first); a bad exit status or a leftover of sandboxd fails
+    the teardown with poold's log attached."""
+    rc_pd = pd.stop()
+    rc_sb = sb.stop()
+    problems = sb.cleanup(remove=False)
+    if rc_pd != 0:
+        problems.append("poold exit status after SIGTERM: %s" % rc_pd)
+    if rc_sb != 0:
+        problems.append("sandboxd exit status after SIGTERM: %s" % rc_sb)
+    log = pd.log_text(limit=6000)
+    pd.cleanup()
+    if problems:
+        pytest.fail("%s teardown:\n  - %s\n%s" % (what, "\n  - ".join(problems), log), pytrace=False)
+    shutil.rmtree(sb.tmp, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def client(sandboxd):
     return sandboxd.client

@@ -28,6 +28,7 @@ import time
 import pytest
 
 import wpdaemons as wp
+from conftest import own_sandboxd
 
 UID_BASE = 356000
 CAPACITY = 8
@@ -37,32 +38,11 @@ SECRET = "hidden-answer-7f3a91c2"
 
 @pytest.fixture(scope="module")
 def hd():
-    if os.geteuid() != 0:
-        pytest.skip("HOOK ATTACK TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    if not os.access(wp.SANDBOXD, os.X_OK):
-        pytest.skip("HOOK ATTACK TESTS SKIPPED: %s is not built — run `make`" % wp.SANDBOXD)
     with open("/tmp/warmpool-test-uids-%d.lock" % UID_BASE, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        d = wp.Sandboxd(
-            wp.make_tmpdir("warmpool-hooks-"),
-            uid_base=UID_BASE,
-            capacity=CAPACITY,
-            cgroup_name="warmpool-hooks-test-%d" % os.getpid(),
-            log_level="debug",
-            extra="runtimes_dir = %s" % RUNTIMES,
-        )
-        try:
-            d.start()
-        except RuntimeError as e:
-            d.cleanup()
-            pytest.fail(str(e), pytrace=False)
-        yield d
-        rc = d.stop()
-        problems = d.leftovers()
-        log = d.log_text(limit=8000)
-        d.cleanup(remove=not problems)
-        assert rc == 0, "sandboxd exit status after SIGTERM: %s\n%s" % (rc, log)
-        assert not problems, "sandboxd left things behind: %r\n%s" % (problems, log)
+        yield from own_sandboxd("HOOK ATTACK TESTS", "warmpool-hooks-", UID_BASE, CAPACITY,
+                                cgroup_name="warmpool-hooks-test-%d" % os.getpid(), log_level="debug",
+                                extra="runtimes_dir = %s" % RUNTIMES)
 
 
 class Api:

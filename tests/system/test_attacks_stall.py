@@ -13,10 +13,8 @@ real poold on loopback:
 Run as root: /usr/bin/python3 -m pytest tests/system/test_attacks_stall.py
 """
 
-import json
 import os
 import resource
-import shutil
 import socket
 import threading
 import time
@@ -26,6 +24,7 @@ import uuid
 import pytest
 
 import wpdaemons
+from conftest import stop_pair
 
 UID_BASE = 372000
 CAPACITY = 32
@@ -72,18 +71,7 @@ def env():
         sb.cleanup(remove=False)
         pytest.fail(str(e), pytrace=False)
     yield Env(sb, pd)
-    rc_pd = pd.stop()
-    rc_sb = sb.stop()
-    problems = sb.cleanup(remove=False)
-    if rc_pd != 0:
-        problems.append("poold exit status after SIGTERM: %s" % rc_pd)
-    if rc_sb != 0:
-        problems.append("sandboxd exit status after SIGTERM: %s" % rc_sb)
-    log = pd.log_text(limit=6000)
-    pd.cleanup()
-    if problems:
-        pytest.fail("stall suite teardown:\n  - %s\n%s" % ("\n  - ".join(problems), log), pytrace=False)
-    shutil.rmtree(sb.tmp, ignore_errors=True)
+    stop_pair(sb, pd, "stall suite")
 
 
 def aca_url(path, ident, api=API_OLD):

@@ -25,7 +25,6 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import time
 import urllib.parse
 import uuid
@@ -33,7 +32,7 @@ import uuid
 import pytest
 
 import wpdaemons
-from conftest import missing_runtime
+from conftest import missing_runtime, stop_pair
 
 UID_BASE = 352000  # 350000–350047 is often taken by WP_TEST_UID_BASE runs of the sandboxd suite
 CAPACITY = 40
@@ -119,18 +118,7 @@ def aca():
         sb.cleanup(remove=False)
         pytest.fail(str(e), pytrace=False)
     yield env
-    rc_pd = pd.stop()
-    rc_sb = sb.stop()
-    problems = sb.cleanup(remove=False)
-    if rc_pd != 0:
-        problems.append("poold exit status after SIGTERM: %s" % rc_pd)
-    if rc_sb != 0:
-        problems.append("sandboxd exit status after SIGTERM: %s" % rc_sb)
-    log = pd.log_text(limit=6000)
-    pd.cleanup()
-    if problems:
-        pytest.fail("azure suite teardown:\n  - %s\n%s" % ("\n  - ".join(problems), log), pytrace=False)
-    shutil.rmtree(sb.tmp, ignore_errors=True)
+    stop_pair(sb, pd, "azure suite")
 
 
 @pytest.fixture

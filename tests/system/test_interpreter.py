@@ -22,7 +22,7 @@ import time
 import pytest
 
 import wpdaemons as wp
-from conftest import missing_runtime
+from conftest import missing_runtime, own_sandboxd
 
 UID_BASE = 340000
 CAPACITY = 16
@@ -55,30 +55,9 @@ def uid_range_lock():
 
 @pytest.fixture(scope="module")
 def kd(uid_range_lock):
-    if os.geteuid() != 0:
-        pytest.skip("INTERPRETER TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    if not os.access(wp.SANDBOXD, os.X_OK):
-        pytest.skip("INTERPRETER TESTS SKIPPED: %s is not built — run `make`" % wp.SANDBOXD)
-    d = wp.Sandboxd(
-        wp.make_tmpdir("warmpool-kernel-"),
-        uid_base=UID_BASE,
-        capacity=CAPACITY,
-        cgroup_name="warmpool-kernel-test-%d" % os.getpid(),
-        log_level="debug",
-        extra="runtimes_dir = %s" % RUNTIMES,
-    )
-    try:
-        d.start()
-    except RuntimeError as e:
-        d.cleanup()
-        pytest.fail(str(e), pytrace=False)
-    yield d
-    rc = d.stop()
-    problems = d.leftovers()
-    log = d.log_text(limit=8000)
-    d.cleanup(remove=not problems)
-    assert rc == 0, "sandboxd exit status after SIGTERM: %s\n%s" % (rc, log)
-    assert not problems, "sandboxd left things behind: %r\n%s" % (problems, log)
+    yield from own_sandboxd("INTERPRETER TESTS", "warmpool-kernel-", UID_BASE, CAPACITY,
+                            cgroup_name="warmpool-kernel-test-%d" % os.getpid(), log_level="debug",
+                            extra="runtimes_dir = %s" % RUNTIMES)
 
 
 @pytest.fixture(scope="module")
