@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 #include "node.h"
 #include "ops.h"
@@ -85,7 +86,7 @@ static struct lease *lease_new(struct pool *p, const char *key)
 	}
 	l->ident = strchr(l->key, '/') + 1;
 	l->pool = p;
-	l->created = l->last_used = ev_now(loop);
+	l->created = l->last_used = poold_now(loop);
 	unsigned h = hash(key);
 	l->hnext = table[h];
 	table[h] = l;
@@ -167,7 +168,7 @@ static void fail_queue(struct lease *l, int status, const char *code, const char
 
 json_t *lease_to_json(const struct lease *l)
 {
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 	double idle_left = (double)l->pool->idle_timeout_ms / 1000.0 - (now - l->last_used);
 	return json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:f, s:f, s:f, s:I, s:I, s:b}", "identifier", l->ident, "pool",
 			 l->pool->name, "node", l->node ? l->node->name : NULL, "slot",
@@ -186,7 +187,7 @@ static void run_next(struct lease *l)
 		l->tail = NULL;
 	l->queued--;
 	l->busy = true;
-	l->last_used = ev_now(loop);
+	l->last_used = poold_now(loop);
 	running_on(l, l->node); /* already counted when it comes from label_done */
 	op->start(l, op);
 }
@@ -238,7 +239,7 @@ void lease_op_done(struct lease *l)
 {
 	l->busy = false;
 	not_running(l);
-	l->last_used = ev_now(loop);
+	l->last_used = poold_now(loop);
 	l->executions++;
 	if (l->state == LEASE_ENDING) {
 		lease_finish(l);
@@ -268,9 +269,9 @@ void lease_fail_transport(struct lease *l, struct lease_op *op, const char *erro
 static void activate(struct lease *l)
 {
 	l->state = LEASE_ACTIVE;
-	l->acquired_in = ev_now(loop) - l->created;
+	l->acquired_in = poold_now(loop) - l->created;
 	telemetry_lease_wait(l->pool->name, l->acquired_in);
-	l->last_used = ev_now(loop);
+	l->last_used = poold_now(loop);
 	log_info("lease %s → slot %s on %s (%.1f ms)", l->key, l->slot_id, l->node->name, l->acquired_in * 1000);
 }
 
@@ -360,7 +361,7 @@ void lease_submit(struct pool *p, const char *ident, struct lease_op *op)
 	cleanup_free char *key = make_key(p, ident);
 	struct lease *l = key ? find_key(key) : NULL;
 
-	op->enqueued = ev_now(loop);
+	op->enqueued = poold_now(loop);
 	op->next = NULL;
 	if (l && l->state == LEASE_LOST) {
 		op->fail(op, 410, "SessionLost",
@@ -414,7 +415,7 @@ void leases_node_down(struct node *n)
 			continue;
 		}
 		l->state = LEASE_LOST;
-		l->last_used = ev_now(loop);
+		l->last_used = poold_now(loop);
 		if (l->head)
 			l->lost_told = true;
 		fail_queue(l, 410, "SessionLost", "the node holding this session stopped answering; its state is gone",
@@ -467,7 +468,7 @@ static void recover(struct pool *p, struct node *n, const char *id, const char *
 	l->created = json_real_value(json_object_get(s, "created"));
 	l->last_used = json_real_value(json_object_get(s, "last_used"));
 	if (l->last_used < l->created)
-		l->last_used = ev_now(loop);
+		l->last_used = poold_now(loop);
 	l->executions = (unsigned long)json_integer_value(json_object_get(s, "runs"));
 	count_in(l);
 }
@@ -545,9 +546,9 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 			 kept, adopted, destroyed);
 }
 
-static void reap_cb(struct ev_loop *lp, ev_timer *w, int revents)
+void leases_reap(void)
 {
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 	for (struct lease *l = all, *next; l; l = next) {
 		next = l->next;
 		double idle = (double)l->pool->idle_timeout_ms / 1000.0;
@@ -563,6 +564,11 @@ static void reap_cb(struct ev_loop *lp, ev_timer *w, int revents)
 		else if (now - l->created > (double)l->pool->max_lifetime_ms / 1000.0)
 			lease_end(l, "max lifetime");
 	}
+}
+
+static void reap_cb(struct ev_loop *lp, ev_timer *w, int revents)
+{
+	leases_reap();
 }
 
 int leases_init(struct ev_loop *l, const struct psettings *st)

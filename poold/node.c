@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "json.h"
 #include "lease.h"
 #include "log.h"
@@ -77,6 +78,7 @@ static struct node *nodes;
 static struct node_priv *retired;
 static struct dns_group *groups;
 static ev_timer health_timer;
+static node_transport_fn transport = http_call_start;
 
 static inline struct node_priv *priv(struct node *n)
 {
@@ -171,12 +173,17 @@ static struct http_call *call_start(struct node *n, const char *label, const cha
 	    .header_name = label ? "X-Warmpool-Label" : NULL,
 	    .header_value = label,
 	};
-	call = http_call_start(client, &o, node_call_done, c);
+	call = transport(client, &o, node_call_done, c);
 	if (!call) {
 		free(owned);
 		free(c);
 	}
 	return call;
+}
+
+void node_set_transport(node_transport_fn fn)
+{
+	transport = fn ? fn : http_call_start;
 }
 
 struct http_call *node_call(struct node *n, const char *method, const char *path, json_t *body, double timeout,
@@ -240,7 +247,7 @@ static void node_sync(struct node *n)
 
 	if (p->syncing)
 		return;
-	p->synced_at = ev_now(loop);
+	p->synced_at = poold_now(loop);
 	p->syncing = node_call(n, "GET", "/v1/slots", NULL, 0, sync_done, (void *)(intptr_t)how) != NULL;
 }
 
@@ -259,7 +266,7 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 		return;
 	}
 	n->failures = 0;
-	n->last_ok = ev_now(loop);
+	n->last_ok = poold_now(loop);
 	json_decref(n->info);
 	n->info = j;
 	n->capacity = (size_t)json_integer_value(json_object_get(j, "capacity"));
@@ -269,7 +276,7 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 		log_info("node %s (%s) is up: cgroup %s, capacity %zu, %zu slots", n->name, n->url,
 			 json_string_value(json_object_get(j, "cgroup")) ?: "?", n->capacity, n->slots);
 		node_sync(n);
-	} else if (!n->synced || ev_now(loop) - priv(n)->synced_at >= RECONCILE_S) {
+	} else if (!n->synced || poold_now(loop) - priv(n)->synced_at >= RECONCILE_S) {
 		node_sync(n);
 	}
 }
@@ -283,10 +290,15 @@ static void check_node(struct node *n)
 		n->checking = false;
 }
 
-static void health_cb(struct ev_loop *l, ev_timer *w, int revents)
+void nodes_check_all(void)
 {
 	for (struct node *n = nodes; n; n = n->next)
 		check_node(n);
+}
+
+static void health_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	nodes_check_all();
 }
 
 static void node_append(struct node *n)

@@ -52,6 +52,14 @@ struct http_call *node_call_label(struct node *n, const char *label, const char 
 struct http_call *node_call_raw(struct node *n, const char *label, const char *method, const char *path,
 				const char *ctype, const void *body, size_t len, double timeout, node_done_fn done,
 				void *data);
+/* What carries node calls: http_call_start, unless a unit test puts a fake
+ * node in its place (it answers through `done` later, as HTTP would). */
+typedef struct http_call *(*node_transport_fn)(struct http_client *c, const struct http_call_opts *o,
+					       http_call_done_fn done, void *data);
+void node_set_transport(node_transport_fn fn);
+/* The health timer's pass: GET /v1/info of every node not being checked
+ * (and the slot list read back when due). */
+void nodes_check_all(void);
 /* Mark down now (a call saw it fail). */
 void node_mark_down(struct node *n, const char *why);
 

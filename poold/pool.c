@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "json.h"
 #include "lease.h"
 #include "log.h"
@@ -248,7 +249,7 @@ static void ready_push(struct pool *p, struct node *n, const char *id)
 		return;
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	r->node = n;
-	r->since = ev_now(loop);
+	r->since = poold_now(loop);
 	r->next = p->ready;
 	p->ready = r;
 	p->n_ready++;
@@ -279,7 +280,7 @@ static void create_failed(struct pool *p, const char *why)
 {
 	p->create_failures++;
 	p->backoff = p->backoff ? fmin(p->backoff * 2, BACKOFF_MAX) : BACKOFF_MIN;
-	p->retry_at = ev_now(loop) + p->backoff;
+	p->retry_at = poold_now(loop) + p->backoff;
 	p->short_error = false;
 	if (strcmp(p->last_error, why) != 0) {
 		log_error("pool %s: cannot create %s slots: %s (retrying with back-off)", p->name, p->language, why);
@@ -423,7 +424,7 @@ static void refill_arm(struct pool *p, double now)
 
 void pool_kick(struct pool *p)
 {
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 
 	if (stopping)
 		return;
@@ -508,7 +509,7 @@ void pools_kick_all(void)
 static void refill_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
 	struct pool *p = w->data;
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 
 	pool_kick(p);
 	if (p->refill_due > now) /* still held */
@@ -523,7 +524,7 @@ static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
 void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 {
 	struct ready_slot *r;
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 
 	if (stopping || p->draining) {
 		handoff(p, fn, data, -ECANCELED, NULL, NULL);
@@ -559,7 +560,7 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 		handoff(p, fn, data, -ENOMEM, NULL, NULL);
 		return;
 	}
-	*w = (struct pool_waiter){.fn = fn, .data = data, .deadline = ev_now(loop) + timeout_s};
+	*w = (struct pool_waiter){.fn = fn, .data = data, .deadline = poold_now(loop) + timeout_s};
 	*p->waiters_tail = w;
 	p->waiters_tail = &w->next;
 	p->n_waiting++;
