@@ -301,7 +301,8 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 		p->n_creating_direct -= c->count;
 	else
 		p->n_creating -= c->count;
-	if (res->status == 201 && (j = json_parse_reply(res->body, res->body_len)) &&
+	/* parsed whatever the status: a refusal's error message says why */
+	if ((j = json_parse_reply(res->body, res->body_len)) && res->status == 201 &&
 	    json_is_array(slots = json_object_get(j, "slots"))) {
 		json_array_foreach (slots, i, s) {
 			const char *id = json_string_value(json_object_get(s, "id"));
@@ -325,6 +326,10 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 			p->last_error[0] = '\0';
 	} else {
 		char why[200];
+		/* the slots it did not make are no longer counted on the node
+		 * (else each failure takes room until the next health check) */
+		size_t missing = got < c->count ? c->count - got : 0;
+		n->slots -= missing < n->slots ? missing : n->slots;
 		json_t *e = j ? json_object_get(json_object_get(j, "error"), "message") : NULL;
 		snprintf(why, sizeof(why), "node %s: %s", n->name,
 			 res->status == 0 ? (res->error ?: "unreachable")
@@ -451,8 +456,9 @@ void pool_kick(struct pool *p)
 		waiter_serve(p, r->node, r->id);
 		free(r);
 	}
-	/* shrink: ready slots above warm go (leased ones never) */
-	while (p->n_ready > p->warm && !p->waiters && (r = ready_pop(p))) {
+	/* shrink: ready slots above warm go, and those beyond max (max lowered
+	 * below ready + leased); leased ones never */
+	while ((p->n_ready > p->warm || pool_total(p) > p->max) && !p->waiters && (r = ready_pop(p))) {
 		destroy_slot(r->node, r->id);
 		free(r);
 	}
