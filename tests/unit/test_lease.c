@@ -102,7 +102,7 @@ static void test_idle_reset_and_busy(void **state)
 	t = submit(P, "a", true);
 	now_s += 3 * IDLE_S;
 	leases_reap();
-	assert_non_null(lease_find(P, "a"));
+	assert_int_equal(lease_find(P, "a")->state, LEASE_ACTIVE);
 	finish(t);
 	now_s += IDLE_S + 0.01;
 	leases_reap();
@@ -208,7 +208,7 @@ static void test_exhausted_after_queue_timeout(void **state)
 	submit(P, "b", true);
 	settle();
 	assert_int_equal(P->n_waiting, 1);
-	assert_int_equal(creating(), 0); /* at max: nothing created */
+	assert_int_equal(pending("POST", "/v1/slots"), 0); /* at max: nothing created */
 	now_s = t0 + 4.99;
 	pool_kick(P);
 	settle();
@@ -297,6 +297,80 @@ static void test_node_down_after_two_timeouts(void **state)
 	health_check(); /* up again: a sync is asked for */
 	fake_answer(next_call("GET", "/v1/slots"), 200, "{\"slots\": []}");
 	assert_true(node_first()->up);
+}
+
+/* Releasing a tombstone forgets it at once. */
+static void test_release_tombstone(void **state)
+{
+	setup_pool(1, 4);
+	warm_up(8);
+	struct top *t = lease_one("a");
+	node_mark_down(node_first(), "test");
+	finish(t); /* nobody told: the tombstone stays */
+	struct lease *l = lease_find(P, "a");
+	assert_int_equal(l->state, LEASE_LOST);
+	lease_end(l, "released after loss");
+	assert_null(lease_find(P, "a"));
+	assert_int_equal(lease_count(), 0);
+}
+
+/* A lease whose request is gone when its slot comes (here: refused by a
+ * session queue of 0) labels the slot with a PATCH of its own, counted as
+ * running on the node meanwhile; then it is an idle session. */
+static void test_label_without_request(void **state)
+{
+	setup_pool(1, 4);
+	cfg.session_queue = 0;
+	warm_up(8);
+	submit(P, "a", true);
+	assert_string_equal(last_fail(), "SessionQueueFull");
+	settle();
+	struct lease *l = lease_find(P, "a");
+	struct fcall *f = next_call("PATCH", "/v1/slots/");
+	assert_non_null(f);
+	assert_string_equal(f->body, "{\"label\":\"p/a\"}");
+	assert_int_equal(node_first()->running, 1);
+	assert_int_equal(l->state, LEASE_ACQUIRING);
+	fake_answer(f, 200, "{}");
+	assert_int_equal(l->state, LEASE_ACTIVE);
+	assert_int_equal(node_first()->running, 0);
+	assert_int_equal(P->n_leased, 1);
+}
+
+/* The label PATCH refused: the session ends, its slot is destroyed. */
+static void test_label_refused(void **state)
+{
+	setup_pool(1, 4);
+	cfg.session_queue = 0;
+	warm_up(8);
+	submit(P, "a", true);
+	settle();
+	fake_answer(next_call("PATCH", "/v1/slots/"), 500, "{}");
+	assert_null(lease_find(P, "a"));
+	assert_int_equal(pending("DELETE", "/v1/slots/"), 1);
+	assert_int_equal(P->n_leased, 0);
+	assert_int_equal(node_first()->running, 0);
+}
+
+/* The node goes down while the PATCH is in flight: lost, and forgotten
+ * when the PATCH fails (nobody is waiting to be told). */
+static void test_label_node_down(void **state)
+{
+	setup_pool(1, 4);
+	cfg.session_queue = 0;
+	warm_up(8);
+	submit(P, "a", true);
+	settle();
+	struct fcall *f = next_call("PATCH", "/v1/slots/");
+	node_mark_down(node_first(), "test");
+	assert_int_equal(lease_find(P, "a")->state, LEASE_LOST);
+	fake_answer(f, 0, NULL);
+	assert_int_equal(node_first()->running, 0);
+	assert_int_equal(P->n_leased, 0);
+	/* a tombstone nobody was told about stays for the next request */
+	submit(P, "a", true);
+	assert_string_equal(last_fail(), "SessionLost");
+	assert_null(lease_find(P, "a"));
 }
 
 #define SLOT(id, label, state, fresh)                                                                                  \
@@ -411,6 +485,10 @@ int main(void)
 	    cmocka_unit_test(test_lost_while_busy),
 	    cmocka_unit_test(test_tombstone_reaped),
 	    cmocka_unit_test(test_node_down_after_two_timeouts),
+	    cmocka_unit_test(test_release_tombstone),
+	    cmocka_unit_test(test_label_without_request),
+	    cmocka_unit_test(test_label_refused),
+	    cmocka_unit_test(test_label_node_down),
 	    cmocka_unit_test(test_sync_first),
 	    cmocka_unit_test(test_sync_return),
 	    cmocka_unit_test(test_sync_periodic_30s),
