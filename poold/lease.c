@@ -103,7 +103,7 @@ static void running_on(struct lease *l, struct node *n)
 {
 	if (!l->busy_on && n) {
 		l->busy_on = n;
-		n->running++;
+		node_running_add(n);
 	}
 }
 
@@ -114,7 +114,7 @@ static void not_running(struct lease *l)
 	if (!n)
 		return;
 	l->busy_on = NULL;
-	if (n->running && !--n->running)
+	if (node_running_sub(n))
 		pools_kick_all();
 }
 
@@ -142,7 +142,7 @@ static void count_in(struct lease *l)
 {
 	if (!l->counted) {
 		l->counted = true;
-		l->pool->n_leased++;
+		pool_leased_add(l->pool);
 	}
 }
 
@@ -150,8 +150,7 @@ static void count_out(struct lease *l)
 {
 	if (l->counted) {
 		l->counted = false;
-		if (l->pool->n_leased)
-			l->pool->n_leased--;
+		pool_leased_sub(l->pool);
 	}
 }
 
@@ -192,24 +191,13 @@ static void run_next(struct lease *l)
 	op->start(l, op);
 }
 
-static void destroy_done(struct node *n, struct http_result *res, void *data)
-{
-	if (res->status != 202 && res->status != 404 && res->status != 0)
-		log_warn("node %s: destroying slot of an ended lease: HTTP %d", n->name, res->status);
-}
-
 /* The lease is over and idle: destroy its slot, forget it, refill. */
 static void lease_finish(struct lease *l)
 {
-	char path[64];
 	struct pool *p = l->pool;
 
-	if (l->node && l->slot_id[0] && l->node->up) {
-		snprintf(path, sizeof(path), "/v1/slots/%s", l->slot_id);
-		node_call(l->node, "DELETE", path, NULL, 0, destroy_done, NULL);
-		if (l->node->slots)
-			l->node->slots--;
-	}
+	if (l->node && l->slot_id[0] && l->node->up)
+		node_destroy_slot(l->node, l->slot_id);
 	count_out(l);
 	lease_free(l);
 	pool_kick(p);
@@ -435,16 +423,6 @@ static bool slot_owned(struct node *n, const char *id)
 	return ops_judged_holds(n, id);
 }
 
-static void sync_destroy(struct node *n, const char *id)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/v1/slots/%s", id);
-	node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
-	if (n->slots)
-		n->slots--;
-}
-
 /* Never served anyone. sandboxd says so ("fresh"); one too old to say is
  * judged by its counters. */
 static bool slot_json_fresh(json_t *s)
@@ -494,7 +472,7 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 				log_warn("node %s: slot %s is unlabelled but used (it ran code or held files); "
 					 "destroying it instead of adopting it",
 					 n->name, id);
-				sync_destroy(n, id);
+				node_destroy_slot(n, id);
 				destroyed++;
 				continue;
 			}
@@ -519,7 +497,7 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 		if (find_key(label)) {
 			/* a tombstone (lost with the node), or a newer lease elsewhere */
 			log_warn("node %s: slot %s (%s) superseded or lost; destroying it", n->name, id, label);
-			sync_destroy(n, id);
+			node_destroy_slot(n, id);
 			destroyed++;
 			continue;
 		}
@@ -530,7 +508,7 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 			log_warn("node %s: slot %s (%s) belongs to no session of ours (lost with the node, or "
 				 "released); destroying it",
 				 n->name, id, label);
-			sync_destroy(n, id);
+			node_destroy_slot(n, id);
 			destroyed++;
 			continue;
 		}

@@ -290,6 +290,41 @@ static void check_node(struct node *n)
 		n->checking = false;
 }
 
+void node_slots_add(struct node *n, size_t k)
+{
+	n->slots += k;
+}
+
+void node_slots_sub(struct node *n, size_t k)
+{
+	n->slots -= k < n->slots ? k : n->slots;
+}
+
+static void destroy_done(struct node *n, struct http_result *res, void *data)
+{
+	if (res->status != 202 && res->status != 404 && res->status != 0)
+		log_warn("node %s: destroying a slot: HTTP %d", n->name, res->status);
+}
+
+void node_destroy_slot(struct node *n, const char *slot_id)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/v1/slots/%s", slot_id);
+	node_slots_sub(n, 1);
+	node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
+}
+
+void node_running_add(struct node *n)
+{
+	n->running++;
+}
+
+bool node_running_sub(struct node *n)
+{
+	return n->running && !--n->running;
+}
+
 void nodes_check_all(void)
 {
 	for (struct node *n = nodes; n; n = n->next)

@@ -328,8 +328,7 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 		char why[200];
 		/* the slots it did not make are no longer counted on the node
 		 * (else each failure takes room until the next health check) */
-		size_t missing = got < c->count ? c->count - got : 0;
-		n->slots -= missing < n->slots ? missing : n->slots;
+		node_slots_sub(n, got < c->count ? c->count - got : 0);
 		json_t *e = j ? json_object_get(json_object_get(j, "error"), "message") : NULL;
 		snprintf(why, sizeof(why), "node %s: %s", n->name,
 			 res->status == 0 ? (res->error ?: "unreachable")
@@ -362,27 +361,12 @@ static bool create(struct pool *p, size_t count, bool direct)
 		free(c);
 		return false;
 	}
-	n->slots += count; /* until the next health check says otherwise */
+	node_slots_add(n, count); /* until the next health check says otherwise */
 	if (direct)
 		p->n_creating_direct += count;
 	else
 		p->n_creating += count;
 	return true;
-}
-
-static void destroy_done(struct node *n, struct http_result *res, void *data)
-{
-	if (res->status != 202 && res->status != 404 && res->status != 0)
-		log_warn("node %s: destroying slot: HTTP %d", n->name, res->status);
-}
-
-static void destroy_slot(struct node *n, const char *id)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/v1/slots/%s", id);
-	if (n->slots)
-		n->slots--;
-	node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
 }
 
 static void waiter_serve(struct pool *p, struct node *n, const char *id)
@@ -459,7 +443,7 @@ void pool_kick(struct pool *p)
 	/* shrink: ready slots above warm go, and those beyond max (max lowered
 	 * below ready + leased); leased ones never */
 	while ((p->n_ready > p->warm || pool_total(p) > p->max) && !p->waiters && (r = ready_pop(p))) {
-		destroy_slot(r->node, r->id);
+		node_destroy_slot(r->node, r->id);
 		free(r);
 	}
 	if (p->draining || now < p->retry_at)
@@ -612,6 +596,17 @@ void pools_node_down(struct node *n)
 		}
 }
 
+void pool_leased_add(struct pool *p)
+{
+	p->n_leased++;
+}
+
+void pool_leased_sub(struct pool *p)
+{
+	if (p->n_leased)
+		p->n_leased--;
+}
+
 void pool_judged_hold(struct pool *p)
 {
 	p->n_running++;
@@ -622,7 +617,7 @@ void pool_judged_return(struct pool *p, struct node *n, const char *slot_id, boo
 	if (p->n_running)
 		p->n_running--;
 	if (used || stopping || !n->up || p->draining)
-		destroy_slot(n, slot_id);
+		node_destroy_slot(n, slot_id);
 	else
 		ready_push(p, n, slot_id);
 	/* a slot freed on the node is room for any pool */
