@@ -321,7 +321,7 @@ int main(int argc, char **argv)
 		log_error("start-up: %s", err.msg[0] ? err.msg : "out of memory");
 		return 1;
 	}
-	ops_init(&cfg, m);
+	ops_init(loop, &cfg, m);
 	api_init(loop, &cfg, m);
 
 	ev_signal_init(&sig_term, on_signal, SIGTERM);
