@@ -69,6 +69,14 @@ void node_destroy_slot(struct node *n, const char *slot_id);
  * the count reached zero. */
 void node_running_add(struct node *n);
 bool node_running_sub(struct node *n);
+/* For discovery.c. node_discovered: the node named name (owned by the DNS
+ * group `owner`), added and checked at once, or the one retired under that
+ * name back (*back true); NULL when out of memory. node_retire: down (its
+ * sessions are lost) and forgotten: unlisted, unchecked, kept in memory
+ * for what still points at it. */
+struct node *node_discovered(const char *name, const char *url, const void *owner, bool *back);
+void node_retire(struct node *n, const char *why);
+const void *node_owner(const struct node *n);
 /* The health timer's pass: GET /v1/info of every node not being checked
  * (and the slot list read back when due). */
 void nodes_check_all(void);

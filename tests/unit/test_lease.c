@@ -123,7 +123,7 @@ static void test_max_lifetime(void **state)
 		assert_int_equal(l->state, LEASE_ACTIVE);
 	}
 	struct top *t = submit(P, "a", true); /* in flight */
-	submit(P, "a", true); /* queued behind it */
+	submit(P, "a", true);		      /* queued behind it */
 	now_s = t0 + LIFE_S + 0.01;
 	leases_reap();
 	assert_int_equal(l->state, LEASE_ENDING);
@@ -382,11 +382,12 @@ static void test_label_node_down(void **state)
 static void test_sync_first(void **state)
 {
 	setup_pool(1, 8);
-	node_up(8, "[" SLOT("00000000000000a1", LABEL("p/kept"), "ready", "false") ","
-		   SLOT("00000000000000a2", "", "ready", "true") ","
-		   SLOT("00000000000000a3", "", "ready", "false") ","
-		   SLOT("00000000000000a4", LABEL("other/x"), "ready", "false") ","
-		   SLOT("00000000000000a5", "", "creating", "true") "]");
+	node_up(8, "[" SLOT("00000000000000a1", LABEL("p/kept"), "ready", "false") "," SLOT(
+		       "00000000000000a2", "", "ready",
+		       "true") "," SLOT("00000000000000a3", "", "ready",
+					"false") "," SLOT("00000000000000a4", LABEL("other/x"), "ready",
+							  "false") "," SLOT("00000000000000a5", "", "creating",
+									    "true") "]");
 	struct lease *l = lease_find(P, "kept");
 	assert_non_null(l);
 	assert_true(l->recovered);
@@ -418,8 +419,8 @@ static void test_sync_return(void **state)
 	char slots[1024];
 	snprintf(slots, sizeof(slots),
 		 "[{\"id\": \"%s\", \"language\": \"python\", \"state\": \"ready\", \"fresh\": false, \"label\": "
-		 "\"p/a\"}," SLOT("00000000000000b2", LABEL("p/gone"), "ready", "false") ","
-		 SLOT("00000000000000b3", "", "ready", "true") "]",
+		 "\"p/a\"}," SLOT("00000000000000b2", LABEL("p/gone"), "ready",
+				  "false") "," SLOT("00000000000000b3", "", "ready", "true") "]",
 		 id);
 	size_t before = pending("DELETE", "/v1/slots/");
 	node_up(8, slots);
@@ -454,8 +455,8 @@ static void test_sync_periodic_30s(void **state)
 	char body[1024];
 	snprintf(body, sizeof(body),
 		 "{\"slots\": [{\"id\": \"%s\", \"language\": \"python\", \"state\": \"ready\", \"fresh\": false, "
-		 "\"label\": \"p/a\"}," SLOT("00000000000000c2", LABEL("p/astray"), "ready", "false") ","
-		 SLOT("00000000000000c3", "", "ready", "true") "]}",
+		 "\"label\": \"p/a\"}," SLOT("00000000000000c2", LABEL("p/astray"), "ready",
+					     "false") "," SLOT("00000000000000c3", "", "ready", "true") "]}",
 		 id);
 	size_t ready = P->n_ready;
 	fake_answer(next_call("GET", "/v1/slots"), 200, body);

@@ -248,7 +248,7 @@ static void test_judged_hold_and_return(void **state)
 	setup_pool(1, 2);
 	warm_up(8);
 	pool_take(P, 5, take_cb, NULL);
-	assert_int_equal(took.calls, 0); /* never synchronous */
+	assert_int_equal(took.calls, 0);    /* never synchronous */
 	assert_int_equal(pool_total(P), 1); /* in hand-off: counted */
 	settle();
 	assert_int_equal(took.err, 0);
