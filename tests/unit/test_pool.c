@@ -111,6 +111,62 @@ static void test_burst_hold_from_first_lease(void **state)
 	finish(u);
 }
 
+/* Leases every 0.1 s for 3 s (a contest start spread out): the hold keeps
+ * the first second's refill back; after it, each take is refilled at once
+ * (no batch per hold), so from then on no lease finds the pool empty. */
+static void test_steady_stream_refilled_after_hold(void **state)
+{
+	setup_pool(6, 64);
+	warm_up(64);
+	double t0 = now_s;
+	for (int k = 0; k < 30; k++) {
+		char id[8];
+		snprintf(id, sizeof(id), "s%d", k);
+		now_s = t0 + 0.1 * k;
+		pool_kick(P); /* the refill timer's or the tick's look */
+		if (now_s < t0 + HOLD)
+			assert_int_equal(creating(), 0); /* held */
+		answer_creates();			 /* the node makes them at once */
+		if (now_s >= t0 + HOLD + 0.1)
+			assert_true(P->n_ready > 0); /* never dry after the hold */
+		struct top *t = submit(P, id, true);
+		settle();
+		if (!t->started) { /* the pool ran dry in the hold: made on demand */
+			assert_true(now_s < t0 + HOLD + 0.1);
+			answer_creates();
+			settle();
+		}
+		assert_int_equal(t->started, 1);
+		finish(t);
+	}
+	assert_true(P->refill_due <= t0 + HOLD); /* one burst, one hold: none started since */
+}
+
+/* Beyond max_queue lease requests waiting for a slot, the next is refused
+ * at once (PoolExhausted), not after queue_timeout. */
+static void test_max_queue_refuses_at_once(void **state)
+{
+	setup_pool(0, 1);
+	cfg.max_queue = 2;
+	warm_up(8);
+	struct top *a = submit(P, "a", true);
+	settle();
+	answer_creates();
+	settle();
+	assert_int_equal(a->started, 1);
+	submit(P, "b", true);
+	submit(P, "c", true);
+	settle();
+	assert_int_equal(P->n_waiting, 2);
+	assert_int_equal(n_fails, 0);
+	submit(P, "d", true);
+	settle(); /* the same instant */
+	assert_int_equal(n_fails, 1);
+	assert_string_equal(fails[0].code, "PoolExhausted");
+	assert_int_equal(P->n_waiting, 2);
+	finish(a);
+}
+
 /* After a take, the refill timer looks again when the gap ends. */
 static void test_refill_timer_armed(void **state)
 {
@@ -299,6 +355,8 @@ int main(void)
 	    cmocka_unit_test(test_refill_waits_for_gap_and_quiet_node),
 	    cmocka_unit_test(test_refill_hold_ends),
 	    cmocka_unit_test(test_burst_hold_from_first_lease),
+	    cmocka_unit_test(test_steady_stream_refilled_after_hold),
+	    cmocka_unit_test(test_max_queue_refuses_at_once),
 	    cmocka_unit_test(test_refill_timer_armed),
 	    cmocka_unit_test(test_on_demand_not_held),
 	    cmocka_unit_test(test_create_backoff),
