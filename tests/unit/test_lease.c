@@ -299,6 +299,32 @@ static void test_node_down_after_two_timeouts(void **state)
 	assert_true(node_first()->up);
 }
 
+static int call_answers;
+
+static void count_answer(struct node *n, struct http_result *res, void *data)
+{
+	call_answers++;
+}
+
+/* A node call that times out says the node is slow, not gone; one that is
+ * refused marks it down at once (its sessions are lost). */
+static void test_call_timeout_vs_refused(void **state)
+{
+	setup_pool(1, 4);
+	warm_up(8);
+	finish(lease_one("a"));
+	assert_non_null(node_call(node_first(), "GET", "/v1/slots/x", NULL, 0, count_answer, NULL));
+	fake_answer_full(next_call("GET", "/v1/slots/x"), 0, true, NULL);
+	assert_int_equal(call_answers, 1);
+	assert_true(node_first()->up);
+	assert_int_equal(lease_find(P, "a")->state, LEASE_ACTIVE);
+	node_call(node_first(), "GET", "/v1/slots/y", NULL, 0, count_answer, NULL);
+	fake_answer(next_call("GET", "/v1/slots/y"), 0, NULL);
+	assert_int_equal(call_answers, 2);
+	assert_false(node_first()->up);
+	assert_int_equal(lease_find(P, "a")->state, LEASE_LOST);
+}
+
 /* Releasing a tombstone forgets it at once. */
 static void test_release_tombstone(void **state)
 {
@@ -486,6 +512,7 @@ int main(void)
 	    cmocka_unit_test(test_lost_while_busy),
 	    cmocka_unit_test(test_tombstone_reaped),
 	    cmocka_unit_test(test_node_down_after_two_timeouts),
+	    cmocka_unit_test(test_call_timeout_vs_refused),
 	    cmocka_unit_test(test_release_tombstone),
 	    cmocka_unit_test(test_label_without_request),
 	    cmocka_unit_test(test_label_refused),
