@@ -668,6 +668,22 @@ void pool_resize(struct pool *p, uint64_t warm, uint64_t max)
 	pool_kick(p);
 }
 
+void pool_set_timeouts(struct pool *p, uint64_t idle_timeout_ms, uint64_t max_lifetime_ms)
+{
+	p->idle_timeout_ms = idle_timeout_ms;
+	p->max_lifetime_ms = max_lifetime_ms;
+}
+
+void pool_reload(struct pool *p, const struct pool_conf *pc)
+{
+	pool_set_timeouts(p, pc->idle_timeout_ms, pc->max_lifetime_ms);
+	json_decref(p->limits);
+	p->limits = json_incref(pc->limits);
+	pool_resize(p, pc->warm, pc->max);
+	if (pc->warm_auto || pc->max_auto)
+		pool_set_auto(p, pc->warm_auto, pc->max_auto);
+}
+
 void pool_set_draining(struct pool *p, bool draining)
 {
 	p->draining = draining;

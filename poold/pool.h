@@ -119,6 +119,10 @@ void pools_node_down(struct node *n);
 /* Admin: change sizes and timeouts, effective at once (explicit numbers:
  * no longer auto). */
 void pool_resize(struct pool *p, uint64_t warm, uint64_t max);
+void pool_set_timeouts(struct pool *p, uint64_t idle_timeout_ms, uint64_t max_lifetime_ms);
+/* SIGHUP: the pool's section of the re-read file (sizes, auto, timeouts,
+ * limits; language and stateful need a restart). */
+void pool_reload(struct pool *p, const struct pool_conf *pc);
 void pool_set_draining(struct pool *p, bool draining);
 /* Something changed (lease ended, node up): refill and serve waiters. */
 void pool_kick(struct pool *p);
