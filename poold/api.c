@@ -97,8 +97,7 @@ static void patch_pool(struct http_request *req, struct pool *p, json_t *b)
 				   (unsigned long long)warm, (unsigned long long)max);
 		return;
 	}
-	p->idle_timeout_ms = idle * 1000;
-	p->max_lifetime_ms = life * 1000;
+	pool_set_timeouts(p, idle * 1000, life * 1000);
 	pool_resize(p, warm, max);
 	char warning[400];
 	json_t *ans = pool_json(p);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 #include "node.h"
 #include "ops.h"
@@ -85,7 +86,7 @@ static struct lease *lease_new(struct pool *p, const char *key)
 	}
 	l->ident = strchr(l->key, '/') + 1;
 	l->pool = p;
-	l->created = l->last_used = ev_now(loop);
+	l->created = l->last_used = poold_now(loop);
 	unsigned h = hash(key);
 	l->hnext = table[h];
 	table[h] = l;
@@ -102,7 +103,7 @@ static void running_on(struct lease *l, struct node *n)
 {
 	if (!l->busy_on && n) {
 		l->busy_on = n;
-		n->running++;
+		node_running_add(n);
 	}
 }
 
@@ -113,7 +114,7 @@ static void not_running(struct lease *l)
 	if (!n)
 		return;
 	l->busy_on = NULL;
-	if (n->running && !--n->running)
+	if (node_running_sub(n))
 		pools_kick_all();
 }
 
@@ -141,7 +142,7 @@ static void count_in(struct lease *l)
 {
 	if (!l->counted) {
 		l->counted = true;
-		l->pool->n_leased++;
+		pool_leased_add(l->pool);
 	}
 }
 
@@ -149,8 +150,7 @@ static void count_out(struct lease *l)
 {
 	if (l->counted) {
 		l->counted = false;
-		if (l->pool->n_leased)
-			l->pool->n_leased--;
+		pool_leased_sub(l->pool);
 	}
 }
 
@@ -167,7 +167,7 @@ static void fail_queue(struct lease *l, int status, const char *code, const char
 
 json_t *lease_to_json(const struct lease *l)
 {
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 	double idle_left = (double)l->pool->idle_timeout_ms / 1000.0 - (now - l->last_used);
 	return json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:f, s:f, s:f, s:I, s:I, s:b}", "identifier", l->ident, "pool",
 			 l->pool->name, "node", l->node ? l->node->name : NULL, "slot",
@@ -186,29 +186,18 @@ static void run_next(struct lease *l)
 		l->tail = NULL;
 	l->queued--;
 	l->busy = true;
-	l->last_used = ev_now(loop);
+	l->last_used = poold_now(loop);
 	running_on(l, l->node); /* already counted when it comes from label_done */
 	op->start(l, op);
-}
-
-static void destroy_done(struct node *n, struct http_result *res, void *data)
-{
-	if (res->status != 202 && res->status != 404 && res->status != 0)
-		log_warn("node %s: destroying slot of an ended lease: HTTP %d", n->name, res->status);
 }
 
 /* The lease is over and idle: destroy its slot, forget it, refill. */
 static void lease_finish(struct lease *l)
 {
-	char path[64];
 	struct pool *p = l->pool;
 
-	if (l->node && l->slot_id[0] && l->node->up) {
-		snprintf(path, sizeof(path), "/v1/slots/%s", l->slot_id);
-		node_call(l->node, "DELETE", path, NULL, 0, destroy_done, NULL);
-		if (l->node->slots)
-			l->node->slots--;
-	}
+	if (l->node && l->slot_id[0] && l->node->up)
+		node_destroy_slot(l->node, l->slot_id);
 	count_out(l);
 	lease_free(l);
 	pool_kick(p);
@@ -238,7 +227,7 @@ void lease_op_done(struct lease *l)
 {
 	l->busy = false;
 	not_running(l);
-	l->last_used = ev_now(loop);
+	l->last_used = poold_now(loop);
 	l->executions++;
 	if (l->state == LEASE_ENDING) {
 		lease_finish(l);
@@ -268,9 +257,9 @@ void lease_fail_transport(struct lease *l, struct lease_op *op, const char *erro
 static void activate(struct lease *l)
 {
 	l->state = LEASE_ACTIVE;
-	l->acquired_in = ev_now(loop) - l->created;
+	l->acquired_in = poold_now(loop) - l->created;
 	telemetry_lease_wait(l->pool->name, l->acquired_in);
-	l->last_used = ev_now(loop);
+	l->last_used = poold_now(loop);
 	log_info("lease %s → slot %s on %s (%.1f ms)", l->key, l->slot_id, l->node->name, l->acquired_in * 1000);
 }
 
@@ -360,7 +349,7 @@ void lease_submit(struct pool *p, const char *ident, struct lease_op *op)
 	cleanup_free char *key = make_key(p, ident);
 	struct lease *l = key ? find_key(key) : NULL;
 
-	op->enqueued = ev_now(loop);
+	op->enqueued = poold_now(loop);
 	op->next = NULL;
 	if (l && l->state == LEASE_LOST) {
 		op->fail(op, 410, "SessionLost",
@@ -414,7 +403,7 @@ void leases_node_down(struct node *n)
 			continue;
 		}
 		l->state = LEASE_LOST;
-		l->last_used = ev_now(loop);
+		l->last_used = poold_now(loop);
 		if (l->head)
 			l->lost_told = true;
 		fail_queue(l, 410, "SessionLost", "the node holding this session stopped answering; its state is gone",
@@ -432,16 +421,6 @@ static bool slot_owned(struct node *n, const char *id)
 		if (l->node == n && l->state != LEASE_LOST && strcmp(l->slot_id, id) == 0)
 			return true;
 	return ops_judged_holds(n, id);
-}
-
-static void sync_destroy(struct node *n, const char *id)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/v1/slots/%s", id);
-	node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
-	if (n->slots)
-		n->slots--;
 }
 
 /* Never served anyone. sandboxd says so ("fresh"); one too old to say is
@@ -467,7 +446,7 @@ static void recover(struct pool *p, struct node *n, const char *id, const char *
 	l->created = json_real_value(json_object_get(s, "created"));
 	l->last_used = json_real_value(json_object_get(s, "last_used"));
 	if (l->last_used < l->created)
-		l->last_used = ev_now(loop);
+		l->last_used = poold_now(loop);
 	l->executions = (unsigned long)json_integer_value(json_object_get(s, "runs"));
 	count_in(l);
 }
@@ -493,7 +472,7 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 				log_warn("node %s: slot %s is unlabelled but used (it ran code or held files); "
 					 "destroying it instead of adopting it",
 					 n->name, id);
-				sync_destroy(n, id);
+				node_destroy_slot(n, id);
 				destroyed++;
 				continue;
 			}
@@ -518,7 +497,7 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 		if (find_key(label)) {
 			/* a tombstone (lost with the node), or a newer lease elsewhere */
 			log_warn("node %s: slot %s (%s) superseded or lost; destroying it", n->name, id, label);
-			sync_destroy(n, id);
+			node_destroy_slot(n, id);
 			destroyed++;
 			continue;
 		}
@@ -529,7 +508,7 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 			log_warn("node %s: slot %s (%s) belongs to no session of ours (lost with the node, or "
 				 "released); destroying it",
 				 n->name, id, label);
-			sync_destroy(n, id);
+			node_destroy_slot(n, id);
 			destroyed++;
 			continue;
 		}
@@ -545,9 +524,9 @@ void leases_node_sync(struct node *n, json_t *slots, enum lease_sync how)
 			 kept, adopted, destroyed);
 }
 
-static void reap_cb(struct ev_loop *lp, ev_timer *w, int revents)
+void leases_reap(void)
 {
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 	for (struct lease *l = all, *next; l; l = next) {
 		next = l->next;
 		double idle = (double)l->pool->idle_timeout_ms / 1000.0;
@@ -563,6 +542,11 @@ static void reap_cb(struct ev_loop *lp, ev_timer *w, int revents)
 		else if (now - l->created > (double)l->pool->max_lifetime_ms / 1000.0)
 			lease_end(l, "max lifetime");
 	}
+}
+
+static void reap_cb(struct ev_loop *lp, ev_timer *w, int revents)
+{
+	leases_reap();
 }
 
 int leases_init(struct ev_loop *l, const struct psettings *st)

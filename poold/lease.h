@@ -93,6 +93,10 @@ json_t *lease_to_json(const struct lease *l);
  * answers 410 when the session is lost with its node, else 502. */
 void lease_fail_transport(struct lease *l, struct lease_op *op, const char *error);
 const char *lease_state_name(enum lease_state st);
+/* The reaper's pass (every second): leases idle longer than their pool's
+ * idle_timeout or older than its max_lifetime end; lost tombstones idle
+ * that long are forgotten. */
+void leases_reap(void);
 /* Graceful stop: true once no operation is running. */
 bool leases_idle(void);
 

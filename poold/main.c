@@ -179,13 +179,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		}
 		if (strcmp(p->language, pc->language) != 0 || p->stateful != pc->stateful)
 			log_warn("reload: pool %s changed language or stateful: that needs a restart", pc->name);
-		p->idle_timeout_ms = pc->idle_timeout_ms;
-		p->max_lifetime_ms = pc->max_lifetime_ms;
-		json_decref(p->limits);
-		p->limits = json_incref(pc->limits);
-		pool_resize(p, pc->warm, pc->max);
-		if (pc->warm_auto || pc->max_auto)
-			pool_set_auto(p, pc->warm_auto, pc->max_auto);
+		pool_reload(p, pc);
 	}
 	/* tokens and rate limits: swap in the new ones */
 	struct auth *old = cfg.auth;
@@ -321,7 +315,7 @@ int main(int argc, char **argv)
 		log_error("start-up: %s", err.msg[0] ? err.msg : "out of memory");
 		return 1;
 	}
-	ops_init(&cfg, m);
+	ops_init(loop, &cfg, m);
 	api_init(loop, &cfg, m);
 
 	ev_signal_init(&sig_term, on_signal, SIGTERM);

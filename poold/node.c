@@ -1,73 +1,35 @@
-/* node.c — see node.h.
- *
- * DNS discovery: a `[node:NAME] dns = HOST:PORT` section is a group, not a
- * node. HOST is resolved (every A and AAAA record) at start and then every
- * `dns_interval`; each address becomes a node named NAME-<address> with url
- * http://<address>:PORT. An address missing from a later successful answer
- * is marked down (its sessions are lost, as with any node that stops
- * answering) and forgotten: no longer listed, checked or counted. A failed
- * or empty answer changes nothing (a DNS outage must not drop every node;
- * the health checks still tell whether the nodes answer). The resolution
- * (getaddrinfo, which blocks) runs in a short-lived child process that
- * writes one address per line to a pipe read by an ev_io: the loop never
- * waits on DNS. Forgotten nodes are kept in memory (leases and calls in
- * flight may still point at them) and revived if their address comes back. */
+/* node.c — see node.h. Nodes come from the configuration ([node:NAME] url)
+ * and from DNS discovery (discovery.c: node_discovered, node_retire).
+ * Retired nodes (gone from their DNS answer) are kept in memory (leases
+ * and calls in flight may still point at them) and revived if their
+ * address comes back. */
 #include "node.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
+#include "discovery.h"
 #include "json.h"
 #include "lease.h"
 #include "log.h"
 #include "pool.h"
 
-#define DOWN_AFTER    2
-#define RECONCILE_S   30.0  /* a node that is up is read back this often */
-#define DNS_TIMEOUT   5.0   /* seconds one resolution may take */
-#define DNS_MAX_OUT   65536 /* bytes of answer read from the resolver child */
-#define DNS_MAX_ADDRS 1024  /* addresses taken from one answer */
-
-struct dns_group;
+#define DOWN_AFTER  2
+#define RECONCILE_S 30.0 /* a node that is up is read back this often */
 
 /* What node.c keeps beside the public struct node (which comes first). */
 struct node_priv {
 	struct node pub;
-	struct dns_group *group; /* NULL: a configured url */
-	bool retired;		 /* vanished from its DNS answer: unlisted, unchecked */
-	bool seen;		 /* in the answer being merged */
-	bool ever_synced;	 /* read back once: later syncs recover no lease */
-	bool syncing;		 /* GET /v1/slots in flight */
-	double synced_at;	 /* last sync started (for the periodic one) */
+	const void *owner; /* its DNS group (discovery.c); NULL: a configured url */
+	bool retired;	   /* vanished from its DNS answer: unlisted, unchecked */
+	bool ever_synced;  /* read back once: later syncs recover no lease */
+	bool syncing;	   /* GET /v1/slots in flight */
+	double synced_at;  /* last sync started (for the periodic one) */
 	struct node_priv *next_retired;
-};
-
-struct dns_group {
-	char *name; /* the [node:NAME] */
-	char *host;
-	char *port;
-	ev_timer timer;	   /* every dns_interval */
-	ev_timer deadline; /* DNS_TIMEOUT of the running resolution */
-	ev_io io;
-	ev_child child;
-	pid_t pid; /* the resolver child, 0 when none runs */
-	int fd;
-	bool eof, exited, failing;
-	int status;
-	char *out;
-	size_t out_len;
-	struct dns_group *next;
 };
 
 static struct ev_loop *loop;
@@ -75,8 +37,8 @@ static struct http_client *client;
 static const struct psettings *cfg;
 static struct node *nodes;
 static struct node_priv *retired;
-static struct dns_group *groups;
 static ev_timer health_timer;
+static node_transport_fn transport = http_call_start;
 
 static inline struct node_priv *priv(struct node *n)
 {
@@ -171,12 +133,17 @@ static struct http_call *call_start(struct node *n, const char *label, const cha
 	    .header_name = label ? "X-Warmpool-Label" : NULL,
 	    .header_value = label,
 	};
-	call = http_call_start(client, &o, node_call_done, c);
+	call = transport(client, &o, node_call_done, c);
 	if (!call) {
 		free(owned);
 		free(c);
 	}
 	return call;
+}
+
+void node_set_transport(node_transport_fn fn)
+{
+	transport = fn ? fn : http_call_start;
 }
 
 struct http_call *node_call(struct node *n, const char *method, const char *path, json_t *body, double timeout,
@@ -240,7 +207,7 @@ static void node_sync(struct node *n)
 
 	if (p->syncing)
 		return;
-	p->synced_at = ev_now(loop);
+	p->synced_at = poold_now(loop);
 	p->syncing = node_call(n, "GET", "/v1/slots", NULL, 0, sync_done, (void *)(intptr_t)how) != NULL;
 }
 
@@ -259,7 +226,7 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 		return;
 	}
 	n->failures = 0;
-	n->last_ok = ev_now(loop);
+	n->last_ok = poold_now(loop);
 	json_decref(n->info);
 	n->info = j;
 	n->capacity = (size_t)json_integer_value(json_object_get(j, "capacity"));
@@ -269,7 +236,7 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 		log_info("node %s (%s) is up: cgroup %s, capacity %zu, %zu slots", n->name, n->url,
 			 json_string_value(json_object_get(j, "cgroup")) ?: "?", n->capacity, n->slots);
 		node_sync(n);
-	} else if (!n->synced || ev_now(loop) - priv(n)->synced_at >= RECONCILE_S) {
+	} else if (!n->synced || poold_now(loop) - priv(n)->synced_at >= RECONCILE_S) {
 		node_sync(n);
 	}
 }
@@ -283,10 +250,50 @@ static void check_node(struct node *n)
 		n->checking = false;
 }
 
-static void health_cb(struct ev_loop *l, ev_timer *w, int revents)
+void node_slots_add(struct node *n, size_t k)
+{
+	n->slots += k;
+}
+
+void node_slots_sub(struct node *n, size_t k)
+{
+	n->slots -= k < n->slots ? k : n->slots;
+}
+
+static void destroy_done(struct node *n, struct http_result *res, void *data)
+{
+	if (res->status != 202 && res->status != 404 && res->status != 0)
+		log_warn("node %s: destroying a slot: HTTP %d", n->name, res->status);
+}
+
+void node_destroy_slot(struct node *n, const char *slot_id)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/v1/slots/%s", slot_id);
+	node_slots_sub(n, 1);
+	node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
+}
+
+void node_running_add(struct node *n)
+{
+	n->running++;
+}
+
+bool node_running_sub(struct node *n)
+{
+	return n->running && !--n->running;
+}
+
+void nodes_check_all(void)
 {
 	for (struct node *n = nodes; n; n = n->next)
 		check_node(n);
+}
+
+static void health_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	nodes_check_all();
 }
 
 static void node_append(struct node *n)
@@ -296,52 +303,6 @@ static void node_append(struct node *n)
 		tail = &(*tail)->next;
 	n->next = NULL;
 	*tail = n;
-}
-
-/* ---- DNS discovery (see the top of this file) ---- */
-
-/* In the child: resolve, write "A <address>\n" lines or "E <why>\n", exit. */
-static void __attribute__((noreturn)) dns_child(const struct dns_group *g, int fd)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-	static char out[DNS_MAX_OUT];
-	size_t len = 0;
-	sigset_t none;
-	int r;
-
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL); /* not libev's handlers: their fds are closed below */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	alarm((unsigned)DNS_TIMEOUT + 1);
-	if (dup2(fd, 3) < 0)
-		_exit(1);
-	close_range(4, ~0u, 0); /* no listening socket of poold's lingers in here */
-	r = getaddrinfo(g->host, NULL, &hints, &res);
-	if (r != 0) {
-		len = (size_t)snprintf(out, sizeof(out), "E %s\n", r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
-	} else {
-		for (struct addrinfo *ai = res; ai && len + INET6_ADDRSTRLEN + 4 < sizeof(out); ai = ai->ai_next) {
-			char a[INET6_ADDRSTRLEN];
-			const void *src = ai->ai_family == AF_INET6
-					      ? (void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-					      : (void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-			if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
-			    inet_ntop(ai->ai_family, src, a, sizeof(a)))
-				len += (size_t)snprintf(out + len, sizeof(out) - len, "A %s\n", a);
-		}
-	}
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(3, out + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			_exit(1);
-		off += (size_t)n;
-	}
-	_exit(r == 0 ? 0 : 1);
 }
 
 static struct node_priv *retired_take(const char *name)
@@ -357,47 +318,38 @@ static struct node_priv *retired_take(const char *name)
 	return NULL;
 }
 
-static void dns_add(struct dns_group *g, const char *addr)
+struct node *node_discovered(const char *name, const char *url, const void *owner, bool *back)
 {
-	char name[400], url[400];
 	struct node_priv *p;
-	struct node *n;
 
-	snprintf(name, sizeof(name), "%s-%s", g->name, addr);
-	if ((n = node_find(name))) {
-		priv(n)->seen = true;
-		return;
-	}
 	if ((p = retired_take(name))) {
 		p->retired = false;
 		p->pub.failures = 0;
-		log_info("node %s (%s) is back in the DNS answer for %s", name, p->pub.url, g->host);
+		*back = true;
 	} else {
-		snprintf(url, sizeof(url), strchr(addr, ':') ? "http://[%s]:%s" : "http://%s:%s", addr, g->port);
 		p = calloc(1, sizeof(*p));
 		if (!p || !(p->pub.name = strdup(name)) || !(p->pub.url = strdup(url))) {
 			if (p)
 				free(p->pub.name);
 			free(p);
-			log_error("dns %s: out of memory adding node %s", g->host, name);
-			return;
+			return NULL;
 		}
-		p->group = g;
-		log_info("node %s (%s) discovered through DNS name %s", name, url, g->host);
+		p->owner = owner;
+		*back = false;
 	}
-	p->seen = true;
 	node_append(&p->pub);
 	check_node(&p->pub);
+	return &p->pub;
 }
 
-static void dns_retire(struct dns_group *g, struct node *n)
+void node_retire(struct node *n, const char *why)
 {
 	struct node **pp = &nodes;
 	while (*pp && *pp != n)
 		pp = &(*pp)->next;
 	if (!*pp)
 		return;
-	node_mark_down(n, "vanished from DNS");
+	node_mark_down(n, why);
 	*pp = n->next;
 	n->next = NULL;
 	priv(n)->retired = true;
@@ -406,208 +358,11 @@ static void dns_retire(struct dns_group *g, struct node *n)
 	json_decref(n->info);
 	n->info = NULL;
 	n->capacity = n->slots = 0;
-	log_info("node %s (%s) is no longer in the DNS answer for %s: down and forgotten", n->name, n->url, g->host);
 }
 
-/* A finished resolution: merge its addresses into the node list. */
-static void dns_finish(struct dns_group *g)
+const void *node_owner(const struct node *n)
 {
-	char *line, *save = NULL, why[300] = "";
-	size_t count = 0;
-	bool ok = WIFEXITED(g->status) && WEXITSTATUS(g->status) == 0;
-
-	g->out = g->out ? g->out : strdup("");
-	if (!g->out)
-		return;
-	for (struct node *n = nodes; n; n = n->next)
-		priv(n)->seen = false;
-	for (line = strtok_r(g->out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (line[0] == 'E' && line[1] == ' ')
-			snprintf(why, sizeof(why), "%s", line + 2);
-		else if (ok && line[0] == 'A' && line[1] == ' ' && count < DNS_MAX_ADDRS && strlen(line + 2) < 64) {
-			count++;
-			dns_add(g, line + 2);
-		}
-	}
-	if (!ok || count == 0) {
-		if (!why[0])
-			snprintf(why, sizeof(why), "%s",
-				 !ok && WIFSIGNALED(g->status) ? "timed out"
-				 : ok			       ? "no address"
-							       : "resolver failed");
-		if (!g->failing)
-			log_warn("dns %s: %s; keeping the nodes known so far", g->host, why);
-		g->failing = true;
-	} else {
-		if (g->failing)
-			log_info("dns %s resolves again (%zu addresses)", g->host, count);
-		g->failing = false;
-		for (struct node *n = nodes, *next; n; n = next) {
-			next = n->next;
-			if (priv(n)->group == g && !priv(n)->seen)
-				dns_retire(g, n);
-		}
-	}
-	free(g->out);
-	g->out = NULL;
-	g->out_len = 0;
-}
-
-/* Read what the child wrote; true at end of file (or on an error). */
-static bool dns_read(struct dns_group *g)
-{
-	char buf[4096];
-	for (;;) {
-		ssize_t n = read(g->fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return false;
-		if (n <= 0)
-			return true;
-		if (g->out_len + (size_t)n >= DNS_MAX_OUT)
-			continue; /* an absurd answer: keep the head, drain the rest */
-		char *o = realloc(g->out, g->out_len + (size_t)n + 1);
-		if (!o)
-			continue;
-		memcpy(o + g->out_len, buf, (size_t)n);
-		g->out = o;
-		g->out_len += (size_t)n;
-		g->out[g->out_len] = '\0';
-	}
-}
-
-static void dns_maybe_done(struct dns_group *g)
-{
-	if (!g->eof || !g->exited)
-		return;
-	ev_timer_stop(loop, &g->deadline);
-	g->pid = 0;
-	dns_finish(g);
-}
-
-static void dns_io_cb(struct ev_loop *l, ev_io *w, int revents)
-{
-	struct dns_group *g = w->data;
-	if (!dns_read(g))
-		return;
-	ev_io_stop(loop, &g->io);
-	close(g->fd);
-	g->fd = -1;
-	g->eof = true;
-	dns_maybe_done(g);
-}
-
-static void dns_child_cb(struct ev_loop *l, ev_child *w, int revents)
-{
-	struct dns_group *g = w->data;
-	ev_child_stop(loop, &g->child);
-	g->status = w->rstatus;
-	g->exited = true;
-	dns_maybe_done(g);
-}
-
-static void dns_deadline_cb(struct ev_loop *l, ev_timer *w, int revents)
-{
-	struct dns_group *g = w->data;
-	if (g->pid > 0)
-		kill(g->pid, SIGKILL); /* dns_child_cb follows */
-}
-
-/* Fork the resolver child; its answer comes back through the pipe. */
-static int dns_spawn(struct dns_group *g)
-{
-	int fds[2];
-	pid_t pid;
-
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(fds[0]);
-		close(fds[1]);
-		return -e;
-	}
-	if (pid == 0)
-		dns_child(g, fds[1]);
-	close(fds[1]);
-	g->pid = pid;
-	g->fd = fds[0];
-	g->eof = g->exited = false;
-	g->status = 0;
-	return 0;
-}
-
-static void dns_timer_cb(struct ev_loop *l, ev_timer *w, int revents)
-{
-	struct dns_group *g = w->data;
-	int r;
-
-	if (g->pid > 0)
-		return; /* the last one still runs (it has its deadline) */
-	if ((r = dns_spawn(g)) < 0) {
-		log_warn("dns %s: cannot start the resolver: %s", g->host, strerror(-r));
-		return;
-	}
-	fcntl(g->fd, F_SETFL, fcntl(g->fd, F_GETFL) | O_NONBLOCK);
-	ev_io_init(&g->io, dns_io_cb, g->fd, EV_READ);
-	g->io.data = g;
-	ev_io_start(loop, &g->io);
-	ev_child_init(&g->child, dns_child_cb, g->pid, 0);
-	g->child.data = g;
-	ev_child_start(loop, &g->child);
-	ev_timer_init(&g->deadline, dns_deadline_cb, DNS_TIMEOUT, 0.0);
-	g->deadline.data = g;
-	ev_timer_start(loop, &g->deadline);
-}
-
-/* The first resolution, before the loop runs: main.c's start-up waits for
- * the nodes it finds to answer and be read back before poold listens. */
-static void dns_first(struct dns_group *g)
-{
-	double left = DNS_TIMEOUT * 1000;
-	int r;
-
-	if ((r = dns_spawn(g)) < 0) {
-		log_warn("dns %s: cannot start the resolver: %s", g->host, strerror(-r));
-		return;
-	}
-	while (!g->eof && left > 0) {
-		struct pollfd pfd = {.fd = g->fd, .events = POLLIN};
-		double t0 = ev_time();
-		if (poll(&pfd, 1, (int)left) > 0)
-			g->eof = dns_read(g);
-		left -= (ev_time() - t0) * 1000;
-	}
-	if (!g->eof)
-		kill(g->pid, SIGKILL);
-	close(g->fd);
-	g->fd = -1;
-	while (waitpid(g->pid, &g->status, 0) < 0 && errno == EINTR)
-		;
-	g->pid = 0;
-	dns_finish(g);
-}
-
-static int dns_group_new(const struct node_conf *nc, struct wp_error *err)
-{
-	const char *target = nc->url + 4, *colon = strrchr(target, ':');
-	struct dns_group *g = calloc(1, sizeof(*g));
-
-	if (!g || !colon || !(g->name = strdup(nc->name)) || !(g->host = strndup(target, (size_t)(colon - target))) ||
-	    !(g->port = strdup(colon + 1)))
-		return wp_error_set(err, ENOMEM, "out of memory");
-	g->fd = -1;
-	g->next = groups;
-	groups = g;
-	g->timer.data = g;
-	ev_timer_init(&g->timer, dns_timer_cb, (double)nc->dns_interval_ms / 1000.0,
-		      (double)nc->dns_interval_ms / 1000.0);
-	ev_timer_start(loop, &g->timer);
-	log_info("node group %s: resolving %s every %.0f s", g->name, target, (double)nc->dns_interval_ms / 1000.0);
-	dns_first(g);
-	return 0;
+	return ((const struct node_priv *)n)->owner;
 }
 
 int nodes_init(struct ev_loop *l, struct http_client *hc, const struct psettings *st, struct wp_error *err)
@@ -617,7 +372,7 @@ int nodes_init(struct ev_loop *l, struct http_client *hc, const struct psettings
 	cfg = st;
 	for (const struct node_conf *nc = st->nodes; nc; nc = nc->next) {
 		if (strncmp(nc->url, "dns:", 4) == 0) {
-			if (dns_group_new(nc, err) < 0)
+			if (discovery_add(loop, nc, err) < 0)
 				return -ENOMEM;
 			continue;
 		}
@@ -634,16 +389,5 @@ int nodes_init(struct ev_loop *l, struct http_client *hc, const struct psettings
 void nodes_stop(void)
 {
 	ev_timer_stop(loop, &health_timer);
-	for (struct dns_group *g = groups; g; g = g->next) {
-		ev_timer_stop(loop, &g->timer);
-		ev_timer_stop(loop, &g->deadline);
-		if (g->pid > 0) {
-			kill(g->pid, SIGKILL);
-			ev_io_stop(loop, &g->io);
-			ev_child_stop(loop, &g->child);
-			close(g->fd);
-			g->fd = -1;
-			g->pid = 0;
-		}
-	}
+	discovery_stop();
 }

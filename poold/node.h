@@ -26,9 +26,9 @@ struct node {
 	double last_ok;
 	json_t *info; /* last GET /v1/info */
 	size_t capacity;
-	size_t slots; /* total slots it holds (from info, adjusted as we go) */
+	size_t slots; /* total slots it holds (from info, adjusted as we go: node_slots_*) */
 	bool checking;
-	size_t running; /* session operations poold has in flight on it (lease.c) */
+	size_t running; /* session operations poold has in flight on it (node_running_*) */
 	struct node *next;
 };
 
@@ -52,6 +52,34 @@ struct http_call *node_call_label(struct node *n, const char *label, const char 
 struct http_call *node_call_raw(struct node *n, const char *label, const char *method, const char *path,
 				const char *ctype, const void *body, size_t len, double timeout, node_done_fn done,
 				void *data);
+/* What carries node calls: http_call_start, unless a unit test puts a fake
+ * node in its place (it answers through `done` later, as HTTP would). */
+typedef struct http_call *(*node_transport_fn)(struct http_client *c, const struct http_call_opts *o,
+					       http_call_done_fn done, void *data);
+void node_set_transport(node_transport_fn fn);
+/* Slots the node holds as poold counts them between health checks (each
+ * check sets the node's own figure): up by the slots a create asks for,
+ * down by those it did not make and by every slot destroyed. */
+void node_slots_add(struct node *n, size_t k);
+void node_slots_sub(struct node *n, size_t k);
+/* DELETE /v1/slots/<id> (the answer is only logged) and one slot less. */
+void node_destroy_slot(struct node *n, const char *slot_id);
+/* Session operations in flight on the node (lease.c: one per busy lease).
+ * Pools refill a node once it is quiet: node_running_sub returns true when
+ * the count reached zero. */
+void node_running_add(struct node *n);
+bool node_running_sub(struct node *n);
+/* For discovery.c. node_discovered: the node named name (owned by the DNS
+ * group `owner`), added and checked at once, or the one retired under that
+ * name back (*back true); NULL when out of memory. node_retire: down (its
+ * sessions are lost) and forgotten: unlisted, unchecked, kept in memory
+ * for what still points at it. */
+struct node *node_discovered(const char *name, const char *url, const void *owner, bool *back);
+void node_retire(struct node *n, const char *why);
+const void *node_owner(const struct node *n);
+/* The health timer's pass: GET /v1/info of every node not being checked
+ * (and the slot list read back when due). */
+void nodes_check_all(void);
 /* Mark down now (a call saw it fail). */
 void node_mark_down(struct node *n, const char *why);
 

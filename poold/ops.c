@@ -9,6 +9,7 @@
 #include <sys/random.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "http_path.h"
 #include "json.h"
 #include "lease.h"
@@ -65,6 +66,7 @@ struct judge_node {
 #define JUDGE_DEFAULT_KB  (256u << 10) /* a run that names no memory limit: sandboxd's default */
 #define NODE_BUSY_BACKOFF 1.0
 
+static struct ev_loop *loop;
 static const struct psettings *cfg;
 static struct queue *jq;
 static struct judge_node *jnodes;
@@ -106,14 +108,14 @@ bool ops_judged_holds(const struct node *n, const char *slot_id)
 }
 
 static void judge_dispatch(void);
-static void judge_tick(struct ev_loop *loop, ev_timer *w, int revents);
+static void judge_tick(struct ev_loop *lp, ev_timer *w, int revents);
 static struct judge_node *judge_node(struct node *n);
 static void judge_release(struct op_ctx *c);
 static void session_wait(struct op_ctx *c, bool front);
 
 static double loop_now(void *data)
 {
-	return ev_now(EV_DEFAULT);
+	return poold_now(loop);
 }
 
 static void ctx_free(struct op_ctx *c)
@@ -148,12 +150,13 @@ static struct op_ctx *ctx_new(struct http_request *req, enum op_kind kind, struc
 	return c;
 }
 
-void ops_init(const struct psettings *st, struct metrics *m)
+void ops_init(struct ev_loop *l, const struct psettings *st, struct metrics *m)
 {
+	loop = l;
 	cfg = st;
 	jq = queue_new(st->execute_max_queue, st->execute_user_queue, loop_now, NULL);
 	ev_timer_init(&judge_timer, judge_tick, JUDGE_TICK, JUDGE_TICK);
-	ev_timer_start(EV_DEFAULT, &judge_timer);
+	ev_timer_start(loop, &judge_timer);
 }
 
 void ops_uuid4(char out[37])
@@ -295,7 +298,7 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 		if (c->label_sent) /* refused before the label was applied: the next call carries it */
 			l->label_pending = true;
 		if (j)
-			j->busy_until = ev_now(EV_DEFAULT) + NODE_BUSY_BACKOFF;
+			j->busy_until = poold_now(loop) + NODE_BUSY_BACKOFF;
 		session_wait(c, true);
 		judge_dispatch();
 		return;
@@ -366,7 +369,7 @@ static void run_start(struct lease *l, struct lease_op *op)
 	struct op_ctx *c = (struct op_ctx *)op;
 
 	c->lease = l;
-	c->waiting_since = ev_now(EV_DEFAULT);
+	c->waiting_since = poold_now(loop);
 	session_wait(c, false);
 }
 
@@ -429,7 +432,7 @@ static bool judge_fits(struct judge_node *j, uint64_t need_kb, double now)
 static struct judge_node *judge_pick(const struct pool *p, uint64_t need_kb)
 {
 	struct judge_node *best = NULL;
-	double now = ev_now(EV_DEFAULT), best_free = 0;
+	double now = poold_now(loop), best_free = 0;
 	for (struct node *n = node_first(); n; n = n->next) {
 		struct judge_node *j;
 		if (!node_has_language(n, p->language) || !(j = judge_node(n)) || !judge_fits(j, need_kb, now))
@@ -455,7 +458,7 @@ static void judge_hold(struct op_ctx *c, struct judge_node *j)
 /* Session runs waiting on j that fit now: start them. */
 static void serve_waiters(struct judge_node *j)
 {
-	double now = ev_now(EV_DEFAULT);
+	double now = poold_now(loop);
 	while (j->waiters && judge_fits(j, j->waiters->need_kb, now)) {
 		struct op_ctx *c = j->waiters;
 		j->waiters = c->wnext;
@@ -511,7 +514,7 @@ static void session_wait(struct op_ctx *c, bool front)
  * here again). */
 static void sweep_waiters(struct judge_node *j)
 {
-	double now = ev_now(EV_DEFAULT), limit = (double)cfg->execute_queue_timeout_ms / 1000.0;
+	double now = poold_now(loop), limit = (double)cfg->execute_queue_timeout_ms / 1000.0;
 	struct op_ctx *victims = NULL, **vtail = &victims;
 	bool down = !j->node->up;
 
@@ -602,7 +605,7 @@ static void judge_done(struct node *n, struct http_result *res, void *data)
 		judge_drop_slot(c);
 		judge_release(c);
 		if (j)
-			j->busy_until = ev_now(EV_DEFAULT) + NODE_BUSY_BACKOFF;
+			j->busy_until = poold_now(loop) + NODE_BUSY_BACKOFF;
 		c->refusals++;
 		if (!http_request_gone(c->op.req) && judge_requeue(c) == 0) {
 			judge_dispatch();
@@ -622,13 +625,13 @@ static void judge_done(struct node *n, struct http_result *res, void *data)
 		judge_end(c, true);
 		return;
 	}
-	double wall = ev_now(EV_DEFAULT) - c->t0;
+	double wall = poold_now(loop) - c->t0;
 	telemetry_execution(c->pool->language, json_string_value(json_object_get(r, "verdict")) ?: "internal_error",
 			    wall);
 	log_debug("execute %s user %s: %s in %.0f ms (slot %s on %s)", c->pool->language, c->user,
 		  json_string_value(json_object_get(r, "verdict")) ?: "?", wall * 1000, c->slot_id, n->name);
 	/* the answer's execution time is the run's, not the wait for a turn */
-	http_respond_json(c->op.req, 200, execute_answer(c, r, ev_now(EV_DEFAULT) - c->t_run));
+	http_respond_json(c->op.req, 200, execute_answer(c, r, poold_now(loop) - c->t_run));
 	judge_end(c, true);
 }
 
@@ -651,7 +654,7 @@ static void judge_slot(struct pool *p, int err, struct node *n, const char *slot
 		return;
 	}
 	pool_judged_hold(p);
-	telemetry_lease_wait(p->name, ev_now(EV_DEFAULT) - c->t_take); /* its wait for a slot */
+	telemetry_lease_wait(p->name, poold_now(loop) - c->t_take); /* its wait for a slot */
 	judge_take_slot(c, n, slot_id);
 	if (http_request_gone(c->op.req)) { /* nothing runs for nobody */
 		judge_end(c, false);
@@ -666,7 +669,7 @@ static void judge_slot(struct pool *p, int err, struct node *n, const char *slot
 	ops_uuid4(uuid);
 	snprintf(c->label, sizeof(c->label), "%s/judged-%s", p->name, uuid);
 	snprintf(path, sizeof(path), "/v1/slots/%s/run", slot_id);
-	c->t_run = ev_now(EV_DEFAULT);
+	c->t_run = poold_now(loop);
 	if (!node_call_label(n, c->label, "POST", path, json_incref(c->run), run_timeout(c), judge_done, c)) {
 		judge_fail(c, 500, "InternalError", 0, "could not call the node");
 		judge_end(c, false);
@@ -694,7 +697,7 @@ static void judge_dispatch(void)
 		return;
 	while ((it = queue_pop(jq, judge_can_start, &j))) {
 		struct op_ctx *c = ctx_of_item(it);
-		double now = ev_now(EV_DEFAULT);
+		double now = poold_now(loop);
 		if (c->pool->n_judge_queued)
 			c->pool->n_judge_queued--;
 		if (!j) { /* its client left while it waited */
@@ -722,7 +725,7 @@ static void judge_sweep_one(struct queue_item *it, void *data)
 }
 
 /* Timer: drop who left, time out who waited too long, start what can. */
-static void judge_tick(struct ev_loop *loop, ev_timer *w, int revents)
+static void judge_tick(struct ev_loop *lp, ev_timer *w, int revents)
 {
 	struct queue_item *it;
 
@@ -734,11 +737,11 @@ static void judge_tick(struct ev_loop *loop, ev_timer *w, int revents)
 		if (c->pool->n_judge_queued)
 			c->pool->n_judge_queued--;
 		log_warn("execute %s user %s: waited %.0f s in the queue (execute_queue_timeout), answered 503",
-			 c->pool->language, c->user, ev_now(loop) - it->enqueued);
+			 c->pool->language, c->user, poold_now(loop) - it->enqueued);
 		judge_fail(c, 503, "QueueTimeout", queue_retry_after(jq, 60),
 			   "the submission waited %.0f s for its turn (execute_queue_timeout) with %zu others queued; "
 			   "try again later",
-			   ev_now(loop) - it->enqueued, queue_length(jq));
+			   poold_now(loop) - it->enqueued, queue_length(jq));
 		ctx_free(c);
 	}
 	judge_dispatch();
@@ -819,7 +822,7 @@ static void judge_stop_one(struct queue_item *it, void *data)
 void ops_stop(void)
 {
 	judge_stopping = true;
-	ev_timer_stop(EV_DEFAULT, &judge_timer);
+	ev_timer_stop(loop, &judge_timer);
 	if (jq)
 		queue_each(jq, judge_stop_one, NULL);
 	for (struct judge_node *j = jnodes; j; j = j->next)

@@ -5,6 +5,7 @@
 #ifndef POOLD_OPS_H
 #define POOLD_OPS_H
 
+#include <ev.h>
 #include <jansson.h>
 
 #include "http_server.h"
@@ -16,7 +17,7 @@ struct metrics;
 /* A random RFC 4122 version 4 UUID, for execution ids. */
 void ops_uuid4(char out[37]);
 
-void ops_init(const struct psettings *st, struct metrics *m);
+void ops_init(struct ev_loop *loop, const struct psettings *st, struct metrics *m);
 /* SIGTERM: queued judged submissions are answered 503; running ones finish. */
 void ops_stop(void);
 /* SIGHUP: the judged queue's bounds. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "json.h"
 #include "lease.h"
 #include "log.h"
@@ -248,7 +249,7 @@ static void ready_push(struct pool *p, struct node *n, const char *id)
 		return;
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	r->node = n;
-	r->since = ev_now(loop);
+	r->since = poold_now(loop);
 	r->next = p->ready;
 	p->ready = r;
 	p->n_ready++;
@@ -279,7 +280,7 @@ static void create_failed(struct pool *p, const char *why)
 {
 	p->create_failures++;
 	p->backoff = p->backoff ? fmin(p->backoff * 2, BACKOFF_MAX) : BACKOFF_MIN;
-	p->retry_at = ev_now(loop) + p->backoff;
+	p->retry_at = poold_now(loop) + p->backoff;
 	p->short_error = false;
 	if (strcmp(p->last_error, why) != 0) {
 		log_error("pool %s: cannot create %s slots: %s (retrying with back-off)", p->name, p->language, why);
@@ -300,7 +301,8 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 		p->n_creating_direct -= c->count;
 	else
 		p->n_creating -= c->count;
-	if (res->status == 201 && (j = json_parse_reply(res->body, res->body_len)) &&
+	/* parsed whatever the status: a refusal's error message says why */
+	if ((j = json_parse_reply(res->body, res->body_len)) && res->status == 201 &&
 	    json_is_array(slots = json_object_get(j, "slots"))) {
 		json_array_foreach (slots, i, s) {
 			const char *id = json_string_value(json_object_get(s, "id"));
@@ -324,6 +326,9 @@ static void create_done(struct node *n, struct http_result *res, void *data)
 			p->last_error[0] = '\0';
 	} else {
 		char why[200];
+		/* the slots it did not make are no longer counted on the node
+		 * (else each failure takes room until the next health check) */
+		node_slots_sub(n, got < c->count ? c->count - got : 0);
 		json_t *e = j ? json_object_get(json_object_get(j, "error"), "message") : NULL;
 		snprintf(why, sizeof(why), "node %s: %s", n->name,
 			 res->status == 0 ? (res->error ?: "unreachable")
@@ -356,27 +361,12 @@ static bool create(struct pool *p, size_t count, bool direct)
 		free(c);
 		return false;
 	}
-	n->slots += count; /* until the next health check says otherwise */
+	node_slots_add(n, count); /* until the next health check says otherwise */
 	if (direct)
 		p->n_creating_direct += count;
 	else
 		p->n_creating += count;
 	return true;
-}
-
-static void destroy_done(struct node *n, struct http_result *res, void *data)
-{
-	if (res->status != 202 && res->status != 404 && res->status != 0)
-		log_warn("node %s: destroying slot: HTTP %d", n->name, res->status);
-}
-
-static void destroy_slot(struct node *n, const char *id)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/v1/slots/%s", id);
-	if (n->slots)
-		n->slots--;
-	node_call(n, "DELETE", path, NULL, 0, destroy_done, NULL);
 }
 
 static void waiter_serve(struct pool *p, struct node *n, const char *id)
@@ -423,7 +413,7 @@ static void refill_arm(struct pool *p, double now)
 
 void pool_kick(struct pool *p)
 {
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 
 	if (stopping)
 		return;
@@ -450,9 +440,10 @@ void pool_kick(struct pool *p)
 		waiter_serve(p, r->node, r->id);
 		free(r);
 	}
-	/* shrink: ready slots above warm go (leased ones never) */
-	while (p->n_ready > p->warm && !p->waiters && (r = ready_pop(p))) {
-		destroy_slot(r->node, r->id);
+	/* shrink: ready slots above warm go, and those beyond max (max lowered
+	 * below ready + leased); leased ones never */
+	while ((p->n_ready > p->warm || pool_total(p) > p->max) && !p->waiters && (r = ready_pop(p))) {
+		node_destroy_slot(r->node, r->id);
 		free(r);
 	}
 	if (p->draining || now < p->retry_at)
@@ -508,7 +499,7 @@ void pools_kick_all(void)
 static void refill_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
 	struct pool *p = w->data;
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 
 	pool_kick(p);
 	if (p->refill_due > now) /* still held */
@@ -523,7 +514,7 @@ static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
 void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 {
 	struct ready_slot *r;
-	double now = ev_now(loop);
+	double now = poold_now(loop);
 
 	if (stopping || p->draining) {
 		handoff(p, fn, data, -ECANCELED, NULL, NULL);
@@ -559,7 +550,7 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 		handoff(p, fn, data, -ENOMEM, NULL, NULL);
 		return;
 	}
-	*w = (struct pool_waiter){.fn = fn, .data = data, .deadline = ev_now(loop) + timeout_s};
+	*w = (struct pool_waiter){.fn = fn, .data = data, .deadline = poold_now(loop) + timeout_s};
 	*p->waiters_tail = w;
 	p->waiters_tail = &w->next;
 	p->n_waiting++;
@@ -605,6 +596,17 @@ void pools_node_down(struct node *n)
 		}
 }
 
+void pool_leased_add(struct pool *p)
+{
+	p->n_leased++;
+}
+
+void pool_leased_sub(struct pool *p)
+{
+	if (p->n_leased)
+		p->n_leased--;
+}
+
 void pool_judged_hold(struct pool *p)
 {
 	p->n_running++;
@@ -615,7 +617,7 @@ void pool_judged_return(struct pool *p, struct node *n, const char *slot_id, boo
 	if (p->n_running)
 		p->n_running--;
 	if (used || stopping || !n->up || p->draining)
-		destroy_slot(n, slot_id);
+		node_destroy_slot(n, slot_id);
 	else
 		ready_push(p, n, slot_id);
 	/* a slot freed on the node is room for any pool */
@@ -664,6 +666,22 @@ void pool_resize(struct pool *p, uint64_t warm, uint64_t max)
 	p->max = max;
 	p->retry_at = 0; /* an admin action deserves a fresh attempt */
 	pool_kick(p);
+}
+
+void pool_set_timeouts(struct pool *p, uint64_t idle_timeout_ms, uint64_t max_lifetime_ms)
+{
+	p->idle_timeout_ms = idle_timeout_ms;
+	p->max_lifetime_ms = max_lifetime_ms;
+}
+
+void pool_reload(struct pool *p, const struct pool_conf *pc)
+{
+	pool_set_timeouts(p, pc->idle_timeout_ms, pc->max_lifetime_ms);
+	json_decref(p->limits);
+	p->limits = json_incref(pc->limits);
+	pool_resize(p, pc->warm, pc->max);
+	if (pc->warm_auto || pc->max_auto)
+		pool_set_auto(p, pc->warm_auto, pc->max_auto);
 }
 
 void pool_set_draining(struct pool *p, bool draining)

@@ -53,7 +53,7 @@ struct pool {
 	size_t n_ready;
 	size_t n_creating;	  /* creates in flight for warmth */
 	size_t n_creating_direct; /* creates in flight for a waiting lease */
-	size_t n_leased;	  /* maintained by lease.c */
+	size_t n_leased;	  /* leases holding a slot (lease.c, through pool_leased_*) */
 	size_t n_handoff;	  /* slots handed to a lease, not yet in n_leased */
 	size_t n_running;	  /* slots held by judged runs (ops.c), destroyed after */
 	size_t n_judge_queued;	  /* judged submissions of the pool in the fair queue (ops.c) */
@@ -92,6 +92,10 @@ bool pool_language_up(const struct pool *p);
 /* Judged runs this node runs at once (its GET /v1/info "runs"."slots"). */
 size_t pool_node_run_slots(const struct node *n);
 
+/* A lease holds one of the pool's slots from now on / no longer (lease.c
+ * counts each lease once). */
+void pool_leased_add(struct pool *p);
+void pool_leased_sub(struct pool *p);
 /* Judged runs: a slot handed over by pool_take is held (counted in the pool
  * as running) until given back: used → destroyed (nothing of a submission
  * reaches the next), unused (the node refused the run before touching it)
@@ -115,6 +119,10 @@ void pools_node_down(struct node *n);
 /* Admin: change sizes and timeouts, effective at once (explicit numbers:
  * no longer auto). */
 void pool_resize(struct pool *p, uint64_t warm, uint64_t max);
+void pool_set_timeouts(struct pool *p, uint64_t idle_timeout_ms, uint64_t max_lifetime_ms);
+/* SIGHUP: the pool's section of the re-read file (sizes, auto, timeouts,
+ * limits; language and stateful need a restart). */
+void pool_reload(struct pool *p, const struct pool_conf *pc);
 void pool_set_draining(struct pool *p, bool draining);
 /* Something changed (lease ended, node up): refill and serve waiters. */
 void pool_kick(struct pool *p);

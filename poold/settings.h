@@ -33,7 +33,7 @@ struct pool_conf {
 
 struct node_conf {
 	char *name;
-	char *url;		  /* "dns:HOST:PORT" for a DNS-discovered group (node.c) */
+	char *url;		  /* "dns:HOST:PORT" for a DNS-discovered group (discovery.c) */
 	uint64_t dns_interval_ms; /* re-resolution period of a dns group */
 	struct node_conf *next;
 };

@@ -4,9 +4,16 @@
  * sandboxd creates everything under a root group of its own, placed under
  * the cgroup sandboxd itself runs in (v1: per controller; /proc/self/cgroup):
  *
- *   <root>/slot-<id>/         whole-slot limits (memory, pids)
- *   <root>/slot-<id>/init     the slot's init process
- *   <root>/slot-<id>/run      one run at a time: per-run limits and accounting
+ *   <root>/slot-<id>/           whole-slot limits (memory, pids)
+ *   <root>/slot-<id>/init       the slot's init process
+ *   <root>/slot-<id>/run0, run1 runs, alternating: per-run limits and
+ *                               accounting. After a run its group is
+ *                               replaced by a fresh sibling (run<g>-<n>,
+ *                               cgroup_create_sibling; run.c), so no page of
+ *                               one run stays charged to the next
+ *   <root>/slot-<id>/kernel     only in a slot with an interpreter or a
+ *                               pre-started helper: that long-lived process,
+ *                               bounded like one run
  *
  * In v2 the controllers memory, pids, cpu are enabled down the tree through
  * cgroup.subtree_control; in v1 they are separate hierarchies and freezer is

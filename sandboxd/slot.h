@@ -25,8 +25,6 @@ struct slot;
 
 /* Called once when a slot being created becomes ready (err == NULL) or fails. */
 typedef void (*slot_ready_fn)(struct slot *s, const struct wp_error *err, void *data);
-/* Messages from init, routed to the run in progress. */
-typedef void (*slot_msg_fn)(struct slot *s, const void *msg, size_t len);
 
 struct slot {
 	char id[17];

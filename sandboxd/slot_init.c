@@ -1,18 +1,24 @@
 /* slot_init.c — inside a slot.
  *
  * Theory of operation. sandboxd clone()s us into new pid, mount, network,
- * ipc and uts namespaces. As root, still, we wait until sandboxd has put us
- * in the slot's init cgroup, then set the slot up in the order of isolate's
- * box_inside(): cgroup namespace, root filesystem, hostname, credentials,
- * no_new_privs, seccomp, fds. From then on we are pid 1 of the slot, running
+ * ipc and uts namespaces. As root, still, we move ourselves into the slot's
+ * init cgroup (through cgroup.procs fds sandboxd opened), then set the slot
+ * up in this order (slot_init_main): cgroup namespace, root filesystem,
+ * hostname, fds (only the control socket and the cgroup.procs fds kept),
+ * credentials (bounding set emptied, uid/gid, then no_new_privs and not
+ * dumpable), seccomp; then we say READY and pre-fork the first run's stub.
+ * From then on we are pid 1 of the slot, running
  * as the slot's uid with no capabilities, and serve sandboxd over a
- * SOCK_SEQPACKET pair: PROTO_RUN → a child in the run cgroup (moved there
- * through cgroup.procs fds opened by root before we dropped privileges, and
- * pre-forked between runs: see stub_spawn) sets its rlimits and stdio and
- * execs. We reap everything (orphans included) and
- * report the run's child with its wait status and rusage.
+ * SOCK_SEQPACKET pair: PROTO_RUN → a child in one of the two run cgroups
+ * (moved there through cgroup.procs fds opened by root, and pre-forked
+ * between runs: see stub_spawn) sets its rlimits and stdio and execs; runs
+ * alternate between the two groups, and PROTO_GROUP hands us the fds of a
+ * fresh group replacing a used one (take_group). We reap everything
+ * (orphans included) and report the run's child with its wait status and
+ * rusage.
  *
- * A slot with an interpreter has a third group, the kernel's: PROTO_RUN with
+ * A slot with an interpreter (or a language's pre-started helper) has a
+ * third group, the kernel's: PROTO_RUN with
  * group 2 starts the slot's long-lived interpreter there (a plain fork, no
  * stub: it starts once per slot, again only after a timeout or a crash), with
  * two more fds (its request and reply pipes, fds 3 and 4). It runs beside the

@@ -8,7 +8,9 @@ Run: /usr/bin/python3 -m pytest tests/system/test_build.py
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -106,3 +108,26 @@ def test_install_under_destdir_and_uninstall(tmp_path):
     r = make("DESTDIR=" + dest, "PREFIX=/opt/wp", "uninstall")
     assert r.returncode == 0, r.stdout
     assert files_under(dest) == {"etc/warmpool/poold.conf"}, sorted(files_under(dest))
+
+
+def test_install_writes_nothing_outside_destdir():
+    """`make DESTDIR=… install install-systemd` with the default PREFIX
+    (/usr/local) and SYSCONFDIR (/etc), run as a user who may write only
+    DESTDIR: any write outside it (or a rebuild in the tree) would fail."""
+    assert os.geteuid() == 0, "run as root: the install runs as nobody through runuser"
+    r = make("all")  # as root: the install itself builds nothing
+    assert r.returncode == 0, r.stdout
+    dest = tempfile.mkdtemp(prefix="wp-destdir-")  # pytest's tmp_path is root's alone
+    try:
+        os.chown(dest, 65534, 65534)
+        san = os.environ.get("WARMPOOL_SANITIZE")
+        r = subprocess.run(["runuser", "-u", "nobody", "--", "make", "--no-print-directory", "DESTDIR=" + dest] +
+                           (["SANITIZE=" + san] if san else []) + ["install", "install-systemd"],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout
+        got = files_under(dest)
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+    assert "usr/local/bin/poold" in got and "etc/warmpool/poold.conf" in got, sorted(got)
+    outside = [f for f in got if not (f.startswith("usr/local/") or f.startswith("etc/warmpool/"))]
+    assert not outside, "installed outside PREFIX and SYSCONFDIR: %s" % outside

@@ -500,7 +500,9 @@ def test_pool_queue_limit(make_poold):
     for t in ths:
         t.join(20)
     assert all(r.status == 503 for r, _ in res), res
-    fast = [w for r, w in res if w < 1.0]
+    # refused at once vs after queue_timeout (3 s); the exact rule is unit
+    # tested (tests/unit/test_pool.c), here only the two kinds of answer
+    fast = [w for r, w in res if w < 2.0]
     slow = [w for r, w in res if w >= 2.5]
     assert len(fast) == 2 and len(slow) == 2, "want 2 queued (≈3 s) and 2 refused at once: %r" % res
 
