@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "api.h"
 #include "cleanup.h"
 #include "http_path.h"
 #include "json.h"
@@ -128,6 +129,9 @@ static void ctx_free(struct op_ctx *c)
 
 static void op_fail(struct lease_op *op, int status, const char *code, const char *message, double retry_after)
 {
+	struct op_ctx *c = (struct op_ctx *)op;
+	if (status == 429 || status == 503)
+		telemetry_refused(c->pool ? c->pool->name : "", code);
 	http_respond_error_retry(op->req, status, retry_after, code, "%s", message);
 	ctx_free((struct op_ctx *)op);
 }
@@ -578,6 +582,8 @@ static void judge_fail(struct op_ctx *c, int status, const char *code, double re
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (status == 429 || status == 503)
+		telemetry_refused(c->pool ? c->pool->name : "", code);
 	http_respond_error_retry(c->op.req, status, retry, code, "%s", msg);
 }
 
@@ -847,11 +853,18 @@ void ops_execute(struct http_request *req, json_t *body)
 		return;
 	}
 	if (!lease_ident_valid(user)) {
-		http_respond_error(req, 400, "InvalidIdentifier", "user_id: 1 to 128 visible ASCII characters");
+		char echo[API_ECHO_SIZE];
+		api_echo(user, echo, sizeof(echo));
+		http_respond_error(req, 400, "InvalidIdentifier", "user_id `%s`: 1 to 128 visible ASCII characters",
+				   echo);
 		return;
 	}
 	if (!(p = pool_for_judged(lang))) {
-		http_respond_error(req, 400, "UnknownLanguage", "no pool serves language `%s`", lang);
+		char echo[API_ECHO_SIZE], langs[256];
+		api_echo(lang, echo, sizeof(echo));
+		api_languages(langs, sizeof(langs));
+		http_respond_error(req, 400, "UnknownLanguage", "no pool serves language `%s`; languages: %s", echo,
+				   langs);
 		return;
 	}
 	json_t *cases = json_object_get(b, "test_cases");
@@ -939,6 +952,23 @@ void ops_session_run(struct http_request *req, struct pool *p, const char *ident
 	lease_submit(p, ident, &c->op);
 }
 
+/* The node's refusal of a file operation, in the words of the Azure routes
+ * (FileNotFound, InvalidFileName); anything else as the node said it. */
+static void relay_file_error(struct op_ctx *c, struct http_result *res)
+{
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
+	const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message")) ?: "";
+	char echo[API_ECHO_SIZE];
+
+	api_echo(c->name, echo, sizeof(echo));
+	if (c->name && res->status == 404 && strncmp(msg, "no slot", 7) != 0)
+		http_respond_error(c->op.req, 404, "FileNotFound", "no file `%s` in the session's /mnt/data", echo);
+	else if (c->name && res->status == 400 && strncmp(msg, "invalid file name", 17) == 0)
+		http_respond_error(c->op.req, 400, "InvalidFileName", "%s", msg);
+	else
+		relay_error(c, res);
+}
+
 static void files_done(struct node *n, struct http_result *res, void *data)
 {
 	struct op_ctx *c = data;
@@ -956,7 +986,7 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 					   steal_pointer(&res->body), res->body_len);
 		ctx_free(c);
 	} else {
-		relay_error(c, res);
+		relay_file_error(c, res);
 		ctx_free(c);
 		end_if_refused_first(l, res->status);
 	}

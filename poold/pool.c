@@ -450,8 +450,9 @@ void pool_kick(struct pool *p)
 		waiter_serve(p, r->node, r->id);
 		free(r);
 	}
-	/* shrink: ready slots above warm go (leased ones never) */
-	while (p->n_ready > p->warm && !p->waiters && (r = ready_pop(p))) {
+	/* shrink: ready slots above warm, or above max with the leased ones,
+	 * go (leased ones never) */
+	while ((p->n_ready > p->warm || p->n_ready + p->n_leased > p->max) && !p->waiters && (r = ready_pop(p))) {
 		destroy_slot(r->node, r->id);
 		free(r);
 	}

@@ -1,0 +1,289 @@
+"""The newcomer's path (issue 17): one error vocabulary across the native
+and Azure routes, metrics an operator can act on, and docs that match the
+shipped files — each checked against the real daemons.
+
+- Errors: /v1 file routes answer FileNotFound/InvalidFileName like the
+  Azure routes; a 405 carries Allow; InvalidIdentifier quotes the bad value
+  (bounded, escaped); UnknownLanguage lists the languages; unknown JSON
+  fields are "unknown field" everywhere; --check-config says which pool is
+  the default_pool; lowering a pool's max brings ready + leased down to it;
+  every error code the daemons can answer is in docs/api.md's table.
+- Metrics: `promtool check metrics` finds nothing to say; undrain has its
+  own route label; file routes have distinct placeholders; refusals are
+  counted by reason; a request-duration histogram per route; process_* and
+  warmpool_build_info; warmpool_sessions by pool; judged verdicts and
+  interpreter statuses in separate metrics.
+- Docs: every curl example of README.md, docs/api.md and docs/operations.md
+  runs against the shipped config (config/*.conf as shipped, only where it
+  listens and its state dir rewritten), unless marked
+  `<!-- example: skip (reason) -->` in the markdown; the defaults the docs
+  quote match config/*.conf.
+
+Run as root: /usr/bin/python3 -m pytest tests/system/test_newcomer.py
+"""
+
+import glob
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+import pytest
+
+import wpdaemons
+from conftest import execute, metrics_text, session_run
+
+REPO = wpdaemons.REPO
+DOCS = os.path.join(REPO, "docs")
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+SHIPPED_UID_BASE = 346000  # this file's shipped-config node: 346000-347023
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError("%s: not within %g s (last: %r)" % (what, timeout, last))
+
+
+def err(r):
+    assert r.body and "error" in r.body, r
+    return r.body["error"]["code"], r.body["error"]["message"]
+
+
+def put_file(c, ident, name, data, pool="python"):
+    return c.request("PUT", "/v1/sessions/%s/files/%s?pool=%s" % (ident, urllib.parse.quote(name, safe=""), pool),
+                     raw=data, headers={"Content-Type": "application/octet-stream"})
+
+
+# ==========================================================================
+# 1. Error vocabulary
+
+
+def test_v1_file_errors_speak_like_the_azure_routes(make_poold):
+    """A missing file is FileNotFound on /v1 as on the Azure routes; a bad
+    file name InvalidFileName on both."""
+    pd = make_poold()
+    c = pd.client()
+    ident = "files-" + uuid.uuid4().hex[:8]
+    assert put_file(c, ident, "a.txt", b"x").status in (200, 201), "upload"
+    r = c.get("/v1/sessions/%s/files/missing.txt?pool=python" % ident)
+    assert r.status == 404 and err(r)[0] == "FileNotFound", r
+    assert "missing.txt" in err(r)[1], r
+    r = c.delete("/v1/sessions/%s/files/missing.txt?pool=python" % ident)
+    assert r.status == 404 and err(r)[0] == "FileNotFound", r
+    az = c.get("/files/content/missing.txt?api-version=2024-02-02-preview&identifier=%s" % ident)
+    assert az.status == 404 and err(az)[0] == "FileNotFound", az
+    for bad in ("x" * 300, "a%2Fb"):
+        r = c.get("/v1/sessions/%s/files/%s?pool=python" % (ident, bad))
+        assert r.status == 400 and err(r)[0] == "InvalidFileName", r
+    assert c.delete("/v1/sessions/%s?pool=python" % ident).status == 204
+
+
+def test_405_carries_allow(make_poold):
+    """Every native 405 says which methods the route takes, in Allow."""
+    pd = make_poold()
+    c = pd.client()
+    cases = [("GET", "/execute", "POST"), ("DELETE", "/v1/sessions", "GET"),
+             ("PUT", "/v1/sessions/x?pool=python", "GET, DELETE"), ("GET", "/v1/sessions/x/run?pool=python", "POST"),
+             ("POST", "/v1/sessions/x/files?pool=python", "GET"),
+             ("POST", "/v1/sessions/x/files/a.txt?pool=python", "GET, PUT, DELETE"),
+             ("POST", "/v1/pools", "GET"), ("DELETE", "/v1/pools/python", "GET, PATCH"),
+             ("GET", "/v1/pools/python/drain", "POST"), ("GET", "/v1/pools/python/undrain", "POST"),
+             ("DELETE", "/v1/nodes", "GET"), ("POST", "/v1/languages", "GET")]
+    for method, path, allow in cases:
+        r = c.request(method, path, raw=b"{}" if method in ("POST", "PUT", "PATCH") else None)
+        assert r.status == 405 and err(r)[0] == "MethodNotAllowed", (method, path, r)
+        assert r.headers.get("allow") == allow, (method, path, r.headers)
+        assert method in err(r)[1] and allow in err(r)[1], r
+
+
+def test_invalid_identifier_quotes_the_value(make_poold):
+    """InvalidIdentifier says which value, escaped and bounded."""
+    pd = make_poold()
+    c = pd.client()
+    r = execute(c, "python", "print(1)", "bad user\x01", [("", "1")])
+    assert r.status == 400 and err(r)[0] == "InvalidIdentifier", r
+    assert "`bad user\\x01`" in err(r)[1], r
+    r = execute(c, "python", "print(1)", "y" * 5000, [("", "1")])
+    assert r.status == 400 and err(r)[0] == "InvalidIdentifier", r
+    assert "y" * 64 + "..." in err(r)[1] and len(err(r)[1]) < 400, r
+    r = c.get("/v1/sessions/a%20b?pool=python")
+    assert r.status == 400 and err(r)[0] == "InvalidIdentifier" and "`a b`" in err(r)[1], r
+
+
+def test_unknown_language_lists_the_languages(make_poold):
+    pd = make_poold(pools={"python": {"language": "python", "warm": 1, "max": 4},
+                           "python-2": {"language": "python", "warm": 0, "max": 4}})
+    r = execute(pd.client(), "cobol", "x", "u1", [("", "1")])
+    assert r.status == 400 and err(r)[0] == "UnknownLanguage", r
+    msg = err(r)[1]
+    assert "`cobol`" in msg and "languages: python" in msg and msg.count("python") == 1, msg
+
+
+def test_unknown_field_one_wording(make_poold):
+    """poold's own check and sandboxd's (limits, compare) say the same."""
+    pd = make_poold()
+    c = pd.client()
+    r = execute(c, "python", "print(1)", "u1", [("", "1")], colour="red")
+    assert r.status == 400 and err(r)[1] == "unknown field `colour`", r
+    r = session_run(c, "uf-" + uuid.uuid4().hex[:6], "print(1)", limits={"gpu": 1})
+    assert r.status == 400 and "unknown field `gpu`" in err(r)[1], r
+    for r in (r,):
+        assert "unknown key" not in err(r)[1]
+
+
+def test_check_config_names_the_default_pool(make_poold):
+    pd = make_poold(start=False, pools={"a": {"language": "python", "warm": 0, "max": 2},
+                                        "b": {"language": "python", "warm": 0, "max": 2}})
+    rc, out = pd.check_config()
+    assert rc == 0, out
+    pools = [l for l in out.splitlines() if l.strip().startswith("pool")]
+    assert len(pools) == 2 and "(default_pool)" in pools[0] and "default" not in pools[1], out
+    assert "(default)" not in out, out
+
+
+def test_lowering_max_brings_ready_and_leased_down(make_poold):
+    """warm 3, max 6, 3 sessions leased: 3 ready + 3 leased. max → 4: the
+    ready ones above it go (leased ones never), ready + leased ≤ 4."""
+    pd = make_poold(pools={"python": {"language": "python", "warm": 3, "max": 6, "idle_timeout": "5m"}})
+    c = pd.client()
+
+    def pool():
+        return c.get("/v1/pools/python").body
+
+    wait_for(lambda: pool()["ready"] >= 3, 60, "3 ready")
+    idents = ["max-%d-%s" % (i, uuid.uuid4().hex[:6]) for i in range(3)]
+    for i in idents:
+        assert session_run(c, i, "print(1)").status == 200
+    wait_for(lambda: pool()["ready"] == 3 and pool()["leased"] == 3, 60, "3 ready + 3 leased")
+    r = c.patch("/v1/pools/python", {"max": 4})
+    assert r.status == 200, r
+    p = wait_for(lambda: (lambda p: p if p["ready"] + p["leased"] <= 4 else None)(pool()), 20, "ready + leased <= 4")
+    assert p["leased"] == 3, p
+    for i in idents:
+        c.delete("/v1/sessions/%s?pool=python" % i)
+
+
+# --- every error code in docs/api.md's table
+
+def emitted_codes():
+    """{code: file} of the error codes the daemons' sources can answer: every
+    "PascalCase" string literal of poold, sandboxd and the HTTP server (in
+    these sources such literals are error codes and nothing else)."""
+    out = {}
+    files = sorted(glob.glob(os.path.join(REPO, "poold", "*.c")) + glob.glob(os.path.join(REPO, "sandboxd", "*.c"))
+                   + [os.path.join(REPO, "lib", "http_server.c")])
+    for f in files:
+        text = read(f)
+        # one-word codes too: given to an answering function, or in a prebuilt body
+        for m in itertools.chain(re.finditer(r'"([A-Z][a-z]+(?:[A-Z][a-z]*)+)"', text),
+                                 re.finditer(r'http_respond_error\(\s*req,\s*\d+,\s*"([A-Z][a-z]+)"', text),
+                                 re.finditer(r'\\"code\\":\\"([A-Z][A-Za-z]+)\\"', text)):
+            out.setdefault(m.group(1), os.path.relpath(f, REPO))
+    return out
+
+
+def documented_codes():
+    """{code: (status, when, what to do)} of docs/api.md's error table."""
+    text = read(os.path.join(DOCS, "api.md"))
+    sec = text.split("\n## Errors", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in sec.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            for code in re.findall(r"`([A-Z][A-Za-z]+)`", cells[0]):
+                rows[code] = tuple(cells[1:])
+    return rows
+
+
+def test_every_error_code_is_in_the_table():
+    emitted = emitted_codes()
+    assert len(emitted) >= 25, sorted(emitted)
+    for must in ("FileNotFound", "InvalidFileName", "MethodNotAllowed", "PoolExhausted", "QueueFull", "NodeBusy",
+                 "InvalidIdentifier", "UnknownLanguage", "HeadersTooLarge", "SessionEnded", "Unauthorized",
+                 "Forbidden"):
+        assert must in emitted, must
+    table = documented_codes()
+    missing = {c: f for c, f in emitted.items() if c not in table}
+    assert not missing, "codes the daemons answer that docs/api.md's error table lacks: %s" % missing
+    stale = set(table) - set(emitted)
+    assert not stale, "docs/api.md lists codes nothing answers: %s" % stale
+    for code, (status, when, todo) in table.items():
+        assert re.fullmatch(r"\d{3}(, \d{3})*", status), (code, status)
+        assert when and todo, code
+
+
+# ==========================================================================
+# 2. Metrics
+
+
+def test_metrics_pass_promtool_and_carry_what_an_operator_needs(make_poold):
+    pd = make_poold(pools={"python": {"language": "python", "warm": 1, "max": 4, "idle_timeout": "5m"},
+                           "python-s": {"language": "python", "stateful": "yes", "warm": 1, "max": 4}})
+    c = pd.client()
+    ident = "met-" + uuid.uuid4().hex[:6]
+    assert execute(c, "python", "print(1)", "u1", [("", "1\n")]).body["verdict"] == "accepted"
+    assert session_run(c, ident, "print(1)").status == 200
+    assert put_file(c, ident, "a.txt", b"x").status in (200, 201)
+    az = c.post("/pools/python-s/code/execute?api-version=2024-02-02-preview&identifier=%s" % ident,
+                {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "1+1"}})
+    assert az.status == 200, az
+    assert c.get("/pools/python-s/files/a%%2Fb?api-version=2024-02-02-preview&identifier=%s" % ident).status >= 400
+    assert c.get("/pools/python-s/files/nope.txt?api-version=2024-02-02-preview&identifier=%s" % ident).status == 404
+    assert c.post("/v1/pools/python/drain").status == 200
+    r = execute(c, "python", "print(1)", "u2", [("", "1\n")])
+    assert r.status == 503 and err(r)[0] == "PoolUnavailable", r
+    assert c.post("/v1/pools/python/undrain").status == 200
+    text = metrics_text(c)
+
+    p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    assert p.returncode == 0 and not p.stdout.strip(), p.stdout.decode()
+
+    def series(name):
+        return [l for l in text.splitlines() if l.startswith(name + "{") or l.startswith(name + " ")]
+
+    routes = set(re.findall(r'^warmpool_http_requests_total\{route="([^"]*)"', text, re.M))
+    assert "/v1/pools/{name}/undrain" in routes and "/v1/pools/{name}/drain" in routes, routes
+    assert "/pools/{name}/files/{file}" in routes, routes
+    assert not any(r.count("{name}") > 1 for r in routes), routes
+    assert any('reason="PoolUnavailable"' in l and 'pool="python"' in l for l in series(
+        "warmpool_requests_refused_total")), series("warmpool_requests_refused_total")
+    dur = series("warmpool_http_request_duration_seconds_count")
+    assert any('route="/execute"' in l for l in dur) and any('route="/v1/sessions/{id}/run"' in l for l in dur), dur
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+                 "process_start_time_seconds", "process_max_fds"):
+        (line,) = series(name)
+        assert float(line.split()[-1]) > (-1 if name == "process_cpu_seconds_total" else 0), line
+    rss = float(series("process_resident_memory_bytes")[0].split()[-1])
+    status = read("/proc/%d/status" % pd.pid)
+    vmrss = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024
+    assert 0.5 < rss / vmrss < 2, (rss, vmrss)
+    start = float(series("process_start_time_seconds")[0].split()[-1])
+    assert abs(start - time.time()) < 600, start
+    (bi,) = series("warmpool_build_info")
+    assert re.match(r'warmpool_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$', bi), bi
+    sess = series("warmpool_sessions")
+    assert any('pool="python-s"' in l and l.endswith(" 1") for l in sess), sess
+    verdicts = set(re.findall(r'^warmpool_execution_duration_seconds_count\{[^}]*verdict="([^"]*)"', text, re.M))
+    assert "accepted" in verdicts and not verdicts & {"ok", "error", "timeout"}, verdicts
+    statuses = set(re.findall(r'^warmpool_interpreter_execution_duration_seconds_count\{[^}]*status="([^"]*)"',
+                              text, re.M))
+    assert statuses == {"ok"}, statuses
+    c.delete("/v1/sessions/%s?pool=python" % ident)
+    c.delete("/v1/sessions/%s?pool=python-s" % ident)
