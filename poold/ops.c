@@ -1,6 +1,7 @@
 /* ops.c — see ops.h. */
 #include "ops.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -227,14 +228,20 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 	}
 	ops_uuid4(exec_id);
 	ops_uuid4(sub_id);
+	/* cpu_usage_percent: the CPU time of the whole run, the compile's too,
+	 * over its wall time (execution_time_ms, which has the compile in it),
+	 * in tenths of a percent; above 100 when several cores were busy */
+	cpu_ms += json_integer_value(json_object_get(json_object_get(r, "compile"), "time_ms"));
 	double wall_ms = wall * 1000.0;
+	double cpu_pct = wall_ms > 0 ? round(1000.0 * (double)cpu_ms / wall_ms) / 10.0 : 0.0;
+	double mem_mb = round((double)mem_kb / 102.4) / 10.0;
 	json_t *ans = json_pack(
 	    "{s:s, s:s, s:O, s:{s:I, s:I, s:I, s:b, s:f}, s:o, s:{s:I, s:f, s:f}}", "execution_id", exec_id,
 	    "submission_id", sub_id, "verdict", json_object_get(r, "verdict"), "summary", "total_tests",
 	    (json_int_t)total, "passed", (json_int_t)passed, "failed", (json_int_t)(total - passed), "all_passed",
 	    total > 0 && passed == total, "pass_percentage", total ? 100.0 * (double)passed / (double)total : 0.0,
 	    "test_results", results, "metadata", "execution_time_ms", (json_int_t)wall_ms, "cpu_usage_percent",
-	    wall_ms > 0 ? 100.0 * (double)cpu_ms / wall_ms : 0.0, "memory_usage_mb", (double)mem_kb / 1024.0);
+	    cpu_pct, "memory_usage_mb", mem_mb);
 	json_object_set(ans, "message", json_object_get(r, "message") ?: json_null());
 	json_t *comp = json_object_get(r, "compile");
 	if (json_is_object(comp)) {

@@ -23,6 +23,7 @@ Run as root: /usr/bin/python3 -m pytest tests/system/test_newcomer.py
 """
 
 import glob
+import json
 import itertools
 import os
 import re
@@ -287,3 +288,226 @@ def test_metrics_pass_promtool_and_carry_what_an_operator_needs(make_poold):
     assert statuses == {"ok"}, statuses
     c.delete("/v1/sessions/%s?pool=python" % ident)
     c.delete("/v1/sessions/%s?pool=python-s" % ident)
+
+
+def test_cpu_usage_percent_counts_the_compile_and_is_rounded(make_poold, pool_node):
+    """A C submission: cpu_usage_percent is the CPU time of compile and
+    tests over execution_time_ms (so the compile, most of the run, shows),
+    printed with at most one decimal; memory_usage_mb too."""
+    langs = {l["name"]: l for l in pool_node.client().get("/v1/languages").body["languages"]}
+    if not langs.get("c", {}).get("available"):
+        from conftest import missing_runtime
+        missing_runtime("c", "not available to sandboxd")
+    pd = make_poold(pools={"c": {"language": "c", "warm": 1, "max": 2}})
+    c = pd.client()
+    r = execute(c, "c", '#include <stdio.h>\nint main(void){puts("hi");return 0;}\n', "cpu-user", [("", "hi\n")])
+    assert r.status == 200 and r.body["verdict"] == "accepted", r
+    raw = r.raw.decode()
+    m = re.search(r'"cpu_usage_percent":\s*(-?[0-9.e+-]+)', raw)
+    assert m and re.fullmatch(r"\d+(\.\d)?", m.group(1)), raw[-300:]
+    mm = re.search(r'"memory_usage_mb":\s*([0-9.e+-]+)', raw)
+    assert mm and re.fullmatch(r"\d+(\.\d)?", mm.group(1)), raw[-300:]
+    meta = r.body["metadata"]
+    comp = r.body.get("compile") or {}
+    cpu_ms = comp.get("time_ms", 0) + sum(t["time_ms"] for t in r.body["test_results"])
+    want = round(100.0 * cpu_ms / meta["execution_time_ms"], 1) if meta["execution_time_ms"] else 0
+    # execution_time_ms is whole ms: the tenths may differ by the rounding
+    assert comp.get("time_ms", 0) > 0 and abs(meta["cpu_usage_percent"] - want) <= max(1.0, want * 0.05), (meta, comp)
+    assert meta["cpu_usage_percent"] >= 20, meta
+
+
+# ==========================================================================
+# 4. Docs vs the shipped files
+
+
+def fenced_blocks(path):
+    """[(line, lang, code, marker)] of a markdown file's fenced code blocks;
+    marker: the text of a `<!-- example: ... -->` or `<!-- runbook: ... -->`
+    comment on the line before the fence, else None."""
+    lines = read(path).splitlines()
+    out, i = [], 0
+    while i < len(lines):
+        m = re.match(r"^```(\w*)\s*$", lines[i])
+        if not m:
+            i += 1
+            continue
+        start, lang = i, m.group(1)
+        j = i + 1
+        while j < len(lines) and not lines[j].startswith("```"):
+            j += 1
+        prev = lines[start - 1].strip() if start else ""
+        mk = re.match(r"<!-- (example|runbook): (.*) -->$", prev)
+        out.append((start + 1, lang, "\n".join(lines[start + 1:j]) + "\n", mk.groups() if mk else None))
+        i = j + 1
+    return out
+
+
+DOC_FILES = ("README.md", "docs/api.md", "docs/operations.md")
+
+
+def curl_examples():
+    """[(where, code, substitutions)] of every fenced block with a curl
+    command, in document order, less those marked skip (with a reason) or
+    run by the runbook test."""
+    out = []
+    for f in DOC_FILES:
+        for line, lang, code, marker in fenced_blocks(os.path.join(REPO, f)):
+            if not re.search(r"^\s*(until |for .*\$\()?curl |\|\s*curl ", code, re.M):
+                continue
+            where = "%s:%d" % (f, line)
+            subs = {}
+            if marker:
+                kind, text = marker
+                if kind == "runbook":
+                    continue  # tests/system/test_deploy.py runs the runbook blocks as written
+                m = re.match(r"(skip|with ([^()]*?)) \((.+)\)$", text)
+                assert m, "%s: marker needs `skip (reason)` or `with A=B, ... (reason)`: %r" % (where, text)
+                if m.group(1) == "skip":
+                    continue
+                for kv in m.group(2).split(","):
+                    k, v = kv.strip().split("=", 1)
+                    assert k in code, "%s: `%s` is not in the block" % (where, k)
+                    subs[k] = v
+            out.append((where, code, subs))
+    return out
+
+
+CURL_WRAPPER = """#!/bin/sh
+# the doc's curl, with each answer's HTTP status written on stderr
+exec /usr/bin/curl "$@" -w '%{stderr}WPSTATUS %{http_code}\\n'
+"""
+
+
+@pytest.fixture(scope="module")
+def shipped_stack():
+    """sandboxd and poold from config/*.conf as shipped (only where they
+    listen, state dir, cgroup name and uid_base rewritten), as in
+    test_contest.py."""
+    if os.geteuid() != 0:
+        pytest.skip("DOC EXAMPLE TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
+    from test_contest import ShippedPoold, ShippedSandboxd
+    sb = ShippedSandboxd(wpdaemons.make_tmpdir("wp-newcomer-node-"), SHIPPED_UID_BASE)
+    sb.cgroup_name = "wp-newcomer-%d" % os.getpid()
+    text = read(sb.config)
+    with open(sb.config, "w") as f:
+        f.write(re.sub(r"(?m)^cgroup_name\s*=.*$", "cgroup_name = %s" % sb.cgroup_name, text))
+    pd = ShippedPoold(wpdaemons.make_tmpdir("wp-newcomer-poold-"), sb.url)
+    try:
+        sb.start()
+        pd.start(timeout=30)
+        c = pd.client(timeout=60)
+        assert wpdaemons.wait_for(lambda: c.get("/readyz").status == 200, 90), c.get("/readyz")
+    except Exception:
+        pd.cleanup()
+        sb.cleanup(remove=False)
+        raise
+    yield sb, pd
+    rc = pd.stop(timeout=30)
+    pd.cleanup()
+    src = sb.stop()
+    problems = sb.cleanup(remove=False)
+    assert rc == 0 and src == 0 and not problems, (rc, src, problems)
+    shutil.rmtree(sb.tmp, ignore_errors=True)
+
+
+def test_every_curl_example_runs_on_the_shipped_config(shipped_stack):
+    """Each curl block of the README, api.md and operations.md, run by sh -e
+    as written (the address rewritten to this poold's), in document order:
+    every curl exits 0 and every answer is 2xx."""
+    sb, pd = shipped_stack
+    examples = curl_examples()
+    assert len(examples) >= 10, [w for w, _, _ in examples]
+    host = pd.url.split("//", 1)[1]
+    with tempfile.TemporaryDirectory() as d:
+        bindir = os.path.join(d, "bin")
+        os.makedirs(bindir)
+        with open(os.path.join(bindir, "curl"), "w") as f:
+            f.write(CURL_WRAPPER)
+        os.chmod(os.path.join(bindir, "curl"), 0o755)
+        work = os.path.join(d, "work")
+        os.makedirs(work)
+        os.symlink(os.path.join(REPO, "bin"), os.path.join(work, "bin"))  # the docs run from the repository
+        for name, data in (("token", "not-needed-on-loopback\n"), ("sales.csv", "region,amount\nnorth,10\n"),
+                           ("input.txt", "1 2\n")):
+            with open(os.path.join(work, name), "w") as f:
+                f.write(data)
+        env = dict(os.environ, PATH=bindir + ":" + os.environ["PATH"], TOKEN="not-needed-on-loopback")
+        for where, code, subs in examples:
+            code = code.replace("http://127.0.0.1:8080", "http://" + host).replace("localhost:8080", host)
+            for k, v in subs.items():
+                code = code.replace(k, v)
+            r = subprocess.run(["sh", "-e", "-c", code], cwd=work, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=180)
+            statuses = re.findall(r"^WPSTATUS (\d+)$", r.stderr, re.M)
+            calls = len(re.findall(r"(?:^|[|(]\s*|\$\()curl ", code, re.M))
+            assert r.returncode == 0 and len(statuses) == calls and all(s.startswith("2") for s in statuses), (
+                "%s: rc %d, statuses %s (%d curl calls)\n--- code ---\n%s\n--- stdout ---\n%s\n--- stderr ---\n%s"
+                % (where, r.returncode, statuses, calls, code, r.stdout[-2000:], r.stderr[-2000:]))
+
+
+def test_doc_answers_match_the_real_ones(shipped_stack):
+    """The pool object of api.md has the fields GET /v1/pools/{name} really
+    answers; the upload answer's contentType is the one poold gives for the
+    doc's own curl -F upload."""
+    sb, pd = shipped_stack
+    c = pd.client()
+    api = read(os.path.join(DOCS, "api.md"))
+    pools = api.split("### Pools", 1)[1]
+    doc_pool = json.loads(re.search(r"```json\n(.*?)```", pools, re.S).group(1))
+    real = c.get("/v1/pools/python").body
+    assert set(doc_pool) == set(real) - {"warning"}, (sorted(doc_pool), sorted(real))
+    assert real["stateful"] is True and c.get("/v1/pools/python-judge").body["stateful"] is False
+
+    doc_ct = re.search(r'"contentType": "([^"]+)"\}`', api).group(1)
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "sales.csv"), "w") as f:
+            f.write("a,b\n1,2\n")
+        r = subprocess.run(["curl", "-sS", "-F", "file=@sales.csv",
+                            pd.url + "/pools/python/files/upload?identifier=ct-%s&api-version=2024-10-02-preview"
+                            % uuid.uuid4().hex[:6]], cwd=d, stdout=subprocess.PIPE, text=True, timeout=60)
+    ans = json.loads(r.stdout)
+    assert ans["contentType"] == doc_ct, (ans, doc_ct)
+
+
+def test_documented_defaults_are_poolds(tmp_path):
+    """The defaults operations.md's poold.conf table quotes are what poold
+    uses when a key is left out (poold --check-config of a config with none
+    of them), and every key config/poold.conf sets is in that table."""
+    conf = tmp_path / "poold.conf"
+    conf.write_text("[node:local]\nurl = unix:/run/warmpool/none.sock\n[pool:p]\nlanguage = python\n")
+    rc, out = wpdaemons.check_config(str(conf))
+    assert rc == 0, out
+    ops = read(os.path.join(DOCS, "operations.md"))
+    table = ops.split("\n## poold.conf", 1)[1].split("\n### Queueing", 1)[0]
+    doc = {}
+    for line in table.splitlines():
+        cells = [x.strip() for x in line.strip().strip("|").split("|")]
+        if len(cells) == 4:
+            for k in re.findall(r"`([a-z_]+)`", cells[1]):
+                doc[k] = cells[2]
+
+    def secs(v):
+        n, unit = re.fullmatch(r"(\d+)(ms|s|m|h)", v).groups()
+        return int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+    m = re.search(r"queue\s+(\d+) waiting per pool for up to (\d+)s; (\d+) per session", out)
+    assert m, out
+    assert (int(doc["max_queue"]), secs(doc["queue_timeout"]), int(doc["session_queue"])) == tuple(
+        map(int, m.groups())), (doc, out)
+    m = re.search(r"fair queue of (\d+) \((\d+) per user_id\), each waits up to (\d+)s", out)
+    assert m, out
+    assert (int(doc["execute_max_queue"]), int(doc["execute_user_queue"]),
+            secs(doc["execute_queue_timeout"])) == tuple(map(int, m.groups())), (doc, out)
+    m = re.search(r"rate limit\s+([\d.]+)/s \(burst ([\d.]+)\) per session", out)
+    rate, burst = doc["session_rate"].split(",")
+    assert m and (float(rate.strip().rstrip("/s")), float(burst)) == tuple(map(float, m.groups())), (doc, out)
+    m = re.search(r"pool\s+p\s+python, warm (\d+), max (\d+), idle (\d+)s, lifetime (\d+)s", out)
+    assert m, out
+    assert (int(doc["warm"]), int(doc["max"]), secs(doc["idle_timeout"]), secs(doc["max_lifetime"])) == tuple(
+        map(int, m.groups())), (doc, out)
+    assert re.search(r"listen\s+%s " % re.escape(doc["listen"].strip("`")), out), (doc["listen"], out)
+
+    shipped = read(os.path.join(REPO, "config", "poold.conf"))
+    keys = set(re.findall(r"(?m)^([a-z_]+)\s*=", shipped)) | set(re.findall(r"(?m)^;\s*([a-z_]+)\s*=\s*\d", shipped))
+    missing = keys - set(doc) - {"token"}
+    assert not missing, "config/poold.conf keys operations.md does not document: %s" % missing
