@@ -511,3 +511,36 @@ def test_documented_defaults_are_poolds(tmp_path):
     keys = set(re.findall(r"(?m)^([a-z_]+)\s*=", shipped)) | set(re.findall(r"(?m)^;\s*([a-z_]+)\s*=\s*\d", shipped))
     missing = keys - set(doc) - {"token"}
     assert not missing, "config/poold.conf keys operations.md does not document: %s" % missing
+
+
+def test_make_install_prefix_needs_no_ld_library_path(make_poold, tmp_path):
+    """make install-client PREFIX=<a directory the loader does not search>,
+    no DESTDIR: ldconfig runs, warmpool.pc carries an rpath, and a program
+    built with pkg-config alone runs without LD_LIBRARY_PATH."""
+    prefix = str(tmp_path / "prefix")
+    r = subprocess.run(["make", "--no-print-directory", "install-client", "PREFIX=" + prefix], cwd=REPO,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    try:
+        assert r.returncode == 0, r.stdout
+        assert "LDCONFIG" in r.stdout, r.stdout
+        pc = read(os.path.join(prefix, "lib", "pkgconfig", "warmpool.pc"))
+        assert "-Wl,-rpath,${libdir}" in pc, pc
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+        env.pop("LD_LIBRARY_PATH", None)
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "warmpool"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        assert flags.returncode == 0, flags.stdout
+        exe = str(tmp_path / "example")
+        cc = subprocess.run(["cc", "-o", exe, os.path.join(REPO, "client/examples/run_submission.c")]
+                            + flags.stdout.split(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert cc.returncode == 0, cc.stdout
+        pd = make_poold()
+        src = tmp_path / "sum.py"
+        src.write_text("print(sum(map(int, input().split())))\n")
+        run = subprocess.run([exe, "python", "inst-" + uuid.uuid4().hex[:6], str(src), "1 2\n", "3\n"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+                             env=dict(env, WARMPOOL_URL=pd.url))
+        assert run.returncode == 0 and "accepted: 1/1 passed" in run.stdout, run.stdout
+    finally:
+        subprocess.run(["make", "--no-print-directory", "uninstall-client", "PREFIX=" + prefix], cwd=REPO,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
