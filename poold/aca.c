@@ -259,6 +259,7 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 	else
 		json_incref(out);
 	telemetry_interpreter(c->pool->language, status, ev_time() - c->t0);
+	l->runs++;
 	if (c->kind == ACA_EXECUTE) {
 		http_respond_json(c->op.req, 200,
 				  json_pack("{s:{s:s, s:o, s:o, s:O, s:o, s:I}}", "properties", "status",

@@ -235,13 +235,13 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 	double wall_ms = wall * 1000.0;
 	double cpu_pct = wall_ms > 0 ? round(1000.0 * (double)cpu_ms / wall_ms) / 10.0 : 0.0;
 	double mem_mb = round((double)mem_kb / 102.4) / 10.0;
-	json_t *ans = json_pack(
-	    "{s:s, s:s, s:O, s:{s:I, s:I, s:I, s:b, s:f}, s:o, s:{s:I, s:f, s:f}}", "execution_id", exec_id,
-	    "submission_id", sub_id, "verdict", json_object_get(r, "verdict"), "summary", "total_tests",
-	    (json_int_t)total, "passed", (json_int_t)passed, "failed", (json_int_t)(total - passed), "all_passed",
-	    total > 0 && passed == total, "pass_percentage", total ? 100.0 * (double)passed / (double)total : 0.0,
-	    "test_results", results, "metadata", "execution_time_ms", (json_int_t)wall_ms, "cpu_usage_percent",
-	    cpu_pct, "memory_usage_mb", mem_mb);
+	json_t *ans = json_pack("{s:s, s:s, s:O, s:{s:I, s:I, s:I, s:b, s:f}, s:o, s:{s:I, s:f, s:f}}", "execution_id",
+				exec_id, "submission_id", sub_id, "verdict", json_object_get(r, "verdict"), "summary",
+				"total_tests", (json_int_t)total, "passed", (json_int_t)passed, "failed",
+				(json_int_t)(total - passed), "all_passed", total > 0 && passed == total,
+				"pass_percentage", total ? 100.0 * (double)passed / (double)total : 0.0, "test_results",
+				results, "metadata", "execution_time_ms", (json_int_t)wall_ms, "cpu_usage_percent",
+				cpu_pct, "memory_usage_mb", mem_mb);
 	json_object_set(ans, "message", json_object_get(r, "message") ?: json_null());
 	json_t *comp = json_object_get(r, "compile");
 	if (json_is_object(comp)) {
@@ -332,6 +332,7 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 		return;
 	}
 	double wall = ev_time() - c->t0;
+	l->runs++;
 	telemetry_execution(c->pool->language, json_string_value(json_object_get(r, "verdict")) ?: "internal_error",
 			    wall);
 	if (c->kind == OP_EXECUTE) {

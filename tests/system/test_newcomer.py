@@ -544,3 +544,30 @@ def test_make_install_prefix_needs_no_ld_library_path(make_poold, tmp_path):
     finally:
         subprocess.run(["make", "--no-print-directory", "uninstall-client", "PREFIX=" + prefix], cwd=REPO,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+
+
+def test_session_runs_count_executions_not_file_operations(make_poold):
+    """One run and three file operations on a session: `executions` (the
+    RUNS of poolctl sessions ls) is 1; an Azure execution counts too."""
+    pd = make_poold(pools={"python": {"language": "python", "warm": 1, "max": 4},
+                           "python-s": {"language": "python", "stateful": "yes", "warm": 1, "max": 4}})
+    c = pd.client()
+    ident = "runs-" + uuid.uuid4().hex[:6]
+    assert put_file(c, ident, "a.txt", b"x").status in (200, 201)
+    assert session_run(c, ident, "print(open('/mnt/data/a.txt').read())").status == 200
+    assert c.get("/v1/sessions/%s/files?pool=python" % ident).status == 200
+    assert c.get("/v1/sessions/%s/files/a.txt?pool=python" % ident).status == 200
+    assert c.get("/v1/sessions/%s?pool=python" % ident).body["executions"] == 1
+    q = "api-version=2024-02-02-preview&identifier=%s" % ident
+    assert c.post("/pools/python-s/code/execute?" + q, {"properties": {"code": "1+1"}}).status == 200
+    up = c.get("/pools/python-s/files?" + q)
+    assert up.status == 200, up
+    assert c.get("/v1/sessions/%s?pool=python-s" % ident).body["executions"] == 1
+    r = subprocess.run([os.path.join(REPO, "bin", "poolctl"), "sessions", "ls", "--pool", "python"],
+                       env=dict(os.environ, WARMPOOL_URL=pd.url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+    head, row = r.stdout.splitlines()[0].split(), [l for l in r.stdout.splitlines() if ident in l][0].split()
+    assert "RUNS" in head and row[head.index("RUNS")] == "1", r.stdout
+    for p in ("python", "python-s"):
+        c.delete("/v1/sessions/%s?pool=%s" % (ident, p))
