@@ -11,6 +11,11 @@
 CLIENT_VERSION := $(VERSION)
 CLIENT_SONAME  := libwarmpool.so.0
 LIBDIR         ?= $(PREFIX)/lib
+# warmpool.pc links with an rpath to LIBDIR unless it is one the loader
+# searches anyway: a program built with pkg-config runs without
+# LD_LIBRARY_PATH wherever PREFIX is
+CLIENT_SYSTEM_LIBDIRS := /lib /usr/lib /lib64 /usr/lib64 /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)
+CLIENT_PC_RPATH = $(if $(filter $(LIBDIR),$(CLIENT_SYSTEM_LIBDIRS)),,-Wl,-rpath,$${libdir})
 INCLUDEDIR     ?= $(PREFIX)/include
 
 # The project's flags but -Ilib (and -fPIE: each rule says PIC or PIE), then
@@ -77,8 +82,11 @@ install-client: client
 	ln -sf $(CLIENT_SONAME) $(DESTDIR)$(LIBDIR)/libwarmpool.so
 	install -m 0644 build/libwarmpool.a $(DESTDIR)$(LIBDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-	    -e 's|@VERSION@|$(CLIENT_VERSION)|g' client/warmpool.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/warmpool.pc
+	    -e 's|@VERSION@|$(CLIENT_VERSION)|g' -e 's|@RPATH@|$(CLIENT_PC_RPATH)|g' \
+	    client/warmpool.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/warmpool.pc
 	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/warmpool.pc
+	@# installed for this host (no DESTDIR): the loader's cache learns the new library
+	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null 2>&1; then echo "  LDCONFIG"; ldconfig; fi
 
 uninstall-client:
 	rm -f $(DESTDIR)$(PREFIX)/bin/poolctl $(DESTDIR)$(INCLUDEDIR)/warmpool.h \

@@ -957,7 +957,7 @@ int http_respond(struct http_request *req, int status, const char *content_type,
 
 int http_respond_json(struct http_request *req, int status, json_t *body)
 {
-	char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) : NULL;
 
 	json_decref(body);
 	if (!s)

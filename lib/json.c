@@ -181,7 +181,7 @@ int json_check_keys(const json_t *obj, const char *const *allowed, struct wp_err
 		for (a = allowed; *a && strcmp(*a, key) != 0; a++)
 			;
 		if (!*a)
-			return wp_error_set(err, EINVAL, "unknown key `%.100s`", key);
+			return wp_error_set(err, EINVAL, "unknown field `%.100s`", key);
 	}
 	return 0;
 }

@@ -21,6 +21,7 @@
  * Prometheus spells them. */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <math.h> /* isnan, isinf: macros, no libm */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 
@@ -495,4 +498,79 @@ char *metrics_render(struct metrics *m, size_t *len)
 	if (len)
 		*len = size;
 	return steal_pointer(&buf);
+}
+
+/* ---- process_* (the names of Prometheus' client libraries) */
+
+struct process_metrics {
+	struct metric *cpu, *rss, *vsize, *fds, *max_fds, *start;
+	double boot_time; /* s since the epoch */
+	long ticks, page;
+};
+
+static double process_boot_time(void)
+{
+	cleanup_fclose FILE *f = fopen("/proc/stat", "re");
+	char line[256];
+	unsigned long long bt;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "btime %llu", &bt) == 1)
+			return (double)bt;
+	return 0;
+}
+
+static void process_collect(void *data)
+{
+	struct process_metrics *pm = data;
+	char buf[2048];
+	size_t n = 0;
+	struct rlimit rl;
+
+	{
+		cleanup_fclose FILE *f = fopen("/proc/self/stat", "re");
+		if (f)
+			n = fread(buf, 1, sizeof(buf) - 1, f);
+	}
+	buf[n] = '\0';
+	/* fields after the command, which may hold spaces and parentheses */
+	const char *p = strrchr(buf, ')');
+	unsigned long long utime, stime, start, vsize;
+	long long rss;
+	if (p && sscanf(p + 2,
+			"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
+			&utime, &stime, &start, &vsize, &rss) == 5) {
+		metric_set(pm->cpu, NULL, (double)(utime + stime) / (double)pm->ticks);
+		metric_set(pm->start, NULL, pm->boot_time + (double)start / (double)pm->ticks);
+		metric_set(pm->vsize, NULL, (double)vsize);
+		metric_set(pm->rss, NULL, (double)rss * (double)pm->page);
+	}
+	cleanup_dir DIR *d = opendir("/proc/self/fd");
+	double fds = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		fds += e->d_name[0] != '.';
+	metric_set(pm->fds, NULL, fds > 0 ? fds - 1 : 0); /* less the one reading the directory */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		metric_set(pm->max_fds, NULL, rl.rlim_cur == RLIM_INFINITY ? (double)INT64_MAX : (double)rl.rlim_cur);
+}
+
+void metrics_process(struct metrics *m, const char *build_info, const char *version)
+{
+	static struct process_metrics pm;
+
+	pm.ticks = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100;
+	pm.page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+	pm.boot_time = process_boot_time();
+	pm.cpu =
+	    metrics_counter(m, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", NULL);
+	pm.rss = metrics_gauge(m, "process_resident_memory_bytes", "Resident memory size in bytes.", NULL);
+	pm.vsize = metrics_gauge(m, "process_virtual_memory_bytes", "Virtual memory size in bytes.", NULL);
+	pm.fds = metrics_gauge(m, "process_open_fds", "Number of open file descriptors.", NULL);
+	pm.max_fds = metrics_gauge(m, "process_max_fds", "Maximum number of open file descriptors.", NULL);
+	pm.start = metrics_gauge(m, "process_start_time_seconds",
+				 "Start time of the process since unix epoch in seconds.", NULL);
+	struct metric *bi = metrics_gauge(m, build_info, "Always 1; the version of the running binary in a label.",
+					  (const char *const[]){"version", NULL});
+	metric_set(bi, (const char *const[]){version}, 1);
+	metrics_on_collect(m, process_collect, &pm);
 }

@@ -47,6 +47,12 @@ void metrics_on_collect(struct metrics *m, void (*fn)(void *data), void *data);
 /* The whole exposition; malloc'd, caller frees; NULL without memory. */
 char *metrics_render(struct metrics *m, size_t *len);
 
+/* The process_* families of Prometheus' client libraries (CPU seconds,
+ * resident and virtual memory, open and maximum fds, start time), read from
+ * /proc/self at scrape time, and a gauge named build_info (e.g.
+ * "warmpool_build_info") at 1 with the version in a label. Once per registry. */
+void metrics_process(struct metrics *m, const char *build_info, const char *version);
+
 /* Default latency buckets in seconds, 0.5 ms … 30 s. */
 extern const double metrics_latency_buckets[];
 extern const size_t metrics_latency_buckets_n;

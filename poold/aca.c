@@ -71,9 +71,9 @@ static const char *const labels[R_COUNT][2] = {
     [R_SESSION] = {"/session", "/pools/{name}/session"},
     [R_FILES] = {"/files", "/pools/{name}/files"},
     [R_FILES_UPLOAD] = {"/files/upload", "/pools/{name}/files/upload"},
-    [R_FILE] = {"/files/{name}", "/pools/{name}/files/{name}"},
-    [R_CONTENT] = {"/files/content/{name}", "/pools/{name}/files/content/{name}"},
-    [R_CONTENT_NEWER] = {"/files/{name}/content", "/pools/{name}/files/{name}/content"},
+    [R_FILE] = {"/files/{file}", "/pools/{name}/files/{file}"},
+    [R_CONTENT] = {"/files/content/{file}", "/pools/{name}/files/content/{file}"},
+    [R_CONTENT_NEWER] = {"/files/{file}/content", "/pools/{name}/files/{file}/content"},
 };
 
 struct aca_op {
@@ -258,7 +258,8 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 		out = json_string("");
 	else
 		json_incref(out);
-	telemetry_execution(c->pool->language, status, ev_time() - c->t0);
+	telemetry_interpreter(c->pool->language, status, ev_time() - c->t0);
+	l->runs++;
 	if (c->kind == ACA_EXECUTE) {
 		http_respond_json(c->op.req, 200,
 				  json_pack("{s:{s:s, s:o, s:o, s:O, s:o, s:I}}", "properties", "status",

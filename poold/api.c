@@ -9,6 +9,7 @@
 
 #include "aca.h"
 #include "cleanup.h"
+#include "http_message.h"
 #include "http_path.h"
 #include "json.h"
 #include "lease.h"
@@ -48,6 +49,52 @@ void api_reload(void)
 void api_stop(void)
 {
 	stopping = true;
+}
+
+void api_echo(const char *in, char *out, size_t size)
+{
+	size_t o = 0, i = 0;
+
+	if (!size)
+		return;
+	for (; in && in[i] && i < API_ECHO_MAX && o + 5 < size; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			out[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
+	}
+	if (in && in[i] && o + 4 < size) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o < size ? o : size - 1] = '\0';
+}
+
+void api_not_allowed(struct http_request *req, const char *allow)
+{
+	char hdr[96], msg[200];
+	size_t len = 0;
+
+	snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+	snprintf(msg, sizeof(msg), "%.16s is not allowed on %s; it takes %s", req->method,
+		 req->user ? (const char *)req->user : "this route", allow);
+	char *body = http_error_body("MethodNotAllowed", msg, &len);
+	http_respond_owned(req, 405, "application/json", hdr, body, len);
+}
+
+void api_languages(char *out, size_t size)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (struct pool *p = pool_first(); p && o < size; p = p->next) {
+		bool seen = false;
+		for (struct pool *q = pool_first(); q != p; q = q->next)
+			seen |= strcmp(q->language, p->language) == 0;
+		if (!seen)
+			o += (size_t)snprintf(out + o, size - o, "%s%s", o ? ", " : "", p->language);
+	}
 }
 
 static json_t *pool_json_base(const struct pool *p);
@@ -159,8 +206,11 @@ static struct pool *pool_of(struct http_request *req)
 {
 	cleanup_free char *name = http_request_query(req, "pool");
 	struct pool *p = pool_find(name ? name : cfg->default_pool);
-	if (!p)
-		http_respond_error(req, 404, "PoolNotFound", "no pool `%s`", name ? name : cfg->default_pool);
+	char echo[API_ECHO_SIZE];
+	if (!p) {
+		api_echo(name ? name : cfg->default_pool, echo, sizeof(echo));
+		http_respond_error(req, 404, "PoolNotFound", "no pool `%s`", echo);
+	}
 	return p;
 }
 
@@ -169,6 +219,7 @@ static bool rate_ok(struct http_request *req, struct ratelimit *rl, const char *
 	double retry = 0;
 	if (ratelimit_take(rl, key, ev_now(loop), &retry))
 		return true;
+	telemetry_refused("", "TooManyRequests");
 	http_respond_error_retry(req, 429, retry, "TooManyRequests", "rate limit for %s",
 				 rl == rl_session ? "this session" : "this client");
 	return false;
@@ -188,7 +239,7 @@ static void sessions_route(struct http_request *req, struct http_path *p)
 	if (p->n == 2) {
 		req->user = (void *)("/v1/sessions");
 		if (strcmp(m, "GET") != 0) {
-			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+			api_not_allowed(req, "GET");
 			return;
 		}
 		cleanup_free char *pname = http_request_query(req, "pool");
@@ -201,8 +252,11 @@ static void sessions_route(struct http_request *req, struct http_path *p)
 	}
 	const char *ident = p->seg[2];
 	if (!lease_ident_valid(ident)) {
+		char echo[API_ECHO_SIZE];
 		req->user = (void *)("/v1/sessions/{id}");
-		http_respond_error(req, 400, "InvalidIdentifier", "identifiers are 1 to 128 visible ASCII characters");
+		api_echo(ident, echo, sizeof(echo));
+		http_respond_error(req, 400, "InvalidIdentifier",
+				   "session identifier `%s`: identifiers are 1 to 128 visible ASCII characters", echo);
 		return;
 	}
 	if (!(pool = pool_of(req)))
@@ -221,14 +275,14 @@ static void sessions_route(struct http_request *req, struct http_path *p)
 		} else if (strcmp(m, "DELETE") == 0) {
 			ops_session_release(req, pool, ident);
 		} else {
-			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+			api_not_allowed(req, "GET, DELETE");
 		}
 		return;
 	}
 	if (p->n == 4 && http_path_is(p, 3, "run")) {
 		req->user = (void *)("/v1/sessions/{id}/run");
 		if (strcmp(m, "POST") != 0)
-			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+			api_not_allowed(req, "POST");
 		else if ((b = body_json(req)))
 			ops_session_run(req, pool, ident, b);
 		return;
@@ -244,8 +298,7 @@ static void sessions_route(struct http_request *req, struct http_path *p)
 		}
 		if (name ? strcmp(m, "GET") != 0 && strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0
 			 : strcmp(m, "GET") != 0) {
-			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here (%s)", m,
-					   name ? "GET, PUT or DELETE a file" : "GET lists the files");
+			api_not_allowed(req, name ? "GET, PUT, DELETE" : "GET");
 			return;
 		}
 		ops_session_files(req, pool, ident, name, strcmp(m, "PUT") == 0);
@@ -263,15 +316,32 @@ static void pools_route(struct http_request *req, struct http_path *p)
 
 	if (p->n == 2) {
 		req->user = (void *)("/v1/pools");
+		if (strcmp(m, "GET") != 0) {
+			api_not_allowed(req, "GET");
+			return;
+		}
 		json_t *arr = json_array();
 		for (struct pool *q = pool_first(); q; q = q->next)
 			json_array_append_new(arr, pool_json(q));
 		http_respond_json(req, 200, json_pack("{s:o}", "pools", arr));
 		return;
 	}
-	req->user = (void *)(p->n == 3 ? "/v1/pools/{name}" : "/v1/pools/{name}/drain");
+	if (p->n == 3)
+		req->user = (void *)("/v1/pools/{name}");
+	else if (p->n == 4 && http_path_is(p, 3, "undrain"))
+		req->user = (void *)("/v1/pools/{name}/undrain");
+	else if (p->n == 4 && http_path_is(p, 3, "drain"))
+		req->user = (void *)("/v1/pools/{name}/drain");
+	else
+		req->user = (void *)("other");
+	if (p->n > 4 || (p->n == 4 && !http_path_is(p, 3, "drain") && !http_path_is(p, 3, "undrain"))) {
+		http_respond_error(req, 404, "NotFound", "no route %.16s %s", m, req->path);
+		return;
+	}
 	if (!(pool = pool_find(p->seg[2]))) {
-		http_respond_error(req, 404, "PoolNotFound", "no pool `%s`", p->seg[2]);
+		char echo[API_ECHO_SIZE];
+		api_echo(p->seg[2], echo, sizeof(echo));
+		http_respond_error(req, 404, "PoolNotFound", "no pool `%s`", echo);
 		return;
 	}
 	if (p->n == 3 && strcmp(m, "GET") == 0) {
@@ -286,7 +356,7 @@ static void pools_route(struct http_request *req, struct http_path *p)
 		pool_set_draining(pool, http_path_is(p, 3, "drain"));
 		http_respond_json(req, 200, pool_json(pool));
 	} else {
-		http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+		api_not_allowed(req, p->n == 3 ? "GET, PATCH" : "POST");
 	}
 }
 
@@ -327,7 +397,7 @@ static void dispatch(struct http_request *req, struct http_path *p)
 	} else if (p->n == 1 && http_path_is(p, 0, "execute")) {
 		req->user = (void *)("/execute");
 		if (strcmp(m, "POST") != 0) {
-			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
+			api_not_allowed(req, "POST");
 		} else if ((b = body_json(req))) {
 			const char *user = json_string_value(json_object_get(b, "user_id"));
 			if (user && !rate_ok(req, rl_session, user))
@@ -341,12 +411,20 @@ static void dispatch(struct http_request *req, struct http_path *p)
 		pools_route(req, p);
 	} else if (p->n == 2 && http_path_is(p, 0, "v1") && http_path_is(p, 1, "nodes")) {
 		req->user = (void *)("/v1/nodes");
+		if (strcmp(m, "GET") != 0) {
+			api_not_allowed(req, "GET");
+			return;
+		}
 		json_t *arr = json_array();
 		for (struct node *n = node_first(); n; n = n->next)
 			json_array_append_new(arr, node_json(n));
 		http_respond_json(req, 200, json_pack("{s:o}", "nodes", arr));
 	} else if (p->n == 2 && http_path_is(p, 0, "v1") && http_path_is(p, 1, "languages")) {
 		req->user = (void *)("/v1/languages");
+		if (strcmp(m, "GET") != 0) {
+			api_not_allowed(req, "GET");
+			return;
+		}
 		http_respond_json(req, 200, json_pack("{s:o}", "languages", languages_json()));
 	} else if (aca_route(req, p)) {
 		/* the Azure dynamic sessions routes, at / and /pools/{name}/ (aca.c) */
@@ -358,7 +436,7 @@ static void dispatch(struct http_request *req, struct http_path *p)
 
 static void count_answer(struct http_request *req, int status)
 {
-	telemetry_http(req->user ? req->user : "other", status);
+	telemetry_http(req->user ? req->user : "other", status, ev_time() - req->received_at);
 }
 
 void api_handle(struct http_request *req, void *data)

@@ -173,7 +173,7 @@ json_t *lease_to_json(const struct lease *l)
 			 l->pool->name, "node", l->node ? l->node->name : NULL, "slot",
 			 l->slot_id[0] ? l->slot_id : NULL, "state", lease_state_name(l->state), "created", l->created,
 			 "last_used", l->last_used, "expires_in_s", idle_left > 0 ? idle_left : 0.0, "executions",
-			 (json_int_t)l->executions, "queued", (json_int_t)l->queued, "busy", l->busy);
+			 (json_int_t)l->runs, "queued", (json_int_t)l->queued, "busy", l->busy);
 }
 
 static void run_next(struct lease *l)
@@ -447,7 +447,7 @@ static void recover(struct pool *p, struct node *n, const char *id, const char *
 	l->last_used = json_real_value(json_object_get(s, "last_used"));
 	if (l->last_used < l->created)
 		l->last_used = poold_now(loop);
-	l->executions = (unsigned long)json_integer_value(json_object_get(s, "runs"));
+	l->runs = l->executions = (unsigned long)json_integer_value(json_object_get(s, "runs"));
 	count_in(l);
 }
 

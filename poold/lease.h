@@ -55,6 +55,7 @@ struct lease {
 	struct lease_op *head, *tail;
 	size_t queued;
 	unsigned long executions;
+	unsigned long runs;  /* executions only, not file operations: the session's "executions" */
 	struct lease *hnext; /* hash chain */
 	struct lease *next;  /* all leases */
 };

@@ -104,7 +104,7 @@ static void explain(const char *path)
 		printf("  pool        %-12s %s%s, warm %s, max %s, idle %llus, lifetime %llus%s, limits %s\n", p->name,
 		       p->language, p->stateful ? " (stateful)" : "", warm, max,
 		       (unsigned long long)(p->idle_timeout_ms / 1000), (unsigned long long)(p->max_lifetime_ms / 1000),
-		       strcmp(p->name, cfg.default_pool) == 0 ? " (default)" : "", lim ? lim : "{}");
+		       strcmp(p->name, cfg.default_pool) == 0 ? " (default_pool)" : "", lim ? lim : "{}");
 	}
 	printf("  queue       %llu waiting per pool for up to %llus; %llu per session\n",
 	       (unsigned long long)cfg.max_queue, (unsigned long long)(cfg.queue_timeout_ms / 1000),

@@ -1,6 +1,7 @@
 /* ops.c — see ops.h. */
 #include "ops.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "api.h"
 #include "cleanup.h"
 #include "clock.h"
 #include "http_path.h"
@@ -130,6 +132,9 @@ static void ctx_free(struct op_ctx *c)
 
 static void op_fail(struct lease_op *op, int status, const char *code, const char *message, double retry_after)
 {
+	struct op_ctx *c = (struct op_ctx *)op;
+	if (status == 429 || status == 503)
+		telemetry_refused(c->pool ? c->pool->name : "", code);
 	http_respond_error_retry(op->req, status, retry_after, code, "%s", message);
 	ctx_free((struct op_ctx *)op);
 }
@@ -226,14 +231,20 @@ static json_t *execute_answer(struct op_ctx *c, json_t *r, double wall)
 	}
 	ops_uuid4(exec_id);
 	ops_uuid4(sub_id);
+	/* cpu_usage_percent: the CPU time of the whole run, the compile's too,
+	 * over its wall time (execution_time_ms, which has the compile in it),
+	 * in tenths of a percent; above 100 when several cores were busy */
+	cpu_ms += json_integer_value(json_object_get(json_object_get(r, "compile"), "time_ms"));
 	double wall_ms = wall * 1000.0;
-	json_t *ans = json_pack(
-	    "{s:s, s:s, s:O, s:{s:I, s:I, s:I, s:b, s:f}, s:o, s:{s:I, s:f, s:f}}", "execution_id", exec_id,
-	    "submission_id", sub_id, "verdict", json_object_get(r, "verdict"), "summary", "total_tests",
-	    (json_int_t)total, "passed", (json_int_t)passed, "failed", (json_int_t)(total - passed), "all_passed",
-	    total > 0 && passed == total, "pass_percentage", total ? 100.0 * (double)passed / (double)total : 0.0,
-	    "test_results", results, "metadata", "execution_time_ms", (json_int_t)wall_ms, "cpu_usage_percent",
-	    wall_ms > 0 ? 100.0 * (double)cpu_ms / wall_ms : 0.0, "memory_usage_mb", (double)mem_kb / 1024.0);
+	double cpu_pct = wall_ms > 0 ? round(1000.0 * (double)cpu_ms / wall_ms) / 10.0 : 0.0;
+	double mem_mb = round((double)mem_kb / 102.4) / 10.0;
+	json_t *ans = json_pack("{s:s, s:s, s:O, s:{s:I, s:I, s:I, s:b, s:f}, s:o, s:{s:I, s:f, s:f}}", "execution_id",
+				exec_id, "submission_id", sub_id, "verdict", json_object_get(r, "verdict"), "summary",
+				"total_tests", (json_int_t)total, "passed", (json_int_t)passed, "failed",
+				(json_int_t)(total - passed), "all_passed", total > 0 && passed == total,
+				"pass_percentage", total ? 100.0 * (double)passed / (double)total : 0.0, "test_results",
+				results, "metadata", "execution_time_ms", (json_int_t)wall_ms, "cpu_usage_percent",
+				cpu_pct, "memory_usage_mb", mem_mb);
 	json_object_set(ans, "message", json_object_get(r, "message") ?: json_null());
 	json_t *comp = json_object_get(r, "compile");
 	if (json_is_object(comp)) {
@@ -324,6 +335,7 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 		return;
 	}
 	double wall = ev_time() - c->t0;
+	l->runs++;
 	telemetry_execution(c->pool->language, json_string_value(json_object_get(r, "verdict")) ?: "internal_error",
 			    wall);
 	if (c->kind == OP_EXECUTE) {
@@ -581,6 +593,8 @@ static void judge_fail(struct op_ctx *c, int status, const char *code, double re
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (status == 429 || status == 503)
+		telemetry_refused(c->pool ? c->pool->name : "", code);
 	http_respond_error_retry(c->op.req, status, retry, code, "%s", msg);
 }
 
@@ -850,11 +864,18 @@ void ops_execute(struct http_request *req, json_t *body)
 		return;
 	}
 	if (!lease_ident_valid(user)) {
-		http_respond_error(req, 400, "InvalidIdentifier", "user_id: 1 to 128 visible ASCII characters");
+		char echo[API_ECHO_SIZE];
+		api_echo(user, echo, sizeof(echo));
+		http_respond_error(req, 400, "InvalidIdentifier", "user_id `%s`: 1 to 128 visible ASCII characters",
+				   echo);
 		return;
 	}
 	if (!(p = pool_for_judged(lang))) {
-		http_respond_error(req, 400, "UnknownLanguage", "no pool serves language `%s`", lang);
+		char echo[API_ECHO_SIZE], langs[256];
+		api_echo(lang, echo, sizeof(echo));
+		api_languages(langs, sizeof(langs));
+		http_respond_error(req, 400, "UnknownLanguage", "no pool serves language `%s`; languages: %s", echo,
+				   langs);
 		return;
 	}
 	json_t *cases = json_object_get(b, "test_cases");
@@ -942,6 +963,23 @@ void ops_session_run(struct http_request *req, struct pool *p, const char *ident
 	lease_submit(p, ident, &c->op);
 }
 
+/* The node's refusal of a file operation, in the words of the Azure routes
+ * (FileNotFound, InvalidFileName); anything else as the node said it. */
+static void relay_file_error(struct op_ctx *c, struct http_result *res)
+{
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
+	const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message")) ?: "";
+	char echo[API_ECHO_SIZE];
+
+	api_echo(c->name, echo, sizeof(echo));
+	if (c->name && res->status == 404 && strncmp(msg, "no slot", 7) != 0)
+		http_respond_error(c->op.req, 404, "FileNotFound", "no file `%s` in the session's /mnt/data", echo);
+	else if (c->name && res->status == 400 && strncmp(msg, "invalid file name", 17) == 0)
+		http_respond_error(c->op.req, 400, "InvalidFileName", "%s", msg);
+	else
+		relay_error(c, res);
+}
+
 static void files_done(struct node *n, struct http_result *res, void *data)
 {
 	struct op_ctx *c = data;
@@ -959,7 +997,7 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 					   steal_pointer(&res->body), res->body_len);
 		ctx_free(c);
 	} else {
-		relay_error(c, res);
+		relay_file_error(c, res);
 		ctx_free(c);
 		end_if_refused_first(l, res->status);
 	}

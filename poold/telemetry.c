@@ -15,6 +15,7 @@ static struct metric *m_create_failures, *m_created, *m_node_up, *m_node_slots, 
 static struct metric *m_sessions, *m_http, *m_exec, *m_lease_wait, *m_conn_refused;
 static struct metric *m_exec_queued, *m_exec_running, *m_queue_wait, *m_drain, *m_queue_len;
 static struct metric *m_node_runs, *m_node_run_slots, *m_warm_short, *m_short_events;
+static struct metric *m_http_duration, *m_refused, *m_interp;
 
 static void collect(void *data)
 {
@@ -60,7 +61,11 @@ static void collect(void *data)
 		metric_set(m_node_slots, l, (double)n->slots);
 		metric_set(m_node_capacity, l, (double)n->capacity);
 	}
-	metric_set(m_sessions, NULL, (double)lease_count());
+	metric_reset(m_sessions);
+	for (struct pool *p = pool_first(); p; p = p->next)
+		metric_set(m_sessions, (const char *const[]){p->name, p->language}, 0);
+	for (struct lease *l = lease_first(); l; l = l->next)
+		metric_inc(m_sessions, (const char *const[]){l->pool->name, l->pool->language}, 1);
 	struct http_server_refusals rf;
 	http_server_refusals(NULL, &rf); /* kept by the HTTP servers */
 	metric_set(m_conn_refused, (const char *const[]){"client_cap"}, (double)rf.client_cap);
@@ -87,9 +92,18 @@ struct metrics *telemetry_init(void)
 	m_node_up = metrics_gauge(reg, "warmpool_node_up", "1 when the sandboxd node answers.", node_l);
 	m_node_slots = metrics_gauge(reg, "warmpool_node_slots", "Slots the node holds.", node_l);
 	m_node_capacity = metrics_gauge(reg, "warmpool_node_capacity_slots", "Slots the node can hold.", node_l);
-	m_sessions = metrics_gauge(reg, "warmpool_sessions", "Sessions in the lease table.", NULL);
+	m_sessions = metrics_gauge(reg, "warmpool_sessions", "Sessions in the lease table, by pool.", pool_l);
 	m_http = metrics_counter(reg, "warmpool_http_requests_total", "HTTP requests answered, by route and status.",
 				 (const char *const[]){"route", "status", NULL});
+	m_http_duration =
+	    metrics_histogram(reg, "warmpool_http_request_duration_seconds",
+			      "Time from a whole request received to its answer, by route.",
+			      (const char *const[]){"route", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
+	m_refused = metrics_counter(
+	    reg, "warmpool_requests_refused_total",
+	    "Session leases, executions and judged submissions refused for lack of room or time (429, 503), by "
+	    "pool and reason (the error code: PoolExhausted, QueueFull, TooManyQueued, QueueTimeout, ...).",
+	    (const char *const[]){"pool", "reason", NULL});
 	m_conn_refused =
 	    metrics_counter(reg, "warmpool_http_connections_refused_total",
 			    "Connections turned away: over max_connections_per_client (client_cap), over "
@@ -97,8 +111,14 @@ struct metrics *telemetry_init(void)
 			    "to close (total_cap), or idle ones closed to admit another client (idle_closed).",
 			    (const char *const[]){"reason", NULL});
 	m_exec = metrics_histogram(
-	    reg, "warmpool_execution_duration_seconds", "Executions through poold, from request to answer.",
+	    reg, "warmpool_execution_duration_seconds",
+	    "Judged executions (/execute, /v1 runs with tests), from request to answer, by verdict.",
 	    (const char *const[]){"language", "verdict", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
+	m_interp = metrics_histogram(
+	    reg, "warmpool_interpreter_execution_duration_seconds",
+	    "Interpreter executions (the Azure-compatible routes), from request to answer, by the interpreter's status "
+	    "(ok, error, timeout).",
+	    (const char *const[]){"language", "status", NULL}, metrics_latency_buckets, metrics_latency_buckets_n);
 	m_lease_wait =
 	    metrics_histogram(reg, "warmpool_lease_wait_seconds",
 			      "Time a new session, or a judged submission once admitted, waited for its slot.",
@@ -125,14 +145,26 @@ struct metrics *telemetry_init(void)
 	    reg, "warmpool_pool_no_room_total",
 	    "Times the pool could not reach warm or serve a waiter for lack of room (see its last_error).", pool_l);
 	metrics_on_collect(reg, collect, NULL);
+	metrics_process(reg, "warmpool_build_info", WARMPOOL_VERSION);
 	return reg;
 }
 
-void telemetry_http(const char *route, int status)
+void telemetry_http(const char *route, int status, double seconds)
 {
 	char s[8];
 	snprintf(s, sizeof(s), "%d", status);
 	metric_inc(m_http, (const char *const[]){route, s}, 1);
+	metric_observe(m_http_duration, (const char *const[]){route}, seconds > 0 ? seconds : 0);
+}
+
+void telemetry_refused(const char *pool, const char *reason)
+{
+	metric_inc(m_refused, (const char *const[]){pool, reason}, 1);
+}
+
+void telemetry_interpreter(const char *language, const char *status, double seconds)
+{
+	metric_observe(m_interp, (const char *const[]){language, status}, seconds);
 }
 
 void telemetry_execution(const char *language, const char *verdict, double seconds)

@@ -185,7 +185,7 @@ static void test_check_keys(void **state)
 	assert_int_equal(json_check_keys(empty, none, &err), 0);
 	assert_int_equal(json_check_keys(bad, allowed, &err), -EINVAL);
 	assert_int_equal(err.code, EINVAL);
-	assert_string_equal(err.msg, "unknown key `cod`");
+	assert_string_equal(err.msg, "unknown field `cod`");
 	assert_int_equal(json_check_keys(good, none, &err), -EINVAL);
 	/* NULL err is allowed everywhere */
 	assert_int_equal(json_check_keys(bad, allowed, NULL), -EINVAL);
