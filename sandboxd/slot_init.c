@@ -1,8 +1,9 @@
 /* slot_init.c — inside a slot.
  *
- * Theory of operation. sandboxd clone()s us into new pid, mount, network,
- * ipc and uts namespaces. As root, still, we wait until sandboxd has put us
- * in the slot's init cgroup, then set the slot up in the order of isolate's
+ * Theory of operation. sandboxd clone()s us into a new pid namespace. As
+ * root, still, we join the slot's init cgroup (through fds sandboxd opened),
+ * unshare new mount, network, ipc, uts and cgroup namespaces, then set the
+ * slot up in the order of isolate's
  * box_inside(): cgroup namespace, root filesystem, hostname, credentials,
  * no_new_privs, seccomp, fds. From then on we are pid 1 of the slot, running
  * as the slot's uid with no capabilities, and serve sandboxd over a
@@ -531,9 +532,11 @@ _Noreturn void slot_init_main(struct slot_init_args *a)
 		close(a->init_procs_fds[i]);
 	}
 
-	/* checklist, in order */
-	if (unshare(CLONE_NEWCGROUP) < 0) {
-		wp_error_errno(&err, "unshare cgroup namespace");
+	/* checklist, in order; the namespaces sandboxd left to us (only the
+	 * pid one is made by the clone) come first, the cgroup one once we are
+	 * in the init group */
+	if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP) < 0) {
+		wp_error_errno(&err, "unshare mount, network, ipc, uts and cgroup namespaces");
 		die(&err);
 	}
 	if ((r = mounts_setup_root(a, &err)) < 0)
