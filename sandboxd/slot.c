@@ -351,7 +351,8 @@ static int slot_make_dirs(struct slot *s, int *mnt_fd, struct wp_error *err)
 	    fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0)
 		return wp_error_errno(err, "configure the work dir's tmpfs");
 	snprintf(val, sizeof(val), "%u", (unsigned)s->uid);
-	if (fsconfig(fs, FSCONFIG_SET_STRING, "uid", val, 0) < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "gid", val, 0) < 0)
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "uid", val, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "gid", val, 0) < 0)
 		return wp_error_errno(err, "configure the work dir's tmpfs owner");
 	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		return wp_error_errno(err, "create the work dir's tmpfs");
