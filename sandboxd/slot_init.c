@@ -3,9 +3,8 @@
  * Theory of operation. sandboxd clone()s us into a new pid namespace. As
  * root, still, we join the slot's init cgroup (through fds sandboxd opened),
  * unshare new mount, network, ipc, uts and cgroup namespaces, then set the
- * slot up in the order of isolate's
- * box_inside(): cgroup namespace, root filesystem, hostname, credentials,
- * no_new_privs, seccomp, fds. From then on we are pid 1 of the slot, running
+ * slot up in the order of isolate's box_inside(): cgroup namespace, root
+ * filesystem, hostname, credentials, no_new_privs, seccomp, fds. From then on we are pid 1 of the slot, running
  * as the slot's uid with no capabilities, and serve sandboxd over a
  * SOCK_SEQPACKET pair: PROTO_RUN → a child in the run cgroup (moved there
  * through cgroup.procs fds opened by root before we dropped privileges, and
