@@ -1,6 +1,6 @@
 """bench/contest.py — the contest on the shipped config (issue 11).
 
-    /usr/bin/python3 bench/contest.py [--quick] [--no-create] [--json FILE]
+    /usr/bin/python3 bench/contest.py [--quick] [--no-create | --create-only] [--json FILE]
 
 Root only (sandboxd makes namespaces, cgroups and mounts). Starts its own
 daemons through tests/system/wpdaemons.py: sandboxd from config/sandboxd.conf
@@ -52,6 +52,7 @@ MIX = {"python": 80, "javascript": 60, "cpp": 40, "java": 20}  # per 200 student
 FLOOR_TARGET = 1.25
 RATE_TARGET_S = {"c": 5.0, "python": 20.0}
 SKIP_CREATE = False  # --no-create: the contest only
+ONLY_CREATE = False  # --create-only: the creation rates only
 
 
 def log(msg):
@@ -107,6 +108,14 @@ def cpu_busy(seconds=1.0):
     return 100.0 * (dt - (i1 - i0)) / dt, 100.0 * (s1 - s0) / dt
 
 
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 class NodeCpu:
     """CPU seconds the node used: poold and sandboxd themselves, and every
     slot's processes through the cpuacct (v1) or cpu.stat (v2) usage of
@@ -116,13 +125,13 @@ class NodeCpu:
     def __init__(self, sb, pd):
         self.pids = (sb.pid, pd.pid)
         self.files = []
-        for d in wp.cgroup_dirs_named(sb.cgroup_name, extra_pids=(sb.pid,)):
-            if os.path.exists(os.path.join(d, "cpuacct.usage")):
-                self.files.append(("v1", os.path.join(d, "cpuacct.usage")))
-                break
-            if os.path.exists(os.path.join(d, "cpu.stat")):
-                self.files.append(("v2", os.path.join(d, "cpu.stat")))
-                break
+        dirs = wp.cgroup_dirs_named(sb.cgroup_name, extra_pids=(sb.pid,))
+        v1 = [d for d in dirs if os.path.exists(os.path.join(d, "cpuacct.usage"))]
+        v2 = [d for d in dirs if "usage_usec" in _read(os.path.join(d, "cpu.stat"))]
+        if v1:
+            self.files.append(("v1", os.path.join(v1[0], "cpuacct.usage")))
+        elif v2:
+            self.files.append(("v2", os.path.join(v2[0], "cpu.stat")))
 
     def __call__(self):
         t = 0.0
@@ -304,13 +313,7 @@ def creation_rate(lang, n, timeout=180):
             "cpu_ms_per_slot": 1000.0 * cpu / n, "helpers_lost": lost, "cleanup_problems": problems}
 
 
-def section(quick):
-    ncpu = os.cpu_count() or 1
-    busy, steal = cpu_busy()
-    log("host: %d CPUs, %.0f%% busy, %.0f%% steal before the start; load %s" % (
-        ncpu, busy, steal, open("/proc/loadavg").read().split()[:3]))
-    raw = {"cpus": ncpu, "busy_before_pct": busy, "steal_before_pct": steal}
-    rows = []
+def contest_rows(quick, ncpu, raw, rows):
     sb = ShippedSandboxd(wp.make_tmpdir("wp-bench-contest-sb-"), CONTEST_UID_BASE)
     pd = ShippedPoold(wp.make_tmpdir("wp-bench-contest-pd-"), sb.url)
     try:
@@ -357,6 +360,17 @@ def section(quick):
         pd.cleanup()
         sb.stop()
         raw["contest_cleanup_problems"] = sb.cleanup()
+
+
+def section(quick):
+    ncpu = os.cpu_count() or 1
+    busy, steal = cpu_busy()
+    log("host: %d CPUs, %.0f%% busy, %.0f%% steal before the start; load %s" % (
+        ncpu, busy, steal, open("/proc/loadavg").read().split()[:3]))
+    raw = {"cpus": ncpu, "busy_before_pct": busy, "steal_before_pct": steal}
+    rows = []
+    if not ONLY_CREATE:
+        contest_rows(quick, ncpu, raw, rows)
     for lang in ("c", "python") if not SKIP_CREATE else ():
         log("slot creation through poold: %s, 1 000 warm" % lang)
         r = creation_rate(lang, 1000)
@@ -375,9 +389,10 @@ def section(quick):
 
 
 def main():
-    global SKIP_CREATE
+    global SKIP_CREATE, ONLY_CREATE
     quick = "--quick" in sys.argv
     SKIP_CREATE = "--no-create" in sys.argv
+    ONLY_CREATE = "--create-only" in sys.argv
     out = None
     if "--json" in sys.argv:
         out = sys.argv[sys.argv.index("--json") + 1]
