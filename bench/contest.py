@@ -255,11 +255,14 @@ def run_contest(c, students, solo, ncpu, limit, node_cpu=lambda: 0.0, solo_cpu_p
     correct = {k: ok for k, _, ok in jobs}
     floor = sum(solo[(b["language"], ok)] for _, b, ok in jobs) / ncpu
     log("%d students x 2: %d submissions at once (floor %.1f s)" % (students, len(jobs), floor))
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, (b0, t0) = node_cpu(), host_cpu()
     results, errors, wall = burst(c, jobs, limit)
     # the pools refill after the burst: their CPU belongs to it
     wp.wait_for(lambda: all(p["creating"] == 0 for p in c.get("/v1/pools").body["pools"]), 30, 0.2)
     cpu1, (b1, t1) = node_cpu(), host_cpu()
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    client = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
     lat = [s for _, s in results.values()]
     refused = sum(1 for r, _ in results.values() if r.status != 200) + len(errors) + (len(jobs) - len(results) -
                                                                                      len(errors))
@@ -271,7 +274,8 @@ def run_contest(c, students, solo, ncpu, limit, node_cpu=lambda: 0.0, solo_cpu_p
             "ratio": wall / floor, "p50_s": pct(lat, 0.5), "p95_s": pct(lat, 0.95), "max_s": max(lat or [0]),
             "refused": refused, "wrong": wrong, "errors": errors[:5], "slowest_by_language": slowest,
             "daemon_cpu_s": cpu1 - cpu0, "host_busy_pct": 100.0 * (b1 - b0) / max(1, t1 - t0),
-            "others_cpu_s": max(0.0, (b1 - b0) / os.sysconf("SC_CLK_TCK") - (cpu1 - cpu0)),
+            "client_cpu_s": client,
+            "others_cpu_s": max(0.0, (b1 - b0) / os.sysconf("SC_CLK_TCK") - (cpu1 - cpu0) - client),
             "solo_daemon_cpu_s": (solo_cpu_per_run or 0) * len(jobs)}
 
 
@@ -344,8 +348,8 @@ def contest_rows(quick, ncpu, raw, rows):
             rows.append(("  node CPU: each alone x N vs the burst", "%.1f s" % r["solo_daemon_cpu_s"],
                          "%.1f s" % r["daemon_cpu_s"], "%.2fx" % (r["daemon_cpu_s"] / max(0.1, r["solo_daemon_cpu_s"])),
                          "-", "info"))
-            rows.append(("  host CPU during the burst: busy; used by other work", "",
-                         "%.0f%%; %.1f s" % (r["host_busy_pct"], r["others_cpu_s"]),
+            rows.append(("  host CPU during the burst: busy; this client; other work", "",
+                         "%.0f%%; %.1f s; %.1f s" % (r["host_busy_pct"], r["client_cpu_s"], r["others_cpu_s"]),
                          "%.2fx" % ((r["daemon_cpu_s"] / ncpu) / r["floor_s"]), "-",
                          "info (ratio: node CPU / CPUs vs floor)"))
             rows.append(("  refused / wrong verdicts of %d" % r["submissions"], "", "%d / %d" % (r["refused"],

@@ -417,6 +417,11 @@ static bool refill_now(const struct pool *p, double now)
 {
 	if (!p->refill_due || now >= p->refill_due)
 		return true;
+	/* a hold never lets the pool run dry: with nothing ready or coming,
+	 * the next lease would create on demand anyway, and later (a Python
+	 * slot is ready once its fork-server is: 0.1-1 s) */
+	if (p->n_ready + p->n_creating == 0)
+		return true;
 	if (now - p->last_take < REFILL_GAP)
 		return false;
 	struct node *n = place(p, false);
