@@ -232,6 +232,9 @@ def solo_times(c, reps=3, node_cpu=lambda: 0.0):
     """{(lang, correct): median seconds} of each distinct program alone, and
     the daemons' CPU seconds for all of them."""
     out = {}
+    # the pools' first warm-up is not the programs' work
+    wp.wait_for(lambda: all(p["creating"] == 0 and p["ready"] >= p["warm"] for p in c.get("/v1/pools").body["pools"]),
+                60, 0.2)
     cpu0 = node_cpu()
     for lang in MIX:
         for correct in (True, False):
