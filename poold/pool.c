@@ -383,6 +383,11 @@ static void destroy_slot(struct node *n, const char *id)
 static void waiter_serve(struct pool *p, struct node *n, const char *id)
 {
 	struct pool_waiter *w = p->waiters;
+	/* the lease got its slot now: the gap to the next (refill_now,
+	 * pool_take) counts from here, so that a lease slowed by an on-demand
+	 * creation (a Python slot is ready once its fork-server is) does not
+	 * start a new hold in the middle of a stream of leases */
+	p->last_take = ev_now(loop);
 	p->waiters = w->next;
 	if (!p->waiters)
 		p->waiters_tail = &p->waiters;
@@ -416,11 +421,6 @@ static size_t create_inflight_max(const struct pool *p)
 static bool refill_now(const struct pool *p, double now)
 {
 	if (!p->refill_due || now >= p->refill_due)
-		return true;
-	/* a hold never lets the pool run dry: with nothing ready or coming,
-	 * the next lease would create on demand anyway, and later (a Python
-	 * slot is ready once its fork-server is: 0.1-1 s) */
-	if (p->n_ready + p->n_creating == 0)
 		return true;
 	if (now - p->last_take < REFILL_GAP)
 		return false;
