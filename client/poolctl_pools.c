@@ -472,11 +472,14 @@ int cmd_langs(int argc, char **argv)
 
 static const char top_help[] = "Usage: poolctl top [--interval SECS] [--once]\n"
 			       "\n"
-			       "A live view for contest day: readiness, every pool (ready, leased, queued),\n"
-			       "every node, and the sessions (with an admin token), refreshed every SECS.\n"
+			       "A live view for contest day: readiness, the /execute queue (submissions\n"
+			       "queued, runs in progress, drain rate: submissions/s started over poold's\n"
+			       "last 64, and when the queue is worked off at that rate), every pool (ready,\n"
+			       "leased, queued), every node, and the sessions (with an admin token),\n"
+			       "refreshed every SECS.\n"
 			       "Ctrl-C quits. Without a terminal, or with --once, frames are printed one\n"
 			       "after the other instead of redrawn; --json prints each frame as one JSON\n"
-			       "object {\"pools\", \"nodes\", \"sessions\", \"ready\"}.\n"
+			       "object {\"execute\", \"pools\", \"nodes\", \"sessions\", \"ready\"}.\n"
 			       "\n"
 			       "  -n, --interval SECS  between refreshes (default 2)\n"
 			       "      --once           one frame, then exit (status 3 if poold failed)\n"
@@ -486,6 +489,31 @@ static const char top_help[] = "Usage: poolctl top [--interval SECS] [--once]\n"
 			       "  poolctl top --once --json | jq '.pools[] | {name, ready, leased}'\n";
 
 #define TOP_MAX_SESSIONS 25
+
+/* The /execute queue (poold's pools answer, "execute"): how many wait, how
+ * many run, how fast the queue drains and so when a burst is worked off. */
+static void print_execute_queue(const struct wp_pools *pools)
+{
+	json_t *j = json_loads(wp_json(pools), 0, NULL);
+	json_t *ex = json_object_get(j, "execute");
+
+	printf("\nEXECUTE QUEUE\n");
+	if (!json_is_object(ex)) {
+		printf("  (this poold does not report its /execute queue)\n");
+		json_decref(j);
+		return;
+	}
+	json_int_t queued = json_integer_value(json_object_get(ex, "queued"));
+	json_int_t running = json_integer_value(json_object_get(ex, "running"));
+	double rate = json_number_value(json_object_get(ex, "drain_rate"));
+	printf("  queued %lld   running %lld   drain rate %.1f/s", (long long)queued, (long long)running, rate);
+	if (queued > 0 && rate > 0)
+		printf("   worked off in ~%.0f s", (double)queued / rate);
+	else if (queued > 0)
+		printf("   (drain rate not measured yet)");
+	printf("\n");
+	json_decref(j);
+}
 
 /* One frame; CTL_OK, or the status of the failure it shows. */
 static int top_frame(struct wp_client *c, bool tty, double interval)
@@ -521,6 +549,7 @@ static int top_frame(struct wp_client *c, bool tty, double interval)
 			      "nodes", json_loads(wp_json(nodes), 0, NULL), "sessions",
 			      json_loads(sessions ? wp_json(sessions) : "null", JSON_DECODE_ANY, NULL));
 		json_t *arr = json_object_get(frame, "pools");
+		json_object_set(frame, "execute", json_object_get(arr, "execute") ?: json_null());
 		json_object_set(frame, "pools", json_object_get(arr, "pools"));
 		arr = json_object_get(frame, "nodes");
 		json_object_set(frame, "nodes", json_object_get(arr, "nodes"));
@@ -540,6 +569,7 @@ static int top_frame(struct wp_client *c, bool tty, double interval)
 	printf("warmpool top — %s — %s — %s\n", wp_client_url(c), when, ready ? "ready" : "NOT READY");
 	if (!ready)
 		printf("  %s\n", why);
+	print_execute_queue(pools);
 	printf("\nPOOLS\n");
 	pools_table(pools, "  ");
 	printf("\nNODES\n");

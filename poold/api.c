@@ -321,9 +321,15 @@ static void pools_route(struct http_request *req, struct http_path *p)
 			return;
 		}
 		json_t *arr = json_array();
-		for (struct pool *q = pool_first(); q; q = q->next)
+		size_t running = 0;
+		for (struct pool *q = pool_first(); q; q = q->next) {
 			json_array_append_new(arr, pool_json(q));
-		http_respond_json(req, 200, json_pack("{s:o}", "pools", arr));
+			running += q->n_judge_running;
+		}
+		/* the /execute queue as a whole, for poolctl top: a burst being worked off */
+		json_t *ex = json_pack("{s:I, s:I, s:f}", "queued", (json_int_t)ops_queue_length(), "running",
+				       (json_int_t)running, "drain_rate", ops_queue_drain_rate());
+		http_respond_json(req, 200, json_pack("{s:o, s:o}", "pools", arr, "execute", ex));
 		return;
 	}
 	if (p->n == 3)

@@ -19,6 +19,7 @@
 #define BACKOFF_MIN    1.0
 #define BACKOFF_MAX    60.0
 #define CREATE_BATCH   8
+#define CREATE_PER_CPU 16
 #define CREATE_TIMEOUT 60.0
 #define REFILL_HOLD    1.0
 #define REFILL_GAP     0.25
@@ -372,12 +373,31 @@ static bool create(struct pool *p, size_t count, bool direct)
 static void waiter_serve(struct pool *p, struct node *n, const char *id)
 {
 	struct pool_waiter *w = p->waiters;
+	/* the lease got its slot now: the gap to the next (refill_now,
+	 * pool_take) counts from here, so that a lease slowed by an on-demand
+	 * creation (a Python slot is ready once its fork-server is) does not
+	 * start a new hold in the middle of a stream of leases */
+	p->last_take = ev_now(loop);
 	p->waiters = w->next;
 	if (!p->waiters)
 		p->waiters_tail = &p->waiters;
 	p->n_waiting--;
 	handoff(p, w->fn, w->data, 0, n, id);
 	free(w);
+}
+
+/* Slots a pool creates for warmth at once: CREATE_PER_CPU per
+ * judged run the nodes with its language start at once (their run_slots:
+ * their CPUs by default). A slot's set-up is CPU work in the slot's own
+ * processes (namespaces, mounts, a pre-started interpreter): more in flight
+ * than that only queues on the CPUs. */
+static size_t create_inflight_max(const struct pool *p)
+{
+	size_t cpus = 0;
+	for (struct node *n = node_first(); n; n = n->next)
+		if (n->up && n->synced && node_has_language(n, p->language))
+			cpus += pool_node_run_slots(n);
+	return CREATE_PER_CPU * (cpus ? cpus : 1);
 }
 
 /* Warmth is background work. After a burst of leases starts (pool_take),
@@ -474,16 +494,29 @@ void pool_kick(struct pool *p)
 			   (unsigned long long)p->warm, have, (unsigned long long)p->max);
 		short_now = true;
 	} else if (have < p->warm && pool_total(p) < p->max && refill_now(p, now)) {
-		size_t want = p->warm - have;
-		if (want > p->max - pool_total(p))
-			want = p->max - pool_total(p);
-		if (want > CREATE_BATCH)
-			want = CREATE_BATCH;
-		if (want && !create(p, want, false) && pool_language_up(p)) {
-			describe_full(p, false, why, sizeof(why));
-			note_short(p, 3, "warm %llu not reached (%zu ready or coming): no room on a node: %s",
-				   (unsigned long long)p->warm, have, why);
-			short_now = true;
+		/* as many batches as the nodes' CPUs keep busy, not one per
+		 * kick: one batch at a time (wait = true answers with its
+		 * slowest slot) made a pool of Python slots warm at ~30/s */
+		size_t cap = create_inflight_max(p);
+		while (have < p->warm && pool_total(p) < p->max && p->n_creating < cap) {
+			size_t want = p->warm - have;
+			if (want > p->max - pool_total(p))
+				want = p->max - pool_total(p);
+			if (want > cap - p->n_creating)
+				want = cap - p->n_creating;
+			if (want > CREATE_BATCH)
+				want = CREATE_BATCH;
+			if (!create(p, want, false)) {
+				if (pool_language_up(p)) {
+					describe_full(p, false, why, sizeof(why));
+					note_short(p, 3,
+						   "warm %llu not reached (%zu ready or coming): no room on a node: %s",
+						   (unsigned long long)p->warm, have, why);
+					short_now = true;
+				}
+				break;
+			}
+			have = p->n_ready + p->n_creating;
 		}
 	}
 	if (!short_now && (have >= p->warm || p->n_creating) && p->n_waiting <= pending)

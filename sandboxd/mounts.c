@@ -9,8 +9,9 @@
  *                     (the interpreter drivers, sandboxd/runtimes/): a bind
  *                     would name the host's path in /proc/self/mountinfo
  *   /tmp              private tmpfs (tmp_size), /dev/shm private tmpfs (shm_size)
- *   /mnt/data         the work dir: a tmpfs sandboxd mounted on the host side
- *                     (it keeps a dir fd on it for the files API)
+ *   /mnt/data         the work dir: a tmpfs sandboxd made as a detached mount
+ *                     (it keeps a dir fd on it for the files API), attached
+ *                     here only
  *   /dev              null zero full random urandom, fd/std* symlinks
  *   /proc             this pid namespace's own; /proc/cmdline, kcore, keys,
  *                     timer_list… masked with /dev/null, /proc/scsi, acpi…
@@ -297,11 +298,9 @@ int mounts_setup_root(const struct slot_init_args *a, struct wp_error *err)
 	snprintf(path, sizeof(path), "%s/mnt/data", root);
 	if ((r = mkdir_p(path, 0755)) < 0)
 		return wp_error_set(err, -r, "mkdir `%s`", path);
-	char data[4096];
-	snprintf(data, sizeof(data), "%s/data", a->slot_dir);
-	if (mount(data, path, NULL, MS_BIND, NULL) < 0 ||
-	    mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0)
-		return wp_error_errno(err, "bind work dir on `%s`", path);
+	/* the work dir: sandboxd's detached tmpfs (slot.c), nosuid and nodev */
+	if (move_mount(a->data_mnt_fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return wp_error_errno(err, "attach the work dir on `%s`", path);
 	snprintf(path, sizeof(path), "%s/proc", root);
 	if (mkdir(path, 0555) < 0)
 		return wp_error_errno(err, "mkdir `%s`", path);

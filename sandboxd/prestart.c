@@ -70,6 +70,8 @@ static void ps_lost(struct prestart *p, const char *why)
 			 busy ? ": the step in flight is started again the usual way" : "");
 	p->state = PS_DEAD;
 	ps_close_sock(p);
+	if (s->state == SLOT_CREATING)
+		slot_created(s); /* usable without it */
 	if (s->cg_kernel)
 		cgroup_kill_all(s->cg_kernel);
 	if (busy)
@@ -97,6 +99,8 @@ static void ps_report(struct prestart *p, const char *buf, size_t n)
 		ev_timer_stop(EV_DEFAULT, &p->timer);
 		p->state = PS_READY;
 		log_debug("slot %s: pre-started helper ready", s->id);
+		if (s->state == SLOT_CREATING)
+			slot_created(s); /* slot.c waited for this */
 	} else if ((v = json_object_get(j, "started")) && p->state == PS_BUSY) {
 		struct proto_started m = {.hdr.type = PROTO_STARTED, .pid = (int32_t)json_integer_value(v)};
 		ev_timer_stop(EV_DEFAULT, &p->timer);

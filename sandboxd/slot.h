@@ -42,9 +42,8 @@ struct slot {
 
 	pid_t init_pid;
 	int ctl_fd;
-	int data_fd; /* O_DIRECTORY on the host side of /mnt/data */
-	char *dir;   /* <state_dir>/slots/<id> */
-	bool data_mounted;
+	int data_fd;				 /* O_DIRECTORY on the work dir's tmpfs (/mnt/data in the slot) */
+	char *dir;				 /* <state_dir>/slots/<id> */
 	struct cgroup *cg, *cg_init, *cg_run[2]; /* runs alternate between two groups */
 	struct cgroup *cg_kernel;		 /* the interpreter and what it starts; NULL without */
 	unsigned next_group;

@@ -1,13 +1,15 @@
 /* slot_init.c — inside a slot.
  *
- * Theory of operation. sandboxd clone()s us into new pid, mount, network,
- * ipc and uts namespaces. As root, still, we move ourselves into the slot's
- * init cgroup (through cgroup.procs fds sandboxd opened), then set the slot
- * up in this order (slot_init_main): cgroup namespace, root filesystem,
- * hostname, fds (only the control socket and the cgroup.procs fds kept),
- * credentials (bounding set emptied, uid/gid, then no_new_privs and not
- * dumpable), seccomp; then we say READY and pre-fork the first run's stub.
- * From then on we are pid 1 of the slot, running
+ * Theory of operation. sandboxd clone()s us into a new pid namespace only
+ * (the other namespaces cost sandboxd's loop nothing when we make them). As
+ * root, still, we move ourselves into the slot's init cgroup (through
+ * cgroup.procs fds sandboxd opened), unshare new mount, network, ipc, uts and
+ * cgroup namespaces, then set the slot up in this order (slot_init_main):
+ * root filesystem (the /mnt/data tmpfs sandboxd made detached is attached
+ * here only), hostname, fds (only the control socket and the cgroup.procs
+ * fds kept), credentials (bounding set emptied, uid/gid, then no_new_privs
+ * and not dumpable), seccomp; then we say READY and pre-fork the first run's
+ * stub. From then on we are pid 1 of the slot, running
  * as the slot's uid with no capabilities, and serve sandboxd over a
  * SOCK_SEQPACKET pair: PROTO_RUN → a child in one of the two run cgroups
  * (moved there through cgroup.procs fds opened by root, and pre-forked
@@ -537,9 +539,11 @@ _Noreturn void slot_init_main(struct slot_init_args *a)
 		close(a->init_procs_fds[i]);
 	}
 
-	/* checklist, in order */
-	if (unshare(CLONE_NEWCGROUP) < 0) {
-		wp_error_errno(&err, "unshare cgroup namespace");
+	/* checklist, in order; the namespaces sandboxd left to us (only the
+	 * pid one is made by the clone) come first, the cgroup one once we are
+	 * in the init group */
+	if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP) < 0) {
+		wp_error_errno(&err, "unshare mount, network, ipc, uts and cgroup namespaces");
 		die(&err);
 	}
 	if ((r = mounts_setup_root(a, &err)) < 0)

@@ -9,7 +9,7 @@
 #include "error.h"
 
 struct slot_init_args {
-	const char *slot_dir; /* <state_dir>/slots/<id>, holds root/ and data/ */
+	const char *slot_dir; /* <state_dir>/slots/<id>, holds root/ */
 	uid_t uid;
 	gid_t gid;
 	uint64_t tmp_size;
@@ -19,6 +19,7 @@ struct slot_init_args {
 	const char *pch_dir;   /* the language's precompiled headers (pch.c), bound
 				  read-only at /opt/warmpool-pch, or NULL */
 	int ctl_fd;	       /* SOCK_SEQPACKET to sandboxd */
+	int data_mnt_fd;       /* the work dir's tmpfs, a detached mount: attached at /mnt/data */
 	int init_procs_fds[8]; /* cgroup.procs of the init group: we move ourselves in first */
 	int procs_fds[3][8];   /* cgroup.procs of the two run groups and of the kernel
 				  group (empty for a slot without interpreter), -1 terminated */

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -434,3 +435,41 @@ def test_node_refuses_a_run_beyond_its_budget(make_poold):
     assert c.get("/v1/info").body["runs"]["active"] == 0
     r = c.post("/v1/slots/%s/run" % ids[1], {"source": "print(2)\n", "tests": [{"stdin": "", "expected": "2\n"}]})
     assert r.status == 200 and r.body["verdict"] == "accepted", r
+
+
+def _poolctl_top(pd, *args):
+    env = dict(os.environ, WARMPOOL_URL=pd.url)
+    env.pop("WARMPOOL_TOKEN", None)
+    r = subprocess.run([os.path.join(REPO, "bin", "poolctl"), "top", "--once"] + list(args), env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return r.stdout.decode()
+
+
+def test_poolctl_top_shows_a_burst_being_worked_off(shipped):
+    """During a burst, `poolctl top --once` shows the /execute queue: how
+    many wait, how many run and how fast the queue drains (what an admin
+    watches on contest day); --json carries the same under "execute"."""
+    sb, pd = shipped
+    c = pd.client(timeout=240)
+    run = uuid.uuid4().hex[:6]
+    jobs = [((k,), submission("cpp", "top-%s-%d" % (run, k % 6), 300 + k), True) for k in range(24)]
+    done = {}
+    t = threading.Thread(target=lambda: done.update(burst(c, jobs, 240)[0]), daemon=True)
+    t.start()
+    seen = wpdaemons.wait_for(
+        lambda: (lambda j: j if j["execute"] and (j["execute"]["queued"] or j["execute"]["running"]) else None)(
+            json.loads(_poolctl_top(pd, "--json"))), 60, interval=0.2)
+    assert seen, "poolctl top --json never showed the burst queued or running"
+    ex = seen["execute"]
+    assert set(ex) >= {"queued", "running", "drain_rate"}, ex
+    assert ex["queued"] + ex["running"] <= 24 and ex["running"] <= 2 * (os.cpu_count() or 1), ex
+    text = _poolctl_top(pd)
+    m = re.search(r"EXECUTE QUEUE\n\s+queued (\d+)\s+running (\d+)\s+drain rate ([0-9.]+)/s", text)
+    assert m, text
+    t.join(240)
+    assert len(done) == 24 and all(check_answer(r, True) == "" for r, _ in done.values())
+    # worked off: nothing queued or running, a drain rate measured
+    after = json.loads(_poolctl_top(pd, "--json"))["execute"]
+    assert after["queued"] == 0 and after["running"] == 0 and after["drain_rate"] > 0, after
+    assert re.search(r"queued 0\s+running 0\s+drain rate [0-9.]+/s", _poolctl_top(pd)), _poolctl_top(pd)

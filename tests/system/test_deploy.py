@@ -942,6 +942,60 @@ def test_k8s_configs_pass_check_config(tmp_path):
     assert "3 token(s)" in r.stdout and "dns:sandboxd.warmpool.svc.cluster.local:9091" in r.stdout, r.stdout
 
 
+def ini_sections(text):
+    """{section: {key: value}} of a warmpool config (inline `;` comments cut),
+    sections in file order."""
+    out, cur = {}, None
+    for line in text.splitlines():
+        line = line.split(";", 1)[0].strip()
+        m = re.match(r"^\[([^\]]+)\]$", line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+        elif "=" in line and cur is not None:
+            k, v = line.split("=", 1)
+            cur[k.strip()] = v.strip()
+    return out
+
+
+def test_deploy_configs_carry_the_contest():
+    """The configs of deploy/ (systemd host and Kubernetes) carry the contest
+    as config/ does (issue 11): /execute's queue is sized for a contest burst
+    (2 000 submissions held, minutes of waiting), every language's judged
+    pool (its first pool with stateful = no) sizes itself from the nodes
+    (warm = auto, max = auto), and sandboxd derives its capacity and run
+    budget from the host (capacity, run_slots, run_memory = auto)."""
+    poolds = {"deploy/etc/poold.conf": read(os.path.join(DEPLOY, "etc", "poold.conf")),
+              "deploy/k8s poold-config": k8s("ConfigMap", "poold-config")["data"]["poold.conf"]}
+    sandboxds = {"deploy/etc/sandboxd.conf": read(os.path.join(DEPLOY, "etc", "sandboxd.conf")),
+                 "deploy/k8s sandboxd-config": k8s("ConfigMap", "sandboxd-config")["data"]["sandboxd.conf"]}
+    seconds = {"s": 1, "m": 60, "h": 3600}
+    bad = []
+    for name, text in poolds.items():
+        conf = ini_sections(text)
+        main = conf.get("poold", {})
+        if int(main.get("execute_max_queue", "0")) < 2000:
+            bad.append("%s: execute_max_queue %r holds less than a 1 000 x 2 burst" % (
+                name, main.get("execute_max_queue")))
+        t = main.get("execute_queue_timeout", "0s")
+        if not re.match(r"^\d+[smh]$", t) or int(t[:-1]) * seconds[t[-1]] < 300:
+            bad.append("%s: execute_queue_timeout %r is under the 5 minutes a burst waits" % (name, t))
+        for lang in ("python", "javascript", "java", "c", "cpp"):
+            judged = [(sec, keys) for sec, keys in conf.items() if sec.startswith("pool:") and
+                      keys.get("language") == lang and keys.get("stateful", "no") == "no"]
+            if not judged:
+                bad.append("%s: no judged (stateful = no) pool for %s" % (name, lang))
+                continue
+            sec, keys = judged[0]
+            if (keys.get("warm"), keys.get("max")) != ("auto", "auto"):
+                bad.append("%s: [%s] warm %r max %r, want auto/auto" % (name, sec, keys.get("warm"), keys.get("max")))
+    for name, text in sandboxds.items():
+        keys = ini_sections(text).get("sandboxd", {})
+        for k in ("capacity", "run_slots", "run_memory"):
+            if keys.get(k) != "auto":
+                bad.append("%s: %s = %r, want auto (from the host)" % (name, k, keys.get(k)))
+    assert not bad, "\n".join(bad)
+
+
 # ==========================================================================
 # shell scripts
 

@@ -1,0 +1,429 @@
+"""bench/contest.py — the contest on the shipped config (issue 11).
+
+    /usr/bin/python3 bench/contest.py [--quick] [--no-create | --create-only] [--json FILE]
+
+Root only (sandboxd makes namespaces, cgroups and mounts). Starts its own
+daemons through tests/system/wpdaemons.py: sandboxd from config/sandboxd.conf
+and poold from config/poold.conf as shipped (only the listen address, socket,
+state dir, cgroup name and uid_base rewritten: slot uids 412000-414047,
+cgroup wp-bench-contest-<pid>), then, for the creation rates, a sandboxd and a
+poold of their own (uids 416000-418047).
+
+What it measures, every figure in the same run:
+
+1. The work floor: each distinct program of the burst (Python, C++, Java,
+   JavaScript; right and wrong answer) submitted alone through POST /execute,
+   one after another (3 times each, the median kept). floor = sum over all
+   submissions of the burst of their program's solo time / the node's CPUs.
+2. The seed's contest: 200 students x 2 questions at once, half of the second
+   answers wrong (the mix and programs of tests/system/test_contest.py): wall
+   time, ratio to the floor (target <= 1.25), p50/p95 latency, wrong verdicts
+   and refusals (target 0).
+3. Outside --quick: the same with 1 000 students x 2 (wall, ratio, refusals).
+4. Slot creation through poold: a pool of warm 0 is PATCHed to warm 1 000;
+   the time until poold reports 1 000 ready (C: target <= 5 s; Python, each
+   slot with its pre-started fork-server ready: target <= 20 s). The CPU time
+   the daemons and slots used (teardown included) is printed per slot: it
+   does not depend on what else the host runs.
+
+section(quick) returns {"rows": [(what, baseline, subject, ratio, target,
+result)], "raw": {...}} like bench.py's build_table."""
+
+import json
+import os
+import re
+import resource
+import statistics
+import sys
+import threading
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+
+import wpdaemons as wp  # noqa: E402
+from conftest import DOUBLE, WRONG_DOUBLE  # noqa: E402 — the programs of tests/system/test_contest.py
+
+CONTEST_UID_BASE = 412000  # capacity = auto is at most 1 024 slots (+ as many checker uids)
+RATE_UID_BASE = 416000
+MIX = {"python": 80, "javascript": 60, "cpp": 40, "java": 20}  # per 200 students
+FLOOR_TARGET = 1.25
+RATE_TARGET_S = {"c": 5.0, "python": 20.0}
+SKIP_CREATE = False  # --no-create: the contest only
+ONLY_CREATE = False  # --create-only: the creation rates only
+
+
+def log(msg):
+    print("[contest] " + msg, file=sys.stderr, flush=True)
+
+
+def _rewrite(text, keys):
+    for key, value in keys.items():
+        text, n = re.subn(r"(?m)^%s\s*=.*$" % re.escape(key), "%s = %s" % (key, value), text)
+        if n < 1:
+            raise RuntimeError("key %s not in the shipped config" % key)
+    return text
+
+
+class ShippedSandboxd(wp.Sandboxd):
+    """config/sandboxd.conf as shipped (see tests/system/test_contest.py)."""
+
+    def __init__(self, tmpdir, uid_base):
+        super().__init__(tmpdir, uid_base=uid_base, capacity=1024, cgroup_name="wp-bench-contest-%d" % os.getpid())
+        confdir = os.path.join(self.tmp, "config")
+        os.makedirs(confdir, exist_ok=True)
+        os.symlink(os.path.join(REPO, "config", "languages"), os.path.join(confdir, "languages"))
+        with open(os.path.join(REPO, "config", "sandboxd.conf")) as f:
+            text = f.read()
+        text = _rewrite(text, {"listen": "unix:%s" % self.sock, "state_dir": self.state_dir,
+                               "cgroup_name": self.cgroup_name, "uid_base": str(uid_base)})
+        self.config = os.path.join(confdir, "sandboxd.conf")
+        with open(self.config, "w") as f:
+            f.write(text)
+
+
+class ShippedPoold(wp.Poold):
+    def __init__(self, tmpdir, node_url):
+        self.node_url = node_url
+        super().__init__(tmpdir, nodes={"local": node_url})
+
+    def config_text(self):
+        with open(os.path.join(REPO, "config", "poold.conf")) as f:
+            text = f.read()
+        return _rewrite(text, {"listen": self.listen, "url": self.node_url})
+
+
+def cpu_busy(seconds=1.0):
+    """(busy %, steal %) of all CPUs over `seconds`."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4], v[7] if len(v) > 7 else 0
+    t0, i0, s0 = snap()
+    time.sleep(seconds)
+    t1, i1, s1 = snap()
+    dt = max(1, t1 - t0)
+    return 100.0 * (dt - (i1 - i0)) / dt, 100.0 * (s1 - s0) / dt
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class NodeCpu:
+    """CPU seconds the node used: poold and sandboxd themselves, and every
+    slot's processes through the cpuacct (v1) or cpu.stat (v2) usage of
+    sandboxd's cgroup (hierarchical: slots destroyed since still count,
+    slots alive count so far)."""
+
+    def __init__(self, sb, pd):
+        self.pids = (sb.pid, pd.pid)
+        self.files = []
+        dirs = wp.cgroup_dirs_named(sb.cgroup_name, extra_pids=(sb.pid,))
+        v1 = [d for d in dirs if os.path.exists(os.path.join(d, "cpuacct.usage"))]
+        v2 = [d for d in dirs if "usage_usec" in _read(os.path.join(d, "cpu.stat"))]
+        if v1:
+            self.files.append(("v1", os.path.join(v1[0], "cpuacct.usage")))
+        elif v2:
+            self.files.append(("v2", os.path.join(v2[0], "cpu.stat")))
+
+    def __call__(self):
+        t = 0.0
+        for pid in self.pids:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    v = f.read().rsplit(")", 1)[1].split()
+                t += (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        for kind, path in self.files:
+            with open(path) as f:
+                if kind == "v1":
+                    t += int(f.read()) / 1e9
+                else:
+                    t += int(dict(l.split() for l in f)["usage_usec"]) / 1e6
+        return t
+
+
+def host_cpu():
+    """(busy, total) jiffies of all CPUs."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def submission(lang, user, x, correct=True, question="q1"):
+    code = DOUBLE[lang] if correct else WRONG_DOUBLE[lang]
+    return {"language": lang, "code": code, "user_id": user, "question_id": question,
+            "test_cases": [{"input": "%d\n" % x, "expected_output": "%d\n" % (2 * x)},
+                           {"input": "%d\n" % -x, "expected_output": "%d\n" % (-2 * x)}]}
+
+
+def verdict_wrong(r, correct):
+    if r.status != 200:
+        return "HTTP %d" % r.status
+    got = [t["verdict"] for t in r.body["test_results"]]
+    want = ["accepted"] * 2 if correct else ["wrong_answer"] * 2
+    return "" if got == want else "verdicts %r (want %r)" % (got, want)
+
+
+def contest_jobs(students):
+    """[(key, body, correct)]: `students` x 2 questions in MIX's proportions,
+    half of the second answers wrong."""
+    run = uuid.uuid4().hex[:6]
+    jobs, i = [], 0
+    for lang, per200 in MIX.items():
+        for k in range(per200 * students // 200):
+            user = "student-%s-%s-%04d" % (run, lang, k)
+            jobs.append(((user, 1), submission(lang, user, 1000 + i, True, "q1"), True))
+            wrong = k % 2 == 1
+            jobs.append(((user, 2), submission(lang, user, 5000 + i, not wrong, "q2"), not wrong))
+            i += 1
+    return jobs
+
+
+def burst(c, jobs, limit):
+    """All jobs at once, one thread each; → (results {key: (resp, s)}, errors, wall)."""
+    results, errors = {}, []
+    start = threading.Barrier(len(jobs) + 1)
+
+    def worker(key, body):
+        start.wait()
+        t0 = time.monotonic()
+        try:
+            r = c.post("/execute", body, timeout=limit)
+        except Exception as e:  # noqa: BLE001 — counted as an error
+            errors.append((key, repr(e)))
+            return
+        results[key] = (r, time.monotonic() - t0)
+
+    threading.stack_size(256 << 10)
+    threads = [threading.Thread(target=worker, args=(k, b), daemon=True) for k, b, _ in jobs]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.monotonic()
+    for t in threads:
+        t.join(max(1, limit - (time.monotonic() - t0)))
+    return results, errors, time.monotonic() - t0
+
+
+def solo_times(c, reps=3, node_cpu=lambda: 0.0):
+    """{(lang, correct): median seconds} of each distinct program alone, and
+    the daemons' CPU seconds for all of them."""
+    out = {}
+    # the pools' first warm-up is not the programs' work
+    wp.wait_for(lambda: all(p["creating"] == 0 and p["ready"] >= p["warm"] for p in c.get("/v1/pools").body["pools"]),
+                60, 0.2)
+    cpu0 = node_cpu()
+    for lang in MIX:
+        for correct in (True, False):
+            ts = []
+            for k in range(reps):
+                t0 = time.monotonic()
+                r = c.post("/execute", submission(lang, "solo-%s" % uuid.uuid4().hex[:6], 7 + k, correct),
+                           timeout=120)
+                ts.append(time.monotonic() - t0)
+                why = verdict_wrong(r, correct)
+                if why:
+                    raise RuntimeError("solo %s (%s): %s" % (lang, "right" if correct else "wrong", why))
+            out[(lang, correct)] = statistics.median(ts)
+    wp.wait_for(lambda: all(p["creating"] == 0 for p in c.get("/v1/pools").body["pools"]), 30, 0.2)
+    return out, node_cpu() - cpu0
+
+
+def run_contest(c, students, solo, ncpu, limit, node_cpu=lambda: 0.0, solo_cpu_per_run=None):
+    jobs = contest_jobs(students)
+    lang_of = {k: b["language"] for k, b, _ in jobs}
+    correct = {k: ok for k, _, ok in jobs}
+    floor = sum(solo[(b["language"], ok)] for _, b, ok in jobs) / ncpu
+    log("%d students x 2: %d submissions at once (floor %.1f s)" % (students, len(jobs), floor))
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0, (b0, t0) = node_cpu(), host_cpu()
+    results, errors, wall = burst(c, jobs, limit)
+    # the pools refill after the burst: their CPU belongs to it
+    wp.wait_for(lambda: all(p["creating"] == 0 for p in c.get("/v1/pools").body["pools"]), 30, 0.2)
+    cpu1, (b1, t1) = node_cpu(), host_cpu()
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    client = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
+    lat = [s for _, s in results.values()]
+    refused = sum(1 for r, _ in results.values() if r.status != 200) + len(errors) + (len(jobs) - len(results) -
+                                                                                     len(errors))
+    wrong = sum(1 for k, (r, _) in results.items() if r.status == 200 and verdict_wrong(r, correct[k]))
+    slowest = {}
+    for k, (_, s) in results.items():
+        slowest[lang_of[k]] = max(slowest.get(lang_of[k], 0), round(s, 1))
+    return {"students": students, "submissions": len(jobs), "wall_s": wall, "floor_s": floor,
+            "ratio": wall / floor, "p50_s": pct(lat, 0.5), "p95_s": pct(lat, 0.95), "max_s": max(lat or [0]),
+            "refused": refused, "wrong": wrong, "errors": errors[:5], "slowest_by_language": slowest,
+            "daemon_cpu_s": cpu1 - cpu0, "host_busy_pct": 100.0 * (b1 - b0) / max(1, t1 - t0),
+            "client_cpu_s": client,
+            "others_cpu_s": max(0.0, (b1 - b0) / os.sysconf("SC_CLK_TCK") - (cpu1 - cpu0) - client),
+            "solo_daemon_cpu_s": (solo_cpu_per_run or 0) * len(jobs)}
+
+
+def creation_rate(lang, n, timeout=180):
+    """A fresh sandboxd + poold; PATCH a pool from warm 0 to n; seconds until
+    poold reports n ready."""
+    sb = wp.Sandboxd(wp.make_tmpdir("wp-rate-sb-"), uid_base=RATE_UID_BASE, capacity=1024,
+                     cgroup_name="wp-bench-rate-%d" % os.getpid(),
+                     slot={"memory": "256M", "data_size": "16M", "tmp_size": "16M"})
+    pd = wp.Poold(wp.make_tmpdir("wp-rate-pd-"), nodes={"local": sb.url},
+                  pools={"p": {"language": lang, "warm": 0, "max": n}})
+    cpu0 = children_cpu()
+    problems = []
+    try:
+        sb.start()
+        pd.start(timeout=30)
+        c = pd.client()
+        t0 = time.monotonic()
+        r = c.patch("/v1/pools/p", {"warm": n})
+        if r.status != 200:
+            raise RuntimeError("PATCH warm: %r" % (r,))
+        ready, half = 0, None
+        while time.monotonic() - t0 < timeout:
+            ready = c.get("/v1/pools/p").body["ready"]
+            if half is None and ready >= n // 2:
+                half = time.monotonic() - t0
+            if ready >= n:
+                break
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+        lost = len(re.findall(r"pre-started helper lost", sb.log_text(limit=1 << 30)))
+    finally:
+        pd.stop()
+        pd.cleanup()
+        sb.stop()
+        problems = sb.cleanup()
+    cpu = children_cpu() - cpu0
+    return {"language": lang, "slots": n, "ready": ready, "seconds": took, "half_s": half, "per_s": ready / took,
+            "cpu_ms_per_slot": 1000.0 * cpu / n, "helpers_lost": lost, "cleanup_problems": problems}
+
+
+def contest_rows(quick, ncpu, raw, rows):
+    sb = ShippedSandboxd(wp.make_tmpdir("wp-bench-contest-sb-"), CONTEST_UID_BASE)
+    pd = ShippedPoold(wp.make_tmpdir("wp-bench-contest-pd-"), sb.url)
+    try:
+        sb.start()
+        pd.start(timeout=30)
+        c = pd.client(timeout=900)
+        if not wp.wait_for(lambda: c.get("/readyz").status == 200, 120):
+            raise RuntimeError("poold not ready: %r" % (c.get("/readyz"),))
+        node = c.get("/v1/nodes").body if c.get("/v1/nodes").status == 200 else {}
+        raw["node"] = node
+        log("solo runs (the floor)")
+        node_cpu = NodeCpu(sb, pd)
+        raw["node_cpu_sources"] = node_cpu.files
+        solo, solo_cpu = solo_times(c, node_cpu=node_cpu)
+        solo_cpu_per_run = solo_cpu / (len(solo) * 3)
+        raw["solo_daemon_cpu_s_per_submission"] = solo_cpu_per_run
+        raw["solo_s"] = {"%s/%s" % (lang, "right" if ok else "wrong"): s for (lang, ok), s in solo.items()}
+        sizes = [200] if quick else [200, 1000]
+        for students in sizes:
+            r = run_contest(c, students, solo, ncpu, 900 if students <= 200 else 3600, node_cpu, solo_cpu_per_run)
+            raw["contest_%d" % students] = r
+            name = "contest %d students x 2 (shipped config)" % students
+            ok = r["ratio"] <= FLOOR_TARGET
+            rows.append(("%s: wall vs work floor" % name, "%.1f s" % r["floor_s"], "%.1f s" % r["wall_s"],
+                         "%.2fx" % r["ratio"], "<= %.2fx" % FLOOR_TARGET, "PASS" if ok else "FAIL"))
+            rows.append(("  latency p50 / p95 / max", "", "%.1f / %.1f / %.1f s" % (r["p50_s"], r["p95_s"],
+                                                                                  r["max_s"]), "", "-", "info"))
+            rows.append(("  node CPU: each alone x N vs the burst", "%.1f s" % r["solo_daemon_cpu_s"],
+                         "%.1f s" % r["daemon_cpu_s"], "%.2fx" % (r["daemon_cpu_s"] / max(0.1, r["solo_daemon_cpu_s"])),
+                         "-", "info"))
+            rows.append(("  host CPU during the burst: busy; this client; other work", "",
+                         "%.0f%%; %.1f s; %.1f s" % (r["host_busy_pct"], r["client_cpu_s"], r["others_cpu_s"]),
+                         "%.2fx" % ((r["daemon_cpu_s"] / ncpu) / r["floor_s"]), "-",
+                         "info (ratio: node CPU / CPUs vs floor)"))
+            rows.append(("  refused / wrong verdicts of %d" % r["submissions"], "", "%d / %d" % (r["refused"],
+                                                                                              r["wrong"]),
+                         "", "0 / 0", "PASS" if r["refused"] == 0 and r["wrong"] == 0 else "FAIL"))
+            log("%s: %.1f s, floor %.1f s, %.2fx, p50 %.1f p95 %.1f, refused %d, wrong %d; node CPU %.1f s "
+                "(alone: %.1f s), host %.0f%% busy, other work %.1f CPU-s" % (
+                    name, r["wall_s"], r["floor_s"], r["ratio"], r["p50_s"], r["p95_s"], r["refused"], r["wrong"],
+                    r["daemon_cpu_s"], r["solo_daemon_cpu_s"], r["host_busy_pct"], r["others_cpu_s"]))
+    finally:
+        pd.stop()
+        pd.cleanup()
+        sb.stop()
+        raw["contest_cleanup_problems"] = sb.cleanup()
+
+
+def section(quick):
+    ncpu = os.cpu_count() or 1
+    busy, steal = cpu_busy()
+    log("host: %d CPUs, %.0f%% busy, %.0f%% steal before the start; load %s" % (
+        ncpu, busy, steal, open("/proc/loadavg").read().split()[:3]))
+    raw = {"cpus": ncpu, "busy_before_pct": busy, "steal_before_pct": steal}
+    rows = []
+    if not ONLY_CREATE:
+        contest_rows(quick, ncpu, raw, rows)
+    for lang in ("c", "python") if not SKIP_CREATE else ():
+        log("slot creation through poold: %s, 1 000 warm" % lang)
+        r = creation_rate(lang, 1000)
+        raw["create_%s" % lang] = r
+        what = "1 000 %s slots warm through poold%s" % (
+            "C" if lang == "c" else "Python", "" if lang == "c" else " (fork-server ready)")
+        ok = r["ready"] >= 1000 and r["seconds"] <= RATE_TARGET_S[lang]
+        rows.append((what, "", "%.1f s (%.0f/s)" % (r["seconds"], r["per_s"]),
+                     "%.1f ms CPU/slot" % r["cpu_ms_per_slot"], "<= %.0f s" % RATE_TARGET_S[lang],
+                     "PASS" if ok else "FAIL"))
+        log("%s: %d ready in %.2f s, %.1f ms CPU per slot, %d helpers lost" % (
+            what, r["ready"], r["seconds"], r["cpu_ms_per_slot"], r["helpers_lost"]))
+    busy, steal = cpu_busy()
+    raw["busy_after_pct"], raw["steal_after_pct"] = busy, steal
+    return {"rows": rows, "raw": raw}
+
+
+def main():
+    global SKIP_CREATE, ONLY_CREATE
+    quick = "--quick" in sys.argv
+    SKIP_CREATE = "--no-create" in sys.argv
+    ONLY_CREATE = "--create-only" in sys.argv
+    out = None
+    if "--json" in sys.argv:
+        out = sys.argv[sys.argv.index("--json") + 1]
+    if os.geteuid() != 0:
+        sys.exit("bench/contest.py: run as root (sandboxd makes namespaces, cgroups and mounts)")
+    s = section(quick)
+    w = [max(len(str(r[i])) for r in s["rows"]) for i in range(6)]
+    head = ("what", "baseline", "subject", "ratio", "target", "result")
+    w = [max(a, len(b)) for a, b in zip(w, head)]
+    for r in [head] + s["rows"]:
+        print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
+    raw = s["raw"]
+    print("host: %d CPUs; %.0f%% busy / %.0f%% steal before, %.0f%% / %.0f%% after (other work on the host moves "
+          "wall times, not the CPU per slot)" % (raw["cpus"], raw["busy_before_pct"], raw["steal_before_pct"],
+                                                raw["busy_after_pct"], raw["steal_after_pct"]))
+    if out:
+        with open(out, "w") as f:
+            json.dump(raw, f, indent=1, default=str)
+    problems = [p for k, v in raw.items() if k.endswith("cleanup_problems") for p in v]
+    problems += [p for k, v in raw.items() if k.startswith("create_") for p in v["cleanup_problems"]]
+    if problems:
+        print("CLEANUP PROBLEMS: %r" % problems)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
