@@ -18,6 +18,7 @@
  * exists from 2024-10-02-preview. */
 #include "aca.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "aca_exec.h"
 #include "cleanup.h"
 #include "http_path.h"
 #include "json.h"
@@ -52,10 +54,22 @@ static const char *const api_versions[] = {"2024-02-02-preview", "2024-08-02-pre
 
 enum aca_kind { ACA_EXECUTE, ACA_EXECUTIONS, ACA_UPLOAD, ACA_LIST, ACA_META, ACA_CONTENT, ACA_DELETE_FILE };
 
+/* Shell pools (language `shell`): Azure's bound of timeoutInSeconds in
+ * their examples, and the default of outputStreamsMaxLength. */
+#define SHELL_MAX_TIMEOUT_S  600
+#define SHELL_DEFAULT_OUTPUT 4096
+#define SHELL_MAX_OUTPUT     (16u << 20)
+#define SHELL_MAX_ARGS	     4096
+/* a run refused by the node's admission (503 NodeBusy) is sent again after
+ * this, doubling up to the cap */
+#define BUSY_RETRY_FIRST_S   0.001
+#define BUSY_RETRY_MAX_S     0.05
+
 /* One route: path segments after the optional /pools/{name} prefix. */
 enum aca_route_id {
 	R_CODE_EXECUTE,	 /* POST code/execute */
 	R_EXECUTIONS,	 /* POST executions */
+	R_EXECUTION,	 /* GET executions/{id} */
 	R_SESSION,	 /* DELETE session */
 	R_FILES,	 /* GET files (list), POST files (upload, newer) */
 	R_FILES_UPLOAD,	 /* POST files/upload */
@@ -68,6 +82,7 @@ enum aca_route_id {
 static const char *const labels[R_COUNT][2] = {
     [R_CODE_EXECUTE] = {"/code/execute", "/pools/{name}/code/execute"},
     [R_EXECUTIONS] = {"/executions", "/pools/{name}/executions"},
+    [R_EXECUTION] = {"/executions/{id}", "/pools/{name}/executions/{id}"},
     [R_SESSION] = {"/session", "/pools/{name}/session"},
     [R_FILES] = {"/files", "/pools/{name}/files"},
     [R_FILES_UPLOAD] = {"/files/upload", "/pools/{name}/files/upload"},
@@ -89,6 +104,14 @@ struct aca_op {
 	size_t len;
 	char content_type[128];
 	double t0;
+	bool shell;		/* a run in a shell pool's slot, not an interpreter exec */
+	uint64_t max_output;	/* shell: outputStreamsMaxLength */
+	struct aca_exec *async; /* executionType Asynchronous: the answer goes there */
+	bool label_sent;
+	double busy_delay;
+	char op_id[ACA_EXEC_ID_MAX + 1]; /* executions: the id of a synchronous one */
+	char headers[1024];		 /* executions: operation-id, Operation-Location */
+	ev_timer busy_retry;
 };
 
 static const struct psettings *cfg;
@@ -104,19 +127,54 @@ void aca_init(const struct psettings *st, bool (*rate_ok)(struct http_request *r
 
 static void op_free(struct aca_op *c)
 {
+	if (ev_is_active(&c->busy_retry))
+		ev_timer_stop(EV_DEFAULT, &c->busy_retry);
 	json_decref(c->exec);
 	free(c->name);
 	free(c);
 }
 
-static void aca_fail(struct lease_op *op, int status, const char *code, const char *message, double retry_after)
+/* An execution's answer: to its request, or (asynchronous) into its
+ * record, where GET executions/{id} finds it. Steals body. */
+static void op_answer(struct aca_op *c, int status, json_t *body, const char *headers)
+{
+	if (c->async) {
+		if (status >= 400)
+			json_object_set_new(body, "status", json_string("Failed"));
+		aca_exec_finish(c->async, body, ev_now(EV_DEFAULT));
+		return;
+	}
+	cleanup_free char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!text) {
+		http_respond_error(c->op.req, 500, "InternalError", "out of memory");
+		return;
+	}
+	http_respond(c->op.req, status, "application/json", headers, text, strlen(text));
+}
+
+/* An error in Azure's shape; an asynchronous execution records it as its
+ * failure ({"id", "status": "Failed", "error": {...}}). */
+static void op_error(struct aca_op *c, int status, const char *code, const char *message, double retry_after)
 {
 	char hdr[64] = "";
+	if (c->async) {
+		op_answer(c, status,
+			  json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "id", c->async->id, "identifier",
+				    c->async->ident, "executionType", "Asynchronous", "status", "Failed", "error", "code",
+				    code, "message", message),
+			  NULL);
+		return;
+	}
 	if (retry_after > 0)
 		snprintf(hdr, sizeof(hdr), "Retry-After: %.0f\r\n", retry_after < 1 ? 1 : retry_after);
-	cleanup_json json_t *b = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
-	cleanup_free char *text = json_dumps(b, JSON_COMPACT);
-	http_respond(op->req, status, "application/json", hdr[0] ? hdr : NULL, text, text ? strlen(text) : 0);
+	op_answer(c, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message),
+		  hdr[0] ? hdr : NULL);
+}
+
+static void aca_fail(struct lease_op *op, int status, const char *code, const char *message, double retry_after)
+{
+	op_error((struct aca_op *)op, status, code, message, retry_after);
 	op_free((struct aca_op *)op);
 }
 
@@ -137,6 +195,11 @@ static struct aca_op *op_new(struct http_request *req, enum aca_kind kind, struc
 	c->newer = newer;
 	c->t0 = ev_time();
 	return c;
+}
+
+static bool pool_is_shell(const struct pool *p)
+{
+	return strcmp(p->language, "shell") == 0;
 }
 
 /* ISO 8601 in UTC with milliseconds: "2025-01-31T12:34:56.789Z". */
@@ -240,6 +303,31 @@ static json_t *stderr_text(json_t *r, const char *status, double timeout_s)
 	return json_string(all);
 }
 
+/* The execution resource of `executions` (2024-10-02-preview on): id,
+ * identifier, executionType, status, result. */
+static json_t *execution_json(struct aca_op *c, struct lease *l, const char *id, json_t *status, json_t *result)
+{
+	return json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", id, "identifier", l->ident, "executionType",
+			 c->async ? "Asynchronous" : "Synchronous", "status", status, "result", result);
+}
+
+/* operation-id and Operation-Location (where GET executions/{id} is) */
+static void operation_headers(struct http_request *req, const char *pool, bool prefixed, const char *id,
+			      const char *ident, const char *version, char *out, size_t size)
+{
+	char enc[400], host[256] = "";
+	const char *h = http_request_header(req, "host");
+
+	if (http_path_encode(ident, enc, sizeof(enc)) < 0)
+		enc[0] = '\0';
+	/* a Host a client sent that is not a plain host[:port] is left out: the location is then relative */
+	if (h && strlen(h) < sizeof(host) && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
+						 strlen(h))
+		snprintf(host, sizeof(host), "http://%s", h);
+	snprintf(out, size, "operation-id: %s\r\nOperation-Location: %s%s%s/executions/%s?api-version=%s&identifier=%s\r\n",
+		 id, host, prefixed ? "/pools/" : "", prefixed ? pool : "", id, version, enc);
+}
+
 static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double timeout_s)
 {
 	const char *status = json_string_value(json_object_get(r, "status")) ?: "crashed";
@@ -260,18 +348,18 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 		json_incref(out);
 	telemetry_execution(c->pool->language, status, ev_time() - c->t0);
 	if (c->kind == ACA_EXECUTE) {
-		http_respond_json(c->op.req, 200,
-				  json_pack("{s:{s:s, s:o, s:o, s:O, s:o, s:I}}", "properties", "status",
-					    ok ? "Success" : "Failure", "stdout", out, "stderr", err, "result", result,
-					    "executionResult", result, "executionTimeInMilliseconds", ms));
+		op_answer(c, 200,
+			  json_pack("{s:{s:s, s:o, s:o, s:O, s:o, s:I}}", "properties", "status",
+				    ok ? "Success" : "Failure", "stdout", out, "stderr", err, "result", result,
+				    "executionResult", result, "executionTimeInMilliseconds", ms),
+			  NULL);
 	} else {
-		char id[37];
-		ops_uuid4(id);
-		http_respond_json(c->op.req, 200,
-				  json_pack("{s:s, s:s, s:s, s:s, s:{s:o, s:o, s:o, s:I}}", "id", id, "identifier",
-					    l->ident, "executionType", "Synchronous", "status",
-					    ok ? "Succeeded" : "Failed", "result", "stdout", out, "stderr", err,
-					    "executionResult", result, "executionTimeInMilliseconds", ms));
+		const char *id = c->async ? c->async->id : c->op_id;
+		op_answer(c, 200,
+			  execution_json(c, l, id, json_string(ok ? "Succeeded" : "Failed"),
+					 json_pack("{s:o, s:o, s:o, s:I}", "stdout", out, "stderr", err,
+						   "executionResult", result, "executionTimeInMilliseconds", ms)),
+			  c->headers);
 	}
 }
 
@@ -282,8 +370,8 @@ static void relay_error(struct aca_op *c, struct http_result *res, const char *d
 	json_t *e = json_object_get(j, "error");
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
-	http_respond_error(c->op.req, res->status >= 500 ? 502 : res->status, code ? code : default_code, "%s",
-			   msg ? msg : "the node refused");
+	op_error(c, res->status >= 500 ? 502 : res->status, code ? code : default_code, msg ? msg : "the node refused",
+		 0);
 }
 
 /* Bad input changes nothing: a session leased by a request the node then
@@ -322,7 +410,7 @@ static void exec_done(struct node *n, struct http_result *res, void *data)
 		return;
 	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
 		if (res->status == 200)
-			http_respond_error(c->op.req, 502, "NodeError", "the node's answer to exec is not JSON");
+			op_error(c, 502, "NodeError", "the node's answer to exec is not JSON", 0);
 		else
 			relay_error(c, res, "NodeError");
 		end_if_refused_first(l, res->status);
@@ -367,13 +455,226 @@ static void exec_start(struct lease *l, struct lease_op *op)
 	}
 }
 
-/* code/execute ({"properties": {...}}) and executions (flat). */
-static void execute(struct http_request *req, struct pool *p, const char *ident, bool flat, bool newer)
+/* ---- shell executions: one run each in the session's slot ---- */
+
+static void shell_send(struct aca_op *c);
+
+static bool node_busy(const struct http_result *res)
+{
+	if (res->status != 503 || !res->body)
+		return false;
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
+	const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+	return code && strcmp(code, "NodeBusy") == 0;
+}
+
+static void busy_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct aca_op *c = (struct aca_op *)((char *)w - offsetof(struct aca_op, busy_retry));
+	shell_send(c);
+}
+
+/* The exit status a shell reports: the code, 128 + a signal, 124 for a
+ * command stopped at its timeout (as coreutils' timeout(1)). */
+static int shell_exit_status(json_t *t, const char *verdict)
+{
+	if (strcmp(verdict, "time_limit_exceeded") == 0)
+		return 124;
+	if (json_is_integer(json_object_get(t, "exit_code")))
+		return (int)json_integer_value(json_object_get(t, "exit_code"));
+	if (json_is_integer(json_object_get(t, "signal")))
+		return 128 + (int)json_integer_value(json_object_get(t, "signal"));
+	return 1;
+}
+
+static void shell_answer(struct aca_op *c, struct lease *l, json_t *r)
+{
+	json_t *t = json_array_get(json_object_get(r, "tests"), 0);
+	const char *verdict = json_string_value(json_object_get(t, "verdict")) ?: "internal_error";
+	const char *msg = json_string_value(json_object_get(t, "message"));
+	const char *err = json_string_value(json_object_get(t, "stderr")) ?: "";
+	bool clean = strcmp(verdict, "accepted") == 0 || strcmp(verdict, "runtime_error") == 0;
+	int code = shell_exit_status(t, verdict);
+	json_int_t ms = json_integer_value(json_object_get(t, "wall_ms"));
+	cleanup_free char *err_all = NULL;
+	char status[16];
+
+	/* what stopped it, in sandboxd's words (the limit and its size) */
+	if (asprintf(&err_all, "%s%s%s%s%s%s", err, !clean && msg && *err && err[strlen(err) - 1] != '\n' ? "\n" : "",
+		     !clean && msg ? "[warmpool] " : "", !clean && msg ? msg : "", !clean && msg ? "\n" : "",
+		     json_is_true(json_object_get(t, "stdout_truncated"))
+			 ? "(stdout was longer than outputStreamsMaxLength and was truncated)\n"
+			 : "") < 0)
+		err_all = NULL;
+	telemetry_execution(c->pool->language, verdict, ev_time() - c->t0);
+	if (strcmp(verdict, "internal_error") == 0) {
+		op_error(c, 502, "NodeError", msg ? msg : "the node failed to run the command", 0);
+		return;
+	}
+	json_t *out = json_object_get(t, "stdout");
+	json_t *e = json_string(err_all ? err_all : err);
+	snprintf(status, sizeof(status), "%d", code);
+	if (c->kind == ACA_EXECUTE) {
+		op_answer(c, 200,
+			  json_pack("{s:{s:s, s:O, s:o, s:s, s:s, s:i, s:I}}", "properties", "status",
+				    code == 0 ? "Success" : "Failure", "stdout", out ? out : json_string(""), "stderr", e,
+				    "result", "", "executionResult", "", "exitCode", code,
+				    "executionTimeInMilliseconds", ms),
+			  NULL);
+		return;
+	}
+	/* synchronous: the exit status as the status, a string (Azure's shell
+	 * pools); asynchronous: Succeeded or Failed, so that a client polling
+	 * for those stops, with the exit status in result.exitCode */
+	json_t *st = c->async ? json_string(code == 0 ? "Succeeded" : "Failed") : json_string(status);
+	op_answer(c, 200,
+		  execution_json(c, l, c->async ? c->async->id : c->op_id, st,
+				 json_pack("{s:O, s:o, s:i, s:I}", "stdout", out ? out : json_string(""), "stderr", e,
+					   "exitCode", code, "executionTimeInMilliseconds", ms)),
+		  c->headers);
+}
+
+static void shell_done(struct node *n, struct http_result *res, void *data)
+{
+	struct aca_op *c = data;
+	struct lease *l = c->lease;
+	cleanup_json json_t *r = NULL;
+
+	/* the node's run admission is full: again shortly, backing off */
+	if (node_busy(res) && (c->async || !http_request_gone(c->op.req)) &&
+	    ev_time() - c->t0 < (double)c->timeout_s) {
+		if (c->label_sent) /* refused before the label was applied: the next call carries it */
+			l->label_pending = true;
+		c->busy_delay = c->busy_delay ? c->busy_delay * 2 : BUSY_RETRY_FIRST_S;
+		if (c->busy_delay > BUSY_RETRY_MAX_S)
+			c->busy_delay = BUSY_RETRY_MAX_S;
+		ev_timer_init(&c->busy_retry, busy_retry_cb, c->busy_delay, 0);
+		ev_timer_start(EV_DEFAULT, &c->busy_retry);
+		return;
+	}
+	if (node_failed(c, l, res, false))
+		return;
+	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
+		if (res->status == 200)
+			op_error(c, 502, "NodeError", "the node's answer to run is not JSON", 0);
+		else
+			relay_error(c, res, "NodeError");
+		end_if_refused_first(l, res->status);
+		op_free(c);
+		lease_op_done(l);
+		return;
+	}
+	shell_answer(c, l, r);
+	op_free(c);
+	lease_op_done(l);
+}
+
+static void shell_send(struct aca_op *c)
+{
+	struct lease *l = c->lease;
+	const char *label = lease_label_once(l);
+	char path[64];
+
+	c->label_sent = label != NULL;
+	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
+	if (!node_call_label(l->node, label, "POST", path, json_incref(c->exec), (double)c->timeout_s + EXEC_SLACK_S,
+			     shell_done, c)) {
+		aca_fail(&c->op, 500, "InternalError", "could not call the node", 0);
+		lease_op_done(l);
+	}
+}
+
+static void shell_start(struct lease *l, struct lease_op *op)
+{
+	struct aca_op *c = (struct aca_op *)op;
+	uint64_t ms = exec_timeout_ms(c, l->node);
+	json_t *ncpu = json_object_get(json_object_get(l->node->info, "limits_max"), "cpu_ms");
+	uint64_t cpu = ms;
+
+	if (json_is_integer(ncpu) && json_integer_value(ncpu) > 0 && (uint64_t)json_integer_value(ncpu) < cpu)
+		cpu = (uint64_t)json_integer_value(ncpu);
+	c->lease = l;
+	c->t0 = ev_time();
+	json_object_set_new(c->exec, "limits",
+			    json_pack("{s:I, s:I}", "wall_ms", (json_int_t)ms, "cpu_ms", (json_int_t)cpu));
+	shell_send(c);
+}
+
+/* execCommandAndArgs → one shell command: each word single-quoted. */
+static char *shell_join(json_t *argv, struct wp_error *err)
+{
+	size_t i, n = 0;
+	json_t *a;
+	char *out, *o;
+
+	if (!json_is_array(argv) || json_array_size(argv) < 1 || json_array_size(argv) > SHELL_MAX_ARGS) {
+		wp_error_set(err, EINVAL, "`execCommandAndArgs` must be an array of 1 to %d strings (the program, then its arguments)",
+			     SHELL_MAX_ARGS);
+		return NULL;
+	}
+	json_array_foreach (argv, i, a) {
+		if (!json_is_string(a) || strlen(json_string_value(a)) != json_string_length(a)) {
+			wp_error_set(err, EINVAL, "`execCommandAndArgs[%zu]` must be a string without NUL", i);
+			return NULL;
+		}
+		n += 4 * json_string_length(a) + 3;
+	}
+	if (!(out = o = malloc(n + 1))) {
+		wp_error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	json_array_foreach (argv, i, a) {
+		*o++ = '\'';
+		for (const char *s = json_string_value(a); *s; s++) {
+			if (*s == '\'') {
+				memcpy(o, "'\\''", 4);
+				o += 4;
+			} else {
+				*o++ = *s;
+			}
+		}
+		*o++ = '\'';
+		*o++ = ' ';
+	}
+	o[-1] = '\0';
+	return out;
+}
+
+/* The run of a shell execution: the command framed ahead of its stdin
+ * (config/languages/shell.conf reads both). */
+static json_t *shell_run(const char *cmd, json_t *stdin_j, uint64_t max_output)
+{
+	const char *in = stdin_j ? json_string_value(stdin_j) : "";
+	size_t in_len = stdin_j ? json_string_length(stdin_j) : 0;
+	size_t cmd_len = strlen(cmd);
+	char head[32];
+	int h = snprintf(head, sizeof(head), "%zu\n", cmd_len);
+	cleanup_free char *buf = malloc((size_t)h + cmd_len + in_len + 1);
+
+	if (!buf)
+		return NULL;
+	memcpy(buf, head, (size_t)h);
+	memcpy(buf + h, cmd, cmd_len);
+	memcpy(buf + h + cmd_len, in, in_len);
+	return json_pack("{s:[{s:s%}], s:b, s:I}", "tests", "stdin", buf, (size_t)h + cmd_len + in_len, "compile", 0,
+			 "max_output", (json_int_t)max_output);
+}
+
+struct exec_req {
+	bool flat, newer, prefixed;
+	const char *version;
+};
+
+/* code/execute ({"properties": {...}}) and executions (flat). Fields a
+ * version does not know are ignored, as Azure does. */
+static void execute(struct http_request *req, struct pool *p, const char *ident, const struct exec_req *x)
 {
 	struct wp_error err = {0};
-	const char *input = NULL, *type = NULL, *code = NULL;
-	json_t *props = NULL, *tmo = NULL;
-	uint64_t timeout_s = AZURE_MAX_TIMEOUT_S;
+	const char *input = NULL, *type = NULL, *code = NULL, *shell_cmd = NULL;
+	json_t *props = NULL, *tmo = NULL, *argv = NULL, *in = NULL, *maxlen = NULL;
+	bool shell = pool_is_shell(p), async = false;
+	uint64_t max_s = shell ? SHELL_MAX_TIMEOUT_S : AZURE_MAX_TIMEOUT_S, timeout_s, max_output = SHELL_DEFAULT_OUTPUT;
+	cleanup_free char *joined = NULL;
 
 	if (req->body_len > cfg->max_body) {
 		http_respond_error(req, 413, "PayloadTooLarge", "JSON bodies are limited to %llu bytes",
@@ -385,7 +686,7 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
-	if (flat) {
+	if (x->flat) {
 		props = b;
 	} else if (ci_get(b, "properties", &props, &err) < 0 || !json_is_object(props)) {
 		http_respond_error(req, 400, "BadRequest", "%s",
@@ -393,49 +694,190 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 		return;
 	}
 	if (ci_string(props, "codeInputType", &input, &err) < 0 || ci_string(props, "executionType", &type, &err) < 0 ||
-	    ci_string(props, "code", &code, &err) < 0 || ci_get(props, "timeoutInSeconds", &tmo, &err) < 0) {
+	    ci_string(props, "code", &code, &err) < 0 || ci_get(props, "timeoutInSeconds", &tmo, &err) < 0 ||
+	    ci_string(props, "shellCommand", &shell_cmd, &err) < 0 || ci_get(props, "execCommandAndArgs", &argv, &err) < 0 ||
+	    ci_get(props, "stdin", &in, &err) < 0 || ci_get(props, "outputStreamsMaxLength", &maxlen, &err) < 0) {
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
-	if (input && strcasecmp(input, "inline") != 0) {
-		http_respond_error(req, 400, "BadRequest", "codeInputType `%.40s` is not supported: only `inline`",
-				   input);
+	if (input && strcasecmp(input, "inline") != 0 && strcasecmp(input, "inlinetext") != 0) {
+		http_respond_error(req, 400, "BadRequest",
+				   "codeInputType `%.40s` is not supported: only `Inline` (or `InlineText`)", input);
 		return;
 	}
-	if (type && strcasecmp(type, "synchronous") != 0) {
-		http_respond_error(req, 400, "BadRequest", "executionType `%.40s` is not supported: only `synchronous`",
-				   type);
+	if (type && strcasecmp(type, "asynchronous") == 0 && x->flat) {
+		async = true;
+	} else if (type && strcasecmp(type, "synchronous") != 0) {
+		http_respond_error(req, 400, "BadRequest",
+				   "executionType `%.40s` is not supported%s: `Synchronous`%s", type,
+				   x->flat ? "" : " by code/execute", x->flat ? " or `Asynchronous`" : " (POST executions also takes `Asynchronous`)");
 		return;
 	}
-	if (!code) {
+	if (!shell && (shell_cmd || argv)) {
+		http_respond_error(req, 400, "BadRequest",
+				   "`%s` runs in a shell pool (/pools/shell/executions); pool `%s` runs %s code: send "
+				   "`code`",
+				   shell_cmd ? "shellCommand" : "execCommandAndArgs", p->name, p->language);
+		return;
+	}
+	if (shell) {
+		int given = (code != NULL) + (shell_cmd != NULL) + (argv != NULL);
+		if (given != 1) {
+			http_respond_error(req, 400, "BadRequest",
+					   "a shell pool runs one command: give exactly one of `shellCommand` (a bash "
+					   "command line) and `execCommandAndArgs` (the program and its arguments)%s",
+					   given ? "" : " (none was given)");
+			return;
+		}
+		if (argv && !(shell_cmd = joined = shell_join(argv, &err))) {
+			http_respond_error(req, err.code == ENOMEM ? 500 : 400, "BadRequest", "%s", err.msg);
+			return;
+		}
+		if (!shell_cmd)
+			shell_cmd = code;
+		if (in && !json_is_string(in)) {
+			http_respond_error(req, 400, "BadRequest", "`stdin` must be a string");
+			return;
+		}
+		if (maxlen) {
+			if (!json_is_integer(maxlen) || json_integer_value(maxlen) < 1 ||
+			    json_integer_value(maxlen) > SHELL_MAX_OUTPUT) {
+				http_respond_error(req, 400, "BadRequest",
+						   "`outputStreamsMaxLength` must be an integer from 1 to %u (bytes of "
+						   "stdout and of stderr returned)",
+						   SHELL_MAX_OUTPUT);
+				return;
+			}
+			max_output = (uint64_t)json_integer_value(maxlen);
+		}
+		/* the pool's `wall` limit, when set, is its maximum */
+		json_t *pw = json_object_get(p->limits, "wall_ms");
+		if (json_is_integer(pw) && json_integer_value(pw) >= 1000)
+			max_s = (uint64_t)json_integer_value(pw) / 1000;
+	} else if (!code) {
 		http_respond_error(req, 400, "BadRequest", "`code` (a string) is required");
 		return;
 	}
+	if (shell && !argv) {
+		json_t *cj = NULL;
+		if (ci_get(props, code ? "code" : "shellCommand", &cj, &err) < 0 || !cj ||
+		    strlen(json_string_value(cj)) != json_string_length(cj)) {
+			http_respond_error(req, 400, "BadRequest", "the command may not hold a NUL byte");
+			return;
+		}
+	}
+	timeout_s = shell ? max_s : AZURE_MAX_TIMEOUT_S;
 	if (tmo) {
-		if (!json_is_integer(tmo) || json_integer_value(tmo) < 1 ||
-		    json_integer_value(tmo) > AZURE_MAX_TIMEOUT_S) {
-			http_respond_error(req, 400, "BadRequest", "`timeoutInSeconds` must be an integer from 1 to %d",
-					   AZURE_MAX_TIMEOUT_S);
+		if (!json_is_integer(tmo) || json_integer_value(tmo) < 1 || (uint64_t)json_integer_value(tmo) > max_s) {
+			http_respond_error(req, 400, "BadRequest",
+					   "`timeoutInSeconds` must be an integer from 1 to %llu%s",
+					   (unsigned long long)max_s,
+					   shell && max_s != SHELL_MAX_TIMEOUT_S ? " (this pool's `wall` limit in poold.conf)" : "");
 			return;
 		}
 		timeout_s = (uint64_t)json_integer_value(tmo);
 	}
-	if (!p->stateful) {
+	if (!shell && !p->stateful) {
 		http_respond_error(req, 400, "BadRequest",
 				   "pool `%s` (%s) has no stateful interpreter: code execution needs a pool with "
 				   "`stateful = yes`",
 				   p->name, p->language);
 		return;
 	}
-	struct aca_op *c = op_new(req, flat ? ACA_EXECUTIONS : ACA_EXECUTE, p, true, newer, exec_start);
+	struct aca_op *c = op_new(req, x->flat ? ACA_EXECUTIONS : ACA_EXECUTE, p, true, x->newer,
+				  shell ? shell_start : exec_start);
 	if (!c)
 		return;
 	c->timeout_s = timeout_s;
-	if (!(c->exec = json_pack("{s:s}", "code", code))) {
+	c->shell = shell;
+	c->exec = shell ? shell_run(shell_cmd, in, max_output) : json_pack("{s:s}", "code", code);
+	if (!c->exec) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}
+	if (!x->flat) {
+		lease_submit(p, ident, &c->op);
+		return;
+	}
+	/* executions: an id (the client's operation-id, or ours) and where it is */
+	const char *given_id = http_request_header(req, "operation-id");
+	if (given_id && !aca_exec_id_valid(given_id)) {
+		aca_fail(&c->op, 400, "InvalidOperationId",
+			 "the operation-id header must be 1 to 64 characters of A-Z a-z 0-9 - _ . (or left out)", 0);
+		return;
+	}
+	if (given_id)
+		snprintf(c->op_id, sizeof(c->op_id), "%s", given_id);
+	else
+		ops_uuid4(c->op_id);
+	operation_headers(req, p->name, x->prefixed, c->op_id, ident, x->version, c->headers, sizeof(c->headers));
+	if (!async) {
+		lease_submit(p, ident, &c->op);
+		return;
+	}
+	cleanup_free char *session = NULL;
+	double now = ev_now(EV_DEFAULT);
+	if (asprintf(&session, "%s/%s", p->name, ident) < 0) {
+		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
+		return;
+	}
+	if (aca_exec_find(session, c->op_id, now)) {
+		aca_fail(&c->op, 409, "ExecutionIdInUse",
+			 "this session already has an execution with this operation-id: send another id, or none", 0);
+		return;
+	}
+	if (aca_exec_full(session, now)) {
+		char m[300];
+		snprintf(m, sizeof(m),
+			 "this session holds %llu asynchronous executions (running, or finished and kept %llu s): "
+			 "wait for one to finish and expire, or run synchronously",
+			 (unsigned long long)cfg->async_results_per_session,
+			 (unsigned long long)(cfg->async_result_ttl_ms / 1000));
+		aca_fail(&c->op, 429, "TooManyExecutions", m, 0);
+		return;
+	}
+	struct aca_exec *e = aca_exec_add(p->name, ident, c->op_id, now);
+	if (!e) {
+		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
+		return;
+	}
+	char headers[sizeof(c->headers)];
+	snprintf(headers, sizeof(headers), "%s", c->headers);
+	c->async = e;
+	c->op.req = NULL; /* answered now; the execution's answer goes to its record */
 	lease_submit(p, ident, &c->op);
+	/* it may have failed already (the session's queue full): say so */
+	json_t *body = e->done ? json_incref(e->answer)
+			       : json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "identifier", e->ident,
+					   "executionType", "Asynchronous", "status", "Running");
+	cleanup_free char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	http_respond(req, 202, "application/json", headers, text, text ? strlen(text) : 0);
+}
+
+/* GET executions/{id}: an asynchronous execution, running or kept. */
+static void execution_get(struct http_request *req, struct pool *p, const char *ident, const char *id)
+{
+	cleanup_free char *session = NULL;
+	struct aca_exec *e;
+
+	if (asprintf(&session, "%s/%s", p->name, ident) < 0) {
+		http_respond_error(req, 500, "InternalError", "out of memory");
+		return;
+	}
+	if (!(e = aca_exec_find(session, id, ev_now(EV_DEFAULT)))) {
+		http_respond_error(req, 404, "ExecutionNotFound",
+				   "no execution `%.64s` in session `%s`: asynchronous results are kept %llu s after "
+				   "they finish (synchronous ones are not kept)",
+				   id, ident, (unsigned long long)(cfg->async_result_ttl_ms / 1000));
+		return;
+	}
+	if (!e->done)
+		http_respond_json(req, 200,
+				  json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "identifier", e->ident, "executionType",
+					    "Asynchronous", "status", "Running"));
+	else
+		http_respond_json(req, 200, json_incref(e->answer));
 }
 
 /* ---- files ---- */
@@ -675,6 +1117,14 @@ static void upload(struct http_request *req, struct pool *p, const char *ident, 
 	lease_submit(p, ident, &c->op);
 }
 
+/* DELETE session: its asynchronous results go with it. */
+static void forget_session(struct pool *p, const char *ident)
+{
+	cleanup_free char *session = NULL;
+	if (asprintf(&session, "%s/%s", p->name, ident) >= 0)
+		aca_exec_forget(session);
+}
+
 /* ---- routing ---- */
 
 static int route_of(const struct http_path *p, int base, const char **name)
@@ -687,6 +1137,10 @@ static int route_of(const struct http_path *p, int base, const char **name)
 		return R_CODE_EXECUTE;
 	if (n == 1 && strcmp(s[0], "executions") == 0)
 		return R_EXECUTIONS;
+	if (n == 2 && strcmp(s[0], "executions") == 0) {
+		*name = s[1];
+		return R_EXECUTION;
+	}
 	if (n == 1 && strcmp(s[0], "session") == 0)
 		return R_SESSION;
 	if (n < 1 || strcmp(s[0], "files") != 0)
@@ -741,6 +1195,7 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 	case R_EXECUTIONS:
 	case R_FILES_UPLOAD: allowed = method_is(req, "POST"); break;
 	case R_SESSION: allowed = method_is(req, "DELETE"); break;
+	case R_EXECUTION: allowed = method_is(req, "GET"); break;
 	case R_FILES: allowed = method_is(req, "GET") || method_is(req, "POST"); break;
 	case R_FILE: allowed = method_is(req, "GET") || method_is(req, "DELETE"); break;
 	default: allowed = method_is(req, "GET"); break;
@@ -773,7 +1228,7 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 		return true;
 	}
 	bool newer = strcmp(version, NEWER_SHAPES_FROM) >= 0;
-	if (route == R_EXECUTIONS && !newer) {
+	if ((route == R_EXECUTIONS || route == R_EXECUTION) && !newer) {
 		http_respond_error(req, 400, "InvalidApiVersion",
 				   "POST executions needs api-version " NEWER_SHAPES_FROM " or later (got `%s`); "
 				   "use POST code/execute with this one",
@@ -792,9 +1247,15 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 		return true;
 
 	switch (route) {
-	case R_CODE_EXECUTE: execute(req, pool, ident, false, newer); break;
-	case R_EXECUTIONS: execute(req, pool, ident, true, newer); break;
+	case R_CODE_EXECUTE:
+	case R_EXECUTIONS:
+		execute(req, pool, ident,
+			&(struct exec_req){.flat = route == R_EXECUTIONS, .newer = newer, .prefixed = prefixed,
+					   .version = version});
+		break;
+	case R_EXECUTION: execution_get(req, pool, ident, name); break;
 	case R_SESSION:
+		forget_session(pool, ident);
 		if (!lease_find(pool, ident))
 			http_respond(req, 204, NULL, NULL, NULL, 0); /* already gone: DELETE is idempotent */
 		else
