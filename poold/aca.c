@@ -18,6 +18,7 @@
  * exists from 2024-10-02-preview. */
 #include "aca.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ static const char *const api_versions[] = {"2024-02-02-preview", "2024-08-02-pre
 #define API_VERSION_LIST                                                                                               \
 	"2024-02-02-preview, 2024-08-02-preview, 2024-10-02-preview, 2025-02-02-preview, 2025-10-02-preview"
 #define NEWER_SHAPES_FROM "2024-10-02-preview"
+#define SESSIONS_FROM	  "2025-02-02-preview" /* session, listSessions, metadata, .management */
 
 enum aca_kind { ACA_EXECUTE, ACA_EXECUTIONS, ACA_UPLOAD, ACA_LIST, ACA_META, ACA_CONTENT, ACA_DELETE_FILE };
 
@@ -70,7 +72,10 @@ enum aca_route_id {
 	R_CODE_EXECUTE,	 /* POST code/execute */
 	R_EXECUTIONS,	 /* POST executions */
 	R_EXECUTION,	 /* GET executions/{id} */
-	R_SESSION,	 /* DELETE session */
+	R_SESSION,	 /* GET, DELETE session */
+	R_LIST_SESSIONS, /* GET listSessions */
+	R_METADATA,	 /* GET metadata */
+	R_STOP_SESSION,	 /* POST .management/stopSession */
 	R_FILES,	 /* GET files (list), POST files (upload, newer) */
 	R_FILES_UPLOAD,	 /* POST files/upload */
 	R_FILE,		 /* GET files/{name} (metadata), DELETE files/{name} */
@@ -84,6 +89,9 @@ static const char *const labels[R_COUNT][2] = {
     [R_EXECUTIONS] = {"/executions", "/pools/{name}/executions"},
     [R_EXECUTION] = {"/executions/{id}", "/pools/{name}/executions/{id}"},
     [R_SESSION] = {"/session", "/pools/{name}/session"},
+    [R_LIST_SESSIONS] = {"/listSessions", "/pools/{name}/listSessions"},
+    [R_METADATA] = {"/metadata", "/pools/{name}/metadata"},
+    [R_STOP_SESSION] = {"/.management/stopSession", "/pools/{name}/.management/stopSession"},
     [R_FILES] = {"/files", "/pools/{name}/files"},
     [R_FILES_UPLOAD] = {"/files/upload", "/pools/{name}/files/upload"},
     [R_FILE] = {"/files/{name}", "/pools/{name}/files/{name}"},
@@ -115,12 +123,26 @@ struct aca_op {
 };
 
 static const struct psettings *cfg;
+static double started_at; /* the pools' createdAt in metadata */
 static bool (*session_rate_ok)(struct http_request *req, const char *ident);
+
+/* Kept results past their time go even when no request comes. */
+#define PRUNE_INTERVAL_S 10.0
+static ev_timer prune_timer;
+
+static void prune_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	aca_exec_prune(ev_now(loop));
+}
 
 void aca_init(const struct psettings *st, bool (*rate_ok)(struct http_request *req, const char *ident))
 {
 	cfg = st;
 	session_rate_ok = rate_ok;
+	started_at = ev_time();
+	aca_exec_setup((double)st->async_result_ttl_ms / 1000.0, st->async_results_per_session);
+	ev_timer_init(&prune_timer, prune_cb, PRUNE_INTERVAL_S, PRUNE_INTERVAL_S);
+	ev_timer_start(EV_DEFAULT, &prune_timer);
 }
 
 /* ---- small helpers ---- */
@@ -1125,6 +1147,188 @@ static void forget_session(struct pool *p, const char *ident)
 		aca_exec_forget(session);
 }
 
+/* ---- session management (2025-02-02-preview on) ---- */
+
+/* When the lease ends by itself: idle timeout from its last use, or its
+ * maximum lifetime, whichever comes first (0: neither is set). */
+static double lease_expiry(const struct lease *l)
+{
+	const struct pool *p = l->pool;
+	double idle = p->idle_timeout_ms ? l->last_used + (double)p->idle_timeout_ms / 1000.0 : 0;
+	double life = p->max_lifetime_ms ? l->created + (double)p->max_lifetime_ms / 1000.0 : 0;
+	if (!idle || (life && life < idle))
+		return life;
+	return idle;
+}
+
+static json_t *session_json(const struct lease *l)
+{
+	char created[32], used[32], expire[32], etag[64];
+	double exp = lease_expiry(l);
+
+	iso8601(l->created, created);
+	iso8601(l->last_used, used);
+	if (exp)
+		iso8601(exp, expire);
+	/* the ETag names the sandbox under the session: its slot */
+	snprintf(etag, sizeof(etag), "\"%s\"", l->slot_id[0] ? l->slot_id : "pending");
+	return json_pack("{s:s, s:s, s:s, s:s?, s:s}", "identifier", l->ident, "createdAt", created, "lastAccessedAt",
+			 used, "expireAt", exp ? expire : NULL, "etag", etag);
+}
+
+static bool lease_listed(const struct lease *l, const struct pool *p)
+{
+	return l->pool == p && (l->state == LEASE_ACTIVE || l->state == LEASE_ACQUIRING);
+}
+
+static void session_get(struct http_request *req, struct pool *p, const char *ident)
+{
+	struct lease *l = lease_find(p, ident);
+	if (!l || !lease_listed(l, p)) {
+		http_respond_error(req, 404, "SessionNotFound",
+				   "no session `%s` in pool `%s`: a session starts with its first execution or upload",
+				   ident, p->name);
+		return;
+	}
+	http_respond_json(req, 200, session_json(l));
+}
+
+#define SESSIONS_PAGE 100
+
+/* GET listSessions?skip=N: a page of the pool's sessions, nextLink to the
+ * next one. */
+static void sessions_list(struct http_request *req, struct pool *p)
+{
+	cleanup_free char *skip_s = http_request_query(req, "skip");
+	unsigned long long skip = 0;
+	size_t i = 0;
+	json_t *arr = json_array();
+	bool more = false;
+
+	if (skip_s) {
+		char *end = NULL;
+		errno = 0;
+		skip = strtoull(skip_s, &end, 10);
+		if (!*skip_s || *end || errno || skip_s[0] == '-' || skip > 100000000ULL) {
+			json_decref(arr);
+			http_respond_error(req, 400, "InvalidSkip",
+					   "skip: a count of sessions to pass over (0 to 100000000), as in nextLink");
+			return;
+		}
+	}
+	for (struct lease *l = lease_first(); l; l = l->next) {
+		if (!lease_listed(l, p))
+			continue;
+		if (i++ < skip)
+			continue;
+		if (json_array_size(arr) == SESSIONS_PAGE) {
+			more = true;
+			break;
+		}
+		json_array_append_new(arr, session_json(l));
+	}
+	json_t *ans = json_pack("{s:o}", "sessions", arr);
+	if (more) {
+		cleanup_free char *link = NULL;
+		cleanup_free char *version = http_request_query(req, "api-version");
+		if (asprintf(&link, "%s?api-version=%s&skip=%llu", req->path, version ? version : "",
+			     skip + SESSIONS_PAGE) >= 0)
+			json_object_set_new(ans, "nextLink", json_string(link));
+	}
+	http_respond_json(req, 200, ans);
+}
+
+static void stop_start(struct lease *l, struct lease_op *op)
+{
+	http_respond(op->req, 200, "application/json", NULL, "{}", 2);
+	op_free((struct aca_op *)op);
+	lease_end(l, "stopped (.management/stopSession)");
+	lease_op_done(l);
+}
+
+/* DELETE session (204) and POST .management/stopSession (200 {}): the
+ * session ends once its running operation is done; its asynchronous
+ * results go with it. Idempotent: a session already gone answers the same. */
+static void session_end(struct http_request *req, struct pool *p, const char *ident, bool stop)
+{
+	struct lease *l = lease_find(p, ident);
+
+	forget_session(p, ident);
+	if (!stop) {
+		if (!l)
+			http_respond(req, 204, NULL, NULL, NULL, 0);
+		else
+			ops_session_release(req, p, ident);
+		return;
+	}
+	if (!l || l->state == LEASE_LOST) {
+		if (l)
+			lease_end(l, "stopped after loss");
+		http_respond(req, 200, "application/json", NULL, "{}", 2);
+		return;
+	}
+	struct aca_op *c = op_new(req, ACA_EXECUTE, p, false, true, stop_start);
+	if (c)
+		lease_submit(p, ident, &c->op);
+}
+
+/* A version as a program prints it ("Python 3.11.2", "v18.19.0", "GNU
+ * bash, version 5.2.15(1)-release"): its first dotted number. */
+static void version_number(const char *line, char *out, size_t size)
+{
+	out[0] = '\0';
+	for (const char *s = line; s && *s; s++) {
+		if (*s < '0' || *s > '9' || (s > line && (s[-1] >= '0' && s[-1] <= '9')))
+			continue;
+		size_t n = strspn(s, "0123456789.");
+		if (memchr(s, '.', n)) {
+			snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), s);
+			return;
+		}
+	}
+}
+
+static void runtime_add(json_t *arr, json_t *lang)
+{
+	const char *name = json_string_value(json_object_get(lang, "name"));
+	const char *ver = json_string_value(json_object_get(lang, "version"));
+	char num[64];
+	size_t i;
+	json_t *r;
+
+	if (!name || !ver || !json_is_true(json_object_get(lang, "available")))
+		return;
+	json_array_foreach (arr, i, r)
+		if (strcmp(json_string_value(json_object_get(r, "name")), name) == 0)
+			return;
+	version_number(ver, num, sizeof(num));
+	json_array_append_new(arr, json_pack("{s:s, s:s}", "name", name, "version", num[0] ? num : ver));
+}
+
+/* GET metadata: the pool's runtimes with the versions its nodes report
+ * (each language's `version` command, run by sandboxd on its host at
+ * start); a shell pool lists every runtime of its nodes, which its
+ * commands can start. */
+static void metadata_get(struct http_request *req, struct pool *p)
+{
+	json_t *runtimes = json_array();
+	char when[32];
+
+	for (struct node *n = node_first(); n; n = n->next) {
+		size_t i;
+		json_t *lang;
+		json_array_foreach (json_object_get(n->info, "languages"), i, lang) {
+			const char *name = json_string_value(json_object_get(lang, "name"));
+			if (name && (pool_is_shell(p) || strcmp(name, p->language) == 0))
+				runtime_add(runtimes, lang);
+		}
+	}
+	iso8601(started_at, when);
+	http_respond_json(req, 200,
+			  json_pack("{s:o, s:[], s:s, s:s}", "runtimes", runtimes, "preInstalledPackages", "createdAt",
+				    when, "lastUpdatedAt", when));
+}
+
 /* ---- routing ---- */
 
 static int route_of(const struct http_path *p, int base, const char **name)
@@ -1143,6 +1347,12 @@ static int route_of(const struct http_path *p, int base, const char **name)
 	}
 	if (n == 1 && strcmp(s[0], "session") == 0)
 		return R_SESSION;
+	if (n == 1 && strcmp(s[0], "listSessions") == 0)
+		return R_LIST_SESSIONS;
+	if (n == 1 && strcmp(s[0], "metadata") == 0)
+		return R_METADATA;
+	if (n == 2 && strcmp(s[0], ".management") == 0 && strcmp(s[1], "stopSession") == 0)
+		return R_STOP_SESSION;
 	if (n < 1 || strcmp(s[0], "files") != 0)
 		return -1;
 	if (n == 1)
@@ -1194,7 +1404,8 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 	case R_CODE_EXECUTE:
 	case R_EXECUTIONS:
 	case R_FILES_UPLOAD: allowed = method_is(req, "POST"); break;
-	case R_SESSION: allowed = method_is(req, "DELETE"); break;
+	case R_SESSION: allowed = method_is(req, "DELETE") || method_is(req, "GET"); break;
+	case R_STOP_SESSION: allowed = method_is(req, "POST"); break;
 	case R_EXECUTION: allowed = method_is(req, "GET"); break;
 	case R_FILES: allowed = method_is(req, "GET") || method_is(req, "POST"); break;
 	case R_FILE: allowed = method_is(req, "GET") || method_is(req, "DELETE"); break;
@@ -1236,6 +1447,23 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 		return true;
 	}
 
+	bool mgmt = route == R_LIST_SESSIONS || route == R_METADATA || route == R_STOP_SESSION ||
+		    (route == R_SESSION && method_is(req, "GET"));
+	if (mgmt && strcmp(version, SESSIONS_FROM) < 0) {
+		http_respond_error(req, 400, "InvalidApiVersion",
+				   "%s %s needs api-version " SESSIONS_FROM " or later (got `%s`)", req->method,
+				   labels[route][0] + 1, version);
+		return true;
+	}
+	if (route == R_LIST_SESSIONS) {
+		sessions_list(req, pool);
+		return true;
+	}
+	if (route == R_METADATA) {
+		metadata_get(req, pool);
+		return true;
+	}
+
 	cleanup_free char *ident = http_request_query(req, "identifier");
 	if (!ident || !lease_ident_valid(ident)) {
 		http_respond_error(req, 400, "InvalidIdentifier",
@@ -1255,12 +1483,12 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 		break;
 	case R_EXECUTION: execution_get(req, pool, ident, name); break;
 	case R_SESSION:
-		forget_session(pool, ident);
-		if (!lease_find(pool, ident))
-			http_respond(req, 204, NULL, NULL, NULL, 0); /* already gone: DELETE is idempotent */
+		if (method_is(req, "GET"))
+			session_get(req, pool, ident);
 		else
-			ops_session_release(req, pool, ident);
+			session_end(req, pool, ident, false);
 		break;
+	case R_STOP_SESSION: session_end(req, pool, ident, true); break;
 	case R_FILES_UPLOAD: upload(req, pool, ident, newer); break;
 	case R_FILES:
 		if (method_is(req, "POST"))
