@@ -46,6 +46,7 @@
 #define EXEC_SLACK_S	    60.0
 #define FILE_CALL_TIMEOUT_S 300.0
 #define MNT_DATA	    "/mnt/data/"
+#define PATH_DIR_MAX	    1024 /* `path` below /mnt/data: sandboxd's FILES_DIR_MAX */
 
 static const char *const api_versions[] = {"2024-02-02-preview", "2024-08-02-preview", "2024-10-02-preview",
 					   "2025-02-02-preview", "2025-10-02-preview", NULL};
@@ -108,6 +109,7 @@ struct aca_op {
 	json_t *exec;	    /* body of sandboxd's exec, without timeout_ms */
 	uint64_t timeout_s; /* asked for, within 1..AZURE_MAX_TIMEOUT_S */
 	char *name;	    /* file name: decoded, validated */
+	char *dir;	    /* files: `path` below /mnt/data ("a/b"), validated, or NULL */
 	const char *data;   /* upload content, inside op.req->body */
 	size_t len;
 	char content_type[128];
@@ -153,6 +155,7 @@ static void op_free(struct aca_op *c)
 		ev_timer_stop(EV_DEFAULT, &c->busy_retry);
 	json_decref(c->exec);
 	free(c->name);
+	free(c->dir);
 	free(c);
 }
 
@@ -406,8 +409,23 @@ static void end_if_refused_first(struct lease *l, int status)
 
 /* Common answers of a node call: transport failure and vanished slot.
  * True when handled (op answered and freed, lease_op_done called). */
+static bool node_error_is(const struct http_result *res, const char *code)
+{
+	cleanup_json json_t *j = res->body ? json_parse_reply(res->body, res->body_len) : NULL;
+	const char *c = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+	return c && strcmp(c, code) == 0;
+}
+
 static bool node_failed(struct aca_op *c, struct lease *l, struct http_result *res, bool file_404)
 {
+	/* `path` names no directory of the slot's /mnt/data: the slot is there */
+	if (res->status == 404 && c->dir && node_error_is(res, "DirectoryNotFound")) {
+		char m[1200];
+		snprintf(m, sizeof(m), "no directory /mnt/data/%s (or a part of it is a link, never followed)", c->dir);
+		aca_fail(&c->op, 404, "DirectoryNotFound", m, 0);
+		lease_op_done(l);
+		return true;
+	}
 	if (res->status == 0) {
 		lease_fail_transport(l, &c->op, res->error);
 		lease_op_done(l);
@@ -1014,7 +1032,7 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 static void files_start(struct lease *l, struct lease_op *op)
 {
 	struct aca_op *c = (struct aca_op *)op;
-	char path[1024], enc[800];
+	char path[4096], enc[800], dir_enc[3 * PATH_DIR_MAX + 1];
 	const char *method = "GET";
 	struct http_call *call;
 
@@ -1038,6 +1056,9 @@ static void files_start(struct lease *l, struct lease_op *op)
 		snprintf(path, sizeof(path), "/v1/slots/%s/files/%s", l->slot_id, enc);
 		method = c->kind == ACA_UPLOAD ? "PUT" : c->kind == ACA_DELETE_FILE ? "DELETE" : "GET";
 	}
+	if (c->dir && http_path_encode(c->dir, dir_enc, sizeof(dir_enc)) == 0) /* fits: checked at parse */
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "%cdir=%s", strchr(path, '?') ? '&' : '?',
+			 dir_enc);
 	if (c->kind == ACA_UPLOAD)
 		call = node_call_raw(l->node, lease_label_once(l), method, path, "application/octet-stream", c->data,
 				     c->len, FILE_CALL_TIMEOUT_S, files_done, c);
@@ -1050,12 +1071,79 @@ static void files_start(struct lease *l, struct lease_op *op)
 	}
 }
 
+/* The `path` query parameter of the file routes: /mnt/data or a directory
+ * below it ("/mnt/data/a/b", or "a/b" relative to it) → "a/b" in *dir (NULL
+ * for /mnt/data itself). Each component is a valid file name (no `..`, no
+ * `/` doubled); sandboxd then opens them one by one without following a
+ * link. 0, or -EINVAL with why. */
+static int path_param(struct http_request *req, char **dir, const char **why)
+{
+	cleanup_free char *given = http_request_query(req, "path");
+	const char *rel;
+	char part[256];
+
+	*dir = NULL;
+	if (!given)
+		return 0;
+	rel = given;
+	if (strncmp(rel, "/mnt/data", 9) == 0 && (rel[9] == '\0' || rel[9] == '/'))
+		rel += 9;
+	else if (rel[0] == '/') {
+		*why = "path: /mnt/data or a directory below it (\"/mnt/data/reports\", or \"reports\")";
+		return -EINVAL;
+	}
+	while (*rel == '/')
+		rel++;
+	size_t n = strlen(rel);
+	while (n > 0 && rel[n - 1] == '/')
+		n--;
+	if (n == 0)
+		return 0;
+	if (n > PATH_DIR_MAX) {
+		*why = "path: at most 1024 bytes below /mnt/data";
+		return -EINVAL;
+	}
+	for (const char *s = rel; s < rel + n;) {
+		size_t k = strcspn(s, "/");
+		if (k > (size_t)(rel + n - s))
+			k = (size_t)(rel + n - s);
+		if (k == 0 || k >= sizeof(part)) {
+			*why = "path: each directory name is 1 to 255 bytes (no empty `//`)";
+			return -EINVAL;
+		}
+		memcpy(part, s, k);
+		part[k] = '\0';
+		if (http_path_name_invalid(part)) {
+			*why = "path: directory names may not be `.` or `..` or hold a control character";
+			return -EINVAL;
+		}
+		s += k + 1;
+	}
+	if (!(*dir = strndup(rel, n))) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static void file_op(struct http_request *req, struct pool *p, const char *ident, enum aca_kind kind, bool newer,
 		    const char *given_name)
 {
 	const char *why = NULL, *name = NULL;
-
+	cleanup_free char *dir = NULL;
 	cleanup_free char *skip = kind == ACA_LIST ? http_request_query(req, "$skipToken") : NULL;
+	cleanup_free char *recursive = kind == ACA_LIST ? http_request_query(req, "recursive") : NULL;
+
+	if (path_param(req, &dir, &why) < 0) {
+		http_respond_error(req, 400, "InvalidPath", "%s", why);
+		return;
+	}
+	if (recursive && strcasecmp(recursive, "true") == 0) {
+		http_respond_error(req, 400, "NotSupported",
+				   "recursive=true is not supported: list each directory with path=/mnt/data/<dir> "
+				   "(entries of type `directory` name them)");
+		return;
+	}
 
 	if (given_name && !(name = file_name(given_name, &why))) {
 		http_respond_error(req, 400, "InvalidFileName", "%s", why);
@@ -1086,6 +1174,7 @@ static void file_op(struct http_request *req, struct pool *p, const char *ident,
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}
+	c->dir = steal_pointer(&dir);
 	lease_submit(p, ident, &c->op);
 }
 
@@ -1094,8 +1183,13 @@ static void upload(struct http_request *req, struct pool *p, const char *ident, 
 	struct multipart_part part;
 	struct wp_error err = {0};
 	const char *why = NULL, *name;
+	cleanup_free char *dir = NULL;
 	int r;
 
+	if (path_param(req, &dir, &why) < 0) {
+		http_respond_error(req, 400, "InvalidPath", "%s", why);
+		return;
+	}
 	if (req->body_len > cfg->max_upload) {
 		http_respond_error(req, 413, "PayloadTooLarge", "uploads are limited to %llu bytes",
 				   (unsigned long long)cfg->max_upload);
@@ -1131,6 +1225,7 @@ static void upload(struct http_request *req, struct pool *p, const char *ident, 
 	c->len = part.len;
 	snprintf(c->content_type, sizeof(c->content_type), "%s", part.content_type);
 	c->name = strdup(name);
+	c->dir = steal_pointer(&dir);
 	multipart_part_free(&part);
 	if (!c->name) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);

@@ -309,3 +309,60 @@ def test_no_process_outlives_its_execution_or_the_session(env):
     # the slot is gone: none of its files is seen by the next session of the name
     out, _ = bash_tool_run(env, ident, "cat f 2>&1; ls -A | wc -l")
     assert "No such file" in out["stdout"], out
+
+
+# --------------------------------------------------------------------------
+# Files with `path`: subdirectories of /mnt/data, no link followed
+
+
+def test_files_in_subdirectories(env):
+    ident = env.ident()
+    body, ctype = form("q1.csv", b"x,y\n")
+    r = env.c.post(spec_url("files", ident) + "&path=/mnt/data/reports/2025", raw=body,
+                   headers={"Content-Type": ctype})
+    assert r.status == 200 and r.body["name"] == "q1.csv", r
+    out, _ = bash_tool_run(env, ident, "cat reports/2025/q1.csv; ls -ld reports | cut -c1; echo hi > reports/b.txt")
+    assert out["stdout"] == "x,y\nd\n", out
+    r = env.c.get(spec_url("files", ident) + "&path=/mnt/data/reports")
+    assert r.status == 200, r
+    assert {(f["name"], f["type"]) for f in r.body["value"]} == {("2025", "directory"), ("b.txt", "file")}, r
+    r = env.c.get(spec_url("files", ident) + "&path=reports/2025")  # relative to /mnt/data
+    assert [f["name"] for f in r.body["value"]] == ["q1.csv"], r
+    r = env.c.get(spec_url("files/q1.csv/content", ident) + "&path=/mnt/data/reports/2025")
+    assert r.status == 200 and r.raw == b"x,y\n", r
+    r = env.c.get(spec_url("files/b.txt", ident) + "&path=/mnt/data/reports")
+    assert r.status == 200 and r.body["sizeInBytes"] == 3, r
+    r = env.c.delete(spec_url("files/b.txt", ident) + "&path=/mnt/data/reports")
+    assert r.status == 204, r
+    out, _ = bash_tool_run(env, ident, "ls reports")
+    assert out["stdout"] == "2025\n", out
+    r = env.c.get(spec_url("files", ident) + "&path=/mnt/data/nosuch")
+    assert r.status == 404, r
+
+
+def test_file_paths_stay_in_mnt_data(env):
+    ident = env.ident()
+    out, _ = bash_tool_run(env, ident, "ln -s / root; ln -s /tmp tmp; mkdir d; ln -s /etc d/up; echo secret > /tmp/s")
+    assert out["exitCode"] == 0, out
+    body, ctype = form("x.txt", b"planted")
+    for bad in ("/etc", "/mnt/data/../etc", "/mnt/datax", "a/../../etc", "..", "a/./b"):
+        r = env.c.get(spec_url("files", ident) + "&path=" + urllib.parse.quote(bad))
+        assert r.status == 400 and r.body["error"]["code"] == "InvalidPath", (bad, r)
+    # links made by the session are never followed, on any route
+    for link in ("/mnt/data/root", "/mnt/data/tmp", "/mnt/data/d/up"):
+        q = "&path=" + urllib.parse.quote(link)
+        r = env.c.get(spec_url("files", ident) + q)
+        assert r.status == 404, (link, r)
+        r = env.c.get(spec_url("files/s/content", ident) + q)
+        assert r.status == 404, (link, r)
+        r = env.c.post(spec_url("files", ident) + q, raw=body, headers={"Content-Type": ctype})
+        assert r.status == 404, (link, r)
+    out, _ = bash_tool_run(env, ident, "ls /tmp; ls /etc | grep -c x.txt; ls -A /mnt/data | tr '\\n' ' '")
+    assert out["stdout"] == "s\n0\nd root tmp ", out
+
+
+def test_recursive_listing_says_it_is_not_supported(env):
+    ident = env.ident()
+    bash_tool_run(env, ident, "mkdir -p a/b")
+    r = env.c.get(spec_url("files", ident) + "&recursive=true")
+    assert r.status == 400 and "recursive" in r.body["error"]["message"], r
