@@ -65,8 +65,8 @@ enum aca_kind { ACA_EXECUTE, ACA_EXECUTIONS, ACA_UPLOAD, ACA_LIST, ACA_META, ACA
 #define SHELL_MAX_ARGS	     4096
 /* a run refused by the node's admission (503 NodeBusy) is sent again after
  * this, doubling up to the cap */
-#define BUSY_RETRY_FIRST_S   0.001
-#define BUSY_RETRY_MAX_S     0.05
+#define BUSY_RETRY_FIRST_S 0.001
+#define BUSY_RETRY_MAX_S   0.05
 
 /* One route: path segments after the optional /pools/{name} prefix. */
 enum aca_route_id {
@@ -186,8 +186,8 @@ static void op_error(struct aca_op *c, int status, const char *code, const char 
 	if (c->async) {
 		op_answer(c, status,
 			  json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "id", c->async->id, "identifier",
-				    c->async->ident, "executionType", "Asynchronous", "status", "Failed", "error", "code",
-				    code, "message", message),
+				    c->async->ident, "executionType", "Asynchronous", "status", "Failed", "error",
+				    "code", code, "message", message),
 			  NULL);
 		return;
 	}
@@ -346,11 +346,12 @@ static void operation_headers(struct http_request *req, const char *pool, bool p
 	if (http_path_encode(ident, enc, sizeof(enc)) < 0)
 		enc[0] = '\0';
 	/* a Host a client sent that is not a plain host[:port] is left out: the location is then relative */
-	if (h && strlen(h) < sizeof(host) && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
-						 strlen(h))
+	if (h && strlen(h) < sizeof(host) &&
+	    strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == strlen(h))
 		snprintf(host, sizeof(host), "http://%s", h);
-	snprintf(out, size, "operation-id: %s\r\nOperation-Location: %s%s%s/executions/%s?api-version=%s&identifier=%s\r\n",
-		 id, host, prefixed ? "/pools/" : "", prefixed ? pool : "", id, version, enc);
+	snprintf(out, size,
+		 "operation-id: %s\r\nOperation-Location: %s%s%s/executions/%s?api-version=%s&identifier=%s\r\n", id,
+		 host, prefixed ? "/pools/" : "", prefixed ? pool : "", id, version, enc);
 }
 
 static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double timeout_s)
@@ -557,8 +558,8 @@ static void shell_answer(struct aca_op *c, struct lease *l, json_t *r)
 	if (c->kind == ACA_EXECUTE) {
 		op_answer(c, 200,
 			  json_pack("{s:{s:s, s:O, s:o, s:s, s:s, s:i, s:I}}", "properties", "status",
-				    code == 0 ? "Success" : "Failure", "stdout", out ? out : json_string(""), "stderr", e,
-				    "result", "", "executionResult", "", "exitCode", code,
+				    code == 0 ? "Success" : "Failure", "stdout", out ? out : json_string(""), "stderr",
+				    e, "result", "", "executionResult", "", "exitCode", code,
 				    "executionTimeInMilliseconds", ms),
 			  NULL);
 		return;
@@ -581,8 +582,7 @@ static void shell_done(struct node *n, struct http_result *res, void *data)
 	cleanup_json json_t *r = NULL;
 
 	/* the node's run admission is full: again shortly, backing off */
-	if (node_busy(res) && (c->async || !http_request_gone(c->op.req)) &&
-	    ev_time() - c->t0 < (double)c->timeout_s) {
+	if (node_busy(res) && (c->async || !http_request_gone(c->op.req)) && ev_time() - c->t0 < (double)c->timeout_s) {
 		if (c->label_sent) /* refused before the label was applied: the next call carries it */
 			l->label_pending = true;
 		c->busy_delay = c->busy_delay ? c->busy_delay * 2 : BUSY_RETRY_FIRST_S;
@@ -648,8 +648,10 @@ static char *shell_join(json_t *argv, struct wp_error *err)
 	char *out, *o;
 
 	if (!json_is_array(argv) || json_array_size(argv) < 1 || json_array_size(argv) > SHELL_MAX_ARGS) {
-		wp_error_set(err, EINVAL, "`execCommandAndArgs` must be an array of 1 to %d strings (the program, then its arguments)",
-			     SHELL_MAX_ARGS);
+		wp_error_set(
+		    err, EINVAL,
+		    "`execCommandAndArgs` must be an array of 1 to %d strings (the program, then its arguments)",
+		    SHELL_MAX_ARGS);
 		return NULL;
 	}
 	json_array_foreach (argv, i, a) {
@@ -713,7 +715,8 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 	const char *input = NULL, *type = NULL, *code = NULL, *shell_cmd = NULL;
 	json_t *props = NULL, *tmo = NULL, *argv = NULL, *in = NULL, *maxlen = NULL;
 	bool shell = pool_is_shell(p), async = false;
-	uint64_t max_s = shell ? SHELL_MAX_TIMEOUT_S : AZURE_MAX_TIMEOUT_S, timeout_s, max_output = SHELL_DEFAULT_OUTPUT;
+	uint64_t max_s = shell ? SHELL_MAX_TIMEOUT_S : AZURE_MAX_TIMEOUT_S, timeout_s,
+		 max_output = SHELL_DEFAULT_OUTPUT;
 	cleanup_free char *joined = NULL;
 
 	if (req->body_len > cfg->max_body) {
@@ -735,8 +738,9 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 	}
 	if (ci_string(props, "codeInputType", &input, &err) < 0 || ci_string(props, "executionType", &type, &err) < 0 ||
 	    ci_string(props, "code", &code, &err) < 0 || ci_get(props, "timeoutInSeconds", &tmo, &err) < 0 ||
-	    ci_string(props, "shellCommand", &shell_cmd, &err) < 0 || ci_get(props, "execCommandAndArgs", &argv, &err) < 0 ||
-	    ci_get(props, "stdin", &in, &err) < 0 || ci_get(props, "outputStreamsMaxLength", &maxlen, &err) < 0) {
+	    ci_string(props, "shellCommand", &shell_cmd, &err) < 0 ||
+	    ci_get(props, "execCommandAndArgs", &argv, &err) < 0 || ci_get(props, "stdin", &in, &err) < 0 ||
+	    ci_get(props, "outputStreamsMaxLength", &maxlen, &err) < 0) {
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
@@ -748,9 +752,9 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 	if (type && strcasecmp(type, "asynchronous") == 0 && x->flat) {
 		async = true;
 	} else if (type && strcasecmp(type, "synchronous") != 0) {
-		http_respond_error(req, 400, "BadRequest",
-				   "executionType `%.40s` is not supported%s: `Synchronous`%s", type,
-				   x->flat ? "" : " by code/execute", x->flat ? " or `Asynchronous`" : " (POST executions also takes `Asynchronous`)");
+		http_respond_error(req, 400, "BadRequest", "executionType `%.40s` is not supported%s: `Synchronous`%s",
+				   type, x->flat ? "" : " by code/execute",
+				   x->flat ? " or `Asynchronous`" : " (POST executions also takes `Asynchronous`)");
 		return;
 	}
 	if (!shell && (shell_cmd || argv)) {
@@ -809,10 +813,10 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 	timeout_s = shell ? max_s : AZURE_MAX_TIMEOUT_S;
 	if (tmo) {
 		if (!json_is_integer(tmo) || json_integer_value(tmo) < 1 || (uint64_t)json_integer_value(tmo) > max_s) {
-			http_respond_error(req, 400, "BadRequest",
-					   "`timeoutInSeconds` must be an integer from 1 to %llu%s",
-					   (unsigned long long)max_s,
-					   shell && max_s != SHELL_MAX_TIMEOUT_S ? " (this pool's `wall` limit in poold.conf)" : "");
+			http_respond_error(
+			    req, 400, "BadRequest", "`timeoutInSeconds` must be an integer from 1 to %llu%s",
+			    (unsigned long long)max_s,
+			    shell && max_s != SHELL_MAX_TIMEOUT_S ? " (this pool's `wall` limit in poold.conf)" : "");
 			return;
 		}
 		timeout_s = (uint64_t)json_integer_value(tmo);
@@ -824,8 +828,8 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 				   p->name, p->language);
 		return;
 	}
-	struct aca_op *c = op_new(req, x->flat ? ACA_EXECUTIONS : ACA_EXECUTE, p, true, x->newer,
-				  shell ? shell_start : exec_start);
+	struct aca_op *c =
+	    op_new(req, x->flat ? ACA_EXECUTIONS : ACA_EXECUTE, p, true, x->newer, shell ? shell_start : exec_start);
 	if (!c)
 		return;
 	c->timeout_s = timeout_s;
@@ -888,8 +892,8 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 	lease_submit(p, ident, &c->op);
 	/* it may have failed already (the session's queue full): say so */
 	json_t *body = e->done ? json_incref(e->answer)
-			       : json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "identifier", e->ident,
-					   "executionType", "Asynchronous", "status", "Running");
+			       : json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "identifier", e->ident, "executionType",
+					   "Asynchronous", "status", "Running");
 	cleanup_free char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	http_respond(req, 202, "application/json", headers, text, text ? strlen(text) : 0);
@@ -914,8 +918,8 @@ static void execution_get(struct http_request *req, struct pool *p, const char *
 	}
 	if (!e->done)
 		http_respond_json(req, 200,
-				  json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "identifier", e->ident, "executionType",
-					    "Asynchronous", "status", "Running"));
+				  json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "identifier", e->ident,
+					    "executionType", "Asynchronous", "status", "Running"));
 	else
 		http_respond_json(req, 200, json_incref(e->answer));
 }
@@ -1573,8 +1577,8 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 	case R_CODE_EXECUTE:
 	case R_EXECUTIONS:
 		execute(req, pool, ident,
-			&(struct exec_req){.flat = route == R_EXECUTIONS, .newer = newer, .prefixed = prefixed,
-					   .version = version});
+			&(struct exec_req){
+			    .flat = route == R_EXECUTIONS, .newer = newer, .prefixed = prefixed, .version = version});
 		break;
 	case R_EXECUTION: execution_get(req, pool, ident, name); break;
 	case R_SESSION:

@@ -383,7 +383,10 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 		if (create)
 			slot_mark_used(s);
 		if ((dir_fd = files_open_dir(s, dir, create, &err)) < 0) {
-			http_respond_error(req, dir_fd == -ENOENT ? 404 : dir_fd == -ENOSPC ? 413 : 400,
+			http_respond_error(req,
+					   dir_fd == -ENOENT   ? 404
+					   : dir_fd == -ENOSPC ? 413
+							       : 400,
 					   dir_fd == -ENOENT ? "DirectoryNotFound" : "BadRequest", "%s", err.msg);
 			return;
 		}
