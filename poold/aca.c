@@ -880,6 +880,13 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 		aca_fail(&c->op, 429, "TooManyExecutions", m, 0);
 		return;
 	}
+	if (aca_exec_memory_full(now)) {
+		aca_fail(&c->op, 429, "TooManyExecutions",
+			 "the results of asynchronous executions kept by this server fill its 256 MiB: retry once some "
+			 "expire, or run synchronously",
+			 60);
+		return;
+	}
 	struct aca_exec *e = aca_exec_add(p->name, ident, c->op_id, now);
 	if (!e) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);

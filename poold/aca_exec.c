@@ -9,6 +9,7 @@
 static struct aca_exec *head;
 static double keep_s = 600.0;
 static size_t max_per_session = 100;
+static size_t kept_bytes; /* of every kept answer, as JSON */
 
 void aca_exec_setup(double ttl, size_t per_session)
 {
@@ -18,6 +19,7 @@ void aca_exec_setup(double ttl, size_t per_session)
 
 static void exec_free(struct aca_exec *e)
 {
+	kept_bytes -= e->bytes;
 	json_decref(e->answer);
 	free(e->session);
 	free(e);
@@ -49,6 +51,12 @@ size_t aca_exec_count(const char *session, double now)
 	for (struct aca_exec *e = head; e; e = e->next)
 		n += !e->forgotten && strcmp(e->session, session) == 0;
 	return n;
+}
+
+bool aca_exec_memory_full(double now)
+{
+	aca_exec_prune(now);
+	return kept_bytes >= ACA_EXEC_MAX_BYTES;
 }
 
 bool aca_exec_full(const char *session, double now)
@@ -91,6 +99,9 @@ void aca_exec_finish(struct aca_exec *e, json_t *answer, double now)
 	e->finished = now;
 	json_decref(e->answer);
 	e->answer = answer;
+	kept_bytes -= e->bytes;
+	e->bytes = json_dumpb(answer, NULL, 0, JSON_COMPACT);
+	kept_bytes += e->bytes;
 }
 
 void aca_exec_forget(const char *session)

@@ -21,6 +21,7 @@ struct aca_exec {
 	bool forgotten; /* its session was deleted while it ran: freed when it finishes */
 	json_t *answer; /* once done: the body GET executions/{id} answers */
 	double created, finished;
+	size_t bytes; /* of answer, as JSON */
 	struct aca_exec *next;
 };
 
@@ -28,6 +29,10 @@ void aca_exec_setup(double ttl, size_t per_session);
 /* Records past their time go (running ones never do). */
 void aca_exec_prune(double now);
 size_t aca_exec_count(const char *session, double now);
+/* The kept answers of all sessions hold ACA_EXEC_MAX_BYTES (as JSON):
+ * outputs of up to 16 MiB each must not add up without bound. */
+#define ACA_EXEC_MAX_BYTES (256u << 20)
+bool aca_exec_memory_full(double now);
 /* It holds per_session records already. */
 bool aca_exec_full(const char *session, double now);
 struct aca_exec *aca_exec_find(const char *session, const char *id, double now);
