@@ -55,7 +55,16 @@ static const char *const api_versions[] = {"2024-02-02-preview", "2024-08-02-pre
 #define NEWER_SHAPES_FROM "2024-10-02-preview"
 #define SESSIONS_FROM	  "2025-02-02-preview" /* session, listSessions, metadata, .management */
 
-enum aca_kind { ACA_EXECUTE, ACA_EXECUTIONS, ACA_UPLOAD, ACA_LIST, ACA_META, ACA_CONTENT, ACA_DELETE_FILE };
+enum aca_kind {
+	ACA_EXECUTE,
+	ACA_EXECUTIONS,
+	ACA_UPLOAD,
+	ACA_LIST,
+	ACA_META,
+	ACA_CONTENT,
+	ACA_DELETE_FILE,
+	ACA_PACKAGES /* GET metadata: the Python packages importable in a slot */
+};
 
 /* Shell pools (language `shell`): Azure's bound of timeoutInSeconds in
  * their examples, and the default of outputStreamsMaxLength. */
@@ -126,6 +135,11 @@ struct aca_op {
 
 static const struct psettings *cfg;
 static double started_at; /* the pools' createdAt in metadata */
+/* The Python packages importable in a pool's slots (GET metadata), read
+ * once per pool in one of them, by a session of this identifier, and kept:
+ * {pool name: [{"name", "version"}]}. */
+static json_t *packages_cache;
+static char packages_ident[64];
 static bool (*session_rate_ok)(struct http_request *req, const char *ident);
 
 /* Kept results past their time go even when no request comes. */
@@ -142,6 +156,10 @@ void aca_init(const struct psettings *st, bool (*rate_ok)(struct http_request *r
 	cfg = st;
 	session_rate_ok = rate_ok;
 	started_at = ev_time();
+	char rnd[37];
+	ops_uuid4(rnd);
+	snprintf(packages_ident, sizeof(packages_ident), "warmpool-metadata-%s", rnd);
+	packages_cache = json_object();
 	aca_exec_setup((double)st->async_result_ttl_ms / 1000.0, st->async_results_per_session);
 	ev_timer_init(&prune_timer, prune_cb, PRUNE_INTERVAL_S, PRUNE_INTERVAL_S);
 	ev_timer_start(EV_DEFAULT, &prune_timer);
@@ -441,12 +459,19 @@ static bool node_failed(struct aca_op *c, struct lease *l, struct http_result *r
 	return false;
 }
 
+static void packages_done(struct aca_op *c, struct lease *l, json_t *r);
+
 static void exec_done(struct node *n, struct http_result *res, void *data)
 {
 	struct aca_op *c = data;
 	struct lease *l = c->lease;
 	cleanup_json json_t *r = NULL;
 
+	if (c->kind == ACA_PACKAGES) {
+		r = res->status == 200 ? json_parse_reply(res->body, res->body_len) : NULL;
+		packages_done(c, l, r);
+		return;
+	}
 	if (node_failed(c, l, res, false))
 		return;
 	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
@@ -1323,7 +1348,7 @@ static void sessions_list(struct http_request *req, struct pool *p)
 		}
 	}
 	for (struct lease *l = lease_first(); l; l = l->next) {
-		if (!lease_listed(l, p))
+		if (!lease_listed(l, p) || strcmp(l->ident, packages_ident) == 0)
 			continue;
 		if (i++ < skip)
 			continue;
@@ -1415,7 +1440,60 @@ static void runtime_add(json_t *arr, json_t *lang)
  * (each language's `version` command, run by sandboxd on its host at
  * start); a shell pool lists every runtime of its nodes, which its
  * commands can start. */
+/* The Python packages importable in a pool's slots, read once per pool
+ * in one of them (a session of poold's own, ended after) and kept:
+ * {pool name: [{"name", "version"}]}. */
+
+#define PACKAGES_CODE                                                                                                  \
+	"import importlib.metadata as _m, json as _j\n"                                                                \
+	"print(_j.dumps(sorted({(d.metadata['Name'], d.version) for d in _m.distributions() if d.metadata['Name']})))"
+
+static void metadata_answer(struct http_request *req, struct pool *p, json_t *packages);
+
+static void packages_done(struct aca_op *c, struct lease *l, json_t *r)
+{
+	cleanup_json json_t *list = NULL;
+	json_t *pkgs = json_array(), *pair;
+	size_t i;
+
+	if (r && strcmp(json_string_value(json_object_get(r, "status")) ?: "", "ok") == 0)
+		list = json_loads(json_string_value(json_object_get(r, "stdout")) ?: "", 0, NULL);
+	json_array_foreach (list, i, pair)
+		if (json_is_string(json_array_get(pair, 0)) && json_is_string(json_array_get(pair, 1)))
+			json_array_append_new(pkgs, json_pack("{s:O, s:O}", "name", json_array_get(pair, 0), "version",
+							      json_array_get(pair, 1)));
+	if (json_is_array(list)) /* read: kept for the pool's life; a failure is tried again next time */
+		json_object_set(packages_cache, c->pool->name, pkgs);
+	else
+		log_warn("metadata: reading the packages of pool %s failed; answered without them", c->pool->name);
+	metadata_answer(c->op.req, c->pool, pkgs);
+	json_decref(pkgs);
+	op_free(c);
+	lease_end(l, "metadata read");
+	lease_op_done(l);
+}
+
 static void metadata_get(struct http_request *req, struct pool *p)
+{
+	json_t *cached = json_object_get(packages_cache, p->name);
+
+	/* not read yet for want of a slot, or being read: answered without them */
+	if (cached || !p->stateful || strcmp(p->language, "python") != 0 || lease_find(p, packages_ident)) {
+		metadata_answer(req, p, cached);
+		return;
+	}
+	struct aca_op *c = op_new(req, ACA_PACKAGES, p, true, true, exec_start);
+	if (!c)
+		return;
+	c->timeout_s = 30;
+	if (!(c->exec = json_pack("{s:s}", "code", PACKAGES_CODE))) {
+		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
+		return;
+	}
+	lease_submit(p, packages_ident, &c->op);
+}
+
+static void metadata_answer(struct http_request *req, struct pool *p, json_t *packages)
 {
 	json_t *runtimes = json_array();
 	char when[32];
@@ -1431,8 +1509,8 @@ static void metadata_get(struct http_request *req, struct pool *p)
 	}
 	iso8601(started_at, when);
 	http_respond_json(req, 200,
-			  json_pack("{s:o, s:[], s:s, s:s}", "runtimes", runtimes, "preInstalledPackages", "createdAt",
-				    when, "lastUpdatedAt", when));
+			  json_pack("{s:o, s:O, s:s, s:s}", "runtimes", runtimes, "preInstalledPackages",
+				    packages ? packages : json_array(), "createdAt", when, "lastUpdatedAt", when));
 }
 
 /* ---- routing ---- */

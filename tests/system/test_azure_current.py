@@ -281,6 +281,20 @@ def test_metadata_reads_the_host(env):
     assert set(b) >= {"runtimes", "preInstalledPackages", "createdAt", "lastUpdatedAt"}, b
     import platform
     assert {"name": "python", "version": platform.python_version()} in b["runtimes"], b
+    # the Python packages importable in a slot: what the host's python3 sees under /usr
+    import subprocess
+    host = subprocess.run(["/usr/bin/python3", "-I", "-c",
+                           "import importlib.metadata as m, json; print(json.dumps(sorted("
+                           "{(d.metadata['Name'], d.version) for d in m.distributions() if d.metadata['Name']})))"],
+                          capture_output=True, text=True, check=True)
+    want = [{"name": n, "version": v} for n, v in __import__("json").loads(host.stdout)]
+    assert b["preInstalledPackages"] == want, (b["preInstalledPackages"][:5], want[:5])
+    assert want, "the host's python3 has no distribution at all: nothing to compare"
+    # kept: the second answer is the same, and no session of poold's own is left
+    r2 = env.c.get(url("python", "metadata"))
+    assert r2.body["preInstalledPackages"] == want, r2
+    assert all(not s["identifier"].startswith("warmpool-metadata")
+               for s in env.admin.get(url("python", "listSessions")).body["sessions"])
     r = env.c.get(url("shell", "metadata"))
     names = [x["name"] for x in r.body["runtimes"]]
     assert "shell" in names and "python" in names, r
