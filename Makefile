@@ -142,7 +142,7 @@ bin/poold: $(POOLD_OBJ) $(COMMON_LIB) $(FLAGS_STAMP)
 # daemon: sandboxd's, or poold's for the tests named in POOLD_UNIT_TESTS
 # (test_queue.c → queue). The test sees that daemon's headers with
 # #include "x.h" (-iquote).
-POOLD_UNIT_TESTS ?= queue lease pool
+POOLD_UNIT_TESTS ?= queue lease pool aca_exec
 unit_daemon = $(if $(filter $(1),$(POOLD_UNIT_TESTS)),poold,sandboxd)
 UNIT_MODS_sandboxd := $(SANDBOXD_MODS)
 UNIT_MODS_poold    := $(POOLD_MODS)

@@ -18,6 +18,8 @@
  * exists from 2024-10-02-preview. */
 #include "aca.h"
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "aca_exec.h"
 #include "cleanup.h"
 #include "http_path.h"
 #include "json.h"
@@ -43,20 +46,46 @@
 #define EXEC_SLACK_S	    60.0
 #define FILE_CALL_TIMEOUT_S 300.0
 #define MNT_DATA	    "/mnt/data/"
+#define PATH_DIR_MAX	    1024 /* `path` below /mnt/data: sandboxd's FILES_DIR_MAX */
 
 static const char *const api_versions[] = {"2024-02-02-preview", "2024-08-02-preview", "2024-10-02-preview",
 					   "2025-02-02-preview", "2025-10-02-preview", NULL};
 #define API_VERSION_LIST                                                                                               \
 	"2024-02-02-preview, 2024-08-02-preview, 2024-10-02-preview, 2025-02-02-preview, 2025-10-02-preview"
 #define NEWER_SHAPES_FROM "2024-10-02-preview"
+#define SESSIONS_FROM	  "2025-02-02-preview" /* session, listSessions, metadata, .management */
 
-enum aca_kind { ACA_EXECUTE, ACA_EXECUTIONS, ACA_UPLOAD, ACA_LIST, ACA_META, ACA_CONTENT, ACA_DELETE_FILE };
+enum aca_kind {
+	ACA_EXECUTE,
+	ACA_EXECUTIONS,
+	ACA_UPLOAD,
+	ACA_LIST,
+	ACA_META,
+	ACA_CONTENT,
+	ACA_DELETE_FILE,
+	ACA_PACKAGES /* GET metadata: the Python packages importable in a slot */
+};
+
+/* Shell pools (language `shell`): Azure's bound of timeoutInSeconds in
+ * their examples, and the default of outputStreamsMaxLength. */
+#define SHELL_MAX_TIMEOUT_S  600
+#define SHELL_DEFAULT_OUTPUT 4096
+#define SHELL_MAX_OUTPUT     (16u << 20)
+#define SHELL_MAX_ARGS	     4096
+/* a run refused by the node's admission (503 NodeBusy) is sent again after
+ * this, doubling up to the cap */
+#define BUSY_RETRY_FIRST_S 0.001
+#define BUSY_RETRY_MAX_S   0.05
 
 /* One route: path segments after the optional /pools/{name} prefix. */
 enum aca_route_id {
 	R_CODE_EXECUTE,	 /* POST code/execute */
 	R_EXECUTIONS,	 /* POST executions */
-	R_SESSION,	 /* DELETE session */
+	R_EXECUTION,	 /* GET executions/{id} */
+	R_SESSION,	 /* GET, DELETE session */
+	R_LIST_SESSIONS, /* GET listSessions */
+	R_METADATA,	 /* GET metadata */
+	R_STOP_SESSION,	 /* POST .management/stopSession */
 	R_FILES,	 /* GET files (list), POST files (upload, newer) */
 	R_FILES_UPLOAD,	 /* POST files/upload */
 	R_FILE,		 /* GET files/{name} (metadata), DELETE files/{name} */
@@ -68,7 +97,11 @@ enum aca_route_id {
 static const char *const labels[R_COUNT][2] = {
     [R_CODE_EXECUTE] = {"/code/execute", "/pools/{name}/code/execute"},
     [R_EXECUTIONS] = {"/executions", "/pools/{name}/executions"},
+    [R_EXECUTION] = {"/executions/{id}", "/pools/{name}/executions/{id}"},
     [R_SESSION] = {"/session", "/pools/{name}/session"},
+    [R_LIST_SESSIONS] = {"/listSessions", "/pools/{name}/listSessions"},
+    [R_METADATA] = {"/metadata", "/pools/{name}/metadata"},
+    [R_STOP_SESSION] = {"/.management/stopSession", "/pools/{name}/.management/stopSession"},
     [R_FILES] = {"/files", "/pools/{name}/files"},
     [R_FILES_UPLOAD] = {"/files/upload", "/pools/{name}/files/upload"},
     [R_FILE] = {"/files/{file}", "/pools/{name}/files/{file}"},
@@ -85,38 +118,106 @@ struct aca_op {
 	json_t *exec;	    /* body of sandboxd's exec, without timeout_ms */
 	uint64_t timeout_s; /* asked for, within 1..AZURE_MAX_TIMEOUT_S */
 	char *name;	    /* file name: decoded, validated */
+	char *dir;	    /* files: `path` below /mnt/data ("a/b"), validated, or NULL */
 	const char *data;   /* upload content, inside op.req->body */
 	size_t len;
 	char content_type[128];
 	double t0;
+	bool shell;		/* a run in a shell pool's slot, not an interpreter exec */
+	uint64_t max_output;	/* shell: outputStreamsMaxLength */
+	struct aca_exec *async; /* executionType Asynchronous: the answer goes there */
+	bool label_sent;
+	double busy_delay;
+	char op_id[ACA_EXEC_ID_MAX + 1]; /* executions: the id of a synchronous one */
+	char headers[1024];		 /* executions: operation-id, Operation-Location */
+	ev_timer busy_retry;
 };
 
 static const struct psettings *cfg;
+static double started_at; /* the pools' createdAt in metadata */
+/* The Python packages importable in a pool's slots (GET metadata), read
+ * once per pool in one of them, by a session of this identifier, and kept:
+ * {pool name: [{"name", "version"}]}. */
+static json_t *packages_cache;
+static char packages_ident[64];
 static bool (*session_rate_ok)(struct http_request *req, const char *ident);
+
+/* Kept results past their time go even when no request comes. */
+#define PRUNE_INTERVAL_S 10.0
+static ev_timer prune_timer;
+
+static void prune_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	aca_exec_prune(ev_now(loop));
+}
 
 void aca_init(const struct psettings *st, bool (*rate_ok)(struct http_request *req, const char *ident))
 {
 	cfg = st;
 	session_rate_ok = rate_ok;
+	started_at = ev_time();
+	char rnd[37];
+	ops_uuid4(rnd);
+	snprintf(packages_ident, sizeof(packages_ident), "warmpool-metadata-%s", rnd);
+	packages_cache = json_object();
+	aca_exec_setup((double)st->async_result_ttl_ms / 1000.0, st->async_results_per_session);
+	ev_timer_init(&prune_timer, prune_cb, PRUNE_INTERVAL_S, PRUNE_INTERVAL_S);
+	ev_timer_start(EV_DEFAULT, &prune_timer);
 }
 
 /* ---- small helpers ---- */
 
 static void op_free(struct aca_op *c)
 {
+	if (ev_is_active(&c->busy_retry))
+		ev_timer_stop(EV_DEFAULT, &c->busy_retry);
 	json_decref(c->exec);
 	free(c->name);
+	free(c->dir);
 	free(c);
+}
+
+/* An execution's answer: to its request, or (asynchronous) into its
+ * record, where GET executions/{id} finds it. Steals body. */
+static void op_answer(struct aca_op *c, int status, json_t *body, const char *headers)
+{
+	if (c->async) {
+		if (status >= 400)
+			json_object_set_new(body, "status", json_string("Failed"));
+		aca_exec_finish(c->async, body, ev_now(EV_DEFAULT));
+		return;
+	}
+	cleanup_free char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!text) {
+		http_respond_error(c->op.req, 500, "InternalError", "out of memory");
+		return;
+	}
+	http_respond(c->op.req, status, "application/json", headers, text, strlen(text));
+}
+
+/* An error in Azure's shape; an asynchronous execution records it as its
+ * failure ({"id", "status": "Failed", "error": {...}}). */
+static void op_error(struct aca_op *c, int status, const char *code, const char *message, double retry_after)
+{
+	char hdr[64] = "";
+	if (c->async) {
+		op_answer(c, status,
+			  json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "id", c->async->id, "identifier",
+				    c->async->ident, "executionType", "Asynchronous", "status", "Failed", "error",
+				    "code", code, "message", message),
+			  NULL);
+		return;
+	}
+	if (retry_after > 0)
+		snprintf(hdr, sizeof(hdr), "Retry-After: %.0f\r\n", retry_after < 1 ? 1 : retry_after);
+	op_answer(c, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message),
+		  hdr[0] ? hdr : NULL);
 }
 
 static void aca_fail(struct lease_op *op, int status, const char *code, const char *message, double retry_after)
 {
-	char hdr[64] = "";
-	if (retry_after > 0)
-		snprintf(hdr, sizeof(hdr), "Retry-After: %.0f\r\n", retry_after < 1 ? 1 : retry_after);
-	cleanup_json json_t *b = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
-	cleanup_free char *text = json_dumps(b, JSON_COMPACT);
-	http_respond(op->req, status, "application/json", hdr[0] ? hdr : NULL, text, text ? strlen(text) : 0);
+	op_error((struct aca_op *)op, status, code, message, retry_after);
 	op_free((struct aca_op *)op);
 }
 
@@ -137,6 +238,11 @@ static struct aca_op *op_new(struct http_request *req, enum aca_kind kind, struc
 	c->newer = newer;
 	c->t0 = ev_time();
 	return c;
+}
+
+static bool pool_is_shell(const struct pool *p)
+{
+	return strcmp(p->language, "shell") == 0;
 }
 
 /* ISO 8601 in UTC with milliseconds: "2025-01-31T12:34:56.789Z". */
@@ -240,6 +346,32 @@ static json_t *stderr_text(json_t *r, const char *status, double timeout_s)
 	return json_string(all);
 }
 
+/* The execution resource of `executions` (2024-10-02-preview on): id,
+ * identifier, executionType, status, result. */
+static json_t *execution_json(struct aca_op *c, struct lease *l, const char *id, json_t *status, json_t *result)
+{
+	return json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", id, "identifier", l->ident, "executionType",
+			 c->async ? "Asynchronous" : "Synchronous", "status", status, "result", result);
+}
+
+/* operation-id and Operation-Location (where GET executions/{id} is) */
+static void operation_headers(struct http_request *req, const char *pool, bool prefixed, const char *id,
+			      const char *ident, const char *version, char *out, size_t size)
+{
+	char enc[400], host[256] = "";
+	const char *h = http_request_header(req, "host");
+
+	if (http_path_encode(ident, enc, sizeof(enc)) < 0)
+		enc[0] = '\0';
+	/* a Host a client sent that is not a plain host[:port] is left out: the location is then relative */
+	if (h && strlen(h) < sizeof(host) &&
+	    strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == strlen(h))
+		snprintf(host, sizeof(host), "http://%s", h);
+	snprintf(out, size,
+		 "operation-id: %s\r\nOperation-Location: %s%s%s/executions/%s?api-version=%s&identifier=%s\r\n", id,
+		 host, prefixed ? "/pools/" : "", prefixed ? pool : "", id, version, enc);
+}
+
 static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double timeout_s)
 {
 	const char *status = json_string_value(json_object_get(r, "status")) ?: "crashed";
@@ -261,18 +393,18 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 	telemetry_interpreter(c->pool->language, status, ev_time() - c->t0);
 	l->runs++;
 	if (c->kind == ACA_EXECUTE) {
-		http_respond_json(c->op.req, 200,
-				  json_pack("{s:{s:s, s:o, s:o, s:O, s:o, s:I}}", "properties", "status",
-					    ok ? "Success" : "Failure", "stdout", out, "stderr", err, "result", result,
-					    "executionResult", result, "executionTimeInMilliseconds", ms));
+		op_answer(c, 200,
+			  json_pack("{s:{s:s, s:o, s:o, s:O, s:o, s:I}}", "properties", "status",
+				    ok ? "Success" : "Failure", "stdout", out, "stderr", err, "result", result,
+				    "executionResult", result, "executionTimeInMilliseconds", ms),
+			  NULL);
 	} else {
-		char id[37];
-		ops_uuid4(id);
-		http_respond_json(c->op.req, 200,
-				  json_pack("{s:s, s:s, s:s, s:s, s:{s:o, s:o, s:o, s:I}}", "id", id, "identifier",
-					    l->ident, "executionType", "Synchronous", "status",
-					    ok ? "Succeeded" : "Failed", "result", "stdout", out, "stderr", err,
-					    "executionResult", result, "executionTimeInMilliseconds", ms));
+		const char *id = c->async ? c->async->id : c->op_id;
+		op_answer(c, 200,
+			  execution_json(c, l, id, json_string(ok ? "Succeeded" : "Failed"),
+					 json_pack("{s:o, s:o, s:o, s:I}", "stdout", out, "stderr", err,
+						   "executionResult", result, "executionTimeInMilliseconds", ms)),
+			  c->headers);
 	}
 }
 
@@ -283,8 +415,8 @@ static void relay_error(struct aca_op *c, struct http_result *res, const char *d
 	json_t *e = json_object_get(j, "error");
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
-	http_respond_error(c->op.req, res->status >= 500 ? 502 : res->status, code ? code : default_code, "%s",
-			   msg ? msg : "the node refused");
+	op_error(c, res->status >= 500 ? 502 : res->status, code ? code : default_code, msg ? msg : "the node refused",
+		 0);
 }
 
 /* Bad input changes nothing: a session leased by a request the node then
@@ -297,8 +429,23 @@ static void end_if_refused_first(struct lease *l, int status)
 
 /* Common answers of a node call: transport failure and vanished slot.
  * True when handled (op answered and freed, lease_op_done called). */
+static bool node_error_is(const struct http_result *res, const char *code)
+{
+	cleanup_json json_t *j = res->body ? json_parse_reply(res->body, res->body_len) : NULL;
+	const char *c = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+	return c && strcmp(c, code) == 0;
+}
+
 static bool node_failed(struct aca_op *c, struct lease *l, struct http_result *res, bool file_404)
 {
+	/* `path` names no directory of the slot's /mnt/data: the slot is there */
+	if (res->status == 404 && c->dir && node_error_is(res, "DirectoryNotFound")) {
+		char m[1200];
+		snprintf(m, sizeof(m), "no directory /mnt/data/%s (or a part of it is a link, never followed)", c->dir);
+		aca_fail(&c->op, 404, "DirectoryNotFound", m, 0);
+		lease_op_done(l);
+		return true;
+	}
 	if (res->status == 0) {
 		lease_fail_transport(l, &c->op, res->error);
 		lease_op_done(l);
@@ -313,17 +460,24 @@ static bool node_failed(struct aca_op *c, struct lease *l, struct http_result *r
 	return false;
 }
 
+static void packages_done(struct aca_op *c, struct lease *l, json_t *r);
+
 static void exec_done(struct node *n, struct http_result *res, void *data)
 {
 	struct aca_op *c = data;
 	struct lease *l = c->lease;
 	cleanup_json json_t *r = NULL;
 
+	if (c->kind == ACA_PACKAGES) {
+		r = res->status == 200 ? json_parse_reply(res->body, res->body_len) : NULL;
+		packages_done(c, l, r);
+		return;
+	}
 	if (node_failed(c, l, res, false))
 		return;
 	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
 		if (res->status == 200)
-			http_respond_error(c->op.req, 502, "NodeError", "the node's answer to exec is not JSON");
+			op_error(c, 502, "NodeError", "the node's answer to exec is not JSON", 0);
 		else
 			relay_error(c, res, "NodeError");
 		end_if_refused_first(l, res->status);
@@ -368,13 +522,228 @@ static void exec_start(struct lease *l, struct lease_op *op)
 	}
 }
 
-/* code/execute ({"properties": {...}}) and executions (flat). */
-static void execute(struct http_request *req, struct pool *p, const char *ident, bool flat, bool newer)
+/* ---- shell executions: one run each in the session's slot ---- */
+
+static void shell_send(struct aca_op *c);
+
+static bool node_busy(const struct http_result *res)
+{
+	if (res->status != 503 || !res->body)
+		return false;
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
+	const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+	return code && strcmp(code, "NodeBusy") == 0;
+}
+
+static void busy_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct aca_op *c = (struct aca_op *)((char *)w - offsetof(struct aca_op, busy_retry));
+	shell_send(c);
+}
+
+/* The exit status a shell reports: the code, 128 + a signal, 124 for a
+ * command stopped at its timeout (as coreutils' timeout(1)). */
+static int shell_exit_status(json_t *t, const char *verdict)
+{
+	if (strcmp(verdict, "time_limit_exceeded") == 0)
+		return 124;
+	if (json_is_integer(json_object_get(t, "exit_code")))
+		return (int)json_integer_value(json_object_get(t, "exit_code"));
+	if (json_is_integer(json_object_get(t, "signal")))
+		return 128 + (int)json_integer_value(json_object_get(t, "signal"));
+	return 1;
+}
+
+static void shell_answer(struct aca_op *c, struct lease *l, json_t *r)
+{
+	json_t *t = json_array_get(json_object_get(r, "tests"), 0);
+	const char *verdict = json_string_value(json_object_get(t, "verdict")) ?: "internal_error";
+	const char *msg = json_string_value(json_object_get(t, "message"));
+	const char *err = json_string_value(json_object_get(t, "stderr")) ?: "";
+	bool clean = strcmp(verdict, "accepted") == 0 || strcmp(verdict, "runtime_error") == 0;
+	int code = shell_exit_status(t, verdict);
+	json_int_t ms = json_integer_value(json_object_get(t, "wall_ms"));
+	cleanup_free char *err_all = NULL;
+	char status[16];
+
+	/* what stopped it, in sandboxd's words (the limit and its size) */
+	if (asprintf(&err_all, "%s%s%s%s%s%s", err, !clean && msg && *err && err[strlen(err) - 1] != '\n' ? "\n" : "",
+		     !clean && msg ? "[warmpool] " : "", !clean && msg ? msg : "", !clean && msg ? "\n" : "",
+		     json_is_true(json_object_get(t, "stdout_truncated"))
+			 ? "(stdout was longer than outputStreamsMaxLength and was truncated)\n"
+			 : "") < 0)
+		err_all = NULL;
+	telemetry_execution(c->pool->language, verdict, ev_time() - c->t0);
+	if (strcmp(verdict, "internal_error") == 0) {
+		op_error(c, 502, "NodeError", msg ? msg : "the node failed to run the command", 0);
+		return;
+	}
+	json_t *out = json_object_get(t, "stdout");
+	json_t *e = json_string(err_all ? err_all : err);
+	snprintf(status, sizeof(status), "%d", code);
+	if (c->kind == ACA_EXECUTE) {
+		op_answer(c, 200,
+			  json_pack("{s:{s:s, s:O, s:o, s:s, s:s, s:i, s:I}}", "properties", "status",
+				    code == 0 ? "Success" : "Failure", "stdout", out ? out : json_string(""), "stderr",
+				    e, "result", "", "executionResult", "", "exitCode", code,
+				    "executionTimeInMilliseconds", ms),
+			  NULL);
+		return;
+	}
+	/* synchronous: the exit status as the status, a string (Azure's shell
+	 * pools); asynchronous: Succeeded or Failed, so that a client polling
+	 * for those stops, with the exit status in result.exitCode */
+	json_t *st = c->async ? json_string(code == 0 ? "Succeeded" : "Failed") : json_string(status);
+	op_answer(c, 200,
+		  execution_json(c, l, c->async ? c->async->id : c->op_id, st,
+				 json_pack("{s:O, s:o, s:i, s:I}", "stdout", out ? out : json_string(""), "stderr", e,
+					   "exitCode", code, "executionTimeInMilliseconds", ms)),
+		  c->headers);
+}
+
+static void shell_done(struct node *n, struct http_result *res, void *data)
+{
+	struct aca_op *c = data;
+	struct lease *l = c->lease;
+	cleanup_json json_t *r = NULL;
+
+	/* the node's run admission is full: again shortly, backing off */
+	if (node_busy(res) && (c->async || !http_request_gone(c->op.req)) && ev_time() - c->t0 < (double)c->timeout_s) {
+		if (c->label_sent) /* refused before the label was applied: the next call carries it */
+			l->label_pending = true;
+		c->busy_delay = c->busy_delay ? c->busy_delay * 2 : BUSY_RETRY_FIRST_S;
+		if (c->busy_delay > BUSY_RETRY_MAX_S)
+			c->busy_delay = BUSY_RETRY_MAX_S;
+		ev_timer_init(&c->busy_retry, busy_retry_cb, c->busy_delay, 0);
+		ev_timer_start(EV_DEFAULT, &c->busy_retry);
+		return;
+	}
+	if (node_failed(c, l, res, false))
+		return;
+	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
+		if (res->status == 200)
+			op_error(c, 502, "NodeError", "the node's answer to run is not JSON", 0);
+		else
+			relay_error(c, res, "NodeError");
+		end_if_refused_first(l, res->status);
+		op_free(c);
+		lease_op_done(l);
+		return;
+	}
+	shell_answer(c, l, r);
+	op_free(c);
+	lease_op_done(l);
+}
+
+static void shell_send(struct aca_op *c)
+{
+	struct lease *l = c->lease;
+	const char *label = lease_label_once(l);
+	char path[64];
+
+	c->label_sent = label != NULL;
+	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
+	if (!node_call_label(l->node, label, "POST", path, json_incref(c->exec), (double)c->timeout_s + EXEC_SLACK_S,
+			     shell_done, c)) {
+		aca_fail(&c->op, 500, "InternalError", "could not call the node", 0);
+		lease_op_done(l);
+	}
+}
+
+static void shell_start(struct lease *l, struct lease_op *op)
+{
+	struct aca_op *c = (struct aca_op *)op;
+	uint64_t ms = exec_timeout_ms(c, l->node);
+	json_t *ncpu = json_object_get(json_object_get(l->node->info, "limits_max"), "cpu_ms");
+	uint64_t cpu = ms;
+
+	if (json_is_integer(ncpu) && json_integer_value(ncpu) > 0 && (uint64_t)json_integer_value(ncpu) < cpu)
+		cpu = (uint64_t)json_integer_value(ncpu);
+	c->lease = l;
+	c->t0 = ev_time();
+	json_object_set_new(c->exec, "limits",
+			    json_pack("{s:I, s:I}", "wall_ms", (json_int_t)ms, "cpu_ms", (json_int_t)cpu));
+	shell_send(c);
+}
+
+/* execCommandAndArgs → one shell command: each word single-quoted. */
+static char *shell_join(json_t *argv, struct wp_error *err)
+{
+	size_t i, n = 0;
+	json_t *a;
+	char *out, *o;
+
+	if (!json_is_array(argv) || json_array_size(argv) < 1 || json_array_size(argv) > SHELL_MAX_ARGS) {
+		wp_error_set(
+		    err, EINVAL,
+		    "`execCommandAndArgs` must be an array of 1 to %d strings (the program, then its arguments)",
+		    SHELL_MAX_ARGS);
+		return NULL;
+	}
+	json_array_foreach (argv, i, a) {
+		if (!json_is_string(a) || strlen(json_string_value(a)) != json_string_length(a)) {
+			wp_error_set(err, EINVAL, "`execCommandAndArgs[%zu]` must be a string without NUL", i);
+			return NULL;
+		}
+		n += 4 * json_string_length(a) + 3;
+	}
+	if (!(out = o = malloc(n + 1))) {
+		wp_error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	json_array_foreach (argv, i, a) {
+		*o++ = '\'';
+		for (const char *s = json_string_value(a); *s; s++) {
+			if (*s == '\'') {
+				memcpy(o, "'\\''", 4);
+				o += 4;
+			} else {
+				*o++ = *s;
+			}
+		}
+		*o++ = '\'';
+		*o++ = ' ';
+	}
+	o[-1] = '\0';
+	return out;
+}
+
+/* The run of a shell execution: the command framed ahead of its stdin
+ * (config/languages/shell.conf reads both). */
+static json_t *shell_run(const char *cmd, json_t *stdin_j, uint64_t max_output)
+{
+	const char *in = stdin_j ? json_string_value(stdin_j) : "";
+	size_t in_len = stdin_j ? json_string_length(stdin_j) : 0;
+	size_t cmd_len = strlen(cmd);
+	char head[32];
+	int h = snprintf(head, sizeof(head), "%zu\n", cmd_len);
+	cleanup_free char *buf = malloc((size_t)h + cmd_len + in_len + 1);
+
+	if (!buf)
+		return NULL;
+	memcpy(buf, head, (size_t)h);
+	memcpy(buf + h, cmd, cmd_len);
+	memcpy(buf + h + cmd_len, in, in_len);
+	return json_pack("{s:[{s:s%}], s:b, s:I}", "tests", "stdin", buf, (size_t)h + cmd_len + in_len, "compile", 0,
+			 "max_output", (json_int_t)max_output);
+}
+
+struct exec_req {
+	bool flat, newer, prefixed;
+	const char *version;
+};
+
+/* code/execute ({"properties": {...}}) and executions (flat). Fields a
+ * version does not know are ignored, as Azure does. */
+static void execute(struct http_request *req, struct pool *p, const char *ident, const struct exec_req *x)
 {
 	struct wp_error err = {0};
-	const char *input = NULL, *type = NULL, *code = NULL;
-	json_t *props = NULL, *tmo = NULL;
-	uint64_t timeout_s = AZURE_MAX_TIMEOUT_S;
+	const char *input = NULL, *type = NULL, *code = NULL, *shell_cmd = NULL;
+	json_t *props = NULL, *tmo = NULL, *argv = NULL, *in = NULL, *maxlen = NULL;
+	bool shell = pool_is_shell(p), async = false;
+	uint64_t max_s = shell ? SHELL_MAX_TIMEOUT_S : AZURE_MAX_TIMEOUT_S, timeout_s,
+		 max_output = SHELL_DEFAULT_OUTPUT;
+	cleanup_free char *joined = NULL;
 
 	if (req->body_len > cfg->max_body) {
 		http_respond_error(req, 413, "PayloadTooLarge", "JSON bodies are limited to %llu bytes",
@@ -386,7 +755,7 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
-	if (flat) {
+	if (x->flat) {
 		props = b;
 	} else if (ci_get(b, "properties", &props, &err) < 0 || !json_is_object(props)) {
 		http_respond_error(req, 400, "BadRequest", "%s",
@@ -394,49 +763,198 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 		return;
 	}
 	if (ci_string(props, "codeInputType", &input, &err) < 0 || ci_string(props, "executionType", &type, &err) < 0 ||
-	    ci_string(props, "code", &code, &err) < 0 || ci_get(props, "timeoutInSeconds", &tmo, &err) < 0) {
+	    ci_string(props, "code", &code, &err) < 0 || ci_get(props, "timeoutInSeconds", &tmo, &err) < 0 ||
+	    ci_string(props, "shellCommand", &shell_cmd, &err) < 0 ||
+	    ci_get(props, "execCommandAndArgs", &argv, &err) < 0 || ci_get(props, "stdin", &in, &err) < 0 ||
+	    ci_get(props, "outputStreamsMaxLength", &maxlen, &err) < 0) {
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
-	if (input && strcasecmp(input, "inline") != 0) {
-		http_respond_error(req, 400, "BadRequest", "codeInputType `%.40s` is not supported: only `inline`",
-				   input);
+	if (input && strcasecmp(input, "inline") != 0 && strcasecmp(input, "inlinetext") != 0) {
+		http_respond_error(req, 400, "BadRequest",
+				   "codeInputType `%.40s` is not supported: only `Inline` (or `InlineText`)", input);
 		return;
 	}
-	if (type && strcasecmp(type, "synchronous") != 0) {
-		http_respond_error(req, 400, "BadRequest", "executionType `%.40s` is not supported: only `synchronous`",
-				   type);
+	if (type && strcasecmp(type, "asynchronous") == 0 && x->flat) {
+		async = true;
+	} else if (type && strcasecmp(type, "synchronous") != 0) {
+		http_respond_error(req, 400, "BadRequest", "executionType `%.40s` is not supported%s: `Synchronous`%s",
+				   type, x->flat ? "" : " by code/execute",
+				   x->flat ? " or `Asynchronous`" : " (POST executions also takes `Asynchronous`)");
 		return;
 	}
-	if (!code) {
+	if (!shell && (shell_cmd || argv)) {
+		http_respond_error(req, 400, "BadRequest",
+				   "`%s` runs in a shell pool (/pools/shell/executions); pool `%s` runs %s code: send "
+				   "`code`",
+				   shell_cmd ? "shellCommand" : "execCommandAndArgs", p->name, p->language);
+		return;
+	}
+	if (shell) {
+		int given = (code != NULL) + (shell_cmd != NULL) + (argv != NULL);
+		if (given != 1) {
+			http_respond_error(req, 400, "BadRequest",
+					   "a shell pool runs one command: give exactly one of `shellCommand` (a bash "
+					   "command line) and `execCommandAndArgs` (the program and its arguments)%s",
+					   given ? "" : " (none was given)");
+			return;
+		}
+		if (argv && !(shell_cmd = joined = shell_join(argv, &err))) {
+			http_respond_error(req, err.code == ENOMEM ? 500 : 400, "BadRequest", "%s", err.msg);
+			return;
+		}
+		if (!shell_cmd)
+			shell_cmd = code;
+		if (in && !json_is_string(in)) {
+			http_respond_error(req, 400, "BadRequest", "`stdin` must be a string");
+			return;
+		}
+		if (maxlen) {
+			if (!json_is_integer(maxlen) || json_integer_value(maxlen) < 1 ||
+			    json_integer_value(maxlen) > SHELL_MAX_OUTPUT) {
+				http_respond_error(req, 400, "BadRequest",
+						   "`outputStreamsMaxLength` must be an integer from 1 to %u (bytes of "
+						   "stdout and of stderr returned)",
+						   SHELL_MAX_OUTPUT);
+				return;
+			}
+			max_output = (uint64_t)json_integer_value(maxlen);
+		}
+		/* the pool's `wall` limit, when set, is its maximum */
+		json_t *pw = json_object_get(p->limits, "wall_ms");
+		if (json_is_integer(pw) && json_integer_value(pw) >= 1000)
+			max_s = (uint64_t)json_integer_value(pw) / 1000;
+	} else if (!code) {
 		http_respond_error(req, 400, "BadRequest", "`code` (a string) is required");
 		return;
 	}
+	if (shell && !argv) {
+		json_t *cj = NULL;
+		if (ci_get(props, code ? "code" : "shellCommand", &cj, &err) < 0 || !cj ||
+		    strlen(json_string_value(cj)) != json_string_length(cj)) {
+			http_respond_error(req, 400, "BadRequest", "the command may not hold a NUL byte");
+			return;
+		}
+	}
+	timeout_s = shell ? max_s : AZURE_MAX_TIMEOUT_S;
 	if (tmo) {
-		if (!json_is_integer(tmo) || json_integer_value(tmo) < 1 ||
-		    json_integer_value(tmo) > AZURE_MAX_TIMEOUT_S) {
-			http_respond_error(req, 400, "BadRequest", "`timeoutInSeconds` must be an integer from 1 to %d",
-					   AZURE_MAX_TIMEOUT_S);
+		if (!json_is_integer(tmo) || json_integer_value(tmo) < 1 || (uint64_t)json_integer_value(tmo) > max_s) {
+			http_respond_error(
+			    req, 400, "BadRequest", "`timeoutInSeconds` must be an integer from 1 to %llu%s",
+			    (unsigned long long)max_s,
+			    shell && max_s != SHELL_MAX_TIMEOUT_S ? " (this pool's `wall` limit in poold.conf)" : "");
 			return;
 		}
 		timeout_s = (uint64_t)json_integer_value(tmo);
 	}
-	if (!p->stateful) {
+	if (!shell && !p->stateful) {
 		http_respond_error(req, 400, "BadRequest",
 				   "pool `%s` (%s) has no stateful interpreter: code execution needs a pool with "
 				   "`stateful = yes`",
 				   p->name, p->language);
 		return;
 	}
-	struct aca_op *c = op_new(req, flat ? ACA_EXECUTIONS : ACA_EXECUTE, p, true, newer, exec_start);
+	struct aca_op *c =
+	    op_new(req, x->flat ? ACA_EXECUTIONS : ACA_EXECUTE, p, true, x->newer, shell ? shell_start : exec_start);
 	if (!c)
 		return;
 	c->timeout_s = timeout_s;
-	if (!(c->exec = json_pack("{s:s}", "code", code))) {
+	c->shell = shell;
+	c->exec = shell ? shell_run(shell_cmd, in, max_output) : json_pack("{s:s}", "code", code);
+	if (!c->exec) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}
+	if (!x->flat) {
+		lease_submit(p, ident, &c->op);
+		return;
+	}
+	/* executions: an id (the client's operation-id, or ours) and where it is */
+	const char *given_id = http_request_header(req, "operation-id");
+	if (given_id && !aca_exec_id_valid(given_id)) {
+		aca_fail(&c->op, 400, "InvalidOperationId",
+			 "the operation-id header must be 1 to 64 characters of A-Z a-z 0-9 - _ . (or left out)", 0);
+		return;
+	}
+	if (given_id)
+		snprintf(c->op_id, sizeof(c->op_id), "%s", given_id);
+	else
+		ops_uuid4(c->op_id);
+	operation_headers(req, p->name, x->prefixed, c->op_id, ident, x->version, c->headers, sizeof(c->headers));
+	if (!async) {
+		lease_submit(p, ident, &c->op);
+		return;
+	}
+	cleanup_free char *session = NULL;
+	double now = ev_now(EV_DEFAULT);
+	if (asprintf(&session, "%s/%s", p->name, ident) < 0) {
+		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
+		return;
+	}
+	if (aca_exec_find(session, c->op_id, now)) {
+		aca_fail(&c->op, 409, "ExecutionIdInUse",
+			 "this session already has an execution with this operation-id: send another id, or none", 0);
+		return;
+	}
+	if (aca_exec_full(session, now)) {
+		char m[300];
+		snprintf(m, sizeof(m),
+			 "this session holds %llu asynchronous executions (running, or finished and kept %llu s): "
+			 "wait for one to finish and expire, or run synchronously",
+			 (unsigned long long)cfg->async_results_per_session,
+			 (unsigned long long)(cfg->async_result_ttl_ms / 1000));
+		aca_fail(&c->op, 429, "TooManyExecutions", m, 0);
+		return;
+	}
+	if (aca_exec_memory_full(now)) {
+		aca_fail(&c->op, 429, "TooManyExecutions",
+			 "the results of asynchronous executions kept by this server fill its 256 MiB: retry once some "
+			 "expire, or run synchronously",
+			 60);
+		return;
+	}
+	struct aca_exec *e = aca_exec_add(p->name, ident, c->op_id, now);
+	if (!e) {
+		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
+		return;
+	}
+	char headers[sizeof(c->headers)];
+	snprintf(headers, sizeof(headers), "%s", c->headers);
+	c->async = e;
+	c->op.req = NULL; /* answered now; the execution's answer goes to its record */
 	lease_submit(p, ident, &c->op);
+	/* it may have failed already (the session's queue full): say so */
+	json_t *body = e->done ? json_incref(e->answer)
+			       : json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "identifier", e->ident, "executionType",
+					   "Asynchronous", "status", "Running");
+	cleanup_free char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	http_respond(req, 202, "application/json", headers, text, text ? strlen(text) : 0);
+}
+
+/* GET executions/{id}: an asynchronous execution, running or kept. */
+static void execution_get(struct http_request *req, struct pool *p, const char *ident, const char *id)
+{
+	cleanup_free char *session = NULL;
+	struct aca_exec *e;
+
+	if (asprintf(&session, "%s/%s", p->name, ident) < 0) {
+		http_respond_error(req, 500, "InternalError", "out of memory");
+		return;
+	}
+	if (!(e = aca_exec_find(session, id, ev_now(EV_DEFAULT)))) {
+		http_respond_error(req, 404, "ExecutionNotFound",
+				   "no execution `%.64s` in session `%s`: asynchronous results are kept %llu s after "
+				   "they finish (synchronous ones are not kept)",
+				   id, ident, (unsigned long long)(cfg->async_result_ttl_ms / 1000));
+		return;
+	}
+	if (!e->done)
+		http_respond_json(req, 200,
+				  json_pack("{s:s, s:s, s:s, s:s}", "id", e->id, "identifier", e->ident,
+					    "executionType", "Asynchronous", "status", "Running"));
+	else
+		http_respond_json(req, 200, json_incref(e->answer));
 }
 
 /* ---- files ---- */
@@ -551,7 +1069,7 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 static void files_start(struct lease *l, struct lease_op *op)
 {
 	struct aca_op *c = (struct aca_op *)op;
-	char path[1024], enc[800];
+	char path[4096], enc[800], dir_enc[3 * PATH_DIR_MAX + 1];
 	const char *method = "GET";
 	struct http_call *call;
 
@@ -575,6 +1093,9 @@ static void files_start(struct lease *l, struct lease_op *op)
 		snprintf(path, sizeof(path), "/v1/slots/%s/files/%s", l->slot_id, enc);
 		method = c->kind == ACA_UPLOAD ? "PUT" : c->kind == ACA_DELETE_FILE ? "DELETE" : "GET";
 	}
+	if (c->dir && http_path_encode(c->dir, dir_enc, sizeof(dir_enc)) == 0) /* fits: checked at parse */
+		snprintf(path + strlen(path), sizeof(path) - strlen(path), "%cdir=%s", strchr(path, '?') ? '&' : '?',
+			 dir_enc);
 	if (c->kind == ACA_UPLOAD)
 		call = node_call_raw(l->node, lease_label_once(l), method, path, "application/octet-stream", c->data,
 				     c->len, FILE_CALL_TIMEOUT_S, files_done, c);
@@ -587,12 +1108,79 @@ static void files_start(struct lease *l, struct lease_op *op)
 	}
 }
 
+/* The `path` query parameter of the file routes: /mnt/data or a directory
+ * below it ("/mnt/data/a/b", or "a/b" relative to it) → "a/b" in *dir (NULL
+ * for /mnt/data itself). Each component is a valid file name (no `..`, no
+ * `/` doubled); sandboxd then opens them one by one without following a
+ * link. 0, or -EINVAL with why. */
+static int path_param(struct http_request *req, char **dir, const char **why)
+{
+	cleanup_free char *given = http_request_query(req, "path");
+	const char *rel;
+	char part[256];
+
+	*dir = NULL;
+	if (!given)
+		return 0;
+	rel = given;
+	if (strncmp(rel, "/mnt/data", 9) == 0 && (rel[9] == '\0' || rel[9] == '/'))
+		rel += 9;
+	else if (rel[0] == '/') {
+		*why = "path: /mnt/data or a directory below it (\"/mnt/data/reports\", or \"reports\")";
+		return -EINVAL;
+	}
+	while (*rel == '/')
+		rel++;
+	size_t n = strlen(rel);
+	while (n > 0 && rel[n - 1] == '/')
+		n--;
+	if (n == 0)
+		return 0;
+	if (n > PATH_DIR_MAX) {
+		*why = "path: at most 1024 bytes below /mnt/data";
+		return -EINVAL;
+	}
+	for (const char *s = rel; s < rel + n;) {
+		size_t k = strcspn(s, "/");
+		if (k > (size_t)(rel + n - s))
+			k = (size_t)(rel + n - s);
+		if (k == 0 || k >= sizeof(part)) {
+			*why = "path: each directory name is 1 to 255 bytes (no empty `//`)";
+			return -EINVAL;
+		}
+		memcpy(part, s, k);
+		part[k] = '\0';
+		if (http_path_name_invalid(part)) {
+			*why = "path: directory names may not be `.` or `..` or hold a control character";
+			return -EINVAL;
+		}
+		s += k + 1;
+	}
+	if (!(*dir = strndup(rel, n))) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static void file_op(struct http_request *req, struct pool *p, const char *ident, enum aca_kind kind, bool newer,
 		    const char *given_name)
 {
 	const char *why = NULL, *name = NULL;
-
+	cleanup_free char *dir = NULL;
 	cleanup_free char *skip = kind == ACA_LIST ? http_request_query(req, "$skipToken") : NULL;
+	cleanup_free char *recursive = kind == ACA_LIST ? http_request_query(req, "recursive") : NULL;
+
+	if (path_param(req, &dir, &why) < 0) {
+		http_respond_error(req, 400, "InvalidPath", "%s", why);
+		return;
+	}
+	if (recursive && strcasecmp(recursive, "true") == 0) {
+		http_respond_error(req, 400, "NotSupported",
+				   "recursive=true is not supported: list each directory with path=/mnt/data/<dir> "
+				   "(entries of type `directory` name them)");
+		return;
+	}
 
 	if (given_name && !(name = file_name(given_name, &why))) {
 		http_respond_error(req, 400, "InvalidFileName", "%s", why);
@@ -623,6 +1211,7 @@ static void file_op(struct http_request *req, struct pool *p, const char *ident,
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}
+	c->dir = steal_pointer(&dir);
 	lease_submit(p, ident, &c->op);
 }
 
@@ -631,8 +1220,13 @@ static void upload(struct http_request *req, struct pool *p, const char *ident, 
 	struct multipart_part part;
 	struct wp_error err = {0};
 	const char *why = NULL, *name;
+	cleanup_free char *dir = NULL;
 	int r;
 
+	if (path_param(req, &dir, &why) < 0) {
+		http_respond_error(req, 400, "InvalidPath", "%s", why);
+		return;
+	}
 	if (req->body_len > cfg->max_upload) {
 		http_respond_error(req, 413, "PayloadTooLarge", "uploads are limited to %llu bytes",
 				   (unsigned long long)cfg->max_upload);
@@ -668,12 +1262,256 @@ static void upload(struct http_request *req, struct pool *p, const char *ident, 
 	c->len = part.len;
 	snprintf(c->content_type, sizeof(c->content_type), "%s", part.content_type);
 	c->name = strdup(name);
+	c->dir = steal_pointer(&dir);
 	multipart_part_free(&part);
 	if (!c->name) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}
 	lease_submit(p, ident, &c->op);
+}
+
+/* DELETE session: its asynchronous results go with it. */
+static void forget_session(struct pool *p, const char *ident)
+{
+	cleanup_free char *session = NULL;
+	if (asprintf(&session, "%s/%s", p->name, ident) >= 0)
+		aca_exec_forget(session);
+}
+
+/* ---- session management (2025-02-02-preview on) ---- */
+
+/* When the lease ends by itself: idle timeout from its last use, or its
+ * maximum lifetime, whichever comes first (0: neither is set). */
+static double lease_expiry(const struct lease *l)
+{
+	const struct pool *p = l->pool;
+	double idle = p->idle_timeout_ms ? l->last_used + (double)p->idle_timeout_ms / 1000.0 : 0;
+	double life = p->max_lifetime_ms ? l->created + (double)p->max_lifetime_ms / 1000.0 : 0;
+	if (!idle || (life && life < idle))
+		return life;
+	return idle;
+}
+
+static json_t *session_json(const struct lease *l)
+{
+	char created[32], used[32], expire[32], etag[64];
+	double exp = lease_expiry(l);
+
+	iso8601(l->created, created);
+	iso8601(l->last_used, used);
+	if (exp)
+		iso8601(exp, expire);
+	/* the ETag names the sandbox under the session: its slot */
+	snprintf(etag, sizeof(etag), "\"%s\"", l->slot_id[0] ? l->slot_id : "pending");
+	return json_pack("{s:s, s:s, s:s, s:s?, s:s}", "identifier", l->ident, "createdAt", created, "lastAccessedAt",
+			 used, "expireAt", exp ? expire : NULL, "etag", etag);
+}
+
+static bool lease_listed(const struct lease *l, const struct pool *p)
+{
+	return l->pool == p && (l->state == LEASE_ACTIVE || l->state == LEASE_ACQUIRING);
+}
+
+static void session_get(struct http_request *req, struct pool *p, const char *ident)
+{
+	struct lease *l = lease_find(p, ident);
+	if (!l || !lease_listed(l, p)) {
+		http_respond_error(req, 404, "SessionNotFound",
+				   "no session `%s` in pool `%s`: a session starts with its first execution or upload",
+				   ident, p->name);
+		return;
+	}
+	http_respond_json(req, 200, session_json(l));
+}
+
+#define SESSIONS_PAGE 100
+
+/* GET listSessions?skip=N: a page of the pool's sessions, nextLink to the
+ * next one. */
+static void sessions_list(struct http_request *req, struct pool *p)
+{
+	cleanup_free char *skip_s = http_request_query(req, "skip");
+	unsigned long long skip = 0;
+	size_t i = 0;
+	json_t *arr = json_array();
+	bool more = false;
+
+	if (skip_s) {
+		char *end = NULL;
+		errno = 0;
+		skip = strtoull(skip_s, &end, 10);
+		if (!*skip_s || *end || errno || skip_s[0] == '-' || skip > 100000000ULL) {
+			json_decref(arr);
+			http_respond_error(req, 400, "InvalidSkip",
+					   "skip: a count of sessions to pass over (0 to 100000000), as in nextLink");
+			return;
+		}
+	}
+	for (struct lease *l = lease_first(); l; l = l->next) {
+		if (!lease_listed(l, p) || strcmp(l->ident, packages_ident) == 0)
+			continue;
+		if (i++ < skip)
+			continue;
+		if (json_array_size(arr) == SESSIONS_PAGE) {
+			more = true;
+			break;
+		}
+		json_array_append_new(arr, session_json(l));
+	}
+	json_t *ans = json_pack("{s:o}", "sessions", arr);
+	if (more) {
+		cleanup_free char *link = NULL;
+		cleanup_free char *version = http_request_query(req, "api-version");
+		if (asprintf(&link, "%s?api-version=%s&skip=%llu", req->path, version ? version : "",
+			     skip + SESSIONS_PAGE) >= 0)
+			json_object_set_new(ans, "nextLink", json_string(link));
+	}
+	http_respond_json(req, 200, ans);
+}
+
+static void stop_start(struct lease *l, struct lease_op *op)
+{
+	http_respond(op->req, 200, "application/json", NULL, "{}", 2);
+	op_free((struct aca_op *)op);
+	lease_end(l, "stopped (.management/stopSession)");
+	lease_op_done(l);
+}
+
+/* DELETE session (204) and POST .management/stopSession (200 {}): the
+ * session ends once its running operation is done; its asynchronous
+ * results go with it. Idempotent: a session already gone answers the same. */
+static void session_end(struct http_request *req, struct pool *p, const char *ident, bool stop)
+{
+	struct lease *l = lease_find(p, ident);
+
+	forget_session(p, ident);
+	if (!stop) {
+		if (!l)
+			http_respond(req, 204, NULL, NULL, NULL, 0);
+		else
+			ops_session_release(req, p, ident);
+		return;
+	}
+	if (!l || l->state == LEASE_LOST) {
+		if (l)
+			lease_end(l, "stopped after loss");
+		http_respond(req, 200, "application/json", NULL, "{}", 2);
+		return;
+	}
+	struct aca_op *c = op_new(req, ACA_EXECUTE, p, false, true, stop_start);
+	if (c)
+		lease_submit(p, ident, &c->op);
+}
+
+/* A version as a program prints it ("Python 3.11.2", "v18.19.0", "GNU
+ * bash, version 5.2.15(1)-release"): its first dotted number. */
+static void version_number(const char *line, char *out, size_t size)
+{
+	out[0] = '\0';
+	for (const char *s = line; s && *s; s++) {
+		if (*s < '0' || *s > '9' || (s > line && (s[-1] >= '0' && s[-1] <= '9')))
+			continue;
+		size_t n = strspn(s, "0123456789.");
+		if (memchr(s, '.', n)) {
+			snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), s);
+			return;
+		}
+	}
+}
+
+static void runtime_add(json_t *arr, json_t *lang)
+{
+	const char *name = json_string_value(json_object_get(lang, "name"));
+	const char *ver = json_string_value(json_object_get(lang, "version"));
+	char num[64];
+	size_t i;
+	json_t *r;
+
+	if (!name || !ver || !json_is_true(json_object_get(lang, "available")))
+		return;
+	json_array_foreach (arr, i, r)
+		if (strcmp(json_string_value(json_object_get(r, "name")), name) == 0)
+			return;
+	version_number(ver, num, sizeof(num));
+	json_array_append_new(arr, json_pack("{s:s, s:s}", "name", name, "version", num[0] ? num : ver));
+}
+
+/* GET metadata: the pool's runtimes with the versions its nodes report
+ * (each language's `version` command, run by sandboxd on its host at
+ * start); a shell pool lists every runtime of its nodes, which its
+ * commands can start. */
+/* The Python packages importable in a pool's slots, read once per pool
+ * in one of them (a session of poold's own, ended after) and kept:
+ * {pool name: [{"name", "version"}]}. */
+
+#define PACKAGES_CODE                                                                                                  \
+	"import importlib.metadata as _m, json as _j\n"                                                                \
+	"print(_j.dumps(sorted({(d.metadata['Name'], d.version) for d in _m.distributions() if d.metadata['Name']})))"
+
+static void metadata_answer(struct http_request *req, struct pool *p, json_t *packages);
+
+static void packages_done(struct aca_op *c, struct lease *l, json_t *r)
+{
+	cleanup_json json_t *list = NULL;
+	json_t *pkgs = json_array(), *pair;
+	size_t i;
+
+	if (r && strcmp(json_string_value(json_object_get(r, "status")) ?: "", "ok") == 0)
+		list = json_loads(json_string_value(json_object_get(r, "stdout")) ?: "", 0, NULL);
+	json_array_foreach (list, i, pair)
+		if (json_is_string(json_array_get(pair, 0)) && json_is_string(json_array_get(pair, 1)))
+			json_array_append_new(pkgs, json_pack("{s:O, s:O}", "name", json_array_get(pair, 0), "version",
+							      json_array_get(pair, 1)));
+	if (json_is_array(list)) /* read: kept for the pool's life; a failure is tried again next time */
+		json_object_set(packages_cache, c->pool->name, pkgs);
+	else
+		log_warn("metadata: reading the packages of pool %s failed; answered without them", c->pool->name);
+	metadata_answer(c->op.req, c->pool, pkgs);
+	json_decref(pkgs);
+	op_free(c);
+	lease_end(l, "metadata read");
+	lease_op_done(l);
+}
+
+static void metadata_get(struct http_request *req, struct pool *p)
+{
+	json_t *cached = json_object_get(packages_cache, p->name);
+
+	/* not read yet for want of a slot, or being read: answered without them */
+	if (cached || !p->stateful || strcmp(p->language, "python") != 0 || lease_find(p, packages_ident)) {
+		metadata_answer(req, p, cached);
+		return;
+	}
+	struct aca_op *c = op_new(req, ACA_PACKAGES, p, true, true, exec_start);
+	if (!c)
+		return;
+	c->timeout_s = 30;
+	if (!(c->exec = json_pack("{s:s}", "code", PACKAGES_CODE))) {
+		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
+		return;
+	}
+	lease_submit(p, packages_ident, &c->op);
+}
+
+static void metadata_answer(struct http_request *req, struct pool *p, json_t *packages)
+{
+	json_t *runtimes = json_array();
+	char when[32];
+
+	for (struct node *n = node_first(); n; n = n->next) {
+		size_t i;
+		json_t *lang;
+		json_array_foreach (json_object_get(n->info, "languages"), i, lang) {
+			const char *name = json_string_value(json_object_get(lang, "name"));
+			if (name && (pool_is_shell(p) || strcmp(name, p->language) == 0))
+				runtime_add(runtimes, lang);
+		}
+	}
+	iso8601(started_at, when);
+	http_respond_json(req, 200,
+			  json_pack("{s:o, s:O, s:s, s:s}", "runtimes", runtimes, "preInstalledPackages",
+				    packages ? packages : json_array(), "createdAt", when, "lastUpdatedAt", when));
 }
 
 /* ---- routing ---- */
@@ -688,8 +1526,18 @@ static int route_of(const struct http_path *p, int base, const char **name)
 		return R_CODE_EXECUTE;
 	if (n == 1 && strcmp(s[0], "executions") == 0)
 		return R_EXECUTIONS;
+	if (n == 2 && strcmp(s[0], "executions") == 0) {
+		*name = s[1];
+		return R_EXECUTION;
+	}
 	if (n == 1 && strcmp(s[0], "session") == 0)
 		return R_SESSION;
+	if (n == 1 && strcmp(s[0], "listSessions") == 0)
+		return R_LIST_SESSIONS;
+	if (n == 1 && strcmp(s[0], "metadata") == 0)
+		return R_METADATA;
+	if (n == 2 && strcmp(s[0], ".management") == 0 && strcmp(s[1], "stopSession") == 0)
+		return R_STOP_SESSION;
 	if (n < 1 || strcmp(s[0], "files") != 0)
 		return -1;
 	if (n == 1)
@@ -741,7 +1589,9 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 	case R_CODE_EXECUTE:
 	case R_EXECUTIONS:
 	case R_FILES_UPLOAD: allowed = method_is(req, "POST"); break;
-	case R_SESSION: allowed = method_is(req, "DELETE"); break;
+	case R_SESSION: allowed = method_is(req, "DELETE") || method_is(req, "GET"); break;
+	case R_STOP_SESSION: allowed = method_is(req, "POST"); break;
+	case R_EXECUTION: allowed = method_is(req, "GET"); break;
 	case R_FILES: allowed = method_is(req, "GET") || method_is(req, "POST"); break;
 	case R_FILE: allowed = method_is(req, "GET") || method_is(req, "DELETE"); break;
 	default: allowed = method_is(req, "GET"); break;
@@ -774,11 +1624,28 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 		return true;
 	}
 	bool newer = strcmp(version, NEWER_SHAPES_FROM) >= 0;
-	if (route == R_EXECUTIONS && !newer) {
+	if ((route == R_EXECUTIONS || route == R_EXECUTION) && !newer) {
 		http_respond_error(req, 400, "InvalidApiVersion",
 				   "POST executions needs api-version " NEWER_SHAPES_FROM " or later (got `%s`); "
 				   "use POST code/execute with this one",
 				   version);
+		return true;
+	}
+
+	bool mgmt = route == R_LIST_SESSIONS || route == R_METADATA || route == R_STOP_SESSION ||
+		    (route == R_SESSION && method_is(req, "GET"));
+	if (mgmt && strcmp(version, SESSIONS_FROM) < 0) {
+		http_respond_error(req, 400, "InvalidApiVersion",
+				   "%s %s needs api-version " SESSIONS_FROM " or later (got `%s`)", req->method,
+				   labels[route][0] + 1, version);
+		return true;
+	}
+	if (route == R_LIST_SESSIONS) {
+		sessions_list(req, pool);
+		return true;
+	}
+	if (route == R_METADATA) {
+		metadata_get(req, pool);
 		return true;
 	}
 
@@ -793,14 +1660,20 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 		return true;
 
 	switch (route) {
-	case R_CODE_EXECUTE: execute(req, pool, ident, false, newer); break;
-	case R_EXECUTIONS: execute(req, pool, ident, true, newer); break;
-	case R_SESSION:
-		if (!lease_find(pool, ident))
-			http_respond(req, 204, NULL, NULL, NULL, 0); /* already gone: DELETE is idempotent */
-		else
-			ops_session_release(req, pool, ident);
+	case R_CODE_EXECUTE:
+	case R_EXECUTIONS:
+		execute(req, pool, ident,
+			&(struct exec_req){
+			    .flat = route == R_EXECUTIONS, .newer = newer, .prefixed = prefixed, .version = version});
 		break;
+	case R_EXECUTION: execution_get(req, pool, ident, name); break;
+	case R_SESSION:
+		if (method_is(req, "GET"))
+			session_get(req, pool, ident);
+		else
+			session_end(req, pool, ident, false);
+		break;
+	case R_STOP_SESSION: session_end(req, pool, ident, true); break;
 	case R_FILES_UPLOAD: upload(req, pool, ident, newer); break;
 	case R_FILES:
 		if (method_is(req, "POST"))

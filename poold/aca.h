@@ -1,8 +1,10 @@
 /* aca.h — the Azure Container Apps dynamic sessions API (docs/api.md), so
  * that LangChain, Semantic Kernel and AutoGen work by changing their pool
  * endpoint URL to poold's: `code/execute` and `executions` run code in the
- * session's stateful interpreter, `files…` reach its /mnt/data, `session`
- * ends it. Every route exists at `/…` (the default pool) and at
+ * session's stateful interpreter (or, in a shell pool, a command as one
+ * run in its slot), synchronously or not (`executions/{id}`), `files…`
+ * reach its /mnt/data and directories below, `session`, `listSessions`,
+ * `metadata` and `.management/stopSession` manage sessions. Every route exists at `/…` (the default pool) and at
  * `/pools/{name}/…`. docs/api.md ("Azure dynamic sessions") is the
  * reference. */
 #ifndef POOLD_ACA_H

@@ -377,6 +377,10 @@ static int role_for(const struct http_path *p, const char *method)
 		return AUTH_ADMIN;
 	if (http_path_is(p, 0, "v1") && p->n == 2 && http_path_is(p, 1, "sessions"))
 		return AUTH_ADMIN;
+	/* Azure's listSessions names every session of a pool (aca.c) */
+	if ((p->n == 1 && http_path_is(p, 0, "listSessions")) ||
+	    (p->n == 3 && http_path_is(p, 0, "pools") && http_path_is(p, 2, "listSessions")))
+		return AUTH_ADMIN;
 	return AUTH_EXECUTOR;
 }
 

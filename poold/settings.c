@@ -149,6 +149,11 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 		}
 		if (strcmp(key, "session_queue") == 0)
 			return config_parse_u64(v, 1, 10000, &s->session_queue);
+		/* Azure routes: asynchronous executions' results (aca_exec.h) */
+		if (strcmp(key, "async_result_ttl") == 0)
+			return config_parse_duration_ms(v, &s->async_result_ttl_ms);
+		if (strcmp(key, "async_results_per_session") == 0)
+			return config_parse_u64(v, 1, 100000, &s->async_results_per_session);
 		if (strcmp(key, "node_timeout") == 0)
 			return config_parse_duration_ms(v, &s->node_timeout_ms);
 		if (strcmp(key, "health_interval") == 0)
@@ -254,6 +259,8 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	s->max_queue = 1000;
 	s->queue_timeout_ms = 10000;
 	s->session_queue = 16;
+	s->async_result_ttl_ms = 10 * 60 * 1000;
+	s->async_results_per_session = 100;
 	s->execute_max_queue = 10000;
 	s->execute_user_queue = 100;
 	s->execute_queue_timeout_ms = 15 * 60 * 1000;

@@ -49,6 +49,10 @@ struct psettings {
 	uint64_t max_queue;	   /* lease requests waiting per pool */
 	uint64_t queue_timeout_ms; /* how long one may wait at max */
 	uint64_t session_queue;	   /* executions waiting per session */
+	/* Azure asynchronous executions: a result is kept this long after it
+	 * finished; a session holds at most this many, running or kept */
+	uint64_t async_result_ttl_ms;
+	uint64_t async_results_per_session;
 	/* judged submissions (POST /execute): the fair queue (queue.h) */
 	uint64_t execute_max_queue;	   /* submissions queued in all */
 	uint64_t execute_user_queue;	   /* … of one user_id */

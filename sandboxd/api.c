@@ -264,7 +264,7 @@ static bool query_number(const char *v, unsigned long long max, unsigned long lo
 
 /* GET files: one page (?limit=, ?after= the previous page's `next`), or one
  * entry (?name=). Never the whole directory at once: see files.h. */
-static void list_files(struct http_request *req, struct slot *s)
+static void list_files(struct http_request *req, int dfd)
 {
 	cleanup_free char *limit_s = http_request_query(req, "limit");
 	cleanup_free char *after_s = http_request_query(req, "after");
@@ -280,7 +280,7 @@ static void list_files(struct http_request *req, struct slot *s)
 			http_respond_error(req, 400, "BadRequest", "name: one file name of the work dir is required");
 			return;
 		}
-		if (!(e = files_stat(s, name, &err))) {
+		if (!(e = files_stat_at(dfd, name, &err))) {
 			http_respond_error(req, 404, "NotFound", "%s", err.msg);
 			return;
 		}
@@ -298,7 +298,7 @@ static void list_files(struct http_request *req, struct slot *s)
 		    "after: pass the `next` value of the previous page as is (or leave it out for the first page)");
 		return;
 	}
-	if (files_list_page(s, (long long)after, (size_t)limit, &page, &err) < 0) {
+	if (files_list_page_at(dfd, (long long)after, (size_t)limit, &page, &err) < 0) {
 		http_respond_error(req, 500, "InternalError", "%s", err.msg);
 		return;
 	}
@@ -335,7 +335,7 @@ static void upload_done(struct ev_loop *loop, ev_child *w, int revents)
 	free(u);
 }
 
-static void upload_start(struct http_request *req, struct slot *s, const char *name)
+static void upload_start(struct http_request *req, struct slot *s, int dfd, const char *name)
 {
 	struct wp_error err = {0};
 	size_t nlen = strlen(name);
@@ -346,7 +346,7 @@ static void upload_start(struct http_request *req, struct slot *s, const char *n
 		http_respond_error(req, 500, "InternalError", "out of memory");
 		return;
 	}
-	pid = files_write_charged(s, name, req->body, req->body_len, &err);
+	pid = files_write_charged_at(s, dfd, name, req->body, req->body_len, &err);
 	if (pid < 0) {
 		free(u);
 		http_respond_error(req, pid == -ENOSPC ? 413 : 500,
@@ -360,20 +360,43 @@ static void upload_start(struct http_request *req, struct slot *s, const char *n
 	ev_child_start(EV_DEFAULT, &u->w);
 }
 
+/* ?dir=a/b: the files API in that subdirectory of the work dir (made by
+ * an upload when missing), never through a link (files_open_dir). */
 static void slot_files(struct http_request *req, struct slot *s, const char *name)
 {
 	struct wp_error err = {0};
 	const char *m = req->method;
+	cleanup_free char *dir = http_request_query(req, "dir");
+	cleanup_close int dir_fd = -1;
+	int dfd = s->data_fd;
 
 	if (s->state == SLOT_DESTROYING || s->state == SLOT_CREATING) {
 		http_respond_error(req, 409, "SlotNotReady", "slot %s is %s", s->id, slot_state_name(s->state));
 		return;
 	}
+	if (dir && *dir) {
+		bool create = name && strcmp(m, "PUT") == 0;
+		if (create && s->state == SLOT_BUSY) {
+			http_respond_error(req, 409, "SlotBusy", "slot %s is running something", s->id);
+			return;
+		}
+		if (create)
+			slot_mark_used(s);
+		if ((dir_fd = files_open_dir(s, dir, create, &err)) < 0) {
+			http_respond_error(req,
+					   dir_fd == -ENOENT   ? 404
+					   : dir_fd == -ENOSPC ? 413
+							       : 400,
+					   dir_fd == -ENOENT ? "DirectoryNotFound" : "BadRequest", "%s", err.msg);
+			return;
+		}
+		dfd = dir_fd;
+	}
 	if (!name) {
 		if (strcmp(m, "GET") != 0)
 			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", m);
 		else
-			list_files(req, s);
+			list_files(req, dfd);
 		return;
 	}
 	if (!files_name_valid(name, strlen(name))) {
@@ -389,11 +412,11 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 		slot_mark_used(s);
 	}
 	if (strcmp(m, "PUT") == 0) {
-		upload_start(req, s, name);
+		upload_start(req, s, dfd, name);
 	} else if (strcmp(m, "GET") == 0) {
 		char *data = NULL;
 		size_t len = 0;
-		int r = files_read(s, name, api->settings->data_size, &data, &len, &err);
+		int r = files_read_at(s, dfd, name, api->settings->data_size, &data, &len, &err);
 		if (r == -ENOENT || r == -ELOOP)
 			http_respond_error(req, 404, "NotFound", "%s", err.msg);
 		else if (r < 0)
@@ -401,7 +424,7 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 		else
 			http_respond_owned(req, 200, "application/octet-stream", NULL, data, len);
 	} else if (strcmp(m, "DELETE") == 0) {
-		int r = files_delete(s, name, &err);
+		int r = files_delete_at(dfd, name, &err);
 		if (r == -ENOENT)
 			http_respond_error(req, 404, "NotFound", "%s", err.msg);
 		else if (r < 0)

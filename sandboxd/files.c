@@ -27,6 +27,52 @@ bool files_name_valid(const char *name, size_t len)
 	return true;
 }
 
+/* A subdirectory of the work dir, one component at a time from its fd,
+ * never following a link (O_NOFOLLOW on each): whatever a program in the
+ * slot made of the path (a symlink to /, to /proc/1/root), the fd returned
+ * is a directory inside /mnt/data. With `create`, missing directories are
+ * made (the slot's uid owns them). */
+int files_open_dir(struct slot *s, const char *path, bool create, struct wp_error *err)
+{
+	cleanup_free char *copy = strdup(path);
+	cleanup_close int cur = -1;
+	char *save = NULL, *comp;
+	int depth = 0;
+
+	if (!copy)
+		return wp_error_set(err, ENOMEM, "out of memory");
+	if (strlen(path) > FILES_DIR_MAX)
+		return wp_error_set(err, EINVAL, "dir: at most %d bytes", FILES_DIR_MAX);
+	if ((cur = openat(s->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return wp_error_errno(err, "open work dir");
+	for (comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		int fd;
+		if (!files_name_valid(comp, strlen(comp)) || ++depth > FILES_DIR_DEPTH)
+			return wp_error_set(err, EINVAL,
+					    "dir: names of 1 to 255 bytes (not `.` or `..`, no control character), "
+					    "at most %d deep",
+					    FILES_DIR_DEPTH);
+		fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && create) {
+			if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
+				return errno == ENOSPC ? wp_error_set(err, ENOSPC, "the slot's work dir is full")
+						       : wp_error_errno(err, "make directory `%s`", comp);
+			fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0 && fchown(fd, s->uid, s->uid) < 0) {
+				close(fd);
+				return wp_error_errno(err, "chown directory `%s`", comp);
+			}
+		}
+		if (fd < 0)
+			return errno == ENOENT || errno == ELOOP || errno == ENOTDIR
+				   ? wp_error_set(err, ENOENT, "no directory `%s` in the work dir", path)
+				   : wp_error_errno(err, "open directory `%s`", comp);
+		close(cur);
+		cur = fd;
+	}
+	return steal_fd(&cur);
+}
+
 int files_write(struct slot *s, const char *name, const void *data, size_t len, struct wp_error *err)
 {
 	return files_write_at(s, s->data_fd, name, data, len, err);
@@ -75,13 +121,19 @@ int files_write_at(struct slot *s, int dfd, const char *name, const void *data, 
 
 pid_t files_write_charged(struct slot *s, const char *name, const void *data, size_t len, struct wp_error *err)
 {
+	return files_write_charged_at(s, s->data_fd, name, data, len, err);
+}
+
+pid_t files_write_charged_at(struct slot *s, int dfd, const char *name, const void *data, size_t len,
+			     struct wp_error *err)
+{
 	int procs[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, r;
 	cleanup_close int fd = -1;
 	pid_t pid;
 
 	if ((r = cgroup_open_procs(s->cg_init, procs, err)) < 0)
 		return r;
-	fd = create_at(s, s->data_fd, name, err);
+	fd = create_at(s, dfd, name, err);
 	pid = fd < 0 ? -1 : fork();
 	if (pid == 0) {
 		const char *p = data;
@@ -150,9 +202,14 @@ int files_read_at(struct slot *s, int dfd, const char *name, size_t max, char **
 
 int files_delete(struct slot *s, const char *name, struct wp_error *err)
 {
-	if (unlinkat(s->data_fd, name, 0) == 0)
+	return files_delete_at(s->data_fd, name, err);
+}
+
+int files_delete_at(int dfd, const char *name, struct wp_error *err)
+{
+	if (unlinkat(dfd, name, 0) == 0)
 		return 0;
-	if (errno == EISDIR && unlinkat(s->data_fd, name, AT_REMOVEDIR) == 0)
+	if (errno == EISDIR && unlinkat(dfd, name, AT_REMOVEDIR) == 0)
 		return 0;
 	return wp_error_errno(err, "delete `%s`", name);
 }
@@ -186,7 +243,12 @@ static double mono_now(void)
  * only the entries returned are stat'ed. */
 int files_list_page(struct slot *s, long long after, size_t limit, struct files_page *out, struct wp_error *err)
 {
-	int fd = openat(s->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return files_list_page_at(s->data_fd, after, limit, out, err);
+}
+
+int files_list_page_at(int dfd, long long after, size_t limit, struct files_page *out, struct wp_error *err)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	cleanup_json json_t *arr = json_array();
 	size_t scanned = 0, max_scan = limit + FILES_SCAN_SLACK;
@@ -231,7 +293,12 @@ int files_list_page(struct slot *s, long long after, size_t limit, struct files_
 
 json_t *files_stat(struct slot *s, const char *name, struct wp_error *err)
 {
-	json_t *e = entry_json(s->data_fd, name);
+	return files_stat_at(s->data_fd, name, err);
+}
+
+json_t *files_stat_at(int dfd, const char *name, struct wp_error *err)
+{
+	json_t *e = entry_json(dfd, name);
 	if (!e)
 		wp_error_set(err, ENOENT, "no file `%s` in the work dir", name);
 	return e;

@@ -59,4 +59,18 @@ int files_list_page(struct slot *s, long long after, size_t limit, struct files_
 /* One entry of the list by name, or NULL (-ENOENT in err) when absent. */
 json_t *files_stat(struct slot *s, const char *name, struct wp_error *err);
 
+/* Subdirectories of the work dir (the files API's `dir`): "a/b" relative to
+ * /mnt/data, each component a valid name, opened without following any
+ * link; made when `create`. An fd the caller closes, or -errno (-ENOENT: no
+ * such directory, or a component is a link or not a directory). The _at
+ * variants work in such a directory. */
+#define FILES_DIR_MAX	1024
+#define FILES_DIR_DEPTH 32
+int files_open_dir(struct slot *s, const char *path, bool create, struct wp_error *err);
+int files_list_page_at(int dfd, long long after, size_t limit, struct files_page *out, struct wp_error *err);
+json_t *files_stat_at(int dfd, const char *name, struct wp_error *err);
+int files_delete_at(int dfd, const char *name, struct wp_error *err);
+pid_t files_write_charged_at(struct slot *s, int dfd, const char *name, const void *data, size_t len,
+			     struct wp_error *err);
+
 #endif

@@ -116,13 +116,21 @@ static void test_real_languages_load(void **state)
 
 	if (language_load_dir(dir, &ls, &n, &err) < 0)
 		fail_msg("%s", err.msg);
-	assert_int_equal(n, 5);
+	assert_int_equal(n, 6);
 	/* sorted by file name */
 	assert_string_equal(ls[0]->name, "c");
 	assert_string_equal(ls[1]->name, "cpp");
 	assert_string_equal(ls[2]->name, "java");
 	assert_string_equal(ls[3]->name, "javascript");
 	assert_string_equal(ls[4]->name, "python");
+	assert_string_equal(ls[5]->name, "shell");
+
+	/* shell: the command comes framed on stdin (no file, no interpreter) */
+	l = language_find(ls, n, "shell");
+	assert_non_null(l);
+	assert_string_equal(l->run_argv[0], "/bin/bash");
+	assert_null(l->compile_argv);
+	assert_null(l->interpreter_argv);
 
 	l = language_find(ls, n, "python");
 	assert_non_null(l);
