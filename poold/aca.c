@@ -240,11 +240,6 @@ static struct aca_op *op_new(struct http_request *req, enum aca_kind kind, struc
 	return c;
 }
 
-static bool pool_is_shell(const struct pool *p)
-{
-	return strcmp(p->language, "shell") == 0;
-}
-
 /* ISO 8601 in UTC with milliseconds: "2025-01-31T12:34:56.789Z". */
 static void iso8601(double t, char out[32])
 {

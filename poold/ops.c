@@ -878,6 +878,13 @@ void ops_execute(struct http_request *req, json_t *body)
 				   langs);
 		return;
 	}
+	if (pool_is_shell(p)) {
+		http_respond_error(req, 400, "NotSupported",
+				   "language `shell` serves sessions only (POST /pools/%s/executions with "
+				   "`shellCommand`); /execute judges programs: send a script in another language",
+				   p->name);
+		return;
+	}
 	json_t *cases = json_object_get(b, "test_cases");
 	if (!json_is_array(cases) || json_array_size(cases) < 1 || json_array_size(cases) > cfg->max_tests) {
 		http_respond_error(req, 400, "BadRequest", "test_cases: an array of 1 to %llu test cases is required",

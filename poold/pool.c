@@ -85,6 +85,11 @@ struct pool *pool_for_judged(const char *language)
 	return pool_for_language(language);
 }
 
+bool pool_is_shell(const struct pool *p)
+{
+	return strcmp(p->language, "shell") == 0;
+}
+
 size_t pool_total(const struct pool *p)
 {
 	return p->n_ready + p->n_creating + p->n_creating_direct + p->n_leased + p->n_handoff + p->n_running;

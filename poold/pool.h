@@ -87,6 +87,9 @@ size_t pool_total(const struct pool *p); /* ready + creating + leased + running 
  * stateful = no (plain slots: no interpreter to start, nothing kept), else
  * its first pool. */
 struct pool *pool_for_judged(const char *language);
+/* A shell pool (language `shell`) serves sessions only: each execution is
+ * a command framed on stdin (config/languages/shell.conf), not a program. */
+bool pool_is_shell(const struct pool *p);
 /* Some node that is up and synced has the language. */
 bool pool_language_up(const struct pool *p);
 /* Judged runs this node runs at once (its GET /v1/info "runs"."slots"). */

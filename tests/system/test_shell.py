@@ -18,7 +18,6 @@ Run as root: /usr/bin/python3 -m pytest tests/system/test_shell.py
 import binascii
 import configparser
 import os
-import shutil
 import time
 import urllib.parse
 import uuid
@@ -26,7 +25,7 @@ import uuid
 import pytest
 
 import wpdaemons
-from conftest import processes_matching
+from conftest import processes_matching, stop_pair
 
 UID_BASE = 356000
 CAPACITY = 24
@@ -77,18 +76,7 @@ def shell_env():
         pytest.fail(str(e), pytrace=False)
     env = Env(sb, pd)
     yield env
-    rc_pd = pd.stop()
-    rc_sb = sb.stop()
-    problems = sb.cleanup(remove=False)
-    if rc_pd != 0:
-        problems.append("poold exit status after SIGTERM: %s" % rc_pd)
-    if rc_sb != 0:
-        problems.append("sandboxd exit status after SIGTERM: %s" % rc_sb)
-    log = pd.log_text(limit=6000)
-    pd.cleanup()
-    if problems:
-        pytest.fail("shell suite teardown:\n  - %s\n%s" % ("\n  - ".join(problems), log), pytrace=False)
-    shutil.rmtree(sb.tmp, ignore_errors=True)
+    stop_pair(sb, pd, "shell suite")
 
 
 @pytest.fixture
@@ -260,6 +248,15 @@ def test_bad_requests_say_what_to_change(env):
     r = env.c.post("/pools/python/executions?api-version=2025-02-02-preview&identifier=%s" % ident,
                    {"shellCommand": "ls"})
     assert r.status == 400 and "shell pool" in r.body["error"]["message"], r
+
+
+def test_execute_refuses_the_shell_language(env):
+    """/execute judges programs; a shell pool's run reads a framed command,
+    so a judged "shell" submission is refused with where to go instead."""
+    r = env.c.post("/execute", {"language": "shell", "user_id": "u1", "code": "echo 1",
+                                "test_cases": [{"input": "", "expected_output": "1"}]})
+    assert r.status == 400 and r.body["error"]["code"] == "NotSupported", r
+    assert "sessions only" in r.body["error"]["message"] and "/pools/shell/executions" in r.body["error"]["message"], r
 
 
 def test_exec_command_and_args_are_not_reparsed(env):
