@@ -118,7 +118,7 @@ public final class JavacServer {
 
 	public static void main(String[] args) throws Exception
 	{
-		warm(Integer.getInteger("warmpool.warm", 4));
+		warm(Integer.getInteger("warmpool.warm", 2));
 		report("{\"ready\": true}");
 
 		byte[] buf = new byte[65536];
