@@ -57,6 +57,7 @@ SOURCES = {
     ),
 }
 TARGETS = {"python": 0.35, "cpp": 0.4, "java": 0.35}
+BREAKDOWN = {}  # lang: [(total ms, compile wall, compile cpu, test wall, test cpu)]
 BARE_WHAT = {
     "python": "bare python3 main.py",
     "cpp": "bare g++ -O2 -std=gnu++17 + run",
@@ -119,6 +120,11 @@ def judged_once(c, lang):
     dt = time.monotonic() - t0
     if r.status != 200 or [t["verdict"] for t in r.body.get("test_results", [])] != ["accepted"]:
         raise B.BenchError("judged %s: %r" % (lang, r))
+    # where the time went: the compile's and the test case's wall time in the slot
+    comp = r.body.get("compile") or {}
+    test = r.body["test_results"][0]
+    BREAKDOWN.setdefault(lang, []).append((round(dt * 1000, 1), comp.get("wall_ms"), comp.get("time_ms"),
+                                           test.get("wall_ms", test.get("wall_time_ms")), test.get("time_ms")))
     return dt
 
 
@@ -207,7 +213,10 @@ def bench_latency(reps):
                 pair = [("bare", lambda: bare_once(lang)), ("judged", lambda: judged_once(c, lang))]
                 for kind, f in pair if i % 2 == 0 else pair[::-1]:
                     raw[lang][kind].append(f())
-            wait_idle(sb, timeout=20)  # the pools refill (the JVMs warm up) between rounds
+                    # a judged submission's slot is destroyed and the pool
+                    # refills (a Java slot's JVM warms up: ~1 s of CPU): wait
+                    # for it, so that neither measurement runs beside it
+                    wait_idle(sb, timeout=20)
     finally:
         pd.stop(timeout=30)
         pd.cleanup()
@@ -301,7 +310,7 @@ def section(quick):
             "info",
         ))
     raw_out = {lang: {k: [round(x * 1000, 1) for x in v] for k, v in raw[lang].items()} for lang in SOURCES}
-    return {"rows": rows, "raw": {"ms": raw_out, "memory": mem, "loadavg_before": load0,
+    return {"rows": rows, "raw": {"ms": raw_out, "memory": mem, "judged_breakdown_ms": BREAKDOWN, "loadavg_before": load0,
                                   "loadavg_after": os.getloadavg(), "reps": reps}}
 
 
@@ -316,6 +325,11 @@ def main():
     w = [max(len(str(r[i])) for r in res["rows"]) for i in range(6)]
     for r in res["rows"]:
         print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
+    for lang, xs in res["raw"]["judged_breakdown_ms"].items():
+        med = [B.pct([x[i] for x in xs if x[i] is not None] or [0], 50) for i in range(5)]
+        print("judged %s, median ms: total %.0f = compile wall %.0f (CPU %.0f) + test wall %.0f (CPU %.0f) + the rest "
+              "(poold, slot, run set-up) %.0f" % (lang, med[0], med[1], med[2], med[3], med[4],
+                                                    med[0] - med[1] - med[3]))
     print("load average before %r, after %r" % (res["raw"]["loadavg_before"], res["raw"]["loadavg_after"]))
     if a.out:
         with open(a.out, "w") as f:
