@@ -57,7 +57,7 @@ SOURCES = {
     ),
 }
 TARGETS = {"python": 0.35, "cpp": 0.4, "java": 0.35}
-BREAKDOWN = {}  # lang: [(total ms, compile wall, compile cpu, test wall, test cpu)]
+BREAKDOWN = {}  # lang: [(total ms, compile wall, compile cpu, the run's wall in sandboxd, test cpu)]
 BARE_WHAT = {
     "python": "bare python3 main.py",
     "cpp": "bare g++ -O2 -std=gnu++17 + run",
@@ -123,8 +123,9 @@ def judged_once(c, lang):
     # where the time went: the compile's and the test case's wall time in the slot
     comp = r.body.get("compile") or {}
     test = r.body["test_results"][0]
+    meta = r.body.get("metadata") or {}
     BREAKDOWN.setdefault(lang, []).append((round(dt * 1000, 1), comp.get("wall_ms"), comp.get("time_ms"),
-                                           test.get("wall_ms", test.get("wall_time_ms")), test.get("time_ms")))
+                                           meta.get("execution_time_ms"), test.get("time_ms")))
     return dt
 
 
@@ -327,9 +328,9 @@ def main():
         print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
     for lang, xs in res["raw"]["judged_breakdown_ms"].items():
         med = [B.pct([x[i] for x in xs if x[i] is not None] or [0], 50) for i in range(5)]
-        print("judged %s, median ms: total %.0f = compile wall %.0f (CPU %.0f) + test wall %.0f (CPU %.0f) + the rest "
-              "(poold, slot, run set-up) %.0f" % (lang, med[0], med[1], med[2], med[3], med[4],
-                                                    med[0] - med[1] - med[3]))
+        print("judged %s, median ms: total %.0f; the run in sandboxd (execution_time_ms) %.0f, of which the compile "
+              "%.0f wall (%.0f CPU), test case CPU %.0f; the rest (HTTP, poold's queue, slot take) %.0f"
+              % (lang, med[0], med[3], med[1], med[2], med[4], med[0] - med[3]))
     print("load average before %r, after %r" % (res["raw"]["loadavg_before"], res["raw"]["loadavg_after"]))
     if a.out:
         with open(a.out, "w") as f:
