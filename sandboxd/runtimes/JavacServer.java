@@ -158,6 +158,11 @@ public final class JavacServer {
 			failed(e, "stdin, stdout, stderr");
 		report("{\"started\": " + ProcessHandle.current().pid() + ", \"self\": true}");
 		closeSocket(); /* no report can follow: the exit init sees is the step's */
-		System.exit(com.sun.tools.javac.Main.compile(javacArgs.toArray(new String[0])));
+		int rc = com.sun.tools.javac.Main.compile(javacArgs.toArray(new String[0]));
+		/* javac's launcher exits with System.exit; javac has no shutdown
+		 * hook, so halt ends the same, without the JVM's orderly shutdown */
+		System.out.flush();
+		System.err.flush();
+		Runtime.getRuntime().halt(rc);
 	}
 }
