@@ -117,6 +117,22 @@ sandboxd/runtimes/nodump.so: sandboxd/runtimes/nodump.c
 	@echo "  CC      $<"
 	@$(CC) -O2 -Wall -Werror -shared -fPIC -o $@ $<
 
+# the compile server of Java slots (sandboxd/runtimes/JavacServer.java, its
+# JNI part javacserver.c), built with the host's JDK, the one the slots run
+JAVA_HOME ?= /usr/lib/jvm/java-17-openjdk-amd64
+ifneq ($(wildcard $(JAVA_HOME)/bin/javac),)
+all: sandboxd/runtimes/javacserver.jar sandboxd/runtimes/libjavacserver.so
+INSTALL_JAVAC := javacserver.jar libjavacserver.so
+endif
+sandboxd/runtimes/javacserver.jar: sandboxd/runtimes/JavacServer.java
+	@echo "  JAVAC   $<"
+	@rm -rf build/javacserver && mkdir -p build/javacserver
+	@$(JAVA_HOME)/bin/javac -Xlint:all -Werror -d build/javacserver $<
+	@$(JAVA_HOME)/bin/jar --create --file $@ -C build/javacserver .
+sandboxd/runtimes/libjavacserver.so: sandboxd/runtimes/javacserver.c
+	@echo "  CC      $<"
+	@$(CC) -O2 -Wall -Werror -shared -fPIC -I$(JAVA_HOME)/include -I$(JAVA_HOME)/include/linux -o $@ $<
+
 # -MMD -MP: each object depends on the headers it includes (build/**/*.d)
 build/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -187,7 +203,7 @@ build/bench/loadgen: bench/loadgen.c $(FLAGS_STAMP)
 
 # What install puts where (uninstall removes the same list).
 INSTALL_LANGS    := $(notdir $(wildcard config/languages/*.conf))
-INSTALL_RUNTIMES := pykernel.py jskernel.js blocking-stdio.js nodump.so
+INSTALL_RUNTIMES = pykernel.py jskernel.js blocking-stdio.js nodump.so pyfork.py $(INSTALL_JAVAC)
 INSTALL_DOCS     := $(notdir $(wildcard docs/*.md))
 INSTALL_CONFS    := sandboxd.conf poold.conf
 

@@ -11,7 +11,14 @@
  * then per step {"started": pid} (sent by the child, once in the run group
  * with its limits) and {"exited": pid, "status": …, "maxrss_kb": …,
  * "utime_us": …, "stime_us": …} (sent by the helper, which reaps it), or
- * {"failed": errno, "where": "…"}. */
+ * {"failed": errno, "where": "…"}.
+ *
+ * A helper that cannot fork (a JVM: JavacServer.java) does the step itself:
+ * it moves itself into the run group, takes the step's rlimits, reports
+ * {"started": pid, "self": true} and closes its socket. From then on its
+ * process is the step: init's report of its exit is the step's exit (the
+ * socket's end of file is expected), and it is started again, fresh, for
+ * the next step. */
 #include "prestart.h"
 
 #include <fcntl.h>
@@ -30,7 +37,7 @@
 #include "run.h"
 #include "settings.h"
 
-#define PRESTART_START_TIMEOUT 10.0 /* the helper's own start-up */
+#define PRESTART_START_TIMEOUT 30.0 /* the helper's own start-up (a JVM warming javac on a busy host) */
 #define PRESTART_STEP_TIMEOUT  2.0  /* a step sent until the child says it started */
 #define PRESTART_MAX_STARTS    50   /* per slot: then steps go the usual way */
 #define PRESTART_MAX_FDS       (3 + 8)
@@ -41,6 +48,7 @@ struct prestart {
 	struct slot *slot;
 	enum ps_state state;
 	bool launched; /* init has the helper (until it reports its exit) */
+	bool self;     /* the helper itself is the step in flight ("self") */
 	unsigned starts;
 	int sock;
 	ev_io io;
@@ -69,6 +77,7 @@ static void ps_lost(struct prestart *p, const char *why)
 		log_info("slot %s: pre-started helper lost (%s)%s", s->id, why,
 			 busy ? ": the step in flight is started again the usual way" : "");
 	p->state = PS_DEAD;
+	p->self = false;
 	ps_close_sock(p);
 	if (s->state == SLOT_CREATING)
 		slot_created(s); /* usable without it */
@@ -104,7 +113,11 @@ static void ps_report(struct prestart *p, const char *buf, size_t n)
 	} else if ((v = json_object_get(j, "started")) && p->state == PS_BUSY) {
 		struct proto_started m = {.hdr.type = PROTO_STARTED, .pid = (int32_t)json_integer_value(v)};
 		ev_timer_stop(EV_DEFAULT, &p->timer);
+		p->self = json_is_true(json_object_get(j, "self"));
 		run_on_message(s, &m, sizeof(m));
+	} else if (p->self) {
+		/* the helper is the step now: only init reports its end */
+		ps_lost(p, "a report after it became the step");
 	} else if ((v = json_object_get(j, "exited")) && p->state == PS_BUSY) {
 		struct proto_exited m = {
 		    .hdr.type = PROTO_EXITED,
@@ -135,6 +148,10 @@ static void ps_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
+		if (n == 0 && p->self) {
+			ps_close_sock(p); /* it is the step: init reports its exit */
+			return;
+		}
 		if (n <= 0) {
 			ps_lost(p, n == 0 ? "it closed its socket" : strerror(errno));
 			return;
@@ -298,6 +315,17 @@ void prestart_on_message(struct slot *s, const void *msg, size_t len)
 
 	if (!p)
 		return;
+	if (h->type == PROTO_EXITED && p->self && p->state == PS_BUSY && len >= sizeof(struct proto_exited)) {
+		/* the helper was the step: its exit is the step's; the next
+		 * step gets a fresh helper (prestart_usable) */
+		p->launched = false;
+		p->state = PS_DEAD;
+		p->self = false;
+		ps_close_sock(p);
+		log_debug("slot %s: pre-started helper did its step and exited", s->id);
+		run_on_message(s, msg, len);
+		return;
+	}
 	if (h->type == PROTO_EXITED || h->type == PROTO_FAILED) {
 		p->launched = false;
 		if (h->type == PROTO_FAILED && len >= sizeof(struct proto_failed))

@@ -10,6 +10,10 @@
   moved into the run's cgroup with the run's limits. Same semantics as
   `python3 main.py`, nothing carried from one test case to the next, and a
   program that kills or stops the server changes no verdict.
+- Java: a compile server started with the slot (sandboxd/runtimes/
+  JavacServer.java): a JVM with javac loaded and warmed up, which does one
+  compile itself, inside the compile's run group under the compile limits,
+  with javac's own diagnostics, then exits.
 """
 
 import os
@@ -20,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import verdicts_of
+from conftest import LANG_DIR, proc_cmdline, verdicts_of
 
 BITS_SUM = (
     "#include <bits/stdc++.h>\n"
@@ -283,4 +287,251 @@ def test_python_floods(py_slot, run):
     b = run(py_slot, "while True:\n    print('x' * 1000)\n", [""], limits={"output_bytes": 1 << 20})
     assert verdicts_of(b) == ["output_limit_exceeded"], b
     b = run(py_slot, "print(int(input()) + 1)\n", [("1\n", "2\n")])
+    assert verdicts_of(b) == ["accepted"], b
+
+
+# --------------------------------------------------------------------------
+# Java: the compile server
+
+JDK = "/usr/lib/jvm/java-17-openjdk-amd64/bin/"
+JAVA_SUM = (
+    "import java.util.*;\n"
+    "public class Main {\n"
+    "    public static void main(String[] args) {\n"
+    "        Scanner in = new Scanner(System.in);\n"
+    "        long a = in.nextLong(), b = in.nextLong();\n"
+    "        System.out.println(a + b);\n"
+    "    }\n"
+    "}\n"
+)
+
+
+def java_compile_argv():
+    """The compile line of the shipped java.conf."""
+    with open(os.path.join(LANG_DIR, "java.conf")) as f:
+        for line in f:
+            if line.startswith("compile ="):
+                return line.split("=", 1)[1].split()
+    raise AssertionError("java.conf has no compile line")
+
+
+def slot_cgroups(pid):
+    """{controller: path} of a host process."""
+    out = {}
+    try:
+        with open("/proc/%d/cgroup" % pid) as f:
+            for line in f:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                for c in ctrls.split(","):
+                    out[c] = path
+    except OSError:
+        pass
+    return out
+
+
+def javac_servers(slot):
+    """Host pids of the compile servers whose cgroups are the slot's."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and "JavacServer" in proc_cmdline(d):
+            cg = slot_cgroups(int(d))
+            if any(slot in path for path in cg.values()):
+                pids.append(int(d))
+    return pids
+
+
+def wait_javac_server(slot, timeout=60, exclude=()):
+    """Wait for a compile server of the slot that is ready: it has loaded
+    javac and compiled its warm-up (its CPU time stops growing)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        pids = [p for p in javac_servers(slot) if p not in exclude]
+        if pids:
+            try:
+                with open("/proc/%d/stat" % pids[0]) as f:
+                    f_ = f.read().rsplit(")", 1)[1].split()
+                cpu = int(f_[11]) + int(f_[12])
+            except OSError:
+                cpu = None
+            if cpu is not None and cpu == last:
+                return pids[0]
+            last = cpu
+        time.sleep(0.5)
+    raise AssertionError("no ready compile server (JavacServer) in slot %s within %d s" % (slot, timeout))
+
+
+def host_javac(source, extra=()):
+    """The shipped compile line on the host: (stderr, exit code, CPU ms)."""
+    d = tempfile.mkdtemp(prefix="wp-javac-")
+    try:
+        with open(os.path.join(d, "Main.java"), "w") as f:
+            f.write(source)
+        before = os.times()
+        p = subprocess.run(java_compile_argv() + list(extra), cwd=d, capture_output=True, timeout=120,
+                           env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        after = os.times()
+        cpu = (after.children_user - before.children_user + after.children_system - before.children_system) * 1000
+        return p.stderr.decode("utf-8", "replace"), p.returncode, cpu
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def java_slot(make_slot):
+    slot = make_slot("java")
+    wait_javac_server(slot)
+    return slot
+
+
+def test_java_compile_runs_in_the_warm_server_and_pays_only_the_compile(java_slot, run):
+    server = javac_servers(java_slot)
+    assert len(server) == 1, "one compile server per slot: %r" % server
+    _, _, bare_cpu = host_javac(JAVA_SUM)
+    b = run(java_slot, JAVA_SUM, [("1 2\n", "3\n"), ("5 5\n", "11\n")])
+    assert verdicts_of(b) == ["accepted", "wrong_answer"], b
+    assert b["compile"]["status"] == "ok", b
+    # javac was loaded and warmed before the submission came: the compile's
+    # CPU is a fraction of a cold `javac` with the same flags
+    assert b["compile"]["time_ms"] < bare_cpu * 0.5, (
+        "compile took %d ms CPU in the slot, a cold javac %d ms on the host: the compile server was not used"
+        % (b["compile"]["time_ms"], bare_cpu)
+    )
+    # one compile per JVM: the server that compiled is gone
+    assert not [p for p in server if os.path.exists("/proc/%d" % p)], "the compile server outlived its compile"
+
+
+DIAGNOSTICS = {
+    "errors": "public class Main {\n  public static void main(String[] a) { int x = \"s\"; undefinedCall(); }\n}\n",
+    "warning_note": (
+        "import java.util.*;\npublic class Main {\n  public static void main(String[] a) {\n"
+        "    List l = new ArrayList(); l.add(1); System.out.println(l);\n  }\n}\n"
+    ),
+    "deprecation_and_unicode": (
+        "public class Main {\n  public static void main(String[] a) {\n    String é = \"✓\"; Integer i = new Integer(3);\n"
+        "    System.out.println(é + i) }\n}\n"
+    ),
+    "wrong_public_class": "public class Other {}\n",
+    "parse_error": "public class Main { void f( }\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIAGNOSTICS))
+def test_java_compile_server_diagnostics_are_javac_s(make_slot, run, sandboxd, name):
+    slot = make_slot("java")
+    wait_javac_server(slot)
+    source = DIAGNOSTICS[name]
+    want_err, want_rc, _ = host_javac(source)
+    log_at = sandboxd.log_size()
+    b = run(slot, source, [""])
+    c = b["compile"]
+    assert (c["stderr"], c["exit_code"]) == (want_err, want_rc), (
+        "compile server output differs from javac:\n got  %r\n want %r" % ((c["stderr"], c["exit_code"]), (want_err, want_rc))
+    )
+    assert b["verdict"] == ("accepted" if want_rc == 0 else "compilation_error"), b
+    log = sandboxd.log_text(log_at)
+    assert "started again without the pre-started helper" not in log, log
+
+
+def test_java_compile_server_is_in_the_slot_cgroups_and_the_compile_in_its_run_group(java_slot, run):
+    pid = javac_servers(java_slot)[0]
+    cg = slot_cgroups(pid)
+    for ctrl in ("memory", "pids", "cpuacct"):
+        assert java_slot in cg.get(ctrl, ""), "compile server outside the slot's %s cgroup: %r" % (ctrl, cg)
+    # a compile that takes CPU: accounted to (and limited in) the compile's
+    # run group, not left in the server's group
+    heavy = "public class Main {\n" + "".join(
+        "  static int f%d(int x) { return x * %d + (x >> 3) - (x ^ %d); }\n" % (i, i, i) for i in range(6000)
+    ) + "  public static void main(String[] a) { System.out.println(f1(2)); }\n}\n"
+    b = run(java_slot, heavy, [("", "-1\n")], compile_limits={"cpu_ms": 300})
+    assert b["verdict"] == "compilation_error", b
+    assert b["compile"].get("reason") == "time_limit_exceeded", b
+    assert "time" in b["compile"]["message"].lower(), b
+
+
+def test_java_huge_source_is_a_compile_limit_with_a_message(make_slot, run):
+    slot = make_slot("java")
+    wait_javac_server(slot)
+    body = "".join("  static long f%d(long x) { return x * %d + (x >> 3) - (x ^ %d); }\n" % (i, i, i) for i in range(60000))
+    huge = "public class Main {\n" + body + "  public static void main(String[] a) { System.out.println(f7(1)); }\n}\n"
+    assert len(huge) > 4 << 20
+    b = run(slot, huge, [("", "1\n")], compile_limits={"cpu_ms": 2000, "memory_kb": 262144}, timeout=120)
+    assert b["verdict"] == "compilation_error", b
+    assert b["compile"].get("reason") in ("memory_limit_exceeded", "time_limit_exceeded"), b
+    assert b["compile"]["message"], b
+    # the next submission compiles right, in a fresh server
+    other = make_slot("java")
+    wait_javac_server(other)
+    b = run(other, JAVA_SUM, [("1 2\n", "3\n")])
+    assert verdicts_of(b) == ["accepted"], b
+
+
+JAVA_STATE = (
+    "public class Main {\n"
+    "    static int counter;\n"
+    "    public static void main(String[] args) throws Exception {\n"
+    "        System.out.println(++counter + \" \" + System.getProperty(\"left\") + \" \" + Main.class.getClassLoader().getClass().getName());\n"
+    "        System.setProperty(\"left\", \"x\");\n"
+    "    }\n"
+    "}\n"
+)
+
+
+def test_java_compile_server_keeps_nothing_between_submissions(java_slot, run):
+    first = javac_servers(java_slot)
+    b = run(java_slot, JAVA_STATE, [("", "1 null jdk.internal.loader.ClassLoaders$AppClassLoader\n")])
+    assert verdicts_of(b) == ["accepted"], b
+    # the same slot again (sandboxd's own API allows it; poold's judged
+    # slots are destroyed after one submission): the compile server that
+    # compiled the first is gone; the next compile is another JVM's
+    assert not [p for p in first if os.path.exists("/proc/%d" % p)], "the first compile server is still there"
+    b = run(java_slot, JAVA_STATE.replace("counter;", "counter = 40;"), [("", "41 null jdk.internal.loader.ClassLoaders$AppClassLoader\n")])
+    assert verdicts_of(b) == ["accepted"], b
+    second = wait_javac_server(java_slot, exclude=first)
+    assert second not in first
+    # the class the first submission defined is not known to the next compile
+    b = run(java_slot, "public class Main { public static void main(String[] a) { Gone.f(); } }\n", [""])
+    assert b["compile"]["status"] == "error" and "Gone" in b["compile"]["stderr"], b
+
+
+KILLER = (
+    "import java.nio.file.*;\n"
+    "public class Main {\n"
+    "    public static void main(String[] args) throws Exception {\n"
+    "        int found = 0;\n"
+    "        long end = System.currentTimeMillis() + 8000;\n"
+    "        while (found == 0 && System.currentTimeMillis() < end) {\n"
+    "            for (ProcessHandle p : ProcessHandle.allProcesses().toList()) {\n"
+    "                String cmd = p.info().commandLine().orElse(\"\");\n"
+    "                if (cmd.contains(\"JavacServer\")) {\n"
+    "                    new ProcessBuilder(\"/bin/kill\", \"-%s\", \"\" + p.pid()).inheritIO().start().waitFor();\n"
+    "                    found++;\n"
+    "                }\n"
+    "            }\n"
+    "            Thread.sleep(50);\n"
+    "        }\n"
+    "        java.util.Scanner in = new java.util.Scanner(System.in);\n"
+    "        System.out.println(found > 0 ? in.nextLong() + in.nextLong() : -1);\n"
+    "    }\n"
+    "}\n"
+)
+
+
+@pytest.mark.parametrize("sig", ["KILL", "STOP"])
+def test_java_test_case_that_kills_or_stops_the_compile_server(java_slot, run, sandboxd, sig):
+    # the first submission's compile is the warm server's; the second's
+    # starts a fresh server, which is up while the second's test cases run:
+    # they find it and kill or stop it
+    b = run(java_slot, JAVA_SUM, [("1 2\n", "3\n")])
+    assert verdicts_of(b) == ["accepted"], b
+    b = run(java_slot, KILLER % sig, [("1 2\n", "3\n")], limits={"wall_ms": 20000, "cpu_ms": 10000})
+    assert verdicts_of(b) == ["accepted"], "the test case did not find the compile server: %r" % (b,)
+    # the next compile and verdicts are right all the same
+    log_at = sandboxd.log_size()
+    b = run(java_slot, JAVA_SUM, [("1 2\n", "3\n"), ("2 2\n", "5\n")])
+    assert verdicts_of(b) == ["accepted", "wrong_answer"], b
+    assert b["compile"]["status"] == "ok", b
+    # and a server comes back for the compile after
+    wait_javac_server(java_slot)
+    b = run(java_slot, JAVA_SUM, [("4 4\n", "8\n")])
     assert verdicts_of(b) == ["accepted"], b
