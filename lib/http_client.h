@@ -19,6 +19,19 @@
 struct http_client;
 struct http_call;
 
+/* TLS of an https:// call. The server's certificate is always verified: signed
+ * by `ca` (only that file when given, not the system's CAs) and carrying the
+ * URL's host name — or `connect_to`'s when the URL names the host to verify
+ * and the connection goes to an address of it ("HOST:PORT:ADDRESS:PORT",
+ * curl's CONNECT_TO). The files are read when a connection is made, so
+ * rotated files apply to the next one. Strings borrowed for the call. */
+struct http_tls_opts {
+	const char *ca;		/* PEM CA file */
+	const char *cert, *key; /* PEM client certificate and key (mutual TLS) */
+	const char *connect_to;
+	bool tls13_only;
+};
+
 struct http_call_opts {
 	const char *method;	  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
 	const char *base;	  /* "unix:/path/to.sock" or "http://host:port" (https too) */
@@ -32,6 +45,7 @@ struct http_call_opts {
 	const char *bearer;	  /* optional token for Authorization: Bearer */
 	const char *header_name;  /* optional extra header: name (no colon) */
 	const char *header_value; /* and its value */
+	const struct http_tls_opts *tls; /* https:// only; NULL: the system's CAs, no client certificate */
 };
 
 struct http_result {

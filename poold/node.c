@@ -51,6 +51,8 @@ struct node_priv {
 	bool syncing;		 /* GET /v1/slots in flight */
 	double synced_at;	 /* last sync started (for the periodic one) */
 	struct node_priv *next_retired;
+	struct http_tls_opts tls; /* an https:// url: mutual TLS (strings of the running config) */
+	bool has_tls;
 };
 
 struct dns_group {
@@ -170,6 +172,7 @@ static struct http_call *call_start(struct node *n, const char *label, const cha
 	    .max_response = 256u << 20,
 	    .header_name = label ? "X-Warmpool-Label" : NULL,
 	    .header_value = label,
+	    .tls = ((struct node_priv *)n)->has_tls ? &((struct node_priv *)n)->tls : NULL,
 	};
 	call = http_call_start(client, &o, node_call_done, c);
 	if (!call) {
@@ -624,6 +627,11 @@ int nodes_init(struct ev_loop *l, struct http_client *hc, const struct psettings
 		struct node_priv *p = calloc(1, sizeof(*p));
 		if (!p || !(p->pub.name = strdup(nc->name)) || !(p->pub.url = strdup(nc->url)))
 			return wp_error_set(err, ENOMEM, "out of memory");
+		if (nc->tls_ca) { /* settings.c: every https:// node has its CA, certificate and key */
+			p->tls = (struct http_tls_opts){
+			    .ca = nc->tls_ca, .cert = nc->tls_cert, .key = nc->tls_key, .tls13_only = true};
+			p->has_tls = true;
+		}
 		node_append(&p->pub);
 	}
 	ev_timer_init(&health_timer, health_cb, 0.0, (double)st->health_interval_ms / 1000.0);
