@@ -53,6 +53,7 @@ struct node_priv {
 	struct node_priv *next_retired;
 	struct http_tls_opts tls; /* an https:// url: mutual TLS (strings of the running config) */
 	bool has_tls;
+	char unreachable[160]; /* the last reason logged while not up (a TLS refusal, a refused connection) */
 };
 
 struct dns_group {
@@ -129,6 +130,18 @@ void node_mark_down(struct node *n, const char *why)
 	pools_node_down(n);
 }
 
+/* A node not up yet says why, once per reason: a certificate refused
+ * (wrong name, another CA, expired) must not look like silence. */
+static void node_log_unreachable(struct node *n, const char *why)
+{
+	struct node_priv *p = priv(n);
+
+	if (strncmp(p->unreachable, why, sizeof(p->unreachable) - 1) == 0)
+		return;
+	snprintf(p->unreachable, sizeof(p->unreachable), "%s", why);
+	log_warn("node %s (%s) is down: %s", n->name, n->url, why);
+}
+
 struct node_ctx {
 	struct node *node;
 	node_done_fn done;
@@ -144,6 +157,8 @@ static void node_call_done(struct http_result *res, void *data)
 	 * failure (refused, no socket, reset) says it is gone. */
 	if (res->status == 0 && !res->timed_out)
 		node_mark_down(c->node, res->error ? res->error : "transport error");
+	if (res->status == 0 && !c->node->up)
+		node_log_unreachable(c->node, res->error ? res->error : "transport error");
 	c->done(c->node, res, c->data);
 	free(c->body);
 	free(c);
@@ -269,6 +284,7 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 	n->slots = (size_t)json_integer_value(json_object_get(json_object_get(j, "slots"), "total"));
 	if (!n->up) {
 		n->up = true;
+		priv(n)->unreachable[0] = '\0';
 		log_info("node %s (%s) is up: cgroup %s, capacity %zu, %zu slots", n->name, n->url,
 			 json_string_value(json_object_get(j, "cgroup")) ?: "?", n->capacity, n->slots);
 		node_sync(n);
