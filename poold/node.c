@@ -57,7 +57,8 @@ struct node_priv {
 };
 
 struct dns_group {
-	char *name; /* the [node:NAME] */
+	const struct node_conf *nc; /* of the running config */
+	char *name;		    /* the [node:NAME] */
 	char *host;
 	char *port;
 	ev_timer timer;	   /* every dns_interval */
@@ -376,6 +377,24 @@ static struct node_priv *retired_take(const char *name)
 	return NULL;
 }
 
+/* dns = https://HOST:PORT: the URL names HOST (the name its certificate
+ * must carry), the connection goes to this address (curl's CONNECT_TO). */
+static int dns_tls_setup(struct dns_group *g, struct node_priv *p, const char *addr, char *url, size_t len)
+{
+	char *to = NULL;
+
+	snprintf(url, len, "https://%s:%s", g->host, g->port);
+	if (asprintf(&to, strchr(addr, ':') ? "%s:%s:[%s]:%s" : "%s:%s:%s:%s", g->host, g->port, addr, g->port) < 0)
+		return -ENOMEM;
+	p->tls = (struct http_tls_opts){.ca = g->nc->tls_ca,
+					.cert = g->nc->tls_cert,
+					.key = g->nc->tls_key,
+					.connect_to = to,
+					.tls13_only = true};
+	p->has_tls = true;
+	return 0;
+}
+
 static void dns_add(struct dns_group *g, const char *addr)
 {
 	char name[400], url[400];
@@ -394,6 +413,10 @@ static void dns_add(struct dns_group *g, const char *addr)
 	} else {
 		snprintf(url, sizeof(url), strchr(addr, ':') ? "http://[%s]:%s" : "http://%s:%s", addr, g->port);
 		p = calloc(1, sizeof(*p));
+		if (p && g->nc->dns_tls && dns_tls_setup(g, p, addr, url, sizeof(url)) < 0) {
+			free(p);
+			p = NULL;
+		}
 		if (!p || !(p->pub.name = strdup(name)) || !(p->pub.url = strdup(url))) {
 			if (p)
 				free(p->pub.name);
@@ -618,6 +641,7 @@ static int dns_group_new(const struct node_conf *nc, struct wp_error *err)
 	    !(g->port = strdup(colon + 1)))
 		return wp_error_set(err, ENOMEM, "out of memory");
 	g->fd = -1;
+	g->nc = nc;
 	g->next = groups;
 	groups = g;
 	g->timer.data = g;

@@ -149,7 +149,7 @@ static int psettings_tls_check(const char *path, struct psettings *s, struct wp_
 			    "terminates TLS, say so with `tls_terminated_by_proxy = yes`",
 			    path, s->listen[i], s->listen[i]);
 	for (struct node_conf *n = s->nodes; n; n = n->next) {
-		bool https = n->url && strncmp(n->url, "https://", 8) == 0;
+		bool https = n->url && (strncmp(n->url, "https://", 8) == 0 || n->dns_tls);
 		if (!https) {
 			if (n->tls_ca || n->tls_cert || n->tls_key)
 				return wp_error_set(err, EINVAL,
@@ -165,7 +165,7 @@ static int psettings_tls_check(const char *path, struct psettings *s, struct wp_
 			return wp_error_set(err, ENOMEM, "out of memory");
 		if (!n->tls_ca || !n->tls_cert || !n->tls_key)
 			return wp_error_set(err, EINVAL,
-					    "%s: [node:%s] url %s needs tls_ca, tls_cert and tls_key (in the section, or "
+					    "%s: [node:%s] %s needs tls_ca, tls_cert and tls_key (in the section, or "
 					    "node_tls_ca, node_tls_cert and node_tls_key in [poold]): sandboxd asks for "
 					    "poold's client certificate",
 					    path, n->name, n->url);
@@ -246,6 +246,8 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 		}
 		if (strcmp(key, "dns") == 0) {
 			char buf[300];
+			if ((n->dns_tls = strncmp(v, "https://", 8) == 0))
+				v += 8;
 			if (!dns_target_valid(v))
 				return -EINVAL;
 			if (n->url && strncmp(n->url, "dns:", 4) != 0)

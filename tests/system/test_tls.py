@@ -498,3 +498,19 @@ def test_poold_tls_config_rules(tmp_path, certs):
     assert rc == 0, out
     rc, out = check("listen = 127.0.0.1:8080", "http://sb1.example:9091", "tls_ca = %s" % certs["ca"])
     assert rc != 0 and "not https://" in out, out
+
+
+def test_dns_discovered_nodes_over_mutual_tls(nodes, certs, make_poold):
+    """`dns = https://NAME:PORT` (what Kubernetes' headless Service uses):
+    each address becomes a node reached over mutual TLS, its certificate
+    verified as NAME, not as the address."""
+    sb1 = nodes[0]
+    pd = make_poold({"grp": "x"}, extra="")
+    pd.nodes = {}
+    pd.extra_poold += "\n[node:grp]\ndns = https://localhost:%d\n" % sb1.tls_port
+    pd.write_config()
+    pd.start()
+    wait_nodes_up(pd, ["grp-127.0.0.1"])
+    node = {n["name"]: n for n in pd.client().get("/v1/nodes").body["nodes"]}["grp-127.0.0.1"]
+    assert node["url"] == "https://localhost:%d" % sb1.tls_port, node
+    run_session(pd.client(), "dns-tls")
