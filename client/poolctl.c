@@ -107,10 +107,11 @@ int ctl_parse_duration(const char *s, double *out)
 static void print_help(const struct ctl_cmd *cmd)
 {
 	fputs(cmd->help, stdout);
-	printf("\nCommon options: --url URL, --token TOKEN, --timeout SECS, --json, -h/--help,\n"
-	       "  --cacert FILE, --cert FILE --key FILE (https://: the CA of poold's certificate, a client certificate)\n"
-	       "(see `poolctl --help`; WARMPOOL_URL, WARMPOOL_TOKEN, WARMPOOL_CACERT, WARMPOOL_CERT and WARMPOOL_KEY\n"
-	       "are read when not given).\n");
+	printf(
+	    "\nCommon options: --url URL, --token TOKEN, --timeout SECS, --json, -h/--help,\n"
+	    "  --cacert FILE, --cert FILE --key FILE (https://: the CA of poold's certificate, a client certificate)\n"
+	    "(see `poolctl --help`; WARMPOOL_URL, WARMPOOL_TOKEN, WARMPOOL_CACERT, WARMPOOL_CERT and WARMPOOL_KEY\n"
+	    "are read when not given).\n");
 }
 
 /* With --json, an error is one JSON object on stdout, in poold's error shape
@@ -237,7 +238,8 @@ struct wp_client *ctl_client(void)
 	    wp_client_set_tls(client, ctl_opt.cacert ? ctl_opt.cacert : getenv("WARMPOOL_CACERT"),
 			      ctl_opt.cert ? ctl_opt.cert : getenv("WARMPOOL_CERT"),
 			      ctl_opt.key ? ctl_opt.key : getenv("WARMPOOL_KEY")) < 0) {
-		ctl_error(CTL_USAGE, "UsageError", "poolctl: --cert and --key go together (a client certificate and its key)");
+		ctl_error(CTL_USAGE, "UsageError",
+			  "poolctl: --cert and --key go together (a client certificate and its key)");
 		return NULL;
 	}
 	if (ctl_opt.timeout_s > 0)

@@ -32,8 +32,8 @@
 struct wp_client {
 	struct wp_obj o; /* so that wp_free() takes it too */
 	CURL *curl;
-	char *url;  /* without a trailing '/' */
-	char *auth; /* "Authorization: Bearer …", NULL without a token */
+	char *url;			   /* without a trailing '/' */
+	char *auth;			   /* "Authorization: Bearer …", NULL without a token */
 	char *tls_ca, *tls_cert, *tls_key; /* HTTPS: PEM files, NULL: none */
 	double connect_s, total_s;
 

@@ -39,12 +39,12 @@ struct http_call_opts {
 	const char *content_type; /* NULL: application/json when a body is given */
 	const void *body;	  /* not copied: must stay valid until done/cancel */
 	size_t body_len;
-	double timeout;		  /* whole transfer, seconds; 0 = 30 */
-	double connect_timeout;	  /* seconds; 0 = 2 */
-	size_t max_response;	  /* bytes; 0 = 16 MiB; past it the call fails */
-	const char *bearer;	  /* optional token for Authorization: Bearer */
-	const char *header_name;  /* optional extra header: name (no colon) */
-	const char *header_value; /* and its value */
+	double timeout;			 /* whole transfer, seconds; 0 = 30 */
+	double connect_timeout;		 /* seconds; 0 = 2 */
+	size_t max_response;		 /* bytes; 0 = 16 MiB; past it the call fails */
+	const char *bearer;		 /* optional token for Authorization: Bearer */
+	const char *header_name;	 /* optional extra header: name (no colon) */
+	const char *header_value;	 /* and its value */
 	const struct http_tls_opts *tls; /* https:// only; NULL: the system's CAs, no client certificate */
 };
 

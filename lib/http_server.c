@@ -43,7 +43,7 @@
 #define ACCEPT_BATCH	 64
 #define MAX_OUT_SEGS	 3
 #define CLIENT_BUCKETS	 256
-#define TLS_WARN_PER_SEC 20 /* refused handshakes logged per second, per server */
+#define TLS_WARN_PER_SEC 20    /* refused handshakes logged per second, per server */
 #define TLS_GATHER	 16384 /* one TLS record: an answer's head and body go out together */
 
 /* Connections open per client address (TCP peers only: a unix socket's
@@ -96,11 +96,11 @@ struct http_conn {
 	/* TLS (NULL on a plain listener): the handshake runs first, driven by
 	 * the same watchers; then every read and write goes through ssl */
 	SSL *ssl;
-	bool tls_hs;		 /* handshake not finished */
-	bool tls_peeked;	 /* the first bytes were checked for plain HTTP */
-	bool tls_wr_wants_read;	 /* SSL_write waits for the socket to be readable */
-	bool tls_ok;		 /* handshake done: close_notify on close */
-	size_t tls_retry_len;	 /* an SSL_write to repeat with the same length */
+	bool tls_hs;		/* handshake not finished */
+	bool tls_peeked;	/* the first bytes were checked for plain HTTP */
+	bool tls_wr_wants_read; /* SSL_write waits for the socket to be readable */
+	bool tls_ok;		/* handshake done: close_notify on close */
+	size_t tls_retry_len;	/* an SSL_write to repeat with the same length */
 
 	size_t in_off, in_len;
 	char in[IN_BUF_SIZE];
@@ -614,10 +614,9 @@ static void conn_tls_refuse_plain(struct http_conn *c)
 			    "this port speaks HTTPS only: use an https:// URL (and the CA certificate the "
 			    "server's certificate is signed by)",
 			    &blen);
-	cleanup_free char *head =
-	    body ? http_response_head(400, "application/json", blen, "Connection: close\r\n", NULL,
-				      ev_now(c->srv->loop), &hlen)
-		 : NULL;
+	cleanup_free char *head = body ? http_response_head(400, "application/json", blen, "Connection: close\r\n",
+							    NULL, ev_now(c->srv->loop), &hlen)
+				       : NULL;
 
 	conn_tls_refused(c, "plain HTTP on a TLS port");
 	c->tls_hs = false;

@@ -97,10 +97,13 @@ static int ctx_fill(SSL_CTX *ctx, const struct tls_server_conf *conf, struct wp_
 		return wp_error_set(err, EINVAL, "a TLS listener needs a certificate and a key file");
 	if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1)
 		return ssl_fail(err, "certificate", conf->cert_file);
-	if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) != 1)
-		return ssl_fail(err, "private key", conf->key_file);
-	if (SSL_CTX_check_private_key(ctx) != 1)
-		return ssl_fail(err, "the key does not match the certificate; key", conf->key_file);
+	if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		char reason[200];
+		tls_last_error(reason, sizeof(reason));
+		return wp_error_set(err, EINVAL, "private key `%s`: %s (is it the key of `%s`? it does not match)",
+				    conf->key_file, reason, conf->cert_file);
+	}
 	if (!conf->client_ca)
 		return 0;
 	if (SSL_CTX_load_verify_locations(ctx, conf->client_ca, NULL) != 1)

@@ -24,11 +24,11 @@
 struct ssl_ctx_st;
 
 struct tls_server_conf {
-	const char *cert_file;	/* PEM: the certificate, then its chain */
-	const char *key_file;	/* PEM: its private key */
-	const char *client_ca;	/* PEM CA file: clients must present a certificate it signed; NULL: none asked */
+	const char *cert_file;	 /* PEM: the certificate, then its chain */
+	const char *key_file;	 /* PEM: its private key */
+	const char *client_ca;	 /* PEM CA file: clients must present a certificate it signed; NULL: none asked */
 	const char *client_name; /* optional: the client certificate must carry this DNS name */
-	bool tls13_only;	/* else TLS 1.2 and 1.3 */
+	bool tls13_only;	 /* else TLS 1.2 and 1.3 */
 };
 
 /* A new context, or NULL with err filled (which file, what OpenSSL said). */

@@ -386,11 +386,8 @@ static int dns_tls_setup(struct dns_group *g, struct node_priv *p, const char *a
 	snprintf(url, len, "https://%s:%s", g->host, g->port);
 	if (asprintf(&to, strchr(addr, ':') ? "%s:%s:[%s]:%s" : "%s:%s:%s:%s", g->host, g->port, addr, g->port) < 0)
 		return -ENOMEM;
-	p->tls = (struct http_tls_opts){.ca = g->nc->tls_ca,
-					.cert = g->nc->tls_cert,
-					.key = g->nc->tls_key,
-					.connect_to = to,
-					.tls13_only = true};
+	p->tls = (struct http_tls_opts){
+	    .ca = g->nc->tls_ca, .cert = g->nc->tls_cert, .key = g->nc->tls_key, .connect_to = to, .tls13_only = true};
 	p->has_tls = true;
 	return 0;
 }

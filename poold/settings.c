@@ -144,7 +144,8 @@ static int psettings_tls_check(const char *path, struct psettings *s, struct wp_
 		if (!psettings_is_loopback(s->listen[i]) && auth_count(s->auth) > 0 && !s->tls_terminated_by_proxy)
 			return wp_error_set(
 			    err, EPERM,
-			    "%s: listen `%s` is not loopback and has no TLS: tokens and code would cross the network in "
+			    "%s: listen `%s` is not loopback and has no TLS: tokens and code would cross the network "
+			    "in "
 			    "clear. Use `listen_tls = %s` with tls_cert and tls_key, or, when a proxy in front "
 			    "terminates TLS, say so with `tls_terminated_by_proxy = yes`",
 			    path, s->listen[i], s->listen[i]);
@@ -164,11 +165,12 @@ static int psettings_tls_check(const char *path, struct psettings *s, struct wp_
 		if (!n->tls_key && s->node_tls_key && !(n->tls_key = strdup(s->node_tls_key)))
 			return wp_error_set(err, ENOMEM, "out of memory");
 		if (!n->tls_ca || !n->tls_cert || !n->tls_key)
-			return wp_error_set(err, EINVAL,
-					    "%s: [node:%s] %s needs tls_ca, tls_cert and tls_key (in the section, or "
-					    "node_tls_ca, node_tls_cert and node_tls_key in [poold]): sandboxd asks for "
-					    "poold's client certificate",
-					    path, n->name, n->url);
+			return wp_error_set(
+			    err, EINVAL,
+			    "%s: [node:%s] %s needs tls_ca, tls_cert and tls_key (in the section, or "
+			    "node_tls_ca, node_tls_cert and node_tls_key in [poold]): sandboxd asks for "
+			    "poold's client certificate",
+			    path, n->name, n->url);
 	}
 	return 0;
 }

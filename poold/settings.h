@@ -36,7 +36,7 @@ struct node_conf {
 	char *url;		  /* "dns:HOST:PORT" for a DNS-discovered group (node.c) */
 	uint64_t dns_interval_ms; /* re-resolution period of a dns group */
 	/* https:// url: mutual TLS (the [poold] node_tls_* when unset here) */
-	char *tls_ca;		/* PEM CA the node's certificate must be signed by */
+	char *tls_ca;		  /* PEM CA the node's certificate must be signed by */
 	char *tls_cert, *tls_key; /* PEM: poold's client certificate and key */
 	bool dns_tls;		  /* dns = https://HOST:PORT: every address over mutual TLS, verified as HOST */
 	struct node_conf *next;

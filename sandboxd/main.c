@@ -203,7 +203,7 @@ static void tls_log_expiry(SSL_CTX *ctx)
 		return;
 	cfg.tls_not_after = not_after;
 	log_info("TLS certificate %s: expires in %.1f days", cfg.tls_cert,
-			 (double)(not_after - (int64_t)time(NULL)) / 86400);
+		 (double)(not_after - (int64_t)time(NULL)) / 86400);
 }
 
 /* The files are read again; connections open keep the context they began
