@@ -19,6 +19,9 @@ loopback: the only difference is the poold → sandboxd link.
   leased, labelled and runs), timed with Python's http.client, baseline and
   subject interleaved (order flipped each repetition); the session is
   deleted untimed. Info: a lease may open a new connection to the node.
+- GET /v1/info straight to each sandboxd on a keep-alive connection (Python
+  http.client, interleaved): the TLS cost of one call, without poold's
+  and the run's noise.
 - handshake: a fresh TCP connect + mutual TLS 1.3 handshake to sandboxd's
   TLS port (Python's ssl, poold's client certificate), against a TCP
   connect alone to the plain port: what a new poold → node connection pays.
@@ -175,6 +178,32 @@ def handshakes(certs, plain_port, tls_port, reps):
     return tcp, tls
 
 
+def direct_calls(certs, plain_port, tls_port, reps):
+    """GET /v1/info on a keep-alive connection straight to each sandboxd
+    (Python http.client; plain TCP vs mutual TLS), interleaved: the TLS cost
+    of one call on a warm connection, without poold and without a run."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(certs, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(certs, "poold.crt"), os.path.join(certs, "poold.key"))
+    conns = {"plain": http.client.HTTPConnection("127.0.0.1", plain_port, timeout=30),
+             "tls": http.client.HTTPSConnection("localhost", tls_port, timeout=30, context=ctx)}
+    out = {"plain": [], "tls": []}
+    for i in range(reps + 20):
+        for name in (("plain", "tls") if i % 2 == 0 else ("tls", "plain")):
+            c = conns[name]
+            t0 = time.perf_counter()
+            c.request("GET", "/v1/info")
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError("GET /v1/info on %s: %d" % (name, r.status))
+            if i >= 20:
+                out[name].append(time.perf_counter() - t0)
+    for c in conns.values():
+        c.close()
+    return out
+
+
 def section(quick):
     certs = tempfile.mkdtemp(prefix="wp-bench-tls-certs-")
     subprocess.run(["sh", MAKE_CERTS, "-d", certs, "sb,localhost,127.0.0.1"], check=True, stdout=subprocess.DEVNULL)
@@ -190,6 +219,7 @@ def section(quick):
         lat = leased_runs(pds, 40 if quick else 400)
         lease = lease_first_runs(pds, 10 if quick else 60)
         hs_tcp, hs_tls = handshakes(certs, stacks["plain"][2], stacks["tls"][2], 20 if quick else 200)
+        direct = direct_calls(certs, stacks["plain"][2], stacks["tls"][2], 50 if quick else 500)
     finally:
         for sb, pd, _ in stacks.values():
             pd.cleanup()
@@ -197,6 +227,7 @@ def section(quick):
         shutil.rmtree(certs, ignore_errors=True)
     raw = {"cpu_busy_before": round(busy, 3), "leased_run": {k: summary_ms(v) for k, v in lat.items()},
            "lease_first_run": {k: summary_ms(v) for k, v in lease.items()},
+           "direct_info": {k: summary_ms(v) for k, v in direct.items()},
            "tcp_connect": summary_ms(hs_tcp), "tls_connect_handshake": summary_ms(hs_tls),
            "cleanup_problems": problems}
     rows = []
@@ -205,6 +236,9 @@ def section(quick):
         rows.append(("run on a leased session p%d: plain TCP vs mTLS to the node" % p, "%.3f ms" % b, "%.3f ms" % s,
                      "%+.3f ms" % (s - b), "<= +%.1f ms" % TARGET_MS if p == 50 else "",
                      ("PASS" if s - b <= TARGET_MS else "FAIL") if p == 50 else "info"))
+    b, s = pct(direct["plain"], 50) * 1000, pct(direct["tls"], 50) * 1000
+    rows.append(("  GET /v1/info straight to sandboxd p50, keep-alive: TCP vs mTLS", "%.3f ms" % b, "%.3f ms" % s,
+                 "%+.3f ms" % (s - b), "", "info"))
     for p in (50, 99):
         b, s = pct(lease["plain"], p) * 1000, pct(lease["tls"], p) * 1000
         rows.append(("lease + first run p%d: plain TCP vs mTLS" % p, "%.2f ms" % b, "%.2f ms" % s,
