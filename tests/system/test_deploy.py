@@ -900,8 +900,9 @@ def test_k8s_network_policy_only_poold_reaches_sandboxd():
     assert not labels_match(peer["podSelector"]["matchLabels"], ds["spec"]["template"]["metadata"]["labels"])
     assert rule["ports"] == [{"protocol": "TCP", "port": 9091}]
     assert spec["egress"] == []
-    assert "mTLS is not implemented" in read(os.path.join(DEPLOY, "k8s", "networkpolicy.yaml"))
-    assert "mTLS is not implemented" in read(os.path.join(DOCS, "operations.md"))
+    # issue 16: mutual TLS is the boundary, the policy the second wall
+    assert "mutual TLS" in read(os.path.join(DEPLOY, "k8s", "networkpolicy.yaml"))
+    assert "second wall" in read(os.path.join(DOCS, "operations.md"))
 
 
 def test_k8s_service_monitor():
