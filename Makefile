@@ -70,9 +70,9 @@ FINAL_LDFLAGS = $(WP_LDFLAGS) $(LDFLAGS)
 # Each program links what it uses (lib/ is an archive: only the objects a
 # program needs are pulled in). Unit tests and fuzz targets link them all.
 COMMON_LIBS   := -lev -ljansson -lhttp_parser -linih
-SANDBOXD_LIBS := $(COMMON_LIBS) -lseccomp -lcrypto  # libcrypto: base64 of output that is not UTF-8
-POOLD_LIBS    := $(COMMON_LIBS) -lcurl -lcrypto -lm
-ALL_LIBS      := $(COMMON_LIBS) -lseccomp -lcurl -lcrypto -lm
+SANDBOXD_LIBS := $(COMMON_LIBS) -lseccomp -lssl -lcrypto  # libssl: TLS listeners (lib/tls.c); libcrypto: base64 too
+POOLD_LIBS    := $(COMMON_LIBS) -lcurl -lssl -lcrypto -lm
+ALL_LIBS      := $(COMMON_LIBS) -lseccomp -lcurl -lssl -lcrypto -lm
 
 LIB_SRC      := $(wildcard lib/*.c)
 SANDBOXD_SRC := $(wildcard sandboxd/*.c)

@@ -43,6 +43,8 @@ static const char main_help[] =
     "      --url URL       poold's address (WARMPOOL_URL; default " WP_DEFAULT_URL ")\n"
     "      --token TOKEN   bearer token (WARMPOOL_TOKEN)\n"
     "      --timeout SECS  give up on one request after SECS (default 600; 5m, 1h work)\n"
+    "      --cacert FILE   https://: the CA poold's certificate is signed by (WARMPOOL_CACERT)\n"
+    "      --cert FILE --key FILE  a client certificate and its key (WARMPOOL_CERT, WARMPOOL_KEY)\n"
     "      --json          print the server's JSON answer instead of a table; an\n"
     "                      error is then {\"error\": {\"code\", \"message\", \"exit_status\"}}\n"
     "                      on stdout too (with \"status\" when poold answered one)\n"
@@ -105,8 +107,11 @@ int ctl_parse_duration(const char *s, double *out)
 static void print_help(const struct ctl_cmd *cmd)
 {
 	fputs(cmd->help, stdout);
-	printf("\nCommon options: --url URL, --token TOKEN, --timeout SECS, --json, -h/--help\n"
-	       "(see `poolctl --help`; WARMPOOL_URL and WARMPOOL_TOKEN are read when not given).\n");
+	printf(
+	    "\nCommon options: --url URL, --token TOKEN, --timeout SECS, --json, -h/--help,\n"
+	    "  --cacert FILE, --cert FILE --key FILE (https://: the CA of poold's certificate, a client certificate)\n"
+	    "(see `poolctl --help`; WARMPOOL_URL, WARMPOOL_TOKEN, WARMPOOL_CACERT, WARMPOOL_CERT and WARMPOOL_KEY\n"
+	    "are read when not given).\n");
 }
 
 /* With --json, an error is one JSON object on stdout, in poold's error shape
@@ -191,6 +196,9 @@ int ctl_getopt(const struct ctl_cmd *cmd, int argc, char **argv)
 		case CTL_OPT_URL: ctl_opt.url = optarg; break;
 		case CTL_OPT_TOKEN: ctl_opt.token = optarg; break;
 		case CTL_OPT_JSON: ctl_opt.json = true; break;
+		case CTL_OPT_CACERT: ctl_opt.cacert = optarg; break;
+		case CTL_OPT_CERT: ctl_opt.cert = optarg; break;
+		case CTL_OPT_KEY: ctl_opt.key = optarg; break;
 		case CTL_OPT_TIMEOUT:
 			if (ctl_parse_duration(optarg, &t) < 0 || t <= 0) {
 				ctl_usage(cmd, "--timeout wants a duration such as 30, 2.5s or 5m, not `%s`", optarg);
@@ -224,6 +232,14 @@ struct wp_client *ctl_client(void)
 		ctl_error(CTL_USAGE, "UsageError",
 			  "poolctl: `%s` is not an http:// or https:// URL (from %s), or the token holds a line break",
 			  url && *url ? url : WP_DEFAULT_URL, ctl_opt.url ? "--url" : "WARMPOOL_URL");
+		return NULL;
+	}
+	if ((ctl_opt.cacert || ctl_opt.cert || ctl_opt.key) &&
+	    wp_client_set_tls(client, ctl_opt.cacert ? ctl_opt.cacert : getenv("WARMPOOL_CACERT"),
+			      ctl_opt.cert ? ctl_opt.cert : getenv("WARMPOOL_CERT"),
+			      ctl_opt.key ? ctl_opt.key : getenv("WARMPOOL_KEY")) < 0) {
+		ctl_error(CTL_USAGE, "UsageError",
+			  "poolctl: --cert and --key go together (a client certificate and its key)");
 		return NULL;
 	}
 	if (ctl_opt.timeout_s > 0)

@@ -25,18 +25,22 @@ struct ctl_options {
 	const char *token; /* NULL: WARMPOOL_TOKEN */
 	double timeout_s;  /* 0: the library's default */
 	bool json;
+	const char *cacert, *cert, *key; /* HTTPS; NULL: WARMPOOL_CACERT, WARMPOOL_CERT, WARMPOOL_KEY */
 };
 
 extern struct ctl_options ctl_opt;
 
 /* Long options of every command; their only short one is -h. */
-enum { CTL_OPT_URL = 0x101, CTL_OPT_TOKEN, CTL_OPT_TIMEOUT, CTL_OPT_JSON };
+enum { CTL_OPT_URL = 0x101, CTL_OPT_TOKEN, CTL_OPT_TIMEOUT, CTL_OPT_JSON, CTL_OPT_CACERT, CTL_OPT_CERT, CTL_OPT_KEY };
 /* clang-format off */
 #define CTL_COMMON_OPTIONS                                        \
 	{"url", required_argument, NULL, CTL_OPT_URL},            \
 	{"token", required_argument, NULL, CTL_OPT_TOKEN},        \
 	{"timeout", required_argument, NULL, CTL_OPT_TIMEOUT},    \
 	{"json", no_argument, NULL, CTL_OPT_JSON},                \
+	{"cacert", required_argument, NULL, CTL_OPT_CACERT},      \
+	{"cert", required_argument, NULL, CTL_OPT_CERT},          \
+	{"key", required_argument, NULL, CTL_OPT_KEY},            \
 	{"help", no_argument, NULL, 'h'}
 /* clang-format on */
 

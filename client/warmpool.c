@@ -32,8 +32,9 @@
 struct wp_client {
 	struct wp_obj o; /* so that wp_free() takes it too */
 	CURL *curl;
-	char *url;  /* without a trailing '/' */
-	char *auth; /* "Authorization: Bearer …", NULL without a token */
+	char *url;			   /* without a trailing '/' */
+	char *auth;			   /* "Authorization: Bearer …", NULL without a token */
+	char *tls_ca, *tls_cert, *tls_key; /* HTTPS: PEM files, NULL: none */
 	double connect_s, total_s;
 
 	/* the last error */
@@ -106,7 +107,58 @@ struct wp_client *wp_client_new(const char *url, const char *token)
 	len = strlen(c->url);
 	while (len > 0 && c->url[len - 1] == '/')
 		c->url[--len] = '\0';
+	if (wp_client_set_tls(c, getenv("WARMPOOL_CACERT"), getenv("WARMPOOL_CERT"), getenv("WARMPOOL_KEY")) < 0) {
+		wp_client_destroy(c);
+		return NULL;
+	}
 	return c;
+}
+
+static char *tls_dup(const char *s, bool *oom)
+{
+	char *d = s && *s ? strdup(s) : NULL;
+	if (s && *s && !d)
+		*oom = true;
+	return d;
+}
+
+int wp_client_set_tls(struct wp_client *c, const char *ca_file, const char *cert_file, const char *key_file)
+{
+	bool oom = false;
+	char *ca, *cert, *key;
+
+	if (!c || (cert_file && *cert_file) != (key_file && *key_file))
+		return -1;
+	ca = tls_dup(ca_file, &oom);
+	cert = tls_dup(cert_file, &oom);
+	key = tls_dup(key_file, &oom);
+	if (oom) {
+		free(ca);
+		free(cert);
+		free(key);
+		return -1;
+	}
+	free(c->tls_ca);
+	free(c->tls_cert);
+	free(c->tls_key);
+	c->tls_ca = ca;
+	c->tls_cert = cert;
+	c->tls_key = key;
+	return 0;
+}
+
+/* After curl_easy_reset: verification on (curl's default, said again), the
+ * CA and client certificate of the handle. */
+static void set_tls(struct wp_client *c)
+{
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->tls_ca)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->tls_ca);
+	if (c->tls_cert)
+		curl_easy_setopt(c->curl, CURLOPT_SSLCERT, c->tls_cert);
+	if (c->tls_key)
+		curl_easy_setopt(c->curl, CURLOPT_SSLKEY, c->tls_key);
 }
 
 void wp_client_destroy(struct wp_client *c)
@@ -116,6 +168,9 @@ void wp_client_destroy(struct wp_client *c)
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	free(c->url);
+	free(c->tls_ca);
+	free(c->tls_cert);
+	free(c->tls_key);
 	if (c->auth) {
 		explicit_bzero(c->auth, strlen(c->auth));
 		free(c->auth);
@@ -403,6 +458,7 @@ static int call(struct wp_client *c, const char *method, const char *path, const
 	curl_easy_reset(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	set_tls(c);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	c->curl_error[0] = '\0';
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->curl_error);

@@ -86,6 +86,13 @@ WP_PUBLIC void wp_client_free(struct wp_client *c);
  * connect 5 s, total 600 s (a judged run may compile, then run every test). */
 WP_PUBLIC int wp_client_set_timeout(struct wp_client *c, double connect_s, double total_s);
 WP_PUBLIC const char *wp_client_url(const struct wp_client *c);
+/* HTTPS: ca_file (PEM) is the CA poold's certificate must be signed by (NULL:
+ * the system's CAs); cert_file and key_file (PEM, both or neither) a client
+ * certificate. The server's certificate and name are always verified.
+ * wp_client_new reads WARMPOOL_CACERT, WARMPOOL_CERT and WARMPOOL_KEY;
+ * this call replaces them (NULL: none). Files are read at each connection.
+ * 0, or -1 (out of memory, a certificate without its key). */
+WP_PUBLIC int wp_client_set_tls(struct wp_client *c, const char *ca_file, const char *cert_file, const char *key_file);
 
 /* ---- the last error of a handle --------------------------------------- */
 

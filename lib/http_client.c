@@ -65,6 +65,7 @@ struct http_call {
 	struct http_call *prev, *next;
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *connect_to;
 	char *url;
 	char *target; /* base, for error messages */
 	char *buf;    /* response body so far, room for a NUL */
@@ -124,6 +125,7 @@ static void call_free(struct http_call *call)
 		curl_easy_cleanup(call->easy);
 	}
 	curl_slist_free_all(call->headers);
+	curl_slist_free_all(call->connect_to);
 	free(call->url);
 	free(call->target);
 	free(call->buf);
@@ -365,6 +367,38 @@ static int call_set_url(struct http_call *call, const char *base, const char *pa
 	return asprintf(&call->url, "%.*s%s", (int)blen, base, path) < 0 ? -ENOMEM : 0;
 }
 
+/* https: verify the peer (always), against the given CA only, with the given
+ * client certificate. */
+static int call_setup_tls(struct http_call *call, CURL *e, const struct http_tls_opts *t)
+{
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (!t)
+		return 0;
+	if (t->tls13_only && curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3) != CURLE_OK)
+		return -ENOTSUP;
+	if (t->ca) {
+		if (curl_easy_setopt(e, CURLOPT_CAINFO, t->ca) != CURLE_OK)
+			return -ENOMEM;
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL); /* that CA, not the system's too */
+#if LIBCURL_VERSION_NUM >= 0x075700
+		curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, 0L); /* a rotated CA file counts at once */
+#endif
+	}
+	if (t->cert && curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert) != CURLE_OK)
+		return -ENOMEM;
+	if (t->key && curl_easy_setopt(e, CURLOPT_SSLKEY, t->key) != CURLE_OK)
+		return -ENOMEM;
+	if (t->connect_to) {
+		struct curl_slist *l = curl_slist_append(NULL, t->connect_to);
+		if (!l)
+			return -ENOMEM;
+		call->connect_to = l;
+		curl_easy_setopt(e, CURLOPT_CONNECT_TO, l);
+	}
+	return 0;
+}
+
 static int call_setup(struct http_call *call, const struct http_call_opts *o)
 {
 	const char *method = o->method ? o->method : "GET";
@@ -410,6 +444,11 @@ static int call_setup(struct http_call *call, const struct http_call_opts *o)
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
+	if (strncmp(call->url, "https://", 8) == 0) {
+		r = call_setup_tls(call, e, o->tls);
+		if (r < 0)
+			return r;
+	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, call);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

@@ -19,6 +19,19 @@
 struct http_client;
 struct http_call;
 
+/* TLS of an https:// call. The server's certificate is always verified: signed
+ * by `ca` (only that file when given, not the system's CAs) and carrying the
+ * URL's host name — or `connect_to`'s when the URL names the host to verify
+ * and the connection goes to an address of it ("HOST:PORT:ADDRESS:PORT",
+ * curl's CONNECT_TO). The files are read when a connection is made, so
+ * rotated files apply to the next one. Strings borrowed for the call. */
+struct http_tls_opts {
+	const char *ca;		/* PEM CA file */
+	const char *cert, *key; /* PEM client certificate and key (mutual TLS) */
+	const char *connect_to;
+	bool tls13_only;
+};
+
 struct http_call_opts {
 	const char *method;	  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
 	const char *base;	  /* "unix:/path/to.sock" or "http://host:port" (https too) */
@@ -26,12 +39,13 @@ struct http_call_opts {
 	const char *content_type; /* NULL: application/json when a body is given */
 	const void *body;	  /* not copied: must stay valid until done/cancel */
 	size_t body_len;
-	double timeout;		  /* whole transfer, seconds; 0 = 30 */
-	double connect_timeout;	  /* seconds; 0 = 2 */
-	size_t max_response;	  /* bytes; 0 = 16 MiB; past it the call fails */
-	const char *bearer;	  /* optional token for Authorization: Bearer */
-	const char *header_name;  /* optional extra header: name (no colon) */
-	const char *header_value; /* and its value */
+	double timeout;			 /* whole transfer, seconds; 0 = 30 */
+	double connect_timeout;		 /* seconds; 0 = 2 */
+	size_t max_response;		 /* bytes; 0 = 16 MiB; past it the call fails */
+	const char *bearer;		 /* optional token for Authorization: Bearer */
+	const char *header_name;	 /* optional extra header: name (no colon) */
+	const char *header_value;	 /* and its value */
+	const struct http_tls_opts *tls; /* https:// only; NULL: the system's CAs, no client certificate */
 };
 
 struct http_result {

@@ -16,8 +16,13 @@
 #include "cleanup.h"
 #include "http_message.h"
 #include "log.h"
+#include "tls.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,6 +43,8 @@
 #define ACCEPT_BATCH	 64
 #define MAX_OUT_SEGS	 3
 #define CLIENT_BUCKETS	 256
+#define TLS_WARN_PER_SEC 20    /* refused handshakes logged per second, per server */
+#define TLS_GATHER	 16384 /* one TLS record: an answer's head and body go out together */
 
 /* Connections open per client address (TCP peers only: a unix socket's
  * peers count toward the total alone). */
@@ -86,6 +93,15 @@ struct http_conn {
 	bool close_after, linger, lingering, read_eof, closed, processing;
 	size_t lingered;
 
+	/* TLS (NULL on a plain listener): the handshake runs first, driven by
+	 * the same watchers; then every read and write goes through ssl */
+	SSL *ssl;
+	bool tls_hs;		/* handshake not finished */
+	bool tls_peeked;	/* the first bytes were checked for plain HTTP */
+	bool tls_wr_wants_read; /* SSL_write waits for the socket to be readable */
+	bool tls_ok;		/* handshake done: close_notify on close */
+	size_t tls_retry_len;	/* an SSL_write to repeat with the same length */
+
 	size_t in_off, in_len;
 	char in[IN_BUF_SIZE];
 };
@@ -106,6 +122,10 @@ struct http_server {
 	bool stopping;
 	void (*done)(void *data);
 	void *done_data;
+	SSL_CTX *tls; /* a reference: new connections speak TLS with it */
+	unsigned long long tls_refused;
+	double tls_warn_second;
+	unsigned tls_warn_n;
 };
 
 static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -121,12 +141,20 @@ void http_limits_default(struct http_limits *l)
 	    .write_timeout = 30,
 	    .max_connections = 1024,
 	    .max_connections_per_client = 0,
+	    .tls_handshake_timeout = 10,
 	};
 }
 
 /* ---- connection life ---- */
 
 static void conn_process(struct http_conn *c);
+static void conn_flush(struct http_conn *c);
+static void conn_linger(struct http_conn *c);
+static void conn_tls_kick(struct http_conn *c);
+static void conn_tls_handshake(struct http_conn *c);
+static void conn_tls_refused(struct http_conn *c, const char *why);
+static ssize_t conn_tls_recv(struct http_conn *c, char *buf, size_t len);
+static ssize_t conn_tls_send(struct http_conn *c, const struct iovec *iov, size_t n_iov);
 
 static void conn_arm(struct http_conn *c)
 {
@@ -136,7 +164,9 @@ static void conn_arm(struct http_conn *c)
 	if (c->closed)
 		return;
 	ev_timer_stop(s->loop, &c->timer);
-	if (c->n_out)
+	if (c->tls_hs)
+		at = c->idle_since + s->lim.tls_handshake_timeout;
+	else if (c->n_out)
 		at = c->write_progress + s->lim.write_timeout;
 	else if (c->lingering)
 		at = c->linger_until;
@@ -225,6 +255,8 @@ static void conn_close(struct http_conn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
+	if (c->ssl && c->tls_ok && !c->lingering)
+		SSL_shutdown(c->ssl); /* close_notify, once, never waited for */
 	ev_io_stop(s->loop, &c->rio);
 	ev_io_stop(s->loop, &c->wio);
 	ev_timer_stop(s->loop, &c->timer);
@@ -253,6 +285,7 @@ static void conn_free(struct http_conn *c)
 	for (size_t i = 0; i < c->n_out; i++)
 		free(c->out[i].mem);
 	http_parse_free(&c->parse);
+	SSL_free(c->ssl);
 	free(c);
 }
 
@@ -285,6 +318,7 @@ static void response_done(struct http_conn *c)
 	c->idle_since = ev_now(c->srv->loop);
 	ev_io_start(c->srv->loop, &c->rio);
 	conn_process(c);
+	conn_tls_kick(c);
 }
 
 static void conn_flush(struct http_conn *c)
@@ -301,12 +335,15 @@ static void conn_flush(struct http_conn *c)
 			size_t skip = i == 0 ? c->out_off : 0;
 			iov[i] = (struct iovec){(char *)c->out[i].data + skip, c->out[i].len - skip};
 		}
-		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = c->ssl ? conn_tls_send(c, iov, c->n_out) : sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				ev_io_start(loop, &c->wio);
+				if (c->tls_wr_wants_read)
+					ev_io_start(loop, &c->rio);
+				else
+					ev_io_start(loop, &c->wio);
 				conn_arm(c);
 				return;
 			}
@@ -464,11 +501,21 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->in_len -= c->in_off;
 		c->in_off = 0;
 	}
+	if (c->tls_hs) {
+		conn_tls_handshake(c);
+		return;
+	}
+	if (c->tls_wr_wants_read) {
+		c->tls_wr_wants_read = false;
+		conn_flush(c);
+		return;
+	}
 	if (c->in_len == IN_BUF_SIZE) { /* reading ahead, full: wait for the answer */
 		ev_io_stop(loop, w);
 		return;
 	}
-	n = recv(c->fd, c->in + c->in_len, IN_BUF_SIZE - c->in_len, 0);
+	n = c->ssl ? conn_tls_recv(c, c->in + c->in_len, IN_BUF_SIZE - c->in_len)
+		   : recv(c->fd, c->in + c->in_len, IN_BUF_SIZE - c->in_len, 0);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
@@ -490,18 +537,27 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	c->in_len += (size_t)n;
 	conn_process(c);
+	conn_tls_kick(c);
 }
 
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	conn_flush(w->data);
+	struct http_conn *c = w->data;
+
+	if (c->tls_hs)
+		conn_tls_handshake(c);
+	else
+		conn_flush(c);
 }
 
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct http_conn *c = w->data;
 
-	if (c->n_out) {
+	if (c->tls_hs) {
+		conn_tls_refused(c, "handshake not finished in time");
+		conn_close(c);
+	} else if (c->n_out) {
 		log_debug("%s: write timeout", c->peer);
 		conn_close(c);
 	} else if (c->lingering) {
@@ -512,6 +568,206 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		log_debug("%s: idle timeout", c->peer);
 		conn_close(c);
 	}
+}
+
+/* ---- TLS on a connection ----
+ *
+ * The handshake runs from the connection's own watchers: SSL_do_handshake
+ * says which of read or write it waits for, and the timer bounds it
+ * (tls_handshake_timeout). Afterwards SSL_read and SSL_write take the place
+ * of recv and sendmsg; OpenSSL may hold decrypted bytes the socket will not
+ * signal again, so a read is re-fed from the loop while some are pending. */
+
+static int conn_tls_start(struct http_conn *c)
+{
+	if (!(c->ssl = SSL_new(c->srv->tls)))
+		return -ENOMEM;
+	if (SSL_set_fd(c->ssl, c->fd) != 1)
+		return -ENOMEM;
+	SSL_set_accept_state(c->ssl);
+	c->tls_hs = true;
+	return 0;
+}
+
+/* Handshakes refused are logged (a flood: TLS_WARN_PER_SEC lines a second)
+ * and counted. */
+static void conn_tls_refused(struct http_conn *c, const char *why)
+{
+	struct http_server *s = c->srv;
+	double sec = (double)(long long)ev_now(s->loop);
+
+	s->tls_refused++;
+	if (sec != s->tls_warn_second) {
+		s->tls_warn_second = sec;
+		s->tls_warn_n = 0;
+	}
+	if (s->tls_warn_n++ < TLS_WARN_PER_SEC)
+		log_warn("%s: TLS connection refused: %s (%llu refused so far)", c->peer, why, s->tls_refused);
+}
+
+/* Plain HTTP on a TLS port: a readable answer, then close. */
+static void conn_tls_refuse_plain(struct http_conn *c)
+{
+	size_t blen, hlen;
+	cleanup_free char *body =
+	    http_error_body("TlsRequired",
+			    "this port speaks HTTPS only: use an https:// URL (and the CA certificate the "
+			    "server's certificate is signed by)",
+			    &blen);
+	cleanup_free char *head = body ? http_response_head(400, "application/json", blen, "Connection: close\r\n",
+							    NULL, ev_now(c->srv->loop), &hlen)
+				       : NULL;
+
+	conn_tls_refused(c, "plain HTTP on a TLS port");
+	c->tls_hs = false;
+	if (head) {
+		struct iovec iov[2] = {{head, hlen}, {body, blen}};
+		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+		(void)!sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	ev_io_stop(c->srv->loop, &c->wio);
+	conn_linger(c);
+}
+
+static void conn_tls_handshake(struct http_conn *c)
+{
+	struct ev_loop *loop = c->srv->loop;
+	char why[256];
+	int r, e;
+
+	if (!c->tls_peeked) {
+		unsigned char first[8];
+		ssize_t n = recv(c->fd, first, sizeof(first), MSG_PEEK);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (n <= 0) {
+			log_debug("%s: gone before the TLS handshake", c->peer);
+			conn_close(c);
+			return;
+		}
+		c->tls_peeked = true;
+		if (tls_looks_like_plain_http(first, (size_t)n)) {
+			conn_tls_refuse_plain(c);
+			return;
+		}
+	}
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->tls_hs = false;
+		c->tls_ok = true;
+		c->idle_since = ev_now(loop);
+		ev_io_stop(loop, &c->wio);
+		ev_io_start(loop, &c->rio);
+		log_debug("%s: %s %s", c->peer, SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+		conn_arm(c);
+		ev_feed_event(loop, &c->rio, EV_READ); /* a request may have come with the handshake */
+		return;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		ev_io_stop(loop, &c->wio);
+		ev_io_start(loop, &c->rio);
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		ev_io_start(loop, &c->wio);
+		return;
+	}
+	tls_last_error(why, sizeof(why));
+	if (SSL_get_verify_result(c->ssl) != X509_V_OK) {
+		size_t l = strlen(why);
+		snprintf(why + l, sizeof(why) - l, " (%s)",
+			 X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+	} else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
+		snprintf(why, sizeof(why), "the client closed the connection during the handshake");
+	}
+	conn_tls_refused(c, why);
+	conn_close(c);
+}
+
+/* recv()'s contract: bytes, 0 at the end, -1 with errno (EAGAIN: later). */
+static ssize_t conn_tls_recv(struct http_conn *c, char *buf, size_t len)
+{
+	int r, e;
+
+	ERR_clear_error();
+	r = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0))
+		return 0;
+	if (e == SSL_ERROR_SYSCALL && errno)
+		return -1;
+	c->tls_ok = false; /* broken: no close_notify on a failed stream */
+	errno = EPROTO;
+	return -1;
+}
+
+/* sendmsg()'s contract over SSL_write; small segments are gathered into one
+ * record (an answer's head and body in one packet). A write OpenSSL could
+ * not finish is repeated with the same length. */
+static ssize_t conn_tls_send(struct http_conn *c, const struct iovec *iov, size_t n_iov)
+{
+	static char gather[TLS_GATHER];
+	const char *data = iov[0].iov_base;
+	size_t len = iov[0].iov_len;
+	int r, e;
+
+	if (n_iov > 1 && len < TLS_GATHER) {
+		len = 0;
+		for (size_t i = 0; i < n_iov && len < TLS_GATHER; i++) {
+			size_t take = iov[i].iov_len < TLS_GATHER - len ? iov[i].iov_len : TLS_GATHER - len;
+			memcpy(gather + len, iov[i].iov_base, take);
+			len += take;
+		}
+		data = gather;
+	}
+	if (c->tls_retry_len && c->tls_retry_len <= len)
+		len = c->tls_retry_len;
+	ERR_clear_error();
+	r = SSL_write(c->ssl, data, len > INT_MAX ? INT_MAX : (int)len);
+	if (r > 0) {
+		c->tls_retry_len = 0;
+		return r;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		c->tls_retry_len = len;
+		c->tls_wr_wants_read = e == SSL_ERROR_WANT_READ;
+		errno = EAGAIN;
+		return -1;
+	}
+	c->tls_ok = false;
+	if (e != SSL_ERROR_SYSCALL || !errno)
+		errno = EPROTO;
+	return -1;
+}
+
+/* Decrypted bytes OpenSSL holds: read them from the loop. */
+static void conn_tls_kick(struct http_conn *c)
+{
+	if (c->ssl && !c->closed && !c->tls_hs && ev_is_active(&c->rio) && SSL_pending(c->ssl) > 0)
+		ev_feed_event(c->srv->loop, &c->rio, EV_READ);
+}
+
+int http_server_set_tls(struct http_server *s, SSL_CTX *ctx)
+{
+	if (ctx && SSL_CTX_up_ref(ctx) != 1)
+		return -ENOMEM;
+	SSL_CTX_free(s->tls);
+	s->tls = ctx;
+	return 0;
+}
+
+unsigned long long http_server_tls_refused(const struct http_server *s)
+{
+	return s->tls_refused;
 }
 
 /* "addr:port" into buf, the bare address (IPv4-mapped IPv6 as IPv4) into
@@ -562,6 +818,15 @@ static void conn_new(struct http_server *s, int fd, const struct sockaddr_storag
 	if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	http_parse_init(&c->parse, &s->lim);
+	if (s->tls && conn_tls_start(c) < 0) {
+		log_warn("%s: cannot start TLS: out of memory", peer);
+		http_parse_free(&c->parse);
+		close(fd);
+		free(c);
+		if (client)
+			client_release(s, client);
+		return;
+	}
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
 	ev_init(&c->timer, conn_timer_cb);
@@ -893,6 +1158,7 @@ void http_server_free(struct http_server *s)
 	}
 	ev_prepare_stop(s->loop, &s->reaper);
 	ev_timer_stop(s->loop, &s->backoff);
+	SSL_CTX_free(s->tls);
 	free(s);
 }
 

@@ -67,6 +67,7 @@ struct http_limits {
 	/* 0 (the default) = no cap; else the most one TCP peer address may hold
 	 * (unix socket peers count toward max_connections only) */
 	size_t max_connections_per_client;
+	double tls_handshake_timeout; /* s from accept to a finished TLS handshake, default 10 */
 };
 
 /* Connections turned away, counted since start. */
@@ -93,6 +94,19 @@ void http_server_refusals(const struct http_server *s, struct http_server_refusa
 /* TCP port of the listener added last (to learn the port picked for ":0"),
  * or -1 when there is none. */
 int http_server_port(const struct http_server *s);
+
+/* TLS on every listener of the server (tls.h makes the context): the
+ * server takes a reference to ctx, drops the one it held; ctx NULL: plain.
+ * Only connections accepted from now on use it (a reload on SIGHUP leaves
+ * the open ones with the context they started with). A plain-HTTP request
+ * on a TLS server gets a 400 in clear (TlsRequired) and is logged; so is
+ * every refused handshake (no client certificate, another CA, expired, a
+ * name not pinned, a handshake past tls_handshake_timeout). Returns 0 or
+ * -ENOMEM. */
+struct ssl_ctx_st;
+int http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx);
+/* TLS connections refused so far (handshakes failed, plain HTTP). */
+unsigned long long http_server_tls_refused(const struct http_server *s);
 
 /* Look-ups on a request. */
 const char *http_request_header(const struct http_request *req, const char *lower_name);

@@ -35,7 +35,8 @@
 #define DNS_MAX_ADDRS 1024  /* addresses taken from one answer */
 
 struct dns_group {
-	char *name; /* the [node:NAME] */
+	const struct node_conf *nc; /* of the running config */
+	char *name;		    /* the [node:NAME] */
 	char *host;
 	char *port;
 	ev_timer timer;	   /* every dns_interval */
@@ -115,8 +116,30 @@ static struct node *dns_add(struct dns_group *g, const char *addr)
 	snprintf(name, sizeof(name), "%s-%s", g->name, addr);
 	if ((n = node_find(name)))
 		return n;
-	snprintf(url, sizeof(url), strchr(addr, ':') ? "http://[%s]:%s" : "http://%s:%s", addr, g->port);
-	if (!(n = node_discovered(name, url, g, &back))) {
+	if (g->nc->dns_tls) {
+		/* dns = https://HOST:PORT: the URL names HOST (the name the node's
+		 * certificate must carry); the connection goes to this address
+		 * (curl's CONNECT_TO). The string stays with the node. */
+		char *to = NULL;
+		if (asprintf(&to, strchr(addr, ':') ? "%s:%s:[%s]:%s" : "%s:%s:%s:%s", g->host, g->port, addr,
+			     g->port) < 0) {
+			log_error("dns %s: out of memory adding node %s", g->host, name);
+			return NULL;
+		}
+		struct http_tls_opts tls = {.ca = g->nc->tls_ca,
+					    .cert = g->nc->tls_cert,
+					    .key = g->nc->tls_key,
+					    .connect_to = to,
+					    .tls13_only = true};
+		snprintf(url, sizeof(url), "https://%s:%s", g->host, g->port);
+		n = node_discovered(name, url, &tls, g, &back);
+		if (!n || back) /* a node back from retirement kept its own */
+			free(to);
+	} else {
+		snprintf(url, sizeof(url), strchr(addr, ':') ? "http://[%s]:%s" : "http://%s:%s", addr, g->port);
+		n = node_discovered(name, url, NULL, g, &back);
+	}
+	if (!n) {
 		log_error("dns %s: out of memory adding node %s", g->host, name);
 		return NULL;
 	}
@@ -324,6 +347,7 @@ int discovery_add(struct ev_loop *l, const struct node_conf *nc, struct wp_error
 	    !(g->port = strdup(colon + 1)))
 		return wp_error_set(err, ENOMEM, "out of memory");
 	g->fd = -1;
+	g->nc = nc;
 	g->next = groups;
 	groups = g;
 	g->timer.data = g;

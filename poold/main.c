@@ -16,6 +16,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "certs.h"
 #include "cleanup.h"
 #include "http_client.h"
 #include "http_server.h"
@@ -31,8 +32,10 @@
 #define STARTUP_SYNC_LIMIT 10.0
 
 static struct psettings cfg;
-static struct http_server *servers[8];
+static struct http_server *servers[16];
 static size_t n_servers;
+static struct http_server *tls_servers[8]; /* listen_tls: also in servers[] */
+static size_t n_tls_servers;
 static ev_signal sig_term, sig_int, sig_hup;
 static const char *config_file;
 static ev_timer wait_timer;
@@ -92,10 +95,12 @@ static void explain(const char *path)
 	for (size_t i = 0; i < cfg.n_listen; i++)
 		printf("  listen      %s%s\n", cfg.listen[i],
 		       psettings_is_loopback(cfg.listen[i]) ? " (loopback)" : "");
+	for (size_t i = 0; i < cfg.n_listen_tls; i++)
+		printf("  listen_tls  %s (TLS, certificate %s)\n", cfg.listen_tls[i], cfg.tls_cert);
 	printf("  auth        %zu token(s)%s\n", auth_count(cfg.auth),
 	       auth_count(cfg.auth) ? "" : " — no authentication (loopback only)");
 	for (struct node_conf *n = cfg.nodes; n; n = n->next)
-		printf("  node        %-12s %s\n", n->name, n->url);
+		printf("  node        %-12s %s%s\n", n->name, n->url, n->tls_ca ? " (mutual TLS)" : "");
 	for (struct pool_conf *p = cfg.pools; p; p = p->next) {
 		cleanup_free char *lim = json_dumps(p->limits, JSON_COMPACT);
 		char warm[24], max[24];
@@ -196,6 +201,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 	cfg.execute_queue_timeout_ms = fresh.execute_queue_timeout_ms;
 	ops_reload();
 	api_reload();
+	certs_reload(tls_servers, n_tls_servers);
 	log_info("reloaded %s: %zu pools, %zu tokens", config_file, fresh.n_pools, auth_count(cfg.auth));
 	sd_notify_state("READY=1");
 	psettings_free(&fresh);
@@ -212,6 +218,23 @@ static void raise_fd_limit(void)
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		log_warn("raising the open file limit to %llu: %m", (unsigned long long)rl.rlim_max);
+}
+
+/* listen_tls: the same servers, with TLS (certs.c holds the context). */
+static int listen_tls_all(struct ev_loop *loop, const struct http_limits *hl)
+{
+	for (size_t i = 0; i < cfg.n_listen_tls; i++) {
+		struct http_server *s = http_server_new(loop, hl, api_handle, NULL);
+		int r = -ENOMEM;
+		if (!s || (r = certs_apply(s)) < 0 || (r = http_server_listen(s, cfg.listen_tls[i])) < 0) {
+			log_error("listen_tls on `%s`: %s", cfg.listen_tls[i], strerror(-r));
+			http_server_free(s);
+			return -1;
+		}
+		servers[n_servers++] = tls_servers[n_tls_servers++] = s;
+		log_info("listening on https://%s (TLS 1.2+, certificate %s)", cfg.listen_tls[i], cfg.tls_cert);
+	}
+	return 0;
 }
 
 static int listen_all(struct ev_loop *loop)
@@ -231,7 +254,7 @@ static int listen_all(struct ev_loop *loop)
 		n_servers++;
 		log_info("listening on http://%s", cfg.listen[i]);
 	}
-	return 0;
+	return listen_tls_all(loop, &hl);
 }
 
 /* Listen once every node answered (and was read back) or the limit passed. */
@@ -315,6 +338,10 @@ int main(int argc, char **argv)
 		log_error("start-up: %s", err.msg[0] ? err.msg : "out of memory");
 		return 1;
 	}
+	if (certs_init(&cfg, m, &err) < 0) {
+		log_error("TLS: %s", err.msg);
+		return 1;
+	}
 	ops_init(loop, &cfg, m);
 	api_init(loop, &cfg, m);
 
@@ -334,6 +361,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n_servers; i++)
 		http_server_free(servers[i]);
 	http_client_free(client);
+	certs_free();
 	metrics_free(m);
 	log_info("stopped");
 	psettings_free(&cfg);

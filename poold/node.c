@@ -30,6 +30,9 @@ struct node_priv {
 	bool syncing;	   /* GET /v1/slots in flight */
 	double synced_at;  /* last sync started (for the periodic one) */
 	struct node_priv *next_retired;
+	struct http_tls_opts tls; /* an https:// url: mutual TLS (strings of the running config) */
+	bool has_tls;
+	char unreachable[160]; /* the last reason logged while not up (a TLS refusal, a refused connection) */
 };
 
 static struct ev_loop *loop;
@@ -89,6 +92,18 @@ void node_mark_down(struct node *n, const char *why)
 	pools_node_down(n);
 }
 
+/* A node not up yet says why, once per reason: a certificate refused
+ * (wrong name, another CA, expired) must not look like silence. */
+static void node_log_unreachable(struct node *n, const char *why)
+{
+	struct node_priv *p = priv(n);
+
+	if (strncmp(p->unreachable, why, sizeof(p->unreachable) - 1) == 0)
+		return;
+	snprintf(p->unreachable, sizeof(p->unreachable), "%s", why);
+	log_warn("node %s (%s) is down: %s", n->name, n->url, why);
+}
+
 struct node_ctx {
 	struct node *node;
 	node_done_fn done;
@@ -104,6 +119,8 @@ static void node_call_done(struct http_result *res, void *data)
 	 * failure (refused, no socket, reset) says it is gone. */
 	if (res->status == 0 && !res->timed_out)
 		node_mark_down(c->node, res->error ? res->error : "transport error");
+	if (res->status == 0 && !c->node->up)
+		node_log_unreachable(c->node, res->error ? res->error : "transport error");
 	c->done(c->node, res, c->data);
 	free(c->body);
 	free(c);
@@ -132,6 +149,7 @@ static struct http_call *call_start(struct node *n, const char *label, const cha
 	    .max_response = 256u << 20,
 	    .header_name = label ? "X-Warmpool-Label" : NULL,
 	    .header_value = label,
+	    .tls = ((struct node_priv *)n)->has_tls ? &((struct node_priv *)n)->tls : NULL,
 	};
 	call = transport(client, &o, node_call_done, c);
 	if (!call) {
@@ -233,6 +251,7 @@ static void info_done(struct node *n, struct http_result *res, void *data)
 	n->slots = (size_t)json_integer_value(json_object_get(json_object_get(j, "slots"), "total"));
 	if (!n->up) {
 		n->up = true;
+		priv(n)->unreachable[0] = '\0';
 		log_info("node %s (%s) is up: cgroup %s, capacity %zu, %zu slots", n->name, n->url,
 			 json_string_value(json_object_get(j, "cgroup")) ?: "?", n->capacity, n->slots);
 		node_sync(n);
@@ -318,7 +337,8 @@ static struct node_priv *retired_take(const char *name)
 	return NULL;
 }
 
-struct node *node_discovered(const char *name, const char *url, const void *owner, bool *back)
+struct node *node_discovered(const char *name, const char *url, const struct http_tls_opts *tls, const void *owner,
+			    bool *back)
 {
 	struct node_priv *p;
 
@@ -335,6 +355,10 @@ struct node *node_discovered(const char *name, const char *url, const void *owne
 			return NULL;
 		}
 		p->owner = owner;
+		if (tls) {
+			p->tls = *tls;
+			p->has_tls = true;
+		}
 		*back = false;
 	}
 	node_append(&p->pub);
@@ -379,6 +403,11 @@ int nodes_init(struct ev_loop *l, struct http_client *hc, const struct psettings
 		struct node_priv *p = calloc(1, sizeof(*p));
 		if (!p || !(p->pub.name = strdup(nc->name)) || !(p->pub.url = strdup(nc->url)))
 			return wp_error_set(err, ENOMEM, "out of memory");
+		if (nc->tls_ca) { /* settings.c: every https:// node has its CA, certificate and key */
+			p->tls = (struct http_tls_opts){
+			    .ca = nc->tls_ca, .cert = nc->tls_cert, .key = nc->tls_key, .tls13_only = true};
+			p->has_tls = true;
+		}
 		node_append(&p->pub);
 	}
 	ev_timer_init(&health_timer, health_cb, 0.0, (double)st->health_interval_ms / 1000.0);

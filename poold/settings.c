@@ -111,6 +111,70 @@ static int pool_limit(struct pool_conf *p, const char *key, const char *v)
 	return r;
 }
 
+/* ---- TLS: [poold] keys and the rules at the end of the load ---- */
+
+static int psettings_tls_key(struct psettings *s, const char *key, const char *v)
+{
+	if (strcmp(key, "listen_tls") == 0) {
+		if (s->n_listen_tls == ARRAY_SIZE(s->listen_tls))
+			return -E2BIG;
+		if (strncmp(v, "unix:", 5) == 0)
+			return -EINVAL;
+		return (s->listen_tls[s->n_listen_tls++] = strdup(v)) ? 0 : -ENOMEM;
+	}
+	if (strcmp(key, "tls_terminated_by_proxy") == 0)
+		return config_parse_bool(v, &s->tls_terminated_by_proxy);
+	char **dst = strcmp(key, "tls_cert") == 0	 ? &s->tls_cert
+		     : strcmp(key, "tls_key") == 0	 ? &s->tls_key
+		     : strcmp(key, "node_tls_ca") == 0	 ? &s->node_tls_ca
+		     : strcmp(key, "node_tls_cert") == 0 ? &s->node_tls_cert
+		     : strcmp(key, "node_tls_key") == 0	 ? &s->node_tls_key
+							 : NULL;
+	if (!dst)
+		return -ENOENT;
+	return v[0] ? config_set_str(dst, v) : -EINVAL;
+}
+
+static int psettings_tls_check(const char *path, struct psettings *s, struct wp_error *err)
+{
+	if (s->n_listen_tls && (!s->tls_cert || !s->tls_key))
+		return wp_error_set(err, EINVAL, "%s: listen_tls needs tls_cert and tls_key in [poold]", path);
+	/* Bearer tokens, code and files must not cross a network in clear */
+	for (size_t i = 0; i < s->n_listen; i++)
+		if (!psettings_is_loopback(s->listen[i]) && auth_count(s->auth) > 0 && !s->tls_terminated_by_proxy)
+			return wp_error_set(
+			    err, EPERM,
+			    "%s: listen `%s` is not loopback and has no TLS: tokens and code would cross the network "
+			    "in "
+			    "clear. Use `listen_tls = %s` with tls_cert and tls_key, or, when a proxy in front "
+			    "terminates TLS, say so with `tls_terminated_by_proxy = yes`",
+			    path, s->listen[i], s->listen[i]);
+	for (struct node_conf *n = s->nodes; n; n = n->next) {
+		bool https = n->url && (strncmp(n->url, "https://", 8) == 0 || n->dns_tls);
+		if (!https) {
+			if (n->tls_ca || n->tls_cert || n->tls_key)
+				return wp_error_set(err, EINVAL,
+						    "%s: [node:%s] has tls_* keys but its url is not https://", path,
+						    n->name);
+			continue;
+		}
+		if (!n->tls_ca && s->node_tls_ca && !(n->tls_ca = strdup(s->node_tls_ca)))
+			return wp_error_set(err, ENOMEM, "out of memory");
+		if (!n->tls_cert && s->node_tls_cert && !(n->tls_cert = strdup(s->node_tls_cert)))
+			return wp_error_set(err, ENOMEM, "out of memory");
+		if (!n->tls_key && s->node_tls_key && !(n->tls_key = strdup(s->node_tls_key)))
+			return wp_error_set(err, ENOMEM, "out of memory");
+		if (!n->tls_ca || !n->tls_cert || !n->tls_key)
+			return wp_error_set(
+			    err, EINVAL,
+			    "%s: [node:%s] %s needs tls_ca, tls_cert and tls_key (in the section, or "
+			    "node_tls_ca, node_tls_cert and node_tls_key in [poold]): sandboxd asks for "
+			    "poold's client certificate",
+			    path, n->name, n->url);
+	}
+	return 0;
+}
+
 static int pkey(void *ctx, const char *section, const char *key, const char *v, struct wp_error *err)
 {
 	struct psettings *s = ctx;
@@ -121,6 +185,8 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 				return -E2BIG;
 			return (s->listen[s->n_listen++] = strdup(v)) ? 0 : -ENOMEM;
 		}
+		if (strncmp(key, "tls_", 4) == 0 || strncmp(key, "node_tls_", 9) == 0 || strcmp(key, "listen_tls") == 0)
+			return psettings_tls_key(s, key, v);
 		if (strcmp(key, "log_level") == 0)
 			return log_parse_level(v, &s->log_level);
 		if (strcmp(key, "default_pool") == 0)
@@ -187,6 +253,8 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 		}
 		if (strcmp(key, "dns") == 0) {
 			char buf[300];
+			if ((n->dns_tls = strncmp(v, "https://", 8) == 0))
+				v += 8;
 			if (!dns_target_valid(v))
 				return -EINVAL;
 			if (n->url && strncmp(n->url, "dns:", 4) != 0)
@@ -194,6 +262,12 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 			snprintf(buf, sizeof(buf), "dns:%s", v);
 			return config_set_str(&n->url, buf);
 		}
+		if (strcmp(key, "tls_ca") == 0)
+			return v[0] ? config_set_str(&n->tls_ca, v) : -EINVAL;
+		if (strcmp(key, "tls_cert") == 0)
+			return v[0] ? config_set_str(&n->tls_cert, v) : -EINVAL;
+		if (strcmp(key, "tls_key") == 0)
+			return v[0] ? config_set_str(&n->tls_key, v) : -EINVAL;
 		if (strcmp(key, "dns_interval") == 0) {
 			int r = config_parse_duration_ms(v, &n->dns_interval_ms);
 			return r < 0 ? r : (n->dns_interval_ms < 1000 || n->dns_interval_ms > 3600000) ? -ERANGE : 0;
@@ -284,7 +358,7 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	 * and the health checks keep a way in. */
 	if (s->max_connections_per_client == UINT64_MAX)
 		s->max_connections_per_client = s->max_connections - s->max_connections / 4;
-	if (s->n_listen == 0 && !(s->listen[s->n_listen++] = strdup("127.0.0.1:8080")))
+	if (s->n_listen == 0 && s->n_listen_tls == 0 && !(s->listen[s->n_listen++] = strdup("127.0.0.1:8080")))
 		return wp_error_set(err, ENOMEM, "out of memory");
 	if (!s->nodes)
 		return wp_error_set(err, EINVAL, "%s: no [node:NAME] section: poold needs at least one sandboxd", path);
@@ -312,7 +386,16 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 	} else if (!(s->default_pool = strdup(s->pools->name))) {
 		return wp_error_set(err, ENOMEM, "out of memory");
 	}
+	if ((r = psettings_tls_check(path, s, err)) < 0)
+		return r;
 	/* no auth only on loopback (docs/security.md): anything else needs tokens */
+	for (size_t i = 0; i < s->n_listen_tls; i++)
+		if (!psettings_is_loopback(s->listen_tls[i]) && auth_count(s->auth) == 0)
+			return wp_error_set(
+			    err, EPERM,
+			    "%s: listen_tls `%s` is not loopback and [auth] has no token: refusing to serve "
+			    "code execution to the network without authentication",
+			    path, s->listen_tls[i]);
 	for (size_t i = 0; i < s->n_listen; i++)
 		if (!psettings_is_loopback(s->listen[i]) && auth_count(s->auth) == 0)
 			return wp_error_set(
@@ -327,12 +410,22 @@ void psettings_free(struct psettings *s)
 {
 	for (size_t i = 0; i < s->n_listen; i++)
 		free(s->listen[i]);
+	for (size_t i = 0; i < s->n_listen_tls; i++)
+		free(s->listen_tls[i]);
+	free(s->tls_cert);
+	free(s->tls_key);
+	free(s->node_tls_ca);
+	free(s->node_tls_cert);
+	free(s->node_tls_key);
 	free(s->default_pool);
 	auth_free(s->auth);
 	for (struct node_conf *n = s->nodes, *nx; n; n = nx) {
 		nx = n->next;
 		free(n->name);
 		free(n->url);
+		free(n->tls_ca);
+		free(n->tls_cert);
+		free(n->tls_key);
 		free(n);
 	}
 	for (struct pool_conf *p = s->pools, *nx; p; p = nx) {

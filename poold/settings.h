@@ -35,6 +35,10 @@ struct node_conf {
 	char *name;
 	char *url;		  /* "dns:HOST:PORT" for a DNS-discovered group (discovery.c) */
 	uint64_t dns_interval_ms; /* re-resolution period of a dns group */
+	/* https:// url: mutual TLS (the [poold] node_tls_* when unset here) */
+	char *tls_ca;		  /* PEM CA the node's certificate must be signed by */
+	char *tls_cert, *tls_key; /* PEM: poold's client certificate and key */
+	bool dns_tls;		  /* dns = https://HOST:PORT: every address over mutual TLS, verified as HOST */
 	struct node_conf *next;
 };
 
@@ -65,6 +69,14 @@ struct psettings {
 
 	double session_rate, session_burst;
 	double client_rate, client_burst;
+	/* TLS (see psettings_tls_check): the public listeners with TLS, their
+	 * certificate; the defaults of the [node:*] tls_* keys */
+	char *listen_tls[8];
+	size_t n_listen_tls;
+	char *tls_cert, *tls_key;
+	bool tls_terminated_by_proxy; /* a proxy in front terminates TLS: plain listen allowed anywhere */
+	char *node_tls_ca, *node_tls_cert, *node_tls_key;
+
 	struct auth *auth;
 	struct node_conf *nodes;
 	struct pool_conf *pools;

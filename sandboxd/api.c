@@ -58,13 +58,16 @@ static void get_info(struct http_request *req)
 				  (json_int_t)slot_count(SLOT_CREATING), "ready", (json_int_t)slot_count(SLOT_READY),
 				  "busy", (json_int_t)slot_count(SLOT_BUSY), "destroying",
 				  (json_int_t)slot_count(SLOT_DESTROYING), "leased", (json_int_t)slot_labelled());
-	http_respond_json(
-	    req, 200,
+	json_t *info =
 	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o}", "node", api->node_name, "version",
 		      WARMPOOL_VERSION, "cgroup", cgroup_mode_name(cgroup_root_mode(api->cgroot)), "controllers",
 		      cgroup_root_controllers(api->cgroot), "capacity", (json_int_t)api->settings->capacity, "cpus",
 		      (json_int_t)api->settings->cpus, "runs", admit_info(), "slots", slots, "languages",
-		      languages_json(false), "limits_max", limits_to_json(&api->settings->max)));
+		      languages_json(false), "limits_max", limits_to_json(&api->settings->max));
+	/* the TLS certificate's end, for poold's expiry gauge */
+	if (info && api->settings->tls_not_after)
+		json_object_set_new(info, "tls_not_after", json_integer((json_int_t)api->settings->tls_not_after));
+	http_respond_json(req, 200, info);
 }
 
 /* POST /v1/slots with "wait": the answer waits for every slot of the batch. */

@@ -26,6 +26,10 @@
 #include "cleanup.h"
 #include "config.h"
 #include "http_server.h"
+#include "tls.h"
+
+#include <openssl/ssl.h>
+#include <time.h>
 #include "language.h"
 #include "log.h"
 #include "pch.h"
@@ -36,7 +40,7 @@
 
 static struct settings cfg;
 static struct http_server *servers[2];
-static ev_signal sig_term, sig_int;
+static ev_signal sig_term, sig_int, sig_hup;
 static int exit_code;
 static bool stopping;
 
@@ -179,6 +183,53 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	slots_shutdown(shutdown_done, NULL);
 }
 
+/* ---- TLS: contexts for the tls:// listeners, made again on SIGHUP ---- */
+
+static SSL_CTX *tls_ctx_make(struct wp_error *err)
+{
+	const struct tls_server_conf tc = {.cert_file = cfg.tls_cert,
+					   .key_file = cfg.tls_key,
+					   .client_ca = cfg.tls_client_ca,
+					   .client_name = cfg.tls_client_name,
+					   .tls13_only = true};
+	return tls_server_ctx_new(&tc, err);
+}
+
+static void tls_log_expiry(SSL_CTX *ctx)
+{
+	int64_t not_after;
+
+	if (tls_ctx_not_after(ctx, &not_after) < 0)
+		return;
+	cfg.tls_not_after = not_after;
+	log_info("TLS certificate %s: expires in %.1f days", cfg.tls_cert,
+		 (double)(not_after - (int64_t)time(NULL)) / 86400);
+}
+
+/* The files are read again; connections open keep the context they began
+ * with, new ones get the new one. A bad file keeps the old context. */
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct wp_error err = {0};
+	SSL_CTX *ctx;
+	bool any = cfg.listen_is_tls || cfg.listen_tcp_is_tls;
+
+	if (!any) {
+		log_info("SIGHUP: no TLS listener, nothing to reload");
+		return;
+	}
+	if (!(ctx = tls_ctx_make(&err))) {
+		log_error("SIGHUP: TLS certificates not reloaded, the old ones stay: %s", err.msg);
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(servers); i++)
+		if (servers[i] && (i == 0 ? cfg.listen_is_tls : cfg.listen_tcp_is_tls))
+			http_server_set_tls(servers[i], ctx);
+	log_info("SIGHUP: TLS certificates reloaded from %s", cfg.tls_cert);
+	tls_log_expiry(ctx);
+	tls_ctx_free(ctx); /* the servers hold their references */
+}
+
 static int ensure_parent_dir(const char *address)
 {
 	if (strncmp(address, "unix:", 5) != 0)
@@ -302,6 +353,22 @@ int main(int argc, char **argv)
 			log_error("listen on `%s`: %s", addrs[i], strerror(-r));
 			return 1;
 		}
+		if (i == 0 ? cfg.listen_is_tls : cfg.listen_tcp_is_tls) {
+			SSL_CTX *tctx = tls_ctx_make(&err);
+			if (!tctx) {
+				log_error("TLS on `%s`: %s", addrs[i], err.msg);
+				return 1;
+			}
+			r = http_server_set_tls(servers[i], tctx);
+			tls_log_expiry(tctx);
+			tls_ctx_free(tctx);
+			if (r < 0)
+				return 1;
+			log_info("listening on %s (mutual TLS 1.3, client certificates from %s%s%s)", addrs[i],
+				 cfg.tls_client_ca, cfg.tls_client_name ? ", named " : "",
+				 cfg.tls_client_name ? cfg.tls_client_name : "");
+			continue;
+		}
 		log_info("listening on %s", addrs[i]);
 	}
 
@@ -309,6 +376,8 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &sig_term);
 	ev_signal_init(&sig_int, on_signal, SIGINT);
 	ev_signal_start(loop, &sig_int);
+	ev_signal_init(&sig_hup, on_hup, SIGHUP);
+	ev_signal_start(loop, &sig_hup);
 	if (cfg.runtimes_dir)
 		log_info("runtimes %s (at /opt/warmpool in every slot)", cfg.runtimes_dir);
 	log_info("ready: capacity %llu slots, uids %llu-%llu, state in %s", (unsigned long long)cfg.capacity,

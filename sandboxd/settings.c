@@ -13,8 +13,78 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "tls.h"
 
 const struct settings *sandboxd_settings;
+
+/* ---- TLS: the keys and the rule for TCP listeners ---- */
+
+static int settings_tls_key(struct settings *s, const char *key, const char *v)
+{
+	if (strcmp(key, "tls_cert") == 0)
+		return v[0] ? config_set_str(&s->tls_cert, v) : -EINVAL;
+	if (strcmp(key, "tls_key") == 0)
+		return v[0] ? config_set_str(&s->tls_key, v) : -EINVAL;
+	if (strcmp(key, "tls_client_ca") == 0)
+		return v[0] ? config_set_str(&s->tls_client_ca, v) : -EINVAL;
+	if (strcmp(key, "tls_client_name") == 0)
+		return v[0] && strlen(v) <= 253 ? config_set_str(&s->tls_client_name, v) : -EINVAL;
+	if (strcmp(key, "insecure") == 0)
+		return config_parse_bool(v, &s->insecure);
+	return -ENOENT;
+}
+
+/* One listener address: strip tls:// (or https://) and say whether it was
+ * there; a plain TCP address is refused unless loopback and insecure. */
+static int settings_tls_listener(struct settings *s, const char *path, const char *key, char **addr, bool *is_tls,
+				 struct wp_error *err)
+{
+	const char *a = *addr;
+	size_t skip = strncmp(a, "tls://", 6) == 0 ? 6 : strncmp(a, "https://", 8) == 0 ? 8 : 0;
+
+	if (skip) {
+		memmove(*addr, a + skip, strlen(a + skip) + 1);
+		*is_tls = true;
+		if (!s->tls_cert || !s->tls_key || !s->tls_client_ca)
+			return wp_error_set(err, EINVAL,
+					    "%s: %s = tls://%s needs tls_cert, tls_key and tls_client_ca (the CA "
+					    "that signed poold's client certificate; deploy/tools/make-certs.sh "
+					    "makes them)",
+					    path, key, *addr);
+		return 0;
+	}
+	if (strncmp(a, "unix:", 5) == 0)
+		return 0;
+	if (!tls_address_is_loopback(a))
+		return wp_error_set(err, EPERM,
+				    "%s: %s = %s is TCP without TLS on a non-loopback address: whoever reaches it "
+				    "runs code as root's sandboxd and reads every session. Use %s = tls://%s with "
+				    "tls_cert, tls_key and tls_client_ca (mutual TLS; see docs/security.md, TLS)",
+				    path, key, a, key, a);
+	if (!s->insecure)
+		return wp_error_set(err, EPERM,
+				    "%s: %s = %s is TCP without TLS: use %s = tls://%s with tls_cert, tls_key and "
+				    "tls_client_ca, or, on loopback only, add `insecure = yes` to [sandboxd]",
+				    path, key, a, key, a);
+	return 0;
+}
+
+static int settings_tls_check(struct settings *s, const char *path, struct wp_error *err)
+{
+	int r;
+
+	if (s->listen) {
+		r = settings_tls_listener(s, path, "listen", &s->listen, &s->listen_is_tls, err);
+		if (r < 0)
+			return r;
+	}
+	if (s->listen_tcp) {
+		r = settings_tls_listener(s, path, "listen_tcp", &s->listen_tcp, &s->listen_tcp_is_tls, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
 
 static int settings_key(void *ctx, const char *section, const char *key, const char *v, struct wp_error *err)
 {
@@ -24,6 +94,8 @@ static int settings_key(void *ctx, const char *section, const char *key, const c
 			return config_set_str(&s->listen, v);
 		if (strcmp(key, "listen_tcp") == 0)
 			return config_set_str(&s->listen_tcp, v);
+		if (strncmp(key, "tls_", 4) == 0 || strcmp(key, "insecure") == 0)
+			return settings_tls_key(s, key, v);
 		if (strcmp(key, "state_dir") == 0)
 			return v[0] == '/' ? config_set_str(&s->state_dir, v) : -EINVAL;
 		if (strcmp(key, "languages") == 0)
@@ -219,6 +291,8 @@ int settings_load(const char *path, struct settings *s, struct wp_error *err)
 
 	if ((r = config_load_ini(path, settings_key, s, err)) < 0)
 		return r;
+	if ((r = settings_tls_check(s, path, err)) < 0)
+		return r;
 	settings_auto(s);
 	if (s->uid_base + s->capacity > 4294967294ull)
 		return wp_error_set(err, EINVAL, "%s: uid_base + capacity passes the uid range", path);
@@ -246,5 +320,9 @@ void settings_free(struct settings *s)
 	free(s->runtimes_dir);
 	free(s->cgroup_mode);
 	free(s->cgroup_name);
+	free(s->tls_cert);
+	free(s->tls_key);
+	free(s->tls_client_ca);
+	free(s->tls_client_name);
 	memset(s, 0, sizeof(*s));
 }

@@ -2,6 +2,7 @@
 #ifndef SANDBOXD_SETTINGS_H
 #define SANDBOXD_SETTINGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "error.h"
 #include "limits.h"
@@ -32,6 +33,17 @@ struct settings {
 	uint64_t nofile;
 	/* the most one request may ask for */
 	struct limits max;
+
+	/* TLS (settings_tls_check): `listen` or `listen_tcp` given as
+	 * tls://HOST:PORT (or https://) is a mutual-TLS listener; the prefix is
+	 * removed from the address and its flag set. A TCP listener without
+	 * TLS needs a loopback address and insecure = yes. */
+	bool listen_is_tls, listen_tcp_is_tls;
+	char *tls_cert, *tls_key; /* PEM: the node's certificate (and chain), its key */
+	char *tls_client_ca;	  /* PEM: the CA poold's client certificate must be signed by */
+	char *tls_client_name;	  /* optional: the name poold's certificate must carry */
+	bool insecure;		  /* a plain TCP listener on loopback is allowed */
+	int64_t tls_not_after;	  /* of the certificate served now (main sets it at start and SIGHUP) */
 };
 
 /* Defaults, then the file. Relative paths in the file are taken relative to

@@ -835,7 +835,7 @@ def test_k8s_sandboxd_daemonset():
         assert "--unix-socket" in cmd and cmd[-1].endswith("/healthz")
     assert "limits" not in c["resources"] or "memory" not in c["resources"]["limits"]
     conf = k8s("ConfigMap", "sandboxd-config")["data"]["sandboxd.conf"]
-    assert re.search(r"^listen_tcp = 0\.0\.0\.0:9091", conf, re.M)
+    assert re.search(r"^listen_tcp = tls://0\.0\.0\.0:9091", conf, re.M)  # mutual TLS (issue 16)
     assert re.search(r"^listen = unix:/run/warmpool/sandboxd.sock", conf, re.M)
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     vols = {v["name"]: v for v in spec["volumes"]}
@@ -854,7 +854,7 @@ def test_k8s_headless_service_and_dns_node():
     (port,) = svc["spec"]["ports"]
     assert port["port"] == 9091 and port["targetPort"] == 9091
     conf = k8s("ConfigMap", "poold-config")["data"]["poold.conf"]
-    m = re.search(r"^dns = (\S+):(\d+)", conf, re.M)
+    m = re.search(r"^dns = (?:https://)?(\S+):(\d+)", conf, re.M)  # https://: mutual TLS (issue 16)
     assert m and m.group(1) == "sandboxd.warmpool.svc.cluster.local" and int(m.group(2)) == 9091, conf
     assert not re.search(r"^url = ", conf, re.M)
 
@@ -900,8 +900,9 @@ def test_k8s_network_policy_only_poold_reaches_sandboxd():
     assert not labels_match(peer["podSelector"]["matchLabels"], ds["spec"]["template"]["metadata"]["labels"])
     assert rule["ports"] == [{"protocol": "TCP", "port": 9091}]
     assert spec["egress"] == []
-    assert "mTLS is not implemented" in read(os.path.join(DEPLOY, "k8s", "networkpolicy.yaml"))
-    assert "mTLS is not implemented" in read(os.path.join(DOCS, "operations.md"))
+    # issue 16: mutual TLS is the boundary, the policy the second wall
+    assert "mutual TLS" in read(os.path.join(DEPLOY, "k8s", "networkpolicy.yaml"))
+    assert "second wall" in read(os.path.join(DOCS, "operations.md"))
 
 
 def test_k8s_service_monitor():
@@ -1069,7 +1070,7 @@ def resolve(name):
 def tcp_sandboxd(ip, port, uid_base, tag):
     return wp.Sandboxd(wp.make_tmpdir("wp-dns-%s-" % tag), uid_base=uid_base, capacity=8,
                        cgroup_name="warmpool-dns-%d-%d" % (os.getpid(), uid_base),
-                       extra="listen_tcp = %s:%d" % (ip, port))
+                       extra="listen_tcp = %s:%d\ninsecure = yes" % (ip, port))  # loopback: no TLS needed
 
 
 def test_dns_discovery():
@@ -1350,6 +1351,7 @@ def test_metrics_used_by_alerts_and_dashboard_exist(stack):
     served |= set(re.findall(r"^# TYPE (warmpool_[a-z_]+) ", r.raw.decode(), re.M))
     used = metric_bases(read(os.path.join(DEPLOY, "prometheus", "alerts.yml"))) | metric_bases(
         " ".join(dashboard_exprs()[1]))
+    used.discard("warmpool_tls_cert_expiry_timestamp_seconds")  # series only with TLS: test_tls.py checks it
     assert used <= served, "not served by poold: %s" % (used - served)
     assert pd.client(token=TOKENS["metrics"]).patch("/v1/pools/python", {"warm": 0}).status == 403
     assert pd.client().get("/metrics").status == 401

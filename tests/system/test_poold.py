@@ -733,8 +733,13 @@ def test_refuses_non_loopback_without_tokens(pool_node):
             pd = wpdaemons.Poold(tmp, nodes={"local": pool_node.url}, listen=addr)
             rc, out = pd.check_config()
             assert rc == 1 and "auth" in out, (addr, rc, out)
-        # with a token the same config is valid (not started: tests stay on loopback)
+        # with a token the same config still needs TLS (issue 16): listen_tls, or a
+        # proxy in front that terminates it (not started: tests stay on loopback)
         pd = wpdaemons.Poold(tmp, nodes={"local": pool_node.url}, listen="0.0.0.0:%d" % port, tokens=TOKENS[:1])
+        rc, out = pd.check_config()
+        assert rc == 1 and "listen_tls" in out and "tls_terminated_by_proxy" in out, out
+        pd = wpdaemons.Poold(tmp, nodes={"local": pool_node.url}, listen="0.0.0.0:%d" % port, tokens=TOKENS[:1],
+                             extra_poold="tls_terminated_by_proxy = yes")
         rc, out = pd.check_config()
         assert rc == 0, out
         for addr in ("127.0.0.1:%d" % port, "[::1]:%d" % port, "localhost:%d" % port, "127.5.6.7:%d" % port):
