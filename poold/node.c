@@ -338,7 +338,7 @@ static struct node_priv *retired_take(const char *name)
 }
 
 struct node *node_discovered(const char *name, const char *url, const struct http_tls_opts *tls, const void *owner,
-			    bool *back)
+			     bool *back)
 {
 	struct node_priv *p;
 

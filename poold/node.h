@@ -75,7 +75,7 @@ bool node_running_sub(struct node *n);
  * sessions are lost) and forgotten: unlisted, unchecked, kept in memory
  * for what still points at it. */
 struct node *node_discovered(const char *name, const char *url, const struct http_tls_opts *tls, const void *owner,
-			    bool *back);
+			     bool *back);
 void node_retire(struct node *n, const char *why);
 const void *node_owner(const struct node *n);
 /* The health timer's pass: GET /v1/info of every node not being checked
