@@ -84,6 +84,7 @@ struct aca_op {
 	struct lease *lease;
 	json_t *exec;	    /* body of sandboxd's exec, without timeout_ms */
 	uint64_t timeout_s; /* asked for, within 1..AZURE_MAX_TIMEOUT_S */
+	bool jupyter;	    /* returnJupyterFormatExecutionResult: the result as text */
 	char *name;	    /* file name: decoded, validated */
 	const char *data;   /* upload content, inside op.req->body */
 	size_t len;
@@ -250,9 +251,14 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 			    ? json_integer_value(json_object_get(r, "wall_ms"))
 			    : (json_int_t)((ev_time() - c->t0) * 1000.0);
 	json_t *err = stderr_text(r, status, timeout_s);
-	/* no value (a statement, or a failure): "" as Azure answers; clients
-	 * print str(result) */
-	json_t *result = json_is_string(res) ? json_incref(res) : json_string("");
+	/* the node's "value": the value itself as JSON (NaN as null), an image
+	 * object, or "" for no value (a statement, a failure) as Azure answers;
+	 * returnJupyterFormatExecutionResult: its text (repr), null for none */
+	json_t *val = json_object_get(r, "value");
+	json_t *result = c->jupyter ? json_incref(json_is_object(val) ? val : json_is_string(res) ? res : json_null())
+		       : val	    ? json_incref(val)
+		       : json_is_string(res) ? json_incref(res)
+					     : json_string("");
 
 	if (!json_is_string(out))
 		out = json_string("");
@@ -372,7 +378,7 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 {
 	struct wp_error err = {0};
 	const char *input = NULL, *type = NULL, *code = NULL;
-	json_t *props = NULL, *tmo = NULL;
+	json_t *props = NULL, *tmo = NULL, *jup = NULL, *jup_old = NULL;
 	uint64_t timeout_s = AZURE_MAX_TIMEOUT_S;
 
 	if (req->body_len > cfg->max_body) {
@@ -393,7 +399,9 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 		return;
 	}
 	if (ci_string(props, "codeInputType", &input, &err) < 0 || ci_string(props, "executionType", &type, &err) < 0 ||
-	    ci_string(props, "code", &code, &err) < 0 || ci_get(props, "timeoutInSeconds", &tmo, &err) < 0) {
+	    ci_string(props, "code", &code, &err) < 0 || ci_get(props, "timeoutInSeconds", &tmo, &err) < 0 ||
+	    ci_get(props, "returnJupyterFormatExecutionResult", &jup, &err) < 0 ||
+	    ci_get(props, "returnJupyterFormat", &jup_old, &err) < 0) {
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
@@ -431,6 +439,7 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 	if (!c)
 		return;
 	c->timeout_s = timeout_s;
+	c->jupyter = json_is_true(jup) || json_is_true(jup_old); /* (the spec's examples spell it the latter way) */
 	if (!(c->exec = json_pack("{s:s}", "code", code))) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
