@@ -255,10 +255,13 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 	 * object, or "" for no value (a statement, a failure) as Azure answers;
 	 * returnJupyterFormatExecutionResult: its text (repr), null for none */
 	json_t *val = json_object_get(r, "value");
-	json_t *result = c->jupyter ? json_incref(json_is_object(val) ? val : json_is_string(res) ? res : json_null())
-		       : val	    ? json_incref(val)
-		       : json_is_string(res) ? json_incref(res)
-					     : json_string("");
+	json_t *result;
+	if (c->jupyter && !json_is_object(val))
+		result = json_is_string(res) ? json_incref(res) : json_null();
+	else if (val)
+		result = json_incref(val);
+	else
+		result = json_is_string(res) ? json_incref(res) : json_string("");
 
 	if (!json_is_string(out))
 		out = json_string("");
