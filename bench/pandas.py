@@ -91,7 +91,7 @@ def slot_memory(sb, cgroup_name):
     dirs = [d for d in wpdaemons.cgroup_dirs_named(cgroup_name) if "/memory/" in d]
     for s in slots:
         for d in dirs:
-            path = os.path.join(d, s.get("id", "?"), "memory.usage_in_bytes")
+            path = os.path.join(d, "slot-%s" % s.get("id", "?"), "memory.usage_in_bytes")
             try:
                 with open(path) as f:
                     out.setdefault(s.get("language"), []).append(int(f.read()) / 1048576.0)
