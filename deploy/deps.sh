@@ -4,13 +4,15 @@
 # clang-14 and libclang-rt-14-dev: libFuzzer and the sanitizers for the fuzz
 # targets (tests/fuzz/; libfuzzer-14-dev is not needed: clang's
 # -fsanitize=fuzzer takes libFuzzer from libclang-rt-14-dev). jq: the tests
-# run the jq examples of poolctl --help as written.
+# run the jq examples of poolctl --help as written. python3-numpy, -pandas,
+# -matplotlib: the python-ds pool (docs/packages.md).
 set -eu
 pkgs="build-essential pkg-config libev-dev libjansson-dev libcurl4-openssl-dev libseccomp-dev
 libhttp-parser-dev libinih-dev libssl-dev libcmocka-dev python3 python3-pytest
 nodejs openjdk-17-jdk-headless g++ iproute2 prometheus curl
 python3-yaml shellcheck
-clang-14 libclang-rt-14-dev jq"
+clang-14 libclang-rt-14-dev jq
+python3-numpy python3-pandas python3-matplotlib"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"

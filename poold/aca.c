@@ -117,6 +117,7 @@ struct aca_op {
 	struct lease *lease;
 	json_t *exec;	    /* body of sandboxd's exec, without timeout_ms */
 	uint64_t timeout_s; /* asked for, within 1..AZURE_MAX_TIMEOUT_S */
+	bool jupyter;	    /* returnJupyterFormatExecutionResult: the result as text */
 	char *name;	    /* file name: decoded, validated */
 	char *dir;	    /* files: `path` below /mnt/data ("a/b"), validated, or NULL */
 	const char *data;   /* upload content, inside op.req->body */
@@ -377,9 +378,17 @@ static void respond_exec(struct aca_op *c, struct lease *l, json_t *r, double ti
 			    ? json_integer_value(json_object_get(r, "wall_ms"))
 			    : (json_int_t)((ev_time() - c->t0) * 1000.0);
 	json_t *err = stderr_text(r, status, timeout_s);
-	/* no value (a statement, or a failure): "" as Azure answers; clients
-	 * print str(result) */
-	json_t *result = json_is_string(res) ? json_incref(res) : json_string("");
+	/* the node's "value": the value itself as JSON (NaN as null), an image
+	 * object, or "" for no value (a statement, a failure) as Azure answers;
+	 * returnJupyterFormatExecutionResult: its text (repr), null for none */
+	json_t *val = json_object_get(r, "value");
+	json_t *result;
+	if (c->jupyter && !json_is_object(val))
+		result = json_is_string(res) ? json_incref(res) : json_null();
+	else if (val)
+		result = json_incref(val);
+	else
+		result = json_is_string(res) ? json_incref(res) : json_string("");
 
 	if (!json_is_string(out))
 		out = json_string("");
@@ -734,7 +743,7 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 {
 	struct wp_error err = {0};
 	const char *input = NULL, *type = NULL, *code = NULL, *shell_cmd = NULL;
-	json_t *props = NULL, *tmo = NULL, *argv = NULL, *in = NULL, *maxlen = NULL;
+	json_t *props = NULL, *tmo = NULL, *argv = NULL, *in = NULL, *maxlen = NULL, *jup = NULL, *jup_old = NULL;
 	bool shell = pool_is_shell(p), async = false;
 	uint64_t max_s = shell ? SHELL_MAX_TIMEOUT_S : AZURE_MAX_TIMEOUT_S, timeout_s,
 		 max_output = SHELL_DEFAULT_OUTPUT;
@@ -761,7 +770,9 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 	    ci_string(props, "code", &code, &err) < 0 || ci_get(props, "timeoutInSeconds", &tmo, &err) < 0 ||
 	    ci_string(props, "shellCommand", &shell_cmd, &err) < 0 ||
 	    ci_get(props, "execCommandAndArgs", &argv, &err) < 0 || ci_get(props, "stdin", &in, &err) < 0 ||
-	    ci_get(props, "outputStreamsMaxLength", &maxlen, &err) < 0) {
+	    ci_get(props, "outputStreamsMaxLength", &maxlen, &err) < 0 ||
+	    ci_get(props, "returnJupyterFormatExecutionResult", &jup, &err) < 0 ||
+	    ci_get(props, "returnJupyterFormat", &jup_old, &err) < 0) {
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
@@ -855,6 +866,7 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 		return;
 	c->timeout_s = timeout_s;
 	c->shell = shell;
+	c->jupyter = json_is_true(jup) || json_is_true(jup_old); /* (the spec's examples spell it the latter way) */
 	c->exec = shell ? shell_run(shell_cmd, in, max_output) : json_pack("{s:s}", "code", code);
 	if (!c->exec) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);

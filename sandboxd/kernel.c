@@ -15,7 +15,9 @@
  *   2  stderr: another such memfd
  *   3  requests, one JSON line each: {"code": "...", "max_output": N}
  *   4  replies, one JSON line each: first {"ready": true}, then per request
- *      {"status": "ok"|"error", "result": "<repr>"|null}
+ *      {"status": "ok"|"error", "result": "<repr>"|null, "value": V}, V
+ *      (optional) the value as Azure answers it: a string, number, boolean,
+ *      null or an object of strings (an image), passed on as is
  *
  * The driver (sandboxd/runtimes/pykernel.py, jskernel.js) never writes the
  * program's output into the protocol: everything the execution prints, its
@@ -82,6 +84,7 @@ struct kexec {
 	double started, ended;
 	const char *status; /* "ok" "error" "timeout" "crashed", once known */
 	json_t *result;	    /* string or null, from the reply */
+	json_t *value;	    /* the reply's "value", or NULL */
 	char pre[512];	    /* said at the start of stderr (state lost before this execution) */
 	char note[512];	    /* said at the end of stderr (timeout, crash) */
 	char *out[2];	    /* stdout, stderr as captured */
@@ -130,6 +133,7 @@ static void kexec_free(struct kexec *ex)
 		return;
 	free(ex->msg);
 	json_decref(ex->result);
+	json_decref(ex->value);
 	free(ex->out[0]);
 	free(ex->out[1]);
 	free(ex);
@@ -358,6 +362,10 @@ static void kernel_answer(struct kernel *k)
 			      "result", ex->result ? ex->result : json_null(), "wall_ms",
 			      (json_int_t)(wall < 0 ? 0 : wall), "state_lost", ex->state_lost, "stdout_truncated",
 			      ex->total[0] > ex->len[0], "stderr_truncated", ex->total[1] > ex->len[1]);
+	if (j && ex->value && json_object_set(j, "value", ex->value) < 0) {
+		json_decref(j);
+		j = NULL;
+	}
 	log_debug("slot %s: exec %s in %.1f ms%s", s->id, ex->status, wall, ex->state_lost ? " (state lost)" : "");
 	k->ex = NULL;
 	if (j)
@@ -496,6 +504,8 @@ static void kernel_kill(struct kernel *k, enum kill_reason reason, const char *w
 		ex->state_lost = true;
 		json_decref(ex->result);
 		ex->result = NULL;
+		json_decref(ex->value);
+		ex->value = NULL;
 	}
 	kernel_timer_set(k, KERNEL_KILL_TIMEOUT);
 	kernel_kill_step(k);
@@ -567,6 +577,23 @@ static void kernel_req_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ex->msg = NULL;
 }
 
+/* A reply's "value" when of the allowed shape (a scalar, or an object of
+ * strings such as {"type": "image", ...}), else NULL: not passed on. */
+static json_t *kernel_value(json_t *v)
+{
+	const char *key;
+	json_t *m;
+
+	if (!v || json_is_array(v))
+		return NULL;
+	if (json_is_object(v)) {
+		json_object_foreach (v, key, m)
+			if (!json_is_string(m))
+				return NULL;
+	}
+	return json_incref(v);
+}
+
 /* One reply line (without its newline). */
 static void kernel_line(struct kernel *k, char *line, size_t len)
 {
@@ -601,6 +628,7 @@ static void kernel_line(struct kernel *k, char *line, size_t len)
 	ex->ended = ev_time();
 	ex->status = strcmp(st, "ok") == 0 ? "ok" : "error";
 	ex->result = json_is_string(res) ? launch_json_text(json_string_value(res), json_string_length(res)) : NULL;
+	ex->value = kernel_value(json_object_get(j, "value"));
 	json_decref(j);
 	ev_timer_stop(EV_DEFAULT, &k->timer);
 	ev_io_stop(EV_DEFAULT, &k->req_io);

@@ -8,7 +8,10 @@
 // prctl of its own), no NODE_OPTIONS nor any other NODE_* variable, fd 0 /dev/null, fds 1 and 2 the output files sandboxd reads back, fd 3
 // the requests and fd 4 the replies (see README.md next to this file). One
 // request per line: {"code": "...", "max_output": N}; one reply per request:
-// {"status": "ok"|"error", "result": "<util.inspect of the completion value>"|null}.
+// {"status": "ok"|"error", "result": "<util.inspect of the completion value>"|null,
+//  "value": <the value as JSON>}: what Azure's API answers as the result: a
+// boolean, a finite number or a string as itself, NaN and infinities as null,
+// undefined and null as "", anything else as its util.inspect text.
 //
 // Each execution is a vm.Script run in this very context (not a separate
 // one): globals, `var`, functions and top-level `let`/`const` persist between
@@ -16,8 +19,10 @@
 // world is there (require, console, process, Buffer, timers). Declaring the
 // same `let`/`const` twice is a SyntaxError, as in two <script>s of one page.
 // A completion value that is a Promise is awaited. Code with a top-level
-// `await` runs inside an async function: its declarations stay local to that
-// execution (assign to globalThis to keep a value).
+// `await` is run as Node's REPL runs it (the same rewriting: the value of its
+// last expression is the completion value, and its top-level declarations
+// become globals that later executions see), through a REPL server made on
+// first use with no input and no output.
 'use strict';
 
 const fs = require('fs');
@@ -111,14 +116,63 @@ globalThis.__dirname = process.cwd();
 process.on('uncaughtException', (e) => writeErr(describe(e)));
 process.on('unhandledRejection', (e) => writeErr(describe(e)));
 
+// null when the code needs top-level await (run by runAwait), else its Script.
 function compile(code, filename) {
 	try {
 		return new vm.Script(code, { filename });
 	} catch (e) {
 		if (e instanceof SyntaxError && /await is only valid/.test(e.message))
-			return new vm.Script('(async () => {\n' + code + '\n})()', { filename, lineOffset: -1 });
+			return null;
 		throw e;
 	}
+}
+
+let replServer = null;
+let replPending = null; // the callback of the REPL evaluation in flight
+
+// Node's REPL evaluation (its top-level await rewriting), with our globals.
+// Errors of an awaited evaluation reach the REPL's domain, not the callback:
+// they are routed to the evaluation in flight, or printed as uncaught.
+function runAwait(code, filename) {
+	if (!replServer) {
+		const repl = require('repl');
+		const { PassThrough, Writable } = require('stream');
+		replServer = repl.start({
+			input: new PassThrough(), output: new Writable({ write(c, e, cb) { cb(); } }),
+			terminal: false, useGlobal: true, prompt: '', ignoreUndefined: true,
+		});
+		replServer._domain.removeAllListeners('error');
+		replServer._domain.on('error', (e) => {
+			if (replPending)
+				replPending(e); // (it clears replPending)
+			else
+				writeErr(describe(e));
+		});
+	}
+	return new Promise((resolve, reject) => {
+		const done = (err, value) => {
+			if (replPending !== done)
+				return;
+			replPending = null;
+			if (err)
+				reject(err);
+			else
+				resolve(value);
+		};
+		replPending = done;
+		replServer.eval(code, globalThis, filename, done);
+	});
+}
+
+// The value as Azure answers it (see the top of this file).
+function jsonValue(v, text) {
+	if (v === undefined || v === null)
+		return '';
+	if (typeof v === 'boolean' || typeof v === 'string')
+		return v;
+	if (typeof v === 'number')
+		return Number.isFinite(v) ? v : null;
+	return text === null ? '' : text;
 }
 
 let cells = 0;
@@ -126,24 +180,30 @@ let cells = 0;
 async function cell(req) {
 	let status = 'ok';
 	let result = null;
+	let out = '';
 	const maxOutput = typeof req.max_output === 'number' ? req.max_output : 1 << 20;
 	cells++;
 	try {
 		if (typeof req.code !== 'string')
 			throw new TypeError('no code');
-		let value = compile(req.code, `cell-${cells}`).runInThisContext({ displayErrors: false });
+		const filename = `cell-${cells}`;
+		const script = compile(req.code, filename);
+		let value = script ? script.runInThisContext({ displayErrors: false }) : await runAwait(req.code, filename);
 		if (value !== null && (typeof value === 'object' || typeof value === 'function') &&
 		    typeof value.then === 'function')
 			value = await value;
 		if (value !== undefined)
 			result = inspect(value);
+		out = jsonValue(value, result);
 	} catch (e) {
 		status = 'error';
 		writeErr(describe(e));
 	}
 	if (result !== null && byteLength(result, 'utf8') > maxOutput)
 		result = Buffer.from(result, 'utf8').subarray(0, maxOutput).toString('utf8');
-	return { status, result };
+	if (typeof out === 'string' && byteLength(out, 'utf8') > maxOutput)
+		out = Buffer.from(out, 'utf8').subarray(0, maxOutput).toString('utf8');
+	return { status, result, value: out };
 }
 
 // Requests arrive on fd 3 through the event loop, so that timers and

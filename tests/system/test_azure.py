@@ -275,7 +275,7 @@ def test_langchain_python_repl_tool(exec_env):
     assert (p["result"], p["stdout"], p["stderr"]) == ("", "", ""), p
     assert isinstance(p["executionTimeInMilliseconds"], int), p
     p = lc_execute(env, ident, "x")
-    assert p["result"] == "42" and p["status"] == "Success", p
+    assert p["result"] == 42 and p["status"] == "Success", p
     p = lc_execute(env, ident, "print('hello world')")
     assert p["stdout"] == "hello world\n" and p["result"] == "", p
     # what _run() hands the model
@@ -298,7 +298,7 @@ def test_langchain_python_repl_tool(exec_env):
     assert r.status == 200 and r.raw == BINARY, "binary download differs (%d bytes, want %d)" % (len(r.raw), len(BINARY))
     # the code sees the upload in /mnt/data, byte for byte
     p = lc_execute(env, ident, "import hashlib\nhashlib.sha256(open('/mnt/data/data.bin','rb').read()).hexdigest()")
-    assert p["result"] == repr(hashlib.sha256(BINARY).hexdigest()), p
+    assert p["result"] == hashlib.sha256(BINARY).hexdigest(), p
     # delete_session(): DELETE session?identifier=…&api-version=2025-10-02-preview, raise_for_status
     r = env.c.delete(ENDPOINT + "session?identifier=%s&api-version=2025-10-02-preview" % urllib.parse.quote(ident))
     assert r.status == 204, r
@@ -329,7 +329,7 @@ def test_semantic_kernel_python_plugin(exec_env):
     r = env.c.get(sk_python_url("files/content/input.csv", ident))
     assert r.status == 200 and r.raw == data, r
     p = sk_execute(env, ident, "open('/mnt/data/input.csv').read().splitlines()[1]")
-    assert p["result"] == "'1,2'", p
+    assert p["result"] == "1,2", p
 
 
 def test_semantic_kernel_dotnet_plugin(exec_env):
@@ -345,7 +345,7 @@ def test_semantic_kernel_dotnet_plugin(exec_env):
     b = r.body
     assert b["status"] == "Succeeded", r
     res = b["result"]
-    assert res["executionResult"] == "6" and res["stdout"] == "" and res["stderr"] == "", r
+    assert res["executionResult"] == 6 and res["stdout"] == "" and res["stderr"] == "", r
     assert b["identifier"] == ident and b["executionType"] == "Synchronous" and uuid.UUID(b["id"]), r
     assert isinstance(res["executionTimeInMilliseconds"], int), r
     # the same with PascalCase keys, as older builds send them
@@ -434,7 +434,7 @@ def test_state_persists_and_identifiers_are_isolated(exec_env):
     assert lc_execute(env, a, "os_cwd = __import__('os').getcwd()")["status"] == "Success"
     assert upload(env, langchain_url("files/upload", a), form_requests("mine.txt", b"A only")).status == 200
     p = lc_execute(env, a, "json.dumps([secret, f(41)])")
-    assert p["result"] == "'[\"alpha\", 42]'", p
+    assert p["result"] == '["alpha", 42]', p
     # b: nothing of a
     p = lc_execute(env, b, "secret")
     assert p["status"] == "Failure" and "NameError" in p["stderr"], p
@@ -444,7 +444,7 @@ def test_state_persists_and_identifiers_are_isolated(exec_env):
     assert [e["properties"]["filename"] for e in r.body["value"]].count("mine.txt") == 0, r
     assert env.c.get(langchain_url("files/content/mine.txt", b)).status == 404
     # and a still has all of it
-    assert lc_execute(env, a, "secret")["result"] == "'alpha'"
+    assert lc_execute(env, a, "secret")["result"] == "alpha"
 
 
 def test_exception_is_failure_and_session_lives(exec_env):
@@ -473,8 +473,8 @@ def test_timeout_loses_state_keeps_files(exec_env):
     p = lc_execute(env, ident, "x")
     assert p["status"] == "Failure" and "NameError" in p["stderr"], "state survived a timeout: %r" % p
     p = lc_execute(env, ident, "open('/mnt/data/keep.txt').read()")
-    assert p["result"] == "'kept'", p
-    assert lc_execute(env, ident, "y = 2\ny")["result"] == "2"
+    assert p["result"] == "kept", p
+    assert lc_execute(env, ident, "y = 2\ny")["result"] == 2
 
 
 def test_crash_loses_state(exec_env):
@@ -485,7 +485,7 @@ def test_crash_loses_state(exec_env):
     assert p["status"] == "Failure" and "lost" in p["stderr"], p
     p = lc_execute(env, ident, "x")
     assert p["status"] == "Failure" and "NameError" in p["stderr"], p
-    assert lc_execute(env, ident, "1 + 1")["result"] == "2"
+    assert lc_execute(env, ident, "1 + 1")["result"] == 2
 
 
 def test_delete_session_ends_it(exec_env):
@@ -533,14 +533,14 @@ def test_calls_keep_session_alive(exec_env):
         time.sleep(1)
         r = env.c.post(url, {"properties": {"code": "n += 1\nn"}})
         assert r.status == 200 and r.body["properties"]["status"] == "Success", r
-    assert r.body["properties"]["result"] == "4", r
+    assert r.body["properties"]["result"] == 4, r
 
 
 def test_default_pool_and_prefixed_are_one_session(exec_env):
     env = exec_env
     ident = env.ident("dflt")
     assert lc_execute(env, ident, "z = 'shared'", endpoint="/")["status"] == "Success"
-    assert lc_execute(env, ident, "z", endpoint="/pools/python/")["result"] == "'shared'"
+    assert lc_execute(env, ident, "z", endpoint="/pools/python/")["result"] == "shared"
     assert upload(env, langchain_url("files/upload", ident, "/"), form_requests("d.txt", b"d")).status == 200
     r = env.c.get(langchain_url("files", ident, "/pools/python/"))
     assert "d.txt" in [e["properties"]["filename"] for e in r.body["value"]], r
@@ -555,10 +555,10 @@ def test_javascript_is_stateful(exec_env):
     p = lc_execute(env, ident, "let a = 20; function twice(n) { return 2 * n }", endpoint=ep)
     assert p["status"] == "Success", p
     p = lc_execute(env, ident, "console.log('hi'); twice(a) + 2", endpoint=ep)
-    assert (p["status"], p["stdout"], p["result"]) == ("Success", "hi\n", "42"), p
+    assert (p["status"], p["stdout"], p["result"]) == ("Success", "hi\n", 42), p
     p = lc_execute(env, ident, "throw new Error('nope')", endpoint=ep)
     assert p["status"] == "Failure" and "nope" in p["stderr"], p
-    assert lc_execute(env, ident, "a", endpoint=ep)["result"] == "20"
+    assert lc_execute(env, ident, "a", endpoint=ep)["result"] == 20
 
 
 def test_executions_shape_on_error_and_timeout(exec_env):
@@ -577,7 +577,7 @@ def test_long_output_is_cut_and_said(exec_env):
     env = exec_env
     ident = env.ident("long")
     p = lc_execute(env, ident, "print('x' * 3_000_000)\n'still here'")
-    assert p["status"] == "Success" and p["result"] == "'still here'", {k: str(v)[:200] for k, v in p.items()}
+    assert p["status"] == "Success" and p["result"] == "still here", {k: str(v)[:200] for k, v in p.items()}
     assert 0 < len(p["stdout"]) < 3_000_000, len(p["stdout"])
     assert "stdout was too long" in p["stderr"], p["stderr"][:500]
 
@@ -613,7 +613,7 @@ def test_restart_adopts_slots_by_interpreter(exec_env):
         for i in range(2):
             r = c.post("/pools/stateful1/code/execute?identifier=r%d&api-version=%s" % (i, API_OLD),
                        {"properties": {"code": "6 * 7"}})
-            assert r.status == 200 and r.body["properties"]["result"] == "42", r
+            assert r.status == 200 and r.body["properties"]["result"] == 42, r
     finally:
         if pd:
             pd.cleanup()

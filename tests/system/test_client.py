@@ -575,7 +575,7 @@ def test_exec(wp):
     r = ok(ctl(wp, "exec", "-s", s, "--pool", INTERP, "print('out')\nx + 1"))
     assert r.stdout == "out\n42\n", show(r)
     j = as_json(ok(ctl(wp, "exec", "-s", s, "--pool", INTERP, "x * 2", "--json")))
-    assert j["properties"]["status"] == "Success" and j["properties"]["result"] == "82", j
+    assert j["properties"]["status"] == "Success" and j["properties"]["result"] == 82, j
     r = ok(ctl(wp, "exec", "-s", s, "--pool", INTERP, "-", stdin="import sys\nprint('e', file=sys.stderr)\n"
                                                                   "raise ValueError('nope')\n"), 1)
     assert "ValueError" in r.stderr and "e\n" in r.stderr and r.stderr.rstrip().endswith("Failure"), show(r)

@@ -442,7 +442,8 @@ def test_js_state_results_and_errors(k):
     b = k.exec(sid, "console.log('hi'); console.error('err'); 5")
     assert (b["stdout"], b["stderr"], b["result"]) == ("hi\n", "err\n", "5"), b
     assert k.exec(sid, "Promise.resolve(7)")["result"] == "7"
-    assert k.exec(sid, "await new Promise(r => setTimeout(r, 5)); globalThis.late = 9")["result"] is None
+    # a cell with top-level await answers its last value (issue 13)
+    assert k.exec(sid, "await new Promise(r => setTimeout(r, 5)); globalThis.late = 9")["result"] == "9"
     assert k.exec(sid, "late")["result"] == "9"
     assert k.exec(sid, "const fs = require('fs'); fs.writeFileSync('/mnt/data/j.txt', 'js'); process.chdir('/tmp')"
                   )["result"] is None

@@ -116,14 +116,15 @@ static void test_real_languages_load(void **state)
 
 	if (language_load_dir(dir, &ls, &n, &err) < 0)
 		fail_msg("%s", err.msg);
-	assert_int_equal(n, 6);
+	assert_int_equal(n, 7);
 	/* sorted by file name */
 	assert_string_equal(ls[0]->name, "c");
 	assert_string_equal(ls[1]->name, "cpp");
 	assert_string_equal(ls[2]->name, "java");
 	assert_string_equal(ls[3]->name, "javascript");
-	assert_string_equal(ls[4]->name, "python");
-	assert_string_equal(ls[5]->name, "shell");
+	assert_string_equal(ls[4]->name, "python-ds");
+	assert_string_equal(ls[5]->name, "python");
+	assert_string_equal(ls[6]->name, "shell");
 
 	/* shell: the command comes framed on stdin (no file, no interpreter) */
 	l = language_find(ls, n, "shell");
@@ -138,7 +139,8 @@ static void test_real_languages_load(void **state)
 	assert_null(l->compile_argv);
 	assert_argv(l->run_argv, "/usr/bin/python3|-B|main.py");
 	assert_argv(l->version_argv, "/usr/bin/python3|--version");
-	assert_argv(l->env, "LANG=C.UTF-8");
+	assert_argv(l->env,
+		    "LANG=C.UTF-8|MPLBACKEND=Agg|MPLCONFIGDIR=/tmp/.matplotlib|PIP_CONFIG_FILE=/opt/warmpool/pip.conf");
 	assert_argv(l->interpreter_argv, "/usr/bin/python3|-I|-u|-B|/opt/warmpool/pykernel.py");
 	assert_non_null(strstr(l->file, "config/languages/python.conf"));
 	assert_null(l->version); /* only language_probe_version() fills it */
