@@ -28,7 +28,9 @@
 #include <time.h>
 
 #include "aca_exec.h"
+#include "api.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "http_path.h"
 #include "json.h"
 #include "lease.h"
@@ -135,6 +137,7 @@ struct aca_op {
 };
 
 static const struct psettings *cfg;
+static struct ev_loop *loop;
 static double started_at; /* the pools' createdAt in metadata */
 /* The Python packages importable in a pool's slots (GET metadata), read
  * once per pool in one of them, by a session of this identifier, and kept:
@@ -147,13 +150,15 @@ static bool (*session_rate_ok)(struct http_request *req, const char *ident);
 #define PRUNE_INTERVAL_S 10.0
 static ev_timer prune_timer;
 
-static void prune_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void prune_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
-	aca_exec_prune(ev_now(loop));
+	aca_exec_prune(poold_now(loop));
 }
 
-void aca_init(const struct psettings *st, bool (*rate_ok)(struct http_request *req, const char *ident))
+void aca_init(struct ev_loop *l, const struct psettings *st,
+	      bool (*rate_ok)(struct http_request *req, const char *ident))
 {
+	loop = l;
 	cfg = st;
 	session_rate_ok = rate_ok;
 	started_at = ev_time();
@@ -163,7 +168,7 @@ void aca_init(const struct psettings *st, bool (*rate_ok)(struct http_request *r
 	packages_cache = json_object();
 	aca_exec_setup((double)st->async_result_ttl_ms / 1000.0, st->async_results_per_session);
 	ev_timer_init(&prune_timer, prune_cb, PRUNE_INTERVAL_S, PRUNE_INTERVAL_S);
-	ev_timer_start(EV_DEFAULT, &prune_timer);
+	ev_timer_start(loop, &prune_timer);
 }
 
 /* ---- small helpers ---- */
@@ -171,7 +176,7 @@ void aca_init(const struct psettings *st, bool (*rate_ok)(struct http_request *r
 static void op_free(struct aca_op *c)
 {
 	if (ev_is_active(&c->busy_retry))
-		ev_timer_stop(EV_DEFAULT, &c->busy_retry);
+		ev_timer_stop(loop, &c->busy_retry);
 	json_decref(c->exec);
 	free(c->name);
 	free(c->dir);
@@ -185,7 +190,7 @@ static void op_answer(struct aca_op *c, int status, json_t *body, const char *he
 	if (c->async) {
 		if (status >= 400)
 			json_object_set_new(body, "status", json_string("Failed"));
-		aca_exec_finish(c->async, body, ev_now(EV_DEFAULT));
+		aca_exec_finish(c->async, body, poold_now(loop));
 		return;
 	}
 	cleanup_free char *text = json_dumps(body, JSON_COMPACT);
@@ -539,7 +544,7 @@ static bool node_busy(const struct http_result *res)
 	return code && strcmp(code, "NodeBusy") == 0;
 }
 
-static void busy_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void busy_retry_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
 	struct aca_op *c = (struct aca_op *)((char *)w - offsetof(struct aca_op, busy_retry));
 	shell_send(c);
@@ -619,7 +624,7 @@ static void shell_done(struct node *n, struct http_result *res, void *data)
 		if (c->busy_delay > BUSY_RETRY_MAX_S)
 			c->busy_delay = BUSY_RETRY_MAX_S;
 		ev_timer_init(&c->busy_retry, busy_retry_cb, c->busy_delay, 0);
-		ev_timer_start(EV_DEFAULT, &c->busy_retry);
+		ev_timer_start(loop, &c->busy_retry);
 		return;
 	}
 	if (node_failed(c, l, res, false))
@@ -893,7 +898,7 @@ static void execute(struct http_request *req, struct pool *p, const char *ident,
 		return;
 	}
 	cleanup_free char *session = NULL;
-	double now = ev_now(EV_DEFAULT);
+	double now = poold_now(loop);
 	if (asprintf(&session, "%s/%s", p->name, ident) < 0) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
@@ -949,7 +954,7 @@ static void execution_get(struct http_request *req, struct pool *p, const char *
 		http_respond_error(req, 500, "InternalError", "out of memory");
 		return;
 	}
-	if (!(e = aca_exec_find(session, id, ev_now(EV_DEFAULT)))) {
+	if (!(e = aca_exec_find(session, id, poold_now(loop)))) {
 		http_respond_error(req, 404, "ExecutionNotFound",
 				   "no execution `%.64s` in session `%s`: asynchronous results are kept %llu s after "
 				   "they finish (synchronous ones are not kept)",
@@ -1569,6 +1574,19 @@ static bool method_is(const struct http_request *req, const char *m)
 	return strcmp(req->method, m) == 0;
 }
 
+/* Is the method one of `allow` ("GET, DELETE")? */
+static bool method_allowed(const struct http_request *req, const char *allow)
+{
+	size_t n = strlen(req->method);
+
+	for (const char *a = allow; *a; a += strspn(a, ", "))
+		if (strncmp(a, req->method, n) == 0 && (a[n] == ',' || a[n] == '\0'))
+			return true;
+		else
+			a += strcspn(a, ",");
+	return false;
+}
+
 bool aca_route(struct http_request *req, const struct http_path *p)
 {
 	bool prefixed = p->n >= 2 && http_path_is(p, 0, "pools");
@@ -1591,30 +1609,31 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 	req->user = (void *)labels[route][prefixed];
 
 	/* the method, before anything else is looked at */
-	bool allowed = false;
+	const char *allow;
 	switch (route) {
 	case R_CODE_EXECUTE:
 	case R_EXECUTIONS:
-	case R_FILES_UPLOAD: allowed = method_is(req, "POST"); break;
-	case R_SESSION: allowed = method_is(req, "DELETE") || method_is(req, "GET"); break;
-	case R_STOP_SESSION: allowed = method_is(req, "POST"); break;
-	case R_EXECUTION: allowed = method_is(req, "GET"); break;
-	case R_FILES: allowed = method_is(req, "GET") || method_is(req, "POST"); break;
-	case R_FILE: allowed = method_is(req, "GET") || method_is(req, "DELETE"); break;
-	default: allowed = method_is(req, "GET"); break;
+	case R_FILES_UPLOAD:
+	case R_STOP_SESSION: allow = "POST"; break;
+	case R_SESSION: allow = "GET, DELETE"; break;
+	case R_FILES: allow = "GET, POST"; break;
+	case R_FILE: allow = "GET, DELETE"; break;
+	default: allow = "GET"; break;
 	}
-	if (!allowed) {
+	if (!method_allowed(req, allow)) {
 		/* `files/upload` with another method is the file named "upload" */
 		if (route == R_FILES_UPLOAD && (method_is(req, "GET") || method_is(req, "DELETE"))) {
 			route = R_FILE;
 			req->user = (void *)labels[route][prefixed];
 		} else {
-			http_respond_error(req, 405, "MethodNotAllowed", "%s not allowed here", req->method);
+			api_not_allowed(req, allow);
 			return true;
 		}
 	}
 	if (!(pool = pool_find(pname))) {
-		http_respond_error(req, 404, "PoolNotFound", "no pool `%s`", pname);
+		char echo[API_ECHO_SIZE];
+		api_echo(pname, echo, sizeof(echo));
+		http_respond_error(req, 404, "PoolNotFound", "no pool `%s`", echo);
 		return true;
 	}
 
@@ -1658,9 +1677,15 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 
 	cleanup_free char *ident = http_request_query(req, "identifier");
 	if (!ident || !lease_ident_valid(ident)) {
-		http_respond_error(req, 400, "InvalidIdentifier",
-				   "%s: identifiers are 1 to 128 visible ASCII characters",
-				   ident ? "invalid identifier" : "the identifier query parameter is required");
+		char echo[API_ECHO_SIZE];
+		api_echo(ident ? ident : "", echo, sizeof(echo));
+		if (ident)
+			http_respond_error(req, 400, "InvalidIdentifier",
+					   "identifier `%s`: identifiers are 1 to 128 visible ASCII characters", echo);
+		else
+			http_respond_error(
+			    req, 400, "InvalidIdentifier",
+			    "the identifier query parameter is required (1 to 128 visible ASCII characters)");
 		return true;
 	}
 	if (session_rate_ok && !session_rate_ok(req, ident))

@@ -18,7 +18,8 @@
 
 /* rate_ok: the per-identifier rate limit of api.c; answers 429 itself and
  * returns false when the request must stop. */
-void aca_init(const struct psettings *st, bool (*rate_ok)(struct http_request *req, const char *ident));
+void aca_init(struct ev_loop *l, const struct psettings *st,
+	      bool (*rate_ok)(struct http_request *req, const char *ident));
 /* True when the path is one of the Azure routes: the request is then
  * answered (now or later). False: not ours, nothing answered. */
 bool aca_route(struct http_request *req, const struct http_path *p);

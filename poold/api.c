@@ -37,7 +37,7 @@ void api_init(struct ev_loop *l, const struct psettings *st, struct metrics *m)
 	reg = m;
 	rl_session = ratelimit_new(st->session_rate, st->session_burst, 100000);
 	rl_client = ratelimit_new(st->client_rate, st->client_burst, 100000);
-	aca_init(st, session_rate);
+	aca_init(l, st, session_rate);
 }
 
 void api_reload(void)

@@ -61,12 +61,12 @@ static void get_info(struct http_request *req)
 	json_t *info =
 	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o}", "node", api->node_name, "version",
 		      WARMPOOL_VERSION, "cgroup", cgroup_mode_name(cgroup_root_mode(api->cgroot)), "controllers",
-		      cgroup_root_controllers(api->cgroot), "capacity", (json_int_t)api->settings->capacity, "cpus",
-		      (json_int_t)api->settings->cpus, "runs", admit_info(), "slots", slots, "languages",
-		      languages_json(false), "limits_max", limits_to_json(&api->settings->max));
+		      cgroup_root_controllers(api->cgroot), "capacity", (json_int_t)sandboxd_settings->capacity, "cpus",
+		      (json_int_t)sandboxd_settings->cpus, "runs", admit_info(), "slots", slots, "languages",
+		      languages_json(false), "limits_max", limits_to_json(&sandboxd_settings->max));
 	/* the TLS certificate's end, for poold's expiry gauge */
-	if (info && api->settings->tls_not_after)
-		json_object_set_new(info, "tls_not_after", json_integer((json_int_t)api->settings->tls_not_after));
+	if (info && sandboxd_settings->tls_not_after)
+		json_object_set_new(info, "tls_not_after", json_integer((json_int_t)sandboxd_settings->tls_not_after));
 	http_respond_json(req, 200, info);
 }
 
@@ -141,9 +141,9 @@ static void post_slots(struct http_request *req, json_t *body)
 				   lang_name, lang->interpreter_argv ? "usable " : "");
 		return;
 	}
-	if (slot_total() + count > api->settings->capacity) {
+	if (slot_total() + count > sandboxd_settings->capacity) {
 		http_respond_error(req, 503, "AtCapacity", "node holds %zu of %llu slots; %llu more do not fit",
-				   slot_total(), (unsigned long long)api->settings->capacity,
+				   slot_total(), (unsigned long long)sandboxd_settings->capacity,
 				   (unsigned long long)count);
 		return;
 	}
@@ -419,7 +419,7 @@ static void slot_files(struct http_request *req, struct slot *s, const char *nam
 	} else if (strcmp(m, "GET") == 0) {
 		char *data = NULL;
 		size_t len = 0;
-		int r = files_read_at(s, dfd, name, api->settings->data_size, &data, &len, &err);
+		int r = files_read_at(s, dfd, name, sandboxd_settings->data_size, &data, &len, &err);
 		if (r == -ENOENT || r == -ELOOP)
 			http_respond_error(req, 404, "NotFound", "%s", err.msg);
 		else if (r < 0)

@@ -11,7 +11,6 @@
 struct cgroup_root;
 
 struct api_ctx {
-	const struct settings *settings;
 	struct language **languages;
 	size_t n_languages;
 	struct cgroup_root *cgroot;

@@ -375,8 +375,7 @@ static void kernel_answer(struct kernel *k)
 	kexec_free(ex);
 	s->execs++;
 	s->last_used = ev_now(EV_DEFAULT);
-	if (s->state == SLOT_BUSY)
-		s->state = SLOT_READY;
+	slot_idle(s);
 }
 
 /* The interpreter cannot be (re)started: the sandbox failed. The slot goes. */
@@ -821,7 +820,7 @@ void kernel_exec(struct slot *s, struct http_request *req, json_t *body)
 	ex->timeout_ms = timeout;
 	ex->max_output = (size_t)max_output;
 	k->ex = ex;
-	s->state = SLOT_BUSY;
+	slot_busy(s);
 	if (k->state == K_IDLE)
 		kernel_send(k);
 	/* else the interpreter is being restarted: kernel_ready sends it */

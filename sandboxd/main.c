@@ -329,12 +329,11 @@ int main(int argc, char **argv)
 	}
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-	if (pch_init(loop, cfg.state_dir, langs, n_langs, &err) < 0 || slots_init(loop, &cfg, cgroot, &err) < 0) {
+	if (pch_init(loop, cfg.state_dir, langs, n_langs, &err) < 0 || slots_init(loop, cgroot, &err) < 0) {
 		log_error("%s", err.msg);
 		return 1;
 	}
-	struct api_ctx ctx = {
-	    .settings = &cfg, .languages = langs, .n_languages = n_langs, .cgroot = cgroot, .node_name = host};
+	struct api_ctx ctx = {.languages = langs, .n_languages = n_langs, .cgroot = cgroot, .node_name = host};
 	api_init(&ctx);
 	checker_set_languages(langs, n_langs);
 

@@ -101,11 +101,6 @@ struct run {
 	struct exec ex;
 };
 
-static const struct settings *cfg_of(void)
-{
-	return sandboxd_settings;
-}
-
 static void exec_kill(struct run *r);
 static void exec_try_finish(struct run *r);
 static void run_next(struct run *r);
@@ -427,7 +422,7 @@ fail:
 static void exec_truncation_note(struct run *r, size_t n0, char *buf, size_t len)
 {
 	struct exec *e = &r->ex;
-	uint64_t max = cfg_of()->max.output_bytes;
+	uint64_t max = sandboxd_settings->max.output_bytes;
 	char one[2][200] = {"", ""};
 
 	buf[0] = '\0';
@@ -838,8 +833,7 @@ static void run_finish(struct run *r)
 	s->run = NULL;
 	s->runs++;
 	s->last_used = ev_now(EV_DEFAULT);
-	if (s->state == SLOT_BUSY)
-		s->state = SLOT_READY;
+	slot_idle(s);
 	run_free(r);
 }
 
@@ -866,8 +860,7 @@ static void run_fail(struct run *r, int status, const char *code, const char *fm
 	http_respond_error(r->req, status, code, "%s", msg);
 	if (s->run == r) {
 		s->run = NULL;
-		if (s->state == SLOT_BUSY)
-			s->state = SLOT_READY;
+		slot_idle(s);
 	}
 	run_free(r);
 }
@@ -876,7 +869,7 @@ static int run_parse(struct run *r, json_t *body, struct wp_error *err)
 {
 	static const char *const keys[] = {"source",  "compile", "tests",	    "limits",	  "compile_limits",
 					   "compare", "checker", "stop_on_failure", "max_output", NULL};
-	const struct settings *cfg = cfg_of();
+	const struct settings *cfg = sandboxd_settings;
 	uint64_t max_output = 65536;
 	int rc;
 
@@ -992,7 +985,7 @@ void run_start(struct slot *s, struct http_request *req, json_t *body)
 		run_free(r);
 		return;
 	}
-	s->state = SLOT_BUSY;
+	slot_busy(s);
 	s->run = r;
 	if (!r->ck) {
 		run_submission(r);

@@ -41,7 +41,6 @@
 #define SLOT_CREATE_TIMEOUT 30.0
 
 static struct ev_loop *loop;
-static const struct settings *cfg;
 static struct cgroup_root *cgroot;
 static struct slot *slots;
 static bool *uid_used;
@@ -55,17 +54,16 @@ static size_t n_setup_pending;
 static void slot_reap_cb(struct ev_loop *l, ev_prepare *w, int revents);
 static void setup_cb(struct ev_loop *l, ev_idle *w, int revents);
 
-int slots_init(struct ev_loop *l, const struct settings *st, struct cgroup_root *cg, struct wp_error *err)
+int slots_init(struct ev_loop *l, struct cgroup_root *cg, struct wp_error *err)
 {
 	char path[4096];
 
 	loop = l;
-	cfg = st;
 	cgroot = cg;
-	uid_used = calloc(st->capacity, sizeof(*uid_used));
+	uid_used = calloc(sandboxd_settings->capacity, sizeof(*uid_used));
 	if (!uid_used)
 		return wp_error_set(err, ENOMEM, "out of memory");
-	snprintf(path, sizeof(path), "%s/slots", st->state_dir);
+	snprintf(path, sizeof(path), "%s/slots", sandboxd_settings->state_dir);
 	if (mkdir(path, 0711) < 0 && errno != EEXIST)
 		return wp_error_errno(err, "mkdir `%s`", path);
 	ev_idle_init(&setup_idle, setup_cb);
@@ -207,6 +205,20 @@ void slot_create_failed(struct slot *s, const char *why)
 	slot_fail(s, why, "");
 }
 
+/* A run or an interpreter exec holds the slot: it is busy until it ends,
+ * then ready again unless a destroy came meanwhile. A slot's state changes
+ * only here (creation, these two, destruction). */
+void slot_busy(struct slot *s)
+{
+	s->state = SLOT_BUSY;
+}
+
+void slot_idle(struct slot *s)
+{
+	if (s->state == SLOT_BUSY)
+		s->state = SLOT_READY;
+}
+
 void slot_created(struct slot *s)
 {
 	ev_timer_stop(loop, &s->create_timer);
@@ -336,7 +348,7 @@ static int slot_make_dirs(struct slot *s, int *mnt_fd, struct wp_error *err)
 {
 	char path[4096], val[32];
 
-	if (asprintf(&s->dir, "%s/slots/%s", cfg->state_dir, s->id) < 0)
+	if (asprintf(&s->dir, "%s/slots/%s", sandboxd_settings->state_dir, s->id) < 0)
 		return wp_error_set(err, ENOMEM, "out of memory");
 	if (mkdir(s->dir, 0700) < 0)
 		return wp_error_errno(err, "mkdir `%s`", s->dir);
@@ -346,7 +358,7 @@ static int slot_make_dirs(struct slot *s, int *mnt_fd, struct wp_error *err)
 	cleanup_close int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
 	if (fs < 0)
 		return wp_error_errno(err, "fsopen tmpfs for the work dir");
-	snprintf(val, sizeof(val), "%llu", (unsigned long long)cfg->data_size);
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)sandboxd_settings->data_size);
 	if (fsconfig(fs, FSCONFIG_SET_STRING, "size", val, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0)
 		return wp_error_errno(err, "configure the work dir's tmpfs");
@@ -373,9 +385,9 @@ static int slot_make_cgroups(struct slot *s, struct wp_error *err)
 	snprintf(name, sizeof(name), "slot-%s", s->id);
 	if ((r = cgroup_create(cgroot, NULL, name, &s->cg, err)) < 0)
 		return r;
-	r = cgroup_set_memory(s->cg, cfg->slot_memory, err);
+	r = cgroup_set_memory(s->cg, sandboxd_settings->slot_memory, err);
 	if (r == 0)
-		r = cgroup_set_pids(s->cg, cfg->slot_pids, err);
+		r = cgroup_set_pids(s->cg, sandboxd_settings->slot_pids, err);
 	if (r == -EOPNOTSUPP) {
 		if (!warned_limits)
 			log_warn("cgroup controllers missing (%s): slot limits not enforced",
@@ -413,10 +425,11 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 	struct slot *s;
 	unsigned idx;
 
-	for (idx = 0; idx < cfg->capacity && uid_used[idx]; idx++)
+	for (idx = 0; idx < sandboxd_settings->capacity && uid_used[idx]; idx++)
 		;
-	if (idx == cfg->capacity)
-		return wp_error_set(err, EAGAIN, "at capacity (%llu slots)", (unsigned long long)cfg->capacity);
+	if (idx == sandboxd_settings->capacity)
+		return wp_error_set(err, EAGAIN, "at capacity (%llu slots)",
+				    (unsigned long long)sandboxd_settings->capacity);
 	if (!(s = calloc(1, sizeof(*s))))
 		return wp_error_set(err, ENOMEM, "out of memory");
 	if (label && slot_set_label(s, label) < 0) {
@@ -425,7 +438,7 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 	}
 	uid_used[idx] = true;
 	s->idx = idx;
-	s->uid = (uid_t)(cfg->uid_base + idx);
+	s->uid = (uid_t)(sandboxd_settings->uid_base + idx);
 	s->lang = lang;
 	s->interpreter = interpreter;
 	s->state = SLOT_CREATING;
@@ -474,10 +487,10 @@ static int slot_setup(struct slot *s, struct wp_error *err)
 	    .slot_dir = s->dir,
 	    .uid = s->uid,
 	    .gid = s->uid,
-	    .tmp_size = cfg->tmp_size,
-	    .shm_size = cfg->shm_size,
+	    .tmp_size = sandboxd_settings->tmp_size,
+	    .shm_size = sandboxd_settings->shm_size,
 	    .paths = s->lang->paths,
-	    .runtimes = cfg->runtimes_dir,
+	    .runtimes = sandboxd_settings->runtimes_dir,
 	    .pch_dir = s->lang->pch_dir,
 	    .ctl_fd = ctl[1],
 	    .data_mnt_fd = data_mnt,

@@ -66,14 +66,18 @@ struct slot {
 	struct slot *next;
 };
 
-/* Module set-up: the loop, settings (kept by pointer), the cgroup root. */
-int slots_init(struct ev_loop *loop, const struct settings *st, struct cgroup_root *cg, struct wp_error *err);
+/* Module set-up: the loop and the cgroup root (settings: sandboxd_settings). */
+int slots_init(struct ev_loop *loop, struct cgroup_root *cg, struct wp_error *err);
 /* Begin creating a slot (non-blocking: the set-up runs in the child);
  * on_ready is called later. With `interpreter`, the language's interpreter
  * is started before the slot is ready (lang->interpreter_ok must hold).
  * -EAGAIN when at capacity. */
 int slot_create(struct language *lang, const char *label, bool interpreter, slot_ready_fn on_ready, void *data,
 		struct slot **out, struct wp_error *err);
+/* From run.c and kernel.c: a run or an exec starts / ends (ready again
+ * unless a destroy came meanwhile). Only slot.c writes a slot's state. */
+void slot_busy(struct slot *s);
+void slot_idle(struct slot *s);
 /* From kernel.c: the interpreter of a slot being created is up (the slot is
  * ready), or could not be started (the slot fails and is destroyed). */
 void slot_created(struct slot *s);

@@ -111,6 +111,16 @@ def test_405_carries_allow(make_poold):
         assert r.status == 405 and err(r)[0] == "MethodNotAllowed", (method, path, r)
         assert r.headers.get("allow") == allow, (method, path, r.headers)
         assert method in err(r)[1] and allow in err(r)[1], r
+    # the Azure routes too
+    q = "?api-version=2025-10-02-preview&identifier=x"
+    for method, path, allow in [("GET", "/pools/python/executions", "POST"),
+                                ("PUT", "/pools/python/session", "GET, DELETE"),
+                                ("DELETE", "/pools/python/files", "GET, POST"),
+                                ("POST", "/pools/python/files/a.txt", "GET, DELETE"),
+                                ("DELETE", "/pools/python/executions/abc", "GET")]:
+        r = c.request(method, path + q, raw=b"{}" if method in ("POST", "PUT") else None)
+        assert r.status == 405 and err(r)[0] == "MethodNotAllowed", (method, path, r)
+        assert r.headers.get("allow") == allow, (method, path, r.headers)
 
 
 def test_invalid_identifier_quotes_the_value(make_poold):
@@ -125,6 +135,11 @@ def test_invalid_identifier_quotes_the_value(make_poold):
     assert "y" * 64 + "..." in err(r)[1] and len(err(r)[1]) < 400, r
     r = c.get("/v1/sessions/a%20b?pool=python")
     assert r.status == 400 and err(r)[0] == "InvalidIdentifier" and "`a b`" in err(r)[1], r
+    # the Azure routes too, and the pool name
+    r = c.get("/pools/python/files?api-version=2025-10-02-preview&identifier=a%01b")
+    assert r.status == 400 and err(r)[0] == "InvalidIdentifier" and "`a\\x01b`" in err(r)[1], r
+    r = c.get("/pools/no%01pe/files?api-version=2025-10-02-preview&identifier=ab")
+    assert r.status == 404 and err(r)[0] == "PoolNotFound" and "`no\\x01pe`" in err(r)[1], r
 
 
 def test_unknown_language_lists_the_languages(make_poold):
