@@ -328,8 +328,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* one loop, libev's default: every module reaches it as EV_DEFAULT */
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-	if (pch_init(loop, cfg.state_dir, langs, n_langs, &err) < 0 || slots_init(loop, cgroot, &err) < 0) {
+	if (pch_init(cfg.state_dir, langs, n_langs, &err) < 0 || slots_init(cgroot, &err) < 0) {
 		log_error("%s", err.msg);
 		return 1;
 	}

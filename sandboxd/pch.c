@@ -46,7 +46,6 @@ struct pch {
 	ev_child child;
 };
 
-static struct ev_loop *pch_loop;
 static struct pch *pchs;
 static size_t n_pchs;
 
@@ -136,14 +135,13 @@ static void build_dir_remove(const char *dir)
 	rmdir(dir);
 }
 
-int pch_init(struct ev_loop *loop, const char *state_dir, struct language **ls, size_t n, struct wp_error *err)
+int pch_init(const char *state_dir, struct language **ls, size_t n, struct wp_error *err)
 {
 	cleanup_free char *root = NULL;
 	size_t want = 0;
 	char opts[64];
 	int r;
 
-	pch_loop = loop;
 	for (size_t i = 0; i < n; i++)
 		want += ls[i]->pch && ls[i]->available;
 	if (!want)
@@ -263,7 +261,7 @@ static int build_install(struct pch *p, struct wp_error *err)
 	if (renameat(dfd, p->out_name, AT_FDCWD, dst) < 0)
 		return wp_error_errno(err, "rename into `%s`", dst);
 	log_info("pch %s: %s built in %.1f s (%lld MB), used by compiles from now on", p->lang->name, dst,
-		 ev_now(pch_loop) - p->started, (long long)(st.st_size >> 20));
+		 ev_now(EV_DEFAULT) - p->started, (long long)(st.st_size >> 20));
 	return 0;
 }
 
@@ -357,10 +355,10 @@ static int build_start(struct pch *p, struct wp_error *err)
 		build_child(p, logfd, wrapper);
 	p->pid = pid;
 	p->build_key = p->key;
-	p->started = ev_now(pch_loop);
+	p->started = ev_now(EV_DEFAULT);
 	ev_child_init(&p->child, build_done_cb, pid, 0);
 	p->child.data = p;
-	ev_child_start(pch_loop, &p->child);
+	ev_child_start(EV_DEFAULT, &p->child);
 	log_info("pch %s: building %s as uid %d (pid %d, key %016llx)", p->lang->name, p->lang->pch, PCH_BUILD_UID,
 		 (int)pid, (unsigned long long)p->key);
 	return 0;
@@ -391,12 +389,12 @@ void pch_prepare(struct language *l)
 		log_info("pch %s: the compiler changed, rebuilding", l->name);
 		p->built_key = 0;
 	}
-	if (p->key == p->failed_key && ev_now(pch_loop) - p->failed_at < PCH_RETRY_AFTER)
+	if (p->key == p->failed_key && ev_now(EV_DEFAULT) - p->failed_at < PCH_RETRY_AFTER)
 		return;
 	if (build_start(p, &err) < 0) {
 		log_warn("pch %s: %s; compiles go on without it", l->name, err.msg);
 		p->failed_key = p->key;
-		p->failed_at = ev_now(pch_loop);
+		p->failed_at = ev_now(EV_DEFAULT);
 		build_dir_remove(p->build);
 	}
 }

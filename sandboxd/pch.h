@@ -27,7 +27,7 @@
 
 /* Mount the PCH tmpfs under state_dir and give each language with `pch` its
  * directory (lang->pch_dir, bound read-only into its slots). */
-int pch_init(struct ev_loop *loop, const char *state_dir, struct language **ls, size_t n, struct wp_error *err);
+int pch_init(const char *state_dir, struct language **ls, size_t n, struct wp_error *err);
 /* Before a compile: start a build when the header is missing or stale and
  * none runs. Never blocks (a stat of the compiler, at most a fork). */
 void pch_prepare(struct language *l);

@@ -40,7 +40,6 @@
 
 #define SLOT_CREATE_TIMEOUT 30.0
 
-static struct ev_loop *loop;
 static struct cgroup_root *cgroot;
 static struct slot *slots;
 static bool *uid_used;
@@ -54,11 +53,10 @@ static size_t n_setup_pending;
 static void slot_reap_cb(struct ev_loop *l, ev_prepare *w, int revents);
 static void setup_cb(struct ev_loop *l, ev_idle *w, int revents);
 
-int slots_init(struct ev_loop *l, struct cgroup_root *cg, struct wp_error *err)
+int slots_init(struct cgroup_root *cg, struct wp_error *err)
 {
 	char path[4096];
 
-	loop = l;
 	cgroot = cg;
 	uid_used = calloc(sandboxd_settings->capacity, sizeof(*uid_used));
 	if (!uid_used)
@@ -69,8 +67,8 @@ int slots_init(struct ev_loop *l, struct cgroup_root *cg, struct wp_error *err)
 	ev_idle_init(&setup_idle, setup_cb);
 	ev_set_priority(&setup_idle, EV_MAXPRI); /* one set-up per iteration even when busy */
 	ev_prepare_init(&reaper, slot_reap_cb);
-	ev_prepare_start(loop, &reaper);
-	ev_unref(loop); /* the reaper alone does not keep the loop alive */
+	ev_prepare_start(EV_DEFAULT, &reaper);
+	ev_unref(EV_DEFAULT); /* the reaper alone does not keep the loop alive */
 	return 0;
 }
 
@@ -221,10 +219,10 @@ void slot_idle(struct slot *s)
 
 void slot_created(struct slot *s)
 {
-	ev_timer_stop(loop, &s->create_timer);
+	ev_timer_stop(EV_DEFAULT, &s->create_timer);
 	s->state = SLOT_READY;
 	log_info("slot %s ready (%s%s, uid %u, %.0f ms)", s->id, s->lang->name, s->interpreter ? " interpreter" : "",
-		 (unsigned)s->uid, (ev_now(loop) - s->created) * 1000);
+		 (unsigned)s->uid, (ev_now(EV_DEFAULT) - s->created) * 1000);
 	slot_report_ready(s, NULL);
 }
 
@@ -444,7 +442,7 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 	s->state = SLOT_CREATING;
 	s->ctl_fd = s->data_fd = -1;
 	s->init_pid = -1;
-	s->created = s->last_used = ev_now(loop);
+	s->created = s->last_used = ev_now(EV_DEFAULT);
 	s->on_ready = on_ready;
 	s->on_ready_data = data;
 	rand_id(s->id);
@@ -454,7 +452,7 @@ int slot_create(struct language *lang, const char *label, bool interpreter, slot
 	s->setup_pending = true;
 	n_setup_pending++;
 	if (!ev_is_active(&setup_idle))
-		ev_idle_start(loop, &setup_idle);
+		ev_idle_start(EV_DEFAULT, &setup_idle);
 	if (out)
 		*out = s;
 	return 0;
@@ -518,13 +516,13 @@ static int slot_setup(struct slot *s, struct wp_error *err)
 	s->ctl_fd = ctl[0];
 	ev_child_init(&s->child_watcher, slot_child_cb, pid, 0);
 	s->child_watcher.data = s;
-	ev_child_start(loop, &s->child_watcher);
+	ev_child_start(EV_DEFAULT, &s->child_watcher);
 	ev_io_init(&s->ctl_watcher, slot_ctl_cb, s->ctl_fd, EV_READ);
 	s->ctl_watcher.data = s;
-	ev_io_start(loop, &s->ctl_watcher);
+	ev_io_start(EV_DEFAULT, &s->ctl_watcher);
 	ev_timer_init(&s->create_timer, slot_create_timeout_cb, SLOT_CREATE_TIMEOUT, 0);
 	s->create_timer.data = s;
-	ev_timer_start(loop, &s->create_timer);
+	ev_timer_start(EV_DEFAULT, &s->create_timer);
 
 	log_debug("slot %s creating (%s, uid %u, init pid %d)", s->id, s->lang->name, (unsigned)s->uid, (int)pid);
 	return 0;
@@ -577,9 +575,9 @@ void slot_destroy(struct slot *s)
 	if (s->kernel)
 		kernel_abort(s);
 	prestart_abort(s);
-	ev_timer_stop(loop, &s->create_timer);
+	ev_timer_stop(EV_DEFAULT, &s->create_timer);
 	if (s->ctl_fd >= 0) {
-		ev_io_stop(loop, &s->ctl_watcher);
+		ev_io_stop(EV_DEFAULT, &s->ctl_watcher);
 		close(s->ctl_fd);
 		s->ctl_fd = -1;
 	}
@@ -646,7 +644,7 @@ void slots_shutdown(void (*done)(void *data), void *data)
 	for (struct slot *s = slots; s; s = s->next)
 		slot_destroy(s);
 	/* the reaper runs before the loop next sleeps */
-	ev_ref(loop);
-	ev_prepare_stop(loop, &reaper);
-	ev_prepare_start(loop, &reaper);
+	ev_ref(EV_DEFAULT);
+	ev_prepare_stop(EV_DEFAULT, &reaper);
+	ev_prepare_start(EV_DEFAULT, &reaper);
 }

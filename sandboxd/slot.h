@@ -66,8 +66,9 @@ struct slot {
 	struct slot *next;
 };
 
-/* Module set-up: the loop and the cgroup root (settings: sandboxd_settings). */
-int slots_init(struct ev_loop *loop, struct cgroup_root *cg, struct wp_error *err);
+/* Module set-up: the cgroup root (settings: sandboxd_settings; the loop:
+ * libev's default, as every module of sandboxd). */
+int slots_init(struct cgroup_root *cg, struct wp_error *err);
 /* Begin creating a slot (non-blocking: the set-up runs in the child);
  * on_ready is called later. With `interpreter`, the language's interpreter
  * is started before the slot is ready (lang->interpreter_ok must hold).
