@@ -59,42 +59,6 @@ def log(msg):
     print("[contest] " + msg, file=sys.stderr, flush=True)
 
 
-def _rewrite(text, keys):
-    for key, value in keys.items():
-        text, n = re.subn(r"(?m)^%s\s*=.*$" % re.escape(key), "%s = %s" % (key, value), text)
-        if n < 1:
-            raise RuntimeError("key %s not in the shipped config" % key)
-    return text
-
-
-class ShippedSandboxd(wp.Sandboxd):
-    """config/sandboxd.conf as shipped (see tests/system/test_contest.py)."""
-
-    def __init__(self, tmpdir, uid_base):
-        super().__init__(tmpdir, uid_base=uid_base, capacity=1024, cgroup_name="wp-bench-contest-%d" % os.getpid())
-        confdir = os.path.join(self.tmp, "config")
-        os.makedirs(confdir, exist_ok=True)
-        os.symlink(os.path.join(REPO, "config", "languages"), os.path.join(confdir, "languages"))
-        with open(os.path.join(REPO, "config", "sandboxd.conf")) as f:
-            text = f.read()
-        text = _rewrite(text, {"listen": "unix:%s" % self.sock, "state_dir": self.state_dir,
-                               "cgroup_name": self.cgroup_name, "uid_base": str(uid_base)})
-        self.config = os.path.join(confdir, "sandboxd.conf")
-        with open(self.config, "w") as f:
-            f.write(text)
-
-
-class ShippedPoold(wp.Poold):
-    def __init__(self, tmpdir, node_url):
-        self.node_url = node_url
-        super().__init__(tmpdir, nodes={"local": node_url})
-
-    def config_text(self):
-        with open(os.path.join(REPO, "config", "poold.conf")) as f:
-            text = f.read()
-        return _rewrite(text, {"listen": self.listen, "url": self.node_url})
-
-
 def cpu_busy(seconds=1.0):
     """(busy %, steal %) of all CPUs over `seconds`."""
     def snap():
@@ -321,8 +285,8 @@ def creation_rate(lang, n, timeout=180):
 
 
 def contest_rows(quick, ncpu, raw, rows):
-    sb = ShippedSandboxd(wp.make_tmpdir("wp-bench-contest-sb-"), CONTEST_UID_BASE)
-    pd = ShippedPoold(wp.make_tmpdir("wp-bench-contest-pd-"), sb.url)
+    sb = wp.ShippedSandboxd(wp.make_tmpdir("wp-bench-contest-sb-"), CONTEST_UID_BASE, "bench-contest")
+    pd = wp.ShippedPoold(wp.make_tmpdir("wp-bench-contest-pd-"), sb.url)
     try:
         sb.start()
         pd.start(timeout=30)

@@ -469,6 +469,31 @@ static bool node_failed(struct aca_op *c, struct lease *l, struct http_result *r
 	return false;
 }
 
+/* The node's JSON answer to an exec or a run; NULL when the node failed,
+ * refused or answered something else: then the client has its error and
+ * the op is over (freed, the lease's op done). */
+static json_t *node_answer(struct aca_op *c, struct lease *l, struct http_result *res, const char *what)
+{
+	json_t *r = NULL;
+	char m[64];
+
+	if (node_failed(c, l, res, false))
+		return NULL;
+	if (res->status == 200 && (r = json_parse_reply(res->body, res->body_len)) && json_is_object(r))
+		return r;
+	json_decref(r);
+	if (res->status == 200) {
+		snprintf(m, sizeof(m), "the node's answer to %s is not JSON", what);
+		op_error(c, 502, "NodeError", m, 0);
+	} else {
+		relay_error(c, res, "NodeError");
+	}
+	end_if_refused_first(l, res->status);
+	op_free(c);
+	lease_op_done(l);
+	return NULL;
+}
+
 static void packages_done(struct aca_op *c, struct lease *l, json_t *r);
 
 static void exec_done(struct node *n, struct http_result *res, void *data)
@@ -482,18 +507,8 @@ static void exec_done(struct node *n, struct http_result *res, void *data)
 		packages_done(c, l, r);
 		return;
 	}
-	if (node_failed(c, l, res, false))
+	if (!(r = node_answer(c, l, res, "exec")))
 		return;
-	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
-		if (res->status == 200)
-			op_error(c, 502, "NodeError", "the node's answer to exec is not JSON", 0);
-		else
-			relay_error(c, res, "NodeError");
-		end_if_refused_first(l, res->status);
-		op_free(c);
-		lease_op_done(l);
-		return;
-	}
 	respond_exec(c, l, r, (double)json_integer_value(json_object_get(c->exec, "timeout_ms")) / 1000.0);
 	op_free(c);
 	lease_op_done(l);
@@ -627,18 +642,8 @@ static void shell_done(struct node *n, struct http_result *res, void *data)
 		ev_timer_start(loop, &c->busy_retry);
 		return;
 	}
-	if (node_failed(c, l, res, false))
+	if (!(r = node_answer(c, l, res, "run")))
 		return;
-	if (res->status != 200 || !(r = json_parse_reply(res->body, res->body_len)) || !json_is_object(r)) {
-		if (res->status == 200)
-			op_error(c, 502, "NodeError", "the node's answer to run is not JSON", 0);
-		else
-			relay_error(c, res, "NodeError");
-		end_if_refused_first(l, res->status);
-		op_free(c);
-		lease_op_done(l);
-		return;
-	}
 	shell_answer(c, l, r);
 	op_free(c);
 	lease_op_done(l);

@@ -28,6 +28,7 @@
 #include "sdnotify.h"
 #include "settings.h"
 #include "telemetry.h"
+#include "tls.h"
 
 #define STARTUP_SYNC_LIMIT 10.0
 
@@ -94,7 +95,7 @@ static void explain(const char *path)
 	printf("%s: valid\n", path);
 	for (size_t i = 0; i < cfg.n_listen; i++)
 		printf("  listen      %s%s\n", cfg.listen[i],
-		       psettings_is_loopback(cfg.listen[i]) ? " (loopback)" : "");
+		       tls_address_is_loopback(cfg.listen[i]) ? " (loopback)" : "");
 	for (size_t i = 0; i < cfg.n_listen_tls; i++)
 		printf("  listen_tls  %s (TLS, certificate %s)\n", cfg.listen_tls[i], cfg.tls_cert);
 	printf("  auth        %zu token(s)%s\n", auth_count(cfg.auth),

@@ -4,12 +4,12 @@
  * half understands. */
 #include "settings.h"
 
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
 #include "config.h"
+#include "tls.h"
 
 static bool name_valid(const char *n)
 {
@@ -141,7 +141,7 @@ static int psettings_tls_check(const char *path, struct psettings *s, struct wp_
 		return wp_error_set(err, EINVAL, "%s: listen_tls needs tls_cert and tls_key in [poold]", path);
 	/* Bearer tokens, code and files must not cross a network in clear */
 	for (size_t i = 0; i < s->n_listen; i++)
-		if (!psettings_is_loopback(s->listen[i]) && auth_count(s->auth) > 0 && !s->tls_terminated_by_proxy)
+		if (!tls_address_is_loopback(s->listen[i]) && auth_count(s->auth) > 0 && !s->tls_terminated_by_proxy)
 			return wp_error_set(
 			    err, EPERM,
 			    "%s: listen `%s` is not loopback and has no TLS: tokens and code would cross the network "
@@ -299,26 +299,6 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 	return -ENOENT;
 }
 
-bool psettings_is_loopback(const char *address)
-{
-	char host[128];
-	struct in_addr a4;
-	const char *colon;
-
-	if (strncmp(address, "unix:", 5) == 0)
-		return true;
-	if (address[0] == '[')
-		return strncmp(address, "[::1]:", 6) == 0;
-	colon = strrchr(address, ':');
-	if (!colon || (size_t)(colon - address) >= sizeof(host))
-		return false;
-	memcpy(host, address, (size_t)(colon - address));
-	host[colon - address] = '\0';
-	if (strcmp(host, "localhost") == 0)
-		return true;
-	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
-}
-
 int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 {
 	int r;
@@ -390,14 +370,14 @@ int psettings_load(const char *path, struct psettings *s, struct wp_error *err)
 		return r;
 	/* no auth only on loopback (docs/security.md): anything else needs tokens */
 	for (size_t i = 0; i < s->n_listen_tls; i++)
-		if (!psettings_is_loopback(s->listen_tls[i]) && auth_count(s->auth) == 0)
+		if (!tls_address_is_loopback(s->listen_tls[i]) && auth_count(s->auth) == 0)
 			return wp_error_set(
 			    err, EPERM,
 			    "%s: listen_tls `%s` is not loopback and [auth] has no token: refusing to serve "
 			    "code execution to the network without authentication",
 			    path, s->listen_tls[i]);
 	for (size_t i = 0; i < s->n_listen; i++)
-		if (!psettings_is_loopback(s->listen[i]) && auth_count(s->auth) == 0)
+		if (!tls_address_is_loopback(s->listen[i]) && auth_count(s->auth) == 0)
 			return wp_error_set(
 			    err, EPERM,
 			    "%s: listen `%s` is not loopback and [auth] has no token: refusing to serve "

@@ -85,6 +85,5 @@ struct psettings {
 
 int psettings_load(const char *path, struct psettings *s, struct wp_error *err);
 void psettings_free(struct psettings *s);
-bool psettings_is_loopback(const char *address);
 
 #endif

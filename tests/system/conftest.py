@@ -267,6 +267,34 @@ def own_sandboxd(what, tmp_prefix, uid_base, capacity, **kw):
     assert not problems, "sandboxd left things behind: %r\n%s" % (problems, log)
 
 
+def start_pair(what, tag, uid_base, capacity, pools, tokens=(), extra_poold="", **sb_kw):
+    """A module's own sandboxd and a poold over it (pools, tokens, extra
+    [poold] lines), poold ready; the module fails at once, with the reason,
+    when they do not come up. `what` names the suite in a skip message.
+    End them with stop_pair."""
+    if os.geteuid() != 0:
+        pytest.skip("%s SKIPPED: sandboxd must run as root (euid %d)" % (what, os.geteuid()))
+    for b in (wpdaemons.SANDBOXD, wpdaemons.POOLD):
+        if not os.access(b, os.X_OK):
+            pytest.skip("%s SKIPPED: %s is not built — run `make`" % (what, b))
+    sb = wpdaemons.Sandboxd(wpdaemons.make_tmpdir("wp-%s-node-" % tag), uid_base=uid_base, capacity=capacity,
+                            cgroup_name="wp-%s-%d" % (tag, os.getpid()), **sb_kw)
+    pd = None
+    try:
+        sb.start()
+        pd = wpdaemons.Poold(wpdaemons.make_tmpdir("wp-%s-poold-" % tag), nodes={"local": sb.url}, pools=pools,
+                             tokens=list(tokens), extra_poold=extra_poold)
+        pd.start()
+        ok = wpdaemons.wait_for(lambda: pd.client().get("/readyz").status == 200, 60, 0.1)
+        assert ok, "poold not ready within 60 s: %r\n%s" % (pd.client().get("/readyz"), pd.log_text())
+    except (RuntimeError, AssertionError) as e:
+        if pd:
+            pd.cleanup()
+        sb.cleanup(remove=False)
+        pytest.fail(str(e), pytrace=False)
+    return sb, pd
+
+
 def stop_pair(sb, pd, what):
     """The end of a module that ran its own sandboxd and poold: both get
     SIGTERM (poold first); a bad exit status or a leftover of sandboxd fails

@@ -13,7 +13,6 @@ real poold on loopback:
 Run as root: /usr/bin/python3 -m pytest tests/system/test_attacks_stall.py
 """
 
-import os
 import resource
 import socket
 import threading
@@ -24,7 +23,7 @@ import uuid
 import pytest
 
 import wpdaemons
-from conftest import stop_pair
+from conftest import start_pair, stop_pair
 
 UID_BASE = 372000
 CAPACITY = 32
@@ -47,29 +46,11 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env():
-    if os.geteuid() != 0:
-        pytest.skip("STALL TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    for b in (wpdaemons.SANDBOXD, wpdaemons.POOLD):
-        if not os.access(b, os.X_OK):
-            pytest.skip("STALL TESTS SKIPPED: %s is not built — run `make`" % b)
-    sb = wpdaemons.Sandboxd(wpdaemons.make_tmpdir("wp-stall-node-"), uid_base=UID_BASE, capacity=CAPACITY,
-                            cgroup_name="wp-stall-%d" % os.getpid())
-    pd = None
-    try:
-        sb.start()
-        pools = {"python": {"language": "python", "stateful": "yes", "warm": OTHERS + 2, "max": OTHERS + 6,
-                            "idle_timeout": "5m"}}
-        pd = wpdaemons.Poold(wpdaemons.make_tmpdir("wp-stall-poold-"), nodes={"local": sb.url}, pools=pools,
-                             tokens=[(TOKEN, "executor", "backend"), (METRICS_TOKEN, "metrics", "prom")],
-                             extra_poold="default_pool = python\nmax_connections = 1024")
-        pd.start()
-        ok = wpdaemons.wait_for(lambda: pd.client().get("/readyz").status == 200, 60, 0.1)
-        assert ok, "poold not ready within 60 s: %r\n%s" % (pd.client().get("/readyz"), pd.log_text())
-    except (RuntimeError, AssertionError) as e:
-        if pd:
-            pd.cleanup()
-        sb.cleanup(remove=False)
-        pytest.fail(str(e), pytrace=False)
+    pools = {"python": {"language": "python", "stateful": "yes", "warm": OTHERS + 2, "max": OTHERS + 6,
+                        "idle_timeout": "5m"}}
+    sb, pd = start_pair("STALL TESTS", "stall", UID_BASE, CAPACITY, pools,
+                        tokens=[(TOKEN, "executor", "backend"), (METRICS_TOKEN, "metrics", "prom")],
+                        extra_poold="default_pool = python\nmax_connections = 1024")
     yield Env(sb, pd)
     stop_pair(sb, pd, "stall suite")
 

@@ -10,15 +10,13 @@ examples/2025-02-02-preview and 2025-10-02-preview), rebuilt by hand.
 Run as root: /usr/bin/python3 -m pytest tests/system/test_azure_current.py
 """
 
-import os
-import shutil
 import time
 import urllib.parse
 import uuid
 
 import pytest
 
-import wpdaemons
+from conftest import start_pair, stop_pair
 
 UID_BASE = 357000
 CAPACITY = 24
@@ -46,44 +44,17 @@ class Env:
 
 @pytest.fixture(scope="module")
 def cur():
-    if os.geteuid() != 0:
-        pytest.skip("AZURE CURRENT SYSTEM TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    sb = wpdaemons.Sandboxd(wpdaemons.make_tmpdir("wp-cur-node-"), uid_base=UID_BASE, capacity=CAPACITY,
-                            cgroup_name="wp-cur-%d" % os.getpid())
-    pd = None
-    try:
-        sb.start()
-        pools = {
-            "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 8, "idle_timeout": "2m",
-                       "max_lifetime": "1h"},
-            "shell": {"language": "shell", "warm": 1, "max": 8, "idle_timeout": "2m"},
-        }
-        pd = wpdaemons.Poold(wpdaemons.make_tmpdir("wp-cur-poold-"), nodes={"local": sb.url}, pools=pools,
-                             tokens=[(EXEC_TOKEN, "executor", "backend"), (ADMIN_TOKEN, "admin", "ops")],
-                             extra_poold="default_pool = python\nasync_results_per_session = %d\n"
-                                         "async_result_ttl = %ds" % (PER_SESSION, TTL_S))
-        pd.start()
-        ok = wpdaemons.wait_for(lambda: pd.client().get("/readyz").status == 200, 60, 0.1)
-        assert ok, "poold not ready within 60 s: %r\n%s" % (pd.client().get("/readyz"), pd.log_text())
-    except (RuntimeError, AssertionError) as e:
-        if pd:
-            pd.cleanup()
-        sb.cleanup(remove=False)
-        pytest.fail(str(e), pytrace=False)
-    env = Env(sb, pd)
-    yield env
-    rc_pd = pd.stop()
-    rc_sb = sb.stop()
-    problems = sb.cleanup(remove=False)
-    if rc_pd != 0:
-        problems.append("poold exit status after SIGTERM: %s" % rc_pd)
-    if rc_sb != 0:
-        problems.append("sandboxd exit status after SIGTERM: %s" % rc_sb)
-    log = pd.log_text(limit=6000)
-    pd.cleanup()
-    if problems:
-        pytest.fail("azure-current suite teardown:\n  - %s\n%s" % ("\n  - ".join(problems), log), pytrace=False)
-    shutil.rmtree(sb.tmp, ignore_errors=True)
+    pools = {
+        "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 8, "idle_timeout": "2m",
+                   "max_lifetime": "1h"},
+        "shell": {"language": "shell", "warm": 1, "max": 8, "idle_timeout": "2m"},
+    }
+    sb, pd = start_pair("AZURE CURRENT SYSTEM TESTS", "cur", UID_BASE, CAPACITY, pools,
+                        tokens=[(EXEC_TOKEN, "executor", "backend"), (ADMIN_TOKEN, "admin", "ops")],
+                        extra_poold="default_pool = python\nasync_results_per_session = %d\n"
+                                    "async_result_ttl = %ds" % (PER_SESSION, TTL_S))
+    yield Env(sb, pd)
+    stop_pair(sb, pd, "azure-current suite")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import collections
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -33,71 +32,15 @@ CONTEST_UID_BASE = 342000  # the small nodes of this file's other tests
 BURST_LIMIT_S = 240
 
 
-def _rewrite(text, keys):
-    """Replace `key = value` lines of the given keys (the value only)."""
-    for key, value in keys.items():
-        text, n = re.subn(r"(?m)^%s\s*=.*$" % re.escape(key), "%s = %s" % (key, value), text)
-        assert n >= 1, "key %s not in the shipped config" % key
-    return text
-
-
-class ShippedSandboxd(wpdaemons.Sandboxd):
-    """config/sandboxd.conf as shipped; only where it listens, its state
-    dir, cgroup name and uid_base differ. config/languages is the repo's
-    (the file sits in <tmp>/config/ beside a link to it, so its relative
-    `languages = config/languages` means what it means in the repo)."""
-
-    def __init__(self, tmpdir, uid_base):
-        super().__init__(tmpdir, uid_base=uid_base, capacity=1024, cgroup_name="wp-contest-%d" % os.getpid())
-        confdir = os.path.join(self.tmp, "config")
-        os.makedirs(confdir, exist_ok=True)
-        os.symlink(os.path.join(REPO, "config", "languages"), os.path.join(confdir, "languages"))
-        with open(os.path.join(REPO, "config", "sandboxd.conf")) as f:
-            text = f.read()
-        text = _rewrite(text, {"listen": "unix:%s" % self.sock, "state_dir": self.state_dir,
-                               "cgroup_name": self.cgroup_name, "uid_base": str(uid_base)})
-        self.config = os.path.join(confdir, "sandboxd.conf")
-        with open(self.config, "w") as f:
-            f.write(text)
-
-
-class ShippedPoold(wpdaemons.Poold):
-    """config/poold.conf as shipped; only its listen address and its node's
-    socket differ."""
-
-    def __init__(self, tmpdir, node_url):
-        self.node_url = node_url
-        super().__init__(tmpdir, nodes={"local": node_url})
-
-    def config_text(self):
-        with open(os.path.join(REPO, "config", "poold.conf")) as f:
-            text = f.read()
-        return _rewrite(text, {"listen": self.listen, "url": self.node_url})
-
-
 @pytest.fixture(scope="module")
 def shipped():
     if os.geteuid() != 0:
         pytest.skip("CONTEST TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    sb = ShippedSandboxd(wpdaemons.make_tmpdir("wp-contest-node-"), SHIPPED_UID_BASE)
-    pd = ShippedPoold(wpdaemons.make_tmpdir("wp-contest-poold-"), sb.url)
-    try:
-        sb.start()
-        pd.start(timeout=30)
-    except Exception:
-        pd.cleanup()
-        sb.cleanup(remove=False)
-        raise
-    c = pd.client(timeout=60)
     # warm pools as shipped, before the contest starts
-    assert wpdaemons.wait_for(lambda: c.get("/readyz").status == 200, 60), c.get("/readyz")
+    sb, pd = wpdaemons.start_shipped(SHIPPED_UID_BASE, "contest", ready_timeout=60)
     yield sb, pd
-    rc = pd.stop(timeout=30)
-    pd.cleanup()
-    src = sb.stop()
-    problems = sb.cleanup(remove=False)
-    assert rc == 0 and src == 0 and not problems, (rc, src, problems)
-    shutil.rmtree(sb.tmp, ignore_errors=True)
+    problems = wpdaemons.stop_shipped(sb, pd)
+    assert not problems, problems
 
 
 def submission(lang, user, x, correct=True, question="q1"):

@@ -400,29 +400,10 @@ def shipped_stack():
     test_contest.py."""
     if os.geteuid() != 0:
         pytest.skip("DOC EXAMPLE TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    from test_contest import ShippedPoold, ShippedSandboxd
-    sb = ShippedSandboxd(wpdaemons.make_tmpdir("wp-newcomer-node-"), SHIPPED_UID_BASE)
-    sb.cgroup_name = "wp-newcomer-%d" % os.getpid()
-    text = read(sb.config)
-    with open(sb.config, "w") as f:
-        f.write(re.sub(r"(?m)^cgroup_name\s*=.*$", "cgroup_name = %s" % sb.cgroup_name, text))
-    pd = ShippedPoold(wpdaemons.make_tmpdir("wp-newcomer-poold-"), sb.url)
-    try:
-        sb.start()
-        pd.start(timeout=30)
-        c = pd.client(timeout=60)
-        assert wpdaemons.wait_for(lambda: c.get("/readyz").status == 200, 90), c.get("/readyz")
-    except Exception:
-        pd.cleanup()
-        sb.cleanup(remove=False)
-        raise
+    sb, pd = wpdaemons.start_shipped(SHIPPED_UID_BASE, "newcomer")
     yield sb, pd
-    rc = pd.stop(timeout=30)
-    pd.cleanup()
-    src = sb.stop()
-    problems = sb.cleanup(remove=False)
-    assert rc == 0 and src == 0 and not problems, (rc, src, problems)
-    shutil.rmtree(sb.tmp, ignore_errors=True)
+    problems = wpdaemons.stop_shipped(sb, pd)
+    assert not problems, problems
 
 
 def test_every_curl_example_runs_on_the_shipped_config(shipped_stack):

@@ -313,31 +313,10 @@ def test_ds_pool_no_state_between_sessions(rich):
 def shipped():
     if os.geteuid() != 0:
         pytest.skip("RICH RESULT TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    from test_contest import ShippedPoold, ShippedSandboxd
-
-    sb = ShippedSandboxd(wpdaemons.make_tmpdir("wp-rich-shipped-"), SHIPPED_UID_BASE)
-    sb.cgroup_name = "wp-rich-shipped-%d" % os.getpid()
-    with open(sb.config) as f:
-        text = f.read()
-    with open(sb.config, "w") as f:
-        f.write(text.replace("cgroup_name = wp-contest-%d" % os.getpid(), "cgroup_name = " + sb.cgroup_name))
-    pd = ShippedPoold(wpdaemons.make_tmpdir("wp-rich-shipped-poold-"), sb.url)
-    try:
-        sb.start()
-        pd.start(timeout=30)
-        c = pd.client(timeout=120)
-        assert wpdaemons.wait_for(lambda: c.get("/readyz").status == 200, 90), c.get("/readyz")
-    except Exception:
-        pd.cleanup()
-        sb.cleanup(remove=False)
-        raise
-    yield c
-    rc = pd.stop(timeout=30)
-    pd.cleanup()
-    src = sb.stop()
-    problems = sb.cleanup(remove=False)
-    assert rc == 0 and src == 0 and not problems, (rc, src, problems)
-    shutil.rmtree(sb.tmp, ignore_errors=True)
+    sb, pd = wpdaemons.start_shipped(SHIPPED_UID_BASE, "rich-shipped")
+    yield pd.client(timeout=120)
+    problems = wpdaemons.stop_shipped(sb, pd)
+    assert not problems, problems
 
 
 def test_shipped_python_ds_pool(shipped):

@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 import wpdaemons
-from conftest import processes_matching, stop_pair
+from conftest import processes_matching, start_pair, stop_pair
 
 UID_BASE = 356000
 CAPACITY = 24
@@ -55,27 +55,11 @@ class Env:
 
 @pytest.fixture(scope="module")
 def shell_env():
-    if os.geteuid() != 0:
-        pytest.skip("SHELL SYSTEM TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    sb = wpdaemons.Sandboxd(wpdaemons.make_tmpdir("wp-shell-node-"), uid_base=UID_BASE, capacity=CAPACITY,
-                            cgroup_name="wp-shell-%d" % os.getpid())
-    pd = None
-    try:
-        sb.start()
-        pools = {"shell": shipped_pool("shell"),
-                 "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 4, "idle_timeout": "2m"}}
-        pd = wpdaemons.Poold(wpdaemons.make_tmpdir("wp-shell-poold-"), nodes={"local": sb.url}, pools=pools,
-                             tokens=[(TOKEN, "executor", "backend")])
-        pd.start()
-        ok = wpdaemons.wait_for(lambda: pd.client().get("/readyz").status == 200, 60, 0.1)
-        assert ok, "poold not ready within 60 s: %r\n%s" % (pd.client().get("/readyz"), pd.log_text())
-    except (RuntimeError, AssertionError) as e:
-        if pd:
-            pd.cleanup()
-        sb.cleanup(remove=False)
-        pytest.fail(str(e), pytrace=False)
-    env = Env(sb, pd)
-    yield env
+    pools = {"shell": shipped_pool("shell"),
+             "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 4, "idle_timeout": "2m"}}
+    sb, pd = start_pair("SHELL SYSTEM TESTS", "shell", UID_BASE, CAPACITY, pools,
+                        tokens=[(TOKEN, "executor", "backend")])
+    yield Env(sb, pd)
     stop_pair(sb, pd, "shell suite")
 
 

@@ -21,6 +21,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -748,3 +749,85 @@ def check_config(path):
     r = subprocess.run([POOLD, "--check-config", "--config", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=20)
     return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------
+# The shipped configuration: config/sandboxd.conf and config/poold.conf as
+# they are, with only where the daemons listen, sandboxd's state dir,
+# cgroup name and uid_base rewritten (the tests and benches that check "the
+# shipped config is the product").
+
+
+def rewrite_keys(text, keys):
+    """Replace the value of `key = value` lines of the given keys."""
+    for key, value in keys.items():
+        text, n = re.subn(r"(?m)^%s\s*=.*$" % re.escape(key), "%s = %s" % (key, value), text)
+        if n < 1:
+            raise RuntimeError("key %s not in the shipped config" % key)
+    return text
+
+
+class ShippedSandboxd(Sandboxd):
+    """config/sandboxd.conf as shipped. config/languages is the repo's (the
+    file sits in <tmp>/config/ beside a link to it, so its relative
+    `languages = config/languages` means what it means in the repo)."""
+
+    def __init__(self, tmpdir, uid_base, tag):
+        super().__init__(tmpdir, uid_base=uid_base, capacity=1024, cgroup_name="wp-%s-%d" % (tag, os.getpid()))
+        confdir = os.path.join(self.tmp, "config")
+        os.makedirs(confdir, exist_ok=True)
+        os.symlink(os.path.join(REPO, "config", "languages"), os.path.join(confdir, "languages"))
+        with open(os.path.join(REPO, "config", "sandboxd.conf")) as f:
+            text = f.read()
+        text = rewrite_keys(text, {"listen": "unix:%s" % self.sock, "state_dir": self.state_dir,
+                                   "cgroup_name": self.cgroup_name, "uid_base": str(uid_base)})
+        self.config = os.path.join(confdir, "sandboxd.conf")
+        with open(self.config, "w") as f:
+            f.write(text)
+
+
+class ShippedPoold(Poold):
+    """config/poold.conf as shipped; only its listen address and its node's
+    socket differ."""
+
+    def __init__(self, tmpdir, node_url):
+        self.node_url = node_url
+        super().__init__(tmpdir, nodes={"local": node_url})
+
+    def config_text(self):
+        with open(os.path.join(REPO, "config", "poold.conf")) as f:
+            text = f.read()
+        return rewrite_keys(text, {"listen": self.listen, "url": self.node_url})
+
+
+def start_shipped(uid_base, tag, ready_timeout=90):
+    """Both daemons on the shipped config, started, poold ready (its warm
+    pools filled). Returns (sandboxd, poold); stop them with stop_shipped."""
+    sb = ShippedSandboxd(make_tmpdir("wp-%s-node-" % tag), uid_base, tag)
+    pd = ShippedPoold(make_tmpdir("wp-%s-poold-" % tag), sb.url)
+    try:
+        sb.start()
+        pd.start(timeout=30)
+        c = pd.client(timeout=60)
+        if not wait_for(lambda: c.get("/readyz").status == 200, ready_timeout):
+            raise RuntimeError("poold on the shipped config not ready in %d s: %r" % (ready_timeout, c.get("/readyz")))
+    except Exception:
+        pd.cleanup()
+        sb.cleanup(remove=False)
+        raise
+    return sb, pd
+
+
+def stop_shipped(sb, pd):
+    """SIGTERM to both; the problems (exit statuses, leftovers), [] if none."""
+    rc = pd.stop(timeout=30)
+    pd.cleanup()
+    src = sb.stop()
+    problems = sb.cleanup(remove=False)
+    if rc != 0:
+        problems.append("poold exit status after SIGTERM: %s" % rc)
+    if src != 0:
+        problems.append("sandboxd exit status after SIGTERM: %s" % src)
+    if not problems:
+        shutil.rmtree(sb.tmp, ignore_errors=True)
+    return problems
