@@ -66,7 +66,7 @@ struct prestart {
 	ev_timer timer;
 	int procs[2][8]; /* cgroup.procs of run0 and run1, -1 terminated */
 	uint64_t tag_gen;
-	uint64_t tag;	 /* the last PREFORK's (0: none waits) */
+	uint64_t tag; /* the last PREFORK's (0: none waits) */
 	unsigned pre_group;
 	char *pre_path; /* the group its child joined, as cgroup_path said */
 };

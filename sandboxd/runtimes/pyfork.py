@@ -26,8 +26,10 @@ The server is not dumpable: a test case can neither ptrace it nor read its
 fds through /proc. It can kill or stop it (same uid): sandboxd then runs the
 test case again the usual way and restarts the server."""
 
+import atexit
 import builtins  # noqa: F401 — the child's imports, done before READY
 import ctypes
+import gc
 import importlib.machinery  # noqa: F401
 import json
 import os
@@ -59,6 +61,10 @@ def _send(sock, obj):
 def _serve():
     """Serve until a step arrives in a child: returns (message, fds) there."""
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # the server's objects move to the permanent generation: a child's
+    # collections do not walk (and so copy) the pages they sit on
+    gc.collect()
+    gc.freeze()
     sock = socket.socket(fileno=3)
     os.close(4)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -67,6 +73,7 @@ def _serve():
     children = set()
     quiet = set()  # waiting children killed unused: their ends are not reported
     pre = None  # the waiting child: [pid, tag, its socket]
+    handed = {}  # pid: socket of a child forked ahead, until it is reaped
     # sandboxd's first datagram is a PREFORK: the first step's child is in
     # its run group before the slot is ready
     msg, fds, _, _ = socket.recv_fds(sock, 65536, 16)
@@ -112,6 +119,8 @@ def _serve():
                             pre = None
                         continue
                     children.discard(pid)
+                    if pid in handed:
+                        handed.pop(pid).close()
                     _send(
                         sock,
                         {
@@ -146,7 +155,9 @@ def _serve():
                 try:
                     socket.send_fds(pre[2], [msg], fds[:3])
                     children.add(pre[0])
-                    pre[2].close()
+                    # closed when it is reaped: closing a socket with data
+                    # unread (its "j") resets the peer's, step unread or not
+                    handed[pre[0]] = pre[2]
                     pre = None
                     for f in fds:
                         os.close(f)
@@ -362,8 +373,67 @@ def _main(script):
     return 0
 
 
+def _exit_code(e):
+    """The status of an uncaught SystemExit, as the interpreter has it (its
+    message printed to stderr when it is not a number)."""
+    code = e.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code if -(1 << 31) <= code < (1 << 31) else -1
+    try:
+        sys.stderr.write("%s\n" % (code,))
+    except Exception:  # noqa: BLE001 — as the interpreter: nothing to do
+        pass
+    return 1
+
+
+def _flush():
+    ok = True
+    for f in (sys.stdout, sys.stderr):
+        try:
+            if f is not None and not f.closed:
+                f.flush()
+        except Exception:  # noqa: BLE001 — the interpreter's status 120
+            ok = False
+    return ok
+
+
+def _finish(rc):
+    """End the test case as the interpreter's finalization would, without
+    tearing down the server's modules and objects: that writes to every page
+    the child shares copy-on-write with the server, and was half of an a+b
+    test case's CPU. In the interpreter's order: wait for the non-daemon
+    threads, the atexit functions, flush sys.stdout and sys.stderr; then
+    the script's own objects go (its globals cleared, its cycles collected:
+    __del__ methods run, files it left open are flushed and closed) and the
+    std streams are flushed again. A flush that fails makes the status 120."""
+    t = sys.modules.get("threading")
+    if t is not None:
+        try:
+            t._shutdown()
+        except BaseException:  # noqa: BLE001 — interrupted: go on as the interpreter does
+            pass
+    atexit._run_exitfuncs()
+    ok = _flush()
+    main = sys.modules.get("__main__")
+    try:
+        if main is not None and getattr(main, "__file__", None) is not None:
+            main.__dict__.clear()
+        del main
+        sys.last_type = sys.last_value = sys.last_traceback = None
+        gc.collect()
+    except BaseException:  # noqa: BLE001 — a __del__ that raises is ignored, as at exit
+        pass
+    ok = _flush() and ok
+    os._exit(rc if ok else 120)
+
+
 _sock, _msg, _fds = _serve()
-_rc = _main(_child(_sock, _msg, _fds))
+try:
+    _rc = _main(_child(_sock, _msg, _fds))
+except SystemExit as _e:
+    _rc = _exit_code(_e)
+    del _e
 del _sock, _msg, _fds
-if _rc:
-    raise SystemExit(_rc)
+_finish(_rc)
