@@ -62,8 +62,8 @@ def _serve():
     """Serve until a step arrives in a child: returns (message, fds) there."""
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     # the server's objects move to the permanent generation: a child's
-    # collections do not walk (and so copy) the pages they sit on
-    gc.collect()
+    # collections do not walk (and so copy) the pages they sit on (no
+    # collection first: it would cost the slot's creation ~5-10 ms of CPU)
     gc.freeze()
     sock = socket.socket(fileno=3)
     os.close(4)
