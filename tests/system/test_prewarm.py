@@ -295,6 +295,39 @@ def test_python_first_run_in_a_fresh_slot_is_not_slower_than_its_second(make_slo
     )
 
 
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGSTOP"])
+def test_python_program_that_kills_or_stops_the_next_test_case_s_waiting_child(py_slot, run, sandboxd, sig):
+    """The next test case's child is forked ahead and waits (same uid as the
+    test case): a test case that finds it and kills or stops it changes no
+    verdict, and the next test case runs as a child of the fork-server."""
+    src = (
+        "import os, signal, time\n"
+        "me, server, hit = os.getpid(), os.getppid(), []\n"
+        "deadline = time.monotonic() + 2\n"
+        "while not hit and time.monotonic() < deadline:\n"
+        "    for p in os.listdir('/proc'):\n"
+        "        if not p.isdigit() or int(p) == me:\n"
+        "            continue\n"
+        "        try:\n"
+        "            ppid = int(open('/proc/%%s/stat' %% p).read().rsplit(')', 1)[1].split()[1])\n"
+        "        except (OSError, ValueError, IndexError):\n"
+        "            continue\n"
+        "        if ppid == server:\n"
+        "            os.kill(int(p), signal.%s)\n"
+        "            hit.append(p)\n"
+        "    time.sleep(0.01)\n"
+        "a, b = map(int, input().split())\n"
+        "print(a + b, len(hit) > 0)\n" % sig
+    )
+    log_at = sandboxd.log_size()
+    b = run(py_slot, src, [("1 2\n", "3 True\n"), ("2 2\n", "4 True\n"), ("5 5\n", "10 True\n")])
+    assert verdicts_of(b) == ["accepted"] * 3, b
+    b = run(py_slot, WHO, [""])
+    assert b["tests"][0]["stdout"] == "/opt/warmpool/pyfork.py\n", b
+    log = sandboxd.log_text(log_at)
+    assert "pre-started helper lost" not in log, "a killed or stopped waiting child cost the fork-server:\n" + log
+
+
 def test_python_limits_apply_to_forked_test_cases(py_slot, run):
     b = run(py_slot, "while True:\n    pass\n", [""], limits={"cpu_ms": 1000})
     assert verdicts_of(b) == ["time_limit_exceeded"], b
