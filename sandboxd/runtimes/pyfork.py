@@ -31,6 +31,7 @@ import builtins  # noqa: F401 — the child's imports, done before READY
 import ctypes
 import gc
 import importlib.machinery  # noqa: F401
+import io
 import json
 import os
 import resource
@@ -389,8 +390,11 @@ def _exit_code(e):
 
 
 def _flush():
+    """sys.stdout and sys.stderr, as the interpreter's exit does; and the
+    original streams if the script replaced them (the interpreter's teardown
+    flushes those when they go)."""
     ok = True
-    for f in (sys.stdout, sys.stderr):
+    for f in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
             if f is not None and not f.closed:
                 f.flush()
@@ -405,7 +409,7 @@ def _finish(rc):
     the child shares copy-on-write with the server, and was half of an a+b
     test case's CPU. In the interpreter's order: wait for the non-daemon
     threads, the atexit functions, flush sys.stdout and sys.stderr; then
-    the script's own objects go (its globals cleared, its cycles collected:
+    the script's own objects go (its module dropped, its objects collected:
     __del__ methods run, files it left open are flushed and closed) and the
     std streams are flushed again. A flush that fails makes the status 120."""
     t = sys.modules.get("threading")
@@ -416,12 +420,23 @@ def _finish(rc):
             pass
     atexit._run_exitfuncs()
     ok = _flush()
-    main = sys.modules.get("__main__")
     try:
-        if main is not None and getattr(main, "__file__", None) is not None:
-            main.__dict__.clear()
-        del main
+        # as the interpreter's teardown: the script's module is dropped and
+        # its objects collected, finalizers first (PEP 442), so __del__
+        # methods see their globals and files left open are flushed
         sys.last_type = sys.last_value = sys.last_traceback = None
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        main, v = sys.modules.pop("__main__", None), None
+        # streams in its globals (`out = os.fdopen(1, "w")`) first: a
+        # collection finalizes a cycle's objects in no set order, a buffer
+        # could be closed before the text layer above it flushes into it
+        for v in list(getattr(main, "__dict__", {}).values()):
+            if isinstance(v, io.IOBase):
+                try:
+                    v.flush()
+                except Exception:  # noqa: BLE001 — closed, or its own error: as at exit
+                    pass
+        del main, v
         gc.collect()
     except BaseException:  # noqa: BLE001 — a __del__ that raises is ignored, as at exit
         pass

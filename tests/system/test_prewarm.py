@@ -215,6 +215,19 @@ SEMANTICS = {
         "",
     ),
     "keyword_exit_and_none": ("raise SystemExit\n", ""),
+    # what the interpreter's exit does besides atexit: __del__ of the
+    # script's objects, streams it left open flushed, a replaced sys.stdout
+    "del_at_exit": (
+        "import sys\nclass D:\n    def __del__(self):\n        print('del ran', flush=True)\nd = D()\nprint('main')\n",
+        "",
+    ),
+    "unclosed_stream_at_exit": ("import os\nout = os.fdopen(os.dup(1), 'w')\nout.write('via fdopen\\n')\n", ""),
+    "replaced_stdout_at_exit": (
+        "import io, sys\nprint('to the original')\nsys.stdout = io.StringIO()\nprint('kept in memory')\n",
+        "",
+    ),
+    "exit_code_big_and_negative": ("import sys\nsys.exit(257)\n", ""),
+    "exit_with_object": ("import sys\nsys.exit(['a', 1])\n", ""),
     "uncaught_in_excepthook_user": (
         "import sys\nsys.excepthook = lambda t, v, tb: print('hook', t.__name__, v)\nraise KeyError('k')\n",
         "",
