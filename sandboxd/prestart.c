@@ -18,7 +18,18 @@
  * {"started": pid, "self": true} and closes its socket. From then on its
  * process is the step: init's report of its exit is the step's exit (the
  * socket's end of file is expected), and it is started again, fresh, for
- * the next step. */
+ * the next step.
+ *
+ * A run helper (`prestart_for = run`: it forks) also gets a PREFORK
+ * datagram ("WPPREFRK", a 64-bit tag) with the cgroup.procs fds of the run
+ * group the next step will use, once right after its start (it says ready
+ * only when that child sits in the group) and after each step it started:
+ * it forks that step's child ahead, into the group, so the step itself pays
+ * neither the fork nor the cgroup move (which can wait for an RCU grace
+ * period). Tag 0 and no fds: no child ahead this time. The
+ * step's datagram carries the tag after its strings when the group is still
+ * the one the child joined (run.c renews groups), else 0: then the helper
+ * forks afresh as without it. */
 #include "prestart.h"
 
 #include <fcntl.h>
@@ -54,7 +65,65 @@ struct prestart {
 	ev_io io;
 	ev_timer timer;
 	int procs[2][8]; /* cgroup.procs of run0 and run1, -1 terminated */
+	uint64_t tag_gen;
+	uint64_t tag; /* the last PREFORK's (0: none waits) */
+	unsigned pre_group;
+	char *pre_path; /* the group its child joined, as cgroup_path said */
 };
+
+#define PRESTART_PREFORK_MAGIC "WPPREFRK"
+
+/* The child of the next step forked ahead into run group g (see above).
+ * Best effort: without it, the next step forks as usual. */
+static void ps_prefork(struct prestart *p, unsigned g)
+{
+	struct slot *s = p->slot;
+	struct wp_error err = {0};
+	int fds[8];
+	char msg[16], cbuf[CMSG_SPACE(8 * sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = msg, .iov_len = sizeof(msg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	uint64_t tag = 0;
+	int n = 0, rc;
+
+	p->tag = 0;
+	free(p->pre_path);
+	p->pre_path = NULL;
+	if (p->sock < 0 || s->lang->prestart_compile)
+		return;
+	memset(fds, -1, sizeof(fds));
+	if (g > 1 || !s->cg_run[g])
+		log_debug("slot %s: pre-started helper: no child ahead: no run group %u", s->id, g);
+	else if (cgroup_open_procs(s->cg_run[g], fds, &err) < 0)
+		log_debug("slot %s: pre-started helper: no child ahead: %s", s->id, err.msg);
+	while (n < 8 && fds[n] >= 0)
+		n++;
+	if (n > 0) {
+		tag = ++p->tag_gen;
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE((size_t)n * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
+	}
+	/* sent without fds too: a helper starting waits for this datagram */
+	memcpy(msg, PRESTART_PREFORK_MAGIC, 8);
+	memcpy(msg + 8, &tag, sizeof(tag));
+	rc = sendmsg(p->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	int e = errno;
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	if (rc < 0) {
+		log_debug("slot %s: pre-started helper: no child ahead: %s", s->id, strerror(e));
+		return;
+	}
+	if (n == 0 || !(p->pre_path = strdup(cgroup_path(s->cg_run[g]))))
+		return;
+	p->tag = tag;
+	p->pre_group = g;
+}
 
 static void ps_close_sock(struct prestart *p)
 {
@@ -63,6 +132,7 @@ static void ps_close_sock(struct prestart *p)
 		close(p->sock);
 		p->sock = -1;
 	}
+	p->tag = 0; /* a child forked ahead dies with its helper */
 	ev_timer_stop(EV_DEFAULT, &p->timer);
 }
 
@@ -222,6 +292,7 @@ static int ps_spawn(struct prestart *p, struct wp_error *err)
 	p->launched = true;
 	p->state = PS_STARTING;
 	p->starts++;
+	ps_prefork(p, s->next_group); /* before it says ready (run helpers) */
 	ev_io_set(&p->io, p->sock, EV_READ);
 	ev_io_start(EV_DEFAULT, &p->io);
 	ev_timer_set(&p->timer, PRESTART_START_TIMEOUT, 0);
@@ -265,12 +336,19 @@ int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3],
 {
 	struct prestart *p = s->prestart;
 	char cbuf[CMSG_SPACE(PRESTART_MAX_FDS * sizeof(int))] = {0};
-	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf};
+	uint64_t tag = 0;
+	struct iovec iov[2] = {{.iov_base = (void *)msg, .iov_len = len}, {.iov_base = &tag, .iov_len = sizeof(tag)}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf};
 	int all[PRESTART_MAX_FDS], n = 0;
 
 	if (!p || p->state != PS_READY || group > 1)
 		return -EAGAIN;
+	/* the child forked ahead takes the step if it sits in this very group */
+	if (s->lang->prestart_compile)
+		mh.msg_iovlen = 1; /* a compile helper (a JVM) does steps itself: no tag */
+	if (p->tag && p->pre_group == group && p->pre_path && strcmp(p->pre_path, cgroup_path(s->cg_run[group])) == 0)
+		tag = p->tag;
+	p->tag = 0;
 	/* run.c makes a run group afresh for each run: hand over the group's
 	 * cgroup.procs as it is now, not as it was when the helper started */
 	struct wp_error err = {0};
@@ -299,6 +377,8 @@ int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3],
 	p->state = PS_BUSY;
 	ev_timer_set(&p->timer, PRESTART_STEP_TIMEOUT, 0);
 	ev_timer_start(EV_DEFAULT, &p->timer);
+	/* run.c has flipped next_group and renewed it: the next step's group */
+	ps_prefork(p, s->next_group);
 	return 0;
 }
 
@@ -352,6 +432,7 @@ void prestart_free(struct prestart *p)
 	if (!p)
 		return;
 	ps_close_sock(p);
+	free(p->pre_path);
 	for (int g = 0; g < 2; g++)
 		for (int i = 0; i < 8 && p->procs[g][i] >= 0; i++)
 			close(p->procs[g][i]);

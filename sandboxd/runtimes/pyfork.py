@@ -12,23 +12,44 @@ of the step's run group. The child joins that group, takes the step's
 rlimits, reports {"started": pid}, puts the fds in place and runs the script
 as __main__; the server reports {"exited": …} when it reaps it.
 
+Moving a process into a cgroup can wait for an RCU grace period (~10 ms on
+a quiet host), and a fresh fork faults in the pages it touches: so the next
+test case's child is forked ahead of need. sandboxd sends a PREFORK datagram
+(magic, a tag) with the cgroup.procs fds of the run group the next step
+will use; the server forks a child that joins that group and waits on a
+private socket. A step whose trailing tag names the waiting child is
+handed to it (it needs no cgroup move); any other step kills the waiting
+child and forks fresh as above. A waiting child never ran submitted code:
+it is a copy of the server, as a fresh fork would be.
+
 The server is not dumpable: a test case can neither ptrace it nor read its
 fds through /proc. It can kill or stop it (same uid): sandboxd then runs the
 test case again the usual way and restarts the server."""
 
+import atexit
+import builtins  # noqa: F401 — the child's imports, done before READY
 import ctypes
+import gc
+import importlib.machinery  # noqa: F401
+import io
 import json
 import os
+import resource
 import select
 import signal
 import socket
 import struct
 import sys
+import types  # noqa: F401
 
 _HDR = struct.Struct("<IIIIQQQQI")  # struct proto_run (proto.h), up to strings[]
 _RLIM_INF = (1 << 64) - 1
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_DUMPABLE = 4
+_PR_SET_PDEATHSIG = 1
+_PREFORK = struct.Struct("<8sQ")  # b"WPPREFRK", tag (prestart.c)
+_PREFORK_MAGIC = b"WPPREFRK"
+_TAG = struct.Struct("<Q")  # after a step's strings: the waiting child's tag, 0: none
 
 
 def _send(sock, obj):
@@ -41,12 +62,34 @@ def _send(sock, obj):
 def _serve():
     """Serve until a step arrives in a child: returns (message, fds) there."""
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # the server's objects move to the permanent generation: a child's
+    # collections do not walk (and so copy) the pages they sit on (no
+    # collection first: it would cost the slot's creation ~5-10 ms of CPU)
+    gc.freeze()
     sock = socket.socket(fileno=3)
     os.close(4)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.signal(signal.SIGCHLD, lambda *a: None)
     signal.set_wakeup_fd(wake_w)
     children = set()
+    quiet = set()  # waiting children killed unused: their ends are not reported
+    pre = None  # the waiting child: [pid, tag, its socket]
+    handed = {}  # pid: socket of a child forked ahead, until it is reaped
+    # sandboxd's first datagram is a PREFORK: the first step's child is in
+    # its run group before the slot is ready
+    msg, fds, _, _ = socket.recv_fds(sock, 65536, 16)
+    if not msg:
+        os._exit(0)
+    if len(msg) == _PREFORK.size and msg.startswith(_PREFORK_MAGIC):
+        pre = _prefork(sock, fds, _PREFORK.unpack(msg)[1], wake_r, wake_w) if fds else None
+        if isinstance(pre, tuple):
+            return pre  # in the waiting child: its step
+        if pre is not None and not select.select([pre[2]], [], [], 10)[0]:
+            _drop(pre, quiet)  # it did not say it joined: steps fork afresh
+            pre = None
+    else:
+        for f in fds:
+            os.close(f)
     _send(sock, {"ready": True})
     poll = select.poll()
     poll.register(sock.fileno(), select.POLLIN)
@@ -63,14 +106,22 @@ def _serve():
                         pass
                 except BlockingIOError:
                     pass
-                while children:
+                while True:
                     try:
                         pid, status, ru = os.wait4(-1, os.WNOHANG)
                     except ChildProcessError:
                         break
                     if pid == 0:
                         break
+                    if pid in quiet or (pre is not None and pid == pre[0]):
+                        quiet.discard(pid)  # a waiting child: no step of it
+                        if pre is not None and pid == pre[0]:
+                            pre[2].close()
+                            pre = None
+                        continue
                     children.discard(pid)
+                    if pid in handed:
+                        handed.pop(pid).close()
                     _send(
                         sock,
                         {
@@ -88,23 +139,127 @@ def _serve():
                 continue
             if not msg:
                 os._exit(0)  # sandboxd is gone
+            if len(msg) == _PREFORK.size and msg.startswith(_PREFORK_MAGIC):
+                _drop(pre, quiet)
+                pre = None
+                r = _prefork(sock, fds, _PREFORK.unpack(msg)[1], wake_r, wake_w) if fds else None
+                if isinstance(r, tuple):
+                    return r  # in the waiting child: its step
+                pre = r
+                continue
+            tag = _step_tag(msg)
+            alive = pre is not None and _waiting(pre[0])
+            if pre is not None and alive is None:
+                pre[2].close()  # it is gone (reaped): nothing to kill
+                pre = None
+            if alive and tag and tag == pre[1]:
+                try:
+                    socket.send_fds(pre[2], [msg], fds[:3])
+                    children.add(pre[0])
+                    # closed when it is reaped: closing a socket with data
+                    # unread (its "j") resets the peer's, step unread or not
+                    handed[pre[0]] = pre[2]
+                    pre = None
+                    for f in fds:
+                        os.close(f)
+                    continue
+                except OSError:
+                    pass
+            _drop(pre, quiet)
+            pre = None
             pid = os.fork()
             if pid == 0:
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                os.close(wake_r)
-                os.close(wake_w)
+                _forked(wake_r, wake_w)
                 return sock, msg, fds
             children.add(pid)
             for f in fds:
                 os.close(f)
 
 
+def _forked(wake_r, wake_w):
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.close(wake_r)
+    os.close(wake_w)
+
+
+def _step_tag(msg):
+    """The tag sandboxd put after the step's message (0: none). The C
+    struct is _HDR.size plus padding to 8 bytes, then the strings: a
+    message 8 or more bytes longer than header and strings ends in a tag."""
+    try:
+        end = _HDR.size + _HDR.unpack_from(msg)[8]
+        return _TAG.unpack_from(msg, len(msg) - _TAG.size)[0] if len(msg) >= end + _TAG.size else 0
+    except struct.error:
+        return 0
+
+
+def _waiting(pid):
+    """True: it waits. None: it is gone (reaped here). False: stopped (a
+    test case has the same uid: it can stop or kill it); the step forks
+    afresh and _drop kills it."""
+    try:
+        wpid, status = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
+    except ChildProcessError:
+        return None
+    if wpid == 0:
+        return True
+    if os.WIFSTOPPED(status):
+        return False  # not reaped: _drop kills it, the SIGCHLD loop reaps it
+    return None
+
+
+def _drop(pre, quiet):
+    """Kill a waiting child that will not get a step."""
+    if pre is None:
+        return
+    quiet.add(pre[0])
+    pre[2].close()
+    try:
+        os.kill(pre[0], signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _prefork(sock, fds, tag, wake_r, wake_w):
+    """Fork the child of the next step into its run group (fds: the group's
+    cgroup.procs). In the server: [pid, tag, socket] or None. In the child,
+    once a step came: the tuple (sock, msg, fds) for _child."""
+    try:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        for f in fds:
+            os.close(f)
+        return None
+    pid = os.fork()
+    if pid:
+        b.close()
+        for f in fds:
+            os.close(f)
+        return [pid, tag, a]
+    _forked(wake_r, wake_w)
+    a.close()
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:
+        os._exit(0)
+    try:
+        for f in fds:
+            os.write(f, b"0")
+            os.close(f)
+        b.send(b"j")  # in its group (the server waits for it only at start)
+        msg, step_fds, _, _ = socket.recv_fds(b, 65536, 8)
+    except OSError:
+        os._exit(0)
+    if not msg or len(step_fds) != 3:
+        os._exit(0)  # the server dropped it
+    b.close()
+    return sock, msg, step_fds + [None]
+
+
 def _child(sock, msg, fds):
     """In the child: the run group, the limits, the fds; then the script's
-    argv, path and environment. Returns the script's path."""
-    import resource
-
+    argv, path and environment. Returns the script's path. fds[3] is None
+    in a child forked ahead: it is in its run group already."""
     where = "malformed step"
     try:
         _, _, argc, envc, cpu, fsize, stack, nofile, slen = _HDR.unpack_from(msg)
@@ -116,8 +271,9 @@ def _child(sock, msg, fds):
             raise ValueError("fds")
         where = "join the run cgroup"
         for f in fds[3:]:
-            os.write(f, b"0")
-            os.close(f)
+            if f is not None:
+                os.write(f, b"0")
+                os.close(f)
         where = "rlimits"
 
         def lim(v):
@@ -129,6 +285,7 @@ def _child(sock, msg, fds):
         resource.setrlimit(resource.RLIMIT_NOFILE, (lim(nofile), lim(nofile)))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         os.setsid()
+        _libc.prctl(_PR_SET_PDEATHSIG, 0, 0, 0, 0)  # a child forked ahead: its step outlives the server
         where = "chdir"
         os.chdir(cwd)
         _send(sock, {"started": os.getpid()})
@@ -217,8 +374,81 @@ def _main(script):
     return 0
 
 
+def _exit_code(e):
+    """The status of an uncaught SystemExit, as the interpreter has it (its
+    message printed to stderr when it is not a number)."""
+    code = e.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code if -(1 << 31) <= code < (1 << 31) else -1
+    try:
+        sys.stderr.write("%s\n" % (code,))
+    except Exception:  # noqa: BLE001 — as the interpreter: nothing to do
+        pass
+    return 1
+
+
+def _flush():
+    """sys.stdout and sys.stderr, as the interpreter's exit does; and the
+    original streams if the script replaced them (the interpreter's teardown
+    flushes those when they go)."""
+    ok = True
+    for f in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if f is not None and not f.closed:
+                f.flush()
+        except Exception:  # noqa: BLE001 — the interpreter's status 120
+            ok = False
+    return ok
+
+
+def _finish(rc):
+    """End the test case as the interpreter's finalization would, without
+    tearing down the server's modules and objects: that writes to every page
+    the child shares copy-on-write with the server, and was half of an a+b
+    test case's CPU. In the interpreter's order: wait for the non-daemon
+    threads, the atexit functions, flush sys.stdout and sys.stderr; then
+    the script's own objects go (its module dropped, its objects collected:
+    __del__ methods run, files it left open are flushed and closed) and the
+    std streams are flushed again. A flush that fails makes the status 120."""
+    t = sys.modules.get("threading")
+    if t is not None:
+        try:
+            t._shutdown()
+        except BaseException:  # noqa: BLE001 — interrupted: go on as the interpreter does
+            pass
+    atexit._run_exitfuncs()
+    ok = _flush()
+    try:
+        # as the interpreter's teardown: the script's module is dropped and
+        # its objects collected, finalizers first (PEP 442), so __del__
+        # methods see their globals and files left open are flushed
+        sys.last_type = sys.last_value = sys.last_traceback = None
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        main, v = sys.modules.pop("__main__", None), None
+        # streams in its globals (`out = os.fdopen(1, "w")`) first: a
+        # collection finalizes a cycle's objects in no set order, a buffer
+        # could be closed before the text layer above it flushes into it
+        for v in list(getattr(main, "__dict__", {}).values()):
+            if isinstance(v, io.IOBase):
+                try:
+                    v.flush()
+                except Exception:  # noqa: BLE001 — closed, or its own error: as at exit
+                    pass
+        del main, v
+        gc.collect()
+    except BaseException:  # noqa: BLE001 — a __del__ that raises is ignored, as at exit
+        pass
+    ok = _flush() and ok
+    os._exit(rc if ok else 120)
+
+
 _sock, _msg, _fds = _serve()
-_rc = _main(_child(_sock, _msg, _fds))
+try:
+    _rc = _main(_child(_sock, _msg, _fds))
+except SystemExit as _e:
+    _rc = _exit_code(_e)
+    del _e
 del _sock, _msg, _fds
-if _rc:
-    raise SystemExit(_rc)
+_finish(_rc)

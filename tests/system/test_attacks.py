@@ -390,12 +390,23 @@ def in_kernel_group(pid):
         return False
 
 
+def host_ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def run_processes(uid):
     """Processes of a slot's uid on the host, but its init, the stubs init
-    pre-forks for the next run (forks of sandboxd that have not exec'd) and
-    its pre-started helper."""
+    pre-forks for the next run (forks of sandboxd that have not exec'd), its
+    pre-started helper and the helper's child forked ahead for the next run
+    (a child of the helper once the run returned: the run's own process is
+    dead then, and what it started is reparented to the slot's init)."""
     return [p for p in host_processes(uid, uid + 1)
-            if not is_slot_init(p) and not is_sandboxd_process(p) and not in_kernel_group(p["pid"])]
+            if not is_slot_init(p) and not is_sandboxd_process(p) and not in_kernel_group(p["pid"])
+            and not in_kernel_group(host_ppid(p["pid"]))]
 
 
 def assert_no_run_processes(uid, what="", grace=1.0):
