@@ -130,42 +130,8 @@ def judged_once(c, lang):
 
 
 # --------------------------------------------------------------------------
-# the shipped config, rewritten only where it listens, its state dir,
-# cgroup name and uid range (as tests/system/test_contest.py does)
-
-
-def _rewrite(text, keys):
-    for key, value in keys.items():
-        text, n = re.subn(r"(?m)^%s\s*=.*$" % re.escape(key), "%s = %s" % (key, value), text)
-        if n < 1:
-            raise B.BenchError("key %s not in the shipped config" % key)
-    return text
-
-
-class ShippedSandboxd(wp.Sandboxd):
-    def __init__(self, tmpdir, uid_base):
-        super().__init__(tmpdir, uid_base=uid_base, capacity=1024, cgroup_name="wp-prewarm-bench-%d" % os.getpid())
-        confdir = os.path.join(self.tmp, "config")
-        os.makedirs(confdir, exist_ok=True)
-        os.symlink(os.path.join(REPO, "config", "languages"), os.path.join(confdir, "languages"))
-        with open(os.path.join(REPO, "config", "sandboxd.conf")) as f:
-            text = f.read()
-        text = _rewrite(text, {"listen": "unix:%s" % self.sock, "state_dir": self.state_dir,
-                               "cgroup_name": self.cgroup_name, "uid_base": str(uid_base)})
-        self.config = os.path.join(confdir, "sandboxd.conf")
-        with open(self.config, "w") as f:
-            f.write(text)
-
-
-class ShippedPoold(wp.Poold):
-    def __init__(self, tmpdir, node_url):
-        self.node_url = node_url
-        super().__init__(tmpdir, nodes={"local": node_url})
-
-    def config_text(self):
-        with open(os.path.join(REPO, "config", "poold.conf")) as f:
-            text = f.read()
-        return _rewrite(text, {"listen": self.listen, "url": self.node_url})
+# the shipped config (wpdaemons.ShippedSandboxd / ShippedPoold), rewritten
+# only where it listens, its state dir, cgroup name and uid range
 
 
 def slots_cpu_ticks(sb):
@@ -193,8 +159,8 @@ def wait_idle(sb, timeout=60):
 
 
 def bench_latency(reps):
-    sb = ShippedSandboxd(wp.make_tmpdir("wp-prewarm-node-"), UID_BASE)
-    pd = ShippedPoold(wp.make_tmpdir("wp-prewarm-poold-"), sb.url)
+    sb = wp.ShippedSandboxd(wp.make_tmpdir("wp-prewarm-node-"), UID_BASE, "prewarm-bench")
+    pd = wp.ShippedPoold(wp.make_tmpdir("wp-prewarm-poold-"), sb.url)
     raw = {lang: {"bare": [], "judged": []} for lang in SOURCES}
     try:
         sb.start()
