@@ -35,7 +35,6 @@ import re
 import resource
 import statistics
 import sys
-import threading
 import time
 import uuid
 
@@ -44,7 +43,10 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 
 import wpdaemons as wp  # noqa: E402
-from conftest import DOUBLE, WRONG_DOUBLE  # noqa: E402 — the programs of tests/system/test_contest.py
+
+sys.path.insert(0, os.path.join(REPO, "bench"))
+from bench import cpu_busy, pct  # noqa: E402  (bench.py's helpers)
+from conftest import DOUBLE, WRONG_DOUBLE, burst  # noqa: E402 — the programs of tests/system/test_contest.py
 
 CONTEST_UID_BASE = 412000  # capacity = auto is at most 1 024 slots (+ as many checker uids)
 RATE_UID_BASE = 416000
@@ -57,19 +59,6 @@ ONLY_CREATE = False  # --create-only: the creation rates only
 
 def log(msg):
     print("[contest] " + msg, file=sys.stderr, flush=True)
-
-
-def cpu_busy(seconds=1.0):
-    """(busy %, steal %) of all CPUs over `seconds`."""
-    def snap():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4], v[7] if len(v) > 7 else 0
-    t0, i0, s0 = snap()
-    time.sleep(seconds)
-    t1, i1, s1 = snap()
-    dt = max(1, t1 - t0)
-    return 100.0 * (dt - (i1 - i0)) / dt, 100.0 * (s1 - s0) / dt
 
 
 def _read(path):
@@ -127,15 +116,6 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def pct(xs, q):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
 def submission(lang, user, x, correct=True, question="q1"):
     code = DOUBLE[lang] if correct else WRONG_DOUBLE[lang]
     return {"language": lang, "code": code, "user_id": user, "question_id": question,
@@ -164,32 +144,6 @@ def contest_jobs(students):
             jobs.append(((user, 2), submission(lang, user, 5000 + i, not wrong, "q2"), not wrong))
             i += 1
     return jobs
-
-
-def burst(c, jobs, limit):
-    """All jobs at once, one thread each; → (results {key: (resp, s)}, errors, wall)."""
-    results, errors = {}, []
-    start = threading.Barrier(len(jobs) + 1)
-
-    def worker(key, body):
-        start.wait()
-        t0 = time.monotonic()
-        try:
-            r = c.post("/execute", body, timeout=limit)
-        except Exception as e:  # noqa: BLE001 — counted as an error
-            errors.append((key, repr(e)))
-            return
-        results[key] = (r, time.monotonic() - t0)
-
-    threading.stack_size(256 << 10)
-    threads = [threading.Thread(target=worker, args=(k, b), daemon=True) for k, b, _ in jobs]
-    for t in threads:
-        t.start()
-    start.wait()
-    t0 = time.monotonic()
-    for t in threads:
-        t.join(max(1, limit - (time.monotonic() - t0)))
-    return results, errors, time.monotonic() - t0
 
 
 def solo_times(c, reps=3, node_cpu=lambda: 0.0):
@@ -238,7 +192,9 @@ def run_contest(c, students, solo, ncpu, limit, node_cpu=lambda: 0.0, solo_cpu_p
     for k, (_, s) in results.items():
         slowest[lang_of[k]] = max(slowest.get(lang_of[k], 0), round(s, 1))
     return {"students": students, "submissions": len(jobs), "wall_s": wall, "floor_s": floor,
-            "ratio": wall / floor, "p50_s": pct(lat, 0.5), "p95_s": pct(lat, 0.95), "max_s": max(lat or [0]),
+            "ratio": wall / floor, 
+            "p50_s": pct(lat, 50) if lat else float("nan"), "p95_s": pct(lat, 95) if lat else float("nan"),
+            "max_s": max(lat or [0]),
             "refused": refused, "wrong": wrong, "errors": errors[:5], "slowest_by_language": slowest,
             "daemon_cpu_s": cpu1 - cpu0, "host_busy_pct": 100.0 * (b1 - b0) / max(1, t1 - t0),
             "client_cpu_s": client,
@@ -335,7 +291,8 @@ def contest_rows(quick, ncpu, raw, rows):
 
 def section(quick):
     ncpu = os.cpu_count() or 1
-    busy, steal = cpu_busy()
+    share = cpu_busy()
+    busy, steal = 100.0 * share["busy"], 100.0 * share["steal"]
     log("host: %d CPUs, %.0f%% busy, %.0f%% steal before the start; load %s" % (
         ncpu, busy, steal, open("/proc/loadavg").read().split()[:3]))
     raw = {"cpus": ncpu, "busy_before_pct": busy, "steal_before_pct": steal}
@@ -354,7 +311,8 @@ def section(quick):
                      "PASS" if ok else "FAIL"))
         log("%s: %d ready in %.2f s, %.1f ms CPU per slot, %d helpers lost" % (
             what, r["ready"], r["seconds"], r["cpu_ms_per_slot"], r["helpers_lost"]))
-    busy, steal = cpu_busy()
+    share = cpu_busy()
+    busy, steal = 100.0 * share["busy"], 100.0 * share["steal"]
     raw["busy_after_pct"], raw["steal_after_pct"] = busy, steal
     return {"rows": rows, "raw": raw}
 

@@ -45,6 +45,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "system"))
 
 import wpdaemons as wp  # noqa: E402
 
+sys.path.insert(0, HERE)
+from bench import cpu_busy, pct  # noqa: E402  (bench.py's helpers)
+
 LOADGEN = os.path.join(wp.REPO, "build", "bench", "loadgen")
 MAKE_CERTS = os.path.join(wp.REPO, "deploy", "tools", "make-certs.sh")
 UID_PLAIN, UID_TLS = 387000, 387032
@@ -52,30 +55,9 @@ RUN_BODY = json.dumps({"source": "print(1)\n", "tests": [{"stdin": "", "expected
 TARGET_MS = 0.2
 
 
-def pct(xs, p):
-    s = sorted(xs)
-    if not s:
-        return None
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 def summary_ms(xs):
     return {"n": len(xs), **{"p%d" % p: round(pct(xs, p) * 1000, 4) for p in (10, 50, 90, 99)},
             "min": round(min(xs) * 1000, 4), "max": round(max(xs) * 1000, 4)}
-
-
-def cpu_busy(seconds=1.0):
-    def snap():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]
-    t0, i0 = snap()
-    time.sleep(seconds)
-    t1, i1 = snap()
-    return 1.0 - (i1 - i0) / max(1, t1 - t0)
 
 
 def start_stack(tmp, certs, tls):
@@ -207,7 +189,7 @@ def direct_calls(certs, plain_port, tls_port, reps):
 def section(quick):
     certs = tempfile.mkdtemp(prefix="wp-bench-tls-certs-")
     subprocess.run(["sh", MAKE_CERTS, "-d", certs, "sb,localhost,127.0.0.1"], check=True, stdout=subprocess.DEVNULL)
-    busy = cpu_busy()
+    busy = cpu_busy()["busy"]
     stacks = {}
     problems = []
     try:

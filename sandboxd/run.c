@@ -669,7 +669,7 @@ static void exec_try_finish(struct run *r)
 		exec_rerun(r);
 		return;
 	}
-	e->o.wall_ms = (uint64_t)((ev_time() - e->started) * 1000.0);
+	e->o.wall_ms = (uint64_t)ceil((ev_time() - e->started) * 1000.0); /* a run that ran took time: never 0 */
 	/* ended past its wall limit before the (late: the loop is busy) timer
 	 * looked at the waits: look now */
 	if (!e->o.killed_wall && e->o.wall_ms > e->lim->wall_ms) {

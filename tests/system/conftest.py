@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -243,6 +244,34 @@ def sandboxd():
         )
 
 
+def burst(c, jobs, limit):
+    """jobs: [(key, body, correct)] sent to POST /execute all at once, one
+    thread each (test_contest.py, bench/contest.py); → ({key: (resp,
+    seconds)}, errors, wall seconds)."""
+    results, errors = {}, []
+    start = threading.Barrier(len(jobs) + 1)
+
+    def worker(key, body):
+        start.wait()
+        t0 = time.monotonic()
+        try:
+            r = c.post("/execute", body, timeout=limit)
+        except Exception as e:  # noqa: BLE001 — reported by the caller
+            errors.append((key, repr(e)))
+            return
+        results[key] = (r, time.monotonic() - t0)
+
+    threading.stack_size(256 << 10)  # a thousand threads
+    threads = [threading.Thread(target=worker, args=(k, b), daemon=True) for k, b, _ in jobs]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.monotonic()
+    for t in threads:
+        t.join(max(1, limit - (time.monotonic() - t0)))
+    return results, errors, time.monotonic() - t0
+
+
 def own_sandboxd(what, tmp_prefix, uid_base, capacity, **kw):
     """A module's own sandboxd (a generator for a module fixture): started
     with the given uid range and options, stopped with SIGTERM at the end;
@@ -299,18 +328,9 @@ def stop_pair(sb, pd, what):
     """The end of a module that ran its own sandboxd and poold: both get
     SIGTERM (poold first); a bad exit status or a leftover of sandboxd fails
     the teardown with poold's log attached."""
-    rc_pd = pd.stop()
-    rc_sb = sb.stop()
-    problems = sb.cleanup(remove=False)
-    if rc_pd != 0:
-        problems.append("poold exit status after SIGTERM: %s" % rc_pd)
-    if rc_sb != 0:
-        problems.append("sandboxd exit status after SIGTERM: %s" % rc_sb)
-    log = pd.log_text(limit=6000)
-    pd.cleanup()
+    problems, log = wpdaemons.stop_both(sb, pd)
     if problems:
         pytest.fail("%s teardown:\n  - %s\n%s" % (what, "\n  - ".join(problems), log), pytrace=False)
-    shutil.rmtree(sb.tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import uuid
 import pytest
 
 import wpdaemons
-from conftest import DOUBLE, WRONG_DOUBLE, metric_value, metrics_text
+from conftest import DOUBLE, WRONG_DOUBLE, burst, metric_value, metrics_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED_UID_BASE = 340000  # capacity = auto is at most 1024 slots: 340000-341023
@@ -39,8 +39,8 @@ def shipped():
     # warm pools as shipped, before the contest starts
     sb, pd = wpdaemons.start_shipped(SHIPPED_UID_BASE, "contest", ready_timeout=60)
     yield sb, pd
-    problems = wpdaemons.stop_shipped(sb, pd)
-    assert not problems, problems
+    problems, log = wpdaemons.stop_both(sb, pd)
+    assert not problems, (problems, log)
 
 
 def submission(lang, user, x, correct=True, question="q1"):
@@ -59,31 +59,6 @@ def check_answer(r, correct):
     if got != want:
         return "verdicts %r (want %r), compile %r" % (got, want, r.body.get("compile"))
     return ""
-
-
-def burst(c, jobs, limit):
-    """jobs: [(key, body, correct)] all sent at once; → {key: (resp, seconds)}, errors."""
-    results, errors = {}, []
-    start = threading.Barrier(len(jobs) + 1)
-
-    def worker(key, body):
-        start.wait()
-        t0 = time.monotonic()
-        try:
-            r = c.post("/execute", body, timeout=limit)
-        except Exception as e:  # noqa: BLE001 — reported by the caller
-            errors.append((key, repr(e)))
-            return
-        results[key] = (r, time.monotonic() - t0)
-
-    threads = [threading.Thread(target=worker, args=(k, b), daemon=True) for k, b, _ in jobs]
-    for t in threads:
-        t.start()
-    start.wait()
-    t0 = time.monotonic()
-    for t in threads:
-        t.join(max(1, limit - (time.monotonic() - t0)))
-    return results, errors, time.monotonic() - t0
 
 
 @pytest.mark.skipif(bool(os.environ.get("WARMPOOL_SANITIZE")),

@@ -402,8 +402,8 @@ def shipped_stack():
         pytest.skip("DOC EXAMPLE TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
     sb, pd = wpdaemons.start_shipped(SHIPPED_UID_BASE, "newcomer")
     yield sb, pd
-    problems = wpdaemons.stop_shipped(sb, pd)
-    assert not problems, problems
+    problems, log = wpdaemons.stop_both(sb, pd)
+    assert not problems, (problems, log)
 
 
 def test_every_curl_example_runs_on_the_shipped_config(shipped_stack):

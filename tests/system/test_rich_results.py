@@ -315,8 +315,8 @@ def shipped():
         pytest.skip("RICH RESULT TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
     sb, pd = wpdaemons.start_shipped(SHIPPED_UID_BASE, "rich-shipped")
     yield pd.client(timeout=120)
-    problems = wpdaemons.stop_shipped(sb, pd)
-    assert not problems, problems
+    problems, log = wpdaemons.stop_both(sb, pd)
+    assert not problems, (problems, log)
 
 
 def test_shipped_python_ds_pool(shipped):

@@ -17,7 +17,6 @@ Standard library only. Daemons get SIGTERM if the Python process dies
 """
 
 import ctypes
-import hashlib
 import http.client
 import json
 import os
@@ -802,7 +801,7 @@ class ShippedPoold(Poold):
 
 def start_shipped(uid_base, tag, ready_timeout=90):
     """Both daemons on the shipped config, started, poold ready (its warm
-    pools filled). Returns (sandboxd, poold); stop them with stop_shipped."""
+    pools filled). Returns (sandboxd, poold); stop them with stop_both."""
     sb = ShippedSandboxd(make_tmpdir("wp-%s-node-" % tag), uid_base, tag)
     pd = ShippedPoold(make_tmpdir("wp-%s-poold-" % tag), sb.url)
     try:
@@ -818,16 +817,19 @@ def start_shipped(uid_base, tag, ready_timeout=90):
     return sb, pd
 
 
-def stop_shipped(sb, pd):
-    """SIGTERM to both; the problems (exit statuses, leftovers), [] if none."""
+def stop_both(sb, pd):
+    """SIGTERM to poold, then to sandboxd → (problems, poold's log tail):
+    bad exit statuses and sandboxd's leftovers, [] if none (the temp dirs
+    are removed then, kept for inspection otherwise)."""
     rc = pd.stop(timeout=30)
-    pd.cleanup()
     src = sb.stop()
     problems = sb.cleanup(remove=False)
     if rc != 0:
         problems.append("poold exit status after SIGTERM: %s" % rc)
     if src != 0:
         problems.append("sandboxd exit status after SIGTERM: %s" % src)
+    log = pd.log_text(limit=6000)
+    pd.cleanup()
     if not problems:
         shutil.rmtree(sb.tmp, ignore_errors=True)
-    return problems
+    return problems, log
