@@ -121,9 +121,24 @@ sandboxd/runtimes/nodump.so: sandboxd/runtimes/nodump.c
 # JNI part javacserver.c), built with the host's JDK, the one the slots run
 JAVA_HOME ?= /usr/lib/jvm/java-17-openjdk-amd64
 ifneq ($(wildcard $(JAVA_HOME)/bin/javac),)
-all: sandboxd/runtimes/javacserver.jar sandboxd/runtimes/libjavacserver.so
-INSTALL_JAVAC := javacserver.jar libjavacserver.so
+all: sandboxd/runtimes/javacserver.jar sandboxd/runtimes/libjavacserver.so sandboxd/runtimes/javacserver.jsa
+INSTALL_JAVAC := javacserver.jar libjavacserver.so javacserver.jsa
 endif
+# The class archive of the compile server (java.conf's -XX:SharedArchiveFile):
+# javac's classes as this JDK loads them, dumped by a javac run with the
+# server's JVM flags; it cuts a compile server's start and warm-up CPU by a
+# third. Made with no class path, so any -cp may use it; checked with
+# -Xshare:on before it replaces the last one (a damaged archive crashes the
+# JVM that maps it). A JDK update makes it stale: the JVM then ignores it,
+# and `make` makes it again (it depends on the JDK's own archive).
+JAVAC_CDS_FLAGS := -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData
+sandboxd/runtimes/javacserver.jsa: sandboxd/runtimes/JavacServer.java $(wildcard $(JAVA_HOME)/lib/server/classes.jsa)
+	@echo "  CDS     $@"
+	@rm -rf build/javacserver-cds && mkdir -p build/javacserver-cds
+	@env -u CLASSPATH $(JAVA_HOME)/bin/java $(JAVAC_CDS_FLAGS) -XX:ArchiveClassesAtExit=build/javacserver-cds/a.jsa \
+		-m jdk.compiler/com.sun.tools.javac.Main -proc:none -Xlint:all -d build/javacserver-cds $< >/dev/null
+	@$(JAVA_HOME)/bin/java -Xshare:on $(JAVAC_CDS_FLAGS) -XX:SharedArchiveFile=build/javacserver-cds/a.jsa -version 2>/dev/null
+	@chmod 0444 build/javacserver-cds/a.jsa && mv -f build/javacserver-cds/a.jsa $@
 sandboxd/runtimes/javacserver.jar: sandboxd/runtimes/JavacServer.java
 	@echo "  JAVAC   $<"
 	@rm -rf build/javacserver && mkdir -p build/javacserver

@@ -1179,7 +1179,7 @@ def machine_facts(info):
 # Section modules: bench/<name>.py, each runnable alone, with
 # section(quick) -> {"rows": [(what, baseline, subject, ratio, target, result)], "raw": {...}};
 # each starts and stops its own daemons (its own uid range and cgroup name).
-SECTIONS = [n for n in ("contest", "prewarm", "shell", "pandas", "tls")
+SECTIONS = [n for n in ("contest", "prewarm", "javawarm", "shell", "pandas", "tls")
             if os.path.exists(os.path.join(REPO, "bench", n + ".py"))]
 
 

@@ -53,7 +53,8 @@ static const char *const lang_keys[] = {
 struct load_ctx {
 	const char *path;
 	FILE *f;
-	int line; /* line last handed to inih */
+	int line;	/* line last handed to inih */
+	bool continued; /* that line is indented: inih continues the last key with it */
 	struct language *lang;
 	unsigned seen;		  /* bit per enum lang_key */
 	char seen_limits[2][128]; /* "|cpu|memory|" for [limits], [compile_limits] */
@@ -100,6 +101,7 @@ static char *read_line(char *str, int num, void *stream)
 	if (!fgets(str, num, c->f))
 		return NULL;
 	c->line++;
+	c->continued = str[0] == ' ' || str[0] == '\t';
 	len = strlen(str);
 	if (len == (size_t)num - 1 && str[len - 1] != '\n') {
 		int ch = getc(c->f);
@@ -271,6 +273,35 @@ static int add_list(struct load_ctx *c, enum lang_key k, const char *value)
 	return r;
 }
 
+/* The argv of a command key (compile, run, …), NULL for other keys. */
+static char ***command_of(struct language *l, enum lang_key k)
+{
+	switch (k) {
+	case KEY_VERSION: return &l->version_argv;
+	case KEY_COMPILE: return &l->compile_argv;
+	case KEY_RUN: return &l->run_argv;
+	case KEY_INTERPRETER: return &l->interpreter_argv;
+	case KEY_PRESTART: return &l->prestart_argv;
+	default: return NULL;
+	}
+}
+
+/* A command longer than a line (inih takes 200 characters) goes on over
+ * indented lines: their words add to it. */
+static int continue_argv(struct load_ctx *c, char ***argv, const char *key, const char *value)
+{
+	char **more = NULL;
+	int r;
+
+	if (!*argv)
+		return 0; /* its first line failed: reported */
+	if ((r = set_argv(c, &more, key, value)) < 0)
+		return r;
+	if ((r = strv_extend(argv, more)) < 0)
+		fail_nomem(c);
+	return r;
+}
+
 static int set_string(struct load_ctx *c, char **dst, const char *value)
 {
 	if (!(*dst = strdup(value))) {
@@ -294,6 +325,8 @@ static int handle_language(struct load_ctx *c, const char *name, const char *val
 	}
 	if (k == KEY_PATHS || k == KEY_ENV)
 		return add_list(c, (enum lang_key)k, value);
+	if (c->continued && (c->seen & (1u << k)) && command_of(l, (enum lang_key)k))
+		return continue_argv(c, command_of(l, (enum lang_key)k), name, value);
 	if (c->seen & (1u << k)) {
 		fail(c, "`%s` set twice (or continued on an indented line)", name);
 		return -EINVAL;

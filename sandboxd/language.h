@@ -23,6 +23,9 @@
  *   prestart_for = run                      ; `run` (each test case) or `compile`
  *                                           ; (prestart.c, docs/languages.md)
  *
+ *   A command (version, compile, run, interpreter, prestart) longer than a
+ *   line (200 characters) goes on over indented lines: their words add up.
+ *
  *   [limits]          ; per-run defaults, see limits.h (optional keys)
  *   memory = 256M
  *   [compile_limits]  ; limits of the compile step (optional keys)

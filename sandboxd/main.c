@@ -323,7 +323,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_info("cgroup %s (%s)", cgroup_mode_name(cgroup_root_mode(cgroot)), cgroup_root_controllers(cgroot));
-	if (setup_state(&cfg, &err) < 0) {
+	if (setup_state(&cfg, &err) < 0 ||
+	    (cfg.runtimes_dir && mounts_runtimes_copy(cfg.state_dir, cfg.runtimes_dir, &cfg.runtimes_copy, &err) < 0)) {
 		log_error("%s", err.msg);
 		return 1;
 	}
@@ -379,7 +380,8 @@ int main(int argc, char **argv)
 	ev_signal_init(&sig_hup, on_hup, SIGHUP);
 	ev_signal_start(loop, &sig_hup);
 	if (cfg.runtimes_dir)
-		log_info("runtimes %s (at /opt/warmpool in every slot)", cfg.runtimes_dir);
+		log_info("runtimes %s (copied to %s, at /opt/warmpool in every slot)", cfg.runtimes_dir,
+			 cfg.runtimes_copy);
 	log_info("ready: capacity %llu slots, uids %llu-%llu, state in %s", (unsigned long long)cfg.capacity,
 		 (unsigned long long)cfg.uid_base, (unsigned long long)(cfg.uid_base + cfg.capacity - 1),
 		 cfg.state_dir);

@@ -5,9 +5,12 @@
  *   /etc              generated passwd, group, hosts, nsswitch.conf; the
  *                     host's ld.so.cache; nothing else of the host's /etc
  *   <language paths>  read-only binds the language file lists
- *   /opt/warmpool     read-only tmpfs holding a copy of sandboxd's runtimes dir
- *                     (the interpreter drivers, sandboxd/runtimes/): a bind
- *                     would name the host's path in /proc/self/mountinfo
+ *   /opt/warmpool     read-only bind of the tmpfs copy of sandboxd's runtimes
+ *                     dir (the interpreter drivers, sandboxd/runtimes/) made
+ *                     at start (mounts_runtimes_copy): a bind of the dir
+ *                     itself would name the host's path in
+ *                     /proc/self/mountinfo; one copy per host shares its
+ *                     pages (the JVM's class archive) between slots
  *   /tmp              private tmpfs (tmp_size), /dev/shm private tmpfs (shm_size)
  *   /mnt/data         the work dir: a tmpfs sandboxd made as a detached mount
  *                     (it keeps a dir fd on it for the files API), attached
@@ -36,8 +39,9 @@
 /* The host paths every slot sees, before the language's own. */
 static const char *const base_paths[] = {
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/localtime"};
-/* The runtimes dir is a few small scripts; its tmpfs copy holds at most this. */
-#define RUNTIMES_MAX (1 << 20)
+/* The runtimes dir: small scripts and the compile server's class archive
+ * (~11 MB); its tmpfs copy holds at most this. */
+#define RUNTIMES_MAX (64 << 20)
 static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom"};
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -132,21 +136,25 @@ static int mount_tmpfs(const char *dst, uint64_t size, const char *mode, unsigne
 
 /* The runtimes dir (sandboxd's interpreter drivers) lives in the checkout
  * or install tree: a bind of it would show that host path in the slot's
- * /proc/self/mountinfo. A copy of its regular files into a tmpfs of its own
- * shows "tmpfs" and "/" instead. */
-static int copy_runtimes(const char *root, const char *src, struct wp_error *err)
+ * /proc/self/mountinfo. sandboxd copies its regular files, once, into a
+ * tmpfs of its own (<state_dir>/runtimes, read-only), and slots bind that:
+ * their mountinfo shows "/" of a tmpfs, and every slot maps the same pages. */
+int mounts_runtimes_copy(const char *state_dir, const char *src, char **out, struct wp_error *err)
 {
-	char dst[4096];
+	cleanup_free char *dst = NULL;
 	cleanup_dir DIR *d = opendir(src);
 	struct dirent *de;
 	int r;
 
+	*out = NULL;
 	if (!d)
-		return 0; /* absent: nothing to offer, as bind_ro_at */
-	if (snprintf(dst, sizeof(dst), "%s/opt/warmpool", root) >= (int)sizeof(dst))
-		return wp_error_set(err, ENAMETOOLONG, "path too long: `%s`", root);
-	if ((r = mkdir_p(dst, 0755)) < 0)
-		return wp_error_set(err, -r, "mkdir `%s`: %s", dst, strerror(-r));
+		return wp_error_errno(err, "open the runtimes dir `%s`", src);
+	if (asprintf(&dst, "%s/runtimes", state_dir) < 0) {
+		dst = NULL;
+		return wp_error_set(err, ENOMEM, "out of memory");
+	}
+	if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+		return wp_error_errno(err, "mkdir `%s`", dst);
 	if ((r = mount_tmpfs(dst, RUNTIMES_MAX, "0755", 0, err)) < 0)
 		return r;
 	cleanup_close int dfd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -159,20 +167,22 @@ static int copy_runtimes(const char *root, const char *src, struct wp_error *err
 		cleanup_close int in = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
 			continue; /* only regular files: the drivers are flat */
-		cleanup_close int out =
+		cleanup_close int fd =
 		    openat(dfd, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0755);
-		if (out < 0)
+		if (fd < 0)
 			return wp_error_errno(err, "create `%s/%s`", dst, de->d_name);
 		for (off_t left = st.st_size; left > 0;) {
-			ssize_t n = sendfile(out, in, NULL, (size_t)left);
+			ssize_t n = sendfile(fd, in, NULL, (size_t)left);
 			if (n <= 0)
-				return wp_error_errno(err, "copy `%s/%s` (is it over %d bytes?)", src, de->d_name,
+				return wp_error_errno(err, "copy `%s/%s` (is the dir over %d bytes?)", src, de->d_name,
 						      RUNTIMES_MAX);
 			left -= n;
 		}
 	}
 	if (mount(NULL, dst, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=0755") < 0)
 		return wp_error_errno(err, "remount `%s` read-only", dst);
+	*out = dst;
+	dst = NULL;
 	return 0;
 }
 
@@ -285,7 +295,7 @@ int mounts_setup_root(const struct slot_init_args *a, struct wp_error *err)
 	for (char *const *p = a->paths; p && *p; p++)
 		if ((r = bind_ro(root, *p, err)) < 0)
 			return r;
-	if (a->runtimes && (r = copy_runtimes(root, a->runtimes, err)) < 0)
+	if (a->runtimes && (r = bind_ro_at(root, a->runtimes, "/opt/warmpool", err)) < 0)
 		return r;
 	if (a->pch_dir && (r = bind_ro_at(root, a->pch_dir, "/opt/warmpool-pch", err)) < 0)
 		return r;

@@ -52,6 +52,7 @@
 #define PRESTART_STEP_TIMEOUT  2.0  /* a step sent until the child says it started */
 #define PRESTART_MAX_STARTS    50   /* per slot: then steps go the usual way */
 #define PRESTART_MAX_FDS       (3 + 8)
+#define PRESTART_WARM_WEIGHT   1 /* cpu weight of a slot whose helper warms up (default 100) */
 
 enum ps_state { PS_DEAD, PS_STARTING, PS_READY, PS_BUSY };
 
@@ -60,6 +61,7 @@ struct prestart {
 	enum ps_state state;
 	bool launched; /* init has the helper (until it reports its exit) */
 	bool self;     /* the helper itself is the step in flight ("self") */
+	bool warming;  /* the slot's cgroup has PRESTART_WARM_WEIGHT */
 	unsigned starts;
 	int sock;
 	ev_io io;
@@ -72,6 +74,21 @@ struct prestart {
 };
 
 #define PRESTART_PREFORK_MAGIC "WPPREFRK"
+
+/* The slot's CPU weight: the lowest while its helper warms up in the
+ * background, the default otherwise. Best effort (no cpu controller: the
+ * warm-up runs at the usual weight). */
+static void ps_set_warming(struct prestart *p, bool warming)
+{
+	struct wp_error err = {0};
+
+	if (p->warming == warming)
+		return;
+	p->warming = warming;
+	if (cgroup_set_cpu_weight(p->slot->cg, warming ? PRESTART_WARM_WEIGHT : 100, &err) < 0 &&
+	    err.code != EOPNOTSUPP)
+		log_warn("slot %s: cpu weight while warming up: %s", p->slot->id, err.msg);
+}
 
 /* The child of the next step forked ahead into run group g (see above).
  * Best effort: without it, the next step forks as usual. */
@@ -148,6 +165,7 @@ static void ps_lost(struct prestart *p, const char *why)
 			 busy ? ": the step in flight is started again the usual way" : "");
 	p->state = PS_DEAD;
 	p->self = false;
+	ps_set_warming(p, false);
 	ps_close_sock(p);
 	if (s->state == SLOT_CREATING)
 		slot_created(s); /* usable without it */
@@ -177,7 +195,10 @@ static void ps_report(struct prestart *p, const char *buf, size_t n)
 	if (json_is_true(json_object_get(j, "ready")) && p->state == PS_STARTING) {
 		ev_timer_stop(EV_DEFAULT, &p->timer);
 		p->state = PS_READY;
-		log_debug("slot %s: pre-started helper ready", s->id);
+		/* a helper started again for a run's compile comes up while
+		 * that run's tests go on: the slot keeps its weight then */
+		ps_set_warming(p, json_is_true(json_object_get(j, "warming")) && !s->run);
+		log_debug("slot %s: pre-started helper ready%s", s->id, p->warming ? ", warming up" : "");
 		if (s->state == SLOT_CREATING)
 			slot_created(s); /* slot.c waited for this */
 	} else if ((v = json_object_get(j, "started")) && p->state == PS_BUSY) {
@@ -369,6 +390,7 @@ int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3],
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
 	memcpy(CMSG_DATA(c), all, (size_t)n * sizeof(int));
+	ps_set_warming(p, false); /* the step has the slot's CPU */
 	if (sendmsg(p->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		int e = errno;
 		ps_lost(p, strerror(e));

@@ -318,6 +318,7 @@ void settings_free(struct settings *s)
 	free(s->state_dir);
 	free(s->languages_dir);
 	free(s->runtimes_dir);
+	free(s->runtimes_copy);
 	free(s->cgroup_mode);
 	free(s->cgroup_name);
 	free(s->tls_cert);

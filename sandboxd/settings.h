@@ -13,9 +13,11 @@ struct settings {
 	char *listen_tcp; /* optional "127.0.0.1:9091" */
 	char *state_dir;
 	char *languages_dir;
-	char *runtimes_dir; /* absolute, real (no symlink), bound at /opt/warmpool in
-			       every slot; NULL when unset and no default exists */
-	char *cgroup_mode;  /* "auto" | "v1" | "v2" */
+	char *runtimes_dir;  /* absolute, real (no symlink), copied at start to
+				runtimes_copy; NULL when unset and no default exists */
+	char *runtimes_copy; /* set at start: the read-only tmpfs copy every slot
+				binds at /opt/warmpool (mounts_runtimes_copy) */
+	char *cgroup_mode;   /* "auto" | "v1" | "v2" */
 	char *cgroup_name;
 	uint64_t capacity;   /* slots at once ("auto": from the host's memory) */
 	uint64_t run_slots;  /* judged runs at once ("auto": the CPUs sandboxd may use) */

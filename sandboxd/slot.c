@@ -488,7 +488,7 @@ static int slot_setup(struct slot *s, struct wp_error *err)
 	    .tmp_size = sandboxd_settings->tmp_size,
 	    .shm_size = sandboxd_settings->shm_size,
 	    .paths = s->lang->paths,
-	    .runtimes = sandboxd_settings->runtimes_dir,
+	    .runtimes = sandboxd_settings->runtimes_copy,
 	    .pch_dir = s->lang->pch_dir,
 	    .ctl_fd = ctl[1],
 	    .data_mnt_fd = data_mnt,

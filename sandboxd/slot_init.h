@@ -15,7 +15,8 @@ struct slot_init_args {
 	uint64_t tmp_size;
 	uint64_t shm_size;
 	char *const *paths;    /* the language's extra read-only paths */
-	const char *runtimes;  /* host dir bound read-only at /opt/warmpool, or NULL */
+	const char *runtimes;  /* the runtimes' tmpfs copy (mounts_runtimes_copy), bound
+				  read-only at /opt/warmpool, or NULL */
 	const char *pch_dir;   /* the language's precompiled headers (pch.c), bound
 				  read-only at /opt/warmpool-pch, or NULL */
 	int ctl_fd;	       /* SOCK_SEQPACKET to sandboxd */
@@ -37,6 +38,10 @@ _Noreturn void slot_init_main(struct slot_init_args *a);
 /* mounts.c: build the slot's root under slot_dir/root, pivot into it, mount
  * /proc. Must run as root in the new mount and pid namespaces. */
 int mounts_setup_root(const struct slot_init_args *a, struct wp_error *err);
+/* At start, in sandboxd's namespace: copy the runtimes dir `src` into a
+ * read-only tmpfs at <state_dir>/runtimes (*out, malloc'd), which every
+ * slot binds at /opt/warmpool. */
+int mounts_runtimes_copy(const char *state_dir, const char *src, char **out, struct wp_error *err);
 
 /* seccomp.c: load the slot's filter (inherited by everything it forks). */
 int seccomp_setup(struct wp_error *err);

@@ -15,6 +15,17 @@
  * it, is the step's exit. One compile per JVM: no class, file manager cache or
  * annotation processor of a submission outlives it.
  *
+ * The warm-up runs in the background: the server says ready once javac's
+ * entry point is loaded (a JVM start, ~0.1 s of CPU with the class archive
+ * of java.conf), then a thread of the lowest priority (SCHED_IDLE) compiles
+ * the warm-up source, and the ready report says {"warming": true}: sandboxd
+ * then gives the slot's cgroup the lowest CPU weight until a step arrives.
+ * On an idle node the warm-up is done long before a submission comes and
+ * the submission's compile is fast; on a busy one it gets only CPU no run
+ * wants, and a step that arrives first stops it (at javac's next event) and
+ * compiles in a JVM that is only partly warm — so a contest burst does not
+ * pay a warm-up per submission on top of its compiles.
+ *
  * fds at the start: 0 an empty memfd, 1 and 2 pipes nobody reads, 3 the
  * SOCK_SEQPACKET to sandboxd, 4 /dev/null. The socket, the rlimits and the
  * fds need system calls Java has no API for: libjavacserver.so
@@ -35,6 +46,10 @@ import javax.tools.SimpleJavaFileObject;
 import javax.tools.StandardJavaFileManager;
 import javax.tools.ToolProvider;
 
+import com.sun.source.util.JavacTask;
+import com.sun.source.util.TaskEvent;
+import com.sun.source.util.TaskListener;
+
 public final class JavacServer {
 	static {
 		System.load(System.getProperty("warmpool.jni", "/opt/warmpool/libjavacserver.so"));
@@ -46,27 +61,49 @@ public final class JavacServer {
 	private static native int join(int[] fds, long cpuS, long fsize, long nofile);
 	private static native int takeFds(int[] fds);
 	private static native void closeSocket();
+	private static native int idle(); /* this thread: SCHED_IDLE */
 
 	private static final int HDR = 4 * 4 + 8 * 4 + 4; /* struct proto_run up to strings[] */
 
 	/* What the warm-up compiles: what a contest program uses (Scanner,
-	 * collections, generics, lambdas, streams, string concatenation). */
-	private static final String WARM = "import java.util.*;\nimport java.util.stream.*;\nimport java.io.*;\n"
-	    + "public class Main {\n"
-	    + "  static int f(int n) { return n < 2 ? n : f(n - 1) + f(n - 2); }\n"
-	    + "  record P(int a, long b) {}\n"
-	    + "  public static void main(String[] args) throws IOException {\n"
-	    + "    Scanner in = new Scanner(System.in);\n"
-	    + "    long a = in.nextLong(), b = in.nextLong();\n"
-	    + "    List<Long> v = new ArrayList<>(List.of(a, b));\n"
-	    + "    Map<String, Integer> m = new HashMap<>();\n"
-	    + "    v.sort(Comparator.reverseOrder());\n"
-	    + "    BufferedReader r = new BufferedReader(new InputStreamReader(System.in));\n"
-	    + "    StringBuilder sb = new StringBuilder();\n"
-	    + "    for (int i = 0; i < 10; i++) { sb.append(i).append(' '); m.merge(\"k\" + i, i, Integer::sum); }\n"
-	    + "    System.out.println(v.stream().mapToLong(Long::longValue).sum() + \" \" + sb + f(10));\n"
-	    + "    System.out.printf(\"%d %s%n\", new P(1, 2L).a(), Arrays.toString(new int[] {1, 2}));\n"
-	    + "  }\n}\n";
+	 * collections, generics, lambdas, streams, records, string
+	 * concatenation), in several files so that a step stops it soon: javac
+	 * reports an event per phase of each file and class. */
+	private static final String[][] WARM = {
+	    {"Main", "import java.util.*;\nimport java.io.*;\n"
+			 + "public class Main {\n"
+			 + "  public static void main(String[] args) throws IOException {\n"
+			 + "    Scanner in = new Scanner(System.in);\n"
+			 + "    long a = in.nextLong(), b = in.nextLong();\n"
+			 + "    BufferedReader r = new BufferedReader(new InputStreamReader(System.in));\n"
+			 + "    System.out.println(Calc.sum(a, b) + \" \" + Calc.f(10) + \" \" + Text.join(10));\n"
+			 + "    System.out.printf(\"%d %s%n\", new P(1, 2L).a(), Arrays.toString(new int[] {1, 2}));\n"
+			 + "  }\n}\n"},
+	    {"Calc", "import java.util.*;\nimport java.util.stream.*;\n"
+			 + "final class Calc {\n"
+			 + "  static int f(int n) { return n < 2 ? n : f(n - 1) + f(n - 2); }\n"
+			 + "  static long sum(long a, long b) {\n"
+			 + "    List<Long> v = new ArrayList<>(List.of(a, b));\n"
+			 + "    v.sort(Comparator.reverseOrder());\n"
+			 + "    return v.stream().mapToLong(Long::longValue).sum();\n"
+			 + "  }\n}\n"},
+	    {"Text", "import java.util.*;\n"
+			 + "final class Text {\n"
+			 + "  static String join(int n) {\n"
+			 + "    Map<String, Integer> m = new HashMap<>();\n"
+			 + "    StringBuilder sb = new StringBuilder();\n"
+			 + "    for (int i = 0; i < n; i++) { sb.append(i).append(' '); m.merge(\"k\" + i, i, Integer::sum); }\n"
+			 + "    return sb.toString() + m.size();\n"
+			 + "  }\n}\n"},
+	    {"P", "record P(int a, long b) {}\n"},
+	};
+
+	/* Set when a step arrives: the warm-up stops at javac's next event. */
+	private static volatile boolean stepArrived;
+
+	private static final class WarmUpStopped extends RuntimeException {
+		private static final long serialVersionUID = 1L;
+	}
 
 	private static void report(String json)
 	{
@@ -75,11 +112,18 @@ public final class JavacServer {
 	}
 
 	/* Compile WARM n times, keeping the class files in memory (nothing is
-	 * written to the slot's directories). */
-	private static void warm(int n) throws Exception
+	 * written to the slot's directories); stop when a step arrives. */
+	private static void warm(JavaCompiler javac, int n) throws Exception
 	{
-		JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
-		for (int i = 0; i < n; i++) {
+		TaskListener stop = new TaskListener() {
+			@Override
+			public void started(TaskEvent e)
+			{
+				if (stepArrived)
+					throw new WarmUpStopped();
+			}
+		};
+		for (int i = 0; i < n && !stepArrived; i++) {
 			StandardJavaFileManager std = javac.getStandardFileManager(null, null, StandardCharsets.UTF_8);
 			JavaFileManager fm = new ForwardingJavaFileManager<JavaFileManager>(std) {
 				@Override
@@ -95,16 +139,20 @@ public final class JavacServer {
 					};
 				}
 			};
-			JavaFileObject src = new SimpleJavaFileObject(URI.create("mem:///Main.java"),
-								      JavaFileObject.Kind.SOURCE) {
-				@Override
-				public CharSequence getCharContent(boolean ignore)
-				{
-					return WARM;
-				}
-			};
+			List<JavaFileObject> srcs = new ArrayList<>();
+			for (String[] unit : WARM)
+				srcs.add(new SimpleJavaFileObject(URI.create("mem:///" + unit[0] + ".java"),
+								  JavaFileObject.Kind.SOURCE) {
+					@Override
+					public CharSequence getCharContent(boolean ignore)
+					{
+						return unit[1];
+					}
+				});
 			java.io.StringWriter sink = new java.io.StringWriter();
-			if (!javac.getTask(sink, fm, null, List.of("-proc:none"), null, List.of(src)).call())
+			JavacTask task = (JavacTask)javac.getTask(sink, fm, null, List.of("-proc:none"), null, srcs);
+			task.addTaskListener(stop);
+			if (!task.call())
 				throw new IllegalStateException("warm-up compile failed: " + sink);
 			fm.close();
 		}
@@ -118,21 +166,36 @@ public final class JavacServer {
 
 	public static void main(String[] args) throws Exception
 	{
-		warm(Integer.getInteger("warmpool.warm", 2));
-		report("{\"ready\": true}");
+		JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
+		int n = Integer.getInteger("warmpool.warm", 1);
+		report(n > 0 ? "{\"ready\": true, \"warming\": true}" : "{\"ready\": true}");
+		if (n > 0) {
+			Thread w = new Thread(() -> {
+				idle();
+				try {
+					warm(javac, n);
+				} catch (Throwable t) {
+					/* stopped by a step (WarmUpStopped, wrapped by
+					 * javac), or failed: the step compiles cold */
+				}
+			}, "warm-up");
+			w.setDaemon(true);
+			w.start();
+		}
 
 		byte[] buf = new byte[65536];
 		int[] fds = new int[16];
-		int n = recv(buf, fds);
-		if (n <= 0)
+		int len = recv(buf, fds);
+		stepArrived = true;
+		if (len <= 0)
 			Runtime.getRuntime().halt(0); /* sandboxd closed the socket: the slot is going */
-		ByteBuffer h = ByteBuffer.wrap(buf, 0, n).order(ByteOrder.LITTLE_ENDIAN);
-		if (n < HDR || fds[3] < 0)
+		ByteBuffer h = ByteBuffer.wrap(buf, 0, len).order(ByteOrder.LITTLE_ENDIAN);
+		if (len < HDR || fds[3] < 0)
 			failed(22, "malformed step");
 		int argc = h.getInt(8), envc = h.getInt(12);
 		long cpu = h.getLong(16), fsize = h.getLong(24), nofile = h.getLong(40);
 		int slen = h.getInt(48);
-		if (argc < 1 || envc < 0 || slen < 0 || slen > n - HDR)
+		if (argc < 1 || envc < 0 || slen < 0 || slen > len - HDR)
 			failed(22, "malformed step");
 		List<String> strs = new ArrayList<>();
 		for (int i = HDR, start = HDR; i < HDR + slen; i++)

@@ -1,11 +1,14 @@
 /* javacserver.c — libjavacserver.so, the system calls JavacServer.java needs
  * and Java has no API for: receive a step (a datagram with fds) on the
  * SOCK_SEQPACKET socket on fd 3, answer on it, move the whole process into
- * the step's run group, take the step's rlimits, put the step's fds on 0-2.
+ * the step's run group, take the step's rlimits, put the step's fds on 0-2,
+ * and put the warm-up thread at the lowest priority.
  * Loading it makes the process non-dumpable (a judged run of the slot's uid
  * cannot read or write the server's memory or fds through /proc). */
+#define _GNU_SOURCE /* SCHED_IDLE */
 #include <errno.h>
 #include <jni.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -130,4 +133,13 @@ JNIEXPORT jint JNICALL Java_JavacServer_takeFds(JNIEnv *env, jclass cls, jintArr
 JNIEXPORT void JNICALL Java_JavacServer_closeSocket(JNIEnv *env, jclass cls)
 {
 	close(SOCK_FD);
+}
+
+/* The calling thread (the warm-up) runs only when no other thread of its
+ * group wants the CPU: after a step joined the run group, the compile goes
+ * first. Returns 0 or errno. */
+JNIEXPORT jint JNICALL Java_JavacServer_idle(JNIEnv *env, jclass cls)
+{
+	struct sched_param sp = {.sched_priority = 0};
+	return sched_setscheduler(0, SCHED_IDLE, &sp) < 0 ? errno : 0;
 }

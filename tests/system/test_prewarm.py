@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -565,6 +566,75 @@ def test_java_compile_server_keeps_nothing_between_submissions(java_slot, run):
     # the class the first submission defined is not known to the next compile
     b = run(java_slot, "public class Main { public static void main(String[] a) { Gone.f(); } }\n", [""])
     assert b["compile"]["status"] == "error" and "Gone" in b["compile"]["stderr"], b
+
+
+def slot_cpu_weight_file(slot):
+    """("v1" | "v2", the file of the slot's cgroup CPU weight): v1
+    cpu.shares (1024 = default), v2 cpu.weight (100 = default). The compile
+    server sits in <root>/slot-<id>/kernel: the slot's group is its parent."""
+    cg = slot_cgroups(javac_servers(slot)[0])
+    if "cpu" in cg:
+        for mnt in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
+            f = mnt + os.path.dirname(cg["cpu"]) + "/cpu.shares"
+            if os.path.exists(f):
+                return "v1", f
+    return "v2", "/sys/fs/cgroup%s/cpu.weight" % os.path.dirname(cg[""])
+
+
+def read_int(path):
+    with open(path) as f:
+        return int(f.read())
+
+
+def test_java_slot_warms_up_at_the_lowest_cpu_weight_and_its_step_has_the_default(make_slot, run):
+    slot = make_slot("java")
+    mode, path = slot_cpu_weight_file(slot)
+    lowest, default = (10, 1024) if mode == "v1" else (1, 100)
+    # ready before its warm-up, which runs on CPU no other slot wants
+    assert read_int(path) == lowest, "a warming slot's %s weight is %d, want the lowest (%d)" % (
+        mode, read_int(path), lowest)
+    wait_javac_server(slot)
+    assert read_int(path) == lowest, "the weight must stay the lowest until a step comes"
+    # a step: the compile and the tests after it have the default weight
+    sleeper = ("public class Main { public static void main(String[] a) throws Exception {"
+               " Thread.sleep(2500); System.out.println(3); } }\n")
+    seen = []
+
+    def watch():
+        end = time.monotonic() + 8
+        while time.monotonic() < end and not done:
+            try:
+                seen.append(read_int(path))
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    done = False
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    b = run(slot, sleeper, [("", "3\n")], limits={"wall_ms": 10000})
+    done = True
+    t.join()
+    assert verdicts_of(b) == ["accepted"], b
+    assert default in seen, "the slot's weight during its run: %r (want the default %d)" % (sorted(set(seen)), default)
+
+
+def test_java_step_while_the_server_warms_up_compiles_as_javac(make_slot, run):
+    """A submission that comes before the warm-up is done stops it and
+    compiles in the same JVM: javac's own diagnostics and verdicts."""
+    for source, tests, want in ((JAVA_SUM, [("1 2\n", "3\n"), ("5 5\n", "11\n")], ["accepted", "wrong_answer"]),
+                                (DIAGNOSTICS["errors"], [""], None)):
+        slot = make_slot("java")  # no wait: the server said ready, its warm-up runs
+        b = run(slot, source, tests)
+        if want:
+            assert b["compile"]["status"] == "ok", b
+            assert verdicts_of(b) == want, b
+        else:
+            want_err, want_rc, _ = host_javac(source)
+            c = b["compile"]
+            assert (c["stderr"], c["exit_code"]) == (want_err, want_rc), (
+                "a compile during the warm-up differs from javac:\n got  %r\n want %r"
+                % ((c["stderr"], c["exit_code"]), (want_err, want_rc)))
 
 
 KILLER = (

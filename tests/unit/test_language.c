@@ -388,8 +388,11 @@ static void test_bad_limit_values(void **state)
 static void test_keys_set_twice(void **state)
 {
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\nrun = ./n\n", -EINVAL, 5, "`run` set twice");
-	/* inih continues a value on an indented line: refused the same way */
-	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\n   --flag\n", -EINVAL, 5, "`run` set twice");
+	/* inih continues a value on an indented line: a command takes its
+	 * words (below), any other key refuses it as a repeat */
+	load_text(*state, "[language]\nname = x\n  y\nsource = m\nrun = ./m\n", -EINVAL, 3, "`name` set twice");
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\nmemory_error = a\n\tb\n", -EINVAL, 6,
+		  "`memory_error` set twice");
 	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\n[limits]\ncpu = 1s\nwall = 2s\ncpu = 2s\n",
 		  -EINVAL, 8, "`cpu` set twice in [limits]");
 	/* the same key in the other limits section is not a repeat */
@@ -399,6 +402,24 @@ static void test_keys_set_twice(void **state)
 	assert_int_equal(l->limits.cpu_ms, 1000);
 	assert_int_equal(l->compile_limits.cpu_ms, 9000);
 	language_free(l);
+}
+
+static void test_commands_go_on_over_indented_lines(void **state)
+{
+	struct language *l = load_text(*state,
+				       "[language]\nname = x\nsource = m\n"
+				       "compile = /bin/sh -c\n    'exit 0'\n"
+				       "run = ./m --a\n  --b \"c d\"\n; a comment between\n\t--e\n"
+				       "prestart = /bin/sh\n -x\n",
+				       0, 0, NULL);
+	assert_argv(l->compile_argv, "/bin/sh|-c|exit 0");
+	assert_argv(l->run_argv, "./m|--a|--b|c d|--e");
+	assert_argv(l->prestart_argv, "/bin/sh|-x");
+	language_free(l);
+	/* an unbalanced quote on a continuation line names that line */
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\n  \"--b\n", -EINVAL, 5, "run: `\"--b`");
+	/* a plain repeat is still one */
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\nrun = --b\n", -EINVAL, 5, "`run` set twice");
 }
 
 static void test_syntax_errors_name_their_line(void **state)
@@ -503,6 +524,7 @@ int main(void)
 	    T(test_bad_commands),
 	    T(test_bad_paths_and_env),
 	    T(test_bad_limit_values),
+	    T(test_commands_go_on_over_indented_lines),
 	    T(test_keys_set_twice),
 	    T(test_syntax_errors_name_their_line),
 	    T(test_overlong_line_is_refused),
