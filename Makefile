@@ -157,7 +157,8 @@ bin/poold: $(POOLD_OBJ) $(COMMON_LIB) $(FLAGS_STAMP)
 # Unit tests link lib/ and the modules (every object but main.o) of one
 # daemon: sandboxd's, or poold's for the tests named in POOLD_UNIT_TESTS
 # (test_queue.c → queue). The test sees that daemon's headers with
-# #include "x.h" (-iquote).
+# #include "x.h" (-iquote). Only the sources, objects and archive are given
+# to the compiler: the headers the .d file adds to the prerequisites are not.
 POOLD_UNIT_TESTS ?= queue lease pool aca_exec
 unit_daemon = $(if $(filter $(1),$(POOLD_UNIT_TESTS)),poold,sandboxd)
 UNIT_MODS_sandboxd := $(SANDBOXD_MODS)
@@ -168,7 +169,7 @@ build/tests/test_%: tests/unit/test_%.c $$(UNIT_MODS_$$(call unit_daemon,$$*)) $
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(FINAL_CFLAGS) -MMD -MP -iquote $(call unit_daemon,$*) $(FINAL_LDFLAGS) -o $@ \
-		$(filter-out $(FLAGS_STAMP),$^) $(ALL_LIBS) -lcmocka $(LDLIBS)
+		$(filter %.c %.o %.a,$^) $(ALL_LIBS) -lcmocka $(LDLIBS)
 
 include tests/fuzz/fuzz.mk
 
