@@ -159,7 +159,7 @@ bin/poold: $(POOLD_OBJ) $(COMMON_LIB) $(FLAGS_STAMP)
 # (test_queue.c → queue). The test sees that daemon's headers with
 # #include "x.h" (-iquote). Only the sources, objects and archive are given
 # to the compiler: the headers the .d file adds to the prerequisites are not.
-POOLD_UNIT_TESTS ?= queue lease pool aca_exec
+POOLD_UNIT_TESTS ?= queue lease pool aca_exec ops_sync
 unit_daemon = $(if $(filter $(1),$(POOLD_UNIT_TESTS)),poold,sandboxd)
 UNIT_MODS_sandboxd := $(SANDBOXD_MODS)
 UNIT_MODS_poold    := $(POOLD_MODS)
