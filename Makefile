@@ -70,7 +70,9 @@ FINAL_LDFLAGS = $(WP_LDFLAGS) $(LDFLAGS)
 # Each program links what it uses (lib/ is an archive: only the objects a
 # program needs are pulled in). Unit tests and fuzz targets link them all.
 COMMON_LIBS   := -lev -ljansson -lhttp_parser -linih
-SANDBOXD_LIBS := $(COMMON_LIBS) -lseccomp -lssl -lcrypto  # libssl: TLS listeners (lib/tls.c); libcrypto: base64 too
+# libssl: TLS listeners (lib/tls.c); libcrypto: base64 too; libm: ceil() in
+# run.c, inlined by the optimiser but a call at -O0
+SANDBOXD_LIBS := $(COMMON_LIBS) -lseccomp -lssl -lcrypto -lm
 POOLD_LIBS    := $(COMMON_LIBS) -lcurl -lssl -lcrypto -lm
 ALL_LIBS      := $(COMMON_LIBS) -lseccomp -lcurl -lssl -lcrypto -lm
 
