@@ -19,11 +19,17 @@ struct admitted {
 
 static struct admitted table[ADMIT_MAX];
 static size_t n_table;
+static admit_find_fn find_slot = slot_find;
+
+void admit_set_find(admit_find_fn fn)
+{
+	find_slot = fn ? fn : slot_find;
+}
 
 static void prune(void)
 {
 	for (size_t i = 0; i < n_table;) {
-		struct slot *s = slot_find(table[i].id);
+		struct slot *s = find_slot(table[i].id);
 		if (s && s->run && (const void *)s->run == table[i].run) {
 			i++;
 			continue;
@@ -86,6 +92,10 @@ void admit_track(struct slot *s, uint64_t need_kb)
 		return;
 	for (size_t i = 0; i < n_table; i++)
 		if (strcmp(table[i].id, s->id) == 0) {
+			/* the run counted already: this request's run was refused
+			 * (the slot was busy with it), which keeps its own count */
+			if (table[i].run == (const void *)s->run)
+				return;
 			table[i] = table[--n_table];
 			break;
 		}

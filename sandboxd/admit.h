@@ -20,9 +20,16 @@
  * *need_kb to the memory the run is counted with. */
 bool admit_run(struct http_request *req, struct slot *s, json_t *body, uint64_t *need_kb);
 /* After run_start(): count the run while s->run is the run just started
- * (a run refused as invalid leaves s->run NULL and is not counted). */
+ * (a run refused as invalid leaves s->run NULL and is not counted; one
+ * refused because the slot is busy leaves the run going on counted as it
+ * was). */
 void admit_track(struct slot *s, uint64_t need_kb);
 /* GET /v1/info: {"slots", "active", "memory_kb", "memory_in_use_kb"}. */
 json_t *admit_info(void);
+/* How a counted run's slot is looked up by id: slot_find, unless a unit
+ * test (tests/unit/test_admit.c) puts its own slots in its place; NULL puts
+ * slot_find back. */
+typedef struct slot *(*admit_find_fn)(const char *id);
+void admit_set_find(admit_find_fn fn);
 
 #endif

@@ -7,12 +7,16 @@
  * a test sets it and calls the pass that a timer would run (pool_kick,
  * leases_reap, nodes_check_all); libev only delivers the deferred handoffs
  * of pool_take (zero-delay timers, settle()). The modules keep their state
- * in statics, so every test runs in a child process of its own (run_each). */
+ * in statics, so every test runs in a child process of its own (run_each).
+ * One node ("n1", http://fake:1) unless a test sets two_nodes before
+ * start_poold ("n2", http://fake:2, after it); the *_at helpers tell their
+ * calls apart by the node's URL. */
 #ifndef FAKE_NODE_H
 #define FAKE_NODE_H
 
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +44,7 @@ static inline double fake_now(void)
 #define MAX_CALLS 512
 
 struct fcall {
+	char base[32]; /* the node's URL */
 	char method[8];
 	char path[96];
 	char label[160]; /* X-Warmpool-Label, "" when none */
@@ -52,13 +57,14 @@ struct fcall {
 static struct fcall calls[MAX_CALLS];
 static size_t n_calls;
 
-static inline struct http_call *fake_transport(struct http_client *c, const struct http_call_opts *o, http_call_done_fn done,
-					void *data)
+static inline struct http_call *fake_transport(struct http_client *c, const struct http_call_opts *o,
+					       http_call_done_fn done, void *data)
 {
 	struct fcall *f;
 
 	assert_true(n_calls < MAX_CALLS);
 	f = &calls[n_calls++];
+	snprintf(f->base, sizeof(f->base), "%s", o->base);
 	snprintf(f->method, sizeof(f->method), "%s", o->method);
 	snprintf(f->path, sizeof(f->path), "%s", o->path);
 	snprintf(f->label, sizeof(f->label), "%s", o->header_value ? o->header_value : "");
@@ -87,6 +93,26 @@ static inline struct fcall *next_call(const char *method, const char *path_prefi
 		    strncmp(calls[i].path, path_prefix, strlen(path_prefix)) == 0)
 			return &calls[i];
 	return NULL;
+}
+
+/* The same, to the node at this URL only. */
+static inline struct fcall *next_call_at(const char *base, const char *method, const char *path_prefix)
+{
+	for (size_t i = 0; i < n_calls; i++)
+		if (!calls[i].answered && strcmp(calls[i].base, base) == 0 && strcmp(calls[i].method, method) == 0 &&
+		    strncmp(calls[i].path, path_prefix, strlen(path_prefix)) == 0)
+			return &calls[i];
+	return NULL;
+}
+
+static inline size_t pending_at(const char *base, const char *method, const char *path_prefix)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n_calls; i++)
+		if (!calls[i].answered && strcmp(calls[i].base, base) == 0 && strcmp(calls[i].method, method) == 0 &&
+		    strncmp(calls[i].path, path_prefix, strlen(path_prefix)) == 0)
+			k++;
+	return k;
 }
 
 /* Answer a call: status 0 is a transport failure (timed_out: the call's
@@ -183,10 +209,12 @@ static inline void settle(void)
 
 /* ---- set-up: one node, the pools a test asks for ---- */
 static struct psettings cfg;
+static struct node_conf node_conf2 = {.name = "n2", .url = "http://fake:2"};
 static struct node_conf node_conf = {.name = "n1", .url = "http://fake:1"};
+static bool two_nodes;
 
 static inline void add_pool(const char *name, uint64_t warm, uint64_t max, uint64_t idle_ms, uint64_t life_ms,
-		     bool stateful)
+			    bool stateful)
 {
 	struct pool_conf *pc = calloc(1, sizeof(*pc)), **tail = &cfg.pools;
 	pc->name = strdup(name);
@@ -214,6 +242,7 @@ static inline void start_poold(void)
 	cfg.node_timeout_ms = 1000;
 	cfg.health_interval_ms = 3600 * 1000; /* the test runs the checks (nodes_check_all) */
 	cfg.nodes = &node_conf;
+	node_conf.next = two_nodes ? &node_conf2 : NULL;
 	poold_clock_set(fake_now);
 	node_set_transport(fake_transport);
 	assert_int_equal(nodes_init(EV_DEFAULT, NULL, &cfg, &err), 0);
@@ -321,15 +350,23 @@ static inline const char *last_fail(void)
 }
 
 /* ---- one child process per test ---- */
+#define RUN_ONE_S 10 /* a test that hangs (a loop in a broken list) fails after it */
+
 static inline int run_one(const struct CMUnitTest *t)
 {
 	pid_t pid = fork();
 	int status;
 
-	if (pid == 0)
+	if (pid == 0) {
+		alarm(RUN_ONE_S);
 		_exit(_cmocka_run_group_tests(t->name, t, 1, NULL, NULL) ? 1 : 0);
+	}
 	if (pid < 0 || waitpid(pid, &status, 0) < 0)
 		return 1;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+		fprintf(stderr, "[  FAILED  ] %s: still running after %d s (a hang)\n", t->name, RUN_ONE_S);
+	else if (WIFSIGNALED(status))
+		fprintf(stderr, "[  FAILED  ] %s: killed by signal %d\n", t->name, WTERMSIG(status));
 	return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 }
 
