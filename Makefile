@@ -124,7 +124,7 @@ sandboxd/runtimes/nodump.so: sandboxd/runtimes/nodump.c
 JAVA_HOME ?= /usr/lib/jvm/java-17-openjdk-amd64
 ifneq ($(wildcard $(JAVA_HOME)/bin/javac),)
 all: sandboxd/runtimes/javacserver.jar sandboxd/runtimes/libjavacserver.so sandboxd/runtimes/javacserver.jsa
-INSTALL_JAVAC := javacserver.jar libjavacserver.so javacserver.jsa
+INSTALL_JAVAC := javacserver.jar libjavacserver.so
 endif
 # The class archive of the compile server (java.conf's -XX:SharedArchiveFile):
 # javac's classes as this JDK loads them, dumped by a javac run with the
@@ -137,10 +137,14 @@ JAVAC_CDS_FLAGS := -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData
 sandboxd/runtimes/javacserver.jsa: sandboxd/runtimes/JavacServer.java $(wildcard $(JAVA_HOME)/lib/server/classes.jsa)
 	@echo "  CDS     $@"
 	@rm -rf build/javacserver-cds && mkdir -p build/javacserver-cds
-	@env -u CLASSPATH $(JAVA_HOME)/bin/java $(JAVAC_CDS_FLAGS) -XX:ArchiveClassesAtExit=build/javacserver-cds/a.jsa \
-		-m jdk.compiler/com.sun.tools.javac.Main -proc:none -Xlint:all -d build/javacserver-cds $< >/dev/null
-	@$(JAVA_HOME)/bin/java -Xshare:on $(JAVAC_CDS_FLAGS) -XX:SharedArchiveFile=build/javacserver-cds/a.jsa -version 2>/dev/null
-	@chmod 0444 build/javacserver-cds/a.jsa && mv -f build/javacserver-cds/a.jsa $@
+	@if env -u CLASSPATH $(JAVA_HOME)/bin/java $(JAVAC_CDS_FLAGS) -XX:ArchiveClassesAtExit=build/javacserver-cds/a.jsa \
+		-m jdk.compiler/com.sun.tools.javac.Main -proc:none -Xlint:all -d build/javacserver-cds $< >/dev/null 2>&1 && \
+	    $(JAVA_HOME)/bin/java -Xshare:on $(JAVAC_CDS_FLAGS) -XX:SharedArchiveFile=build/javacserver-cds/a.jsa \
+		-version >/dev/null 2>&1; then \
+		chmod 0444 build/javacserver-cds/a.jsa && mv -f build/javacserver-cds/a.jsa $@; \
+	else \
+		rm -f $@; echo "  warning: this JDK made no usable class archive: Java slots start without it (slower)"; \
+	fi
 sandboxd/runtimes/javacserver.jar: sandboxd/runtimes/JavacServer.java
 	@echo "  JAVAC   $<"
 	@rm -rf build/javacserver && mkdir -p build/javacserver
@@ -231,6 +235,9 @@ install: all
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(addprefix config/languages/,$(INSTALL_LANGS)) $(DESTDIR)$(DATADIR)/languages/
 	install -m 0644 $(addprefix sandboxd/runtimes/,$(INSTALL_RUNTIMES)) $(DESTDIR)$(DATADIR)/runtimes/
+	@# the class archive only when this JDK made one (see javacserver.jsa)
+	if [ -f sandboxd/runtimes/javacserver.jsa ]; then \
+		install -m 0444 sandboxd/runtimes/javacserver.jsa $(DESTDIR)$(DATADIR)/runtimes/; fi
 	install -m 0644 $(addprefix docs/,$(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/
 	@# the configs: never over an existing one (it is the operator's); poold.conf holds token digests
 	@set -e; for c in $(INSTALL_CONFS); do \
@@ -260,7 +267,7 @@ install-systemd: install
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS)))
 	rm -f $(addprefix $(DESTDIR)$(DATADIR)/languages/,$(INSTALL_LANGS))
-	rm -f $(addprefix $(DESTDIR)$(DATADIR)/runtimes/,$(INSTALL_RUNTIMES))
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/runtimes/,$(INSTALL_RUNTIMES) javacserver.jsa)
 	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(INSTALL_DOCS))
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service $(DESTDIR)$(SYSTEMDUNITDIR)/poold.service \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service.d/listen-tcp.conf.example \
