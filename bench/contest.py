@@ -15,11 +15,16 @@ What it measures, every figure in the same run:
    JavaScript; right and wrong answer) submitted alone through POST /execute,
    one after another (3 times each, the median kept). floor = sum over all
    submissions of the burst of their program's solo time / the node's CPUs.
+   Then (an info row) the same with each solo run on a settled node (pools
+   refilled, helpers warmed up): the floor without any slot making.
 2. The seed's contest: 200 students x 2 questions at once, half of the second
    answers wrong (the mix and programs of tests/system/test_contest.py): wall
    time, ratio to the floor (target <= 1.25), p50/p95 latency, wrong verdicts
    and refusals (target 0).
-3. Outside --quick: the same with 1 000 students x 2 (wall, ratio, refusals).
+3. Outside --quick: the same with 1 000 students x 2 (wall, ratio, refusals),
+   and the 200 x 2 burst's floor measured again on a copy of the language
+   files without level-2 pre-warming (no pch, prestart): both floors and
+   their ratio (issue 12: the floor drops by what pre-warming saves).
 4. Slot creation through poold: a pool of warm 0 is PATCHed to warm 1 000;
    the time until poold reports 1 000 ready (C: target <= 5 s; Python, each
    slot with its pre-started fork-server ready: target <= 20 s). The CPU time
@@ -50,6 +55,7 @@ from conftest import DOUBLE, WRONG_DOUBLE, burst  # noqa: E402 — the programs 
 
 CONTEST_UID_BASE = 412000  # capacity = auto is at most 1 024 slots (+ as many checker uids)
 RATE_UID_BASE = 416000
+PLAIN_UID_BASE = 420000  # the floor without level-2 pre-warming (outside --quick)
 MIX = {"python": 80, "javascript": 60, "cpp": 40, "java": 20}  # per 200 students
 FLOOR_TARGET = 1.25
 RATE_TARGET_S = {"c": 5.0, "python": 20.0}
@@ -146,9 +152,27 @@ def contest_jobs(students):
     return jobs
 
 
-def solo_times(c, reps=3, node_cpu=lambda: 0.0):
+def settle(c, node_cpu, timeout=30):
+    """Until every pool is refilled (nothing creating, `warm` ready) and
+    the node has stopped using CPU (pre-started helpers warmed up)."""
+    def full():
+        return all(p["creating"] == 0 and p["ready"] >= p["warm"] for p in c.get("/v1/pools").body["pools"])
+
+    wp.wait_for(full, timeout, 0.05)
+    last, deadline = node_cpu(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = node_cpu()
+        if now - last < 0.006:
+            return
+        last = now
+
+
+def solo_times(c, reps=3, node_cpu=lambda: 0.0, settled=False):
     """{(lang, correct): median seconds} of each distinct program alone, and
-    the daemons' CPU seconds for all of them."""
+    the daemons' CPU seconds for all of them. settled: each submission waits
+    until the pools are refilled and the node is idle (its time is then the
+    program's alone, no slot creation or warm-up beside or before it)."""
     out = {}
     # the pools' first warm-up is not the programs' work
     wp.wait_for(lambda: all(p["creating"] == 0 and p["ready"] >= p["warm"] for p in c.get("/v1/pools").body["pools"]),
@@ -158,6 +182,8 @@ def solo_times(c, reps=3, node_cpu=lambda: 0.0):
         for correct in (True, False):
             ts = []
             for k in range(reps):
+                if settled:
+                    settle(c, node_cpu)
                 t0 = time.monotonic()
                 r = c.post("/execute", submission(lang, "solo-%s" % uuid.uuid4().hex[:6], 7 + k, correct),
                            timeout=120)
@@ -240,6 +266,37 @@ def creation_rate(lang, n, timeout=180):
             "cpu_ms_per_slot": 1000.0 * cpu / n, "helpers_lost": lost, "cleanup_problems": problems}
 
 
+def plain_languages():
+    """A copy of config/languages without level-2 pre-warming: the keys
+    pch, prestart and prestart_for (and their continuation lines) left out."""
+    src = os.path.join(REPO, "config", "languages")
+    dst = wp.make_tmpdir("wp-bench-plain-langs-")
+    for name in os.listdir(src):
+        keep, skipping = [], False
+        with open(os.path.join(src, name)) as f:
+            for line in f:
+                if skipping and line[:1] in (" ", "\t") and line.strip():
+                    continue
+                skipping = re.match(r"(pch|prestart|prestart_for)\s*=", line) is not None
+                if not skipping:
+                    keep.append(line)
+        with open(os.path.join(dst, name), "w") as f:
+            f.writelines(keep)
+    return dst
+
+
+def plain_floor(ncpu, students=200):
+    """The burst's work floor on the shipped config without level-2
+    pre-warming (seconds)."""
+    langs = plain_languages()
+    sb, pd = wp.start_shipped(PLAIN_UID_BASE, "bench-contest-plain", languages=langs)
+    try:
+        solo, _ = solo_times(pd.client(timeout=120))
+    finally:
+        wp.stop_both(sb, pd)
+    return sum(solo[(b["language"], ok)] for _, b, ok in contest_jobs(students)) / ncpu, solo
+
+
 def contest_rows(quick, ncpu, raw, rows):
     sb = wp.ShippedSandboxd(wp.make_tmpdir("wp-bench-contest-sb-"), CONTEST_UID_BASE, "bench-contest")
     pd = wp.ShippedPoold(wp.make_tmpdir("wp-bench-contest-pd-"), sb.url)
@@ -282,11 +339,30 @@ def contest_rows(quick, ncpu, raw, rows):
                 "(alone: %.1f s), host %.0f%% busy, other work %.1f CPU-s" % (
                     name, r["wall_s"], r["floor_s"], r["ratio"], r["p50_s"], r["p95_s"], r["refused"], r["wrong"],
                     r["daemon_cpu_s"], r["solo_daemon_cpu_s"], r["host_busy_pct"], r["others_cpu_s"]))
+        # the floor again, each program on a settled node: what it costs
+        # alone when no slot is made or warmed up beside it
+        log("solo runs on a settled node (pools refilled, helpers warm)")
+        strict, _ = solo_times(c, node_cpu=node_cpu, settled=True)
+        raw["settled_solo_s"] = {"%s/%s" % (lang, "right" if ok else "wrong"): t for (lang, ok), t in strict.items()}
+        for students in sizes:
+            r = raw["contest_%d" % students]
+            floor = sum(strict[(b["language"], ok)] for _, b, ok in contest_jobs(students)) / ncpu
+            r["settled_floor_s"] = floor
+            rows.append(("  contest %d x 2 vs the floor of solo runs on a settled node" % students, "%.1f s" % floor,
+                         "%.1f s" % r["wall_s"], "%.2fx" % (r["wall_s"] / floor), "-", "info"))
     finally:
         pd.stop()
         pd.cleanup()
         sb.stop()
         raw["contest_cleanup_problems"] = sb.cleanup()
+    if not quick and "contest_200" in raw:
+        log("solo runs without level-2 pre-warming (the floor it saves)")
+        floor, solo = plain_floor(ncpu)
+        raw["plain_floor_s"] = floor
+        raw["plain_solo_s"] = {"%s/%s" % (lang, "right" if ok else "wrong"): t for (lang, ok), t in solo.items()}
+        with_ = raw["contest_200"]["floor_s"]
+        rows.append(("  work floor of 200 x 2: without level-2 pre-warming vs with it", "%.1f s" % floor,
+                     "%.1f s" % with_, "%.2fx" % (with_ / floor), "-", "info"))
 
 
 def section(quick):

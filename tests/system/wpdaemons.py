@@ -769,13 +769,14 @@ def rewrite_keys(text, keys):
 class ShippedSandboxd(Sandboxd):
     """config/sandboxd.conf as shipped. config/languages is the repo's (the
     file sits in <tmp>/config/ beside a link to it, so its relative
-    `languages = config/languages` means what it means in the repo)."""
+    `languages = config/languages` means what it means in the repo), or the
+    directory `languages` names (a changed copy, for a comparison)."""
 
-    def __init__(self, tmpdir, uid_base, tag):
+    def __init__(self, tmpdir, uid_base, tag, languages=None):
         super().__init__(tmpdir, uid_base=uid_base, capacity=1024, cgroup_name="wp-%s-%d" % (tag, os.getpid()))
         confdir = os.path.join(self.tmp, "config")
         os.makedirs(confdir, exist_ok=True)
-        os.symlink(os.path.join(REPO, "config", "languages"), os.path.join(confdir, "languages"))
+        os.symlink(languages or os.path.join(REPO, "config", "languages"), os.path.join(confdir, "languages"))
         with open(os.path.join(REPO, "config", "sandboxd.conf")) as f:
             text = f.read()
         text = rewrite_keys(text, {"listen": "unix:%s" % self.sock, "state_dir": self.state_dir,
@@ -799,10 +800,11 @@ class ShippedPoold(Poold):
         return rewrite_keys(text, {"listen": self.listen, "url": self.node_url})
 
 
-def start_shipped(uid_base, tag, ready_timeout=90):
-    """Both daemons on the shipped config, started, poold ready (its warm
-    pools filled). Returns (sandboxd, poold); stop them with stop_both."""
-    sb = ShippedSandboxd(make_tmpdir("wp-%s-node-" % tag), uid_base, tag)
+def start_shipped(uid_base, tag, ready_timeout=90, languages=None):
+    """Both daemons on the shipped config (the language files of the
+    directory `languages` if given), started, poold ready (its warm pools
+    filled). Returns (sandboxd, poold); stop them with stop_both."""
+    sb = ShippedSandboxd(make_tmpdir("wp-%s-node-" % tag), uid_base, tag, languages=languages)
     pd = ShippedPoold(make_tmpdir("wp-%s-poold-" % tag), sb.url)
     try:
         sb.start()
