@@ -56,6 +56,7 @@ static const char *const api_versions[] = {"2024-02-02-preview", "2024-08-02-pre
 	"2024-02-02-preview, 2024-08-02-preview, 2024-10-02-preview, 2025-02-02-preview, 2025-10-02-preview"
 #define NEWER_SHAPES_FROM "2024-10-02-preview"
 #define SESSIONS_FROM	  "2025-02-02-preview" /* session, listSessions, metadata, .management */
+#define RECURSIVE_FROM	  "2025-10-02-preview" /* files: recursive, entries' `directory` */
 
 enum aca_kind {
 	ACA_EXECUTE,
@@ -122,6 +123,8 @@ struct aca_op {
 	bool jupyter;	    /* returnJupyterFormatExecutionResult: the result as text */
 	char *name;	    /* file name: decoded, validated */
 	char *dir;	    /* files: `path` below /mnt/data ("a/b"), validated, or NULL */
+	bool recursive;	    /* files list: the whole tree below (2025-10-02-preview on) */
+	bool dir_field;	    /* files list: entries carry `directory` (2025-10-02-preview on) */
 	const char *data;   /* upload content, inside op.req->body */
 	size_t len;
 	char content_type[128];
@@ -1065,9 +1068,15 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 		json_array_foreach (files, i, f) {
 			if (!file_listed(f))
 				continue;
-			if (c->kind == ACA_LIST)
-				json_array_append_new(out, node_file_json(c->newer, f));
-			else if (strcmp(json_string_value(json_object_get(f, "name")) ?: "", c->name) == 0)
+			if (c->kind == ACA_LIST) {
+				json_t *e = node_file_json(c->newer, f);
+				/* relative to `path`, as the spec's recursive example has it */
+				if (c->dir_field && e)
+					json_object_set_new(
+					    e, "directory",
+					    json_string(json_string_value(json_object_get(f, "dir")) ?: ""));
+				json_array_append_new(out, e);
+			} else if (strcmp(json_string_value(json_object_get(f, "name")) ?: "", c->name) == 0)
 				json_array_append_new(out, node_file_json(c->newer, f));
 		}
 		if (c->kind == ACA_LIST)
@@ -1091,7 +1100,9 @@ static void files_start(struct lease *l, struct lease_op *op)
 	struct http_call *call;
 
 	c->lease = l;
-	if (c->kind == ACA_LIST) { /* c->name: the page's cursor, digits, or NULL */
+	if (c->kind == ACA_LIST && c->recursive) { /* one bounded answer, no pages */
+		snprintf(path, sizeof(path), "/v1/slots/%s/files?recursive=1", l->slot_id);
+	} else if (c->kind == ACA_LIST) { /* c->name: the page's cursor, digits, or NULL */
 		snprintf(path, sizeof(path), "/v1/slots/%s/files%s%s", l->slot_id, c->name ? "?after=" : "",
 			 c->name ? c->name : "");
 	} else if (c->kind == ACA_META) {			       /* the one entry, never the whole list */
@@ -1180,22 +1191,48 @@ static int path_param(struct http_request *req, char **dir, const char **why)
 	return 0;
 }
 
+/* `recursive` of a files list: "true"/"false" as Azure's boolean query
+ * parameters (any case); from RECURSIVE_FROM only, since the entries'
+ * `directory`, which says where each one is, came with it. 0 or 1, or -1
+ * answered. */
+static int recursive_param(struct http_request *req, const char *version)
+{
+	cleanup_free char *given = http_request_query(req, "recursive");
+
+	if (!given || strcasecmp(given, "false") == 0)
+		return 0;
+	if (strcasecmp(given, "true") != 0) {
+		http_respond_error(req, 400, "InvalidRecursive", "recursive: true or false");
+		return -1;
+	}
+	if (strcmp(version, RECURSIVE_FROM) < 0) {
+		http_respond_error(req, 400, "InvalidApiVersion",
+				   "recursive=true needs api-version " RECURSIVE_FROM
+				   " or later (got `%s`): its entries carry the `directory` they are in; or list "
+				   "each directory with path=",
+				   version);
+		return -1;
+	}
+	return 1;
+}
+
 static void file_op(struct http_request *req, struct pool *p, const char *ident, enum aca_kind kind, bool newer,
-		    const char *given_name)
+		    const char *given_name, const char *version)
 {
 	const char *why = NULL, *name = NULL;
 	cleanup_free char *dir = NULL;
 	cleanup_free char *skip = kind == ACA_LIST ? http_request_query(req, "$skipToken") : NULL;
-	cleanup_free char *recursive = kind == ACA_LIST ? http_request_query(req, "recursive") : NULL;
+	int recursive = kind == ACA_LIST ? recursive_param(req, version) : 0;
 
+	if (recursive < 0)
+		return;
 	if (path_param(req, &dir, &why) < 0) {
 		http_respond_error(req, 400, "InvalidPath", "%s", why);
 		return;
 	}
-	if (recursive && strcasecmp(recursive, "true") == 0) {
-		http_respond_error(req, 400, "NotSupported",
-				   "recursive=true is not supported: list each directory with path=/mnt/data/<dir> "
-				   "(entries of type `directory` name them)");
+	if (recursive && skip) {
+		http_respond_error(req, 400, "InvalidSkipToken",
+				   "$skipToken: a recursive list is one answer, never paged (leave $skipToken out)");
 		return;
 	}
 
@@ -1229,6 +1266,8 @@ static void file_op(struct http_request *req, struct pool *p, const char *ident,
 		return;
 	}
 	c->dir = steal_pointer(&dir);
+	c->recursive = recursive == 1;
+	c->dir_field = kind == ACA_LIST && strcmp(version, RECURSIVE_FROM) >= 0;
 	lease_submit(p, ident, &c->op);
 }
 
@@ -1716,10 +1755,12 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 		if (method_is(req, "POST"))
 			upload(req, pool, ident, newer);
 		else
-			file_op(req, pool, ident, ACA_LIST, newer, NULL);
+			file_op(req, pool, ident, ACA_LIST, newer, NULL, version);
 		break;
-	case R_FILE: file_op(req, pool, ident, method_is(req, "GET") ? ACA_META : ACA_DELETE_FILE, newer, name); break;
-	default: file_op(req, pool, ident, ACA_CONTENT, newer, name); break;
+	case R_FILE:
+		file_op(req, pool, ident, method_is(req, "GET") ? ACA_META : ACA_DELETE_FILE, newer, name, version);
+		break;
+	default: file_op(req, pool, ident, ACA_CONTENT, newer, name, version); break;
 	}
 	return true;
 }
