@@ -37,6 +37,8 @@ static json_t *language_json(const struct language *l, bool with_limits)
 	json_t *j = json_pack("{s:s, s:s?, s:b, s:b, s:s, s:b}", "name", l->name, "version", l->version, "compiled",
 			      l->compile_argv != NULL, "available", l->available, "source", l->source, "interpreter",
 			      l->available && l->interpreter_ok);
+	if (j)
+		json_object_set_new(j, "sessions_only", json_boolean(l->sessions_only));
 	if (with_limits) {
 		json_object_set_new(j, "limits", limits_to_json(&l->limits));
 		json_object_set_new(j, "compile_limits", limits_to_json(&l->compile_limits));

@@ -53,12 +53,28 @@ class Env:
         return i
 
 
+def languages_with_copy(copy_name):
+    """config/languages as shipped (links to each file), plus a copy of
+    shell.conf named `copy_name`: sessions_only comes with the file, not the
+    name."""
+    d = wpdaemons.make_tmpdir("wp-shell-langs-")
+    for f in os.listdir(wpdaemons.LANG_DIR):
+        os.symlink(os.path.join(wpdaemons.LANG_DIR, f), os.path.join(d, f))
+    with open(os.path.join(wpdaemons.LANG_DIR, "shell.conf")) as f:
+        text = f.read()
+    assert "\nname = shell\n" in text and "\nsessions_only = yes\n" in text
+    with open(os.path.join(d, copy_name + ".conf"), "w") as f:
+        f.write(text.replace("\nname = shell\n", "\nname = %s\n" % copy_name))
+    return d
+
+
 @pytest.fixture(scope="module")
 def shell_env():
     pools = {"shell": shipped_pool("shell"),
-             "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 4, "idle_timeout": "2m"}}
+             "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 4, "idle_timeout": "2m"},
+             "shcopy": {"language": "shcopy", "stateful": "yes", "warm": 0, "max": 1}}
     sb, pd = start_pair("SHELL SYSTEM TESTS", "shell", UID_BASE, CAPACITY, pools,
-                        tokens=[(TOKEN, "executor", "backend")])
+                        tokens=[(TOKEN, "executor", "backend")], languages=languages_with_copy("shcopy"))
     yield Env(sb, pd)
     stop_pair(sb, pd, "shell suite")
 
@@ -241,6 +257,19 @@ def test_execute_refuses_the_shell_language(env):
                                 "test_cases": [{"input": "", "expected_output": "1"}]})
     assert r.status == 400 and r.body["error"]["code"] == "NotSupported", r
     assert "sessions only" in r.body["error"]["message"] and "/pools/shell/executions" in r.body["error"]["message"], r
+
+
+def test_sessions_only_comes_from_the_language_file(env):
+    """The refusal follows the language file's `sessions_only`, which
+    sandboxd reports in GET /v1/info: a copy of shell.conf under another
+    name is refused the same way; a judged language is not marked."""
+    langs = {l["name"]: l for l in env.sb.client().get("/v1/info").body["languages"]}
+    assert langs["shell"]["sessions_only"] is True and langs["shcopy"]["sessions_only"] is True, langs
+    assert langs["python"]["sessions_only"] is False, langs
+    r = env.c.post("/execute", {"language": "shcopy", "user_id": "u1", "code": "echo 1",
+                                "test_cases": [{"input": "", "expected_output": "1"}]})
+    assert r.status == 400 and r.body["error"]["code"] == "NotSupported", r
+    assert "sessions only" in r.body["error"]["message"] and "/pools/shcopy/executions" in r.body["error"]["message"], r
 
 
 def test_exec_command_and_args_are_not_reparsed(env):
