@@ -66,7 +66,7 @@ enum aca_kind {
 	ACA_META,
 	ACA_CONTENT,
 	ACA_DELETE_FILE,
-	ACA_PACKAGES /* GET metadata: the Python packages importable in a slot */
+	ACA_PACKAGES /* GET metadata: the packages of the pool's slots, read in one */
 };
 
 /* Shell pools (language `shell`): Azure's bound of timeoutInSeconds in
@@ -498,6 +498,7 @@ static json_t *node_answer(struct aca_op *c, struct lease *l, struct http_result
 }
 
 static void packages_done(struct aca_op *c, struct lease *l, json_t *r);
+static void packages_shell_done(struct aca_op *c, struct lease *l, json_t *r);
 
 static void exec_done(struct node *n, struct http_result *res, void *data)
 {
@@ -643,6 +644,11 @@ static void shell_done(struct node *n, struct http_result *res, void *data)
 			c->busy_delay = BUSY_RETRY_MAX_S;
 		ev_timer_init(&c->busy_retry, busy_retry_cb, c->busy_delay, 0);
 		ev_timer_start(loop, &c->busy_retry);
+		return;
+	}
+	if (c->kind == ACA_PACKAGES) {
+		r = res->status == 200 ? json_parse_reply(res->body, res->body_len) : NULL;
+		packages_shell_done(c, l, r);
 		return;
 	}
 	if (!(r = node_answer(c, l, res, "run")))
@@ -1460,6 +1466,32 @@ static void session_end(struct http_request *req, struct pool *p, const char *id
 		lease_submit(p, ident, &c->op);
 }
 
+/* GET metadata's preInstalledPackages: what a session of the pool can
+ * use, read once per pool in one of its slots (a session of poold's own,
+ * ended after) and kept: {pool name: [{"name", "version"}]}. Each kind of
+ * pool reads its own: */
+enum packages_kind {
+	PACKAGES_NONE,	 /* no sessions (a judged pool): [] */
+	PACKAGES_PYTHON, /* the distributions the interpreter can import */
+	PACKAGES_NODE,	 /* node's own modules, and the packages it resolves */
+	PACKAGES_SHELL,	 /* the commands on the slot's PATH */
+};
+
+#define PACKAGES_MAX 5000 /* entries kept per pool */
+
+static enum packages_kind packages_kind(const struct pool *p)
+{
+	if (pool_is_shell(p))
+		return PACKAGES_SHELL;
+	if (!p->stateful)
+		return PACKAGES_NONE;
+	if (strcmp(p->language, "python") == 0 || strncmp(p->language, "python-", 7) == 0)
+		return PACKAGES_PYTHON;
+	if (strcmp(p->language, "javascript") == 0)
+		return PACKAGES_NODE;
+	return PACKAGES_NONE;
+}
+
 /* A version as a program prints it ("Python 3.11.2", "v18.19.0", "GNU
  * bash, version 5.2.15(1)-release"): its first dotted number. */
 static void version_number(const char *line, char *out, size_t size)
@@ -1505,8 +1537,48 @@ static void runtime_add(json_t *arr, json_t *lang)
 	"import importlib.metadata as _m, json as _j\n"                                                                \
 	"print(_j.dumps(sorted({(d.metadata['Name'], d.version) for d in _m.distributions() if d.metadata['Name']})))"
 
+/* node's own modules (its version), then the packages in the directories
+ * node resolves a bare name from (their package.json): what require()
+ * finds in a session. The same [[name, version]] as Python's. */
+#define PACKAGES_NODE_CODE                                                                                             \
+	"(() => { const M = require('module'), fs = require('fs'), path = require('path'), out = new Map();\n"         \
+	"for (const b of M.builtinModules) if (!b.startsWith('_') && !b.includes('/')) out.set(b, "                    \
+	"process.versions.node);\n"                                                                                    \
+	"const ls = d => { try { return fs.readdirSync(d); } catch (e) { return []; } };\n"                            \
+	"for (const d of require.resolve.paths('x') || []) for (const n of ls(d))\n"                                   \
+	"  for (const s of n.startsWith('@') ? ls(path.join(d, n)).map(x => n + '/' + x) : [n]) {\n"                   \
+	"    if (out.size >= 5000) break;\n"                                                                           \
+	"    try { const j = JSON.parse(fs.readFileSync(path.join(d, s, 'package.json'), 'utf8'));\n"                  \
+	"      if (typeof j.name === 'string' && !out.has(j.name)) out.set(j.name, String(j.version || '')); }\n"      \
+	"    catch (e) {} }\n"                                                                                         \
+	"console.log(JSON.stringify([...out].sort((a, b) => a[0] < b[0] ? -1 : 1))); })(); undefined"
+
+/* The executable files of the directories on the slot's PATH, once each,
+ * in byte order: one name a line. */
+#define PACKAGES_SHELL_CMD                                                                                             \
+	"IFS=:; for d in $PATH; do case $d in /*) ;; *) continue ;; esac; for f in \"$d\"/*; do "                      \
+	"[ -f \"$f\" ] && [ -x \"$f\" ] && printf '%s\\n' \"${f##*/}\"; done; done | LC_ALL=C sort -u | head -n 5000"
+
 static void metadata_answer(struct http_request *req, struct pool *p, json_t *packages);
 
+/* The read is over: pkgs (stolen) kept for the pool's life when read; a
+ * failure (NULL) is tried again by the next request. */
+static void packages_keep(struct aca_op *c, struct lease *l, json_t *pkgs)
+{
+	if (pkgs) {
+		json_object_set(packages_cache, c->pool->name, pkgs);
+	} else {
+		log_warn("metadata: reading the packages of pool %s failed; answered without them", c->pool->name);
+		pkgs = json_array();
+	}
+	metadata_answer(c->op.req, c->pool, pkgs);
+	json_decref(pkgs);
+	op_free(c);
+	lease_end(l, "metadata read");
+	lease_op_done(l);
+}
+
+/* An interpreter's answer: stdout [[name, version]…] (Python, node). */
 static void packages_done(struct aca_op *c, struct lease *l, json_t *r)
 {
 	cleanup_json json_t *list = NULL;
@@ -1516,34 +1588,68 @@ static void packages_done(struct aca_op *c, struct lease *l, json_t *r)
 	if (r && strcmp(json_string_value(json_object_get(r, "status")) ?: "", "ok") == 0)
 		list = json_loads(json_string_value(json_object_get(r, "stdout")) ?: "", 0, NULL);
 	json_array_foreach (list, i, pair)
-		if (json_is_string(json_array_get(pair, 0)) && json_is_string(json_array_get(pair, 1)))
+		if (json_array_size(pkgs) < PACKAGES_MAX && json_is_string(json_array_get(pair, 0)) &&
+		    json_is_string(json_array_get(pair, 1)))
 			json_array_append_new(pkgs, json_pack("{s:O, s:O}", "name", json_array_get(pair, 0), "version",
 							      json_array_get(pair, 1)));
-	if (json_is_array(list)) /* read: kept for the pool's life; a failure is tried again next time */
-		json_object_set(packages_cache, c->pool->name, pkgs);
-	else
-		log_warn("metadata: reading the packages of pool %s failed; answered without them", c->pool->name);
-	metadata_answer(c->op.req, c->pool, pkgs);
-	json_decref(pkgs);
-	op_free(c);
-	lease_end(l, "metadata read");
-	lease_op_done(l);
+	if (!json_is_array(list) && pkgs) {
+		json_decref(pkgs);
+		pkgs = NULL;
+	}
+	packages_keep(c, l, pkgs);
+}
+
+/* A command name as the shell printed it: visible ASCII, 1 to 128 bytes. */
+static bool command_name_ok(const char *s, size_t n)
+{
+	if (n < 1 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
+/* A shell pool's run: one command name a line. The version is left empty:
+ * the Debian packages behind the commands are not visible in a slot. */
+static void packages_shell_done(struct aca_op *c, struct lease *l, json_t *r)
+{
+	json_t *t = json_array_get(json_object_get(r, "tests"), 0);
+	const char *out = json_string_value(json_object_get(t, "stdout"));
+	json_t *pkgs = NULL;
+
+	if (out && strcmp(json_string_value(json_object_get(t, "verdict")) ?: "", "accepted") == 0 &&
+	    (pkgs = json_array())) {
+		for (const char *s = out; *s && json_array_size(pkgs) < PACKAGES_MAX;) {
+			size_t n = strcspn(s, "\n");
+			if (command_name_ok(s, n))
+				json_array_append_new(pkgs, json_pack("{s:s%, s:s}", "name", s, n, "version", ""));
+			s += n + (s[n] == '\n');
+		}
+	}
+	packages_keep(c, l, pkgs);
 }
 
 static void metadata_get(struct http_request *req, struct pool *p)
 {
 	json_t *cached = json_object_get(packages_cache, p->name);
+	enum packages_kind kind = packages_kind(p);
 
 	/* not read yet for want of a slot, or being read: answered without them */
-	if (cached || !p->stateful || strcmp(p->language, "python") != 0 || lease_find(p, packages_ident)) {
+	if (cached || kind == PACKAGES_NONE || lease_find(p, packages_ident)) {
 		metadata_answer(req, p, cached);
 		return;
 	}
-	struct aca_op *c = op_new(req, ACA_PACKAGES, p, true, true, exec_start);
+	struct aca_op *c = op_new(req, ACA_PACKAGES, p, true, true, kind == PACKAGES_SHELL ? shell_start : exec_start);
 	if (!c)
 		return;
 	c->timeout_s = 30;
-	if (!(c->exec = json_pack("{s:s}", "code", PACKAGES_CODE))) {
+	c->shell = kind == PACKAGES_SHELL;
+	if (kind == PACKAGES_SHELL)
+		c->exec = shell_run(PACKAGES_SHELL_CMD, NULL, 1 << 20);
+	else
+		c->exec = json_pack("{s:s}", "code", kind == PACKAGES_NODE ? PACKAGES_NODE_CODE : PACKAGES_CODE);
+	if (!c->exec) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}

@@ -48,6 +48,7 @@ def cur():
         "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 8, "idle_timeout": "2m",
                    "max_lifetime": "1h"},
         "shell": {"language": "shell", "warm": 1, "max": 8, "idle_timeout": "2m"},
+        "javascript": {"language": "javascript", "stateful": "yes", "warm": 0, "max": 2, "idle_timeout": "2m"},
     }
     sb, pd = start_pair("AZURE CURRENT SYSTEM TESTS", "cur", UID_BASE, CAPACITY, pools,
                         tokens=[(EXEC_TOKEN, "executor", "backend"), (ADMIN_TOKEN, "admin", "ops")],
@@ -61,7 +62,7 @@ def cur():
 def env(cur):
     yield cur
     for i in cur.idents:
-        for pool in ("python", "shell"):
+        for pool in ("python", "shell", "javascript"):
             cur.c.delete("/pools/%s/session?api-version=%s&identifier=%s" % (pool, V10, urllib.parse.quote(i)))
     cur.idents = []
 
@@ -269,6 +270,51 @@ def test_metadata_reads_the_host(env):
     r = env.c.get(url("shell", "metadata"))
     names = [x["name"] for x in r.body["runtimes"]]
     assert "shell" in names and "python" in names, r
+
+
+def test_metadata_lists_what_javascript_can_require(env):
+    """A JavaScript pool lists node's own modules (the version is node's)
+    and any package node resolves from the slot, read in one of its slots;
+    each one listed is one a session can require."""
+    import json
+    import subprocess
+    r = env.c.get(url("javascript", "metadata"))
+    assert r.status == 200, r
+    pkgs = r.body["preInstalledPackages"]
+    node_version = subprocess.run(["/usr/bin/node", "-p", "process.versions.node"], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+    builtins = json.loads(subprocess.run(["/usr/bin/node", "-p", "JSON.stringify(require('module').builtinModules)"],
+                                         capture_output=True, text=True, check=True).stdout)
+    want = {b for b in builtins if not b.startswith("_") and "/" not in b}
+    assert {"name": "fs", "version": node_version} in pkgs and {"name": "crypto", "version": node_version} in pkgs, pkgs
+    assert {p["name"] for p in pkgs if p["version"] == node_version} >= want, pkgs
+    assert pkgs == sorted(pkgs, key=lambda p: p["name"]) and len({p["name"] for p in pkgs}) == len(pkgs), pkgs
+    ident = env.ident()
+    names = [p["name"] for p in pkgs]
+    r = env.c.post(url("javascript", "executions", ident),
+                   {"code": "%s.filter(n => { try { require(n); return false } catch (e) { return true } })"
+                            ".join(',') || 'all'" % json.dumps(names)})
+    assert r.status == 200 and r.body["result"]["executionResult"] == "all", r
+    assert env.c.get(url("javascript", "metadata")).body["preInstalledPackages"] == pkgs
+
+
+def test_metadata_lists_the_commands_of_a_shell_session(env):
+    """A shell pool lists the commands on its slots' PATH (what a
+    SessionsBashTool user can run), read in one of its slots, bounded and
+    kept; each is found by the session's bash."""
+    r = env.c.get(url("shell", "metadata"))
+    assert r.status == 200, r
+    pkgs = r.body["preInstalledPackages"]
+    names = [p["name"] for p in pkgs]
+    assert {"bash", "ls", "sort", "python3", "node"} <= set(names), names[:50]
+    assert names == sorted(names) and len(set(names)) == len(names) and 0 < len(names) <= 5000, names[:50]
+    assert all(p["version"] == "" for p in pkgs), pkgs[:5]
+    ident = env.ident()
+    r = env.c.post(url("shell", "executions", ident),
+                   {"shellCommand": "n=0; while read -r c; do command -v \"$c\" >/dev/null || n=$((n+1)); done; "
+                                    "echo missing=$n", "stdin": "\n".join(names) + "\n"})
+    assert r.status == 200 and r.body["result"]["stdout"] == "missing=0\n", r
+    assert env.c.get(url("shell", "metadata")).body["preInstalledPackages"] == pkgs
 
 
 def test_new_routes_need_their_api_version(env):
