@@ -170,6 +170,14 @@ void aca_init(struct ev_loop *l, const struct psettings *st,
 	snprintf(packages_ident, sizeof(packages_ident), "warmpool-metadata-%s", rnd);
 	packages_cache = json_object();
 	aca_exec_setup((double)st->async_result_ttl_ms / 1000.0, st->async_results_per_session);
+	if (st->async_results_dir) {
+		struct wp_error err = {0};
+		int n = aca_exec_store(st->async_results_dir, poold_now(loop), &err);
+		if (n < 0)
+			log_error("async results: %s: they are kept in memory only (lost at a restart)", err.msg);
+		else
+			log_info("async results: kept in %s (%d found)", st->async_results_dir, n);
+	}
 	ev_timer_init(&prune_timer, prune_cb, PRUNE_INTERVAL_S, PRUNE_INTERVAL_S);
 	ev_timer_start(loop, &prune_timer);
 }

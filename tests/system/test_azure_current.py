@@ -10,12 +10,15 @@ examples/2025-02-02-preview and 2025-10-02-preview), rebuilt by hand.
 Run as root: /usr/bin/python3 -m pytest tests/system/test_azure_current.py
 """
 
+import os
+import re
 import time
 import urllib.parse
 import uuid
 
 import pytest
 
+import wpdaemons
 from conftest import start_pair, stop_pair
 
 UID_BASE = 357000
@@ -26,6 +29,7 @@ PER_SESSION = 3  # async_results_per_session in this suite
 TTL_S = 3  # async_result_ttl in this suite
 V2 = "2025-02-02-preview"
 V10 = "2025-10-02-preview"
+RESULTS_DIR = os.path.join(wpdaemons.make_tmpdir("wp-cur-results-"), "async")  # made by poold
 
 
 class Env:
@@ -53,7 +57,7 @@ def cur():
     sb, pd = start_pair("AZURE CURRENT SYSTEM TESTS", "cur", UID_BASE, CAPACITY, pools,
                         tokens=[(EXEC_TOKEN, "executor", "backend"), (ADMIN_TOKEN, "admin", "ops")],
                         extra_poold="default_pool = python\nasync_results_per_session = %d\n"
-                                    "async_result_ttl = %ds" % (PER_SESSION, TTL_S))
+                                    "async_result_ttl = %ds\nasync_results_dir = %s" % (PER_SESSION, TTL_S, RESULTS_DIR))
     yield Env(sb, pd)
     stop_pair(sb, pd, "azure-current suite")
 
@@ -323,3 +327,56 @@ def test_new_routes_need_their_api_version(env):
     assert "2025-02-02-preview" in r.body["error"]["message"], r
     r = env.c.get(url("python", "metadata", None, "2024-02-02-preview"))
     assert r.status == 400 and r.body["error"]["code"] == "InvalidApiVersion", r
+
+
+# --------------------------------------------------------------------------
+# Last: restarts poold
+
+
+def test_async_results_survive_a_poold_restart(env):
+    """Kept results are answered the same by a restarted poold, within
+    async_result_ttl; one still running at the restart answers Failed,
+    saying why; none outlives its time or its session."""
+    a, b, gone = env.ident(), env.ident(), env.ident()
+    r = env.c.post(url("python", "executions", a), {"executionType": "Asynchronous", "code": "6*7"})
+    assert r.status == 202, r
+    done = poll(env, "python", a, r.body["id"])
+    assert done.body["status"] == "Succeeded" and done.body["result"]["executionResult"] == 42, done
+    r = env.c.post(url("python", "executions", b), {"executionType": "Asynchronous",
+                                                    "code": "import time\ntime.sleep(20)"})
+    assert r.status == 202 and r.body["status"] == "Running", r
+    running_id = r.body["id"]
+    r = env.c.post(url("python", "executions", gone), {"executionType": "Asynchronous", "code": "1"})
+    poll(env, "python", gone, r.body["id"])
+    gone_id = r.body["id"]
+    assert env.c.delete(url("python", "session", gone)).status == 204
+    assert all(os.stat(os.path.join(RESULTS_DIR, f)).st_mode & 0o077 == 0 for f in os.listdir(RESULTS_DIR))
+
+    # a crash (SIGTERM would let the running one finish first); the
+    # restarted poold keeps results 60 s, so that a slow restart does not
+    # outlast them
+    restart_poold(env, 60)
+    r = env.c.get(url("python", "executions/%s" % done.body["id"], a))
+    assert r.status == 200 and r.body == done.body, (r, done.body)
+    r = env.c.get(url("python", "executions/%s" % running_id, b))
+    assert r.status == 200 and r.body["status"] == "Failed", r
+    assert r.body["error"]["code"] == "PooldRestarted" and "restarted" in r.body["error"]["message"], r
+    assert r.body["id"] == running_id and r.body["identifier"] == b, r
+    r = env.c.get(url("python", "executions/%s" % gone_id, gone))  # its session was deleted before
+    assert r.status == 404, r
+    assert len(os.listdir(RESULTS_DIR)) == 2, os.listdir(RESULTS_DIR)
+    # a poold restarted with async_result_ttl = 3 s, 3 s after they
+    # finished, finds both past their time: gone, files and all
+    time.sleep(TTL_S + 0.5)
+    restart_poold(env, TTL_S)
+    assert os.listdir(RESULTS_DIR) == [], os.listdir(RESULTS_DIR)
+    r = env.c.get(url("python", "executions/%s" % done.body["id"], a))
+    assert r.status == 404, r
+
+
+def restart_poold(env, ttl_s):
+    env.pd.kill9()
+    env.pd.extra_poold = re.sub(r"async_result_ttl = \d+s", "async_result_ttl = %ds" % ttl_s, env.pd.extra_poold)
+    env.pd.write_config()
+    env.pd.start()
+    assert wpdaemons.wait_for(lambda: env.c.get("/readyz").status == 200, 60, 0.1), env.pd.log_text()[-2000:]
