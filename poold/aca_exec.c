@@ -224,6 +224,19 @@ static struct aca_exec *store_load(int fd, double now)
 	return e;
 }
 
+void aca_exec_close(void)
+{
+	while (head) {
+		struct aca_exec *e = head;
+		head = e->next;
+		e->stored = false; /* its file stays */
+		exec_free(e);
+	}
+	if (store_fd >= 0)
+		close(store_fd);
+	store_fd = -1;
+}
+
 int aca_exec_store(const char *dir, double now, struct wp_error *err)
 {
 	cleanup_dir DIR *d = NULL;

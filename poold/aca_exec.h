@@ -52,6 +52,9 @@ void aca_exec_forget(const char *session);
  * (error code PooldRestarted: its outcome is unknown). The number loaded, or
  * -errno with err filled (the dir cannot be made or opened). */
 int aca_exec_store(const char *dir, double now, struct wp_error *err);
+/* poold's end: every record leaves memory, their files stay for the next
+ * poold (aca_exec_store); no longer kept in the dir. */
+void aca_exec_close(void);
 /* An execution id a client may choose (operation-id): 1 to 64 of
  * A-Z a-z 0-9 - _ . */
 bool aca_exec_id_valid(const char *id);
