@@ -56,6 +56,7 @@ static const char *const api_versions[] = {"2024-02-02-preview", "2024-08-02-pre
 	"2024-02-02-preview, 2024-08-02-preview, 2024-10-02-preview, 2025-02-02-preview, 2025-10-02-preview"
 #define NEWER_SHAPES_FROM "2024-10-02-preview"
 #define SESSIONS_FROM	  "2025-02-02-preview" /* session, listSessions, metadata, .management */
+#define RECURSIVE_FROM	  "2025-10-02-preview" /* files: recursive, entries' `directory` */
 
 enum aca_kind {
 	ACA_EXECUTE,
@@ -65,7 +66,7 @@ enum aca_kind {
 	ACA_META,
 	ACA_CONTENT,
 	ACA_DELETE_FILE,
-	ACA_PACKAGES /* GET metadata: the Python packages importable in a slot */
+	ACA_PACKAGES /* GET metadata: the packages of the pool's slots, read in one */
 };
 
 /* Shell pools (language `shell`): Azure's bound of timeoutInSeconds in
@@ -122,6 +123,8 @@ struct aca_op {
 	bool jupyter;	    /* returnJupyterFormatExecutionResult: the result as text */
 	char *name;	    /* file name: decoded, validated */
 	char *dir;	    /* files: `path` below /mnt/data ("a/b"), validated, or NULL */
+	bool recursive;	    /* files list: the whole tree below (2025-10-02-preview on) */
+	bool dir_field;	    /* files list: entries carry `directory` (2025-10-02-preview on) */
 	const char *data;   /* upload content, inside op.req->body */
 	size_t len;
 	char content_type[128];
@@ -167,6 +170,14 @@ void aca_init(struct ev_loop *l, const struct psettings *st,
 	snprintf(packages_ident, sizeof(packages_ident), "warmpool-metadata-%s", rnd);
 	packages_cache = json_object();
 	aca_exec_setup((double)st->async_result_ttl_ms / 1000.0, st->async_results_per_session);
+	if (st->async_results_dir) {
+		struct wp_error err = {0};
+		int n = aca_exec_store(st->async_results_dir, poold_now(loop), &err);
+		if (n < 0)
+			log_error("async results: %s: they are kept in memory only (lost at a restart)", err.msg);
+		else
+			log_info("async results: kept in %s (%d found)", st->async_results_dir, n);
+	}
 	ev_timer_init(&prune_timer, prune_cb, PRUNE_INTERVAL_S, PRUNE_INTERVAL_S);
 	ev_timer_start(loop, &prune_timer);
 }
@@ -495,6 +506,7 @@ static json_t *node_answer(struct aca_op *c, struct lease *l, struct http_result
 }
 
 static void packages_done(struct aca_op *c, struct lease *l, json_t *r);
+static void packages_shell_done(struct aca_op *c, struct lease *l, json_t *r);
 
 static void exec_done(struct node *n, struct http_result *res, void *data)
 {
@@ -640,6 +652,11 @@ static void shell_done(struct node *n, struct http_result *res, void *data)
 			c->busy_delay = BUSY_RETRY_MAX_S;
 		ev_timer_init(&c->busy_retry, busy_retry_cb, c->busy_delay, 0);
 		ev_timer_start(loop, &c->busy_retry);
+		return;
+	}
+	if (c->kind == ACA_PACKAGES) {
+		r = res->status == 200 ? json_parse_reply(res->body, res->body_len) : NULL;
+		packages_shell_done(c, l, r);
 		return;
 	}
 	if (!(r = node_answer(c, l, res, "run")))
@@ -1065,9 +1082,15 @@ static void files_done(struct node *n, struct http_result *res, void *data)
 		json_array_foreach (files, i, f) {
 			if (!file_listed(f))
 				continue;
-			if (c->kind == ACA_LIST)
-				json_array_append_new(out, node_file_json(c->newer, f));
-			else if (strcmp(json_string_value(json_object_get(f, "name")) ?: "", c->name) == 0)
+			if (c->kind == ACA_LIST) {
+				json_t *e = node_file_json(c->newer, f);
+				/* relative to `path`, as the spec's recursive example has it */
+				if (c->dir_field && e)
+					json_object_set_new(
+					    e, "directory",
+					    json_string(json_string_value(json_object_get(f, "dir")) ?: ""));
+				json_array_append_new(out, e);
+			} else if (strcmp(json_string_value(json_object_get(f, "name")) ?: "", c->name) == 0)
 				json_array_append_new(out, node_file_json(c->newer, f));
 		}
 		if (c->kind == ACA_LIST)
@@ -1091,7 +1114,9 @@ static void files_start(struct lease *l, struct lease_op *op)
 	struct http_call *call;
 
 	c->lease = l;
-	if (c->kind == ACA_LIST) { /* c->name: the page's cursor, digits, or NULL */
+	if (c->kind == ACA_LIST && c->recursive) { /* one bounded answer, no pages */
+		snprintf(path, sizeof(path), "/v1/slots/%s/files?recursive=1", l->slot_id);
+	} else if (c->kind == ACA_LIST) { /* c->name: the page's cursor, digits, or NULL */
 		snprintf(path, sizeof(path), "/v1/slots/%s/files%s%s", l->slot_id, c->name ? "?after=" : "",
 			 c->name ? c->name : "");
 	} else if (c->kind == ACA_META) {			       /* the one entry, never the whole list */
@@ -1180,22 +1205,48 @@ static int path_param(struct http_request *req, char **dir, const char **why)
 	return 0;
 }
 
+/* `recursive` of a files list: "true"/"false" as Azure's boolean query
+ * parameters (any case); from RECURSIVE_FROM only, since the entries'
+ * `directory`, which says where each one is, came with it. 0 or 1, or -1
+ * answered. */
+static int recursive_param(struct http_request *req, const char *version)
+{
+	cleanup_free char *given = http_request_query(req, "recursive");
+
+	if (!given || strcasecmp(given, "false") == 0)
+		return 0;
+	if (strcasecmp(given, "true") != 0) {
+		http_respond_error(req, 400, "InvalidRecursive", "recursive: true or false");
+		return -1;
+	}
+	if (strcmp(version, RECURSIVE_FROM) < 0) {
+		http_respond_error(req, 400, "InvalidApiVersion",
+				   "recursive=true needs api-version " RECURSIVE_FROM
+				   " or later (got `%s`): its entries carry the `directory` they are in; or list "
+				   "each directory with path=",
+				   version);
+		return -1;
+	}
+	return 1;
+}
+
 static void file_op(struct http_request *req, struct pool *p, const char *ident, enum aca_kind kind, bool newer,
-		    const char *given_name)
+		    const char *given_name, const char *version)
 {
 	const char *why = NULL, *name = NULL;
 	cleanup_free char *dir = NULL;
 	cleanup_free char *skip = kind == ACA_LIST ? http_request_query(req, "$skipToken") : NULL;
-	cleanup_free char *recursive = kind == ACA_LIST ? http_request_query(req, "recursive") : NULL;
+	int recursive = kind == ACA_LIST ? recursive_param(req, version) : 0;
 
+	if (recursive < 0)
+		return;
 	if (path_param(req, &dir, &why) < 0) {
 		http_respond_error(req, 400, "InvalidPath", "%s", why);
 		return;
 	}
-	if (recursive && strcasecmp(recursive, "true") == 0) {
-		http_respond_error(req, 400, "NotSupported",
-				   "recursive=true is not supported: list each directory with path=/mnt/data/<dir> "
-				   "(entries of type `directory` name them)");
+	if (recursive && skip) {
+		http_respond_error(req, 400, "InvalidSkipToken",
+				   "$skipToken: a recursive list is one answer, never paged (leave $skipToken out)");
 		return;
 	}
 
@@ -1229,6 +1280,8 @@ static void file_op(struct http_request *req, struct pool *p, const char *ident,
 		return;
 	}
 	c->dir = steal_pointer(&dir);
+	c->recursive = recursive == 1;
+	c->dir_field = kind == ACA_LIST && strcmp(version, RECURSIVE_FROM) >= 0;
 	lease_submit(p, ident, &c->op);
 }
 
@@ -1421,6 +1474,32 @@ static void session_end(struct http_request *req, struct pool *p, const char *id
 		lease_submit(p, ident, &c->op);
 }
 
+/* GET metadata's preInstalledPackages: what a session of the pool can
+ * use, read once per pool in one of its slots (a session of poold's own,
+ * ended after) and kept: {pool name: [{"name", "version"}]}. Each kind of
+ * pool reads its own: */
+enum packages_kind {
+	PACKAGES_NONE,	 /* no sessions (a judged pool): [] */
+	PACKAGES_PYTHON, /* the distributions the interpreter can import */
+	PACKAGES_NODE,	 /* node's own modules, and the packages it resolves */
+	PACKAGES_SHELL,	 /* the commands on the slot's PATH */
+};
+
+#define PACKAGES_MAX 5000 /* entries kept per pool */
+
+static enum packages_kind packages_kind(const struct pool *p)
+{
+	if (pool_is_shell(p))
+		return PACKAGES_SHELL;
+	if (!p->stateful)
+		return PACKAGES_NONE;
+	if (strcmp(p->language, "python") == 0 || strncmp(p->language, "python-", 7) == 0)
+		return PACKAGES_PYTHON;
+	if (strcmp(p->language, "javascript") == 0)
+		return PACKAGES_NODE;
+	return PACKAGES_NONE;
+}
+
 /* A version as a program prints it ("Python 3.11.2", "v18.19.0", "GNU
  * bash, version 5.2.15(1)-release"): its first dotted number. */
 static void version_number(const char *line, char *out, size_t size)
@@ -1466,8 +1545,48 @@ static void runtime_add(json_t *arr, json_t *lang)
 	"import importlib.metadata as _m, json as _j\n"                                                                \
 	"print(_j.dumps(sorted({(d.metadata['Name'], d.version) for d in _m.distributions() if d.metadata['Name']})))"
 
+/* node's own modules (its version), then the packages in the directories
+ * node resolves a bare name from (their package.json): what require()
+ * finds in a session. The same [[name, version]] as Python's. */
+#define PACKAGES_NODE_CODE                                                                                             \
+	"(() => { const M = require('module'), fs = require('fs'), path = require('path'), out = new Map();\n"         \
+	"for (const b of M.builtinModules) if (!b.startsWith('_') && !b.includes('/')) out.set(b, "                    \
+	"process.versions.node);\n"                                                                                    \
+	"const ls = d => { try { return fs.readdirSync(d); } catch (e) { return []; } };\n"                            \
+	"for (const d of require.resolve.paths('x') || []) for (const n of ls(d))\n"                                   \
+	"  for (const s of n.startsWith('@') ? ls(path.join(d, n)).map(x => n + '/' + x) : [n]) {\n"                   \
+	"    if (out.size >= 5000) break;\n"                                                                           \
+	"    try { const j = JSON.parse(fs.readFileSync(path.join(d, s, 'package.json'), 'utf8'));\n"                  \
+	"      if (typeof j.name === 'string' && !out.has(j.name)) out.set(j.name, String(j.version || '')); }\n"      \
+	"    catch (e) {} }\n"                                                                                         \
+	"console.log(JSON.stringify([...out].sort((a, b) => a[0] < b[0] ? -1 : 1))); })(); undefined"
+
+/* The executable files of the directories on the slot's PATH, once each,
+ * in byte order: one name a line. */
+#define PACKAGES_SHELL_CMD                                                                                             \
+	"IFS=:; for d in $PATH; do case $d in /*) ;; *) continue ;; esac; for f in \"$d\"/*; do "                      \
+	"[ -f \"$f\" ] && [ -x \"$f\" ] && printf '%s\\n' \"${f##*/}\"; done; done | LC_ALL=C sort -u | head -n 5000"
+
 static void metadata_answer(struct http_request *req, struct pool *p, json_t *packages);
 
+/* The read is over: pkgs (stolen) kept for the pool's life when read; a
+ * failure (NULL) is tried again by the next request. */
+static void packages_keep(struct aca_op *c, struct lease *l, json_t *pkgs)
+{
+	if (pkgs) {
+		json_object_set(packages_cache, c->pool->name, pkgs);
+	} else {
+		log_warn("metadata: reading the packages of pool %s failed; answered without them", c->pool->name);
+		pkgs = json_array();
+	}
+	metadata_answer(c->op.req, c->pool, pkgs);
+	json_decref(pkgs);
+	op_free(c);
+	lease_end(l, "metadata read");
+	lease_op_done(l);
+}
+
+/* An interpreter's answer: stdout [[name, version]…] (Python, node). */
 static void packages_done(struct aca_op *c, struct lease *l, json_t *r)
 {
 	cleanup_json json_t *list = NULL;
@@ -1477,34 +1596,68 @@ static void packages_done(struct aca_op *c, struct lease *l, json_t *r)
 	if (r && strcmp(json_string_value(json_object_get(r, "status")) ?: "", "ok") == 0)
 		list = json_loads(json_string_value(json_object_get(r, "stdout")) ?: "", 0, NULL);
 	json_array_foreach (list, i, pair)
-		if (json_is_string(json_array_get(pair, 0)) && json_is_string(json_array_get(pair, 1)))
+		if (json_array_size(pkgs) < PACKAGES_MAX && json_is_string(json_array_get(pair, 0)) &&
+		    json_is_string(json_array_get(pair, 1)))
 			json_array_append_new(pkgs, json_pack("{s:O, s:O}", "name", json_array_get(pair, 0), "version",
 							      json_array_get(pair, 1)));
-	if (json_is_array(list)) /* read: kept for the pool's life; a failure is tried again next time */
-		json_object_set(packages_cache, c->pool->name, pkgs);
-	else
-		log_warn("metadata: reading the packages of pool %s failed; answered without them", c->pool->name);
-	metadata_answer(c->op.req, c->pool, pkgs);
-	json_decref(pkgs);
-	op_free(c);
-	lease_end(l, "metadata read");
-	lease_op_done(l);
+	if (!json_is_array(list) && pkgs) {
+		json_decref(pkgs);
+		pkgs = NULL;
+	}
+	packages_keep(c, l, pkgs);
+}
+
+/* A command name as the shell printed it: visible ASCII, 1 to 128 bytes. */
+static bool command_name_ok(const char *s, size_t n)
+{
+	if (n < 1 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
+/* A shell pool's run: one command name a line. The version is left empty:
+ * the Debian packages behind the commands are not visible in a slot. */
+static void packages_shell_done(struct aca_op *c, struct lease *l, json_t *r)
+{
+	json_t *t = json_array_get(json_object_get(r, "tests"), 0);
+	const char *out = json_string_value(json_object_get(t, "stdout"));
+	json_t *pkgs = NULL;
+
+	if (out && strcmp(json_string_value(json_object_get(t, "verdict")) ?: "", "accepted") == 0 &&
+	    (pkgs = json_array())) {
+		for (const char *s = out; *s && json_array_size(pkgs) < PACKAGES_MAX;) {
+			size_t n = strcspn(s, "\n");
+			if (command_name_ok(s, n))
+				json_array_append_new(pkgs, json_pack("{s:s%, s:s}", "name", s, n, "version", ""));
+			s += n + (s[n] == '\n');
+		}
+	}
+	packages_keep(c, l, pkgs);
 }
 
 static void metadata_get(struct http_request *req, struct pool *p)
 {
 	json_t *cached = json_object_get(packages_cache, p->name);
+	enum packages_kind kind = packages_kind(p);
 
 	/* not read yet for want of a slot, or being read: answered without them */
-	if (cached || !p->stateful || strcmp(p->language, "python") != 0 || lease_find(p, packages_ident)) {
+	if (cached || kind == PACKAGES_NONE || lease_find(p, packages_ident)) {
 		metadata_answer(req, p, cached);
 		return;
 	}
-	struct aca_op *c = op_new(req, ACA_PACKAGES, p, true, true, exec_start);
+	struct aca_op *c = op_new(req, ACA_PACKAGES, p, true, true, kind == PACKAGES_SHELL ? shell_start : exec_start);
 	if (!c)
 		return;
 	c->timeout_s = 30;
-	if (!(c->exec = json_pack("{s:s}", "code", PACKAGES_CODE))) {
+	c->shell = kind == PACKAGES_SHELL;
+	if (kind == PACKAGES_SHELL)
+		c->exec = shell_run(PACKAGES_SHELL_CMD, NULL, 1 << 20);
+	else
+		c->exec = json_pack("{s:s}", "code", kind == PACKAGES_NODE ? PACKAGES_NODE_CODE : PACKAGES_CODE);
+	if (!c->exec) {
 		aca_fail(&c->op, 500, "InternalError", "out of memory", 0);
 		return;
 	}
@@ -1716,10 +1869,12 @@ bool aca_route(struct http_request *req, const struct http_path *p)
 		if (method_is(req, "POST"))
 			upload(req, pool, ident, newer);
 		else
-			file_op(req, pool, ident, ACA_LIST, newer, NULL);
+			file_op(req, pool, ident, ACA_LIST, newer, NULL, version);
 		break;
-	case R_FILE: file_op(req, pool, ident, method_is(req, "GET") ? ACA_META : ACA_DELETE_FILE, newer, name); break;
-	default: file_op(req, pool, ident, ACA_CONTENT, newer, name); break;
+	case R_FILE:
+		file_op(req, pool, ident, method_is(req, "GET") ? ACA_META : ACA_DELETE_FILE, newer, name, version);
+		break;
+	default: file_op(req, pool, ident, ACA_CONTENT, newer, name, version); break;
 	}
 	return true;
 }

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h"
+
 #define ACA_EXEC_ID_MAX 64
 
 struct aca_exec {
@@ -22,6 +24,7 @@ struct aca_exec {
 	json_t *answer; /* once done: the body GET executions/{id} answers */
 	double created, finished;
 	size_t bytes; /* of answer, as JSON */
+	bool stored;  /* has its file in the results dir (aca_exec_store) */
 	struct aca_exec *next;
 };
 
@@ -42,6 +45,16 @@ struct aca_exec *aca_exec_add(const char *pool, const char *ident, const char *i
 void aca_exec_finish(struct aca_exec *e, json_t *answer, double now);
 /* DELETE session: its records go (a running one once it finishes). */
 void aca_exec_forget(const char *session);
+/* Keep the records in dir as well (one file each, mode 0600, written when
+ * a record is made and when it finishes, removed when it goes), so that
+ * they outlive a restart: the files found there are loaded, those past
+ * their time removed, and a record that was still running becomes Failed
+ * (error code PooldRestarted: its outcome is unknown). The number loaded, or
+ * -errno with err filled (the dir cannot be made or opened). */
+int aca_exec_store(const char *dir, double now, struct wp_error *err);
+/* poold's end: every record leaves memory, their files stay for the next
+ * poold (aca_exec_store); no longer kept in the dir. */
+void aca_exec_close(void);
 /* An execution id a client may choose (operation-id): 1 to 64 of
  * A-Z a-z 0-9 - _ . */
 bool aca_exec_id_valid(const char *id);

@@ -440,6 +440,21 @@ static bool judge_fits(struct judge_node *j, uint64_t need_kb, double now)
 	return j->active == 0 || j->mem_kb + need_kb <= node_run_memory_kb(n);
 }
 
+/* A language some node's language file marks `sessions_only` (GET
+ * /v1/info): served by sessions, never judged. */
+static bool ops_sessions_only(const char *language)
+{
+	for (struct node *n = node_first(); n; n = n->next) {
+		size_t i;
+		json_t *lang;
+		json_array_foreach (json_object_get(n->info, "languages"), i, lang)
+			if (strcmp(json_string_value(json_object_get(lang, "name")) ?: "", language) == 0 &&
+			    json_is_true(json_object_get(lang, "sessions_only")))
+				return true;
+	}
+	return false;
+}
+
 /* The node with the most run budget left that has the language, or NULL. */
 static struct judge_node *judge_pick(const struct pool *p, uint64_t need_kb)
 {
@@ -878,11 +893,12 @@ void ops_execute(struct http_request *req, json_t *body)
 				   langs);
 		return;
 	}
-	if (pool_is_shell(p)) {
+	if (ops_sessions_only(p->language)) {
 		http_respond_error(req, 400, "NotSupported",
-				   "language `shell` serves sessions only (POST /pools/%s/executions with "
-				   "`shellCommand`); /execute judges programs: send a script in another language",
-				   p->name);
+				   "language `%s` serves sessions only (its language file says `sessions_only`): run "
+				   "its commands through POST /pools/%s/executions; /execute judges programs: send "
+				   "one in another language",
+				   p->language, p->name);
 		return;
 	}
 	json_t *cases = json_object_get(b, "test_cases");

@@ -220,6 +220,8 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 			return config_parse_duration_ms(v, &s->async_result_ttl_ms);
 		if (strcmp(key, "async_results_per_session") == 0)
 			return config_parse_u64(v, 1, 100000, &s->async_results_per_session);
+		if (strcmp(key, "async_results_dir") == 0)
+			return v[0] == '/' ? config_set_str(&s->async_results_dir, v) : -EINVAL;
 		if (strcmp(key, "node_timeout") == 0)
 			return config_parse_duration_ms(v, &s->node_timeout_ms);
 		if (strcmp(key, "health_interval") == 0)
@@ -398,6 +400,7 @@ void psettings_free(struct psettings *s)
 	free(s->node_tls_cert);
 	free(s->node_tls_key);
 	free(s->default_pool);
+	free(s->async_results_dir);
 	auth_free(s->auth);
 	for (struct node_conf *n = s->nodes, *nx; n; n = nx) {
 		nx = n->next;

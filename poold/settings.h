@@ -57,6 +57,7 @@ struct psettings {
 	 * finished; a session holds at most this many, running or kept */
 	uint64_t async_result_ttl_ms;
 	uint64_t async_results_per_session;
+	char *async_results_dir; /* where they are kept across restarts, or NULL (memory only) */
 	/* judged submissions (POST /execute): the fair queue (queue.h) */
 	uint64_t execute_max_queue;	   /* submissions queued in all */
 	uint64_t execute_user_queue;	   /* … of one user_id */

@@ -37,6 +37,8 @@ static json_t *language_json(const struct language *l, bool with_limits)
 	json_t *j = json_pack("{s:s, s:s?, s:b, s:b, s:s, s:b}", "name", l->name, "version", l->version, "compiled",
 			      l->compile_argv != NULL, "available", l->available, "source", l->source, "interpreter",
 			      l->available && l->interpreter_ok);
+	if (j)
+		json_object_set_new(j, "sessions_only", json_boolean(l->sessions_only));
 	if (with_limits) {
 		json_object_set_new(j, "limits", limits_to_json(&l->limits));
 		json_object_set_new(j, "compile_limits", limits_to_json(&l->compile_limits));
@@ -266,17 +268,36 @@ static bool query_number(const char *v, unsigned long long max, unsigned long lo
 }
 
 /* GET files: one page (?limit=, ?after= the previous page's `next`), or one
- * entry (?name=). Never the whole directory at once: see files.h. */
+ * entry (?name=). Never the whole directory at once: see files.h. With
+ * ?recursive=1 the whole tree below, bounded (files_list_tree_at). */
 static void list_files(struct http_request *req, int dfd)
 {
 	cleanup_free char *limit_s = http_request_query(req, "limit");
 	cleanup_free char *after_s = http_request_query(req, "after");
 	cleanup_free char *name = http_request_query(req, "name");
+	cleanup_free char *recursive = http_request_query(req, "recursive");
 	unsigned long long limit = FILES_PAGE_DEFAULT, after = 0;
 	struct files_page page;
 	struct wp_error err = {0};
 	char next[24];
 
+	if (recursive && strcmp(recursive, "0") != 0) {
+		json_t *tree = NULL;
+		int r;
+		if (strcmp(recursive, "1") != 0 || name || limit_s || after_s) {
+			http_respond_error(
+			    req, 400, "BadRequest",
+			    "recursive: 1 or 0; a recursive list is one answer (no name, limit or after)");
+			return;
+		}
+		if ((r = files_list_tree_at(dfd, &tree, &err)) < 0) {
+			http_respond_error(req, r == -E2BIG ? 400 : 500,
+					   r == -E2BIG ? "RecursiveListTooLarge" : "InternalError", "%s", err.msg);
+			return;
+		}
+		http_respond_json(req, 200, json_pack("{s:o, s:n}", "files", tree, "next"));
+		return;
+	}
 	if (name) {
 		json_t *e;
 		if (!files_name_valid(name, strlen(name))) {

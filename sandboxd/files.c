@@ -291,6 +291,83 @@ int files_list_page_at(int dfd, long long after, size_t limit, struct files_page
 	return 0;
 }
 
+struct tree_walk {
+	json_t *files;
+	size_t read;
+	double t0;
+	char dir[FILES_TREE_DEPTH * 256 + 1]; /* the directory being read, relative to the top */
+};
+
+static int tree_dir(struct tree_walk *w, int dfd, int depth, struct wp_error *err)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	size_t dlen = strlen(w->dir);
+	struct dirent *de;
+
+	if (!d) {
+		cleanup_closep(&fd);
+		return wp_error_errno(err, "list `%s`", w->dir);
+	}
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				return wp_error_errno(err, "read `%s`", w->dir);
+			return 0;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (++w->read > FILES_TREE_MAX || (w->read % 256 == 0 && mono_now() - w->t0 > FILES_TREE_BUDGET_S))
+			return wp_error_set(err, E2BIG,
+					    "a recursive list holds at most %d entries (and takes at most %g s): this "
+					    "directory holds more; list its subdirectories one at a time (path), or "
+					    "list it without recursive (in pages)",
+					    FILES_TREE_MAX, FILES_TREE_BUDGET_S);
+		json_t *e = entry_json(dirfd(d), de->d_name);
+		if (!e)
+			continue; /* gone, or a name JSON cannot carry: nor what is below it */
+		json_object_set_new(e, "dir", json_string(w->dir));
+		bool is_dir = strcmp(json_string_value(json_object_get(e, "type")), "dir") == 0;
+		json_array_append_new(w->files, e);
+		if (!is_dir)
+			continue;
+		if (depth + 1 > FILES_TREE_DEPTH)
+			return wp_error_set(err, E2BIG,
+					    "a recursive list goes at most %d directories deep: `%s` goes deeper; "
+					    "list that subdirectory (path) instead",
+					    FILES_TREE_DEPTH, w->dir);
+		cleanup_close int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			continue; /* replaced by a link or a file meanwhile: not entered */
+		snprintf(w->dir + dlen, sizeof(w->dir) - dlen, "%s%s", dlen ? "/" : "", de->d_name);
+		int r = tree_dir(w, sub, depth + 1, err);
+		w->dir[dlen] = '\0';
+		if (r < 0)
+			return r;
+	}
+}
+
+int files_list_tree_at(int dfd, json_t **out, struct wp_error *err)
+{
+	struct tree_walk *w = calloc(1, sizeof(*w));
+	int r;
+
+	*out = NULL;
+	if (!w || !(w->files = json_array())) {
+		free(w);
+		return wp_error_set(err, ENOMEM, "out of memory");
+	}
+	w->t0 = mono_now();
+	r = tree_dir(w, dfd, 0, err);
+	if (r < 0)
+		json_decref(w->files);
+	else
+		*out = w->files;
+	free(w);
+	return r;
+}
+
 json_t *files_stat(struct slot *s, const char *name, struct wp_error *err)
 {
 	return files_stat_at(s->data_fd, name, err);

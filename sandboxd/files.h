@@ -73,4 +73,17 @@ int files_delete_at(int dfd, const char *name, struct wp_error *err);
 pid_t files_write_charged_at(struct slot *s, int dfd, const char *name, const void *data, size_t len,
 			     struct wp_error *err);
 
+/* The whole tree below a directory fd, depth first, in one answer: each
+ * entry as a page's, with "dir" its directory relative to dfd ("" for
+ * dfd's own entries). Subdirectories are opened from their parent's fd,
+ * O_NOFOLLOW: a link is never entered (nor listed: type "other"). At most
+ * FILES_TREE_MAX entries read, FILES_TREE_DEPTH levels below dfd and
+ * FILES_TREE_BUDGET_S seconds: past any of them -E2BIG with why, and no
+ * list (a partial one would look whole). Names that are not UTF-8 are left
+ * out, with what is below them. */
+#define FILES_TREE_MAX	    5000
+#define FILES_TREE_DEPTH    32
+#define FILES_TREE_BUDGET_S 0.1
+int files_list_tree_at(int dfd, json_t **out, struct wp_error *err);
+
 #endif

@@ -33,6 +33,7 @@ enum lang_key {
 	KEY_PCH,
 	KEY_PRESTART,
 	KEY_PRESTART_FOR,
+	KEY_SESSIONS_ONLY,
 };
 
 static const char *const lang_keys[] = {
@@ -48,6 +49,7 @@ static const char *const lang_keys[] = {
     [KEY_PCH] = "pch",
     [KEY_PRESTART] = "prestart",
     [KEY_PRESTART_FOR] = "prestart_for",
+    [KEY_SESSIONS_ONLY] = "sessions_only",
 };
 
 struct load_ctx {
@@ -363,6 +365,13 @@ static int handle_language(struct load_ctx *c, const char *name, const char *val
 			return -EINVAL;
 		}
 		l->prestart_compile = strcmp(value, "compile") == 0;
+		return 0;
+	case KEY_SESSIONS_ONLY:
+		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+			fail(c, "sessions_only: `%s` is not `yes` or `no`", value);
+			return -EINVAL;
+		}
+		l->sessions_only = strcmp(value, "yes") == 0;
 		return 0;
 	case KEY_PATHS:
 	case KEY_ENV: break;

@@ -22,6 +22,9 @@
  *                                           ; is made, that starts the steps named by
  *   prestart_for = run                      ; `run` (each test case) or `compile`
  *                                           ; (prestart.c, docs/languages.md)
+ *   sessions_only = yes                     ; optional (default no): served only by
+ *                                           ; sessions (poold's Azure routes); poold
+ *                                           ; refuses it on /execute (GET /v1/info says)
  *
  *   A command (version, compile, run, interpreter, prestart) longer than a
  *   line (200 characters) goes on over indented lines: their words add up.
@@ -61,6 +64,7 @@ struct language {
 	char *pch_dir;	       /* host dir bound at /opt/warmpool-pch (pch.c), or NULL */
 	char **prestart_argv;  /* the pre-started helper, or NULL */
 	bool prestart_compile; /* the helper starts the compile, not the test runs */
+	bool sessions_only;    /* sessions only, never judged (sessions_only = yes) */
 	bool available;	       /* every argv[0] exists and is executable on this host */
 	bool interpreter_ok;   /* interpreter_argv set, and its driver found (main.c) */
 };

@@ -10,12 +10,15 @@ examples/2025-02-02-preview and 2025-10-02-preview), rebuilt by hand.
 Run as root: /usr/bin/python3 -m pytest tests/system/test_azure_current.py
 """
 
+import os
+import re
 import time
 import urllib.parse
 import uuid
 
 import pytest
 
+import wpdaemons
 from conftest import start_pair, stop_pair
 
 UID_BASE = 357000
@@ -26,6 +29,7 @@ PER_SESSION = 3  # async_results_per_session in this suite
 TTL_S = 3  # async_result_ttl in this suite
 V2 = "2025-02-02-preview"
 V10 = "2025-10-02-preview"
+RESULTS_DIR = os.path.join(wpdaemons.make_tmpdir("wp-cur-results-"), "async")  # made by poold
 
 
 class Env:
@@ -48,11 +52,12 @@ def cur():
         "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 8, "idle_timeout": "2m",
                    "max_lifetime": "1h"},
         "shell": {"language": "shell", "warm": 1, "max": 8, "idle_timeout": "2m"},
+        "javascript": {"language": "javascript", "stateful": "yes", "warm": 0, "max": 2, "idle_timeout": "2m"},
     }
     sb, pd = start_pair("AZURE CURRENT SYSTEM TESTS", "cur", UID_BASE, CAPACITY, pools,
                         tokens=[(EXEC_TOKEN, "executor", "backend"), (ADMIN_TOKEN, "admin", "ops")],
                         extra_poold="default_pool = python\nasync_results_per_session = %d\n"
-                                    "async_result_ttl = %ds" % (PER_SESSION, TTL_S))
+                                    "async_result_ttl = %ds\nasync_results_dir = %s" % (PER_SESSION, TTL_S, RESULTS_DIR))
     yield Env(sb, pd)
     stop_pair(sb, pd, "azure-current suite")
 
@@ -61,7 +66,7 @@ def cur():
 def env(cur):
     yield cur
     for i in cur.idents:
-        for pool in ("python", "shell"):
+        for pool in ("python", "shell", "javascript"):
             cur.c.delete("/pools/%s/session?api-version=%s&identifier=%s" % (pool, V10, urllib.parse.quote(i)))
     cur.idents = []
 
@@ -271,9 +276,107 @@ def test_metadata_reads_the_host(env):
     assert "shell" in names and "python" in names, r
 
 
+def test_metadata_lists_what_javascript_can_require(env):
+    """A JavaScript pool lists node's own modules (the version is node's)
+    and any package node resolves from the slot, read in one of its slots;
+    each one listed is one a session can require."""
+    import json
+    import subprocess
+    r = env.c.get(url("javascript", "metadata"))
+    assert r.status == 200, r
+    pkgs = r.body["preInstalledPackages"]
+    node_version = subprocess.run(["/usr/bin/node", "-p", "process.versions.node"], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+    builtins = json.loads(subprocess.run(["/usr/bin/node", "-p", "JSON.stringify(require('module').builtinModules)"],
+                                         capture_output=True, text=True, check=True).stdout)
+    want = {b for b in builtins if not b.startswith("_") and "/" not in b}
+    assert {"name": "fs", "version": node_version} in pkgs and {"name": "crypto", "version": node_version} in pkgs, pkgs
+    assert {p["name"] for p in pkgs if p["version"] == node_version} >= want, pkgs
+    assert pkgs == sorted(pkgs, key=lambda p: p["name"]) and len({p["name"] for p in pkgs}) == len(pkgs), pkgs
+    ident = env.ident()
+    names = [p["name"] for p in pkgs]
+    r = env.c.post(url("javascript", "executions", ident),
+                   {"code": "%s.filter(n => { try { require(n); return false } catch (e) { return true } })"
+                            ".join(',') || 'all'" % json.dumps(names)})
+    assert r.status == 200 and r.body["result"]["executionResult"] == "all", r
+    assert env.c.get(url("javascript", "metadata")).body["preInstalledPackages"] == pkgs
+
+
+def test_metadata_lists_the_commands_of_a_shell_session(env):
+    """A shell pool lists the commands on its slots' PATH (what a
+    SessionsBashTool user can run), read in one of its slots, bounded and
+    kept; each is found by the session's bash."""
+    r = env.c.get(url("shell", "metadata"))
+    assert r.status == 200, r
+    pkgs = r.body["preInstalledPackages"]
+    names = [p["name"] for p in pkgs]
+    assert {"bash", "ls", "sort", "python3", "node"} <= set(names), names[:50]
+    assert names == sorted(names) and len(set(names)) == len(names) and 0 < len(names) <= 5000, names[:50]
+    assert all(p["version"] == "" for p in pkgs), pkgs[:5]
+    ident = env.ident()
+    r = env.c.post(url("shell", "executions", ident),
+                   {"shellCommand": "n=0; while read -r c; do command -v \"$c\" >/dev/null || n=$((n+1)); done; "
+                                    "echo missing=$n", "stdin": "\n".join(names) + "\n"})
+    assert r.status == 200 and r.body["result"]["stdout"] == "missing=0\n", r
+    assert env.c.get(url("shell", "metadata")).body["preInstalledPackages"] == pkgs
+
+
 def test_new_routes_need_their_api_version(env):
     r = env.c.get(url("python", "session", env.ident(), "2024-10-02-preview"))
     assert r.status == 400 and r.body["error"]["code"] == "InvalidApiVersion", r
     assert "2025-02-02-preview" in r.body["error"]["message"], r
     r = env.c.get(url("python", "metadata", None, "2024-02-02-preview"))
     assert r.status == 400 and r.body["error"]["code"] == "InvalidApiVersion", r
+
+
+# --------------------------------------------------------------------------
+# Last: restarts poold
+
+
+def test_async_results_survive_a_poold_restart(env):
+    """Kept results are answered the same by a restarted poold, within
+    async_result_ttl; one still running at the restart answers Failed,
+    saying why; none outlives its time or its session."""
+    a, b, gone = env.ident(), env.ident(), env.ident()
+    r = env.c.post(url("python", "executions", a), {"executionType": "Asynchronous", "code": "6*7"})
+    assert r.status == 202, r
+    done = poll(env, "python", a, r.body["id"])
+    assert done.body["status"] == "Succeeded" and done.body["result"]["executionResult"] == 42, done
+    r = env.c.post(url("python", "executions", b), {"executionType": "Asynchronous",
+                                                    "code": "import time\ntime.sleep(20)"})
+    assert r.status == 202 and r.body["status"] == "Running", r
+    running_id = r.body["id"]
+    r = env.c.post(url("python", "executions", gone), {"executionType": "Asynchronous", "code": "1"})
+    poll(env, "python", gone, r.body["id"])
+    gone_id = r.body["id"]
+    assert env.c.delete(url("python", "session", gone)).status == 204
+    assert all(os.stat(os.path.join(RESULTS_DIR, f)).st_mode & 0o077 == 0 for f in os.listdir(RESULTS_DIR))
+
+    # a crash (SIGTERM would let the running one finish first); the
+    # restarted poold keeps results 60 s, so that a slow restart does not
+    # outlast them
+    restart_poold(env, 60)
+    r = env.c.get(url("python", "executions/%s" % done.body["id"], a))
+    assert r.status == 200 and r.body == done.body, (r, done.body)
+    r = env.c.get(url("python", "executions/%s" % running_id, b))
+    assert r.status == 200 and r.body["status"] == "Failed", r
+    assert r.body["error"]["code"] == "PooldRestarted" and "restarted" in r.body["error"]["message"], r
+    assert r.body["id"] == running_id and r.body["identifier"] == b, r
+    r = env.c.get(url("python", "executions/%s" % gone_id, gone))  # its session was deleted before
+    assert r.status == 404, r
+    assert len(os.listdir(RESULTS_DIR)) == 2, os.listdir(RESULTS_DIR)
+    # a poold restarted with async_result_ttl = 3 s, 3 s after they
+    # finished, finds both past their time: gone, files and all
+    time.sleep(TTL_S + 0.5)
+    restart_poold(env, TTL_S)
+    assert os.listdir(RESULTS_DIR) == [], os.listdir(RESULTS_DIR)
+    r = env.c.get(url("python", "executions/%s" % done.body["id"], a))
+    assert r.status == 404, r
+
+
+def restart_poold(env, ttl_s):
+    env.pd.kill9()
+    env.pd.extra_poold = re.sub(r"async_result_ttl = \d+s", "async_result_ttl = %ds" % ttl_s, env.pd.extra_poold)
+    env.pd.write_config()
+    env.pd.start()
+    assert wpdaemons.wait_for(lambda: env.c.get("/readyz").status == 200, 60, 0.1), env.pd.log_text()[-2000:]

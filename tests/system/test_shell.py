@@ -53,12 +53,28 @@ class Env:
         return i
 
 
+def languages_with_copy(copy_name):
+    """config/languages as shipped (links to each file), plus a copy of
+    shell.conf named `copy_name`: sessions_only comes with the file, not the
+    name."""
+    d = wpdaemons.make_tmpdir("wp-shell-langs-")
+    for f in os.listdir(wpdaemons.LANG_DIR):
+        os.symlink(os.path.join(wpdaemons.LANG_DIR, f), os.path.join(d, f))
+    with open(os.path.join(wpdaemons.LANG_DIR, "shell.conf")) as f:
+        text = f.read()
+    assert "\nname = shell\n" in text and "\nsessions_only = yes\n" in text
+    with open(os.path.join(d, copy_name + ".conf"), "w") as f:
+        f.write(text.replace("\nname = shell\n", "\nname = %s\n" % copy_name))
+    return d
+
+
 @pytest.fixture(scope="module")
 def shell_env():
     pools = {"shell": shipped_pool("shell"),
-             "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 4, "idle_timeout": "2m"}}
+             "python": {"language": "python", "stateful": "yes", "warm": 1, "max": 4, "idle_timeout": "2m"},
+             "shcopy": {"language": "shcopy", "stateful": "yes", "warm": 0, "max": 1}}
     sb, pd = start_pair("SHELL SYSTEM TESTS", "shell", UID_BASE, CAPACITY, pools,
-                        tokens=[(TOKEN, "executor", "backend")])
+                        tokens=[(TOKEN, "executor", "backend")], languages=languages_with_copy("shcopy"))
     yield Env(sb, pd)
     stop_pair(sb, pd, "shell suite")
 
@@ -243,6 +259,19 @@ def test_execute_refuses_the_shell_language(env):
     assert "sessions only" in r.body["error"]["message"] and "/pools/shell/executions" in r.body["error"]["message"], r
 
 
+def test_sessions_only_comes_from_the_language_file(env):
+    """The refusal follows the language file's `sessions_only`, which
+    sandboxd reports in GET /v1/info: a copy of shell.conf under another
+    name is refused the same way; a judged language is not marked."""
+    langs = {l["name"]: l for l in env.sb.client().get("/v1/info").body["languages"]}
+    assert langs["shell"]["sessions_only"] is True and langs["shcopy"]["sessions_only"] is True, langs
+    assert langs["python"]["sessions_only"] is False, langs
+    r = env.c.post("/execute", {"language": "shcopy", "user_id": "u1", "code": "echo 1",
+                                "test_cases": [{"input": "", "expected_output": "1"}]})
+    assert r.status == 400 and r.body["error"]["code"] == "NotSupported", r
+    assert "sessions only" in r.body["error"]["message"] and "/pools/shcopy/executions" in r.body["error"]["message"], r
+
+
 def test_exec_command_and_args_are_not_reparsed(env):
     ident = env.ident()
     r = env.c.post(spec_url("executions", ident),
@@ -342,8 +371,78 @@ def test_file_paths_stay_in_mnt_data(env):
     assert out["stdout"] == "s\n0\nd root tmp ", out
 
 
-def test_recursive_listing_says_it_is_not_supported(env):
+def recursive_list(env, ident, path=None, version="2025-10-02-preview"):
+    q = "&recursive=true" + ("&path=" + urllib.parse.quote(path) if path else "")
+    return env.c.get(spec_url("files", ident, version) + q)
+
+
+def test_recursive_list_walks_subdirectories(env):
+    """SessionResourceFiles_List_Recursive (2025-10-02-preview): every entry
+    below `path`, each with its `directory` relative to `path`; links and
+    other non-files never entered nor listed, odd names as they are."""
+    ident = env.ident()
+    out, _ = bash_tool_run(env, ident, "mkdir -p a/b/c && echo hi > a/b/c/f.txt && echo y > top.txt && "
+                           "touch a/$'new\\nline' 'a/sp ace' && ln -s / a/root && ln -s .. a/b/loop && "
+                           "ln -s a a/b/c/self && mkfifo a/fifo && echo ok")
+    assert out["stdout"] == "ok\n", out
+    r = recursive_list(env, ident)
+    assert r.status == 200, r
+    got = {(f["directory"], f["name"], f["type"]) for f in r.body["value"]}
+    assert got == {("", "a", "directory"), ("", "top.txt", "file"), ("a", "b", "directory"),
+                   ("a", "new\nline", "file"), ("a", "sp ace", "file"), ("a/b", "c", "directory"),
+                   ("a/b/c", "f.txt", "file")}, r.body
+    assert r.body["nextLink"] is None, r.body
+    f = [e for e in r.body["value"] if e["name"] == "f.txt"][0]
+    assert f["sizeInBytes"] == 3 and f["lastModifiedAt"].endswith("Z"), f
+    # below a `path`: directories relative to it, as in the spec's example
+    r = recursive_list(env, ident, "/mnt/data/a/b")
+    assert r.status == 200, r
+    assert {(f["directory"], f["name"]) for f in r.body["value"]} == {("", "c"), ("c", "f.txt")}, r.body
+    # each listed entry is where the list says: its content by directory + name
+    r = env.c.get(spec_url("files/f.txt/content", ident) + "&path=/mnt/data/a/b/c")
+    assert r.status == 200 and r.raw == b"hi\n", r
+    # a link as the `path` is not entered either
+    r = recursive_list(env, ident, "a/root")
+    assert r.status == 404 and r.body["error"]["code"] == "DirectoryNotFound", r
+    # recursive=false is the plain list
+    r = env.c.get(spec_url("files", ident) + "&recursive=false")
+    assert r.status == 200 and {f["name"] for f in r.body["value"]} == {"a", "top.txt"}, r
+
+
+def test_recursive_list_is_bounded(env):
+    """A tree too large or too deep for one answer is refused with what to
+    do instead, in bounded time, whatever the session made."""
+    ident = env.ident()
+    out, _ = bash_tool_run(env, ident, "mkdir -p big small && cd big && seq 100000 | xargs touch && "
+                           "ls -f | wc -l")
+    assert out["stdout"] == "100002\n", out
+    t0 = time.monotonic()
+    r = recursive_list(env, ident)
+    took = time.monotonic() - t0
+    assert r.status == 400 and r.body["error"]["code"] == "RecursiveListTooLarge", r
+    assert "5000" in r.body["error"]["message"] and "path" in r.body["error"]["message"], r
+    assert took < 5, took
+    # a smaller subtree of the same session lists
+    bash_tool_run(env, ident, "touch small/x")
+    r = recursive_list(env, ident, "small")
+    assert r.status == 200 and [f["name"] for f in r.body["value"]] == ["x"], r
+    # deeper than 32 levels below `path`
+    out, _ = bash_tool_run(env, ident, "mkdir -p deep/$(seq -s/ 40) && echo ok")
+    assert out["stdout"] == "ok\n", out
+    r = recursive_list(env, ident, "deep")
+    assert r.status == 400 and r.body["error"]["code"] == "RecursiveListTooLarge", r
+    assert "32" in r.body["error"]["message"], r
+    # the plain list still pages through the 100 000 names
+    r = env.c.get(spec_url("files", ident) + "&path=big")
+    assert r.status == 200 and len(r.body["value"]) == 1000 and r.body["nextLink"], r
+
+
+def test_recursive_list_needs_the_2025_10_02_version(env):
     ident = env.ident()
     bash_tool_run(env, ident, "mkdir -p a/b")
-    r = env.c.get(spec_url("files", ident) + "&recursive=true")
+    r = recursive_list(env, ident, version="2025-02-02-preview")
+    assert r.status == 400 and r.body["error"]["code"] == "InvalidApiVersion", r
+    assert "2025-10-02-preview" in r.body["error"]["message"], r
+    r = env.c.get(spec_url("files", ident) + "&recursive=maybe")
     assert r.status == 400 and "recursive" in r.body["error"]["message"], r
+

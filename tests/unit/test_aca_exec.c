@@ -9,7 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "aca_exec.h"
 
@@ -91,6 +95,91 @@ static void test_ids(void **state)
 	assert_true(aca_exec_id_valid(long_id));
 }
 
+/* The files of dir, but "." and "..". */
+static int files_in(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A restart is aca_exec_close then aca_exec_store on the same dir, at the
+ * clock's time: kept results come back as they were, a running one as
+ * Failed (PooldRestarted) from the restart on, and each goes when its time
+ * is up, at the restart too. */
+static void test_kept_across_restarts(void **state)
+{
+	char top[] = "/tmp/test_aca_exec.XXXXXX", dir[64], cmd[128];
+	struct wp_error err = {0};
+	struct aca_exec *e;
+	struct stat st;
+
+	assert_non_null(mkdtemp(top));
+	snprintf(dir, sizeof(dir), "%s/r", top);
+	assert_int_equal(aca_exec_store(dir, 1000.0, &err), 0);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	e = aca_exec_add("py", "a", "done", 1000.0);
+	aca_exec_finish(e, json_pack("{s:s, s:i}", "status", "Succeeded", "x", 42), 1001.0);
+	assert_non_null(aca_exec_add("py", "a", "running", 1002.0));
+	e = aca_exec_add("py", "b", "deleted", 1000.0);
+	aca_exec_finish(e, json_pack("{s:s}", "status", "Succeeded"), 1001.0);
+	assert_int_equal(files_in(dir), 3);
+	aca_exec_forget("py/b"); /* DELETE session: gone from the dir at once */
+	assert_int_equal(files_in(dir), 2);
+	put(dir, "notes.txt", "not ours");		  /* left alone */
+	put(dir, "0123456789abcdef.json", "{broken");	  /* removed */
+	put(dir, "0123456789abcdef.json.tmp", "{\"half"); /* removed */
+
+	aca_exec_close();
+	assert_null(aca_exec_find("py/a", "done", 1003.0));
+	assert_int_equal(aca_exec_store(dir, 1005.0, &err), 2);
+	assert_int_equal(files_in(dir), 3);
+	assert_non_null(e = aca_exec_find("py/a", "done", 1005.0));
+	assert_true(e->done);
+	assert_int_equal(json_integer_value(json_object_get(e->answer, "x")), 42);
+	assert_non_null(e = aca_exec_find("py/a", "running", 1005.0));
+	assert_true(e->done);
+	assert_string_equal(json_string_value(json_object_get(e->answer, "status")), "Failed");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(e->answer, "error"), "code")),
+			    "PooldRestarted");
+	assert_string_equal(json_string_value(json_object_get(e->answer, "identifier")), "a");
+	assert_null(aca_exec_find("py/b", "deleted", 1005.0));
+	/* they count against the session as before */
+	assert_int_equal(aca_exec_count("py/a", 1005.0), 2);
+
+	/* "done" finished at 1001: its time is up at 1001 + TTL, restart or not */
+	aca_exec_close();
+	assert_int_equal(aca_exec_store(dir, 1001.0 + TTL, &err), 1);
+	assert_null(aca_exec_find("py/a", "done", 1001.0 + TTL));
+	assert_non_null(aca_exec_find("py/a", "running", 1001.0 + TTL));
+	assert_int_equal(files_in(dir), 2);
+	/* "running" became Failed at the restart, 1005: kept from then */
+	aca_exec_prune(1005.0 + TTL);
+	assert_int_equal(files_in(dir), 1);
+
+	aca_exec_close();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -98,6 +187,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bounded_per_session, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_forget_waits_for_running, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kept_across_restarts, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -302,6 +302,37 @@ static void test_available_follows_the_host(void **state)
 	language_free(l);
 }
 
+/* sessions_only: a language served by sessions (poold's Azure routes),
+ * never judged by /execute; the shipped shell says so, the others not. */
+static void test_sessions_only(void **state)
+{
+	struct language *l =
+	    load_text(*state, "[language]\nname = sh\nsource = m\nrun = ./m\nsessions_only = yes\n", 0, 0, NULL);
+	cleanup_free char *dir = repo_path("config/languages");
+	struct language **ls = NULL;
+	struct wp_error err = {0};
+	size_t n = 0;
+
+	assert_true(l->sessions_only);
+	language_free(l);
+	l = load_text(*state, "[language]\nname = sh\nsource = m\nrun = ./m\nsessions_only = no\n", 0, 0, NULL);
+	assert_false(l->sessions_only);
+	language_free(l);
+	l = load_text(*state, minimal, 0, 0, NULL);
+	assert_false(l->sessions_only);
+	language_free(l);
+	load_text(*state, "[language]\nname = sh\nsource = m\nrun = ./m\nsessions_only = maybe\n", -EINVAL, 5,
+		  "sessions_only: `maybe` is not `yes` or `no`");
+	load_text(*state, "[language]\nname = sh\nsessions_only = yes\nsource = m\nrun = ./m\nsessions_only = no\n",
+		  -EINVAL, 6, "`sessions_only` set twice");
+
+	assert_int_equal(language_load_dir(dir, &ls, &n, &err), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(ls[i]->sessions_only, strcmp(ls[i]->name, "shell") == 0);
+	assert_non_null(language_find(ls, n, "shell"));
+	language_free_all(ls, n);
+}
+
 static void test_missing_required_keys(void **state)
 {
 	load_text(*state, "[language]\nsource = m\nrun = ./m\n", -EINVAL, 0, "[language] needs `name`");
@@ -518,6 +549,7 @@ int main(void)
 	    T(test_minimal_file_gets_defaults),
 	    T(test_quotes_comments_and_repeated_lists),
 	    T(test_available_follows_the_host),
+	    T(test_sessions_only),
 	    T(test_missing_required_keys),
 	    T(test_unknown_keys_and_sections),
 	    T(test_bad_names_and_sources),
