@@ -797,7 +797,8 @@ class ShippedPoold(Poold):
     def config_text(self):
         with open(os.path.join(REPO, "config", "poold.conf")) as f:
             text = f.read()
-        return rewrite_keys(text, {"listen": self.listen, "url": self.node_url})
+        return rewrite_keys(text, {"listen": self.listen, "url": self.node_url,
+                                   "async_results_dir": os.path.join(self.tmp, "async")})
 
 
 def start_shipped(uid_base, tag, ready_timeout=90, languages=None):
