@@ -26,18 +26,18 @@ The server is not dumpable: a test case can neither ptrace it nor read its
 fds through /proc. It can kill or stop it (same uid): sandboxd then runs the
 test case again the usual way and restarts the server."""
 
+import _signal
+import _socket
+import array
 import atexit
 import builtins  # noqa: F401 — the child's imports, done before READY
 import ctypes
 import gc
 import importlib.machinery  # noqa: F401
 import io
-import json
 import os
 import resource
 import select
-import signal
-import socket
 import struct
 import sys
 import types  # noqa: F401
@@ -52,11 +52,42 @@ _PREFORK_MAGIC = b"WPPREFRK"
 _TAG = struct.Struct("<Q")  # after a step's strings: the waiting child's tag, 0: none
 
 
+def _json(obj):
+    """The reports' JSON: flat objects of ints, booleans and plain strings
+    (importing json, with re and enum, was a fifth of the server's start-up)."""
+    out = []
+    for k, v in obj.items():
+        if v is True or v is False:
+            v = "true" if v else "false"
+        elif isinstance(v, int):
+            v = str(v)
+        else:
+            v = '"%s"' % "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in str(v))
+        out.append('"%s":%s' % (k, v))
+    return "{" + ",".join(out) + "}"
+
+
 def _send(sock, obj):
     try:
-        sock.send(json.dumps(obj).encode())
+        sock.send(_json(obj).encode())
     except OSError:
         os._exit(0)
+
+
+def _recv_fds(sock, bufsize, maxfds):
+    """socket.recv_fds on a bare _socket.socket: (message, fds). The socket
+    module (and the enum and selectors modules it imports) is not loaded:
+    the server starts with every slot, its imports are the slot's cost."""
+    fds = array.array("i")
+    msg, anc, _, _ = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * fds.itemsize))
+    for level, kind, data in anc:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return msg, list(fds)
+
+
+def _send_fds(sock, msg, fds):
+    sock.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
 
 
 def _serve():
@@ -66,18 +97,18 @@ def _serve():
     # collections do not walk (and so copy) the pages they sit on (no
     # collection first: it would cost the slot's creation ~5-10 ms of CPU)
     gc.freeze()
-    sock = socket.socket(fileno=3)
+    sock = _socket.socket(fileno=3)
     os.close(4)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.signal(signal.SIGCHLD, lambda *a: None)
-    signal.set_wakeup_fd(wake_w)
+    _signal.signal(_signal.SIGCHLD, lambda *a: None)
+    _signal.set_wakeup_fd(wake_w)
     children = set()
     quiet = set()  # waiting children killed unused: their ends are not reported
     pre = None  # the waiting child: [pid, tag, its socket]
     handed = {}  # pid: socket of a child forked ahead, until it is reaped
     # sandboxd's first datagram is a PREFORK: the first step's child is in
     # its run group before the slot is ready
-    msg, fds, _, _ = socket.recv_fds(sock, 65536, 16)
+    msg, fds = _recv_fds(sock, 65536, 16)
     if not msg:
         os._exit(0)
     if len(msg) == _PREFORK.size and msg.startswith(_PREFORK_MAGIC):
@@ -134,7 +165,7 @@ def _serve():
                     )
                 continue
             try:
-                msg, fds, _, _ = socket.recv_fds(sock, 65536, 16)
+                msg, fds = _recv_fds(sock, 65536, 16)
             except InterruptedError:
                 continue
             if not msg:
@@ -154,7 +185,7 @@ def _serve():
                 pre = None
             if alive and tag and tag == pre[1]:
                 try:
-                    socket.send_fds(pre[2], [msg], fds[:3])
+                    _send_fds(pre[2], msg, fds[:3])
                     children.add(pre[0])
                     # closed when it is reaped: closing a socket with data
                     # unread (its "j") resets the peer's, step unread or not
@@ -177,8 +208,8 @@ def _serve():
 
 
 def _forked(wake_r, wake_w):
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _signal.set_wakeup_fd(-1)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     os.close(wake_r)
     os.close(wake_w)
 
@@ -216,7 +247,7 @@ def _drop(pre, quiet):
     quiet.add(pre[0])
     pre[2].close()
     try:
-        os.kill(pre[0], signal.SIGKILL)
+        os.kill(pre[0], _signal.SIGKILL)
     except OSError:
         pass
 
@@ -226,7 +257,7 @@ def _prefork(sock, fds, tag, wake_r, wake_w):
     cgroup.procs). In the server: [pid, tag, socket] or None. In the child,
     once a step came: the tuple (sock, msg, fds) for _child."""
     try:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     except OSError:
         for f in fds:
             os.close(f)
@@ -239,7 +270,7 @@ def _prefork(sock, fds, tag, wake_r, wake_w):
         return [pid, tag, a]
     _forked(wake_r, wake_w)
     a.close()
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _libc.prctl(_PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:
         os._exit(0)
     try:
@@ -247,7 +278,7 @@ def _prefork(sock, fds, tag, wake_r, wake_w):
             os.write(f, b"0")
             os.close(f)
         b.send(b"j")  # in its group (the server waits for it only at start)
-        msg, step_fds, _, _ = socket.recv_fds(b, 65536, 8)
+        msg, step_fds = _recv_fds(b, 65536, 8)
     except OSError:
         os._exit(0)
     if not msg or len(step_fds) != 3:

@@ -102,3 +102,67 @@ def test_python_slot_ready_once_its_fork_server_is(node):
                 "slot %s was reported ready before its fork-server said it was:\n%s" % (sid, text[-3000:]))
     finally:
         destroy_all(c, ids)
+
+
+def test_sandboxd_keeps_few_fds_per_python_slot(node):
+    """Every new slot's init is a clone of sandboxd: the clone copies
+    sandboxd's fd table and init closes it again, so what sandboxd keeps
+    open per slot makes each creation cost more with the slots alive. A
+    Python slot (pre-started fork-server) kept 13 (its control socket, work
+    dir, helper socket and the cgroup.procs fds of both run groups, one per
+    cgroup v1 hierarchy): 13 000 fds copied and closed by the 1 000th
+    slot's set-up. sandboxd keeps at most 4 per slot."""
+    c = node.client(timeout=120)
+    fds = lambda: len(os.listdir("/proc/%d/fd" % node.pid))  # noqa: E731
+    before = fds()
+    ids, _ = create(c, "python", 64)
+    try:
+        per_slot = (fds() - before) / 64
+        assert per_slot <= 4, "sandboxd keeps %.1f fds per Python slot alive (%d -> %d with 64 slots)" % (
+            per_slot, before, fds())
+        # the step still gets its run group's cgroup.procs (opened for it)
+        r = c.post("/v1/slots/%s/run" % ids[0], {"source": "print(int(input()) * 2)",
+                                                  "tests": [{"stdin": "21\n", "expected": "42\n"}] * 3},
+                   timeout=60)
+        assert r.status == 200 and [t["verdict"] for t in r.body["tests"]] == ["accepted"] * 3, r
+        text = node.log_text(limit=1 << 24)
+        assert "slot %s: pre-started helper lost" % ids[0] not in text, text[-3000:]
+    finally:
+        destroy_all(c, ids)
+
+
+# What a test case of the fork-server may have imported that `python3 -B -c`
+# in the same slot has not: the server's own needs, each paid by every
+# Python slot's creation. json (with re and enum), socket (with selectors
+# and enum) and signal were a quarter of the server's start-up.
+FORK_SERVER_EXTRA_MODULES = {
+    "_ctypes", "_socket", "_struct", "array", "atexit", "collections.abc", "ctypes", "ctypes._endian", "gc",
+    "resource", "select", "struct",
+}
+
+
+def test_python_fork_server_imports_only_what_it_needs(node):
+    """The fork-server starts with every Python slot, so its imports are
+    part of each slot's creation CPU (1 000 slots warm: ~1 000 interpreter
+    starts on the node's CPUs). A test case is a child of it and inherits
+    its modules: beyond those of a plain `python3 -B` in the same slot it
+    may have only FORK_SERVER_EXTRA_MODULES (small C modules and ctypes)."""
+    c = node.client(timeout=120)
+    ids, _ = create(c, "python", 1)
+    code = ("import sys\n"
+            "mine = set(sys.modules)\n"
+            "import subprocess\n"
+            "out = subprocess.run([sys.executable, '-B', '-c', 'import sys; print(\" \".join(sys.modules))'],\n"
+            "                     capture_output=True, text=True).stdout\n"
+            "print(' '.join(sorted(mine - set(out.split()))))\n")
+    try:
+        r = c.post("/v1/slots/%s/run" % ids[0], {"source": code, "tests": [{"stdin": ""}]}, timeout=60)
+        assert r.status == 200, r
+        t = r.body["tests"][0]
+        extra = set(t["stdout"].split())
+        assert t["exit_code"] == 0 and extra, t
+        assert extra <= FORK_SERVER_EXTRA_MODULES, (
+            "a Python test case has modules a plain interpreter has not: %s (each is imported by the "
+            "fork-server of every Python slot at its creation)" % sorted(extra - FORK_SERVER_EXTRA_MODULES))
+    finally:
+        destroy_all(c, ids)
