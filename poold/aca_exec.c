@@ -243,6 +243,16 @@ int aca_exec_store(const char *dir, double now, struct wp_error *err)
 	struct dirent *de;
 	int fd, n = 0;
 
+	/* its parents as root would make them (/var/lib/warmpool), itself 0700 */
+	char parent[4096];
+	if (snprintf(parent, sizeof(parent), "%s", dir) >= (int)sizeof(parent))
+		return wp_error_set(err, ENAMETOOLONG, "async_results_dir %s: path too long", dir);
+	for (char *p = strchr(parent + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+			return wp_error_errno(err, "make %s for async_results_dir", parent);
+		*p = '/';
+	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return wp_error_errno(err, "make async_results_dir %s", dir);
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)

@@ -10,6 +10,7 @@ skips, loudly, when something else already holds port 8080.
 
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -159,6 +160,11 @@ def test_make_run_quick_start_and_ctrl_c(make_run):
         assert r.body["properties"]["stdout"] == out, r
     r = CLIENT.delete("/session?identifier=agent-1&api-version=2024-02-02-preview")
     assert r.status in (200, 204), r
+    # the shipped config starts clean on this machine: no error in the log
+    # (e.g. a directory it names that it could not make)
+    make_run.pump(0.3)
+    errors = [l for l in make_run.text().splitlines() if re.search(r"Z error ", l)]
+    assert not errors, "make run logged errors:\n" + "\n".join(errors)
     os.write(make_run.fd, b"\x03")  # Ctrl-C, as the terminal sends it
     assert make_run.wait_exit(60), "make run still runs 60 s after Ctrl-C:\n" + make_run.text()
     text = make_run.text()
