@@ -287,6 +287,22 @@ def cpu_share(a, b):
     return {"busy": round(1.0 - (b[1] - a[1]) / tot, 3), "steal": round((b[2] - a[2]) / tot, 3)}
 
 
+def print_section(r, ratio_head="ratio"):
+    """What a section module prints when run alone: its rows as a table,
+    how busy the CPU was before, the raw figures (JSON, on stderr); exits 1
+    when its daemons left something behind."""
+    w = max(len(x[0]) for x in r["rows"])
+    print("%-*s  %12s  %12s  %10s  %10s  %s" % (w, "what", "baseline", "subject", ratio_head, "target", "result"))
+    for row in r["rows"]:
+        print("%-*s  %12s  %12s  %10s  %10s  %s" % ((w,) + tuple(row)))
+    busy = r["raw"]["cpu_busy_before"]
+    print("\nCPU busy before the run: %.0f%%%s" % (busy * 100, " (busy machine: figures are noisy)" if busy > 0.2 else ""))
+    print(json.dumps(r["raw"], indent=1), file=sys.stderr)
+    if r["raw"]["cleanup_problems"]:
+        print("CLEANUP PROBLEMS: %r" % r["raw"]["cleanup_problems"])
+        sys.exit(1)
+
+
 def cpu_busy(seconds=1.0):
     """cpu_share over `seconds`: how much else runs on the machine before we
     start."""
@@ -1179,7 +1195,7 @@ def machine_facts(info):
 # Section modules: bench/<name>.py, each runnable alone, with
 # section(quick) -> {"rows": [(what, baseline, subject, ratio, target, result)], "raw": {...}};
 # each starts and stops its own daemons (its own uid range and cgroup name).
-SECTIONS = [n for n in ("contest", "prewarm", "javawarm", "shell", "pandas", "tls")
+SECTIONS = [n for n in ("contest", "prewarm", "javawarm", "shell", "pandas", "tls", "files_recursive")
             if os.path.exists(os.path.join(REPO, "bench", n + ".py"))]
 
 

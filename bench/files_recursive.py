@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "system"))
 import wpdaemons as wp  # noqa: E402
 
 sys.path.insert(0, HERE)
-from bench import cpu_busy, pct  # noqa: E402  (bench.py's helpers)
+from bench import cpu_busy, pct, print_section  # noqa: E402  (bench.py's helpers)
 
 UID_BASE = 421000
 V = "2025-10-02-preview"
@@ -162,17 +162,7 @@ def main():
     quick = "--quick" in sys.argv[1:]
     if os.geteuid() != 0:
         sys.exit("bench/files_recursive.py: run as root (sandboxd needs it)")
-    r = section(quick)
-    w = max(len(x[0]) for x in r["rows"])
-    print("%-*s  %12s  %12s  %10s  %10s  %s" % (w, "what", "baseline", "subject", "ratio", "target", "result"))
-    for row in r["rows"]:
-        print("%-*s  %12s  %12s  %10s  %10s  %s" % ((w,) + tuple(row)))
-    print("\nCPU busy before the run: %.0f%%%s" % (r["raw"]["cpu_busy_before"] * 100,
-                                                  " (busy machine: figures are noisy)" if r["raw"]["cpu_busy_before"] > 0.2 else ""))
-    print(json.dumps(r["raw"], indent=1), file=sys.stderr)
-    if r["raw"]["cleanup_problems"]:
-        print("CLEANUP PROBLEMS: %r" % r["raw"]["cleanup_problems"])
-        sys.exit(1)
+    print_section(section(quick))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "system"))
 import wpdaemons as wp  # noqa: E402
 
 sys.path.insert(0, HERE)
-from bench import cpu_busy, pct  # noqa: E402  (bench.py's helpers)
+from bench import cpu_busy, pct, print_section  # noqa: E402  (bench.py's helpers)
 
 LOADGEN = os.path.join(wp.REPO, "build", "bench", "loadgen")
 MAKE_CERTS = os.path.join(wp.REPO, "deploy", "tools", "make-certs.sh")
@@ -237,17 +237,7 @@ def main():
         sys.exit("bench/tls.py: run as root (sandboxd needs it)")
     if not os.path.exists(LOADGEN):
         sys.exit("bench/tls.py: %s missing: make build/bench/loadgen" % LOADGEN)
-    r = section(quick)
-    w = max(len(x[0]) for x in r["rows"])
-    print("%-*s  %12s  %12s  %10s  %10s  %s" % (w, "what", "baseline", "subject", "overhead", "target", "result"))
-    for row in r["rows"]:
-        print("%-*s  %12s  %12s  %10s  %10s  %s" % ((w,) + tuple(row)))
-    print("\nCPU busy before the run: %.0f%%%s" % (r["raw"]["cpu_busy_before"] * 100,
-                                                  " (busy machine: figures are noisy)" if r["raw"]["cpu_busy_before"] > 0.2 else ""))
-    print(json.dumps(r["raw"], indent=1), file=sys.stderr)
-    if r["raw"]["cleanup_problems"]:
-        print("CLEANUP PROBLEMS: %r" % r["raw"]["cleanup_problems"])
-        sys.exit(1)
+    print_section(section(quick), ratio_head="overhead")
 
 
 if __name__ == "__main__":
