@@ -271,12 +271,14 @@ static void exec_report_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * the old charges.
  *
  * Making and removing cgroup directories is the slow part (0.2 ms each on a
- * quiet host, several ms on a busy one), so neither happens between a
- * request and its run's start: the fresh group is made ahead (run_spare_make,
- * once a run is on its way or answered) and the old one is removed once the
- * run that replaced it has started or been answered (run_tidy). On the path
+ * quiet host, up to 15 ms on a busy one), so neither happens between a
+ * request and its run's start when it can be helped: the fresh group is made
+ * ahead (run_spare_make: while a step runs that others follow, or once a
+ * session's request was answered) and the old one is removed once the run
+ * that replaced it has started or been answered (run_tidy). On the path
  * stays only what must precede PROTO_RUN: opening the spare's cgroup.procs
- * and the PROTO_GROUP message. */
+ * and the PROTO_GROUP message. Without a spare (a session's second request,
+ * a failed mkdir) the group is made there, as before. */
 
 /* PROTO_GROUP to init: group g is `cg` from now on (init drops a stub
  * waiting in g: a spare given for a used group, or the same group again,
@@ -344,8 +346,11 @@ static struct cgroup *run_group_renew(struct slot *s, unsigned g)
 
 /* After a step started (more follow) or the request was answered: the
  * group the last renewal replaced goes, and the group the next renewal
- * replaces (the latest step's) gets its spare. */
-static void run_tidy(struct run *r)
+ * replaces (the latest step's) gets its spare. Once answered, only a slot
+ * that served a request before gets one (a session's: runs come again): a
+ * judged slot is destroyed after its one request, and a spare made for it
+ * would be a mkdir (up to 15 ms on a busy host) holding up other slots. */
+static void run_tidy(struct run *r, bool answered)
 {
 	struct wp_error err = {0};
 	struct slot *s = r->slot;
@@ -353,7 +358,7 @@ static void run_tidy(struct run *r)
 	if (r->old_group && cgroup_destroy(r->old_group, &err) < 0)
 		log_warn("slot %s: removing an old run group: %s", s->id, err.msg);
 	r->old_group = NULL;
-	if (!s->dead)
+	if (!s->dead && (!answered || s->runs > 0))
 		run_spare_make(s, s->next_group ^ 1);
 }
 
@@ -394,7 +399,7 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 		e->group = s->next_group ^ 1;
 	} else {
 		if (r->old_group) /* the last step did not start: not tidied */
-			run_tidy(r);
+			run_tidy(r, false);
 		e->group = s->next_group;
 		s->next_group ^= 1;
 		r->old_group = run_group_renew(s, e->group ^ 1);
@@ -487,7 +492,7 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 	if (e->helper && !s->run_stub_gone[e->group] && run_group_send(s, e->group, e->cg, &lerr) < 0)
 		log_warn("slot %s: init's stub in run group %u not dropped: %s", s->id, e->group, lerr.msg);
 	if (!ck && run_more_steps(r))
-		run_tidy(r);
+		run_tidy(r, false);
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
@@ -913,7 +918,7 @@ static void run_finish(struct run *r)
 				(json_int_t)((ev_time() - r->started) * 1000.0));
 	json_object_set_new(ans, "message", r->message ? json_string(r->message) : json_null());
 	http_respond_json(r->req, 200, ans);
-	run_tidy(r); /* answered: off its path */
+	run_tidy(r, true); /* answered: off its path */
 	s->run = NULL;
 	s->runs++;
 	s->last_used = ev_now(EV_DEFAULT);
@@ -942,7 +947,7 @@ static void run_fail(struct run *r, int status, const char *code, const char *fm
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	http_respond_error(r->req, status, code, "%s", msg);
-	run_tidy(r);
+	run_tidy(r, true);
 	if (s->run == r) {
 		s->run = NULL;
 		slot_idle(s);
