@@ -158,10 +158,11 @@ def wait_idle(sb, timeout=60):
         time.sleep(0.7)
 
 
-def bench_latency(reps):
+def bench_latency(reps, langs=None):
+    langs = list(langs or SOURCES)
     sb = wp.ShippedSandboxd(wp.make_tmpdir("wp-prewarm-node-"), UID_BASE, "prewarm-bench")
     pd = wp.ShippedPoold(wp.make_tmpdir("wp-prewarm-poold-"), sb.url)
-    raw = {lang: {"bare": [], "judged": []} for lang in SOURCES}
+    raw = {lang: {"bare": [], "judged": []} for lang in langs}
     try:
         sb.start()
         pd.start(timeout=30)
@@ -169,13 +170,13 @@ def bench_latency(reps):
         if not wp.wait_for(lambda: c.get("/readyz").status == 200, 60):
             raise B.BenchError("poold not ready: %r" % (c.get("/readyz"),))
         wait_idle(sb)
-        for lang in SOURCES:  # one untimed of each: page cache, the C++ PCH build
+        for lang in langs:  # one untimed of each: page cache, the C++ PCH build
             bare_once(lang)
             judged_once(c, lang)
         wait_idle(sb)
         for i in range(reps):
             B.progress("prewarm: round %d/%d" % (i + 1, reps))
-            for lang in SOURCES:
+            for lang in langs:
                 # the order flips every round: drift hits both alike
                 pair = [("bare", lambda: bare_once(lang)), ("judged", lambda: judged_once(c, lang))]
                 for kind, f in pair if i % 2 == 0 else pair[::-1]:
@@ -246,13 +247,16 @@ def bench_slot_memory(n):
     return out
 
 
-def section(quick):
-    reps = 5 if quick else 15
+def section(quick, langs=None, memory=True, reps=None):
+    """bench.py's section; langs (default: all three), memory (the memory
+    rows) and reps (rounds) narrow it for a quicker loop."""
+    langs = list(langs or SOURCES)
+    reps = reps or (5 if quick else 15)
     load0 = os.getloadavg()
-    raw = bench_latency(reps)
-    mem = bench_slot_memory(2 if quick else MEM_SLOTS)
+    raw = bench_latency(reps, langs)
+    mem = bench_slot_memory(2 if quick else MEM_SLOTS) if memory else {}
     rows = []
-    for lang in SOURCES:
+    for lang in langs:
         b, j = raw[lang]["bare"], raw[lang]["judged"]
         bm, jm = B.pct(b, 50), B.pct(j, 50)
         ratio = jm / bm
@@ -276,7 +280,7 @@ def section(quick):
             "",
             "info",
         ))
-    raw_out = {lang: {k: [round(x * 1000, 1) for x in v] for k, v in raw[lang].items()} for lang in SOURCES}
+    raw_out = {lang: {k: [round(x * 1000, 1) for x in v] for k, v in raw[lang].items()} for lang in langs}
     return {"rows": rows, "raw": {"ms": raw_out, "memory": mem, "judged_breakdown_ms": BREAKDOWN, "loadavg_before": load0,
                                   "loadavg_after": os.getloadavg(), "reps": reps}}
 
@@ -284,11 +288,17 @@ def section(quick):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--python-only", action="store_true",
+                    help="only the Python rows (no C++, Java or memory rows): the quick loop for Python latency")
+    ap.add_argument("--reps", type=int, help="rounds (default 5 with --quick, else 15)")
     ap.add_argument("--out", help="write the raw results (JSON) here")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/prewarm.py: needs root (sandboxd does)")
-    res = section(a.quick)
+    if a.python_only:
+        res = section(a.quick, langs=["python"], memory=False, reps=a.reps)
+    else:
+        res = section(a.quick, reps=a.reps)
     w = [max(len(str(r[i])) for r in res["rows"]) for i in range(6)]
     for r in res["rows"]:
         print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))

@@ -92,12 +92,13 @@ struct run {
 	const char *verdict; /* first failure */
 	char *message;	     /* what the first failure was, for the answer's "message" */
 	double started;
-	bool active;		/* an exec is in flight */
-	struct checker *ck;	/* compare.mode checker */
-	json_t *pending;	/* a test's result waiting for the checker */
-	char pending_note[256]; /* its truncation note */
-	bool do_compile;	/* compile the submission (the request's "compile") */
-	bool helper_next;	/* the next exec_begin goes through the pre-started helper */
+	bool active;		  /* an exec is in flight */
+	struct checker *ck;	  /* compare.mode checker */
+	json_t *pending;	  /* a test's result waiting for the checker */
+	char pending_note[256];	  /* its truncation note */
+	bool do_compile;	  /* compile the submission (the request's "compile") */
+	bool helper_next;	  /* the next exec_begin goes through the pre-started helper */
+	struct cgroup *old_group; /* replaced by the last renewal; run_tidy removes it */
 	struct exec ex;
 };
 
@@ -256,51 +257,122 @@ static void exec_report_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		prestart_abandon(r->slot);
 }
 
-/* Start one execution. Returns 0 or -errno (an internal error). */
 /* Pages a run writes into a tmpfs (/tmp, /dev/shm, /mnt/data) stay charged
  * to the memory cgroup it ran in after it exits: the next run there would
  * start with them counted against its own limit (memory_limit_exceeded, or
  * EBUSY setting a limit below them). So a run group that held a run is
- * replaced by a fresh one before a run can use it again: while this run
- * goes on in one group, the other (the last run's, empty now) is renewed
- * and init gets its cgroup.procs fds (PROTO_GROUP, before PROTO_RUN: init
- * pre-forks the next run's stub into it right after this run starts). The
- * old group is removed; its pages stay charged to it, offline, and so to
- * the slot's group above, whose limit bounds the slot as a whole, until
- * the files go. A failure here keeps the old group (logged): runs still
- * work, only with the old charges. */
-static void run_group_renew(struct slot *s, unsigned g)
+ * replaced by a fresh one before a run can use it again: when a run starts
+ * in one group, the other (the last run's, empty now) is renewed and init
+ * gets its cgroup.procs fds (PROTO_GROUP, before PROTO_RUN: init pre-forks
+ * the next run's stub into it right after this run starts). The old group
+ * is removed; its pages stay charged to it, offline, and so to the slot's
+ * group above, whose limit bounds the slot as a whole, until the files go.
+ * A failure here keeps the old group (logged): runs still work, only with
+ * the old charges.
+ *
+ * Making and removing cgroup directories is the slow part (0.2 ms each on a
+ * quiet host, up to 15 ms on a busy one), so neither happens between a
+ * request and its run's start when it can be helped: the fresh group is made
+ * ahead (run_spare_make: while a step runs that others follow, or once a
+ * session's request was answered) and the old one is removed once the run
+ * that replaced it has started or been answered (run_tidy). On the path
+ * stays only what must precede PROTO_RUN: opening the spare's cgroup.procs
+ * and the PROTO_GROUP message. Without a spare (a session's second request,
+ * a failed mkdir) the group is made there, as before. */
+
+/* PROTO_GROUP to init: group g is `cg` from now on (init drops a stub
+ * waiting in g: a spare given for a used group, or the same group again,
+ * which only drops its stub). 0 or -errno with err set. */
+static int run_group_send(struct slot *s, unsigned g, struct cgroup *cg, struct wp_error *err)
 {
-	struct wp_error err = {0};
-	struct cgroup *fresh = NULL, *old = s->cg_run[g];
 	struct proto_new_group m = {.hdr.type = PROTO_GROUP, .group = g};
 	int fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, n = 0, rc;
+
+	if ((rc = cgroup_open_procs(cg, fds, err)) < 0)
+		return rc;
+	while (n < 8 && fds[n] >= 0)
+		n++;
+	if ((rc = slot_send(s, &m, sizeof(m), fds, n)) < 0)
+		wp_error_set(err, -rc, "send the group to init: %s", strerror(-rc));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	if (rc == 0)
+		s->run_stub_gone[g] = true;
+	return rc;
+}
+
+/* A fresh group for cg_run[g]'s next renewal, made now (off a run's path). */
+static void run_spare_make(struct slot *s, unsigned g)
+{
+	struct wp_error err = {0};
+	char name[32];
+
+	if (s->run_spare[g] || !s->run_used[g] || !s->cg_run[g])
+		return;
+	snprintf(name, sizeof(name), "run%u-%u", g, ++s->run_gen);
+	if (cgroup_create_sibling(s->cg_run[g], name, &s->run_spare[g], &err) < 0) {
+		log_warn("slot %s: a fresh run group %u ahead of need: %s", s->id, g, err.msg);
+		s->run_spare[g] = NULL;
+	}
+}
+
+/* Renew run group g if it held a run: the spare made ahead takes its place
+ * (made now if there is none). Returns the old group, which the caller
+ * removes once the step is on its way (run_tidy), or NULL. */
+static struct cgroup *run_group_renew(struct slot *s, unsigned g)
+{
+	struct wp_error err = {0};
+	struct cgroup *fresh, *old = s->cg_run[g];
 	char name[32];
 
 	if (!s->run_used[g])
-		return;
-	snprintf(name, sizeof(name), "run%u-%u", g, ++s->run_gen);
-	rc = cgroup_create_sibling(old, name, &fresh, &err);
-	if (rc == 0)
-		rc = cgroup_open_procs(fresh, fds, &err);
-	while (rc == 0 && n < 8 && fds[n] >= 0)
-		n++;
-	if (rc == 0 && (rc = slot_send(s, &m, sizeof(m), fds, n)) < 0)
-		wp_error_set(&err, -rc, "send the new group to init: %s", strerror(-rc));
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
-	if (rc < 0) {
+		return NULL;
+	fresh = steal_pointer(&s->run_spare[g]);
+	if (!fresh) {
+		snprintf(name, sizeof(name), "run%u-%u", g, ++s->run_gen);
+		if (cgroup_create_sibling(old, name, &fresh, &err) < 0)
+			fresh = NULL;
+	}
+	if (!fresh || run_group_send(s, g, fresh, &err) < 0) {
 		log_warn("slot %s: run group %u not renewed (its pages stay charged to it): %s", s->id, g, err.msg);
 		if (fresh)
 			cgroup_destroy(fresh, NULL);
-		return;
+		return NULL;
 	}
 	s->cg_run[g] = fresh;
 	s->run_used[g] = false;
-	if (cgroup_destroy(old, &err) < 0)
-		log_warn("slot %s: removing the old run group %u: %s", s->id, g, err.msg);
+	return old;
 }
 
+/* After a step started (more follow) or the request was answered: the
+ * group the last renewal replaced goes, and the group the next renewal
+ * replaces (the latest step's) gets its spare. Once answered, only a slot
+ * that served a request before gets one (a session's: runs come again): a
+ * judged slot is destroyed after its one request, and a spare made for it
+ * would be a mkdir (up to 15 ms on a busy host) holding up other slots. */
+static void run_tidy(struct run *r, bool answered)
+{
+	struct wp_error err = {0};
+	struct slot *s = r->slot;
+
+	if (r->old_group && cgroup_destroy(r->old_group, &err) < 0)
+		log_warn("slot %s: removing an old run group: %s", s->id, err.msg);
+	r->old_group = NULL;
+	if (!s->dead && (!answered || s->runs > 0))
+		run_spare_make(s, s->next_group ^ 1);
+}
+
+/* Does the request have a step after the one starting now? */
+static bool run_more_steps(const struct run *r)
+{
+	if (r->phase == PHASE_CHECKER_BUILD || r->phase == PHASE_COMPILE)
+		return true;
+	if (r->phase == PHASE_TEST && r->ck)
+		return true; /* its check */
+	return r->test + 1 < json_array_size(r->tests);
+}
+
+/* Start one execution. Returns 0 or -errno (an internal error). */
 static int exec_begin(struct run *r, const struct language *lang, char *const *argv, const char *const *extra,
 		      const char *cwd, const char *in, size_t in_len, const struct limits *lim, size_t keep_out)
 {
@@ -326,9 +398,11 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 		 * waits in next_group, which a checker's end must not kill) */
 		e->group = s->next_group ^ 1;
 	} else {
+		if (r->old_group) /* the last step did not start: not tidied */
+			run_tidy(r, false);
 		e->group = s->next_group;
 		s->next_group ^= 1;
-		run_group_renew(s, e->group ^ 1);
+		r->old_group = run_group_renew(s, e->group ^ 1);
 		s->run_used[e->group] = true;
 	}
 	e->cg = s->cg_run[e->group];
@@ -407,6 +481,18 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 	ev_init(&e->report_timer, exec_report_timer_cb);
 	e->report_timer.data = r;
 	r->active = true;
+	if (!ck && !e->helper) { /* init's stub here took it; init forks one into the other group */
+		s->run_stub_gone[e->group] = true;
+		s->run_stub_gone[e->group ^ 1] = false;
+	}
+	/* The helper's child took the step: a stub of init waiting in this
+	 * group will not, and killing it at the step's end (freeze, kill, wait
+	 * for its exit) would delay the answer by a millisecond. Init drops it
+	 * now, while the step runs. */
+	if (e->helper && !s->run_stub_gone[e->group] && run_group_send(s, e->group, e->cg, &lerr) < 0)
+		log_warn("slot %s: init's stub in run group %u not dropped: %s", s->id, e->group, lerr.msg);
+	if (!ck && run_more_steps(r))
+		run_tidy(r, false);
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
@@ -809,6 +895,8 @@ static void run_next(struct run *r)
 static void run_free(struct run *r)
 {
 	exec_close(&r->ex);
+	if (r->old_group) /* not tidied (the slot is going): empty, removed now */
+		cgroup_destroy(r->old_group, NULL);
 	if (r->ck) {
 		checker_unstage(r->ck, r->slot);
 		checker_free(r->ck);
@@ -830,6 +918,7 @@ static void run_finish(struct run *r)
 				(json_int_t)((ev_time() - r->started) * 1000.0));
 	json_object_set_new(ans, "message", r->message ? json_string(r->message) : json_null());
 	http_respond_json(r->req, 200, ans);
+	run_tidy(r, true); /* answered: off its path */
 	s->run = NULL;
 	s->runs++;
 	s->last_used = ev_now(EV_DEFAULT);
@@ -858,6 +947,7 @@ static void run_fail(struct run *r, int status, const char *code, const char *fm
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	http_respond_error(r->req, status, code, "%s", msg);
+	run_tidy(r, true);
 	if (s->run == r) {
 		s->run = NULL;
 		slot_idle(s);

@@ -49,6 +49,10 @@ struct slot {
 	unsigned next_group;
 	bool run_used[2]; /* cg_run[g] held a run since it was made (run.c renews it) */
 	unsigned run_gen; /* names renewed run groups: run<g>-<gen> */
+	/* run.c: a fresh group made ahead, off a run's path, for cg_run[g]'s
+	 * next renewal, or NULL (freed with cg, as cg_run) */
+	struct cgroup *run_spare[2];
+	bool run_stub_gone[2]; /* run.c: init keeps no stub waiting in cg_run[g] */
 
 	ev_io ctl_watcher;
 	ev_child child_watcher;

@@ -1,0 +1,88 @@
+"""A run's own cgroup around each test case, with the per-run work moved off
+the run's path (docs/capacity.md, "Pre-warming"):
+
+- a Python test case taken by the slot's fork-server (sandboxd/runtimes/
+  pyfork.py) is alone in its run group: init's stub, which waited there for
+  a run started the usual way, is dropped while the test case runs (before,
+  it sat in the test case's group and was killed after the test case ended,
+  which held the answer back by a millisecond);
+- run groups are still made afresh between runs when the fresh group is
+  made ahead of need: within one submission (test case after test case) as
+  between requests, a test case never starts charged with the pages an
+  earlier one left in a tmpfs.
+"""
+
+import os
+import threading
+import time
+
+from conftest import show
+from wpdaemons import cgroup_dirs_named
+
+
+def run_groups(sandboxd, sid):
+    """{name: [host pids]} of the slot's run groups in the pids hierarchy."""
+    slot_dirs = [d for d in cgroup_dirs_named("slot-%s" % sid, extra_pids=(sandboxd.proc.pid,))
+                 if os.path.exists(os.path.join(d, "pids.max"))]
+    assert slot_dirs, "no pids cgroup of slot %s found" % sid
+    out = {}
+    for name in sorted(os.listdir(slot_dirs[0])):
+        procs = os.path.join(slot_dirs[0], name, "cgroup.procs")
+        if name.startswith("run") and os.path.exists(procs):
+            with open(procs) as f:
+                out[name] = [int(x) for x in f.read().split()]
+    return out
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "(gone)"
+
+
+def test_python_test_case_is_alone_in_its_run_group(sandboxd, make_slot, run):
+    sid = make_slot("python")
+    result = {}
+    t = threading.Thread(target=lambda: result.update(b=run(sid, "import time\ntime.sleep(1.5)\nprint('done')\n",
+                                                            tests=[("", "done\n")])))
+    t.start()
+    try:
+        time.sleep(0.8)  # the test case sleeps: look at the groups meanwhile
+        groups = run_groups(sandboxd, sid)
+        crowded = {g: [(p, cmdline(p)) for p in pids] for g, pids in groups.items() if len(pids) > 1}
+    finally:
+        t.join(30)
+    assert result.get("b", {}).get("verdict") == "accepted", show(result.get("b", {}))
+    # the test case's group holds the test case; the other, the next test
+    # case's child forked ahead: one process each, nothing else
+    assert not crowded, "a run group holds more than its test case while it runs: %r (all: %r)" % (crowded, groups)
+    assert sum(len(p) for p in groups.values()) >= 1, "the running test case is in none of the run groups: %r" % groups
+
+
+FILL_OR_ALLOC = r'''
+import sys
+if sys.stdin.read().strip() == "fill":
+    chunk = b"x" * (1 << 20)
+    for path, mb in (("/tmp/fill", 56), ("/dev/shm/fill", 12), ("/mnt/data/fill", 56)):
+        with open(path, "wb") as f:
+            for _ in range(mb):
+                f.write(chunk)
+    print("filled")
+else:
+    big = bytearray(100 << 20)  # with the 124 MB above it would pass the limit
+    print(len(big) >> 20, open("/tmp/fill", "rb").read(3))
+'''
+
+
+def test_every_test_case_of_a_submission_starts_uncharged(make_slot, run):
+    """Test cases alternate between two run groups; the third and the fourth
+    run in groups renewed from a spare made while an earlier one ran."""
+    sid = make_slot("python")
+    tests = [("fill\n", "filled\n")] + [("", "100 b'xxx'\n")] * 4
+    b = run(sid, FILL_OR_ALLOC, tests=tests, limits={"memory_kb": 200 << 10})
+    assert [t["verdict"] for t in b["tests"]] == ["accepted"] * 5, show(b)
+    # and again in the next request: both groups renewed once more
+    b = run(sid, FILL_OR_ALLOC, tests=[("", "100 b'xxx'\n")] * 3, limits={"memory_kb": 200 << 10})
+    assert [t["verdict"] for t in b["tests"]] == ["accepted"] * 3, show(b)
