@@ -132,7 +132,6 @@ struct aca_op {
 	bool shell;		/* a run in a shell pool's slot, not an interpreter exec */
 	uint64_t max_output;	/* shell: outputStreamsMaxLength */
 	struct aca_exec *async; /* executionType Asynchronous: the answer goes there */
-	bool label_sent;
 	double busy_delay;
 	char op_id[ACA_EXEC_ID_MAX + 1]; /* executions: the id of a synchronous one */
 	char headers[1024];		 /* executions: operation-id, Operation-Location */
@@ -562,15 +561,6 @@ static void exec_start(struct lease *l, struct lease_op *op)
 
 static void shell_send(struct aca_op *c);
 
-static bool node_busy(const struct http_result *res)
-{
-	if (res->status != 503 || !res->body)
-		return false;
-	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
-	const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
-	return code && strcmp(code, "NodeBusy") == 0;
-}
-
 static void busy_retry_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
 	struct aca_op *c = (struct aca_op *)((char *)w - offsetof(struct aca_op, busy_retry));
@@ -645,8 +635,7 @@ static void shell_done(struct node *n, struct http_result *res, void *data)
 
 	/* the node's run admission is full: again shortly, backing off */
 	if (node_busy(res) && (c->async || !http_request_gone(c->op.req)) && ev_time() - c->t0 < (double)c->timeout_s) {
-		if (c->label_sent) /* refused before the label was applied: the next call carries it */
-			l->label_pending = true;
+		lease_run_refused(l);
 		c->busy_delay = c->busy_delay ? c->busy_delay * 2 : BUSY_RETRY_FIRST_S;
 		if (c->busy_delay > BUSY_RETRY_MAX_S)
 			c->busy_delay = BUSY_RETRY_MAX_S;
@@ -669,13 +658,8 @@ static void shell_done(struct node *n, struct http_result *res, void *data)
 static void shell_send(struct aca_op *c)
 {
 	struct lease *l = c->lease;
-	const char *label = lease_label_once(l);
-	char path[64];
 
-	c->label_sent = label != NULL;
-	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
-	if (!node_call_label(l->node, label, "POST", path, json_incref(c->exec), (double)c->timeout_s + EXEC_SLACK_S,
-			     shell_done, c)) {
+	if (!lease_run(l, json_incref(c->exec), (double)c->timeout_s + EXEC_SLACK_S, shell_done, c)) {
 		aca_fail(&c->op, 500, "InternalError", "could not call the node", 0);
 		lease_op_done(l);
 	}

@@ -305,6 +305,23 @@ const char *lease_label_once(struct lease *l)
 	return l->key;
 }
 
+struct http_call *lease_run(struct lease *l, json_t *body, double timeout, node_done_fn done, void *data)
+{
+	const char *label = lease_label_once(l);
+	char path[64];
+
+	l->label_in_run = label != NULL;
+	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
+	return node_call_label(l->node, label, "POST", path, body, timeout, done, data);
+}
+
+void lease_run_refused(struct lease *l)
+{
+	if (l->label_in_run)
+		l->label_pending = true;
+	l->label_in_run = false;
+}
+
 static void on_slot(struct pool *p, int err, struct node *n, const char *slot_id, void *data)
 {
 	struct lease *l = data;

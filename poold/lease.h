@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "http_server.h"
+#include "node.h"
 #include "settings.h"
 
 struct lease;
@@ -49,6 +50,7 @@ struct lease {
 	bool busy;
 	struct node *busy_on; /* the node counting this lease's operation as running */
 	bool label_pending;   /* the slot is not labelled yet: the next node call does it */
+	bool label_in_run;    /* the run call in flight carries the label (lease_run) */
 	bool counted;	      /* in pool->n_leased */
 	bool recovered;	      /* rebuilt from a node's label at start-up */
 	bool lost_told;	      /* LOST and a request already answered SessionLost */
@@ -69,6 +71,13 @@ void lease_op_done(struct lease *l);
 /* For an operation's node call: the lease's label when the slot does not
  * carry it yet (the call labels it: X-Warmpool-Label), once; else NULL. */
 const char *lease_label_once(struct lease *l);
+/* POST /v1/slots/{id}/run on the lease's slot (labelling it on the way
+ * when it is not yet); `body` is stolen. NULL when the call could not be
+ * made. */
+struct http_call *lease_run(struct lease *l, json_t *body, double timeout, node_done_fn done, void *data);
+/* That run was refused before it started (node_busy): the label it
+ * carried was not applied, the next call carries it. */
+void lease_run_refused(struct lease *l);
 struct lease *lease_find(struct pool *p, const char *ident);
 struct lease *lease_first(void);
 size_t lease_count(void);

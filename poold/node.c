@@ -299,6 +299,15 @@ void node_running_add(struct node *n)
 	n->running++;
 }
 
+bool node_busy(const struct http_result *res)
+{
+	if (res->status != 503 || !res->body)
+		return false;
+	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
+	const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+	return code && strcmp(code, "NodeBusy") == 0;
+}
+
 bool node_running_sub(struct node *n)
 {
 	return n->running && !--n->running;

@@ -48,6 +48,9 @@ struct http_call *node_call(struct node *n, const char *method, const char *path
  * a lease's first operation labels its slot without a PATCH of its own. */
 struct http_call *node_call_label(struct node *n, const char *label, const char *method, const char *path, json_t *body,
 				  double timeout, node_done_fn done, void *data);
+/* The node refused a run because its run admission is full (503 with
+ * error code NodeBusy): the caller may try again shortly. */
+bool node_busy(const struct http_result *res);
 /* Like node_call_label with a raw body that must outlive the call. */
 struct http_call *node_call_raw(struct node *n, const char *label, const char *method, const char *path,
 				const char *ctype, const void *body, size_t len, double timeout, node_done_fn done,

@@ -34,7 +34,6 @@ struct op_ctx {
 	char *query;	 /* files: the list's page query ("limit=…&after=…"), or NULL */
 	double t0;
 	struct lease *lease;
-	bool label_sent; /* the last run call carried the lease's label */
 	/* judged runs (POST /execute) only */
 	struct queue_item qi;
 	char user[129];
@@ -286,15 +285,6 @@ static void end_if_refused_first(struct lease *l, int status)
 }
 
 /* A 503 NodeBusy of sandboxd's run admission (the node is the arbiter). */
-static bool node_busy(const struct http_result *res)
-{
-	if (res->status != 503 || !res->body)
-		return false;
-	cleanup_json json_t *j = json_parse_reply(res->body, res->body_len);
-	const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
-	return code && strcmp(code, "NodeBusy") == 0;
-}
-
 static void run_done(struct node *n, struct http_result *res, void *data)
 {
 	struct op_ctx *c = data;
@@ -306,8 +296,7 @@ static void run_done(struct node *n, struct http_result *res, void *data)
 	/* refused by the node's own admission (a run of another poold, or
 	 * poold's view behind): wait again, first in line, the node resting */
 	if (node_busy(res) && !http_request_gone(c->op.req)) {
-		if (c->label_sent) /* refused before the label was applied: the next call carries it */
-			l->label_pending = true;
+		lease_run_refused(l);
 		if (j)
 			j->busy_until = poold_now(loop) + NODE_BUSY_BACKOFF;
 		session_wait(c, true);
@@ -364,12 +353,8 @@ static double run_timeout(const struct op_ctx *c)
 static void session_send(struct op_ctx *c)
 {
 	struct lease *l = c->lease;
-	const char *label = lease_label_once(l);
-	char path[64];
 
-	c->label_sent = label != NULL;
-	snprintf(path, sizeof(path), "/v1/slots/%s/run", l->slot_id);
-	if (!node_call_label(l->node, label, "POST", path, json_incref(c->run), run_timeout(c), run_done, c)) {
+	if (!lease_run(l, json_incref(c->run), run_timeout(c), run_done, c)) {
 		judge_release(c);
 		op_fail(&c->op, 500, "InternalError", "could not call the node", 0);
 		lease_op_done(l);

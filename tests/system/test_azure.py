@@ -32,7 +32,7 @@ import uuid
 import pytest
 
 import wpdaemons
-from conftest import missing_runtime, stop_pair
+from conftest import missing_runtime, start_pair, stop_pair
 
 UID_BASE = 352000  # 350000–350047 is often taken by WP_TEST_UID_BASE runs of the sandboxd suite
 CAPACITY = 40
@@ -43,7 +43,6 @@ API_OLD = "2024-02-02-preview"
 API_NEW = "2024-10-02-preview"
 SUPPORTED = ["2024-02-02-preview", "2024-08-02-preview", "2024-10-02-preview", "2025-02-02-preview",
              "2025-10-02-preview"]
-NO_EXEC = None  # why code execution cannot be tested (set by the fixture), or None
 
 
 # --------------------------------------------------------------------------
@@ -64,60 +63,21 @@ class Env:
         return i
 
 
-def _probe_exec(sb):
-    """None when sandboxd runs code in a slot's interpreter, else why not."""
-    c = sb.client()
-    r = c.post("/v1/slots", {"language": "python", "count": 1, "wait": True, "interpreter": True}, timeout=60)
-    if r.status != 201:
-        return "POST /v1/slots with \"interpreter\": true answered %r" % (r,)
-    sid = r.body["slots"][0]["id"]
-    try:
-        r = c.post("/v1/slots/%s/exec" % sid, {"code": "1+1", "timeout_ms": 10000}, timeout=30)
-        if r.status != 200 or not isinstance(r.body, dict) or r.body.get("result") != "2":
-            return "POST /v1/slots/{id}/exec answered %r" % (r,)
-        return None
-    finally:
-        c.delete("/v1/slots/%s" % sid)
-
-
 @pytest.fixture(scope="module")
 def aca():
-    global NO_EXEC
-    if os.geteuid() != 0:
-        pytest.skip("AZURE SYSTEM TESTS SKIPPED: sandboxd must run as root (euid %d)" % os.geteuid())
-    for b in (wpdaemons.SANDBOXD, wpdaemons.POOLD):
-        if not os.access(b, os.X_OK):
-            pytest.skip("AZURE SYSTEM TESTS SKIPPED: %s is not built — run `make`" % b)
-    sb = wpdaemons.Sandboxd(wpdaemons.make_tmpdir("wp-azure-node-"), uid_base=UID_BASE, capacity=CAPACITY,
-                            cgroup_name="wp-azure-%d" % os.getpid(), max_body="64M")
-    pd = None
-    try:
-        sb.start()
-        NO_EXEC = _probe_exec(sb)
-        langs = {l["name"]: l for l in sb.client().get("/v1/languages").body["languages"]}
-        js = NO_EXEC is None and langs.get("javascript", {}).get("available", False)
-        stateful = "yes" if NO_EXEC is None else "no"
-        pools = {
-            "python": {"language": "python", "stateful": stateful, "warm": 2, "max": 16, "idle_timeout": "2m"},
-            "pyidle": {"language": "python", "stateful": stateful, "warm": 1, "max": 4, "idle_timeout": "2s"},
-            "plain": {"language": "python", "warm": 0, "max": 2, "idle_timeout": "1m"},
-        }
-        if js:
-            pools["javascript"] = {"language": "javascript", "stateful": "yes", "warm": 1, "max": 4,
-                                   "idle_timeout": "2m"}
-        pd = wpdaemons.Poold(wpdaemons.make_tmpdir("wp-azure-poold-"), nodes={"local": sb.url}, pools=pools,
-                             tokens=[(EXEC_TOKEN, "executor", "backend"), (METRICS_TOKEN, "metrics", "prom")],
-                             extra_poold="default_pool = python\nmax_upload = %d" % MAX_UPLOAD)
-        pd.start()
-        env = Env(sb, pd, js)
-        ok = wpdaemons.wait_for(lambda: pd.client().get("/readyz").status == 200, 60, 0.1)
-        assert ok, "poold not ready within 60 s: %r\n%s" % (pd.client().get("/readyz"), pd.log_text())
-    except (RuntimeError, AssertionError) as e:
-        if pd:
-            pd.cleanup()
-        sb.cleanup(remove=False)
-        pytest.fail(str(e), pytrace=False)
-    yield env
+    pools = {
+        "python": {"language": "python", "stateful": "yes", "warm": 2, "max": 16, "idle_timeout": "2m"},
+        "pyidle": {"language": "python", "stateful": "yes", "warm": 1, "max": 4, "idle_timeout": "2s"},
+        "plain": {"language": "python", "warm": 0, "max": 2, "idle_timeout": "1m"},
+        # warm 0: poold is ready whether or not this node has node.js
+        # (test_javascript_is_stateful fails then, with the reason)
+        "javascript": {"language": "javascript", "stateful": "yes", "warm": 0, "max": 4, "idle_timeout": "2m"},
+    }
+    sb, pd = start_pair("AZURE SYSTEM TESTS", "azure", UID_BASE, CAPACITY, pools,
+                        tokens=[(EXEC_TOKEN, "executor", "backend"), (METRICS_TOKEN, "metrics", "prom")],
+                        extra_poold="default_pool = python\nmax_upload = %d" % MAX_UPLOAD, max_body="64M")
+    langs = {l["name"]: l for l in sb.client().get("/v1/languages").body["languages"]}
+    yield Env(sb, pd, langs.get("javascript", {}).get("available", False))
     stop_pair(sb, pd, "azure suite")
 
 
@@ -129,17 +89,6 @@ def env(aca):
         for pool in ("python", "pyidle", "plain", "javascript"):
             aca.c.delete("/pools/%s/session?identifier=%s&api-version=%s" % (pool, urllib.parse.quote(i), API_OLD))
     aca.idents = []
-
-
-@pytest.fixture
-def exec_env(env):
-    """The suite's daemons, for a test that runs code in a session. Broken
-    code execution fails the test (skipped only with WARMPOOL_SKIP_LANGUAGES=
-    python: conftest.missing_runtime)."""
-    if NO_EXEC:
-        missing_runtime("python", "code does not run in a slot's interpreter — sandboxd's POST /v1/slots/{id}/exec "
-                        "(docs/sandboxd-api.md): %s" % NO_EXEC)
-    return env
 
 
 # --------------------------------------------------------------------------
@@ -267,8 +216,7 @@ BINARY = bytes(range(256)) * 64 + b"\r\n--boundary\r\n\r\n--\r\n\x00\xff" + os.u
 # The clients, end to end
 
 
-def test_langchain_python_repl_tool(exec_env):
-    env = exec_env
+def test_langchain_python_repl_tool(env):
     ident = env.ident("lc")
     p = lc_execute(env, ident, "x = 6 * 7")
     assert p["status"] == "Success", p
@@ -305,8 +253,7 @@ def test_langchain_python_repl_tool(exec_env):
     assert no_session(env, ident)
 
 
-def test_semantic_kernel_python_plugin(exec_env):
-    env = exec_env
+def test_semantic_kernel_python_plugin(env):
     ident = str(uuid.uuid4())
     env.idents.append(ident)
     p = sk_execute(env, ident, "import math\nr = math.sqrt(16)\nr")
@@ -332,8 +279,7 @@ def test_semantic_kernel_python_plugin(exec_env):
     assert p["result"] == "1,2", p
 
 
-def test_semantic_kernel_dotnet_plugin(exec_env):
-    env = exec_env
+def test_semantic_kernel_dotnet_plugin(env):
     ident = str(uuid.uuid4())
     env.idents.append(ident)
     # JsonSerializer.Serialize(SessionsPythonCodeExecutionProperties): camelCase
@@ -376,8 +322,7 @@ def test_semantic_kernel_dotnet_plugin(exec_env):
     assert r.headers.get("content-type") == "application/octet-stream", r.headers
 
 
-def test_autogen_executor(exec_env):
-    env = exec_env
+def test_autogen_executor(env):
     ident = str(uuid.uuid4())
     env.idents.append(ident)
 
@@ -427,8 +372,7 @@ def test_autogen_executor(exec_env):
 # Sessions: state, isolation, end
 
 
-def test_state_persists_and_identifiers_are_isolated(exec_env):
-    env = exec_env
+def test_state_persists_and_identifiers_are_isolated(env):
     a, b = env.ident("iso-a"), env.ident("iso-b")
     assert lc_execute(env, a, "import json\nsecret = 'alpha'\ndef f(n):\n    return n + 1")["status"] == "Success"
     assert lc_execute(env, a, "os_cwd = __import__('os').getcwd()")["status"] == "Success"
@@ -447,8 +391,7 @@ def test_state_persists_and_identifiers_are_isolated(exec_env):
     assert lc_execute(env, a, "secret")["result"] == "alpha"
 
 
-def test_exception_is_failure_and_session_lives(exec_env):
-    env = exec_env
+def test_exception_is_failure_and_session_lives(env):
     ident = env.ident("exc")
     assert lc_execute(env, ident, "kept = [1, 2]")["status"] == "Success"
     p = lc_execute(env, ident, "print('before')\nraise ValueError('bad value')")
@@ -459,8 +402,7 @@ def test_exception_is_failure_and_session_lives(exec_env):
     assert lc_execute(env, ident, "kept")["result"] == "[1, 2]"
 
 
-def test_timeout_loses_state_keeps_files(exec_env):
-    env = exec_env
+def test_timeout_loses_state_keeps_files(env):
     ident = env.ident("tmo")
     assert lc_execute(env, ident, "x = 1")["status"] == "Success"
     assert upload(env, langchain_url("files/upload", ident), form_requests("keep.txt", b"kept")).status == 200
@@ -477,8 +419,7 @@ def test_timeout_loses_state_keeps_files(exec_env):
     assert lc_execute(env, ident, "y = 2\ny")["result"] == 2
 
 
-def test_crash_loses_state(exec_env):
-    env = exec_env
+def test_crash_loses_state(env):
     ident = env.ident("crash")
     assert lc_execute(env, ident, "x = 1")["status"] == "Success"
     p = lc_execute(env, ident, "import os\nos._exit(3)")
@@ -488,8 +429,7 @@ def test_crash_loses_state(exec_env):
     assert lc_execute(env, ident, "1 + 1")["result"] == 2
 
 
-def test_delete_session_ends_it(exec_env):
-    env = exec_env
+def test_delete_session_ends_it(env):
     ident = env.ident("del")
     assert lc_execute(env, ident, "x = 'here'")["status"] == "Success"
     assert upload(env, langchain_url("files/upload", ident), form_requests("f.txt", b"f")).status == 200
@@ -506,8 +446,7 @@ def test_delete_session_ends_it(exec_env):
     assert r.status == 204, r
 
 
-def test_idle_timeout_ends_session(exec_env):
-    env = exec_env
+def test_idle_timeout_ends_session(env):
     ident = env.ident("idle")
     url = langchain_url("code/execute", ident, "/pools/pyidle/")
     body = {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "x = 5"}}
@@ -523,8 +462,7 @@ def test_idle_timeout_ends_session(exec_env):
     assert "f.txt" not in [e["properties"]["filename"] for e in r.body["value"]], r
 
 
-def test_calls_keep_session_alive(exec_env):
-    env = exec_env
+def test_calls_keep_session_alive(env):
     ident = env.ident("alive")
     url = langchain_url("code/execute", ident, "/pools/pyidle/")
     body = {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "n = 0"}}
@@ -536,8 +474,7 @@ def test_calls_keep_session_alive(exec_env):
     assert r.body["properties"]["result"] == 4, r
 
 
-def test_default_pool_and_prefixed_are_one_session(exec_env):
-    env = exec_env
+def test_default_pool_and_prefixed_are_one_session(env):
     ident = env.ident("dflt")
     assert lc_execute(env, ident, "z = 'shared'", endpoint="/")["status"] == "Success"
     assert lc_execute(env, ident, "z", endpoint="/pools/python/")["result"] == "shared"
@@ -546,8 +483,7 @@ def test_default_pool_and_prefixed_are_one_session(exec_env):
     assert "d.txt" in [e["properties"]["filename"] for e in r.body["value"]], r
 
 
-def test_javascript_is_stateful(exec_env):
-    env = exec_env
+def test_javascript_is_stateful(env):
     if not env.js:
         missing_runtime("javascript", "sandboxd says javascript is not available on this node")
     ident = env.ident("js")
@@ -561,8 +497,7 @@ def test_javascript_is_stateful(exec_env):
     assert lc_execute(env, ident, "a", endpoint=ep)["result"] == 20
 
 
-def test_executions_shape_on_error_and_timeout(exec_env):
-    env = exec_env
+def test_executions_shape_on_error_and_timeout(env):
     ident = env.ident("exs")
     r = env.c.post("/pools/python/executions?identifier=%s&api-version=2025-02-02-preview" % ident,
                    {"codeInputType": "inline", "executionType": "synchronous", "code": "while True: pass",
@@ -573,8 +508,7 @@ def test_executions_shape_on_error_and_timeout(exec_env):
     assert set(r.body["result"]) == {"stdout", "stderr", "executionResult", "executionTimeInMilliseconds"}, r
 
 
-def test_long_output_is_cut_and_said(exec_env):
-    env = exec_env
+def test_long_output_is_cut_and_said(env):
     ident = env.ident("long")
     p = lc_execute(env, ident, "print('x' * 3_000_000)\n'still here'")
     assert p["status"] == "Success" and p["result"] == "still here", {k: str(v)[:200] for k, v in p.items()}
@@ -582,7 +516,7 @@ def test_long_output_is_cut_and_said(exec_env):
     assert "stdout was too long" in p["stderr"], p["stderr"][:500]
 
 
-def test_restart_adopts_slots_by_interpreter(exec_env):
+def test_restart_adopts_slots_by_interpreter(env):
     """A restarted poold takes the ready slots back into the pool that made
     them: a slot without an interpreter never serves a stateful pool. (Its
     own sandboxd: a second poold on the suite's would adopt that one's slots.)"""

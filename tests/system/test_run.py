@@ -120,6 +120,29 @@ class _MakeRun:
     def text(self):
         return self.out.decode(errors="replace")[-6000:]
 
+    def processes(self):
+        """For a failure message: make's session (make, deploy/run.sh, sleep)
+        and the daemons, each with its state, what it waits in and its
+        signal masks, so that a hang says where it is."""
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                with open("/proc/%s/wchan" % d) as f:
+                    wchan = f.read()
+                with open("/proc/%s/status" % d) as f:
+                    sig = " ".join(l.split()[0] + l.split()[1] for l in f if l.startswith(("SigBlk", "SigIgn", "SigCgt")))
+            except OSError:
+                continue
+            if int(st[3]) == self.pid or "bin/poold" in cmd or "bin/sandboxd" in cmd:
+                out.append("pid %s ppid %s pgrp %s state %s wchan %s %s  %s" % (d, st[1], st[2], st[0], wchan, sig, cmd))
+        return "\n".join(out)
+
     def kill(self):
         if not self.exited():
             os.killpg(self.pid, signal.SIGKILL)
@@ -166,7 +189,8 @@ def test_make_run_quick_start_and_ctrl_c(make_run):
     errors = [l for l in make_run.text().splitlines() if re.search(r"Z error ", l)]
     assert not errors, "make run logged errors:\n" + "\n".join(errors)
     os.write(make_run.fd, b"\x03")  # Ctrl-C, as the terminal sends it
-    assert make_run.wait_exit(60), "make run still runs 60 s after Ctrl-C:\n" + make_run.text()
+    assert make_run.wait_exit(60), "make run still runs 60 s after Ctrl-C:\n%s\n--- processes ---\n%s" % (
+        make_run.text(), make_run.processes())
     text = make_run.text()
     assert "second signal" not in text, "a daemon got two signals from one Ctrl-C:\n" + text
     assert "poold: stopped" in text and "sandboxd: stopped" in text, text
