@@ -263,8 +263,8 @@ def section(quick, langs=None, memory=True, reps=None):
         rows.append((
             "prewarm: %s a+b judged /execute (median; p95 %.0f ms vs %.0f ms)" % (lang, B.pct(j, 95) * 1000,
                                                                                     B.pct(b, 95) * 1000),
-            "%s %.0f ms" % (BARE_WHAT[lang], bm * 1000),
-            "%.0f ms" % (jm * 1000),
+            "%s %.1f ms" % (BARE_WHAT[lang], bm * 1000),
+            "%.1f ms" % (jm * 1000),
             "%.2fx" % ratio,
             "<= %.2fx" % TARGETS[lang],
             "PASS" if ratio <= TARGETS[lang] else "FAIL",

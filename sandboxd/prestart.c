@@ -23,13 +23,14 @@
  * A run helper (`prestart_for = run`: it forks) also gets a PREFORK
  * datagram ("WPPREFRK", a 64-bit tag) with the cgroup.procs fds of the run
  * group the next step will use, once right after its start (it says ready
- * only when that child sits in the group) and after each step it started:
- * it forks that step's child ahead, into the group, so the step itself pays
- * neither the fork nor the cgroup move (which can wait for an RCU grace
- * period). Tag 0 and no fds: no child ahead this time. The
- * step's datagram carries the tag after its strings when the group is still
- * the one the child joined (run.c renews groups), else 0: then the helper
- * forks afresh as without it. */
+ * only when that child sits in the group), with each step that has another
+ * step of its request after it, and PRESTART_AHEAD_DELAY after a request
+ * was answered on a slot that is still there: it forks that step's child
+ * ahead, into the group, so the step itself pays neither the fork nor the
+ * cgroup move (which can wait for an RCU grace period). Tag 0 and no fds:
+ * no child ahead this time. The step's datagram carries the tag after its
+ * strings when the group is still the one the child joined (run.c renews
+ * groups), else 0: then the helper forks afresh as without it. */
 #include "prestart.h"
 
 #include <fcntl.h>
@@ -53,6 +54,7 @@
 #define PRESTART_MAX_STARTS    50   /* per slot: then steps go the usual way */
 #define PRESTART_MAX_FDS       (3 + 8)
 #define PRESTART_WARM_WEIGHT   1 /* cpu weight of a slot whose helper warms up (default 100) */
+#define PRESTART_AHEAD_DELAY   0.2 /* after a request: fork the next child ahead if the slot is kept */
 
 enum ps_state { PS_DEAD, PS_STARTING, PS_READY, PS_BUSY };
 
@@ -66,6 +68,7 @@ struct prestart {
 	int sock;
 	ev_io io;
 	ev_timer timer;
+	ev_timer ahead; /* after a request: the next request's child */
 	uint64_t tag_gen;
 	uint64_t tag; /* the last PREFORK's (0: none waits) */
 	unsigned pre_group;
@@ -150,6 +153,7 @@ static void ps_close_sock(struct prestart *p)
 	}
 	p->tag = 0; /* a child forked ahead dies with its helper */
 	ev_timer_stop(EV_DEFAULT, &p->timer);
+	ev_timer_stop(EV_DEFAULT, &p->ahead);
 }
 
 /* The helper is no use any more: kill its group; a step in flight is run
@@ -252,6 +256,15 @@ static void ps_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+static void ps_ahead_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct prestart *p = w->data;
+	struct slot *s = p->slot;
+
+	if (p->state == PS_READY && !p->tag && !s->run && s->state != SLOT_DESTROYING)
+		ps_prefork(p, s->next_group);
+}
+
 static struct prestart *ps_new(struct slot *s, struct wp_error *err)
 {
 	struct prestart *p = calloc(1, sizeof(*p));
@@ -266,6 +279,8 @@ static struct prestart *ps_new(struct slot *s, struct wp_error *err)
 	p->io.data = p;
 	ev_init(&p->timer, ps_timer_cb);
 	p->timer.data = p;
+	ev_init(&p->ahead, ps_ahead_cb);
+	p->ahead.data = p;
 	return p;
 }
 
@@ -345,7 +360,7 @@ bool prestart_usable(struct slot *s, bool compile)
 	return p->state == PS_READY;
 }
 
-int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3], unsigned group)
+int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3], unsigned group, bool more)
 {
 	struct prestart *p = s->prestart;
 	char cbuf[CMSG_SPACE(PRESTART_MAX_FDS * sizeof(int))] = {0};
@@ -356,6 +371,7 @@ int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3],
 
 	if (!p || p->state != PS_READY || group > 1)
 		return -EAGAIN;
+	ev_timer_stop(EV_DEFAULT, &p->ahead);
 	/* the child forked ahead takes the step if it sits in this very group */
 	if (s->lang->prestart_compile)
 		mh.msg_iovlen = 1; /* a compile helper (a JVM) does steps itself: no tag */
@@ -397,9 +413,24 @@ int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3],
 	p->state = PS_BUSY;
 	ev_timer_set(&p->timer, PRESTART_STEP_TIMEOUT, 0);
 	ev_timer_start(EV_DEFAULT, &p->timer);
-	/* run.c has flipped next_group and renewed it: the next step's group */
-	ps_prefork(p, s->next_group);
+	/* run.c has flipped next_group and renewed it: the next step's group.
+	 * Forked now only when this request has a step after this one: a
+	 * fork beside the running step takes CPU from it (on 2 cores, a
+	 * third of a Python a+b test case), and a judged slot is destroyed
+	 * after its one request, its last step's child never used. */
+	if (more)
+		ps_prefork(p, s->next_group);
 	return 0;
+}
+
+void prestart_request_done(struct slot *s)
+{
+	struct prestart *p = s->prestart;
+
+	if (p && p->sock >= 0 && !p->tag && !s->lang->prestart_compile) {
+		ev_timer_set(&p->ahead, PRESTART_AHEAD_DELAY, 0);
+		ev_timer_start(EV_DEFAULT, &p->ahead);
+	}
 }
 
 void prestart_abandon(struct slot *s)

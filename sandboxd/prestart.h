@@ -31,9 +31,15 @@ int prestart_start(struct slot *s, struct wp_error *err);
  * later step) when the slot is idle enough to. */
 bool prestart_usable(struct slot *s, bool compile);
 /* Hand a step to the helper: msg is init's PROTO_RUN message (launch.h),
- * fds its stdin, stdout, stderr. Returns 0 or -errno (then start it the
- * usual way). The helper's reports reach run_on_message() as init's would. */
-int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3], unsigned group);
+ * fds its stdin, stdout, stderr. more: the request has a step after this
+ * one (a forking helper forks its child ahead now). Returns 0 or -errno
+ * (then start it the usual way). The helper's reports reach
+ * run_on_message() as init's would. */
+int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3], unsigned group, bool more);
+/* A request on the slot was answered: a forking helper forks the next
+ * request's child ahead after PRESTART_AHEAD_DELAY unless the slot is
+ * destroyed by then (a judged slot is, right after its one request). */
+void prestart_request_done(struct slot *s);
 /* The helper cannot be trusted with the step in flight (it stopped
  * answering): kill it. */
 void prestart_abandon(struct slot *s);

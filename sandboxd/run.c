@@ -445,7 +445,7 @@ static int exec_begin(struct run *r, const struct language *lang, char *const *a
 	int fds[3] = {memfd, out[1], err[1]};
 	e->started = ev_time();
 	struct wp_error lerr = {0};
-	if (e->helper && prestart_send(s, msg, msg_len, fds, e->group) < 0)
+	if (e->helper && prestart_send(s, msg, msg_len, fds, e->group, run_more_steps(r)) < 0)
 		e->helper = false; /* the usual way, through init */
 	if (e->helper)
 		rc = 0;
@@ -920,6 +920,7 @@ static void run_finish(struct run *r)
 	http_respond_json(r->req, 200, ans);
 	run_tidy(r, true); /* answered: off its path */
 	s->run = NULL;
+	prestart_request_done(s);
 	s->runs++;
 	s->last_used = ev_now(EV_DEFAULT);
 	slot_idle(s);

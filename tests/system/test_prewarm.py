@@ -267,6 +267,28 @@ def test_python_state_does_not_carry_between_test_cases(py_slot, run):
     assert b["tests"][0]["stdout"] == "(None, False, None, 1000)\n", b
 
 
+def test_python_waiting_child_s_stand_in_program_leaves_nothing_behind(py_slot, run):
+    """The child forked ahead runs a stand-in program of pyfork.py's own
+    before its step comes (it copies the pages a test case writes first):
+    the test case finds none of its objects, modules or names."""
+    src = (
+        "import gc, sys, types\n"
+        "found = []\n"
+        "for o in gc.get_objects():\n"
+        "    if isinstance(o, types.FunctionType) and o.__code__.co_filename == '/nonexistent/main.py':\n"
+        "        found.append('function ' + o.__name__)\n"
+        "    elif isinstance(o, types.CodeType) and o.co_filename == '/nonexistent/main.py':\n"
+        "        found.append('code ' + o.co_name)\n"
+        "    elif isinstance(o, types.ModuleType) and o.__name__ == '__standin__':\n"
+        "        found.append('module')\n"
+        "print(found, [m for m in sys.modules if 'standin' in m], sorted(k for k in globals() if not k.startswith('__')))\n"
+        "print(input.__module__, print.__module__, gc.garbage)\n"
+    )
+    b = run(py_slot, src, ["", ""])
+    want = "[] [] ['found', 'gc', 'o', 'sys', 'types']\nbuiltins builtins []\n"
+    assert [t["stdout"] for t in b["tests"]] == [want] * 2, b
+
+
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGSTOP"])
 def test_python_program_that_kills_or_stops_the_fork_server(py_slot, run, sig):
     src = (
@@ -313,7 +335,9 @@ def test_python_first_run_in_a_fresh_slot_is_not_slower_than_its_second(make_slo
 def test_python_program_that_kills_or_stops_the_next_test_case_s_waiting_child(py_slot, run, sandboxd, sig):
     """The next test case's child is forked ahead and waits (same uid as the
     test case): a test case that finds it and kills or stops it changes no
-    verdict, and the next test case runs as a child of the fork-server."""
+    verdict, and the next test case runs as a child of the fork-server.
+    The last test case finds none: no child is forked for a step that the
+    request does not have (it would take CPU from the running one)."""
     src = (
         "import os, signal, time\n"
         "me, server, hit = os.getpid(), os.getppid(), []\n"
@@ -334,7 +358,7 @@ def test_python_program_that_kills_or_stops_the_next_test_case_s_waiting_child(p
         "print(a + b, len(hit) > 0)\n" % sig
     )
     log_at = sandboxd.log_size()
-    b = run(py_slot, src, [("1 2\n", "3 True\n"), ("2 2\n", "4 True\n"), ("5 5\n", "10 True\n")])
+    b = run(py_slot, src, [("1 2\n", "3 True\n"), ("2 2\n", "4 True\n"), ("5 5\n", "10 False\n")])
     assert verdicts_of(b) == ["accepted"] * 3, b
     b = run(py_slot, WHO, [""])
     assert b["tests"][0]["stdout"] == "/opt/warmpool/pyfork.py\n", b

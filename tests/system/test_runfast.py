@@ -17,7 +17,7 @@ import threading
 import time
 
 from conftest import show
-from wpdaemons import cgroup_dirs_named
+from wpdaemons import cgroup_dirs_named, wait_for
 
 
 def run_groups(sandboxd, sid):
@@ -86,3 +86,45 @@ def test_every_test_case_of_a_submission_starts_uncharged(make_slot, run):
     # and again in the next request: both groups renewed once more
     b = run(sid, FILL_OR_ALLOC, tests=[("", "100 b'xxx'\n")] * 3, limits={"memory_kb": 200 << 10})
     assert [t["verdict"] for t in b["tests"]] == ["accepted"] * 3, show(b)
+
+
+def waiting_children(sandboxd, sid):
+    """Host pids of the fork-server's children that wait in the slot's run
+    groups for a step (a child that took its step leads its own session)."""
+    out = []
+    for pids in run_groups(sandboxd, sid).values():
+        for p in pids:
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    session = int(f.read().rsplit(")", 1)[1].split()[3])
+            except (OSError, ValueError, IndexError):
+                continue
+            if "pyfork.py" in cmdline(p) and session != p:
+                out.append(p)
+    return out
+
+
+def test_python_child_forked_ahead_only_for_a_step_that_comes(sandboxd, make_slot, run):
+    """A fresh slot has its first test case's child forked ahead. While a
+    request's last test case runs, no child is forked for a next one (a
+    judged slot is destroyed after its one request; the fork would take
+    CPU from the test case that runs); a slot kept after its request gets
+    the next request's child a moment later."""
+    sid = make_slot("python")
+    assert wait_for(lambda: len(waiting_children(sandboxd, sid)) == 1, 10), run_groups(sandboxd, sid)
+    seen = {}
+    src = "import time\ntime.sleep(0.6)\nprint(1)\n"
+    t = threading.Thread(target=lambda: seen.update(b=run(sid, src, tests=[("", "1\n")] * 2)))
+    t.start()
+    try:
+        time.sleep(0.3)  # the first test case runs: the second's child waits
+        during_first = waiting_children(sandboxd, sid)
+        time.sleep(0.6)  # the second (last) runs
+        during_last = waiting_children(sandboxd, sid)
+    finally:
+        t.join(30)
+    assert [x["verdict"] for x in seen["b"]["tests"]] == ["accepted"] * 2, show(seen["b"])
+    assert len(during_first) == 1, "no child forked ahead for the request's second test case: %r" % during_first
+    assert during_last == [], "a child was forked beside the request's last test case: %r" % during_last
+    assert wait_for(lambda: len(waiting_children(sandboxd, sid)) == 1, 5), (
+        "the kept slot got no child forked ahead for its next request: %r" % run_groups(sandboxd, sid))
