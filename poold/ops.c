@@ -725,7 +725,7 @@ static void judge_dispatch(void)
 		judge_hold(c, j);
 		c->t_take = now;
 		double left = it->deadline - now;
-		pool_take(c->pool, left > 30 ? left : 30, judge_slot, c);
+		pool_take_judged(c->pool, left > 30 ? left : 30, judge_slot, c);
 	}
 }
 

@@ -410,9 +410,11 @@ static size_t create_inflight_max(const struct pool *p)
  * the last) or the node has a session of poold's acquiring a slot or
  * running an operation (lease.c counts them in node->running), and at most
  * REFILL_HOLD after the burst's first lease: neither a new lease's first
- * run nor a burst of first runs (a contest start) share the node with slot
- * creations for the next burst. A lease that finds no ready slot never
- * waits for this: it creates on demand (above). */
+ * run nor a burst of first runs (agents starting sessions) share the node
+ * with slot creations for the next burst. A lease that finds no ready slot
+ * never waits for this: it creates on demand (above). Judged runs
+ * (pool_take_judged) start no hold: each takes a fresh slot, so the slots
+ * of the next ones are made while it runs. */
 static bool refill_now(const struct pool *p, double now)
 {
 	if (!p->refill_due || now >= p->refill_due)
@@ -549,7 +551,7 @@ static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
 	pools_kick_all();
 }
 
-void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
+static void take(struct pool *p, double timeout_s, bool hold, pool_take_fn fn, void *data)
 {
 	struct ready_slot *r;
 	double now = poold_now(loop);
@@ -564,13 +566,17 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 	 * within the burst, served ready or on demand, keep it: once it is
 	 * over, a steady stream of leases is refilled as it takes, not one
 	 * batch per hold. */
-	if (now - p->last_take >= REFILL_GAP)
-		p->refill_due = now + REFILL_HOLD;
-	p->last_take = now;
-	refill_arm(p, now);
+	if (hold) {
+		if (now - p->last_take >= REFILL_GAP)
+			p->refill_due = now + REFILL_HOLD;
+		p->last_take = now;
+		refill_arm(p, now);
+	}
 	if (!p->waiters && (r = ready_pop(p))) {
 		handoff(p, fn, data, 0, r->node, r->id);
 		free(r);
+		if (!hold)
+			pool_kick(p); /* refilled at once */
 		return;
 	}
 	if (p->n_waiting >= cfg->max_queue) {
@@ -593,6 +599,16 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 	p->waiters_tail = &w->next;
 	p->n_waiting++;
 	pool_kick(p);
+}
+
+void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
+{
+	take(p, timeout_s, true, fn, data);
+}
+
+void pool_take_judged(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
+{
+	take(p, timeout_s, false, fn, data);
 }
 
 bool pool_cancel(struct pool *p, pool_take_fn fn, void *data)

@@ -111,8 +111,15 @@ bool pool_warm_warning(const struct pool *p, char *buf, size_t len);
 void pool_set_auto(struct pool *p, bool warm_auto, bool max_auto);
 
 /* Get a slot for a new lease (see pool_take_fn). Calls fn later, never
- * synchronously. */
+ * synchronously. A lease's take holds the pool's refill back while a burst
+ * of leases goes on (pool.c, refill_now). */
 void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data);
+/* The same for a judged run (/execute), which destroys its slot after: no
+ * hold, the pool refills at once. Admission (ops.c) already keeps runs to
+ * the node's run_slots; held back, the refill left each run of a burst to
+ * wait for an on-demand creation, with the CPUs idle through the slot's
+ * set-up latency. */
+void pool_take_judged(struct pool *p, double timeout_s, pool_take_fn fn, void *data);
 /* Remove a waiter that gave up (its client went away). */
 bool pool_cancel(struct pool *p, pool_take_fn fn, void *data);
 /* A ready slot found on a node at sync (unlabelled, ready state). */

@@ -712,13 +712,13 @@ int cgroup_attach(struct cgroup *g, pid_t pid, struct wp_error *err)
 	return 0;
 }
 
-int cgroup_open_procs(struct cgroup *g, int fds[8], struct wp_error *err)
+static int open_each(struct cgroup *g, const char *file, int fds[8], struct wp_error *err)
 {
 	char p[PATH_MAX];
 	int i;
 
 	for (i = 0; i < g->r->nh; i++) {
-		if (cgroup_join(p, sizeof(p), g->dir[i], "cgroup.procs") < 0 ||
+		if (cgroup_join(p, sizeof(p), g->dir[i], file) < 0 ||
 		    (fds[i] = open(p, O_WRONLY | O_CLOEXEC)) < 0) {
 			int ret = path_error(err, "open", p, NULL);
 			while (--i >= 0)
@@ -729,6 +729,22 @@ int cgroup_open_procs(struct cgroup *g, int fds[8], struct wp_error *err)
 	}
 	fds[i] = -1;
 	return 0;
+}
+
+int cgroup_open_procs(struct cgroup *g, int fds[8], struct wp_error *err)
+{
+	return open_each(g, "cgroup.procs", fds, err);
+}
+
+/* v1's `tasks` moves one thread. Written "0" by the thread itself, the
+ * kernel moves it without cgroup_threadgroup_rwsem's write side, whose
+ * rcu_sync_enter() waits for an RCU grace period (~7 ms on a quiet host)
+ * while it holds cgroup_mutex: every mkdir and rmdir of a group waited
+ * behind it, sandboxd's loop included. v2 has no such file for domain
+ * groups: cgroup.procs there. */
+int cgroup_open_join(struct cgroup *g, int fds[8], struct wp_error *err)
+{
+	return open_each(g, g->r->mode == CGROUP_V1 ? "tasks" : "cgroup.procs", fds, err);
 }
 
 int cgroup_set_memory(struct cgroup *g, uint64_t bytes, struct wp_error *err)

@@ -70,6 +70,11 @@ int cgroup_attach(struct cgroup *g, pid_t pid, struct wp_error *err);
  * 5, v2: 1), O_WRONLY|O_CLOEXEC; fds[] is filled, -1 terminated (cap 8).
  * A process holding these (opened by root) can move itself in by writing "0". */
 int cgroup_open_procs(struct cgroup *g, int fds[8], struct wp_error *err);
+/* The same for a single-threaded process that moves itself in (writes "0"):
+ * v1's `tasks` (the thread, which is the whole process; no RCU grace
+ * period under cgroup_mutex), v2's cgroup.procs. A multi-threaded process
+ * (a JVM) needs cgroup_open_procs: "0" in `tasks` moves only the writer. */
+int cgroup_open_join(struct cgroup *g, int fds[8], struct wp_error *err);
 
 /* Limits. memory in bytes (v1 memory.limit_in_bytes, v2 memory.max and
  * memory.swap.max = 0 when present); pids (pids.max); cpu_weight 1..10000

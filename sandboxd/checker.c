@@ -597,7 +597,7 @@ int checker_launch(struct checker *c, struct slot *s, struct cgroup *cg, char *m
 	if (c->mode == CK_NONE)
 		return wp_error_set(err, EINVAL, "checker: nothing staged");
 	launcher_forget(c);
-	if ((r = cgroup_open_procs(cg, procs, err)) < 0)
+	if ((r = cgroup_open_join(cg, procs, err)) < 0)
 		return r;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		r = wp_error_errno(err, "socketpair");

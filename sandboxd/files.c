@@ -131,7 +131,7 @@ pid_t files_write_charged_at(struct slot *s, int dfd, const char *name, const vo
 	cleanup_close int fd = -1;
 	pid_t pid;
 
-	if ((r = cgroup_open_procs(s->cg_init, procs, err)) < 0)
+	if ((r = cgroup_open_join(s->cg_init, procs, err)) < 0)
 		return r;
 	fd = create_at(s, dfd, name, err);
 	pid = fd < 0 ? -1 : fork();

@@ -113,7 +113,7 @@ static void ps_prefork(struct prestart *p, unsigned g)
 	memset(fds, -1, sizeof(fds));
 	if (g > 1 || !s->cg_run[g])
 		log_debug("slot %s: pre-started helper: no child ahead: no run group %u", s->id, g);
-	else if (cgroup_open_procs(s->cg_run[g], fds, &err) < 0)
+	else if (cgroup_open_join(s->cg_run[g], fds, &err) < 0)
 		log_debug("slot %s: pre-started helper: no child ahead: %s", s->id, err.msg);
 	while (n < 8 && fds[n] >= 0)
 		n++;
@@ -387,7 +387,8 @@ int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3],
 	struct wp_error err = {0};
 	int procs[8], rc;
 	memset(procs, -1, sizeof(procs));
-	if (cgroup_open_procs(s->cg_run[group], procs, &err) < 0) {
+	/* a compile helper (a JVM, every thread) moves as a whole: cgroup.procs */
+	if ((s->lang->prestart_compile ? cgroup_open_procs : cgroup_open_join)(s->cg_run[group], procs, &err) < 0) {
 		log_warn("slot %s: pre-started helper: %s; the step runs the usual way", s->id, err.msg);
 		return -EAGAIN;
 	}

@@ -288,7 +288,7 @@ static int run_group_send(struct slot *s, unsigned g, struct cgroup *cg, struct 
 	struct proto_new_group m = {.hdr.type = PROTO_GROUP, .group = g};
 	int fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, n = 0, rc;
 
-	if ((rc = cgroup_open_procs(cg, fds, err)) < 0)
+	if ((rc = cgroup_open_join(cg, fds, err)) < 0)
 		return rc;
 	while (n < 8 && fds[n] >= 0)
 		n++;

@@ -471,10 +471,10 @@ static int slot_setup(struct slot *s, struct wp_error *err)
 	int r;
 
 	if ((r = slot_make_dirs(s, &data_mnt, err)) < 0 || (r = slot_make_cgroups(s, err)) < 0 ||
-	    (r = cgroup_open_procs(s->cg_init, init_procs, err)) < 0 ||
-	    (r = cgroup_open_procs(s->cg_run[0], procs[0], err)) < 0 ||
-	    (r = cgroup_open_procs(s->cg_run[1], procs[1], err)) < 0 ||
-	    (s->cg_kernel && (r = cgroup_open_procs(s->cg_kernel, procs[2], err)) < 0))
+	    (r = cgroup_open_join(s->cg_init, init_procs, err)) < 0 ||
+	    (r = cgroup_open_join(s->cg_run[0], procs[0], err)) < 0 ||
+	    (r = cgroup_open_join(s->cg_run[1], procs[1], err)) < 0 ||
+	    (s->cg_kernel && (r = cgroup_open_join(s->cg_kernel, procs[2], err)) < 0))
 		goto fail;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
 		r = wp_error_errno(err, "socketpair");
