@@ -7,15 +7,16 @@ nothing a test case does reaches the next one.
 fds: 0 an empty memfd, 1 and 2 pipes (the kinds a test case gets, so the
 sys.std* objects made at start-up behave as in `python3 main.py`), 3 the
 SOCK_SEQPACKET to sandboxd, 4 /dev/null. Per step sandboxd sends init's
-PROTO_RUN message with fds: stdin, stdout, stderr, then the cgroup.procs fds
-of the step's run group. The child joins that group, takes the step's
+PROTO_RUN message with fds: stdin, stdout, stderr, then the join fds of
+the step's run group (v1: tasks, v2: cgroup.procs; docs/cgroups.md). The
+child joins that group, takes the step's
 rlimits, reports {"started": pid}, puts the fds in place and runs the script
 as __main__; the server reports {"exited": …} when it reaps it.
 
 Moving a process into a cgroup can wait for an RCU grace period (~10 ms on
 a quiet host), and a fresh fork faults in the pages it touches: so the next
 test case's child is forked ahead of need. sandboxd sends a PREFORK datagram
-(magic, a tag) with the cgroup.procs fds of the run group the next step
+(magic, a tag) with the join fds of the run group the next step
 will use; the server forks a child that joins that group and waits on a
 private socket. A step whose trailing tag names the waiting child is
 handed to it (it needs no cgroup move); any other step kills the waiting
@@ -265,9 +266,9 @@ def _drop(pre, quiet):
 
 
 def _prefork(sock, fds, tag, wake_r, wake_w):
-    """Fork the child of the next step into its run group (fds: the group's
-    cgroup.procs). In the server: [pid, tag, socket] or None. In the child,
-    once a step came: the tuple (sock, msg, fds) for _child."""
+    """Fork the child of the next step into its run group (fds: the
+    group's join fds). In the server: [pid, tag, socket] or None. In the
+    child, once a step came: the tuple (sock, msg, fds) for _child."""
     try:
         a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     except OSError:

@@ -547,6 +547,39 @@ def test_java_compile_server_is_in_the_slot_cgroups_and_the_compile_in_its_run_g
     assert "time" in b["compile"]["message"].lower(), b
 
 
+def test_java_compile_server_joins_its_run_group_with_every_thread(java_slot, run):
+    """The compile server (a JVM: the compiling thread, JIT compilers, GC)
+    joins the compile's run group as a whole: a thread left in the server's
+    group would compile and collect outside the compile's limits."""
+    pid = javac_servers(java_slot)[0]
+    heavy = "public class Main {\n" + "".join(
+        "  static int f%d(int x) { return x * %d + (x >> 3) - (x ^ %d); }\n" % (i, i, i) for i in range(6000)
+    ) + "  public static void main(String[] a) { System.out.println(f1(2)); }\n}\n"
+    got = {}
+    t = threading.Thread(target=lambda: got.update(b=run(java_slot, heavy, [("", "-1\n")])))
+    t.start()
+    seen = None
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and t.is_alive():
+            groups = {}
+            for tid in os.listdir("/proc/%d/task" % pid):
+                groups[int(tid)] = slot_cgroups(int(tid)).get("pids", "")
+            if any(g.split("/")[-1].startswith("run") for g in groups.values()):
+                seen = groups
+                break
+            time.sleep(0.01)
+    except FileNotFoundError:
+        pass
+    finally:
+        t.join(60)
+    assert got.get("b", {}).get("verdict") == "accepted", got
+    assert seen, "never saw the compile server in its compile's run group"
+    group = next(g for g in seen.values() if g.split("/")[-1].startswith("run"))
+    outside = {tid: g for tid, g in seen.items() if g != group}
+    assert not outside, "threads of the compile server outside its run group %r: %r" % (group, outside)
+
+
 def test_java_huge_source_is_a_compile_limit_with_a_message(make_slot, run):
     slot = make_slot("java")
     wait_javac_server(slot)

@@ -474,7 +474,10 @@ static void test_v1_cpu(void **state)
 	destroy_ok(slot);
 }
 
-static void test_v1_open_procs(void **state)
+/* A child that is handed the fds joins the group itself, in every
+ * hierarchy: through cgroup.procs (cgroup_open_procs) or, single-threaded,
+ * through v1's tasks (cgroup_open_join). */
+static void open_and_join(int (*open_fds)(struct cgroup *, int[8], struct wp_error *))
 {
 	struct wp_error err = {0};
 	struct cgroup *slot = create(NULL, "slot-1"), *run = create(slot, "run");
@@ -483,7 +486,7 @@ static void test_v1_open_procs(void **state)
 	pid_t pid;
 	char c;
 
-	assert_int_equal(cgroup_open_procs(run, child_fds, &err), 0);
+	assert_int_equal(open_fds(run, child_fds, &err), 0);
 	while (child_fds[n] >= 0)
 		n++;
 	assert_true(n >= 3 && n <= 5);
@@ -501,6 +504,16 @@ static void test_v1_open_procs(void **state)
 	destroy_ok(run); /* kills the child */
 	assert_true(WIFSIGNALED(wait_child(pid)));
 	destroy_ok(slot);
+}
+
+static void test_v1_open_procs(void **state)
+{
+	open_and_join(cgroup_open_procs);
+}
+
+static void test_v1_open_join(void **state)
+{
+	open_and_join(cgroup_open_join);
 }
 
 static void test_v1_destroy_removes_all(void **state)
@@ -584,6 +597,32 @@ static void test_v2_basic(void **state)
 	destroy_ok(run);
 	destroy_ok(slot);
 	assert_false(dir_exists(dir));
+}
+
+/* v2 has no tasks file for domain groups: cgroup_open_join is cgroup.procs,
+ * and a child handed the fd joins with it. */
+static void test_v2_open_join(void **state)
+{
+	struct wp_error err = {0};
+	struct cgroup *slot = create(NULL, "slot-1"), *run = create(slot, "run");
+	int p[2], go_fd;
+	pid_t pid;
+	char c;
+
+	assert_int_equal(cgroup_open_join(run, child_fds, &err), 0);
+	assert_true(child_fds[0] >= 0 && child_fds[1] == -1);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	ready_fd = p[1];
+	pid = spawn(child_join, &go_fd);
+	go(go_fd);
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	close(child_fds[0]);
+	assert_true(in_group(pid, "", "slot-1/run"));
+	destroy_ok(run); /* kills the child */
+	assert_true(WIFSIGNALED(wait_child(pid)));
+	destroy_ok(slot);
 }
 
 static void test_v2_kill_tree_and_cpu(void **state)
@@ -723,9 +762,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_v1_oom, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_cpu, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_open_procs, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_open_join, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_cpu_wait, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_destroy_removes_all, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_basic, setup_v2, teardown),
+	    cmocka_unit_test_setup_teardown(test_v2_open_join, setup_v2, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_kill_tree_and_cpu, setup_v2, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_cpu_wait, setup_v2, teardown),
 	    cmocka_unit_test(test_v2_daemon_leaf),
