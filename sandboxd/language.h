@@ -17,7 +17,7 @@
  *   pch = bits/stdc++.h                     ; optional: a header precompiled per host
  *                                           ; with the compile line's flags (pch.c);
  *                                           ; slots see it at /opt/warmpool-pch
- *   prestart = /usr/bin/python3 -I -B /opt/warmpool/pyfork.py
+ *   prestart = /usr/bin/python3 -I -B /opt/warmpool/pyfork.pyc
  *                                           ; optional: a helper started when the slot
  *                                           ; is made, that starts the steps named by
  *   prestart_for = run                      ; `run` (each test case) or `compile`

@@ -157,7 +157,7 @@ def py_slot(make_slot, run):
 
 def test_python_test_cases_are_children_of_the_fork_server(py_slot, run):
     b = run(py_slot, WHO, ["", "", ""])
-    assert [t["stdout"] for t in b["tests"]] == ["/opt/warmpool/pyfork.py\n"] * 3, b
+    assert [t["stdout"] for t in b["tests"]] == ["/opt/warmpool/pyfork.pyc\n"] * 3, b
 
 
 def host_run(source, stdin):
@@ -361,7 +361,7 @@ def test_python_program_that_kills_or_stops_the_next_test_case_s_waiting_child(p
     b = run(py_slot, src, [("1 2\n", "3 True\n"), ("2 2\n", "4 True\n"), ("5 5\n", "10 False\n")])
     assert verdicts_of(b) == ["accepted"] * 3, b
     b = run(py_slot, WHO, [""])
-    assert b["tests"][0]["stdout"] == "/opt/warmpool/pyfork.py\n", b
+    assert b["tests"][0]["stdout"] == "/opt/warmpool/pyfork.pyc\n", b
     log = sandboxd.log_text(log_at)
     assert "pre-started helper lost" not in log, "a killed or stopped waiting child cost the fork-server:\n" + log
 
