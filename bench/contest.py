@@ -13,7 +13,7 @@ What it measures, every figure in the same run:
 
 1. The work floor: each distinct program of the burst (Python, C++, Java,
    JavaScript; right and wrong answer) submitted alone through POST /execute,
-   one after another (3 times each, the median kept). floor = sum over all
+   one after another (5 times each, the median kept). floor = sum over all
    submissions of the burst of their program's solo time / the node's CPUs.
    Then (an info row) the same with each solo run on a settled node (pools
    refilled, helpers warmed up): the floor without any slot making.
@@ -60,6 +60,7 @@ RATE_UID_BASE = 416000
 PLAIN_UID_BASE = 420000  # the floor without level-2 pre-warming (outside --quick)
 MIX = {"python": 80, "javascript": 60, "cpp": 40, "java": 20}  # per 200 students
 FLOOR_TARGET = 1.25
+SOLO_REPS = 5  # solo runs per distinct program: the median (Java's varies with its server's warm-up)
 RATE_TARGET_S = {"c": 5.0, "python": 20.0}
 SKIP_CREATE = False  # --no-create: the contest only
 ONLY_CREATE = False  # --create-only: the creation rates only
@@ -170,11 +171,12 @@ def settle(c, node_cpu, timeout=30):
         last = now
 
 
-def solo_times(c, reps=3, node_cpu=lambda: 0.0, settled=False):
+def solo_times(c, reps=None, node_cpu=lambda: 0.0, settled=False):
     """{(lang, correct): median seconds} of each distinct program alone, and
     the daemons' CPU seconds for all of them. settled: each submission waits
     until the pools are refilled and the node is idle (its time is then the
     program's alone, no slot creation or warm-up beside or before it)."""
+    reps = reps or SOLO_REPS
     out = {}
     # the pools' first warm-up is not the programs' work
     wp.wait_for(lambda: all(p["creating"] == 0 and p["ready"] >= p["warm"] for p in c.get("/v1/pools").body["pools"]),
@@ -353,7 +355,7 @@ def contest_rows(quick, ncpu, raw, rows):
         node_cpu = NodeCpu(sb, pd)
         raw["node_cpu_sources"] = node_cpu.files
         solo, solo_cpu = solo_times(c, node_cpu=node_cpu)
-        solo_cpu_per_run = solo_cpu / (len(solo) * 3)
+        solo_cpu_per_run = solo_cpu / (len(solo) * SOLO_REPS)
         raw["solo_daemon_cpu_s_per_submission"] = solo_cpu_per_run
         raw["solo_s"] = {"%s/%s" % (lang, "right" if ok else "wrong"): s for (lang, ok), s in solo.items()}
         sizes = [200] if quick else [200, 1000]

@@ -412,11 +412,16 @@ static size_t create_inflight_max(const struct pool *p)
  * REFILL_HOLD after the burst's first lease: neither a new lease's first
  * run nor a burst of first runs (agents starting sessions) share the node
  * with slot creations for the next burst. A lease that finds no ready slot
- * never waits for this: it creates on demand (above). Judged runs
- * (pool_take_judged) start no hold: each takes a fresh slot, so the slots
- * of the next ones are made while it runs. */
+ * never waits for this: it creates on demand (above). A judged run
+ * (pool_take_judged) with more of the pool's submissions queued behind it
+ * starts no hold: each takes a fresh slot, so the slots of the next ones
+ * are made while it runs; a lone one holds the refill until it gives its
+ * slot back (lone_until), so that it does not share the node with its own
+ * refill. */
 static bool refill_now(const struct pool *p, double now)
 {
+	if (p->lone_until > now)
+		return false; /* a lone judged run goes on (pool_take_judged) */
 	if (!p->refill_due || now >= p->refill_due)
 		return true;
 	if (now - p->last_take < REFILL_GAP)
@@ -551,7 +556,9 @@ static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
 	pools_kick_all();
 }
 
-static void take(struct pool *p, double timeout_s, bool hold, pool_take_fn fn, void *data)
+enum take_kind { TAKE_LEASE, TAKE_JUDGED_BUSY, TAKE_JUDGED_LONE };
+
+static void take(struct pool *p, double timeout_s, enum take_kind kind, pool_take_fn fn, void *data)
 {
 	struct ready_slot *r;
 	double now = poold_now(loop);
@@ -566,17 +573,20 @@ static void take(struct pool *p, double timeout_s, bool hold, pool_take_fn fn, v
 	 * within the burst, served ready or on demand, keep it: once it is
 	 * over, a steady stream of leases is refilled as it takes, not one
 	 * batch per hold. */
-	if (hold) {
+	if (kind == TAKE_LEASE) {
 		if (now - p->last_take >= REFILL_GAP)
 			p->refill_due = now + REFILL_HOLD;
 		p->last_take = now;
 		refill_arm(p, now);
+	} else {
+		/* a burst: refilled at once (a lone run's hold ends too) */
+		p->lone_until = kind == TAKE_JUDGED_LONE ? now + REFILL_HOLD : 0;
 	}
 	if (!p->waiters && (r = ready_pop(p))) {
 		handoff(p, fn, data, 0, r->node, r->id);
 		free(r);
-		if (!hold)
-			pool_kick(p); /* refilled at once */
+		if (kind == TAKE_JUDGED_BUSY)
+			pool_kick(p);
 		return;
 	}
 	if (p->n_waiting >= cfg->max_queue) {
@@ -603,12 +613,12 @@ static void take(struct pool *p, double timeout_s, bool hold, pool_take_fn fn, v
 
 void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 {
-	take(p, timeout_s, true, fn, data);
+	take(p, timeout_s, TAKE_LEASE, fn, data);
 }
 
 void pool_take_judged(struct pool *p, double timeout_s, pool_take_fn fn, void *data)
 {
-	take(p, timeout_s, false, fn, data);
+	take(p, timeout_s, p->n_judge_queued ? TAKE_JUDGED_BUSY : TAKE_JUDGED_LONE, fn, data);
 }
 
 bool pool_cancel(struct pool *p, pool_take_fn fn, void *data)
@@ -670,6 +680,7 @@ void pool_judged_return(struct pool *p, struct node *n, const char *slot_id, boo
 {
 	if (p->n_running)
 		p->n_running--;
+	p->lone_until = 0; /* its refill may go now */
 	if (used || stopping || !n->up || p->draining)
 		node_destroy_slot(n, slot_id);
 	else

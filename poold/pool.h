@@ -72,6 +72,7 @@ struct pool {
 	ev_timer refill;   /* looks again when a held refill must go */
 	double refill_due; /* 0, or: refill by then even if the node is busy */
 	double last_take;  /* when a lease last asked for a slot */
+	double lone_until; /* 0, or: a lone judged run holds the refill until it ends (or then) */
 	struct pool *next;
 };
 
@@ -114,11 +115,16 @@ void pool_set_auto(struct pool *p, bool warm_auto, bool max_auto);
  * synchronously. A lease's take holds the pool's refill back while a burst
  * of leases goes on (pool.c, refill_now). */
 void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data);
-/* The same for a judged run (/execute), which destroys its slot after: no
- * hold, the pool refills at once. Admission (ops.c) already keeps runs to
- * the node's run_slots; held back, the refill left each run of a burst to
- * wait for an on-demand creation, with the CPUs idle through the slot's
- * set-up latency. */
+/* The same for a judged run (/execute), which destroys its slot after.
+ * With more of the pool's submissions queued (n_judge_queued, after this
+ * one's pop): no hold, the pool refills at once. Admission (ops.c) already
+ * keeps runs to the node's run_slots; held back, the refill left each run
+ * of a burst to wait for an on-demand creation, with the CPUs idle through
+ * the slot's set-up latency. With none queued, the refill waits until the
+ * run gives its slot back (pool_judged_return), at most REFILL_HOLD: a
+ * lone submission does not share the node with its own refill (a Python
+ * slot's making added ~1 ms to a 3 ms a+b, a Java slot's JVM ~35 ms to a
+ * 140 ms compile and run). */
 void pool_take_judged(struct pool *p, double timeout_s, pool_take_fn fn, void *data);
 /* Remove a waiter that gave up (its client went away). */
 bool pool_cancel(struct pool *p, pool_take_fn fn, void *data);

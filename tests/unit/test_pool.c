@@ -332,13 +332,29 @@ static void test_judged_hold_and_return(void **state)
 	assert_int_equal(node_first()->slots, slots - 1 + creating());
 }
 
-/* A judged run's take (pool_take_judged) starts no hold: a burst of
- * submissions, each taking a fresh slot, has the next ones made while it
- * runs; a lease's take (pool_take) right after still holds. */
-static void test_judged_take_refills_at_once(void **state)
+/* A judged run's take (pool_take_judged) with more of the pool's
+ * submissions queued starts no hold: a burst of submissions, each taking a
+ * fresh slot, has the next ones made while it runs. A lone one (none
+ * queued behind it) holds the refill until it gives its slot back, at most
+ * REFILL_HOLD. */
+static void test_judged_take_refills_at_once_in_a_burst(void **state)
 {
 	setup_pool(2, 8);
 	warm_up(8);
+	/* a lone submission: no refill while it runs */
+	pool_take_judged(P, 5, take_cb, NULL);
+	settle();
+	assert_int_equal(took.err, 0);
+	pool_judged_hold(P);
+	now_s += 0.5; /* past the lease gap: still held, the run goes on */
+	pool_kick(P);
+	assert_int_equal(creating(), 0);
+	pool_judged_return(P, took.node, took.id, true);
+	assert_int_equal(creating(), 1); /* its run is over: refilled */
+	answer_creates();
+	assert_int_equal(P->n_ready, 2);
+	/* a burst: the queue holds more of the pool's submissions */
+	P->n_judge_queued = 5; /* ops.c's count, after this one's pop */
 	for (int k = 0; k < 3; k++) {
 		took.calls = 0;
 		pool_take_judged(P, 5, take_cb, NULL);
@@ -346,17 +362,23 @@ static void test_judged_take_refills_at_once(void **state)
 		assert_int_equal(took.calls, 1);
 		assert_int_equal(took.err, 0);
 		pool_judged_hold(P);
-		assert_true(P->refill_due == 0);
 		assert_int_equal(creating(), 1); /* the taken one is made again now */
 		answer_creates();
 		assert_int_equal(P->n_ready, 2);
 		pool_judged_return(P, took.node, took.id, true);
-		now_s += 0.05; /* the next submission of the burst */
+		now_s += 0.05;
 	}
-	pool_take(P, 5, take_cb, NULL);
+	/* a lone run that never ends holds the refill at most REFILL_HOLD */
+	P->n_judge_queued = 0;
+	pool_take_judged(P, 5, take_cb, NULL);
 	settle();
-	assert_true(P->refill_due > now_s); /* a lease's take: held */
+	pool_judged_hold(P);
+	now_s += HOLD - 0.01;
+	pool_kick(P);
 	assert_int_equal(creating(), 0);
+	now_s += 0.02;
+	pool_kick(P);
+	assert_int_equal(creating(), 1);
 }
 
 /* The node's slot count: the check's figure, plus creates, minus destroys. */
@@ -390,7 +412,7 @@ int main(void)
 	    cmocka_unit_test(test_max_never_exceeded),
 	    cmocka_unit_test(test_max_lowered_below_ready_plus_leased),
 	    cmocka_unit_test(test_judged_hold_and_return),
-	    cmocka_unit_test(test_judged_take_refills_at_once),
+	    cmocka_unit_test(test_judged_take_refills_at_once_in_a_burst),
 	    cmocka_unit_test(test_node_slot_count),
 	};
 	return run_each(tests, sizeof(tests) / sizeof(tests[0]));
