@@ -128,10 +128,14 @@ SLOT_PYTHON ?= /usr/bin/python3
 all: sandboxd/runtimes/pyfork.pyc
 sandboxd/runtimes/pyfork.pyc: sandboxd/runtimes/pyfork.py
 	@echo "  PYC     $@"
-	@$(SLOT_PYTHON) -I -c 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2] + ".tmp", \
-		dfile="/opt/warmpool/pyfork.py", doraise=True, \
-		invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)' $< $@
-	@chmod 0444 $@.tmp && mv -f $@.tmp $@
+	@if [ -x $(SLOT_PYTHON) ]; then \
+		$(SLOT_PYTHON) -I -c 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2] + ".tmp", \
+			dfile="/opt/warmpool/pyfork.py", doraise=True, \
+			invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)' $< $@ && \
+		chmod 0444 $@.tmp && mv -f $@.tmp $@; \
+	else \
+		rm -f $@; echo "  warning: no $(SLOT_PYTHON): no pyfork.pyc, Python slots run their test cases without the fork-server"; \
+	fi
 
 # the compile server of Java slots (sandboxd/runtimes/JavacServer.java, its
 # JNI part javacserver.c), built with the host's JDK, the one the slots run
@@ -239,7 +243,7 @@ build/bench/loadgen: bench/loadgen.c $(FLAGS_STAMP)
 
 # What install puts where (uninstall removes the same list).
 INSTALL_LANGS    := $(notdir $(wildcard config/languages/*.conf))
-INSTALL_RUNTIMES = pykernel.py jskernel.js blocking-stdio.js nodump.so pyfork.py pyfork.pyc $(INSTALL_JAVAC)
+INSTALL_RUNTIMES = pykernel.py jskernel.js blocking-stdio.js nodump.so pyfork.py $(INSTALL_JAVAC)
 INSTALL_DOCS     := $(notdir $(wildcard docs/*.md))
 INSTALL_CONFS    := sandboxd.conf poold.conf
 
@@ -249,9 +253,12 @@ install: all
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(addprefix config/languages/,$(INSTALL_LANGS)) $(DESTDIR)$(DATADIR)/languages/
 	install -m 0644 $(addprefix sandboxd/runtimes/,$(INSTALL_RUNTIMES)) $(DESTDIR)$(DATADIR)/runtimes/
-	@# the class archive only when this JDK made one (see javacserver.jsa)
+	@# the class archive only when this JDK made one (see javacserver.jsa),
+	@# pyfork's bytecode only when the build had the slots' python
 	if [ -f sandboxd/runtimes/javacserver.jsa ]; then \
 		install -m 0444 sandboxd/runtimes/javacserver.jsa $(DESTDIR)$(DATADIR)/runtimes/; fi
+	if [ -f sandboxd/runtimes/pyfork.pyc ]; then \
+		install -m 0444 sandboxd/runtimes/pyfork.pyc $(DESTDIR)$(DATADIR)/runtimes/; fi
 	install -m 0644 $(addprefix docs/,$(INSTALL_DOCS)) $(DESTDIR)$(DOCDIR)/
 	@# the configs: never over an existing one (it is the operator's); poold.conf holds token digests
 	@set -e; for c in $(INSTALL_CONFS); do \
@@ -281,7 +288,7 @@ install-systemd: install
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BINS)))
 	rm -f $(addprefix $(DESTDIR)$(DATADIR)/languages/,$(INSTALL_LANGS))
-	rm -f $(addprefix $(DESTDIR)$(DATADIR)/runtimes/,$(INSTALL_RUNTIMES) javacserver.jsa)
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/runtimes/,$(INSTALL_RUNTIMES) javacserver.jsa pyfork.pyc)
 	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(INSTALL_DOCS))
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service $(DESTDIR)$(SYSTEMDUNITDIR)/poold.service \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/sandboxd.service.d/listen-tcp.conf.example \

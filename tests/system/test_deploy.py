@@ -684,6 +684,12 @@ def test_dockerfiles_parse_and_promise():
         assert any(i == "COPY" and "--from=build" in a for i, a in final)
         ignore = read(os.path.join(DEPLOY, "docker", name + ".dockerignore")).split()
         assert {".git", "build", "bin"} <= set(ignore)
+    # the sandboxd image's build makes what its slots run from: the Java
+    # compile server with the JDK, pyfork.pyc with the slots' python3
+    # (python.conf's prestart; without it the Makefile only warns)
+    build = apt_packages(stages(dockerfile("Dockerfile.sandboxd"))[0])
+    assert "python3" in build and "openjdk-17-jdk-headless" in build, build
+    assert "pyfork.pyc" in read(os.path.join(wp.LANG_DIR, "python.conf"))
 
 
 @pytest.mark.skipif(bool(os.environ.get("WARMPOOL_SANITIZE")),
