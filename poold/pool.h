@@ -122,9 +122,9 @@ void pool_take(struct pool *p, double timeout_s, pool_take_fn fn, void *data);
  * of a burst to wait for an on-demand creation, with the CPUs idle through
  * the slot's set-up latency. With none queued, the refill waits until the
  * run gives its slot back (pool_judged_return), at most REFILL_HOLD: a
- * lone submission does not share the node with its own refill (a Python
- * slot's making added ~1 ms to a 3 ms a+b, a Java slot's JVM ~35 ms to a
- * 140 ms compile and run). */
+ * lone submission does not share the node with its own refill (refilled
+ * beside it, a judged Python a+b took 4.5 ms instead of 3.3 ms, a Java a+b
+ * 176 ms instead of 145 ms: bench/prewarm.py). */
 void pool_take_judged(struct pool *p, double timeout_s, pool_take_fn fn, void *data);
 /* Remove a waiter that gave up (its client went away). */
 bool pool_cancel(struct pool *p, pool_take_fn fn, void *data);

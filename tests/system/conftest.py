@@ -585,6 +585,19 @@ POOLD_NODE_CAPACITY = 300
 
 # One solution per language of "print twice the integer on stdin"; WRONG_*
 # prints the integer plus one.
+
+# A program that fills the slot's three tmpfs (/tmp, /dev/shm, /mnt/data: 124
+# MiB) and prints "filled": pages a run leaves behind, charged to whom?
+# (test_attacks_bytes.py, test_runfast.py)
+FILL_TMPFS = r'''
+chunk = b"x" * (1 << 20)
+for path, mb in (("/tmp/fill", 56), ("/dev/shm/fill", 12), ("/mnt/data/fill", 56)):
+    with open(path, "wb") as f:
+        for _ in range(mb):
+            f.write(chunk)
+print("filled")
+'''
+
 DOUBLE = {
     "python": "print(int(input()) * 2)\n",
     "javascript": "const x = require('fs').readFileSync(0, 'utf8');\nconsole.log(2 * parseInt(x));\n",

@@ -27,7 +27,7 @@ import uuid
 import pytest
 
 import wpdaemons
-from conftest import cgroup_dirs_named, execute, show
+from conftest import FILL_TMPFS, cgroup_dirs_named, execute, show
 
 NUL_WRONG = "import sys\nsys.stdout.write('4\\x002\\n')\n"  # "4<NUL>2": not 42
 
@@ -171,15 +171,7 @@ def test_interpreter_output_with_nul_is_not_502(make_poold):
 # ---------------------------------------------------------------- what a run leaves behind
 
 
-FILL = r'''
-import os
-chunk = b"x" * (1 << 20)
-for path, mb in (("/tmp/fill", 56), ("/dev/shm/fill", 12), ("/mnt/data/fill", 56)):
-    with open(path, "wb") as f:
-        for _ in range(mb):
-            f.write(chunk)
-print("filled")
-'''
+FILL = FILL_TMPFS
 
 
 def test_tmpfs_pages_do_not_count_against_the_next_runs(make_slot, run):

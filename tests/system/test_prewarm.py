@@ -531,6 +531,12 @@ def test_java_compile_server_diagnostics_are_javac_s(make_slot, run, sandboxd, n
     assert "started again without the pre-started helper" not in log, log
 
 
+# a compile that takes javac ~1-2 s of CPU (6 000 methods); it prints -1
+HEAVY_JAVA = "public class Main {\n" + "".join(
+    "  static int f%d(int x) { return x * %d + (x >> 3) - (x ^ %d); }\n" % (i, i, i) for i in range(6000)
+) + "  public static void main(String[] a) { System.out.println(f1(2)); }\n}\n"
+
+
 def test_java_compile_server_is_in_the_slot_cgroups_and_the_compile_in_its_run_group(java_slot, run):
     pid = javac_servers(java_slot)[0]
     cg = slot_cgroups(pid)
@@ -538,10 +544,7 @@ def test_java_compile_server_is_in_the_slot_cgroups_and_the_compile_in_its_run_g
         assert java_slot in cg.get(ctrl, ""), "compile server outside the slot's %s cgroup: %r" % (ctrl, cg)
     # a compile that takes CPU: accounted to (and limited in) the compile's
     # run group, not left in the server's group
-    heavy = "public class Main {\n" + "".join(
-        "  static int f%d(int x) { return x * %d + (x >> 3) - (x ^ %d); }\n" % (i, i, i) for i in range(6000)
-    ) + "  public static void main(String[] a) { System.out.println(f1(2)); }\n}\n"
-    b = run(java_slot, heavy, [("", "-1\n")], compile_limits={"cpu_ms": 300})
+    b = run(java_slot, HEAVY_JAVA, [("", "-1\n")], compile_limits={"cpu_ms": 300})
     assert b["verdict"] == "compilation_error", b
     assert b["compile"].get("reason") == "time_limit_exceeded", b
     assert "time" in b["compile"]["message"].lower(), b
@@ -552,11 +555,8 @@ def test_java_compile_server_joins_its_run_group_with_every_thread(java_slot, ru
     joins the compile's run group as a whole: a thread left in the server's
     group would compile and collect outside the compile's limits."""
     pid = javac_servers(java_slot)[0]
-    heavy = "public class Main {\n" + "".join(
-        "  static int f%d(int x) { return x * %d + (x >> 3) - (x ^ %d); }\n" % (i, i, i) for i in range(6000)
-    ) + "  public static void main(String[] a) { System.out.println(f1(2)); }\n}\n"
     got = {}
-    t = threading.Thread(target=lambda: got.update(b=run(java_slot, heavy, [("", "-1\n")])))
+    t = threading.Thread(target=lambda: got.update(b=run(java_slot, HEAVY_JAVA, [("", "-1\n")])))
     t.start()
     seen = None
     try:
