@@ -661,6 +661,15 @@ int cgroup_kill_all(struct cgroup *g)
 	return DISPATCH(g, kill_all, g);
 }
 
+void cgroup_signal_all(struct cgroup *g)
+{
+	if (g->r->mode == CGROUP_V2 && cgroup_exists(g->dir[0], "cgroup.kill") &&
+	    cgroup_write(g->dir[0], "cgroup.kill", "1", NULL) == 0)
+		return;
+	for (int i = 0; i < g->r->nh; i++)
+		cgroup_kill_tree(g->dir[i]);
+}
+
 bool cgroup_is_empty(struct cgroup *g)
 {
 	return DISPATCH(g, is_empty, g);

@@ -62,6 +62,11 @@ int cgroup_destroy(struct cgroup *g, struct wp_error *err);
  * returns -EAGAIN if processes remain after a few rounds (caller retries
  * later). */
 int cgroup_kill_all(struct cgroup *g);
+/* SIGKILL every process of the group's tree once (v2: cgroup.kill when
+ * present), without freezing it and without waiting for anything: for a
+ * group whose processes die anyway, such as a slot's once its init is
+ * killed (the pid namespace dies with init). */
+void cgroup_signal_all(struct cgroup *g);
 bool cgroup_is_empty(struct cgroup *g);
 
 /* Move pid into the group (every hierarchy in v1). */

@@ -392,6 +392,51 @@ static void test_v1_kill_sleeper(void **state)
 	destroy_ok(slot);
 }
 
+/* cgroup_signal_all: one SIGKILL to every process of the tree (child
+ * groups too), no freeze, no wait: what slot_destroy sends beside killing
+ * init. */
+static void signal_all_kills_the_tree(void)
+{
+	struct cgroup *slot = create(NULL, "slot-1"), *run = create(slot, "run");
+	int go_fd[2], st;
+	pid_t pid[2] = {spawn(sleeper, &go_fd[0]), spawn(sleeper, &go_fd[1])};
+
+	attach(run, pid[0]);
+	attach(slot, pid[1]);
+	go(go_fd[0]);
+	go(go_fd[1]);
+	cgroup_signal_all(slot);
+	for (int i = 0; i < 2; i++) {
+		int t = 0; /* bounded: a sleeper that was not killed fails, not hangs */
+		while (waitpid(pid[i], &st, WNOHANG) == 0 && t++ < 500)
+			usleep(10 * 1000);
+		assert_true(t <= 500);
+		untrack(pid[i]);
+		assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	}
+	assert_true(cgroup_is_empty(slot));
+	destroy_ok(run);
+	destroy_ok(slot);
+}
+
+static void test_v1_signal_all(void **state)
+{
+	char buf[64];
+
+	signal_all_kills_the_tree();
+	/* nothing was frozen on the way */
+	struct cgroup *g = create(NULL, "slot-2");
+	cgroup_signal_all(g); /* an empty group: nothing to do, no error */
+	read_text(cgroup_controller_path(g, "freezer"), "freezer.state", buf, sizeof(buf));
+	assert_string_equal(buf, "THAWED");
+	destroy_ok(g);
+}
+
+static void test_v2_signal_all(void **state)
+{
+	signal_all_kills_the_tree();
+}
+
 static void test_v1_fork_bomb(void **state)
 {
 	struct wp_error err = {0};
@@ -758,6 +803,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_v1_detect_and_sweep, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_limits, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_kill_sleeper, setup_v1, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_signal_all, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_fork_bomb, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_oom, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v1_cpu, setup_v1, teardown),
@@ -767,6 +813,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_v1_destroy_removes_all, setup_v1, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_basic, setup_v2, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_open_join, setup_v2, teardown),
+	    cmocka_unit_test_setup_teardown(test_v2_signal_all, setup_v2, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_kill_tree_and_cpu, setup_v2, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_cpu_wait, setup_v2, teardown),
 	    cmocka_unit_test(test_v2_daemon_leaf),
