@@ -67,12 +67,9 @@ BARE_WHAT = {
 
 def lang_conf(lang):
     """{key: value} of config/languages/<lang>.conf's [language] and [limits]."""
-    out = {}
-    with open(os.path.join(REPO, "config", "languages", "%s.conf" % lang)) as f:
-        for line in f:
-            m = re.match(r"\s*(\w+)\s*=\s*(.*?)\s*(;.*)?$", line)
-            if m and m.group(1) not in out:
-                out[m.group(1)] = m.group(2)
+    conf = wp.language_file(os.path.join(REPO, "config", "languages", "%s.conf" % lang))
+    out = dict(conf.get("limits", {}))
+    out.update(conf.get("language", {}))
     return out
 
 

@@ -4,6 +4,8 @@
  * run that ended is never counted a moment longer than the next look. */
 #include "admit.h"
 
+#include <ev.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,10 +22,29 @@ struct admitted {
 static struct admitted table[ADMIT_MAX];
 static size_t n_table;
 static admit_find_fn find_slot = slot_find;
+static double last_full = -INFINITY; /* a look found every run slot in use */
+
+static double loop_now(void)
+{
+	return ev_now(EV_DEFAULT);
+}
+
+static admit_clock_fn clock_now = loop_now;
 
 void admit_set_find(admit_find_fn fn)
 {
 	find_slot = fn ? fn : slot_find;
+}
+
+void admit_set_clock(admit_clock_fn fn)
+{
+	clock_now = fn ? fn : loop_now;
+	last_full = -INFINITY;
+}
+
+static bool full(void)
+{
+	return n_table >= sandboxd_settings->run_slots || n_table >= ADMIT_MAX;
 }
 
 static void prune(void)
@@ -68,7 +89,7 @@ bool admit_run(struct http_request *req, struct slot *s, json_t *body, uint64_t 
 	*need_kb = need;
 	prune();
 	used = in_use_kb();
-	if (n_table >= cfg->run_slots || n_table >= ADMIT_MAX) {
+	if (full()) {
 		http_respond_error_retry(req, 503, 1, "NodeBusy",
 					 "this node runs %zu judged runs, its run_slots: retry when one ends (poold "
 					 "queues the run again)",
@@ -103,6 +124,20 @@ void admit_track(struct slot *s, uint64_t need_kb)
 	table[n_table].run = s->run;
 	table[n_table].need_kb = need_kb;
 	n_table++;
+	if (full())
+		last_full = clock_now();
+}
+
+double admit_quiet_for(void)
+{
+	double now = clock_now();
+
+	prune();
+	if (full()) {
+		last_full = now;
+		return 0;
+	}
+	return now - last_full;
 }
 
 json_t *admit_info(void)

@@ -24,6 +24,10 @@ bool admit_run(struct http_request *req, struct slot *s, json_t *body, uint64_t 
  * refused because the slot is busy leaves the run going on counted as it
  * was). */
 void admit_track(struct slot *s, uint64_t need_kb);
+/* Seconds since a look (this, admit_track) last found every run slot in
+ * use; 0 while they are. A helper that only pays off on idle CPU (a compile
+ * server: prestart.c) starts once the node has been quiet a while. */
+double admit_quiet_for(void);
 /* GET /v1/info: {"slots", "active", "memory_kb", "memory_in_use_kb"}. */
 json_t *admit_info(void);
 /* How a counted run's slot is looked up by id: slot_find, unless a unit
@@ -31,5 +35,9 @@ json_t *admit_info(void);
  * slot_find back. */
 typedef struct slot *(*admit_find_fn)(const char *id);
 void admit_set_find(admit_find_fn fn);
+/* The clock of admit_quiet_for: ev_now, unless a unit test puts its own
+ * in its place; NULL puts ev_now back. */
+typedef double (*admit_clock_fn)(void);
+void admit_set_clock(admit_clock_fn fn);
 
 #endif

@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "cgroup.h"
 #include "cleanup.h"
 #include "launch.h"
@@ -55,6 +56,7 @@
 #define PRESTART_MAX_FDS       (3 + 8)
 #define PRESTART_WARM_WEIGHT   1 /* cpu weight of a slot whose helper warms up (default 100) */
 #define PRESTART_AHEAD_DELAY   0.2 /* after a request: fork the next child ahead if the slot is kept */
+#define PRESTART_QUIET         0.1 /* a compile helper starts once no run slot was short this long */
 
 enum ps_state { PS_DEAD, PS_STARTING, PS_READY, PS_BUSY };
 
@@ -73,7 +75,14 @@ struct prestart {
 	uint64_t tag; /* the last PREFORK's (0: none waits) */
 	unsigned pre_group;
 	char *pre_path; /* the group its child joined, as cgroup_path said */
+	bool deferred;	/* a compile helper waiting for a quiet node */
+	struct prestart *dnext;
 };
+
+/* Compile helpers not started yet: the node was busy when their slots
+ * were made. A timer looks while there are any. */
+static struct prestart *deferred;
+static ev_timer defer_timer;
 
 #define PRESTART_PREFORK_MAGIC "WPPREFRK"
 
@@ -181,7 +190,7 @@ static void ps_lost(struct prestart *p, const char *why)
 static void ps_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct prestart *p = w->data;
-	ps_lost(p, p->state == PS_STARTING ? "not ready within 10 s" : "a step did not start within 2 s");
+	ps_lost(p, p->state == PS_STARTING ? "not ready within 30 s" : "a step did not start within 2 s");
 }
 
 /* One JSON report from the helper (or its child). */
@@ -320,6 +329,9 @@ static int ps_spawn(struct prestart *p, struct wp_error *err)
 	p->launched = true;
 	p->state = PS_STARTING;
 	p->starts++;
+	/* a compile helper starts on CPU no run wants (see prestart_usable) */
+	if (s->lang->prestart_compile && !s->run)
+		ps_set_warming(p, true);
 	ps_prefork(p, s->next_group); /* before it says ready (run helpers) */
 	ev_io_set(&p->io, p->sock, EV_READ);
 	ev_io_start(EV_DEFAULT, &p->io);
@@ -335,12 +347,61 @@ out:
 	return r;
 }
 
+static void undefer(struct prestart *p)
+{
+	struct prestart **pp = &deferred;
+
+	if (!p->deferred)
+		return;
+	while (*pp && *pp != p)
+		pp = &(*pp)->dnext;
+	if (*pp)
+		*pp = p->dnext;
+	p->deferred = false;
+	p->dnext = NULL;
+	if (!deferred)
+		ev_timer_stop(EV_DEFAULT, &defer_timer);
+}
+
+static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wp_error err = {0};
+
+	if (admit_quiet_for() < PRESTART_QUIET)
+		return;
+	while (deferred) {
+		struct prestart *p = deferred;
+		undefer(p);
+		if (p->slot->state == SLOT_READY && !p->slot->run && ps_spawn(p, &err) < 0)
+			log_warn("slot %s: start the pre-started helper: %s", p->slot->id, err.msg);
+	}
+}
+
+/* A compile helper costs its start (a JVM: ~0.08 s of CPU) and a warm-up,
+ * and saves CPU only when the warm-up ran on CPU nothing else wanted: on a
+ * node whose run slots are all busy (a contest burst) it starts later, once
+ * they have not all been busy for PRESTART_QUIET; a compile that comes
+ * first runs the usual way, which is cheaper than a cold server's. */
 int prestart_start(struct slot *s, struct wp_error *err)
 {
 	if (!s->lang->prestart_argv || s->interpreter || !s->cg_kernel)
 		return 0;
 	if (!s->prestart && !(s->prestart = ps_new(s, err)))
 		return -ENOMEM;
+	if (s->lang->prestart_compile && admit_quiet_for() < PRESTART_QUIET) {
+		struct prestart *p = s->prestart;
+		if (!p->deferred) {
+			p->deferred = true;
+			p->dnext = deferred;
+			deferred = p;
+		}
+		if (!ev_is_active(&defer_timer)) {
+			ev_timer_init(&defer_timer, defer_cb, PRESTART_QUIET, PRESTART_QUIET);
+			ev_timer_start(EV_DEFAULT, &defer_timer);
+		}
+		log_debug("slot %s: every run slot is busy: its compile helper starts when they are not", s->id);
+		return 0;
+	}
 	return ps_spawn(s->prestart, err);
 }
 
@@ -351,6 +412,29 @@ bool prestart_usable(struct slot *s, bool compile)
 
 	if (!p || s->lang->prestart_compile != compile)
 		return false;
+	if (p->deferred) {
+		log_debug("slot %s: the compile helper has not started (the node was busy): the compile runs the usual way",
+			  s->id);
+		undefer(p);
+		return false;
+	}
+	if (compile && p->state == PS_STARTING) {
+		/* A compile helper that is not ready yet is stopped, and the
+		 * compile runs the usual way. It would do the compile cold,
+		 * which costs what a plain compiler costs (javac: ~0.33 s of CPU
+		 * either way), after its own start (~0.08 s): waiting for it
+		 * only adds. So on a busy node (a contest burst), where it
+		 * starts at the lowest weight and rarely gets there, every
+		 * compile is plain; on an idle one it is ready, warm, long
+		 * before a submission comes. */
+		log_debug("slot %s: the compile helper was not ready: stopped; the compile runs the usual way", s->id);
+		p->state = PS_DEAD;
+		ps_set_warming(p, false);
+		ps_close_sock(p);
+		if (s->cg_kernel)
+			cgroup_signal_all(s->cg_kernel);
+		return false;
+	}
 	if (p->state == PS_DEAD && !p->launched && p->starts < PRESTART_MAX_STARTS && s->state != SLOT_DESTROYING) {
 		if (ps_spawn(p, &err) < 0)
 			log_warn("slot %s: restart the pre-started helper: %s", s->id, err.msg);
@@ -474,6 +558,7 @@ void prestart_abort(struct slot *s)
 
 	if (!p)
 		return;
+	undefer(p);
 	p->state = PS_DEAD;
 	p->starts = PRESTART_MAX_STARTS;
 	ps_close_sock(p);
@@ -483,6 +568,7 @@ void prestart_free(struct prestart *p)
 {
 	if (!p)
 		return;
+	undefer(p);
 	ps_close_sock(p);
 	free(p->pre_path);
 	free(p);

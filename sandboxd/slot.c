@@ -281,14 +281,17 @@ static void slot_ctl_cb(struct ev_loop *l, ev_io *w, int revents)
 			if (kernel_start(s, &err) < 0)
 				slot_fail(s, "start the interpreter: ", err.msg);
 		} else if (h->type == PROTO_READY) {
-			/* a slot with a pre-started helper is ready when the
-			 * helper is (or is lost: runs then go the usual way),
-			 * so that a pool's ready slots are warm all through */
+			/* a slot with a run helper (a fork-server: it serves every
+			 * test case) is ready when the helper is (or is lost: runs
+			 * then go the usual way), so that a pool's ready slots are
+			 * warm all through. A compile helper (a JVM with javac) is
+			 * not waited for: it starts at the lowest CPU weight and a
+			 * compile that comes first runs the usual way (prestart.c) */
 			struct wp_error err = {0};
 			int r = prestart_start(s, &err);
 			if (r < 0)
 				log_warn("slot %s: start the pre-started helper: %s", s->id, err.msg);
-			if (r < 0 || !s->prestart)
+			if (r < 0 || !s->prestart || s->lang->prestart_compile)
 				slot_created(s);
 		} else if (h->type == PROTO_FAILED && (size_t)n >= sizeof(struct proto_failed)) {
 			const struct proto_failed *f = (const void *)buf;

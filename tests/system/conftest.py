@@ -74,19 +74,7 @@ def _parse_language_files():
         if not fn.endswith(".conf"):
             continue
         path = os.path.join(LANG_DIR, fn)
-        section, vals = None, {}
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                line = line.strip()
-                if not line or line[0] in ";#":
-                    continue
-                if line.startswith("["):
-                    section = line.strip("[]").strip()
-                    continue
-                if section == "language" and "=" in line:
-                    k, v = line.split("=", 1)
-                    v = re.split(r"\s;", v, maxsplit=1)[0]
-                    vals[k.strip()] = v.strip()
+        vals = wpdaemons.language_file(path).get("language", {})
         if "name" in vals:
             out[vals["name"]] = {"source": vals.get("source"), "compile": "compile" in vals, "file": path}
     return out

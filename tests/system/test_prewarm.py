@@ -18,14 +18,18 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
 import time
 
 import pytest
+import wpdaemons as wp
 
 from conftest import LANG_DIR, proc_cmdline, verdicts_of
+
+BUSY_UID_BASE = 380000  # the busy node of the compile-server test: capacity 4
 
 BITS_SUM = (
     "#include <bits/stdc++.h>\n"
@@ -406,11 +410,9 @@ JAVA_SUM = (
 
 def java_compile_argv():
     """The compile line of the shipped java.conf."""
-    with open(os.path.join(LANG_DIR, "java.conf")) as f:
-        for line in f:
-            if line.startswith("compile ="):
-                return line.split("=", 1)[1].split()
-    raise AssertionError("java.conf has no compile line")
+    conf = wp.language_file(os.path.join(LANG_DIR, "java.conf"))["language"]
+    assert "compile" in conf, "java.conf has no compile line"
+    return conf["compile"].split()
 
 
 def slot_cgroups(pid):
@@ -645,9 +647,11 @@ def read_int(path):
 
 def test_java_slot_warms_up_at_the_lowest_cpu_weight_and_its_step_has_the_default(make_slot, run):
     slot = make_slot("java")
+    # the slot is ready before its server; the server starts and warms up
+    # on CPU no other slot wants
+    assert wp.wait_for(lambda: javac_servers(slot), 10, 0.01), "no compile server started in slot %s" % slot
     mode, path = slot_cpu_weight_file(slot)
     lowest, default = (10, 1024) if mode == "v1" else (1, 100)
-    # ready before its warm-up, which runs on CPU no other slot wants
     assert read_int(path) == lowest, "a warming slot's %s weight is %d, want the lowest (%d)" % (
         mode, read_int(path), lowest)
     wait_javac_server(slot)
@@ -676,12 +680,13 @@ def test_java_slot_warms_up_at_the_lowest_cpu_weight_and_its_step_has_the_defaul
     assert default in seen, "the slot's weight during its run: %r (want the default %d)" % (sorted(set(seen)), default)
 
 
-def test_java_step_while_the_server_warms_up_compiles_as_javac(make_slot, run):
-    """A submission that comes before the warm-up is done stops it and
-    compiles in the same JVM: javac's own diagnostics and verdicts."""
+def check_java_compiles_as_javac(make_slot, run, prepare, what):
+    """Right verdicts, and javac's own diagnostics, for a compile on a slot
+    prepare(slot) has put in some state of its server."""
     for source, tests, want in ((JAVA_SUM, [("1 2\n", "3\n"), ("5 5\n", "11\n")], ["accepted", "wrong_answer"]),
                                 (DIAGNOSTICS["errors"], [""], None)):
-        slot = make_slot("java")  # no wait: the server said ready, its warm-up runs
+        slot = make_slot("java")
+        prepare(slot)
         b = run(slot, source, tests)
         if want:
             assert b["compile"]["status"] == "ok", b
@@ -690,8 +695,82 @@ def test_java_step_while_the_server_warms_up_compiles_as_javac(make_slot, run):
             want_err, want_rc, _ = host_javac(source)
             c = b["compile"]
             assert (c["stderr"], c["exit_code"]) == (want_err, want_rc), (
-                "a compile during the warm-up differs from javac:\n got  %r\n want %r"
-                % ((c["stderr"], c["exit_code"]), (want_err, want_rc)))
+                "a compile %s differs from javac:\n got  %r\n want %r"
+                % (what, (c["stderr"], c["exit_code"]), (want_err, want_rc)))
+
+
+def test_java_step_while_the_server_warms_up_compiles_as_javac(make_slot, run, sandboxd):
+    """A submission that comes before the warm-up is done stops it and
+    compiles in the same JVM: javac's own diagnostics and verdicts."""
+    def server_ready_and_warming(slot):
+        assert wp.wait_for(lambda: "slot %s: pre-started helper ready, warming up" % slot in sandboxd.log_text(),
+                           30, 0.005), "slot %s: no ready compile server" % slot
+
+    check_java_compiles_as_javac(make_slot, run, server_ready_and_warming, "during the warm-up")
+
+
+def test_java_compile_before_its_server_is_ready_runs_the_usual_way(make_slot, run, sandboxd):
+    """The slot is ready before its compile server (a JVM: ~0.08 s of CPU to
+    start, more on a busy node): a submission that comes first does not
+    wait for it. The server is stopped; the compile is a plain javac (with
+    the server's class archive): javac's verdicts and diagnostics, no
+    server left, the slot's default CPU weight again."""
+    stopped = {}
+
+    def server_not_ready(slot):
+        # the JVM is caught (SIGSTOP) as soon as it exists, long before it
+        # can have loaded javac; the log says it never reported ready
+        pids = wp.wait_for(lambda: javac_servers(slot), 10, 0.001)
+        assert pids, "no compile server started in slot %s" % slot
+        os.kill(pids[0], signal.SIGSTOP)
+        assert "slot %s: pre-started helper ready" % slot not in sandboxd.log_text(), "the server was ready at once"
+        stopped[slot] = (pids[0], slot_cpu_weight_file(slot))
+
+    log_at = sandboxd.log_size()
+    check_java_compiles_as_javac(make_slot, run, server_not_ready, "before the server was ready")
+    log = sandboxd.log_text(log_at)
+    for slot, (pid, (mode, path)) in stopped.items():
+        assert "slot %s: the compile helper was not ready: stopped; the compile runs the usual way" % slot in log, log
+        assert wp.wait_for(lambda: not os.path.exists("/proc/%d" % pid), 5), "the stopped server %d lives on" % pid
+        assert read_int(path) == (1024 if mode == "v1" else 100), "the slot kept the lowest CPU weight"
+
+
+def test_java_server_of_a_slot_made_on_a_busy_node_starts_once_it_is_quiet():
+    """A compile server saves CPU only when it warms up on CPU nothing else
+    wants. A Java slot made while every run slot of the node is busy (a
+    contest burst) starts its server only once they have not all been busy
+    for a moment (0.1 s); till then a compile there runs the usual way."""
+    sb = wp.Sandboxd(wp.make_tmpdir("wp-prewarm-busy-"), BUSY_UID_BASE, capacity=4, log_level="debug",
+                     extra="run_slots = 1")
+    sb.start()
+    try:
+        c = sb.client(timeout=60)
+
+        def new_slot(lang):
+            r = c.post("/v1/slots", {"language": lang, "wait": True}, timeout=60)
+            assert r.status == 201 and r.body["slots"][0]["state"] == "ready", r
+            return r.body["slots"][0]["id"]
+
+        busy, done = new_slot("python"), []
+        t = threading.Thread(target=lambda: done.append(c.post(
+            "/v1/slots/%s/run" % busy, {"source": "import time\ntime.sleep(3)\n", "tests": [{"stdin": ""}],
+                                        "limits": {"wall_ms": 10000}}, timeout=60)), daemon=True)
+        t.start()
+        assert wp.wait_for(lambda: c.get("/v1/info").body["runs"]["active"] == 1, 10, 0.01), "the run did not start"
+        java = new_slot("java")
+        assert "slot %s: every run slot is busy: its compile helper starts when they are not" % java in sb.log_text()
+        seen = wp.wait_for(lambda: javac_servers(java), 1.0, 0.05)
+        assert not seen and not done, "a compile server started on a busy node (%r)" % (seen,)
+        t.join(30)
+        assert done and done[0].status == 200, done
+        assert wp.wait_for(lambda: javac_servers(java), 10, 0.05), "no compile server once the node was quiet"
+        wait_javac_server(java)
+        r = c.post("/v1/slots/%s/run" % java, {"source": JAVA_SUM, "tests": [{"stdin": "1 2\n", "expected": "3\n"}]})
+        assert r.status == 200 and verdicts_of(r.body) == ["accepted"], r
+        assert "slot %s: pre-started helper did its step" % java in sb.log_text(), "the compile was not the server's"
+    finally:
+        sb.stop()
+        sb.cleanup()
 
 
 KILLER = (

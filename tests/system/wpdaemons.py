@@ -33,6 +33,32 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SANDBOXD = os.path.join(REPO, "bin", "sandboxd")
 POOLD = os.path.join(REPO, "bin", "poold")
 LANG_DIR = os.path.join(REPO, "config", "languages")
+
+
+def language_file(path):
+    """{section: {key: value}} of a language file as sandboxd reads it: a
+    value goes on over the indented lines after it (joined with a space),
+    `;` starts a comment at a line's start or after a space; a key given
+    twice keeps its first value."""
+    out, section, key = {}, None, None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for raw in f:
+            line = re.split(r"(?:^|\s);", raw.rstrip("\n"), maxsplit=1)[0].strip()
+            if not line:
+                continue
+            if raw[:1] in " \t":
+                if key:
+                    out[section][key] += " " + line
+                continue
+            if line.startswith("["):
+                section, key = line.strip("[]").strip(), None
+                out.setdefault(section, {})
+            elif "=" in line:
+                k, v = (x.strip() for x in line.split("=", 1))
+                vals = out.setdefault(section, {})
+                key = None if k in vals else k
+                vals.setdefault(k, v)
+    return out
 HTTP_TIMEOUT = 60.0
 
 # Every daemon started through this module, in start order (the test

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,6 +93,13 @@ static void handler(struct http_request *req, void *data)
 	json_decref(body);
 }
 
+static double clock_s = 1000.0; /* admit_quiet_for's clock */
+
+static double test_clock(void)
+{
+	return clock_s;
+}
+
 static int setup(void **state)
 {
 	log_init("test", LOG_ERROR);
@@ -104,6 +112,7 @@ static int setup(void **state)
 		slots[i].lang = i % 2 ? &lang_py : &lang_c; /* odd slots: python */
 	}
 	admit_set_find(test_find);
+	admit_set_clock(test_clock);
 	if (!lh_server)
 		lh_listen(handler, NULL);
 	return 0;
@@ -300,6 +309,34 @@ static void test_invalid_run_not_counted(void **state)
 	admitted(3, SMALL);
 }
 
+/* admit_quiet_for: how long since every run slot was last in use. Never
+ * full yet: quiet since ever. Full (run_slots runs): 0, however long it
+ * lasts; the moment a run ends the quiet time counts from the last look
+ * that found the node full, on the clock; filled again, 0 again. */
+static void test_quiet_for(void **state)
+{
+	const char *b = "{\"limits\": {\"memory_kb\": 1024}}";
+
+	assert_true(admit_quiet_for() > 1e9);
+	admitted(0, b);
+	clock_s += 5;
+	assert_true(admit_quiet_for() > 1e9); /* one of two: not full */
+	admitted(1, b);
+	assert_true(admit_quiet_for() == 0);
+	clock_s += 3;
+	assert_true(admit_quiet_for() == 0); /* full for 3 s: still 0 */
+	slots[0].run = NULL;		      /* a run ended */
+	assert_true(admit_quiet_for() == 0.0); /* the last full look was just now */
+	clock_s += 0.05;
+	assert_true(fabs(admit_quiet_for() - 0.05) < 1e-9);
+	clock_s += 0.2;
+	assert_true(fabs(admit_quiet_for() - 0.25) < 1e-9);
+	admitted(2, b); /* full again: counted at the run's admission */
+	clock_s += 0.01;
+	slots[2].run = NULL;
+	assert_true(fabs(admit_quiet_for() - 0.01) < 1e-9);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,6 +349,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_slot_counted_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_busy_slot_keeps_its_count, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_invalid_run_not_counted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_quiet_for, setup, teardown),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	lh_unlink();
