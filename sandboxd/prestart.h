@@ -24,11 +24,16 @@
 
 struct prestart;
 
-/* The slot's init is ready: start the helper (the slot does not wait for it;
- * until it says it is ready, steps are started the usual way). */
+/* The slot's init is ready: start the helper. slot.c waits for a run helper
+ * to say ready before the slot is; a compile helper is not waited for, and
+ * starts only once the node's run slots have not all been busy for
+ * PRESTART_QUIET (admit_quiet_for); until it is ready, compiles are started
+ * the usual way. */
 int prestart_start(struct slot *s, struct wp_error *err);
-/* The helper can take a step of this kind now. Restarts a dead helper (for a
- * later step) when the slot is idle enough to. */
+/* The helper can take a step of this kind now. A compile helper that has
+ * not started or is not ready yet is given up (stopped, its group killed):
+ * the compile runs the usual way. Restarts a dead helper (for a later step)
+ * when the slot is idle enough to. */
 bool prestart_usable(struct slot *s, bool compile);
 /* Hand a step to the helper: msg is init's PROTO_RUN message (launch.h),
  * fds its stdin, stdout, stderr. more: the request has a step after this

@@ -156,8 +156,11 @@ static void test_real_languages_load(void **state)
 	assert_string_equal(l->source, "Main.java");
 	assert_argv(l->compile_argv,
 		    "/usr/lib/jvm/java-17-openjdk-amd64/bin/"
-		    "javac|-J-XX:+UseSerialGC|-J-XX:TieredStopAtLevel=1|-J-XX:-UsePerfData|-encoding|UTF-8|Main.java");
+		    "javac|-J-XX:+UseSerialGC|-J-XX:TieredStopAtLevel=1|-J-XX:-UsePerfData|"
+		    "-J-XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa|-encoding|UTF-8|Main.java");
 	assert_string_equal(l->run_argv[0], "/usr/lib/jvm/java-17-openjdk-amd64/bin/java");
+	/* both lines go on over a second, indented line */
+	assert_string_equal(l->run_argv[7], "-cp");
 	assert_argv(l->paths, "/etc/java-17-openjdk");
 	assert_int_equal(l->limits.memory_kb, 512 * 1024);
 	assert_int_equal(l->limits.pids, 128);
