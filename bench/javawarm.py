@@ -12,8 +12,11 @@ sandboxd's API (POST /v1/slots/{id}/run):
 
 - "warm": the submissions come after the slots' warm-up ended (an idle
   node: the server warmed javac up in the background);
-- "cold": each submission comes right after its slot said ready (a busy
-  node, where the warm-up gets no CPU: the submission stops it).
+- "cold": each submission comes right after its slot said ready. A Java
+  slot is ready before its server, which starts beside it (and, on a node
+  whose run slots are all busy, not at all until they are not): the
+  submission finds it not ready, stops it and compiles with a plain javac,
+  as every Java submission of a contest burst does.
 
 It prints, per kind, the CPU sandboxd's cgroup used per slot while the
 slots were made (up to the end of their warm-up, for "warm") and per
@@ -104,7 +107,7 @@ def measure(rounds, n):
 def section(quick):
     raw = measure(1 if quick else 3, 4)
     rows = []
-    for kind, what in (("warm", "after the warm-up (idle node)"), ("cold", "right after ready (busy node)")):
+    for kind, what in (("warm", "after the warm-up (idle node)"), ("cold", "right after its slot is ready (a plain javac)")):
         made = statistics.median(x["made_s"] for x in raw[kind])
         sub = statistics.median(x["submission_s"] for x in raw[kind])
         lat = statistics.median(x["latency_s"] for x in raw[kind])
