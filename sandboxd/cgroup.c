@@ -677,18 +677,21 @@ bool cgroup_is_empty(struct cgroup *g)
 
 int cgroup_destroy(struct cgroup *g, struct wp_error *err)
 {
-	uint64_t start = cgroup_now_ms(), last_kill;
+	uint64_t start = cgroup_now_ms();
 	int ret = 0;
 
 	if (!g)
 		return 0;
-	cgroup_kill_all(g);
-	last_kill = cgroup_now_ms();
-	while (!cgroup_is_empty(g) && cgroup_now_ms() - start < 1000) {
-		cgroup_sleep_ms(5);
-		if (cgroup_now_ms() - last_kill >= 100) {
-			cgroup_kill_all(g);
-			last_kill = cgroup_now_ms();
+	/* 0: seen empty, the usual case (a run group after its run, a slot
+	 * whose init was reaped): not walked again before the rmdir */
+	if (cgroup_kill_all(g) != 0) {
+		uint64_t last_kill = cgroup_now_ms();
+		while (!cgroup_is_empty(g) && cgroup_now_ms() - start < 1000) {
+			cgroup_sleep_ms(5);
+			if (cgroup_now_ms() - last_kill >= 100) {
+				cgroup_kill_all(g);
+				last_kill = cgroup_now_ms();
+			}
 		}
 	}
 	for (int i = 0; i < g->r->nh; i++) {
