@@ -663,8 +663,8 @@ int cgroup_kill_all(struct cgroup *g)
 
 void cgroup_signal_all(struct cgroup *g)
 {
-	if (g->r->mode == CGROUP_V2 && cgroup_exists(g->dir[0], "cgroup.kill") &&
-	    cgroup_write(g->dir[0], "cgroup.kill", "1", NULL) == 0)
+	/* v2 before 5.14 has no cgroup.kill: the write fails, the walk kills */
+	if (g->r->mode == CGROUP_V2 && cgroup_write(g->dir[0], "cgroup.kill", "1", NULL) == 0)
 		return;
 	for (int i = 0; i < g->r->nh; i++)
 		cgroup_kill_tree(g->dir[i]);

@@ -58,7 +58,9 @@
 #define PRESTART_AHEAD_DELAY   0.2 /* after a request: fork the next child ahead if the slot is kept */
 #define PRESTART_QUIET         0.1 /* a compile helper starts once no run slot was short this long */
 
-enum ps_state { PS_DEAD, PS_STARTING, PS_READY, PS_BUSY };
+/* PS_DEFERRED: a compile helper not started yet, its slot made while every
+ * run slot was busy; its timer looks every PRESTART_QUIET (prestart_start). */
+enum ps_state { PS_DEAD, PS_DEFERRED, PS_STARTING, PS_READY, PS_BUSY };
 
 struct prestart {
 	struct slot *slot;
@@ -75,14 +77,7 @@ struct prestart {
 	uint64_t tag; /* the last PREFORK's (0: none waits) */
 	unsigned pre_group;
 	char *pre_path; /* the group its child joined, as cgroup_path said */
-	bool deferred;	/* a compile helper waiting for a quiet node */
-	struct prestart *dnext;
 };
-
-/* Compile helpers not started yet: the node was busy when their slots
- * were made. A timer looks while there are any. */
-static struct prestart *deferred;
-static ev_timer defer_timer;
 
 #define PRESTART_PREFORK_MAGIC "WPPREFRK"
 
@@ -187,9 +182,22 @@ static void ps_lost(struct prestart *p, const char *why)
 		run_helper_lost(s);
 }
 
+static int ps_spawn(struct prestart *p, struct wp_error *err);
+
 static void ps_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct prestart *p = w->data;
+	struct wp_error err = {0};
+
+	if (p->state == PS_DEFERRED) {
+		if (admit_quiet_for() < PRESTART_QUIET || p->slot->run)
+			return; /* it repeats */
+		ev_timer_stop(loop, w);
+		p->state = PS_DEAD;
+		if (ps_spawn(p, &err) < 0)
+			log_warn("slot %s: start the pre-started helper: %s", p->slot->id, err.msg);
+		return;
+	}
 	ps_lost(p, p->state == PS_STARTING ? "not ready within 30 s" : "a step did not start within 2 s");
 }
 
@@ -347,36 +355,6 @@ out:
 	return r;
 }
 
-static void undefer(struct prestart *p)
-{
-	struct prestart **pp = &deferred;
-
-	if (!p->deferred)
-		return;
-	while (*pp && *pp != p)
-		pp = &(*pp)->dnext;
-	if (*pp)
-		*pp = p->dnext;
-	p->deferred = false;
-	p->dnext = NULL;
-	if (!deferred)
-		ev_timer_stop(EV_DEFAULT, &defer_timer);
-}
-
-static void defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct wp_error err = {0};
-
-	if (admit_quiet_for() < PRESTART_QUIET)
-		return;
-	while (deferred) {
-		struct prestart *p = deferred;
-		undefer(p);
-		if (p->slot->state == SLOT_READY && !p->slot->run && ps_spawn(p, &err) < 0)
-			log_warn("slot %s: start the pre-started helper: %s", p->slot->id, err.msg);
-	}
-}
-
 /* A compile helper costs its start (a JVM: ~0.08 s of CPU) and a warm-up,
  * and saves CPU only when the warm-up ran on CPU nothing else wanted: on a
  * node whose run slots are all busy (a contest burst) it starts later, once
@@ -390,15 +368,9 @@ int prestart_start(struct slot *s, struct wp_error *err)
 		return -ENOMEM;
 	if (s->lang->prestart_compile && admit_quiet_for() < PRESTART_QUIET) {
 		struct prestart *p = s->prestart;
-		if (!p->deferred) {
-			p->deferred = true;
-			p->dnext = deferred;
-			deferred = p;
-		}
-		if (!ev_is_active(&defer_timer)) {
-			ev_timer_init(&defer_timer, defer_cb, PRESTART_QUIET, PRESTART_QUIET);
-			ev_timer_start(EV_DEFAULT, &defer_timer);
-		}
+		p->state = PS_DEFERRED;
+		ev_timer_set(&p->timer, PRESTART_QUIET, PRESTART_QUIET);
+		ev_timer_start(EV_DEFAULT, &p->timer);
 		log_debug("slot %s: every run slot is busy: its compile helper starts when they are not", s->id);
 		return 0;
 	}
@@ -412,10 +384,11 @@ bool prestart_usable(struct slot *s, bool compile)
 
 	if (!p || s->lang->prestart_compile != compile)
 		return false;
-	if (p->deferred) {
+	if (p->state == PS_DEFERRED) {
 		log_debug("slot %s: the compile helper has not started (the node was busy): the compile runs the usual way",
 			  s->id);
-		undefer(p);
+		ev_timer_stop(EV_DEFAULT, &p->timer);
+		p->state = PS_DEAD;
 		return false;
 	}
 	if (compile && p->state == PS_STARTING) {
@@ -558,7 +531,6 @@ void prestart_abort(struct slot *s)
 
 	if (!p)
 		return;
-	undefer(p);
 	p->state = PS_DEAD;
 	p->starts = PRESTART_MAX_STARTS;
 	ps_close_sock(p);
@@ -568,7 +540,6 @@ void prestart_free(struct prestart *p)
 {
 	if (!p)
 		return;
-	undefer(p);
 	ps_close_sock(p);
 	free(p->pre_path);
 	free(p);

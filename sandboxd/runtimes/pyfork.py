@@ -326,7 +326,7 @@ def _standin():
     mod.__builtins__ = builtins
     mod.input = lambda *a: next(feed)
     mod.print = lambda *a, **k: None
-    os.path.abspath("main.py")
+    os.path.abspath("main.py")  # as _main does for sys.path[0]
     try:
         exec(compile(_STANDIN, "/nonexistent/main.py", "exec", dont_inherit=True), mod.__dict__)
     except Exception:  # noqa: BLE001 — a stand-in: a limit it met (memory) only makes it useless

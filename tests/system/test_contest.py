@@ -175,7 +175,12 @@ def test_submission_sees_nothing_of_the_previous_one(shipped):
     second = (
         "import os\n"
         "left = [d for d in ('.', '/tmp', '/dev/shm') if os.path.exists(os.path.join(d, 'left-by-first'))]\n"
-        "procs = [p for p in os.listdir('/proc') if p.isdigit() and 'sleep' in open('/proc/%s/cmdline' % p).read()]\n"
+        "def cmdline(p):\n"
+        "    try:\n"
+        "        return open('/proc/%s/cmdline' % p).read()\n"
+        "    except OSError:\n"
+        "        return ''  # gone between listdir and open (a helper of the slot's own)\n"
+        "procs = [p for p in os.listdir('/proc') if p.isdigit() and 'sleep' in cmdline(p)]\n"
         "x = int(input())\n"
         "print(x * 2 if not left and not procs else 'SEEN %r %r' % (left, procs))\n"
     )

@@ -38,8 +38,8 @@ LANG_DIR = os.path.join(REPO, "config", "languages")
 def language_file(path):
     """{section: {key: value}} of a language file as sandboxd reads it: a
     value goes on over the indented lines after it (joined with a space),
-    `;` starts a comment at a line's start or after a space; a key given
-    twice keeps its first value."""
+    `;` starts a comment at a line's start or after a space. (sandboxd
+    refuses a key given twice; here the first counts.)"""
     out, section, key = {}, None, None
     with open(path, encoding="utf-8", errors="replace") as f:
         for raw in f:
@@ -59,6 +59,8 @@ def language_file(path):
                 key = None if k in vals else k
                 vals.setdefault(k, v)
     return out
+
+
 HTTP_TIMEOUT = 60.0
 
 # Every daemon started through this module, in start order (the test
