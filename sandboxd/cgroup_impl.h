@@ -38,6 +38,7 @@ struct cgroup {
 	int peak_fd;		    /* v2: memory.peak fd that carries the reset, -1 */
 	struct cgroup *parent;	    /* as created: destroying a group frees its children */
 	struct cgroup *child, *next;
+	bool known;		    /* made by cgroup_create: its children are child… */
 };
 
 /* Small-file I/O on cgroupfs: one open/read/write per call, O_CLOEXEC, and an
@@ -59,6 +60,8 @@ int cgroup_base_dir(const char *mnt, const char *mroot, const char *self, char *
 /* Process trees: SIGKILL / count every pid in dir and its subgroups. */
 int cgroup_walk_tree(const char *dir, bool kill_them, int depth);
 int cgroup_rmdir_tree(const char *dir);
+/* The same for hierarchy h of g and the groups made under it (no listing). */
+int cgroup_group_walk(struct cgroup *g, int h, bool kill_them);
 
 static inline int cgroup_kill_tree(const char *dir)
 {

@@ -139,7 +139,7 @@ static const char *dir_of(struct cgroup *g, enum cgroup_ctl c)
 bool cgroup_v1_is_empty(struct cgroup *g)
 {
 	for (int i = 0; i < g->r->nh; i++)
-		if (cgroup_count_tree(g->dir[i]) != 0)
+		if (cgroup_group_walk(g, i, false) != 0)
 			return false;
 	return true;
 }
@@ -173,7 +173,7 @@ int cgroup_v1_kill_all(struct cgroup *g)
 		/* Every hierarchy, not just the freezer: a process attached to
 		 * only some of them (a failed attach) must die too. */
 		for (int i = 0; i < g->r->nh; i++)
-			cgroup_kill_tree(g->dir[i]);
+			cgroup_group_walk(g, i, true);
 		/* Frozen tasks act on the SIGKILL once thawed. */
 		if (frozen)
 			cgroup_write(fdir, "freezer.state", "THAWED", NULL);

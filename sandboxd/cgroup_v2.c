@@ -232,13 +232,13 @@ static void kill_frozen(const char *dir)
 int cgroup_v2_kill_all(struct cgroup *g)
 {
 	const char *dir = g->dir[0];
-	bool has_kill = cgroup_exists(dir, "cgroup.kill");
 
 	for (int round = 0; round < KILL_ROUNDS; round++) {
 		if (cgroup_v2_is_empty(g))
 			return 0;
-		/* cgroup.kill covers the subtree and races no fork. */
-		if (!has_kill || cgroup_write(dir, "cgroup.kill", "1", NULL) < 0)
+		/* cgroup.kill covers the subtree and races no fork; a kernel
+		 * before 5.14 has none: the write fails */
+		if (cgroup_write(dir, "cgroup.kill", "1", NULL) < 0)
 			kill_frozen(dir);
 		if (wait_empty(g))
 			return 0;
