@@ -598,36 +598,52 @@ static void test_v1_destroy_removes_all(void **state)
 /* Destroying walks the groups it made without listing directories; a
  * directory it did not make (here mkdir'd beside it, with a process in it)
  * makes the rmdir fail busy, and then the listing walk kills and removes
- * what is there: nothing is left either way. */
-static void test_v1_destroy_unknown_child(void **state)
+ * what is there: nothing is left either way. dirs: the slot's directory in
+ * each hierarchy (co-mounted ones repeated). */
+static void destroy_unknown_child(struct cgroup *slot, char dirs[][4096], int n)
 {
-	struct cgroup *slot = create(NULL, "slot-1"), *run = create(slot, "run");
-	const char *ctls[] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
-	char dirs[5][4096], other[4200];
-	int go_fd;
+	struct cgroup *run = create(slot, "run");
+	char path[4300], val[24];
+	int go_fd, fd;
 	pid_t pid = spawn(sleeper, &go_fd);
 
-	for (int i = 0; i < 5; i++) {
-		snprintf(dirs[i], sizeof(dirs[i]), "%s", cgroup_controller_path(slot, ctls[i]));
-		snprintf(other, sizeof(other), "%s/other", dirs[i]);
-		if (i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0) /* co-mounted: one dir */
-			assert_int_equal(mkdir(other, 0755), 0);
-	}
-	for (int i = 0; i < 5; i++) {
-		char procs[4300], val[24];
-		int fd;
-		snprintf(procs, sizeof(procs), "%s/other/cgroup.procs", dirs[i]);
-		snprintf(val, sizeof(val), "%d", (int)pid);
-		assert_true((fd = open(procs, O_WRONLY | O_CLOEXEC)) >= 0);
+	snprintf(val, sizeof(val), "%d", (int)pid);
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && strcmp(dirs[i], dirs[i - 1]) == 0)
+			continue; /* co-mounted: one directory */
+		snprintf(path, sizeof(path), "%s/other", dirs[i]);
+		assert_int_equal(mkdir(path, 0755), 0);
+		snprintf(path, sizeof(path), "%s/other/cgroup.procs", dirs[i]);
+		assert_true((fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0);
 		assert_true(write(fd, val, strlen(val)) > 0);
 		close(fd);
 	}
 	go(go_fd);
 	assert_true(cgroup_is_empty(run));
 	destroy_ok(slot);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < n; i++)
 		assert_false(dir_exists(dirs[i]));
 	assert_true(WIFSIGNALED(wait_child(pid)));
+}
+
+static void test_v1_destroy_unknown_child(void **state)
+{
+	struct cgroup *slot = create(NULL, "slot-1");
+	const char *ctls[] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
+	char dirs[5][4096];
+
+	for (int i = 0; i < 5; i++)
+		snprintf(dirs[i], sizeof(dirs[i]), "%s", cgroup_controller_path(slot, ctls[i]));
+	destroy_unknown_child(slot, dirs, 5);
+}
+
+static void test_v2_destroy_unknown_child(void **state)
+{
+	struct cgroup *slot = create(NULL, "slot-1");
+	char dirs[1][4096];
+
+	snprintf(dirs[0], sizeof(dirs[0]), "%s", cgroup_path(slot));
+	destroy_unknown_child(slot, dirs, 1);
 }
 
 /* ---- detection --------------------------------------------------------- */
@@ -852,6 +868,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_v2_signal_all, setup_v2, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_kill_tree_and_cpu, setup_v2, teardown),
 	    cmocka_unit_test_setup_teardown(test_v2_cpu_wait, setup_v2, teardown),
+	    cmocka_unit_test_setup_teardown(test_v2_destroy_unknown_child, setup_v2, teardown),
 	    cmocka_unit_test(test_v2_daemon_leaf),
 	};
 
