@@ -20,7 +20,12 @@ What it measures, every figure in the same run:
 2. The seed's contest: 200 students x 2 questions at once, half of the second
    answers wrong (the mix and programs of tests/system/test_contest.py): wall
    time, ratio to the floor (target <= 1.25), p50/p95 latency, wrong verdicts
-   and refusals (target 0).
+   and refusals (target 0). Info rows split the ratio: the node's CPU over
+   its CPUs against the floor (the burst's work), the wall time against that
+   (how well the burst packs it), and per language the runs' own CPU in the
+   burst (compiles and test cases, sandboxd's time_ms) against the solo time
+   the floor counts (a JVM, whose JIT threads run beside its main thread,
+   uses more CPU than its wall time).
 3. Outside --quick: the same with 1 000 students x 2 (wall, ratio, refusals),
    and the 200 x 2 burst's floor measured again on a copy of the language
    files without level-2 pre-warming (no pch, prestart): both floors and
@@ -221,13 +226,25 @@ def run_contest(c, students, solo, ncpu, limit, node_cpu=lambda: 0.0, solo_cpu_p
     slowest = {}
     for k, (_, s) in results.items():
         slowest[lang_of[k]] = max(slowest.get(lang_of[k], 0), round(s, 1))
+    # each language's runs' own CPU (compile and test cases, as sandboxd
+    # reports them) against its submissions' share of the floor
+    own = {}
+    for k, (r, _) in results.items():
+        if r.status != 200:
+            continue
+        b = r.body
+        o = own.setdefault(lang_of[k], {"n": 0, "cpu_s": 0.0, "solo_s": 0.0})
+        o["n"] += 1
+        o["cpu_s"] += ((b.get("compile") or {}).get("time_ms", 0) +
+                       sum(t.get("time_ms", 0) for t in b.get("test_results", []))) / 1000.0
+        o["solo_s"] += solo[(lang_of[k], correct[k])]
     return {"students": students, "submissions": len(jobs), "wall_s": wall, "floor_s": floor,
             "ratio": wall / floor, 
             "p50_s": pct(lat, 50) if lat else float("nan"), "p95_s": pct(lat, 95) if lat else float("nan"),
             "max_s": max(lat or [0]),
             "refused": refused, "wrong": wrong, "errors": errors[:5], "slowest_by_language": slowest,
             "daemon_cpu_s": cpu1 - cpu0, "host_busy_pct": 100.0 * (b1 - b0) / max(1, t1 - t0),
-            "client_cpu_s": client,
+            "client_cpu_s": client, "runs_own_cpu_by_language": own,
             "others_cpu_s": max(0.0, (b1 - b0) / os.sysconf("SC_CLK_TCK") - (cpu1 - cpu0) - client),
             "solo_daemon_cpu_s": (solo_cpu_per_run or 0) * len(jobs)}
 
@@ -375,6 +392,14 @@ def contest_rows(quick, ncpu, raw, rows):
                          "%.0f%%; %.1f s; %.1f s" % (r["host_busy_pct"], r["client_cpu_s"], r["others_cpu_s"]),
                          "%.2fx" % ((r["daemon_cpu_s"] / ncpu) / r["floor_s"]), "-",
                          "info (ratio: node CPU / CPUs vs floor)"))
+            rows.append(("  packing: node CPU / CPUs vs the wall time", "%.1f s" % (r["daemon_cpu_s"] / ncpu),
+                         "%.1f s" % r["wall_s"], "%.2fx" % (r["wall_s"] * ncpu / max(0.1, r["daemon_cpu_s"])), "-",
+                         "info"))
+            for lang, o in sorted(r["runs_own_cpu_by_language"].items()):
+                rows.append(("  %s x %d: solo time vs runs' own CPU in the burst, each" % (lang, o["n"]),
+                             "%.0f ms" % (1000 * o["solo_s"] / o["n"]), "%.0f ms" % (1000 * o["cpu_s"] / o["n"]),
+                             "%.2fx" % (o["cpu_s"] / max(1e-6, o["solo_s"])), "-",
+                             "info (compile + tests, sandboxd's time_ms)"))
             rows.append(("  refused / wrong verdicts of %d" % r["submissions"], "", "%d / %d" % (r["refused"],
                                                                                               r["wrong"]),
                          "", "0 / 0", "PASS" if r["refused"] == 0 and r["wrong"] == 0 else "FAIL"))
