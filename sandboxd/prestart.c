@@ -160,8 +160,28 @@ static void ps_close_sock(struct prestart *p)
 	ev_timer_stop(EV_DEFAULT, &p->ahead);
 }
 
-/* The helper is no use any more: kill its group; a step in flight is run
- * again the usual way (run.c). */
+/* Stop the helper: its socket and timers, its slot's warm-up weight, and a
+ * SIGKILL to its group. A compile helper (a JVM: it does not fork) takes
+ * one signal, with nothing frozen or waited for in the loop; a run helper
+ * forks, so its group is frozen and emptied (cgroup_kill_all, bounded). */
+static void ps_stop(struct prestart *p)
+{
+	struct slot *s = p->slot;
+
+	p->state = PS_DEAD;
+	p->self = false;
+	ps_set_warming(p, false);
+	ps_close_sock(p);
+	if (!s->cg_kernel)
+		return;
+	if (s->lang->prestart_compile)
+		cgroup_signal_all(s->cg_kernel);
+	else
+		cgroup_kill_all(s->cg_kernel);
+}
+
+/* The helper is no use any more: stopped; a step in flight is run again the
+ * usual way (run.c). */
 static void ps_lost(struct prestart *p, const char *why)
 {
 	struct slot *s = p->slot;
@@ -170,14 +190,9 @@ static void ps_lost(struct prestart *p, const char *why)
 	if (p->state != PS_DEAD)
 		log_info("slot %s: pre-started helper lost (%s)%s", s->id, why,
 			 busy ? ": the step in flight is started again the usual way" : "");
-	p->state = PS_DEAD;
-	p->self = false;
-	ps_set_warming(p, false);
-	ps_close_sock(p);
+	ps_stop(p);
 	if (s->state == SLOT_CREATING)
 		slot_created(s); /* usable without it */
-	if (s->cg_kernel)
-		cgroup_kill_all(s->cg_kernel);
 	if (busy)
 		run_helper_lost(s);
 }
@@ -401,11 +416,7 @@ bool prestart_usable(struct slot *s, bool compile)
 		 * compile is plain; on an idle one it is ready, warm, long
 		 * before a submission comes. */
 		log_debug("slot %s: the compile helper was not ready: stopped; the compile runs the usual way", s->id);
-		p->state = PS_DEAD;
-		ps_set_warming(p, false);
-		ps_close_sock(p);
-		if (s->cg_kernel)
-			cgroup_signal_all(s->cg_kernel);
+		ps_stop(p);
 		return false;
 	}
 	if (p->state == PS_DEAD && !p->launched && p->starts < PRESTART_MAX_STARTS && s->state != SLOT_DESTROYING) {

@@ -171,12 +171,9 @@ def test_interpreter_output_with_nul_is_not_502(make_poold):
 # ---------------------------------------------------------------- what a run leaves behind
 
 
-FILL = FILL_TMPFS
-
-
 def test_tmpfs_pages_do_not_count_against_the_next_runs(make_slot, run):
     sid = make_slot()
-    b = run(sid, FILL, tests=[("", "filled\n")], limits={"memory_kb": 512 << 10})
+    b = run(sid, FILL_TMPFS, tests=[("", "filled\n")], limits={"memory_kb": 512 << 10})
     assert b["verdict"] == "accepted", show(b)
     # Runs alternate between two groups: the next two runs cover both. Each
     # would be memory_limit_exceeded or internal_error ("Device or resource
