@@ -18,6 +18,7 @@
 #include "config.h"
 
 #define LANGUAGE_NAME_MAX      32
+#define LANGUAGE_PCH_MAX       4 /* headers in `pch` */
 #define LANGUAGE_FILE_NAME_MAX 255
 
 enum lang_key {
@@ -313,6 +314,47 @@ static int set_string(struct load_ctx *c, char **dst, const char *value)
 	return 0;
 }
 
+/* pch: one to LANGUAGE_PCH_MAX headers, each as written in #include <…>,
+ * blank-separated, none twice. */
+static int set_pch(struct load_ctx *c, char ***dst, const char *value)
+{
+	char **hs = NULL;
+	size_t n = 0;
+	int r = config_split_argv(value, &hs);
+
+	if (r == -ENOMEM) {
+		fail_nomem(c);
+		return r;
+	}
+	if (r < 0) {
+		fail(c, "pch: `%s` is empty or has an unbalanced quote; give 1 to %d headers, blank-separated", value,
+		     LANGUAGE_PCH_MAX);
+		return r;
+	}
+	for (; hs[n]; n++) {
+		if (!valid_pch(hs[n])) {
+			fail(c, "pch: `%s` is not a relative header path (a-z 0-9 . _ + - and /, no ..)", hs[n]);
+			break;
+		}
+		for (size_t k = 0; k < n; k++)
+			if (strcmp(hs[k], hs[n]) == 0) {
+				fail(c, "pch: `%s` is given twice", hs[n]);
+				goto bad;
+			}
+	}
+	if (hs[n])
+		goto bad;
+	if (n < 1 || n > LANGUAGE_PCH_MAX) {
+		fail(c, "pch: %zu headers; give 1 to %d, blank-separated", n, LANGUAGE_PCH_MAX);
+		goto bad;
+	}
+	*dst = hs;
+	return 0;
+bad:
+	config_argv_free(hs);
+	return -EINVAL;
+}
+
 static int handle_language(struct load_ctx *c, const char *name, const char *value)
 {
 	struct language *l = c->lang;
@@ -352,12 +394,7 @@ static int handle_language(struct load_ctx *c, const char *name, const char *val
 	case KEY_RUN: return set_argv(c, &l->run_argv, name, value);
 	case KEY_INTERPRETER: return set_argv(c, &l->interpreter_argv, name, value);
 	case KEY_MEMORY_ERROR: return set_string(c, &l->memory_error, value);
-	case KEY_PCH:
-		if (!valid_pch(value)) {
-			fail(c, "pch: `%s` is not a relative header path (a-z 0-9 . _ + - and /, no ..)", value);
-			return -EINVAL;
-		}
-		return set_string(c, &l->pch, value);
+	case KEY_PCH: return set_pch(c, &l->pch, value);
 	case KEY_PRESTART: return set_argv(c, &l->prestart_argv, name, value);
 	case KEY_PRESTART_FOR:
 		if (strcmp(value, "run") != 0 && strcmp(value, "compile") != 0) {
@@ -451,7 +488,7 @@ void language_free(struct language *l)
 	config_argv_free(l->run_argv);
 	config_argv_free(l->interpreter_argv);
 	config_argv_free(l->prestart_argv);
-	free(l->pch);
+	config_argv_free(l->pch);
 	free(l->pch_dir);
 	config_argv_free(l->paths);
 	config_argv_free(l->env);

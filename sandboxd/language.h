@@ -14,9 +14,9 @@
  *                                           ; optional: the stateful interpreter of
  *                                           ; slots created with "interpreter": true
  *                                           ; (kernel.c; /opt/warmpool is runtimes_dir)
- *   pch = bits/stdc++.h                     ; optional: a header precompiled per host
+ *   pch = bits/stdc++.h iostream            ; optional: headers precompiled per host
  *                                           ; with the compile line's flags (pch.c);
- *                                           ; slots see it at /opt/warmpool-pch
+ *                                           ; slots see them at /opt/warmpool-pch
  *   prestart = /usr/bin/python3 -I -B /opt/warmpool/pyfork.pyc
  *                                           ; optional: a helper started when the slot
  *                                           ; is made, that starts the steps named by
@@ -60,7 +60,7 @@ struct language {
 				    runtime itself, as Java's OutOfMemoryError), or NULL */
 	struct limits limits;
 	struct limits compile_limits;
-	char *pch;	       /* header to precompile ("bits/stdc++.h"), or NULL */
+	char **pch;	       /* headers to precompile ("bits/stdc++.h", "iostream"), or NULL */
 	char *pch_dir;	       /* host dir bound at /opt/warmpool-pch (pch.c), or NULL */
 	char **prestart_argv;  /* the pre-started helper, or NULL */
 	bool prestart_compile; /* the helper starts the compile, not the test runs */

@@ -1,10 +1,12 @@
-/* pch.c — see pch.h. Layout under <state_dir>/pch (a tmpfs of its own):
+/* pch.c — see pch.h. Layout under <state_dir>/pch (a tmpfs of its own),
+ * for each header of a language's `pch` (its k-th: 0, 1, …):
  *
- *   <lang>/bits/stdc++.h.gch   the header, root-owned, 0444 (bound read-only
- *                              at /opt/warmpool-pch in the language's slots)
- *   <lang>/stamp               the key it was built for, in hex
- *   .build-<lang>/             the build dir, nobody's while g++ runs
- */
+ *   <lang>/bits/stdc++.h.gch   the header, root-owned, 0444 (<lang>/ is bound
+ *   <lang>/iostream.gch        read-only at /opt/warmpool-pch in its slots)
+ *   <lang>/bits/stdc++.h.stamp the key it was built for, in hex
+ *   .build-<lang>-<k>/         the build dir, nobody's while g++ runs
+ *
+ * Each header is a build of its own: built, failed and retried alone. */
 #include "pch.h"
 
 #include <fcntl.h>
@@ -31,8 +33,9 @@
 
 struct pch {
 	struct language *lang;
+	const char *header;  /* one of lang->pch: "bits/stdc++.h" */
 	char *dir;	     /* <root>/<lang> */
-	char *build;	     /* <root>/.build-<lang> */
+	char *build;	     /* <root>/.build-<lang>-<k> */
 	char *out_name;	     /* "stdc++.h.gch" */
 	char **flags;	     /* pch_build_flags() */
 	struct stat cc_st;   /* the compiler as last seen */
@@ -143,7 +146,8 @@ int pch_init(const char *state_dir, struct language **ls, size_t n, struct wp_er
 	int r;
 
 	for (size_t i = 0; i < n; i++)
-		want += ls[i]->pch && ls[i]->available;
+		for (char **h = ls[i]->available ? ls[i]->pch : NULL; h && *h; h++)
+			want++;
 	if (!want)
 		return 0;
 	if (asprintf(&root, "%s/pch", state_dir) < 0) {
@@ -159,42 +163,38 @@ int pch_init(const char *state_dir, struct language **ls, size_t n, struct wp_er
 		return wp_error_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		struct language *l = ls[i];
-		struct pch *p = &pchs[n_pchs];
-		const char *base;
 
 		if (!l->pch || !l->available)
 			continue;
-		base = strrchr(l->pch, '/') ? strrchr(l->pch, '/') + 1 : l->pch;
-		if (asprintf(&p->dir, "%s/%s", root, l->name) < 0 ||
-		    asprintf(&p->build, "%s/.build-%s", root, l->name) < 0 ||
-		    asprintf(&p->out_name, "%s.gch", base) < 0 || !(l->pch_dir = strdup(p->dir)) ||
-		    !(p->flags = pch_build_flags(l->compile_argv, l->source)))
-			return wp_error_set(err, ENOMEM, "out of memory");
-		if (mkdir(p->dir, 0755) < 0 && errno != EEXIST)
-			return wp_error_errno(err, "mkdir `%s`", p->dir);
-		/* the header's own dirs ("bits"), empty until built */
-		if (strchr(l->pch, '/')) {
-			cleanup_free char *rel = strndup(l->pch, (size_t)(strrchr(l->pch, '/') - l->pch));
-			if (!rel)
+		for (size_t k = 0; l->pch[k]; k++) {
+			struct pch *p = &pchs[n_pchs];
+			const char *h = l->pch[k], *base = strrchr(h, '/') ? strrchr(h, '/') + 1 : h;
+
+			if (asprintf(&p->dir, "%s/%s", root, l->name) < 0 ||
+			    asprintf(&p->build, "%s/.build-%s-%zu", root, l->name, k) < 0 ||
+			    asprintf(&p->out_name, "%s.gch", base) < 0 ||
+			    (!l->pch_dir && !(l->pch_dir = strdup(p->dir))) ||
+			    !(p->flags = pch_build_flags(l->compile_argv, l->source)))
 				return wp_error_set(err, ENOMEM, "out of memory");
-			if ((r = mkdir_under(p->dir, rel, 0755)) < 0)
-				return wp_error_set(err, -r, "mkdir `%s/%s`: %s", p->dir, rel, strerror(-r));
+			if (mkdir(p->dir, 0755) < 0 && errno != EEXIST)
+				return wp_error_errno(err, "mkdir `%s`", p->dir);
+			/* the header's own dirs ("bits"), empty until built */
+			if (strchr(h, '/')) {
+				cleanup_free char *rel = strndup(h, (size_t)(strrchr(h, '/') - h));
+				if (!rel)
+					return wp_error_set(err, ENOMEM, "out of memory");
+				if ((r = mkdir_under(p->dir, rel, 0755)) < 0)
+					return wp_error_set(err, -r, "mkdir `%s/%s`: %s", p->dir, rel, strerror(-r));
+			}
+			p->lang = l;
+			p->header = h;
+			n_pchs++;
+			log_info("language %s: <%s> is precompiled on first use into %s (flags:%s%s%s)", l->name, h,
+				 p->dir, p->flags[0] ? " " : " none", p->flags[0] ? p->flags[0] : "",
+				 p->flags[0] && p->flags[1] ? " …" : "");
 		}
-		p->lang = l;
-		n_pchs++;
-		log_info("language %s: %s is precompiled on first use into %s (flags:%s%s%s)", l->name, l->pch, p->dir,
-			 p->flags[0] ? " " : " none", p->flags[0] ? p->flags[0] : "",
-			 p->flags[0] && p->flags[1] ? " …" : "");
 	}
 	return 0;
-}
-
-static struct pch *pch_of(const struct language *l)
-{
-	for (size_t i = 0; i < n_pchs; i++)
-		if (pchs[i].lang == l)
-			return &pchs[i];
-	return NULL;
 }
 
 static bool same_file(const struct stat *a, const struct stat *b)
@@ -203,10 +203,10 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* The path of the header in place: <dir>/<pch>.gch */
+/* The path of the header in place: <dir>/<header>.gch */
 static int out_path(const struct pch *p, char *buf, size_t size)
 {
-	return snprintf(buf, size, "%s/%s.gch", p->dir, p->lang->pch) >= (int)size ? -ENAMETOOLONG : 0;
+	return snprintf(buf, size, "%s/%s.gch", p->dir, p->header) >= (int)size ? -ENAMETOOLONG : 0;
 }
 
 static void write_stamp(const struct pch *p)
@@ -214,11 +214,11 @@ static void write_stamp(const struct pch *p)
 	char path[4096], tmp[4096], line[64];
 	int len = snprintf(line, sizeof(line), "%016llx\n", (unsigned long long)p->built_key);
 
-	snprintf(path, sizeof(path), "%s/stamp", p->dir);
-	snprintf(tmp, sizeof(tmp), "%s/.stamp", p->dir);
+	snprintf(path, sizeof(path), "%s/%s.stamp", p->dir, p->header);
+	snprintf(tmp, sizeof(tmp), "%s/%s.stamp.new", p->dir, p->header);
 	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0444);
 	if (fd < 0 || write(fd, line, (size_t)len) != len || rename(tmp, path) < 0)
-		log_warn("pch %s: write `%s`: %m", p->lang->name, path);
+		log_warn("pch %s <%s>: write `%s`: %m", p->lang->name, p->header, path);
 }
 
 /* The first lines g++ printed, for the log. */
@@ -260,8 +260,8 @@ static int build_install(struct pch *p, struct wp_error *err)
 		return wp_error_set(err, -r, "path too long");
 	if (renameat(dfd, p->out_name, AT_FDCWD, dst) < 0)
 		return wp_error_errno(err, "rename into `%s`", dst);
-	log_info("pch %s: %s built in %.1f s (%lld MB), used by compiles from now on", p->lang->name, dst,
-		 ev_now(EV_DEFAULT) - p->started, (long long)(st.st_size >> 20));
+	log_info("pch %s <%s>: %s built in %.1f s (%lld MB), used by compiles from now on", p->lang->name,
+		 p->header, dst, ev_now(EV_DEFAULT) - p->started, (long long)(st.st_size >> 20));
 	return 0;
 }
 
@@ -278,8 +278,8 @@ static void build_done_cb(struct ev_loop *loop, ev_child *w, int revents)
 	} else {
 		char out[PCH_LOG_MAX];
 		read_build_log(p, out, sizeof(out));
-		log_warn("pch %s: the build failed (%s, status 0x%x): %s; compiles go on without it", p->lang->name,
-			 err.msg[0] ? err.msg : "g++", w->rstatus, out[0] ? out : "(no output)");
+		log_warn("pch %s <%s>: the build failed (%s, status 0x%x): %s; compiles go on without it",
+			 p->lang->name, p->header, err.msg[0] ? err.msg : "g++", w->rstatus, out[0] ? out : "(no output)");
 		p->failed_key = p->build_key;
 		p->failed_at = ev_now(loop);
 	}
@@ -327,7 +327,7 @@ static _Noreturn void build_child(const struct pch *p, int logfd, const char *wr
 static int build_start(struct pch *p, struct wp_error *err)
 {
 	char wrapper[256], path[4096], line[512];
-	const char *base = strrchr(p->lang->pch, '/') ? strrchr(p->lang->pch, '/') + 1 : p->lang->pch;
+	const char *base = strrchr(p->header, '/') ? strrchr(p->header, '/') + 1 : p->header;
 	int len;
 	pid_t pid;
 
@@ -338,7 +338,7 @@ static int build_start(struct pch *p, struct wp_error *err)
 	 * found for #include <bits/stdc++.h> and stands for the real one */
 	snprintf(wrapper, sizeof(wrapper), "%s", base);
 	snprintf(path, sizeof(path), "%s/%s", p->build, wrapper);
-	len = snprintf(line, sizeof(line), "#include <%s>\n", p->lang->pch);
+	len = snprintf(line, sizeof(line), "#include <%s>\n", p->header);
 	cleanup_close int wfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
 	if (wfd < 0 || write(wfd, line, (size_t)len) != len)
 		return wp_error_errno(err, "write `%s`", path);
@@ -359,24 +359,21 @@ static int build_start(struct pch *p, struct wp_error *err)
 	ev_child_init(&p->child, build_done_cb, pid, 0);
 	p->child.data = p;
 	ev_child_start(EV_DEFAULT, &p->child);
-	log_info("pch %s: building %s as uid %d (pid %d, key %016llx)", p->lang->name, p->lang->pch, PCH_BUILD_UID,
+	log_info("pch %s <%s>: building as uid %d (pid %d, key %016llx)", p->lang->name, p->header, PCH_BUILD_UID,
 		 (int)pid, (unsigned long long)p->key);
 	return 0;
 }
 
-void pch_prepare(struct language *l)
+static void prepare_one(struct pch *p, const struct stat *st)
 {
-	struct pch *p = pch_of(l);
+	struct language *l = p->lang;
 	struct wp_error err = {0};
-	struct stat st;
 
-	if (!p || p->pid)
+	if (p->pid)
 		return;
-	if (stat(l->compile_argv[0], &st) < 0)
-		return;
-	if (!p->key || !same_file(&st, &p->cc_st)) {
-		p->cc_st = st;
-		p->key = pch_key(l->compile_argv[0], &st, l->version, l->pch, p->flags);
+	if (!p->key || !same_file(st, &p->cc_st)) {
+		p->cc_st = *st;
+		p->key = pch_key(l->compile_argv[0], st, l->version, p->header, p->flags);
 	}
 	if (p->key == p->built_key)
 		return;
@@ -386,21 +383,44 @@ void pch_prepare(struct language *l)
 		char path[4096];
 		if (out_path(p, path, sizeof(path)) == 0)
 			unlink(path);
-		log_info("pch %s: the compiler changed, rebuilding", l->name);
+		log_info("pch %s <%s>: the compiler changed, rebuilding", l->name, p->header);
 		p->built_key = 0;
 	}
 	if (p->key == p->failed_key && ev_now(EV_DEFAULT) - p->failed_at < PCH_RETRY_AFTER)
 		return;
 	if (build_start(p, &err) < 0) {
-		log_warn("pch %s: %s; compiles go on without it", l->name, err.msg);
+		log_warn("pch %s <%s>: %s; compiles go on without it", l->name, p->header, err.msg);
 		p->failed_key = p->key;
 		p->failed_at = ev_now(EV_DEFAULT);
 		build_dir_remove(p->build);
 	}
 }
 
+void pch_prepare(struct language *l)
+{
+	struct stat st;
+	bool stated = false;
+
+	for (size_t i = 0; i < n_pchs; i++) {
+		if (pchs[i].lang != l || pchs[i].pid)
+			continue;
+		if (!stated && stat(l->compile_argv[0], &st) < 0)
+			return;
+		stated = true;
+		prepare_one(&pchs[i], &st);
+	}
+}
+
 bool pch_ready(const struct language *l)
 {
-	const struct pch *p = pch_of(l);
-	return p && p->built_key && p->built_key == p->key;
+	size_t n = 0;
+
+	for (size_t i = 0; i < n_pchs; i++) {
+		if (pchs[i].lang != l)
+			continue;
+		if (!pchs[i].built_key || pchs[i].built_key != pchs[i].key)
+			return false;
+		n++;
+	}
+	return n > 0;
 }

@@ -1,10 +1,10 @@
 """Level-2 pre-warming (docs/languages.md "Pre-warming"):
 
-- C++: a precompiled <bits/stdc++.h>, built by sandboxd on first use with the
-  language file's exact flags, shared read-only by every cpp slot at
-  /opt/warmpool-pch. Proved by compile time (the same program with and
-  without the header usable, in one test), and the directory is read-only
-  from a slot.
+- C++: a precompiled <bits/stdc++.h> and <iostream>, built by sandboxd on
+  first use with the language file's exact flags, shared read-only by every
+  cpp slot at /opt/warmpool-pch. Proved by compile time (the same program
+  with and without the header usable, in one test), and the directory is
+  read-only from a slot.
 - Python: a fork-server started with the slot (sandboxd/runtimes/pyfork.py):
   each test case is a fresh child of an interpreter that has already started,
   moved into the run's cgroup with the run's limits. Same semantics as
@@ -87,10 +87,34 @@ def test_cpp_bits_stdcpp_compiles_against_the_pch(cpp_pch, make_slot, run):
     assert verdicts_of(b) == ["accepted", "wrong_answer"], b
 
 
+IOSTREAM_SUM = "#include <iostream>\nint main() { long long a, b; std::cin >> a >> b; std::cout << a + b << std::endl; }\n"
+
+
+def test_cpp_iostream_compiles_against_its_pch(cpp_pch, run):
+    """<iostream> first: its own precompiled header (built with bits/stdc++.h's,
+    by the same first compile). Measured: ~0.13 s of CPU against ~0.32 s."""
+    slot = cpp_pch[0]
+    # the same program with a header before <iostream>: no PCH can be used
+    baseline = compile_cpu_ms(run, slot, "#include <cstdio>\n" + IOSTREAM_SUM)
+    deadline, seen = time.monotonic() + 60, []
+    while time.monotonic() < deadline:
+        seen.append(compile_cpu_ms(run, slot, IOSTREAM_SUM))
+        if seen[-1] < baseline * 0.6:
+            break
+        time.sleep(1)
+    assert seen[-1] < baseline * 0.6, "<iostream> compiles never used iostream.gch: %r ms vs %d ms without" % (
+        seen, baseline)
+    b = run(slot, IOSTREAM_SUM, [("1 2\n", "3\n"), ("5 5\n", "11\n")])
+    assert verdicts_of(b) == ["accepted", "wrong_answer"], b
+
+
 def test_cpp_without_bits_compiles_as_before(cpp_pch, run):
     slot = cpp_pch[0]
-    src = "#include <iostream>\nint main() { long long a, b; std::cin >> a >> b; std::cout << a + b << std::endl; }\n"
+    src = "#include <vector>\n" + IOSTREAM_SUM
     b = run(slot, src, [("1 2\n", "3\n")])
+    assert b["verdict"] == "accepted", b
+    # a precompiled header after another one: GCC reads the real one
+    b = run(slot, "#include <bits/stdc++.h>\n" + IOSTREAM_SUM, [("1 2\n", "3\n")])
     assert b["verdict"] == "accepted", b
     # a compile error is still one, with the compiler's message
     b = run(slot, "#include <bits/stdc++.h>\nint main() { undefined_thing(); }\n", [("", "")])
@@ -115,6 +139,9 @@ int main() {
     printf("unlink=%s\n", unlink(gch) < 0 ? strerror(errno) : "UNLINKED");
     printf("chmod=%s\n", chmod(gch, 0666) < 0 ? strerror(errno) : "CHMODDED");
     printf("rename=%s\n", rename("/opt/warmpool-pch/bits", "/opt/warmpool-pch/x") < 0 ? strerror(errno) : "RENAMED");
+    if (stat("/opt/warmpool-pch/iostream.gch", &st) == 0)
+        printf("iostream owner=%d mode=%o\n", (int)st.st_uid, (unsigned)(st.st_mode & 07777));
+    printf("unlink2=%s\n", unlink("/opt/warmpool-pch/iostream.gch") < 0 ? strerror(errno) : "UNLINKED");
 }
 """
 
@@ -125,6 +152,7 @@ def test_pch_dir_not_writable_from_a_slot(cpp_pch, run):
     assert b["verdict"] == "accepted", b
     out = b["tests"][0]["stdout"]
     assert "owner=0 mode=444" in out, out
+    assert "iostream owner=0 mode=444" in out, out
     for word in ("OPENED", "CREATED", "UNLINKED", "CHMODDED", "RENAMED"):
         assert word not in out, "a slot changed the shared PCH: %s" % out
     assert "Read-only file system" in out, out

@@ -177,6 +177,7 @@ static void test_real_languages_load(void **state)
 
 	l = language_find(ls, n, "cpp");
 	assert_argv(l->compile_argv, "/usr/bin/g++|-O2|-std=gnu++17|-I/opt/warmpool-pch|-o|main|main.cpp");
+	assert_argv(l->pch, "bits/stdc++.h|iostream");
 	assert_string_equal(l->source, "main.cpp");
 	assert_null(l->interpreter_argv);
 	assert_false(l->interpreter_ok);
@@ -544,6 +545,23 @@ static void test_load_dir_errors(void **state)
 	assert_non_null(strstr(err.msg, sub));
 }
 
+static void test_pch_headers(void **state)
+{
+	struct language *l;
+#define CC "[language]\nname = x\nsource = m.cpp\ncompile = /bin/sh -c true\nrun = ./m\n"
+	l = load_text(*state, CC "pch = bits/stdc++.h  iostream\n", 0, 0, NULL);
+	assert_argv(l->pch, "bits/stdc++.h|iostream");
+	language_free(l);
+	load_text(*state, CC "pch = iostream bits/../x\n", -EINVAL, 6, "pch: `bits/../x` is not a relative header path");
+	load_text(*state, CC "pch = /usr/include/stdio.h\n", -EINVAL, 6, "pch: `/usr/include/stdio.h`");
+	load_text(*state, CC "pch = iostream vector iostream\n", -EINVAL, 6, "pch: `iostream` is given twice");
+	load_text(*state, CC "pch = a b c d e\n", -EINVAL, 6, "pch: 5 headers; give 1 to 4");
+	load_text(*state, CC "pch =\n", -EINVAL, 6, "pch: `` is empty");
+	load_text(*state, "[language]\nname = x\nsource = m\nrun = ./m\npch = iostream\n", -EINVAL, 0,
+		  "`pch` needs a `compile` line");
+#undef CC
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_tmp, teardown_tmp)
@@ -557,6 +575,7 @@ int main(void)
 	    T(test_unknown_keys_and_sections),
 	    T(test_bad_names_and_sources),
 	    T(test_bad_commands),
+	    T(test_pch_headers),
 	    T(test_bad_paths_and_env),
 	    T(test_bad_limit_values),
 	    T(test_commands_go_on_over_indented_lines),
