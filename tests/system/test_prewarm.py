@@ -30,6 +30,7 @@ import wpdaemons as wp
 from conftest import LANG_DIR, proc_cmdline, verdicts_of
 
 BUSY_UID_BASE = 380000  # the busy node of the compile-server test: capacity 4
+PCH_FAIL_UID_BASE = 382000  # the node whose first precompiled header cannot build: capacity 4
 
 BITS_SUM = (
     "#include <bits/stdc++.h>\n"
@@ -120,6 +121,46 @@ def test_cpp_without_bits_compiles_as_before(cpp_pch, run):
     b = run(slot, "#include <bits/stdc++.h>\nint main() { undefined_thing(); }\n", [("", "")])
     assert b["verdict"] == "compilation_error", b
     assert "undefined_thing" in b["compile"]["stderr"], b
+
+
+def test_a_header_that_cannot_build_leaves_the_others_and_says_why():
+    """Each header of `pch` is a build of its own: one that fails (here a
+    header that does not exist) is logged with g++'s message, and the
+    others are built and used."""
+    langs = wp.make_tmpdir("wp-prewarm-pchfail-langs-")
+    with open(os.path.join(LANG_DIR, "cpp.conf")) as f:
+        conf = f.read()
+    assert "\npch = bits/stdc++.h iostream\n" in conf, "cpp.conf's pch line changed: update this test"
+    with open(os.path.join(langs, "cpp.conf"), "w") as f:
+        f.write(conf.replace("\npch = bits/stdc++.h iostream\n", "\npch = nothing/missing.h iostream\n"))
+    sb = wp.Sandboxd(wp.make_tmpdir("wp-prewarm-pchfail-"), PCH_FAIL_UID_BASE, capacity=4, languages=langs)
+    sb.start()
+    try:
+        c = sb.client(timeout=60)
+        r = c.post("/v1/slots", {"language": "cpp", "wait": True}, timeout=60)
+        assert r.status == 201, r
+        slot = r.body["slots"][0]["id"]
+
+        def compile_ms(src):
+            r = c.post("/v1/slots/%s/run" % slot, {"source": src, "tests": [{"stdin": "2 3\n", "expected": "5\n"}]})
+            assert r.status == 200 and verdicts_of(r.body) == ["accepted"], r
+            return r.body["compile"]["time_ms"]
+
+        baseline = compile_ms("#include <cstdio>\n" + IOSTREAM_SUM)
+        assert wp.wait_for(lambda: compile_ms(IOSTREAM_SUM) < baseline * 0.6, 60, 0.5), \
+            "<iostream> was not precompiled beside a header that failed"
+        log = sb.log_text()
+        assert "pch cpp <iostream>: " in log and " built in " in log, log
+        failed = [l for l in log.splitlines() if "pch cpp <nothing/missing.h>: the build failed" in l]
+        assert failed and "missing.h" in failed[0].split("the build failed", 1)[1] and "compiles go on" in failed[0], log
+        # a program that includes it gets the compiler's own message
+        r = c.post("/v1/slots/%s/run" % slot, {"source": "#include <nothing/missing.h>\nint main(){}\n",
+                                                "tests": [{"stdin": ""}]})
+        assert r.status == 200 and r.body["verdict"] == "compilation_error", r
+        assert "nothing/missing.h" in r.body["compile"]["stderr"], r.body
+    finally:
+        sb.stop()
+        sb.cleanup()
 
 
 PCH_PROBE = r"""
