@@ -93,7 +93,7 @@ IOSTREAM_SUM = "#include <iostream>\nint main() { long long a, b; std::cin >> a 
 
 def test_cpp_iostream_compiles_against_its_pch(cpp_pch, run):
     """<iostream> first: its own precompiled header (built with bits/stdc++.h's,
-    by the same first compile). Measured: ~0.13 s of CPU against ~0.32 s."""
+    by the same first compile). Measured: ~0.12 s of CPU against ~0.32 s."""
     slot = cpp_pch[0]
     # the same program with a header before <iostream>: no PCH can be used
     baseline = compile_cpu_ms(run, slot, "#include <cstdio>\n" + IOSTREAM_SUM)
