@@ -736,13 +736,19 @@ bool cgroup_is_empty(struct cgroup *g)
 int cgroup_destroy(struct cgroup *g, struct wp_error *err)
 {
 	uint64_t start = cgroup_now_ms();
-	int ret = 0;
+	int ret = 0, first[CGROUP_MAX_HIER];
+	bool busy = false;
 
 	if (!g)
 		return 0;
-	/* 0: seen empty, the usual case (a run group after its run, a slot
-	 * whose init was reaped): not walked again before the rmdir */
-	if (cgroup_kill_all(g) != 0) {
+	/* The usual case (a run group after its run, a slot whose init was
+	 * reaped) is empty: the rmdirs go through with nothing read first. A
+	 * group that still holds a task says EBUSY (group_rmdir has listed,
+	 * killed and retried it once): then the whole tree is frozen and
+	 * killed, waited for and removed as below. */
+	for (int i = 0; i < g->r->nh; i++)
+		busy |= (first[i] = group_rmdir(g, i)) == -EBUSY;
+	if (busy && cgroup_kill_all(g) != 0) {
 		uint64_t last_kill = cgroup_now_ms();
 		while (!cgroup_is_empty(g) && cgroup_now_ms() - start < 1000) {
 			cgroup_sleep_ms(5);
@@ -753,9 +759,9 @@ int cgroup_destroy(struct cgroup *g, struct wp_error *err)
 		}
 	}
 	for (int i = 0; i < g->r->nh; i++) {
-		int r;
+		int r = first[i];
 		/* rmdir says EBUSY while exiting tasks still hold the group. */
-		while ((r = group_rmdir(g, i)) == -EBUSY && cgroup_now_ms() - start < 1000)
+		while (r == -EBUSY && (r = group_rmdir(g, i)) == -EBUSY && cgroup_now_ms() - start < 1000)
 			cgroup_sleep_ms(5);
 		if (r < 0 && ret == 0) {
 			int left = cgroup_count_tree(g->dir[i]);
