@@ -15,8 +15,9 @@ What it measures, every figure in the same run:
    (docs/operations.md: one C++ submission, so that the precompiled headers
    are built, then a quiet host), each distinct program of the burst
    (Python, C++, Java, JavaScript; right and wrong answer) submitted alone
-   through POST /execute, one after another (5 times each, the median kept). floor = sum over all
-   submissions of the burst of their program's solo time / the node's CPUs.
+   through POST /execute, one after another (5 times each, the median
+   kept). floor = sum over all submissions of the burst of their program's
+   solo time / the node's CPUs.
    Then (an info row) the same with each solo run on a settled node (pools
    refilled, helpers warmed up): the floor without any slot making.
 2. The seed's contest: 200 students x 2 questions at once, half of the second

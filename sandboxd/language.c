@@ -334,7 +334,7 @@ static int set_pch(struct load_ctx *c, char ***dst, const char *value)
 	for (; hs[n]; n++) {
 		if (!valid_pch(hs[n])) {
 			fail(c, "pch: `%s` is not a relative header path (a-z 0-9 . _ + - and /, no ..)", hs[n]);
-			break;
+			goto bad;
 		}
 		for (size_t k = 0; k < n; k++)
 			if (strcmp(hs[k], hs[n]) == 0) {
@@ -342,8 +342,6 @@ static int set_pch(struct load_ctx *c, char ***dst, const char *value)
 				goto bad;
 			}
 	}
-	if (hs[n])
-		goto bad;
 	if (n < 1 || n > LANGUAGE_PCH_MAX) {
 		fail(c, "pch: %zu headers; give 1 to %d, blank-separated", n, LANGUAGE_PCH_MAX);
 		goto bad;
