@@ -23,7 +23,10 @@ What it measures, every figure in the same run:
 2. The seed's contest: 200 students x 2 questions at once, half of the second
    answers wrong (the mix and programs of tests/system/test_contest.py): wall
    time, ratio to the floor (target <= 1.25), p50/p95 latency, wrong verdicts
-   and refusals (target 0). Info rows split the ratio: the node's CPU over
+   and refusals (target 0). Then (an info row) the same burst without its
+   Java submissions against their floor: alone, a Java submission finds
+   its slot's compile server warmed up on idle CPU; in a burst, with no
+   idle CPU, it compiles cold, and this row shows the rest without that. Info rows split the ratio: the node's CPU over
    its CPUs against the floor (the burst's work), the wall time against that
    (how well the burst packs it), and per language the runs' own CPU in the
    burst (compiles and test cases, sandboxd's time_ms) against the solo time
@@ -231,12 +234,13 @@ def host_warm_up(c, node_cpu, timeout=90):
     settle(c, node_cpu)
 
 
-def run_contest(c, students, solo, ncpu, limit, node_cpu=lambda: 0.0, solo_cpu_per_run=None):
-    jobs = contest_jobs(students)
+def run_contest(c, students, solo, ncpu, limit, node_cpu=lambda: 0.0, solo_cpu_per_run=None, without=()):
+    jobs = [j for j in contest_jobs(students) if j[1]["language"] not in without]
     lang_of = {k: b["language"] for k, b, _ in jobs}
     correct = {k: ok for k, _, ok in jobs}
     floor = sum(solo[(b["language"], ok)] for _, b, ok in jobs) / ncpu
-    log("%d students x 2: %d submissions at once (floor %.1f s)" % (students, len(jobs), floor))
+    log("%d students x 2%s: %d submissions at once (floor %.1f s)" % (
+        students, " without %s" % "/".join(without) if without else "", len(jobs), floor))
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, (b0, t0) = node_cpu(), host_cpu()
     results, errors, wall = burst(c, jobs, limit)
@@ -434,6 +438,16 @@ def contest_rows(quick, ncpu, raw, rows):
                 "(alone: %.1f s), host %.0f%% busy, other work %.1f CPU-s" % (
                     name, r["wall_s"], r["floor_s"], r["ratio"], r["p50_s"], r["p95_s"], r["refused"], r["wrong"],
                     r["daemon_cpu_s"], r["solo_daemon_cpu_s"], r["host_busy_pct"], r["others_cpu_s"]))
+        # the same burst without its Java submissions: in a burst each
+        # compiles cold where alone it finds a warm compile server, which
+        # no scheduling can give a burst; what is left is the rest's
+        settle(c, node_cpu)
+        r = run_contest(c, 200, solo, ncpu, 900, node_cpu, solo_cpu_per_run, without=("java",))
+        raw["contest_200_without_java"] = r
+        rows.append(("  the same burst without its %d Java submissions: wall vs their floor" % (
+            MIX["java"] * 2), "%.1f s" % r["floor_s"], "%.1f s" % r["wall_s"], "%.2fx" % r["ratio"], "-",
+                     "info" if r["refused"] == 0 and r["wrong"] == 0 else
+                     "FAIL: %d refused, %d wrong" % (r["refused"], r["wrong"])))
         # the floor again, each program on a settled node: what it costs
         # alone when no slot is made or warmed up beside it
         log("solo runs on a settled node (pools refilled, helpers warm)")
