@@ -261,15 +261,23 @@ static void ready_push(struct pool *p, struct node *n, const char *id)
 	p->n_ready++;
 }
 
-/* Take the ready slot on the least loaded node (spreads sessions). */
-static struct ready_slot *ready_pop(struct pool *p)
+enum ready_end { READY_OLDEST, READY_NEWEST };
+
+/* A ready slot on the least loaded node (spreads sessions): to be used, the
+ * one ready the longest (READY_OLDEST: its pre-started helpers had the most
+ * idle CPU to warm up, e.g. a Java compile server; a slot made in a burst
+ * has not), to be destroyed above `warm`, the newest. */
+static struct ready_slot *ready_pop_end(struct pool *p, enum ready_end end)
 {
 	struct ready_slot **best = NULL;
 	double best_load = 2;
 	for (struct ready_slot **rp = &p->ready; *rp; rp = &(*rp)->next) {
 		struct node *n = (*rp)->node;
 		double load = n->capacity ? (double)n->slots / (double)n->capacity : 1;
-		if (n->up && load < best_load) {
+		if (!n->up || load > best_load)
+			continue;
+		if (load < best_load || (end == READY_OLDEST ? (*rp)->since <= (*best)->since
+							     : (*rp)->since > (*best)->since)) {
 			best = rp;
 			best_load = load;
 		}
@@ -280,6 +288,11 @@ static struct ready_slot *ready_pop(struct pool *p)
 	*best = r->next;
 	p->n_ready--;
 	return r;
+}
+
+static struct ready_slot *ready_pop(struct pool *p)
+{
+	return ready_pop_end(p, READY_OLDEST);
 }
 
 static void create_failed(struct pool *p, const char *why)
@@ -474,7 +487,7 @@ void pool_kick(struct pool *p)
 	}
 	/* shrink: ready slots above warm go, and those beyond max (max lowered
 	 * below ready + leased); leased ones never */
-	while ((p->n_ready > p->warm || pool_total(p) > p->max) && !p->waiters && (r = ready_pop(p))) {
+	while ((p->n_ready > p->warm || pool_total(p) > p->max) && !p->waiters && (r = ready_pop_end(p, READY_NEWEST))) {
 		node_destroy_slot(r->node, r->id);
 		free(r);
 	}

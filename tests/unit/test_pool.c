@@ -381,6 +381,42 @@ static void test_judged_take_refills_at_once_in_a_burst(void **state)
 	assert_int_equal(creating(), 1);
 }
 
+/* A take gets the slot ready the longest: its pre-started helpers (a Java
+ * compile server) had idle CPU to warm up, one made in a burst has not. A
+ * shrink below `warm` destroys the newest. */
+static void test_take_oldest_shrink_newest(void **state)
+{
+	char first[64], fresh[64];
+
+	setup_pool(2, 8);
+	warm_up(8); /* two ready, made at now_s */
+	now_s += 10;
+	P->n_judge_queued = 5; /* a burst: refilled at each take */
+	pool_take_judged(P, 5, take_cb, NULL);
+	settle();
+	assert_int_equal(took.err, 0);
+	snprintf(first, sizeof(first), "%s", took.id);
+	pool_judged_hold(P);
+	assert_int_equal(creating(), 1);
+	answer_creates(); /* made now: the newest */
+	assert_int_equal(P->n_ready, 2);
+	snprintf(fresh, sizeof(fresh), "%s", P->ready->id);
+	pool_take_judged(P, 5, take_cb, NULL);
+	settle();
+	assert_int_equal(took.err, 0);
+	assert_string_not_equal(took.id, fresh);  /* the other warm one, not the one just made */
+	assert_string_not_equal(took.id, first);
+	pool_judged_hold(P);
+	now_s += 1;
+	answer_creates(); /* newer still than `fresh` */
+	assert_int_equal(P->n_ready, 2);
+	/* warm lowered to 1: of the two ready, the newest goes */
+	P->warm = 1;
+	pool_kick(P);
+	assert_int_equal(P->n_ready, 1);
+	assert_string_equal(P->ready->id, fresh);
+}
+
 /* The node's slot count: the check's figure, plus creates, minus destroys. */
 static void test_node_slot_count(void **state)
 {
@@ -413,6 +449,7 @@ int main(void)
 	    cmocka_unit_test(test_max_lowered_below_ready_plus_leased),
 	    cmocka_unit_test(test_judged_hold_and_return),
 	    cmocka_unit_test(test_judged_take_refills_at_once_in_a_burst),
+	    cmocka_unit_test(test_take_oldest_shrink_newest),
 	    cmocka_unit_test(test_node_slot_count),
 	};
 	return run_each(tests, sizeof(tests) / sizeof(tests[0]));
