@@ -23,15 +23,16 @@ What it measures, every figure in the same run:
 2. The seed's contest: 200 students x 2 questions at once, half of the second
    answers wrong (the mix and programs of tests/system/test_contest.py): wall
    time, ratio to the floor (target <= 1.25), p50/p95 latency, wrong verdicts
-   and refusals (target 0). Then (an info row) the same burst without its
-   Java submissions against their floor: alone, a Java submission finds
-   its slot's compile server warmed up on idle CPU; in a burst, with no
-   idle CPU, it compiles cold, and this row shows the rest without that. Info rows split the ratio: the node's CPU over
+   and refusals (target 0). Info rows split the ratio: the node's CPU over
    its CPUs against the floor (the burst's work), the wall time against that
    (how well the burst packs it), and per language the runs' own CPU in the
    burst (compiles and test cases, sandboxd's time_ms) against the solo time
    the floor counts (a JVM, whose JIT threads run beside its main thread,
-   uses more CPU than its wall time).
+   uses more CPU than its wall time). Then (an info row) the same burst
+   without its Java submissions against their floor: alone, a Java
+   submission finds its slot's compile server warmed up on idle CPU; in a
+   burst, with no idle CPU, it compiles cold, and this row shows the rest
+   without that.
 3. Outside --quick: the same with 1 000 students x 2 (wall, ratio, refusals),
    and the 200 x 2 burst's floor measured again on a copy of the language
    files without level-2 pre-warming (no pch, prestart): both floors and
@@ -225,12 +226,8 @@ def host_warm_up(c, node_cpu, timeout=90):
     if why:
         raise RuntimeError("warm-up C++ submission: %s" % why)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        b0, t0 = host_cpu()
-        time.sleep(1)
-        b1, t1 = host_cpu()
-        if (b1 - b0) < 0.1 * (t1 - t0):
-            break
+    while time.monotonic() < deadline and cpu_busy()["busy"] >= 0.1:
+        pass
     settle(c, node_cpu)
 
 

@@ -267,7 +267,7 @@ enum ready_end { READY_OLDEST, READY_NEWEST };
  * one ready the longest (READY_OLDEST: its pre-started helpers had the most
  * idle CPU to warm up, e.g. a Java compile server; a slot made in a burst
  * has not), to be destroyed above `warm`, the newest. */
-static struct ready_slot *ready_pop_end(struct pool *p, enum ready_end end)
+static struct ready_slot *ready_pop(struct pool *p, enum ready_end end)
 {
 	struct ready_slot **best = NULL;
 	double best_load = 2;
@@ -276,8 +276,8 @@ static struct ready_slot *ready_pop_end(struct pool *p, enum ready_end end)
 		double load = n->capacity ? (double)n->slots / (double)n->capacity : 1;
 		if (!n->up || load > best_load)
 			continue;
-		if (load < best_load || (end == READY_OLDEST ? (*rp)->since <= (*best)->since
-							     : (*rp)->since > (*best)->since)) {
+		if (load < best_load || (best && (end == READY_OLDEST ? (*rp)->since <= (*best)->since
+								      : (*rp)->since > (*best)->since))) {
 			best = rp;
 			best_load = load;
 		}
@@ -288,11 +288,6 @@ static struct ready_slot *ready_pop_end(struct pool *p, enum ready_end end)
 	*best = r->next;
 	p->n_ready--;
 	return r;
-}
-
-static struct ready_slot *ready_pop(struct pool *p)
-{
-	return ready_pop_end(p, READY_OLDEST);
 }
 
 static void create_failed(struct pool *p, const char *why)
@@ -481,13 +476,13 @@ void pool_kick(struct pool *p)
 
 	/* ready slots to waiters */
 	struct ready_slot *r;
-	while (p->waiters && (r = ready_pop(p))) {
+	while (p->waiters && (r = ready_pop(p, READY_OLDEST))) {
 		waiter_serve(p, r->node, r->id);
 		free(r);
 	}
 	/* shrink: ready slots above warm go, and those beyond max (max lowered
 	 * below ready + leased); leased ones never */
-	while ((p->n_ready > p->warm || pool_total(p) > p->max) && !p->waiters && (r = ready_pop_end(p, READY_NEWEST))) {
+	while ((p->n_ready > p->warm || pool_total(p) > p->max) && !p->waiters && (r = ready_pop(p, READY_NEWEST))) {
 		node_destroy_slot(r->node, r->id);
 		free(r);
 	}
@@ -595,7 +590,7 @@ static void take(struct pool *p, double timeout_s, enum take_kind kind, pool_tak
 		/* a burst: refilled at once (a lone run's hold ends too) */
 		p->lone_until = kind == TAKE_JUDGED_LONE ? now + REFILL_HOLD : 0;
 	}
-	if (!p->waiters && (r = ready_pop(p))) {
+	if (!p->waiters && (r = ready_pop(p, READY_OLDEST))) {
 		handoff(p, fn, data, 0, r->node, r->id);
 		free(r);
 		if (kind == TAKE_JUDGED_BUSY)

@@ -411,16 +411,3 @@ void pch_prepare(struct language *l)
 	}
 }
 
-bool pch_ready(const struct language *l)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < n_pchs; i++) {
-		if (pchs[i].lang != l)
-			continue;
-		if (!pchs[i].built_key || pchs[i].built_key != pchs[i].key)
-			return false;
-		n++;
-	}
-	return n > 0;
-}

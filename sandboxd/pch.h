@@ -35,8 +35,6 @@ int pch_init(const char *state_dir, struct language **ls, size_t n, struct wp_er
  * and not building. Never blocks (a stat of the compiler, at most a fork
  * per header). */
 void pch_prepare(struct language *l);
-/* Every header of l is built and current. */
-bool pch_ready(const struct language *l);
 
 /* The flags the header is built with: the compile line without argv[0], the
  * source, -o FILE, -I/-L/-l options and linker-only options. malloc'd,

@@ -150,7 +150,7 @@ def test_a_header_that_cannot_build_leaves_the_others_and_says_why():
         assert wp.wait_for(lambda: compile_ms(IOSTREAM_SUM) < baseline * 0.6, 60, 0.5), \
             "<iostream> was not precompiled beside a header that failed"
         log = sb.log_text()
-        assert "pch cpp <iostream>: " in log and " built in " in log, log
+        assert any("pch cpp <iostream>: " in l and " built in " in l for l in log.splitlines()), log
         failed = [l for l in log.splitlines() if "pch cpp <nothing/missing.h>: the build failed" in l]
         assert failed and "missing.h" in failed[0].split("the build failed", 1)[1] and "compiles go on" in failed[0], log
         # a program that includes it gets the compiler's own message

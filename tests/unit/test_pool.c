@@ -415,6 +415,14 @@ static void test_take_oldest_shrink_newest(void **state)
 	pool_kick(P);
 	assert_int_equal(P->n_ready, 1);
 	assert_string_equal(P->ready->id, fresh);
+	/* a node holding twice its capacity (restarted smaller) gives none of
+	 * its ready slots to a take, as before: the take waits */
+	node_first()->slots = 2 * node_first()->capacity;
+	took.calls = 0;
+	pool_take_judged(P, 5, take_cb, NULL);
+	settle();
+	assert_int_equal(took.calls, 0);
+	assert_int_equal(P->n_ready, 1);
 }
 
 /* The node's slot count: the check's figure, plus creates, minus destroys. */
