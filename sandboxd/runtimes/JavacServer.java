@@ -10,7 +10,7 @@
  * into that group, takes the step's rlimits (RLIMIT_CPU on top of the CPU it
  * already used), reports {"started": pid, "self": true}, closes its socket,
  * puts the fds on 0-2 and runs javac's own entry point
- * (com.sun.tools.javac.Main.compile) with the compile line's arguments, so
+ * (com.sun.tools.javac.Main.compile) with the compile line's javac arguments, so
  * the diagnostics and the exit code are javac's. Its exit, as init reports
  * it, is the step's exit. One compile per JVM: no class, file manager cache or
  * annotation processor of a submission outlives it.
@@ -64,6 +64,7 @@ public final class JavacServer {
 	private static native int idle(); /* this thread: SCHED_IDLE */
 
 	private static final int HDR = 4 * 4 + 8 * 4 + 4; /* struct proto_run up to strings[] */
+	private static final String JAVAC_MAIN = "com.sun.tools.javac.Main";
 
 	/* What the warm-up compiles: what a contest program uses (Scanner,
 	 * collections, generics, lambdas, streams, records, string
@@ -164,6 +165,16 @@ public final class JavacServer {
 		Runtime.getRuntime().halt(127);
 	}
 
+	/* javac's own arguments in a compile line: the line is either the JVM
+	 * running javac's entry point (`java <JVM flags> com.sun.tools.javac.Main
+	 * <args>`: the JVM flags are the server's own) or javac's launcher
+	 * (`javac -J<JVM flag>… <args>`: javac takes -J and ignores it, as the
+	 * launcher has used it) */
+	static List<String> javacArgs(List<String> line) {
+		int main = line.indexOf(JAVAC_MAIN);
+		return new ArrayList<>(line.subList(main + 1, line.size()));
+	}
+
 	public static void main(String[] args) throws Exception
 	{
 		JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
@@ -209,10 +220,16 @@ public final class JavacServer {
 		 * directory the JVM started in */
 		if (!strs.get(argc + envc).equals(System.getProperty("user.dir")))
 			failed(22, "the step's directory is not the server's");
-		List<String> javacArgs = new ArrayList<>();
-		for (int i = 1; i < argc; i++)
-			if (!strs.get(i).startsWith("-J")) /* the JVM's flags: the server was started with them */
-				javacArgs.add(strs.get(i));
+		List<String> javacArgs = javacArgs(strs.subList(1, argc));
+		/* javac's default class path (no -cp in the line) is its JVM's:
+		 * for the compile line's JVM that is $CLASSPATH or ".", the
+		 * directory with the submission's other classes and sources; this
+		 * JVM's is its own jar */
+		String classPath = ".";
+		for (String env : strs.subList(argc, argc + envc))
+			if (env.startsWith("CLASSPATH=") && env.length() > "CLASSPATH=".length())
+				classPath = env.substring("CLASSPATH=".length());
+		System.setProperty("java.class.path", classPath);
 
 		int e = join(fds, cpu, fsize, nofile);
 		if (e != 0)

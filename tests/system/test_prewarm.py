@@ -27,10 +27,11 @@ import time
 import pytest
 import wpdaemons as wp
 
-from conftest import LANG_DIR, proc_cmdline, verdicts_of
+from conftest import LANG_DIR, proc_cmdline, show, verdicts_of
 
 BUSY_UID_BASE = 380000  # the busy node of the compile-server test: capacity 4
 PCH_FAIL_UID_BASE = 382000  # the node whose first precompiled header cannot build: capacity 4
+JAVAC_LINE_UID_BASE = 383000  # the node whose java.conf compiles with the javac launcher: capacity 4
 
 BITS_SUM = (
     "#include <bits/stdc++.h>\n"
@@ -600,6 +601,61 @@ def test_java_compile_server_diagnostics_are_javac_s(make_slot, run, sandboxd, n
     assert b["verdict"] == ("accepted" if want_rc == 0 else "compilation_error"), b
     log = sandboxd.log_text(log_at)
     assert "started again without the pre-started helper" not in log, log
+
+
+HELPER_MAIN = (
+    "import java.util.*;\n"
+    "public class Main { public static void main(String[] a) {\n"
+    "    Scanner s = new Scanner(System.in); System.out.println(Helper.sum(s.nextLong(), s.nextLong())); } }\n"
+)
+
+
+def test_java_compile_server_finds_the_slot_s_other_sources_as_javac_does(client, java_slot, run):
+    """A class in another file of the slot's directory (a session's upload)
+    is found by the compile server's javac, as a plain javac finds it in
+    its class path "." (the server's own JVM has its jar as class path)."""
+    r = client.put("/v1/slots/%s/files/Helper.java" % java_slot,
+                   b"public class Helper { static long sum(long a, long b) { return a + b; } }\n")
+    assert r.status in (200, 201), r
+    b = run(java_slot, HELPER_MAIN, [("1 2\n", "3\n")])
+    assert b["compile"]["status"] == "ok" and b["verdict"] == "accepted", (
+        "Main.java using Helper.java of the same directory: %s" % show(b))
+
+
+def test_java_compile_server_takes_a_javac_launcher_line():
+    """java.conf's compile line runs javac's entry point in a plain JVM; a
+    line written for javac's launcher (`javac -J<JVM flag>… <args>`) works
+    with the compile server too: it drops the -J flags and compiles with
+    the rest, with javac's own diagnostics."""
+    langs = wp.make_tmpdir("wp-prewarm-javacline-langs-")
+    with open(os.path.join(LANG_DIR, "java.conf")) as f:
+        conf = f.read()
+    jvm = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java "
+    line = ("compile = %s-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData\n"
+            "    -XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa com.sun.tools.javac.Main -encoding UTF-8 Main.java\n" % jvm)
+    assert line in conf, "java.conf's compile line changed: update this test"
+    launcher = ("compile = /usr/lib/jvm/java-17-openjdk-amd64/bin/javac -J-XX:+UseSerialGC -J-XX:TieredStopAtLevel=1\n"
+                "    -J-XX:-UsePerfData -J-XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa -encoding UTF-8 Main.java\n")
+    with open(os.path.join(langs, "java.conf"), "w") as f:
+        f.write(conf.replace(line, launcher))
+    sb = wp.Sandboxd(wp.make_tmpdir("wp-prewarm-javacline-"), JAVAC_LINE_UID_BASE, capacity=4, languages=langs,
+                     log_level="debug")
+    sb.start()
+    try:
+        c = sb.client(timeout=60)
+        for source, want in ((JAVA_SUM, "accepted"), (DIAGNOSTICS["errors"], "compilation_error")):
+            r = c.post("/v1/slots", {"language": "java", "wait": True}, timeout=60)
+            assert r.status == 201, r
+            slot = r.body["slots"][0]["id"]
+            wait_javac_server(slot)
+            r = c.post("/v1/slots/%s/run" % slot, {"source": source, "tests": [{"stdin": "1 2\n", "expected": "3\n"}]})
+            assert r.status == 200 and r.body["verdict"] == want, r
+            assert "slot %s: pre-started helper did its step" % slot in sb.log_text(), "the compile was not the server's"
+            if want != "accepted":
+                assert "error:" in r.body["compile"]["stderr"] and "-J" not in r.body["compile"]["stderr"], r.body
+    finally:
+        sb.stop()
+        sb.cleanup()
 
 
 # a compile that takes javac ~1-2 s of CPU (6 000 methods); it prints -1
