@@ -4,6 +4,7 @@ language defaults except for the one limit a test is about (memory for MLE,
 output for OLE) — it must work under the defaults."""
 
 import os
+import re
 
 import pytest
 
@@ -317,6 +318,20 @@ def test_compilation_error(make_slot, run, lang):
     # the slot recovers: a good program compiles and runs
     b = run(sid, SUM[lang], SUM_TESTS, timeout=120)
     assert b["verdict"] == "accepted", show(b)
+
+
+@pytest.mark.parametrize("lang,source", [
+    ("c", "int f(void);\nint main(void) { return f(); }\n"),
+    ("cpp", "int f();\nint main() { return f(); }\n"),
+])
+def test_link_error_names_the_missing_function(make_slot, run, lang, source):
+    """A program that compiles but does not link (the shipped configs link
+    with gold) is a compilation_error whose message names what is missing."""
+    sid = make_slot(lang)
+    b = run(sid, source, [""], timeout=120)
+    assert b["verdict"] == "compilation_error", show(b)
+    err = b["compile"]["stderr"]
+    assert re.search(r"undefined reference to [`']f\b", err) and "ld returned 1" in err, show(b)
 
 
 def test_compile_time_limit(make_slot, run):

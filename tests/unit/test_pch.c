@@ -32,7 +32,7 @@ static void test_flags_are_the_compile_lines_without_io_and_paths(void **state)
 	assert_string_equal(f[1], "-std=gnu++17");
 	assert_null(f[2]);
 	config_argv_free(f);
-	f = flags_of("/usr/bin/g++ -I /x -DONLINE_JUDGE -O2 -o main -Wl,-O1 main.cpp -L/y -l m", "main.cpp");
+	f = flags_of("/usr/bin/g++ -I /x -DONLINE_JUDGE -O2 -fuse-ld=gold -o main -Wl,-O1 main.cpp -L/y -l m", "main.cpp");
 	assert_string_equal(f[0], "-DONLINE_JUDGE");
 	assert_string_equal(f[1], "-O2");
 	assert_null(f[2]);
@@ -55,8 +55,9 @@ static void test_key_changes_with_flags_and_compiler(void **state)
 	uint64_t base = key_of("/usr/bin/g++ -O2 -std=gnu++17 -o main main.cpp", &st, v);
 
 	assert_int_not_equal(base, 0);
-	/* same flags: same key, whatever the output name or include dirs */
+	/* same flags: same key, whatever the output name, include dirs or linker */
 	assert_true(base == key_of("/usr/bin/g++ -O2 -std=gnu++17 -I/opt/warmpool-pch -o a.out main.cpp", &st, v));
+	assert_true(base == key_of("/usr/bin/g++ -O2 -std=gnu++17 -fuse-ld=gold -o main main.cpp", &st, v));
 	/* other flags: another key, so another build */
 	assert_true(base != key_of("/usr/bin/g++ -O3 -std=gnu++17 -o main main.cpp", &st, v));
 	assert_true(base != key_of("/usr/bin/g++ -O2 -std=gnu++20 -o main main.cpp", &st, v));
