@@ -156,8 +156,8 @@ static void test_real_languages_load(void **state)
 	assert_string_equal(l->source, "Main.java");
 	assert_argv(l->compile_argv,
 		    "/usr/lib/jvm/java-17-openjdk-amd64/bin/"
-		    "javac|-J-XX:+UseSerialGC|-J-XX:TieredStopAtLevel=1|-J-XX:-UsePerfData|"
-		    "-J-XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa|-encoding|UTF-8|Main.java");
+		    "java|-XX:+UseSerialGC|-XX:TieredStopAtLevel=1|-XX:-UsePerfData|"
+		    "-XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa|com.sun.tools.javac.Main|-encoding|UTF-8|Main.java");
 	assert_string_equal(l->run_argv[0], "/usr/lib/jvm/java-17-openjdk-amd64/bin/java");
 	/* both lines go on over a second, indented line */
 	assert_string_equal(l->run_argv[7], "-cp");
@@ -170,13 +170,13 @@ static void test_real_languages_load(void **state)
 	assert_int_equal(l->compile_limits.memory_kb, 1024 * 1024);
 
 	l = language_find(ls, n, "c");
-	assert_argv(l->compile_argv, "/usr/bin/gcc|-O2|-std=gnu17|-o|main|main.c|-lm");
+	assert_argv(l->compile_argv, "/usr/bin/gcc|-O2|-std=gnu17|-fuse-ld=gold|-o|main|main.c|-lm");
 	assert_argv(l->run_argv, "./main");
 	assert_int_equal(l->compile_limits.pids, 64);
 	assert_int_equal(l->limits.memory_kb, 256 * 1024);
 
 	l = language_find(ls, n, "cpp");
-	assert_argv(l->compile_argv, "/usr/bin/g++|-O2|-std=gnu++17|-I/opt/warmpool-pch|-o|main|main.cpp");
+	assert_argv(l->compile_argv, "/usr/bin/g++|-O2|-std=gnu++17|-I/opt/warmpool-pch|-fuse-ld=gold|-o|main|main.cpp");
 	assert_argv(l->pch, "bits/stdc++.h|iostream");
 	assert_string_equal(l->source, "main.cpp");
 	assert_null(l->interpreter_argv);
