@@ -81,6 +81,26 @@ bool node_has_language(const struct node *n, const char *language)
 	return false;
 }
 
+const char *node_language_why(const char *language, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (struct node *n = nodes; n; n = n->next) {
+		json_t *langs = json_object_get(n->info, "languages"), *l;
+		size_t i;
+
+		if (!n->up)
+			continue;
+		json_array_foreach (langs, i, l) {
+			const char *why = json_string_value(json_object_get(l, "unavailable"));
+			if (why && strcmp(json_string_value(json_object_get(l, "name")) ?: "", language) == 0) {
+				snprintf(buf, len, " (node %s: %s)", n->name, why);
+				return buf;
+			}
+		}
+	}
+	return buf;
+}
+
 void node_mark_down(struct node *n, const char *why)
 {
 	if (!n->up)

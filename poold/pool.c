@@ -705,8 +705,9 @@ bool pool_warm_warning(const struct pool *p, char *buf, size_t len)
 		if (n->up && node_has_language(n, p->language))
 			cap += n->capacity;
 	if (!cap) {
-		snprintf(buf, len, "no node that is up has language %s: warm %llu waits for one", p->language,
-			 (unsigned long long)p->warm);
+		char why[300];
+		snprintf(buf, len, "no node that is up has language %s%s: warm %llu waits for one", p->language,
+			 node_language_why(p->language, why, sizeof(why)), (unsigned long long)p->warm);
 		return true;
 	}
 	for (struct pool *q = pools; q; q = q->next)

@@ -39,6 +39,8 @@ static json_t *language_json(const struct language *l, bool with_limits)
 			      l->available && l->interpreter_ok);
 	if (j)
 		json_object_set_new(j, "sessions_only", json_boolean(l->sessions_only));
+	if (j && !l->available)
+		json_object_set_new(j, "unavailable", json_string(l->unavailable));
 	if (with_limits) {
 		json_object_set_new(j, "limits", limits_to_json(&l->limits));
 		json_object_set_new(j, "compile_limits", limits_to_json(&l->compile_limits));
@@ -133,9 +135,14 @@ static void post_slots(struct http_request *req, json_t *body)
 		return;
 	}
 	lang = language_find(api->languages, api->n_languages, lang_name);
-	if (!lang || !lang->available) {
-		http_respond_error(req, 422, "UnknownLanguage", "language `%s` is %s on this node", lang_name,
-				   lang ? "not installed" : "not configured");
+	if (!lang) {
+		http_respond_error(req, 422, "UnknownLanguage", "language `%s` is not configured on this node",
+				   lang_name);
+		return;
+	}
+	if (!lang->available) {
+		http_respond_error(req, 422, "UnknownLanguage", "language `%s` is not installed on this node: %s",
+				   lang_name, lang->unavailable);
 		return;
 	}
 	if (interpreter && !lang->interpreter_ok) {

@@ -10,6 +10,8 @@
 
 #include <ctype.h>
 #include <ini.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -463,13 +465,60 @@ static int handle(void *user, const char *section, const char *name, const char 
 	return r == 0;
 }
 
-static bool runnable(char **argv)
+static bool executable(const char *path)
 {
 	struct stat st;
 
-	if (!argv || argv[0][0] != '/')
-		return true;
-	return stat(argv[0], &st) == 0 && S_ISREG(st.st_mode) && access(argv[0], X_OK) == 0;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+static bool runnable(char **argv)
+{
+	return !argv || argv[0][0] != '/' || executable(argv[0]);
+}
+
+/* The directories gcc's collect2 finds a -fuse-ld=NAME linker (ld.NAME) in
+ * through the slot's PATH */
+static const char *const linker_dirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
+
+/* available, or why not: a command that is not an executable file, or a
+ * linker the compile line asks for (-fuse-ld=gold) that the host lacks, which
+ * would fail every compile with "collect2: fatal error: cannot find 'ld'" */
+static void check_available(struct language *l)
+{
+	const struct {
+		const char *what;
+		char **argv;
+	} cmds[] = {{"version", l->version_argv}, {"compile", l->compile_argv}, {"run", l->run_argv}};
+
+	l->available = true;
+	l->unavailable[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (!runnable(cmds[i].argv)) {
+			snprintf(l->unavailable, sizeof(l->unavailable), "its %s command %s is not an executable file",
+				 cmds[i].what, cmds[i].argv[0]);
+			l->available = false;
+			return;
+		}
+	for (char **a = l->compile_argv; a && *a; a++) {
+		const char *name = strncmp(*a, "-fuse-ld=", 9) ? NULL : *a + 9;
+		bool found = false;
+		char path[PATH_MAX];
+
+		if (!name || !*name || strchr(name, '/'))
+			continue; /* none, or a path: gcc's own affair */
+		for (size_t i = 0; i < ARRAY_SIZE(linker_dirs) && !found; i++)
+			found = snprintf(path, sizeof(path), "%s/ld.%s", linker_dirs[i], name) < (int)sizeof(path) &&
+				executable(path);
+		if (!found) {
+			snprintf(l->unavailable, sizeof(l->unavailable),
+				 "its compile line's %s needs ld.%s, which is not in /usr/local/bin, /usr/bin or /bin "
+				 "(install it, e.g. Debian's binutils or binutils-gold, or remove the flag)",
+				 *a, name);
+			l->available = false;
+			return;
+		}
+	}
 }
 
 void language_free(struct language *l)
@@ -547,7 +596,7 @@ int language_load(const char *path, struct language **out, struct wp_error *err)
 		return wp_error_set(err, ENOMEM, "%s: out of memory", path);
 	if (!l->env && !(l->env = calloc(1, sizeof(char *))))
 		return wp_error_set(err, ENOMEM, "%s: out of memory", path);
-	l->available = runnable(l->version_argv) && runnable(l->compile_argv) && runnable(l->run_argv);
+	check_available(l);
 	/* main.c also checks the driver it names under /opt/warmpool */
 	l->interpreter_ok = l->interpreter_argv && runnable(l->interpreter_argv);
 	*out = steal_pointer(&l);

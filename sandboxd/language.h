@@ -65,7 +65,9 @@ struct language {
 	char **prestart_argv;  /* the pre-started helper, or NULL */
 	bool prestart_compile; /* the helper starts the compile, not the test runs */
 	bool sessions_only;    /* sessions only, never judged (sessions_only = yes) */
-	bool available;	       /* every argv[0] exists and is executable on this host */
+	bool available;	       /* every argv[0] exists and is executable on this host, and the
+				  linker a compile line names (-fuse-ld=) */
+	char unavailable[256]; /* when not: what is missing, for the log and /v1/info */
 	bool interpreter_ok;   /* interpreter_argv set, and its driver found (main.c) */
 };
 

@@ -296,9 +296,13 @@ int main(int argc, char **argv)
 		if (langs[i]->available)
 			langs[i]->version = probe_version(langs[i]->version_argv);
 		check_interpreter(langs[i], cfg.runtimes_dir);
-		log_info("language %s: %s%s%s", langs[i]->name, langs[i]->available ? "" : "NOT AVAILABLE ",
-			 langs[i]->version ? langs[i]->version : "(no version)",
-			 langs[i]->interpreter_ok ? ", interpreter" : "");
+		if (!langs[i]->available)
+			log_warn("language %s: NOT AVAILABLE: %s (%s)", langs[i]->name, langs[i]->unavailable,
+				 langs[i]->file);
+		else
+			log_info("language %s: %s%s", langs[i]->name,
+				 langs[i]->version ? langs[i]->version : "(no version)",
+				 langs[i]->interpreter_ok ? ", interpreter" : "");
 	}
 	if (!cfg.runtimes_dir)
 		log_warn("no runtimes_dir (and no sandboxd/runtimes or share/warmpool/runtimes next to the binary): "

@@ -8,7 +8,10 @@ import re
 
 import pytest
 
-from conftest import show, verdicts_of
+import wpdaemons as wp
+from conftest import LANG_DIR, execute, show, verdicts_of
+
+NO_LINKER_UID_BASE = 384000  # the node whose cpp.conf names a linker the host lacks: capacity 4
 
 LANGS = ("python", "javascript", "java", "c", "cpp")
 COMPILED = ("java", "c", "cpp")
@@ -332,6 +335,46 @@ def test_link_error_names_the_missing_function(make_slot, run, lang, source):
     assert b["verdict"] == "compilation_error", show(b)
     err = b["compile"]["stderr"]
     assert re.search(r"undefined reference to [`']f\b", err) and "ld returned 1" in err, show(b)
+
+
+def test_a_compile_line_whose_linker_is_missing_makes_the_language_unavailable_and_says_why():
+    """The shipped c.conf and cpp.conf link with gold (-fuse-ld=gold). On a
+    host without that linker every compile would fail with collect2's
+    "cannot find 'ld'"; instead sandboxd shows the language unavailable,
+    and its log, /v1/languages and a slot request say what is missing."""
+    langs = wp.make_tmpdir("wp-lang-nolinker-")
+    with open(os.path.join(LANG_DIR, "cpp.conf")) as f:
+        conf = f.read()
+    assert " -fuse-ld=gold " in conf, "cpp.conf no longer links with gold: update this test"
+    with open(os.path.join(langs, "cpp.conf"), "w") as f:
+        f.write(conf.replace(" -fuse-ld=gold ", " -fuse-ld=nosuchlinker "))
+    sb = wp.Sandboxd(wp.make_tmpdir("wp-lang-nolinker-sb-"), NO_LINKER_UID_BASE, capacity=4, languages=langs)
+    sb.start()
+    try:
+        c = sb.client(timeout=30)
+        cpp = [l for l in c.get("/v1/languages").body["languages"] if l["name"] == "cpp"]
+        assert cpp and cpp[0]["available"] is False, cpp
+        why = "its compile line's -fuse-ld=nosuchlinker needs ld.nosuchlinker"
+        assert why in cpp[0]["unavailable"], cpp
+        assert "language cpp: NOT AVAILABLE: " + why in sb.log_text()
+        r = c.post("/v1/slots", {"language": "cpp", "wait": True})
+        assert r.status == 422 and why in r.body["error"]["message"], r
+        # poold passes it on: a submission says why no node can take it
+        pd = wp.Poold(wp.make_tmpdir("wp-lang-nolinker-pd-"), nodes={"local": sb.url},
+                      pools={"cpp": {"language": "cpp", "warm": 1, "max": 4}})
+        pd.start()
+        try:
+            pc = pd.client(timeout=30)
+            assert wp.wait_for(lambda: any(n["up"] for n in pc.get("/v1/nodes").body["nodes"]), 30, 0.1)
+            r = execute(pc, "cpp", "int main() {}\n", "u1", [("", None)])
+            assert r.status == 503 and r.body["error"]["code"] == "NoCapacity", r
+            assert "no node that is up can host language cpp (node local: " + why in r.body["error"]["message"], r
+        finally:
+            pd.stop()
+            pd.cleanup()
+    finally:
+        sb.stop()
+        sb.cleanup()
 
 
 def test_compile_time_limit(make_slot, run):

@@ -264,6 +264,19 @@ static void test_available_follows_the_host(void **state)
 	language_free(l);
 	l = load_text(*state, "[language]\nname = x\nsource = m\nrun = /nonexistent/bin/x main\n", 0, 0, NULL);
 	assert_false(l->available);
+	assert_non_null(strstr(l->unavailable, "its run command /nonexistent/bin/x is not an executable file"));
+	language_free(l);
+	/* a linker the compile line asks for must be there: without it every
+	 * compile would fail ("collect2: fatal error: cannot find 'ld'") */
+	l = load_text(*state, "[language]\nname = c\nsource = m.c\ncompile = /bin/sh -fuse-ld=nosuchlinker m.c\nrun = ./m\n",
+		      0, 0, NULL);
+	assert_false(l->available);
+	assert_non_null(strstr(l->unavailable, "-fuse-ld=nosuchlinker needs ld.nosuchlinker"));
+	language_free(l);
+	l = load_text(*state, "[language]\nname = c\nsource = m.c\ncompile = /bin/sh -fuse-ld=bfd m.c\nrun = ./m\n", 0, 0,
+		      NULL);
+	assert_true(l->available); /* /usr/bin/ld.bfd, binutils' default linker */
+	assert_string_equal(l->unavailable, "");
 	language_free(l);
 	/* a missing compiler or version command counts too */
 	l = load_text(*state, "[language]\nname = x\nsource = m\ncompile = /nonexistent/cc m\nrun = ./m\n", 0, 0, NULL);
