@@ -175,6 +175,26 @@ public final class JavacServer {
 		return new ArrayList<>(line.subList(main + 1, line.size()));
 	}
 
+	/* The class path of the compile line's JVM, as the java launcher sets
+	 * it: its -cp (-classpath, --class-path) before javac's entry point, else
+	 * $CLASSPATH, else "." (the directory with the submission's other
+	 * classes and sources) */
+	static String jvmClassPath(List<String> line, List<String> env) {
+		String cp = null;
+		int main = line.indexOf(JAVAC_MAIN);
+		for (int i = 0; i < main; i++) {
+			String a = line.get(i);
+			if ((a.equals("-cp") || a.equals("-classpath") || a.equals("--class-path")) && i + 1 < main)
+				cp = line.get(++i);
+			else if (a.startsWith("--class-path="))
+				cp = a.substring("--class-path=".length());
+		}
+		for (String e : env)
+			if (cp == null && e.startsWith("CLASSPATH=") && e.length() > "CLASSPATH=".length())
+				cp = e.substring("CLASSPATH=".length());
+		return cp != null ? cp : ".";
+	}
+
 	public static void main(String[] args) throws Exception
 	{
 		JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
@@ -221,15 +241,9 @@ public final class JavacServer {
 		if (!strs.get(argc + envc).equals(System.getProperty("user.dir")))
 			failed(22, "the step's directory is not the server's");
 		List<String> javacArgs = javacArgs(strs.subList(1, argc));
-		/* javac's default class path (no -cp in the line) is its JVM's:
-		 * for the compile line's JVM that is $CLASSPATH or ".", the
-		 * directory with the submission's other classes and sources; this
-		 * JVM's is its own jar */
-		String classPath = ".";
-		for (String env : strs.subList(argc, argc + envc))
-			if (env.startsWith("CLASSPATH=") && env.length() > "CLASSPATH=".length())
-				classPath = env.substring("CLASSPATH=".length());
-		System.setProperty("java.class.path", classPath);
+		/* javac's default class path (no -cp among its arguments) is its
+		 * JVM's; this JVM's is its own jar */
+		System.setProperty("java.class.path", jvmClassPath(strs.subList(1, argc), strs.subList(argc, argc + envc)));
 
 		int e = join(fds, cpu, fsize, nofile);
 		if (e != 0)

@@ -622,11 +622,15 @@ def test_java_compile_server_finds_the_slot_s_other_sources_as_javac_does(client
         "Main.java using Helper.java of the same directory: %s" % show(b))
 
 
-def test_java_compile_server_takes_a_javac_launcher_line():
-    """java.conf's compile line runs javac's entry point in a plain JVM; a
-    line written for javac's launcher (`javac -J<JVM flag>… <args>`) works
-    with the compile server too: it drops the -J flags and compiles with
-    the rest, with javac's own diagnostics."""
+def test_java_compile_server_takes_other_compile_lines():
+    """java.conf's compile line runs javac's entry point in a plain JVM.
+    Other lines work with the compile server as they do without it:
+    - one written for javac's launcher (`javac -J<JVM flag>… <args>`):
+      javac ignores the -J flags, its diagnostics are its own;
+    - one whose JVM has a class path of its own (`java -cp DIR
+      com.sun.tools.javac.Main …`): javac's default class path is that, not
+      "." (a class beside Main.java is then not found, as without the
+      server)."""
     langs = wp.make_tmpdir("wp-prewarm-javacline-langs-")
     with open(os.path.join(LANG_DIR, "java.conf")) as f:
         conf = f.read()
@@ -638,21 +642,36 @@ def test_java_compile_server_takes_a_javac_launcher_line():
                 "    -J-XX:-UsePerfData -J-XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa -encoding UTF-8 Main.java\n")
     with open(os.path.join(langs, "java.conf"), "w") as f:
         f.write(conf.replace(line, launcher))
+    with open(os.path.join(langs, "java-cp.conf"), "w") as f:
+        f.write(conf.replace("name = java\n", "name = java-cp\n").replace(
+            "com.sun.tools.javac.Main", "-cp /nonexistent/lib com.sun.tools.javac.Main"))
     sb = wp.Sandboxd(wp.make_tmpdir("wp-prewarm-javacline-"), JAVAC_LINE_UID_BASE, capacity=4, languages=langs,
                      log_level="debug")
     sb.start()
     try:
         c = sb.client(timeout=60)
-        for source, want in ((JAVA_SUM, "accepted"), (DIAGNOSTICS["errors"], "compilation_error")):
-            r = c.post("/v1/slots", {"language": "java", "wait": True}, timeout=60)
+
+        def compile_in_server(lang, source, helper=None):
+            r = c.post("/v1/slots", {"language": lang, "wait": True}, timeout=60)
             assert r.status == 201, r
             slot = r.body["slots"][0]["id"]
+            if helper:
+                assert c.put("/v1/slots/%s/files/Helper.java" % slot, helper).status in (200, 201)
             wait_javac_server(slot)
             r = c.post("/v1/slots/%s/run" % slot, {"source": source, "tests": [{"stdin": "1 2\n", "expected": "3\n"}]})
-            assert r.status == 200 and r.body["verdict"] == want, r
+            assert r.status == 200, r
             assert "slot %s: pre-started helper did its step" % slot in sb.log_text(), "the compile was not the server's"
-            if want != "accepted":
-                assert "error:" in r.body["compile"]["stderr"] and "-J" not in r.body["compile"]["stderr"], r.body
+            return r.body
+
+        b = compile_in_server("java", JAVA_SUM)
+        assert b["verdict"] == "accepted", show(b)
+        b = compile_in_server("java", DIAGNOSTICS["errors"])
+        assert b["verdict"] == "compilation_error", show(b)
+        assert "error:" in b["compile"]["stderr"] and "-J" not in b["compile"]["stderr"], show(b)
+        b = compile_in_server("java-cp", HELPER_MAIN,
+                              b"public class Helper { static long sum(long a, long b) { return a + b; } }\n")
+        assert b["verdict"] == "compilation_error", show(b)
+        assert "cannot find symbol" in b["compile"]["stderr"] and "Helper" in b["compile"]["stderr"], show(b)
     finally:
         sb.stop()
         sb.cleanup()
