@@ -392,6 +392,21 @@ def languages(client):
 SKIP_LANGUAGES_ENV = "WARMPOOL_SKIP_LANGUAGES"
 
 
+def changed_language(tag, name, old, new):
+    """A languages directory for a test's own sandboxd: the shipped language
+    file `name` with `old` replaced by `new` (asserted present: a test of a
+    shipped line fails when the line changes, instead of testing nothing).
+    Returns (dir, the changed text); more files may be written into dir."""
+    with open(os.path.join(LANG_DIR, name)) as f:
+        text = f.read()
+    assert old in text, "%s no longer has %r: update this test" % (name, old)
+    d = wpdaemons.make_tmpdir("wp-%s-langs-" % tag)
+    text = text.replace(old, new)
+    with open(os.path.join(d, name), "w") as f:
+        f.write(text)
+    return d, text
+
+
 def missing_runtime(lang, why):
     """A test needs `lang` (its runtime, or its interpreter) and it is not
     usable. That FAILS the test: deploy/deps.sh installs every runtime, so a

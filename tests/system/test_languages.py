@@ -9,7 +9,7 @@ import re
 import pytest
 
 import wpdaemons as wp
-from conftest import LANG_DIR, execute, show, verdicts_of
+from conftest import changed_language, execute, show, verdicts_of
 
 NO_LINKER_UID_BASE = 384000  # the node whose cpp.conf names a linker the host lacks: capacity 4
 
@@ -342,12 +342,7 @@ def test_a_compile_line_whose_linker_is_missing_makes_the_language_unavailable_a
     host without that linker every compile would fail with collect2's
     "cannot find 'ld'"; instead sandboxd shows the language unavailable,
     and its log, /v1/languages and a slot request say what is missing."""
-    langs = wp.make_tmpdir("wp-lang-nolinker-")
-    with open(os.path.join(LANG_DIR, "cpp.conf")) as f:
-        conf = f.read()
-    assert " -fuse-ld=gold " in conf, "cpp.conf no longer links with gold: update this test"
-    with open(os.path.join(langs, "cpp.conf"), "w") as f:
-        f.write(conf.replace(" -fuse-ld=gold ", " -fuse-ld=nosuchlinker "))
+    langs, _ = changed_language("nolinker", "cpp.conf", " -fuse-ld=gold ", " -fuse-ld=nosuchlinker ")
     sb = wp.Sandboxd(wp.make_tmpdir("wp-lang-nolinker-sb-"), NO_LINKER_UID_BASE, capacity=4, languages=langs)
     sb.start()
     try:

@@ -27,7 +27,7 @@ import time
 import pytest
 import wpdaemons as wp
 
-from conftest import LANG_DIR, proc_cmdline, show, verdicts_of
+from conftest import LANG_DIR, changed_language, proc_cmdline, show, verdicts_of
 
 BUSY_UID_BASE = 380000  # the busy node of the compile-server test: capacity 4
 PCH_FAIL_UID_BASE = 382000  # the node whose first precompiled header cannot build: capacity 4
@@ -128,12 +128,8 @@ def test_a_header_that_cannot_build_leaves_the_others_and_says_why():
     """Each header of `pch` is a build of its own: one that fails (here a
     header that does not exist) is logged with g++'s message, and the
     others are built and used."""
-    langs = wp.make_tmpdir("wp-prewarm-pchfail-langs-")
-    with open(os.path.join(LANG_DIR, "cpp.conf")) as f:
-        conf = f.read()
-    assert "\npch = bits/stdc++.h iostream\n" in conf, "cpp.conf's pch line changed: update this test"
-    with open(os.path.join(langs, "cpp.conf"), "w") as f:
-        f.write(conf.replace("\npch = bits/stdc++.h iostream\n", "\npch = nothing/missing.h iostream\n"))
+    langs, _ = changed_language("pchfail", "cpp.conf", "\npch = bits/stdc++.h iostream\n",
+                                "\npch = nothing/missing.h iostream\n")
     sb = wp.Sandboxd(wp.make_tmpdir("wp-prewarm-pchfail-"), PCH_FAIL_UID_BASE, capacity=4, languages=langs)
     sb.start()
     try:
@@ -631,20 +627,16 @@ def test_java_compile_server_takes_other_compile_lines():
       com.sun.tools.javac.Main …`): javac's default class path is that, not
       "." (a class beside Main.java is then not found, as without the
       server)."""
-    langs = wp.make_tmpdir("wp-prewarm-javacline-langs-")
-    with open(os.path.join(LANG_DIR, "java.conf")) as f:
-        conf = f.read()
-    jvm = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java "
-    line = ("compile = %s-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData\n"
-            "    -XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa com.sun.tools.javac.Main -encoding UTF-8 Main.java\n" % jvm)
-    assert line in conf, "java.conf's compile line changed: update this test"
+    line = ("compile = /usr/lib/jvm/java-17-openjdk-amd64/bin/java -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+            " -XX:-UsePerfData\n"
+            "    -XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa com.sun.tools.javac.Main -encoding UTF-8 Main.java\n")
     launcher = ("compile = /usr/lib/jvm/java-17-openjdk-amd64/bin/javac -J-XX:+UseSerialGC -J-XX:TieredStopAtLevel=1\n"
                 "    -J-XX:-UsePerfData -J-XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa -encoding UTF-8 Main.java\n")
-    with open(os.path.join(langs, "java.conf"), "w") as f:
-        f.write(conf.replace(line, launcher))
+    langs, _ = changed_language("javacline", "java.conf", line, launcher)
+    _, cp = changed_language("javacline-cp", "java.conf", "com.sun.tools.javac.Main",
+                             "-cp /nonexistent/lib com.sun.tools.javac.Main")
     with open(os.path.join(langs, "java-cp.conf"), "w") as f:
-        f.write(conf.replace("name = java\n", "name = java-cp\n").replace(
-            "com.sun.tools.javac.Main", "-cp /nonexistent/lib com.sun.tools.javac.Main"))
+        f.write(cp.replace("name = java\n", "name = java-cp\n"))
     sb = wp.Sandboxd(wp.make_tmpdir("wp-prewarm-javacline-"), JAVAC_LINE_UID_BASE, capacity=4, languages=langs,
                      log_level="debug")
     sb.start()
