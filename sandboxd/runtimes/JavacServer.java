@@ -31,10 +31,13 @@
  * fds need system calls Java has no API for: libjavacserver.so
  * (javacserver.c), which also makes the process non-dumpable on load. */
 
+import java.io.IOException;
 import java.net.URI;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
 import javax.tools.FileObject;
@@ -175,6 +178,44 @@ public final class JavacServer {
 		return new ArrayList<>(line.subList(main + 1, line.size()));
 	}
 
+	static boolean isClassPathOption(String a) {
+		return a.equals("-cp") || a.equals("-classpath") || a.equals("--class-path");
+	}
+
+	/* The JVM flags of a compile line (those before javac's entry point, or
+	 * a launcher line's -J flags), class path options left out */
+	static List<String> jvmFlags(List<String> line) {
+		List<String> flags = new ArrayList<>();
+		int main = line.indexOf(JAVAC_MAIN);
+		for (int i = 0; i < (main >= 0 ? main : line.size()); i++) {
+			String a = line.get(i);
+			if (main < 0) {
+				if (a.startsWith("-J"))
+					flags.add(a.substring(2));
+			} else if (isClassPathOption(a))
+				i++;
+			else if (!a.startsWith("--class-path="))
+				flags.add(a);
+		}
+		return flags;
+	}
+
+	/* A JVM flag of the compile line that this JVM was not started with
+	 * (java.conf's prestart line), or null. The compile is the line's only
+	 * in a JVM with its flags: a -Duser.language=ja, say, changes javac's
+	 * messages. /proc/self/cmdline: `java <flags> -cp <jar> JavacServer`. */
+	static String foreignJvmFlag(List<String> line) throws IOException {
+		String[] own = new String(Files.readAllBytes(Paths.get("/proc/self/cmdline")), StandardCharsets.UTF_8)
+				   .split("\0");
+		List<String> mine = new ArrayList<>();
+		for (int i = 1; i < own.length && !own[i].equals(JavacServer.class.getName()); i++)
+			mine.add(own[i]);
+		for (String f : jvmFlags(line))
+			if (!mine.contains(f))
+				return f;
+		return null;
+	}
+
 	/* The class path of the compile line's JVM, as the java launcher sets
 	 * it: its -cp (-classpath, --class-path) before javac's entry point, else
 	 * $CLASSPATH, else "." (the directory with the submission's other
@@ -184,7 +225,7 @@ public final class JavacServer {
 		int main = line.indexOf(JAVAC_MAIN);
 		for (int i = 0; i < main; i++) {
 			String a = line.get(i);
-			if ((a.equals("-cp") || a.equals("-classpath") || a.equals("--class-path")) && i + 1 < main)
+			if (isClassPathOption(a) && i + 1 < main)
 				cp = line.get(++i);
 			else if (a.startsWith("--class-path="))
 				cp = a.substring("--class-path=".length());
@@ -244,6 +285,10 @@ public final class JavacServer {
 		/* javac's default class path (no -cp among its arguments) is its
 		 * JVM's; this JVM's is its own jar */
 		System.setProperty("java.class.path", jvmClassPath(strs.subList(1, argc), strs.subList(argc, argc + envc)));
+		String foreign = foreignJvmFlag(strs.subList(1, argc));
+		if (foreign != null) /* sandboxd runs the compile line instead */
+			failed(22, "the compile line's JVM flag " + foreign.replace("\\", "\\\\").replace("\"", "\\\"") +
+					   " is not the compile server's (add it to java.conf's prestart line)");
 
 		int e = join(fds, cpu, fsize, nofile);
 		if (e != 0)

@@ -527,14 +527,18 @@ def wait_javac_server(slot, timeout=60, exclude=()):
     raise AssertionError("no ready compile server (JavacServer) in slot %s within %d s" % (slot, timeout))
 
 
-def host_javac(source, extra=()):
-    """The shipped compile line on the host: (stderr, exit code, CPU ms)."""
+def host_javac(source, extra=(), jvm_flags=()):
+    """The shipped compile line on the host (jvm_flags added before javac's
+    entry point): (stderr, exit code, CPU ms)."""
     d = tempfile.mkdtemp(prefix="wp-javac-")
     try:
         with open(os.path.join(d, "Main.java"), "w") as f:
             f.write(source)
         before = os.times()
-        p = subprocess.run(java_compile_argv() + list(extra), cwd=d, capture_output=True, timeout=120,
+        argv = java_compile_argv()
+        main = argv.index("com.sun.tools.javac.Main")
+        argv = argv[:main] + list(jvm_flags) + argv[main:] + list(extra)
+        p = subprocess.run(argv, cwd=d, capture_output=True, timeout=120,
                            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
         after = os.times()
         cpu = (after.children_user - before.children_user + after.children_system - before.children_system) * 1000
@@ -626,7 +630,11 @@ def test_java_compile_server_takes_other_compile_lines():
     - one whose JVM has a class path of its own (`java -cp DIR
       com.sun.tools.javac.Main …`): javac's default class path is that, not
       "." (a class beside Main.java is then not found, as without the
-      server)."""
+      server);
+    - one with a JVM flag that the server's JVM (java.conf's prestart) was
+      not started with (-Duser.language=ja: javac's messages in Japanese):
+      the server refuses the step, sandboxd runs the line itself, and the
+      diagnostics are the line's."""
     line = ("compile = /usr/lib/jvm/java-17-openjdk-amd64/bin/java -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
             " -XX:-UsePerfData\n"
             "    -XX:SharedArchiveFile=/opt/warmpool/javacserver.jsa com.sun.tools.javac.Main -encoding UTF-8 Main.java\n")
@@ -637,13 +645,17 @@ def test_java_compile_server_takes_other_compile_lines():
                              "-cp /nonexistent/lib com.sun.tools.javac.Main")
     with open(os.path.join(langs, "java-cp.conf"), "w") as f:
         f.write(cp.replace("name = java\n", "name = java-cp\n"))
+    _, ja = changed_language("javacline-ja", "java.conf", " com.sun.tools.javac.Main",
+                             " -Duser.language=ja com.sun.tools.javac.Main")
+    with open(os.path.join(langs, "java-ja.conf"), "w") as f:
+        f.write(ja.replace("name = java\n", "name = java-ja\n"))
     sb = wp.Sandboxd(wp.make_tmpdir("wp-prewarm-javacline-"), JAVAC_LINE_UID_BASE, capacity=4, languages=langs,
                      log_level="debug")
     sb.start()
     try:
         c = sb.client(timeout=60)
 
-        def compile_in_server(lang, source, helper=None):
+        def compile_in_server(lang, source, helper=None, server=True):
             r = c.post("/v1/slots", {"language": lang, "wait": True}, timeout=60)
             assert r.status == 201, r
             slot = r.body["slots"][0]["id"]
@@ -652,7 +664,8 @@ def test_java_compile_server_takes_other_compile_lines():
             wait_javac_server(slot)
             r = c.post("/v1/slots/%s/run" % slot, {"source": source, "tests": [{"stdin": "1 2\n", "expected": "3\n"}]})
             assert r.status == 200, r
-            assert "slot %s: pre-started helper did its step" % slot in sb.log_text(), "the compile was not the server's"
+            did = "slot %s: pre-started helper did its step" % slot in sb.log_text()
+            assert did == server, "the compile was%s the server's" % ("" if did else " not")
             return r.body
 
         b = compile_in_server("java", JAVA_SUM)
@@ -664,6 +677,11 @@ def test_java_compile_server_takes_other_compile_lines():
                               b"public class Helper { static long sum(long a, long b) { return a + b; } }\n")
         assert b["verdict"] == "compilation_error", show(b)
         assert "cannot find symbol" in b["compile"]["stderr"] and "Helper" in b["compile"]["stderr"], show(b)
+        b = compile_in_server("java-ja", DIAGNOSTICS["errors"], server=False)
+        want_err, want_rc, _ = host_javac(DIAGNOSTICS["errors"], jvm_flags=["-Duser.language=ja"])
+        assert "エラー" in want_err, want_err
+        assert (b["compile"]["stderr"], b["compile"]["exit_code"]) == (want_err, want_rc), show(b)
+        assert "the compile line's JVM flag -Duser.language=ja is not the compile server's" in sb.log_text()
     finally:
         sb.stop()
         sb.cleanup()
