@@ -365,13 +365,13 @@ static int build_start(struct pch *p, struct wp_error *err)
 	return 0;
 }
 
+/* A header not building: start its build when missing or stale (st: the
+ * compiler as just seen). */
 static void prepare_one(struct pch *p, const struct stat *st)
 {
 	struct language *l = p->lang;
 	struct wp_error err = {0};
 
-	if (p->pid)
-		return;
 	if (!p->key || !same_file(st, &p->cc_st)) {
 		p->cc_st = *st;
 		p->key = pch_key(l->compile_argv[0], st, l->version, p->header, p->flags);
@@ -411,4 +411,3 @@ void pch_prepare(struct language *l)
 		prepare_one(&pchs[i], &st);
 	}
 }
-

@@ -168,72 +168,60 @@ public final class JavacServer {
 		Runtime.getRuntime().halt(127);
 	}
 
-	/* javac's own arguments in a compile line: the line is either the JVM
-	 * running javac's entry point (`java <JVM flags> com.sun.tools.javac.Main
-	 * <args>`: the JVM flags are the server's own) or javac's launcher
-	 * (`javac -J<JVM flag>… <args>`: javac takes -J and ignores it, as the
-	 * launcher has used it) */
-	static List<String> javacArgs(List<String> line) {
-		int main = line.indexOf(JAVAC_MAIN);
-		return new ArrayList<>(line.subList(main + 1, line.size()));
-	}
+	/* A compile line split: it is either the JVM running javac's entry
+	 * point (`java <JVM flags> com.sun.tools.javac.Main <args>`) or javac's
+	 * launcher (`javac -J<JVM flag>… <args>`: javac takes -J and ignores it,
+	 * as the launcher has used it). */
+	static final class CompileLine {
+		final List<String> javacArgs;		     /* what javac gets */
+		final List<String> jvmFlags = new ArrayList<>(); /* class path options aside */
+		String classPath;			     /* the JVM's -cp (-classpath, --class-path), or null */
 
-	static boolean isClassPathOption(String a) {
-		return a.equals("-cp") || a.equals("-classpath") || a.equals("--class-path");
-	}
-
-	/* The JVM flags of a compile line (those before javac's entry point, or
-	 * a launcher line's -J flags), class path options left out */
-	static List<String> jvmFlags(List<String> line) {
-		List<String> flags = new ArrayList<>();
-		int main = line.indexOf(JAVAC_MAIN);
-		for (int i = 0; i < (main >= 0 ? main : line.size()); i++) {
-			String a = line.get(i);
-			if (main < 0) {
-				if (a.startsWith("-J"))
-					flags.add(a.substring(2));
-			} else if (isClassPathOption(a))
-				i++;
-			else if (!a.startsWith("--class-path="))
-				flags.add(a);
+		CompileLine(List<String> line) {
+			int main = line.indexOf(JAVAC_MAIN);
+			javacArgs = new ArrayList<>(line.subList(main + 1, line.size()));
+			for (int i = 0; i < (main >= 0 ? main : line.size()); i++) {
+				String a = line.get(i);
+				if (main < 0) {
+					if (a.startsWith("-J"))
+						jvmFlags.add(a.substring(2));
+				} else if ((a.equals("-cp") || a.equals("-classpath") || a.equals("--class-path")) &&
+					   i + 1 < main)
+					classPath = line.get(++i);
+				else if (a.startsWith("--class-path="))
+					classPath = a.substring("--class-path=".length());
+				else
+					jvmFlags.add(a);
+			}
 		}
-		return flags;
-	}
 
-	/* A JVM flag of the compile line that this JVM was not started with
-	 * (java.conf's prestart line), or null. The compile is the line's only
-	 * in a JVM with its flags: a -Duser.language=ja, say, changes javac's
-	 * messages. /proc/self/cmdline: `java <flags> -cp <jar> JavacServer`. */
-	static String foreignJvmFlag(List<String> line) throws IOException {
-		String[] own = new String(Files.readAllBytes(Paths.get("/proc/self/cmdline")), StandardCharsets.UTF_8)
-				   .split("\0");
-		List<String> mine = new ArrayList<>();
-		for (int i = 1; i < own.length && !own[i].equals(JavacServer.class.getName()); i++)
-			mine.add(own[i]);
-		for (String f : jvmFlags(line))
-			if (!mine.contains(f))
-				return f;
-		return null;
-	}
-
-	/* The class path of the compile line's JVM, as the java launcher sets
-	 * it: its -cp (-classpath, --class-path) before javac's entry point, else
-	 * $CLASSPATH, else "." (the directory with the submission's other
-	 * classes and sources) */
-	static String jvmClassPath(List<String> line, List<String> env) {
-		String cp = null;
-		int main = line.indexOf(JAVAC_MAIN);
-		for (int i = 0; i < main; i++) {
-			String a = line.get(i);
-			if (isClassPathOption(a) && i + 1 < main)
-				cp = line.get(++i);
-			else if (a.startsWith("--class-path="))
-				cp = a.substring("--class-path=".length());
+		/* The class path of the line's JVM, as the java launcher sets it:
+		 * its -cp, else $CLASSPATH, else "." (the directory with the
+		 * submission's other classes and sources) */
+		String jvmClassPath(List<String> env) {
+			String cp = classPath;
+			for (String e : env)
+				if (cp == null && e.startsWith("CLASSPATH=") && e.length() > "CLASSPATH=".length())
+					cp = e.substring("CLASSPATH=".length());
+			return cp != null ? cp : ".";
 		}
-		for (String e : env)
-			if (cp == null && e.startsWith("CLASSPATH=") && e.length() > "CLASSPATH=".length())
-				cp = e.substring("CLASSPATH=".length());
-		return cp != null ? cp : ".";
+
+		/* A JVM flag of the line that this JVM was not started with
+		 * (java.conf's prestart line), or null. The compile is the line's
+		 * only in a JVM with its flags: a -Duser.language=ja, say, changes
+		 * javac's messages. /proc/self/cmdline: `java <flags> -cp <jar>
+		 * JavacServer`. */
+		String foreignJvmFlag() throws IOException {
+			String[] own = new String(Files.readAllBytes(Paths.get("/proc/self/cmdline")),
+						  StandardCharsets.UTF_8).split("\0");
+			List<String> mine = new ArrayList<>();
+			for (int i = 1; i < own.length && !own[i].equals(JavacServer.class.getName()); i++)
+				mine.add(own[i]);
+			for (String f : jvmFlags)
+				if (!mine.contains(f))
+					return f;
+			return null;
+		}
 	}
 
 	public static void main(String[] args) throws Exception
@@ -281,11 +269,11 @@ public final class JavacServer {
 		 * directory the JVM started in */
 		if (!strs.get(argc + envc).equals(System.getProperty("user.dir")))
 			failed(22, "the step's directory is not the server's");
-		List<String> javacArgs = javacArgs(strs.subList(1, argc));
+		CompileLine line = new CompileLine(strs.subList(1, argc));
 		/* javac's default class path (no -cp among its arguments) is its
 		 * JVM's; this JVM's is its own jar */
-		System.setProperty("java.class.path", jvmClassPath(strs.subList(1, argc), strs.subList(argc, argc + envc)));
-		String foreign = foreignJvmFlag(strs.subList(1, argc));
+		System.setProperty("java.class.path", line.jvmClassPath(strs.subList(argc, argc + envc)));
+		String foreign = line.foreignJvmFlag();
 		if (foreign != null) /* sandboxd runs the compile line instead */
 			failed(22, "the compile line's JVM flag " + foreign.replace("\\", "\\\\").replace("\"", "\\\"") +
 					   " is not the compile server's (add it to java.conf's prestart line)");
@@ -297,7 +285,7 @@ public final class JavacServer {
 			failed(e, "stdin, stdout, stderr");
 		report("{\"started\": " + ProcessHandle.current().pid() + ", \"self\": true}");
 		closeSocket(); /* no report can follow: the exit init sees is the step's */
-		int rc = com.sun.tools.javac.Main.compile(javacArgs.toArray(new String[0]));
+		int rc = com.sun.tools.javac.Main.compile(line.javacArgs.toArray(new String[0]));
 		/* javac's launcher exits with System.exit; javac has no shutdown
 		 * hook, so halt ends the same, without the JVM's orderly shutdown */
 		System.out.flush();
