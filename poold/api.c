@@ -110,10 +110,16 @@ static json_t *pool_json(const struct pool *p)
 
 static json_t *pool_json_base(const struct pool *p)
 {
-	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s?}", "name", p->name,
-			 "language", p->language, "stateful", p->stateful, "warm", (json_int_t)p->warm, "max",
-			 (json_int_t)p->max, "idle_timeout_s", (json_int_t)(p->idle_timeout_ms / 1000),
-			 "max_lifetime_s", (json_int_t)(p->max_lifetime_ms / 1000), "draining", p->draining, "ready",
+	/* how warm follows the nodes: "auto", "N%" (of their capacity), or
+	 * null for a number set in poold.conf or by PATCH */
+	char rule[8] = "auto";
+	if (p->warm_pct)
+		snprintf(rule, sizeof(rule), "%u%%", p->warm_pct);
+	return json_pack("{s:s, s:s, s:b, s:I, s:s?, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:s?}", "name",
+			 p->name, "language", p->language, "stateful", p->stateful, "warm", (json_int_t)p->warm,
+			 "warm_rule", p->warm_auto ? rule : NULL, "max", (json_int_t)p->max, "idle_timeout_s",
+			 (json_int_t)(p->idle_timeout_ms / 1000), "max_lifetime_s",
+			 (json_int_t)(p->max_lifetime_ms / 1000), "draining", p->draining, "ready",
 			 (json_int_t)p->n_ready, "creating", (json_int_t)(p->n_creating + p->n_creating_direct),
 			 "leased", (json_int_t)p->n_leased, "queued", (json_int_t)p->n_waiting, "create_failures",
 			 (json_int_t)p->create_failures, "last_error", p->last_error[0] ? p->last_error : NULL);
@@ -139,13 +145,20 @@ static void patch_pool(struct http_request *req, struct pool *p, json_t *b)
 		http_respond_error(req, 400, "BadRequest", "%s", err.msg);
 		return;
 	}
-	if (warm > max) {
+	/* a key given as a number replaces its auto (or N%); one not given
+	 * keeps its rule (an auto warm stays within max by itself) */
+	bool warm_auto = p->warm_auto && !json_object_get(b, "warm");
+	bool max_auto = p->max_auto && !json_object_get(b, "max");
+	unsigned warm_pct = p->warm_pct;
+	if (!warm_auto && warm > max) {
 		http_respond_error(req, 400, "BadRequest", "warm (%llu) must not exceed max (%llu)",
 				   (unsigned long long)warm, (unsigned long long)max);
 		return;
 	}
 	pool_set_timeouts(p, idle * 1000, life * 1000);
 	pool_resize(p, warm, max);
+	if (warm_auto || max_auto)
+		pool_set_auto(p, warm_auto, warm_pct, max_auto);
 	char warning[400];
 	json_t *ans = pool_json(p);
 	if (pool_warm_warning(p, warning, sizeof(warning)))

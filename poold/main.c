@@ -104,8 +104,11 @@ static void explain(const char *path)
 		printf("  node        %-12s %s%s\n", n->name, n->url, n->tls_ca ? " (mutual TLS)" : "");
 	for (struct pool_conf *p = cfg.pools; p; p = p->next) {
 		cleanup_free char *lim = json_dumps(p->limits, JSON_COMPACT);
-		char warm[24], max[24];
-		snprintf(warm, sizeof(warm), p->warm_auto ? "auto" : "%llu", (unsigned long long)p->warm);
+		char warm[32], max[24];
+		if (p->warm_pct)
+			snprintf(warm, sizeof(warm), "%u%% of capacity", p->warm_pct);
+		else
+			snprintf(warm, sizeof(warm), p->warm_auto ? "auto" : "%llu", (unsigned long long)p->warm);
 		snprintf(max, sizeof(max), p->max_auto ? "auto" : "%llu", (unsigned long long)p->max);
 		printf("  pool        %-12s %s%s, warm %s, max %s, idle %llus, lifetime %llus%s, limits %s\n", p->name,
 		       p->language, p->stateful ? " (stateful)" : "", warm, max,

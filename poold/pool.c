@@ -201,8 +201,11 @@ static void auto_size(struct pool *p)
 		return; /* no node yet: keep the last sizes */
 	if (p->max_auto)
 		p->max = cap;
-	if (p->warm_auto)
-		p->warm = runs < p->max ? runs : p->max;
+	if (p->warm_auto) {
+		size_t share = cap * p->warm_pct / 100;
+		size_t want = share > runs ? share : runs;
+		p->warm = want < p->max ? want : p->max;
+	}
 }
 
 static void handoff_cb(struct ev_loop *l, ev_timer *w, int revents)
@@ -724,9 +727,10 @@ bool pool_warm_warning(const struct pool *p, char *buf, size_t len)
 	return false;
 }
 
-void pool_set_auto(struct pool *p, bool warm_auto, bool max_auto)
+void pool_set_auto(struct pool *p, bool warm_auto, unsigned warm_pct, bool max_auto)
 {
 	p->warm_auto = warm_auto;
+	p->warm_pct = warm_auto ? warm_pct : 0;
 	p->max_auto = max_auto;
 	pool_kick(p);
 }
@@ -734,6 +738,7 @@ void pool_set_auto(struct pool *p, bool warm_auto, bool max_auto)
 void pool_resize(struct pool *p, uint64_t warm, uint64_t max)
 {
 	p->warm_auto = p->max_auto = false;
+	p->warm_pct = 0;
 	log_info("pool %s: warm %llu → %llu, max %llu → %llu", p->name, (unsigned long long)p->warm,
 		 (unsigned long long)warm, (unsigned long long)p->max, (unsigned long long)max);
 	p->warm = warm;
@@ -755,7 +760,7 @@ void pool_reload(struct pool *p, const struct pool_conf *pc)
 	p->limits = json_incref(pc->limits);
 	pool_resize(p, pc->warm, pc->max);
 	if (pc->warm_auto || pc->max_auto)
-		pool_set_auto(p, pc->warm_auto, pc->max_auto);
+		pool_set_auto(p, pc->warm_auto, pc->warm_pct, pc->max_auto);
 }
 
 void pool_set_draining(struct pool *p, bool draining)
@@ -792,6 +797,7 @@ int pools_init(struct ev_loop *l, const struct psettings *st, struct wp_error *e
 		p->limits = json_incref(pc->limits);
 		p->stateful = pc->stateful;
 		p->warm_auto = pc->warm_auto;
+		p->warm_pct = pc->warm_pct;
 		p->max_auto = pc->max_auto;
 		p->waiters_tail = &p->waiters;
 		ev_timer_init(&p->refill, refill_cb, REFILL_HOLD, 0);

@@ -41,8 +41,9 @@ struct pool {
 	char *language;
 	uint64_t warm; /* effective: with warm_auto, recomputed from the nodes */
 	uint64_t max;
-	bool warm_auto; /* warm = auto: the run_slots of the nodes with the language */
-	bool max_auto;	/* max = auto: the capacity of the nodes with the language */
+	bool warm_auto;	   /* warm = auto: the run_slots of the nodes with the language */
+	unsigned warm_pct; /* warm = N%: N% of their capacity if more (with warm_auto) */
+	bool max_auto;	   /* max = auto: the capacity of the nodes with the language */
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
 	json_t *limits;
@@ -109,7 +110,7 @@ void pool_judged_return(struct pool *p, struct node *n, const char *slot_id, boo
 /* PATCH of warm: a warning when warm does not fit the nodes (false: fits). */
 bool pool_warm_warning(const struct pool *p, char *buf, size_t len);
 /* warm/max = auto again (SIGHUP reload of a config that says so). */
-void pool_set_auto(struct pool *p, bool warm_auto, bool max_auto);
+void pool_set_auto(struct pool *p, bool warm_auto, unsigned warm_pct, bool max_auto);
 
 /* Get a slot for a new lease (see pool_take_fn). Calls fn later, never
  * synchronously. A lease's take holds the pool's refill back while a burst

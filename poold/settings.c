@@ -80,6 +80,39 @@ static struct node_conf *node_conf_get(struct psettings *s, const char *name)
 	return n;
 }
 
+/* A pool's warm: a number, "auto" (the run_slots of the nodes with its
+ * language) or "N%" (N% of their capacity, 1-100, at least what auto
+ * gives: pool.c auto_size). */
+static int pool_warm_parse(struct pool_conf *p, const char *v, struct wp_error *err)
+{
+	size_t n = strlen(v);
+	char pct[4] = "";
+	uint64_t u;
+	int r;
+
+	p->warm_pct = 0;
+	p->warm_auto = strcmp(v, "auto") == 0;
+	if (p->warm_auto)
+		return 0;
+	if (n < 2 || v[n - 1] != '%')
+		r = config_parse_u64(v, 0, 100000, &p->warm);
+	else if (n - 1 < sizeof(pct)) {
+		memcpy(pct, v, n - 1);
+		r = config_parse_u64(pct, 1, 100, &u);
+	} else
+		r = -ERANGE;
+	if (r < 0)
+		return wp_error_set(err, -r,
+				    "[pool:%s] warm = %s: want a number of slots (0-100000), auto (one per judged "
+				    "run its nodes start at once) or N%% of its nodes' capacity (1%%-100%%)",
+				    p->name, v);
+	if (pct[0]) {
+		p->warm_auto = true;
+		p->warm_pct = (unsigned)u;
+	}
+	return 0;
+}
+
 /* Per-run limits of a pool, passed to sandboxd as its "limits" object. */
 static int pool_limit(struct pool_conf *p, const char *key, const char *v)
 {
@@ -282,10 +315,8 @@ static int pkey(void *ctx, const char *section, const char *key, const char *v, 
 			return -ENOMEM;
 		if (strcmp(key, "language") == 0)
 			return config_set_str(&p->language, v);
-		if (strcmp(key, "warm") == 0) {
-			p->warm_auto = strcmp(v, "auto") == 0;
-			return p->warm_auto ? 0 : config_parse_u64(v, 0, 100000, &p->warm);
-		}
+		if (strcmp(key, "warm") == 0)
+			return pool_warm_parse(p, v, err);
 		if (strcmp(key, "max") == 0) {
 			p->max_auto = strcmp(v, "auto") == 0;
 			return p->max_auto ? 0 : config_parse_u64(v, 1, 100000, &p->max);

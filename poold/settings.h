@@ -22,8 +22,9 @@ struct pool_conf {
 	char *language;
 	uint64_t warm;
 	uint64_t max;
-	bool warm_auto; /* warm = auto: the run_slots of the nodes with the language */
-	bool max_auto;	/* max = auto: the capacity of the nodes with the language */
+	bool warm_auto;	   /* warm = auto: the run_slots of the nodes with the language */
+	unsigned warm_pct; /* warm = N% (1-100): N% of their capacity, at least auto (warm_auto set) */
+	bool max_auto;	   /* max = auto: the capacity of the nodes with the language */
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
 	json_t *limits; /* per-run limits sent to sandboxd ({"cpu_ms": …}), may be empty */

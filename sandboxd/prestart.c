@@ -58,6 +58,14 @@
 #define PRESTART_AHEAD_DELAY   0.2 /* after a request: fork the next child ahead if the slot is kept */
 #define PRESTART_QUIET         0.1 /* a compile helper starts once no run slot was short this long */
 
+/* Compile helpers in their warm-up now (counted from their start to their
+ * "warmed" report, their step or their end). At most run_slots at once: a
+ * warm-up uses CPU no run wants, and more at once only share it, each
+ * slower; in a contest burst every slot taken before its warm-up is done
+ * would have had its share for nothing (a node keeping dozens of warm Java
+ * slots refills them all at once after a burst). */
+static unsigned warm_ups;
+
 /* PS_DEFERRED: a compile helper not started yet, its slot made while every
  * run slot was busy; its timer looks every PRESTART_QUIET (prestart_start). */
 enum ps_state { PS_DEAD, PS_DEFERRED, PS_STARTING, PS_READY, PS_BUSY };
@@ -68,6 +76,7 @@ struct prestart {
 	bool launched; /* init has the helper (until it reports its exit) */
 	bool self;     /* the helper itself is the step in flight ("self") */
 	bool warming;  /* the slot's cgroup has PRESTART_WARM_WEIGHT */
+	bool warm_up;  /* a compile helper counted in warm_ups */
 	unsigned starts;
 	int sock;
 	ev_io io;
@@ -94,6 +103,23 @@ static void ps_set_warming(struct prestart *p, bool warming)
 	if (cgroup_set_cpu_weight(p->slot->cg, warming ? PRESTART_WARM_WEIGHT : 100, &err) < 0 &&
 	    err.code != EOPNOTSUPP)
 		log_warn("slot %s: cpu weight while warming up: %s", p->slot->id, err.msg);
+}
+
+/* The helper's warm-up is over (done, stopped by a step, or the helper
+ * gone): another compile helper may start (ps_timer_cb). */
+static void ps_warm_up_over(struct prestart *p)
+{
+	if (!p->warm_up)
+		return;
+	p->warm_up = false;
+	warm_ups--;
+}
+
+/* May a compile helper start now: the node's run slots not all busy for
+ * PRESTART_QUIET, and fewer than run_slots helpers warming up? */
+static bool ps_compile_may_start(void)
+{
+	return admit_quiet_for() >= PRESTART_QUIET && warm_ups < sandboxd_settings->run_slots;
 }
 
 /* The child of the next step forked ahead into run group g (see above).
@@ -171,6 +197,7 @@ static void ps_stop(struct prestart *p)
 	p->state = PS_DEAD;
 	p->self = false;
 	ps_set_warming(p, false);
+	ps_warm_up_over(p);
 	ps_close_sock(p);
 	if (!s->cg_kernel)
 		return;
@@ -205,7 +232,7 @@ static void ps_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct wp_error err = {0};
 
 	if (p->state == PS_DEFERRED) {
-		if (admit_quiet_for() < PRESTART_QUIET || p->slot->run)
+		if (!ps_compile_may_start() || p->slot->run)
 			return; /* it repeats */
 		ev_timer_stop(loop, w);
 		p->state = PS_DEAD;
@@ -227,12 +254,22 @@ static void ps_report(struct prestart *p, const char *buf, size_t n)
 		ps_lost(p, "malformed report");
 		return;
 	}
+	if (json_is_true(json_object_get(j, "warmed"))) {
+		/* a compile helper's warm-up is done (sent before any step's
+		 * report): it waits for its step, idle */
+		if (p->warm_up)
+			log_debug("slot %s: pre-started helper warmed up", s->id);
+		ps_warm_up_over(p);
+		return;
+	}
 	if (json_is_true(json_object_get(j, "ready")) && p->state == PS_STARTING) {
 		ev_timer_stop(EV_DEFAULT, &p->timer);
 		p->state = PS_READY;
 		/* a helper started again for a run's compile comes up while
 		 * that run's tests go on: the slot keeps its weight then */
 		ps_set_warming(p, json_is_true(json_object_get(j, "warming")) && !s->run);
+		if (!json_is_true(json_object_get(j, "warming")))
+			ps_warm_up_over(p);
 		log_debug("slot %s: pre-started helper ready%s", s->id, p->warming ? ", warming up" : "");
 		if (s->state == SLOT_CREATING)
 			slot_created(s); /* slot.c waited for this */
@@ -353,8 +390,13 @@ static int ps_spawn(struct prestart *p, struct wp_error *err)
 	p->state = PS_STARTING;
 	p->starts++;
 	/* a compile helper starts on CPU no run wants (see prestart_usable) */
-	if (s->lang->prestart_compile && !s->run)
+	if (s->lang->prestart_compile && !s->run) {
 		ps_set_warming(p, true);
+		if (!p->warm_up) {
+			p->warm_up = true;
+			warm_ups++;
+		}
+	}
 	ps_prefork(p, s->next_group); /* before it says ready (run helpers) */
 	ev_io_set(&p->io, p->sock, EV_READ);
 	ev_io_start(EV_DEFAULT, &p->io);
@@ -381,12 +423,17 @@ int prestart_start(struct slot *s, struct wp_error *err)
 		return 0;
 	if (!s->prestart && !(s->prestart = ps_new(s, err)))
 		return -ENOMEM;
-	if (s->lang->prestart_compile && admit_quiet_for() < PRESTART_QUIET) {
+	if (s->lang->prestart_compile && !ps_compile_may_start()) {
 		struct prestart *p = s->prestart;
 		p->state = PS_DEFERRED;
 		ev_timer_set(&p->timer, PRESTART_QUIET, PRESTART_QUIET);
 		ev_timer_start(EV_DEFAULT, &p->timer);
-		log_debug("slot %s: every run slot is busy: its compile helper starts when they are not", s->id);
+		if (admit_quiet_for() < PRESTART_QUIET)
+			log_debug("slot %s: every run slot is busy: its compile helper starts when they are not",
+				  s->id);
+		else
+			log_debug("slot %s: %u compile helpers warm up (run_slots): its own starts after one of them",
+				  s->id, warm_ups);
 		return 0;
 	}
 	return ps_spawn(s->prestart, err);
@@ -400,7 +447,8 @@ bool prestart_usable(struct slot *s, bool compile)
 	if (!p || s->lang->prestart_compile != compile)
 		return false;
 	if (p->state == PS_DEFERRED) {
-		log_debug("slot %s: the compile helper has not started (the node was busy): the compile runs the usual way",
+		log_debug("slot %s: the compile helper has not started (the node was busy, or other slots' warmed "
+			  "up): the compile runs the usual way",
 			  s->id);
 		ev_timer_stop(EV_DEFAULT, &p->timer);
 		p->state = PS_DEAD;
@@ -471,6 +519,7 @@ int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3],
 	c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
 	memcpy(CMSG_DATA(c), all, (size_t)n * sizeof(int));
 	ps_set_warming(p, false); /* the step has the slot's CPU */
+	ps_warm_up_over(p);
 	rc = sendmsg(p->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	int e = errno;
 	for (int i = 0; i < 8 && procs[i] >= 0; i++)
@@ -544,6 +593,7 @@ void prestart_abort(struct slot *s)
 		return;
 	p->state = PS_DEAD;
 	p->starts = PRESTART_MAX_STARTS;
+	ps_warm_up_over(p);
 	ps_close_sock(p);
 }
 
@@ -551,6 +601,7 @@ void prestart_free(struct prestart *p)
 {
 	if (!p)
 		return;
+	ps_warm_up_over(p);
 	ps_close_sock(p);
 	free(p->pre_path);
 	free(p);

@@ -20,6 +20,8 @@
  * of java.conf), then a thread of the lowest priority (SCHED_IDLE) compiles
  * the warm-up source, and the ready report says {"warming": true}: sandboxd
  * then gives the slot's cgroup the lowest CPU weight until a step arrives.
+ * Its end (done or failed, before any step) is reported as {"warmed": true}:
+ * sandboxd lets only run_slots servers warm up at once.
  * On an idle node the warm-up is done long before a submission comes and
  * the submission's compile is fast; on a busy one it gets only CPU no run
  * wants, and a step that arrives first stops it (at javac's next event) and
@@ -104,6 +106,8 @@ public final class JavacServer {
 
 	/* Set when a step arrives: the warm-up stops at javac's next event. */
 	private static volatile boolean stepArrived;
+	/* orders the warm-up's end report before the step's reports */
+	private static final Object REPORTS = new Object();
 
 	private static final class WarmUpStopped extends RuntimeException {
 		private static final long serialVersionUID = 1L;
@@ -238,6 +242,13 @@ public final class JavacServer {
 					/* stopped by a step (WarmUpStopped, wrapped by
 					 * javac), or failed: the step compiles cold */
 				}
+				/* the warm-up is over: sandboxd may start another
+				 * slot's (it runs a few at a time); once the step
+				 * arrived, sandboxd knows */
+				synchronized (REPORTS) {
+					if (!stepArrived)
+						report("{\"warmed\": true}");
+				}
 			}, "warm-up");
 			w.setDaemon(true);
 			w.start();
@@ -246,7 +257,9 @@ public final class JavacServer {
 		byte[] buf = new byte[65536];
 		int[] fds = new int[16];
 		int len = recv(buf, fds);
-		stepArrived = true;
+		synchronized (REPORTS) {
+			stepArrived = true;
+		}
 		if (len <= 0)
 			Runtime.getRuntime().halt(0); /* sandboxd closed the socket: the slot is going */
 		ByteBuffer h = ByteBuffer.wrap(buf, 0, len).order(ByteOrder.LITTLE_ENDIAN);

@@ -266,6 +266,33 @@ def test_warm_above_capacity_warns(make_poold):
     assert r.status == 200 and "warning" not in r.body, r
 
 
+def test_warm_share_of_capacity_and_a_patch_of_other_keys_keeps_it(make_poold):
+    """warm = N%: that share of the node's capacity, kept warm (at least
+    auto's run_slots); a PATCH of other keys keeps the rule, a number for
+    warm replaces it; a bad share is refused with what is allowed."""
+    pools = {"c": {"language": "c", "warm": "25%", "max": "auto"}}
+    sb, pd = _small_stack(make_poold, 20, pools, uid_off=30)
+    c = pd.client(timeout=60)
+    p = _pool(c, "c")
+    assert (p["warm"], p["warm_rule"], p["max"]) == (5, "25%", 20), p
+    assert wpdaemons.wait_for(lambda: _pool(c, "c")["ready"] == 5, 20), _pool(c, "c")
+    r = c.patch("/v1/pools/c", {"idle_timeout_s": 600, "max": 12})
+    assert r.status == 200, r
+    assert (r.body["warm"], r.body["warm_rule"], r.body["max"]) == (5, "25%", 12), r
+    r = c.patch("/v1/pools/c", {"warm": 2})
+    assert r.status == 200 and (r.body["warm"], r.body["warm_rule"]) == (2, None), r
+    assert wpdaemons.wait_for(lambda: _pool(c, "c")["ready"] == 2, 10), _pool(c, "c")
+    rc, out = pd.check_config()
+    assert rc == 0 and "warm 25% of capacity" in out, out
+    for bad in ("0%", "101%", "12.5%", "%"):
+        conf = pd.config_text().replace("warm = 25%", "warm = " + bad)
+        path = os.path.join(pd.tmp, "bad.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        rc, out = wpdaemons.check_config(path)
+        assert rc == 1 and "N% of its nodes' capacity (1%-100%)" in out, (bad, out)
+
+
 def test_queue_over_max_is_503_with_retry_after(make_poold):
     """With the queue at execute_max_queue the next submission is 503
     QueueFull with Retry-After; those queued before it all run."""

@@ -969,13 +969,16 @@ def test_deploy_configs_carry_the_contest():
     as config/ does (issue 11): /execute's queue is sized for a contest burst
     (2 000 submissions held, minutes of waiting), every language's judged
     pool (its first pool with stateful = no) sizes itself from the nodes
-    (warm = auto, max = auto), and sandboxd derives its capacity and run
-    budget from the host (capacity, run_slots, run_memory = auto)."""
+    (warm = auto or N% of their capacity, max = auto; java keeps the share
+    config/poold.conf's java pool keeps warm), and sandboxd derives its
+    capacity and run budget from the host (capacity, run_slots, run_memory =
+    auto)."""
     poolds = {"deploy/etc/poold.conf": read(os.path.join(DEPLOY, "etc", "poold.conf")),
               "deploy/k8s poold-config": k8s("ConfigMap", "poold-config")["data"]["poold.conf"]}
     sandboxds = {"deploy/etc/sandboxd.conf": read(os.path.join(DEPLOY, "etc", "sandboxd.conf")),
                  "deploy/k8s sandboxd-config": k8s("ConfigMap", "sandboxd-config")["data"]["sandboxd.conf"]}
     seconds = {"s": 1, "m": 60, "h": 3600}
+    shipped_java = ini_sections(read(os.path.join(REPO, "config", "poold.conf")))["pool:java"]["warm"]
     bad = []
     for name, text in poolds.items():
         conf = ini_sections(text)
@@ -993,8 +996,11 @@ def test_deploy_configs_carry_the_contest():
                 bad.append("%s: no judged (stateful = no) pool for %s" % (name, lang))
                 continue
             sec, keys = judged[0]
-            if (keys.get("warm"), keys.get("max")) != ("auto", "auto"):
-                bad.append("%s: [%s] warm %r max %r, want auto/auto" % (name, sec, keys.get("warm"), keys.get("max")))
+            warm = keys.get("warm") or ""
+            if warm != "auto" and not re.match(r"^\d+%$", warm) or keys.get("max") != "auto":
+                bad.append("%s: [%s] warm %r max %r, want auto or N%% / auto" % (name, sec, warm, keys.get("max")))
+            if lang == "java" and warm != shipped_java:
+                bad.append("%s: [%s] warm %r, config/poold.conf's java pool: %r" % (name, sec, warm, shipped_java))
     for name, text in sandboxds.items():
         keys = ini_sections(text).get("sandboxd", {})
         for k in ("capacity", "run_slots", "run_memory"):

@@ -32,6 +32,7 @@ from conftest import LANG_DIR, changed_language, proc_cmdline, show, verdicts_of
 BUSY_UID_BASE = 380000  # the busy node of the compile-server test: capacity 4
 PCH_FAIL_UID_BASE = 382000  # the node whose first precompiled header cannot build: capacity 4
 JAVAC_LINE_UID_BASE = 383000  # the node whose java.conf compiles with the javac launcher: capacity 4
+WARM_UPS_UID_BASE = 388000  # the node whose Java slots warm up one at a time: capacity 6
 
 BITS_SUM = (
     "#include <bits/stdc++.h>\n"
@@ -928,6 +929,43 @@ def test_java_server_of_a_slot_made_on_a_busy_node_starts_once_it_is_quiet():
         r = c.post("/v1/slots/%s/run" % java, {"source": JAVA_SUM, "tests": [{"stdin": "1 2\n", "expected": "3\n"}]})
         assert r.status == 200 and verdicts_of(r.body) == ["accepted"], r
         assert "slot %s: pre-started helper did its step" % java in sb.log_text(), "the compile was not the server's"
+    finally:
+        sb.stop()
+        sb.cleanup()
+
+
+def test_java_servers_warm_up_run_slots_at_a_time():
+    """A node keeping many warm Java slots (the shipped java pool: 12 % of
+    the capacity) starts their compile servers run_slots at a time: each
+    warm-up only takes CPU no run wants, and more at once only share it. In
+    a contest burst the slots are taken before their warm-ups are done, and
+    the CPU those had was lost: 1 000 x 2 took 129 s instead of 108 s with
+    45 servers warming at once. A server says when its warm-up is over."""
+    sb = wp.Sandboxd(wp.make_tmpdir("wp-prewarm-warmups-"), WARM_UPS_UID_BASE, capacity=6, log_level="debug",
+                     extra="run_slots = 1")
+    sb.start()
+    try:
+        c = sb.client(timeout=60)
+        r = c.post("/v1/slots", {"language": "java", "count": 4, "wait": True}, timeout=60)
+        assert r.status == 201, r
+        slots = [s["id"] for s in r.body["slots"]]
+        most = 0
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            log = sb.log_text()
+            warmed = [s for s in slots if "slot %s: pre-started helper warmed up" % s in log]
+            started = [s for s in slots if javac_servers(s)]
+            most = max(most, len(started) - len(warmed))
+            if len(warmed) == len(slots):
+                break
+            time.sleep(0.02)
+        assert len(warmed) == 4, "servers warmed up: %r of %r\n%s" % (warmed, slots, sb.log_text()[-3000:])
+        assert most == 1, "%d servers warmed up at once on a node of run_slots 1" % most
+        assert "compile helpers warm up (run_slots): its own starts after one of them" in sb.log_text()
+        r = c.post("/v1/slots/%s/run" % slots[-1], {"source": JAVA_SUM,
+                                                    "tests": [{"stdin": "1 2\n", "expected": "3\n"}]})
+        assert r.status == 200 and verdicts_of(r.body) == ["accepted"], r
+        assert "slot %s: pre-started helper did its step" % slots[-1] in sb.log_text(), "not the server's compile"
     finally:
         sb.stop()
         sb.cleanup()

@@ -441,6 +441,39 @@ static void test_node_slot_count(void **state)
 	assert_int_equal(P->n_ready, 1);
 }
 
+/* warm = N%: N% of the capacity of the nodes with the language, never less
+ * than auto (their run_slots: 2 here), never more than max; it follows the
+ * node's capacity; a number (PATCH, pool_resize) replaces it. */
+static void test_warm_share_of_capacity(void **state)
+{
+	add_pool("p", 0, 100000, 60000, 3600000, false);
+	cfg.pools->warm_auto = true;
+	cfg.pools->warm_pct = 12;
+	cfg.pools->max_auto = true;
+	start_poold();
+	P = pool_find("p");
+	node_up(376, "[]");
+	assert_int_equal(P->warm, 45); /* 12% of 376 */
+	assert_int_equal(P->max, 376);
+	assert_int_equal(P->warm_pct, 12);
+	set_info(10, 0); /* a small node: 12% is 1, auto's 2 stands */
+	health_check();
+	pool_kick(P);
+	assert_int_equal(P->warm, 2);
+	set_info(1000, 0);
+	health_check();
+	pool_kick(P);
+	assert_int_equal(P->warm, 120);
+	pool_set_auto(P, true, 12, false);
+	pool_resize(P, 3, 50);
+	assert_int_equal(P->warm_pct, 0);
+	assert_false(P->warm_auto);
+	pool_kick(P);
+	assert_int_equal(P->warm, 3);
+	pool_set_auto(P, true, 100, false); /* a max given as a number caps it */
+	assert_int_equal(P->warm, 50);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +492,7 @@ int main(void)
 	    cmocka_unit_test(test_judged_take_refills_at_once_in_a_burst),
 	    cmocka_unit_test(test_take_oldest_shrink_newest),
 	    cmocka_unit_test(test_node_slot_count),
+	    cmocka_unit_test(test_warm_share_of_capacity),
 	};
 	return run_each(tests, sizeof(tests) / sizeof(tests[0]));
 }
