@@ -205,7 +205,33 @@ static void auto_size(struct pool *p)
 		size_t share = cap * p->warm_pct / 100;
 		size_t want = share > runs ? share : runs;
 		p->warm = want < p->max ? want : p->max;
+		p->warm_runs = runs < p->warm ? runs : p->warm;
 	}
+}
+
+/* Judged submissions waiting in any pool's fair queue: a burst is being
+ * worked off (every run the nodes can start is going). */
+static bool judged_backlog(void)
+{
+	for (const struct pool *q = pools; q; q = q->next)
+		if (q->n_judge_queued)
+			return true;
+	return false;
+}
+
+/* The ready slots the pool makes up to now. A warm = N% pool keeps its
+ * share beyond auto (its reserve) for a burst: the burst's submissions
+ * take the slots made before it, on idle CPU. While judged submissions
+ * wait in the queue it makes only its auto part (one per run its nodes
+ * start at once), and the rest once none waits: made during the burst,
+ * the reserve's slots would take CPU from its runs (a Python slot's
+ * fork-server ~20 ms, a Java slot ~15 ms) and serve nobody sooner.
+ * Submissions one after another (none waiting) are refilled as they come. */
+static uint64_t warm_now(const struct pool *p)
+{
+	if (p->warm_pct && p->warm_runs < p->warm && judged_backlog())
+		return p->warm_runs;
+	return p->warm;
 }
 
 static void handoff_cb(struct ev_loop *l, ev_timer *w, int revents)
@@ -509,20 +535,21 @@ void pool_kick(struct pool *p)
 		}
 	}
 	/* warmth */
+	uint64_t warm = warm_now(p);
 	size_t have = p->n_ready + p->n_creating;
-	if (have >= p->warm)
+	if (have >= warm)
 		p->refill_due = 0;
-	if (have < p->warm && pool_total(p) >= p->max && !p->n_waiting) {
+	if (have < warm && pool_total(p) >= p->max && !p->n_waiting) {
 		note_short(p, 2, "warm %llu not reached (%zu ready or coming): the pool is at its max of %llu slots",
-			   (unsigned long long)p->warm, have, (unsigned long long)p->max);
+			   (unsigned long long)warm, have, (unsigned long long)p->max);
 		short_now = true;
-	} else if (have < p->warm && pool_total(p) < p->max && refill_now(p, now)) {
+	} else if (have < warm && pool_total(p) < p->max && refill_now(p, now)) {
 		/* as many batches as the nodes' CPUs keep busy, not one per
 		 * kick: one batch at a time (wait = true answers with its
 		 * slowest slot) made a pool of Python slots warm at ~30/s */
 		size_t cap = create_inflight_max(p);
-		while (have < p->warm && pool_total(p) < p->max && p->n_creating < cap) {
-			size_t want = p->warm - have;
+		while (have < warm && pool_total(p) < p->max && p->n_creating < cap) {
+			size_t want = warm - have;
 			if (want > p->max - pool_total(p))
 				want = p->max - pool_total(p);
 			if (want > cap - p->n_creating)
@@ -534,7 +561,7 @@ void pool_kick(struct pool *p)
 					describe_full(p, false, why, sizeof(why));
 					note_short(p, 3,
 						   "warm %llu not reached (%zu ready or coming): no room on a node: %s",
-						   (unsigned long long)p->warm, have, why);
+						   (unsigned long long)warm, have, why);
 					short_now = true;
 				}
 				break;
@@ -542,7 +569,7 @@ void pool_kick(struct pool *p)
 			have = p->n_ready + p->n_creating;
 		}
 	}
-	if (!short_now && (have >= p->warm || p->n_creating) && p->n_waiting <= pending)
+	if (!short_now && (have >= warm || p->n_creating) && p->n_waiting <= pending)
 		clear_short(p);
 }
 

@@ -474,6 +474,52 @@ static void test_warm_share_of_capacity(void **state)
 	assert_int_equal(P->warm, 50);
 }
 
+/* A warm = N% pool's reserve (its share beyond auto) serves a burst from
+ * slots made before it: while judged submissions are queued (any pool's)
+ * it is not made again, only the auto part (2); once none is queued (the
+ * last runs may go on), it is. A pool with a number for warm refills as
+ * before. */
+static void test_reserve_made_again_after_the_burst(void **state)
+{
+	add_pool("p", 0, 100000, 60000, 3600000, false);
+	cfg.pools->warm_auto = true;
+	cfg.pools->warm_pct = 50;
+	cfg.pools->max_auto = true;
+	add_pool("q", 0, 8, 60000, 3600000, false);
+	start_poold();
+	P = pool_find("p");
+	struct pool *q = pool_find("q");
+	warm_up(20);
+	assert_int_equal(P->warm, 10);
+	assert_int_equal(P->n_ready, 10);
+	q->n_judge_queued = 3; /* another pool's burst */
+	for (int k = 0; k < 9; k++) {
+		pool_take_judged(P, 5, take_cb, NULL);
+		settle();
+		assert_int_equal(took.err, 0);
+		pool_judged_hold(P);
+		answer_creates();
+		pool_judged_return(P, took.node, took.id, true);
+		now_s += 0.05;
+	}
+	pool_kick(P);
+	assert_int_equal(P->n_ready + P->n_creating, 2); /* its auto part, not 10 */
+	q->n_judge_queued = 0;
+	q->n_judge_running = 1; /* the last run of the burst */
+	pool_kick(P);
+	assert_int_equal(P->n_ready + P->n_creating, 10); /* made again */
+	/* a number: refilled at once, burst or not */
+	pool_resize(P, 6, 20);
+	P->n_judge_queued = 3; /* its own burst: a take is refilled at once */
+	while (answer_creates())
+		;
+	pool_take_judged(P, 5, take_cb, NULL);
+	settle();
+	pool_judged_hold(P);
+	pool_kick(P);
+	assert_int_equal(P->n_ready + P->n_creating, 6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +539,7 @@ int main(void)
 	    cmocka_unit_test(test_take_oldest_shrink_newest),
 	    cmocka_unit_test(test_node_slot_count),
 	    cmocka_unit_test(test_warm_share_of_capacity),
+	    cmocka_unit_test(test_reserve_made_again_after_the_burst),
 	};
 	return run_each(tests, sizeof(tests) / sizeof(tests[0]));
 }
