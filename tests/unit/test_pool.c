@@ -441,15 +441,24 @@ static void test_node_slot_count(void **state)
 	assert_int_equal(P->n_ready, 1);
 }
 
+/* A pool of warm = pct% (the share of the nodes' capacity) and max = auto. */
+static void add_share_pool(const char *name, unsigned pct)
+{
+	struct pool_conf *pc;
+
+	add_pool(name, 0, 100000, 60000, 3600000, false);
+	for (pc = cfg.pools; pc->next; pc = pc->next)
+		;
+	pc->warm_auto = pc->max_auto = true;
+	pc->warm_pct = pct;
+}
+
 /* warm = N%: N% of the capacity of the nodes with the language, never less
  * than auto (their run_slots: 2 here), never more than max; it follows the
  * node's capacity; a number (PATCH, pool_resize) replaces it. */
 static void test_warm_share_of_capacity(void **state)
 {
-	add_pool("p", 0, 100000, 60000, 3600000, false);
-	cfg.pools->warm_auto = true;
-	cfg.pools->warm_pct = 12;
-	cfg.pools->max_auto = true;
+	add_share_pool("p", 12);
 	start_poold();
 	P = pool_find("p");
 	node_up(376, "[]");
@@ -481,10 +490,7 @@ static void test_warm_share_of_capacity(void **state)
  * before. */
 static void test_reserve_made_again_after_the_burst(void **state)
 {
-	add_pool("p", 0, 100000, 60000, 3600000, false);
-	cfg.pools->warm_auto = true;
-	cfg.pools->warm_pct = 50;
-	cfg.pools->max_auto = true;
+	add_share_pool("p", 50);
 	add_pool("q", 0, 8, 60000, 3600000, false);
 	start_poold();
 	P = pool_find("p");
