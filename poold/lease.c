@@ -334,12 +334,9 @@ static void on_slot(struct pool *p, int err, struct node *n, const char *slot_id
 		else if (err == -ECANCELED)
 			fail_queue(l, 503, "PoolUnavailable", "the pool is draining or poold is stopping", retry);
 		else if (err == -ENODEV) {
-			char msg[400], why[300];
-			snprintf(msg, sizeof(msg), "no node that is up can host language %s%s", p->language,
-				 node_language_why(p->language, why, sizeof(why)));
-			fail_queue(l, 503, "NoCapacity", msg, retry);
-		}
-		else
+			char msg[400];
+			fail_queue(l, 503, "NoCapacity", node_no_host(p->language, msg, sizeof(msg)), retry);
+		} else
 			fail_queue(l, 503, "PoolUnavailable", "could not obtain a slot", retry);
 		lease_free(l);
 		return;

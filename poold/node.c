@@ -81,9 +81,9 @@ bool node_has_language(const struct node *n, const char *language)
 	return false;
 }
 
-const char *node_language_why(const char *language, char *buf, size_t len)
+const char *node_no_host(const char *language, char *buf, size_t len)
 {
-	buf[0] = '\0';
+	snprintf(buf, len, "no node that is up can host language %s", language);
 	for (struct node *n = nodes; n; n = n->next) {
 		json_t *langs = json_object_get(n->info, "languages"), *l;
 		size_t i;
@@ -93,7 +93,8 @@ const char *node_language_why(const char *language, char *buf, size_t len)
 		json_array_foreach (langs, i, l) {
 			const char *why = json_string_value(json_object_get(l, "unavailable"));
 			if (why && strcmp(json_string_value(json_object_get(l, "name")) ?: "", language) == 0) {
-				snprintf(buf, len, " (node %s: %s)", n->name, why);
+				size_t k = strlen(buf);
+				snprintf(buf + k, len - k, " (node %s: %s)", n->name, why);
 				return buf;
 			}
 		}

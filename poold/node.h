@@ -40,11 +40,12 @@ struct node *node_first(void);
 struct node *node_find(const char *name);
 size_t nodes_up(void);
 bool node_has_language(const struct node *n, const char *language);
-/* Why no node that is up can host a language it is configured for: ` (node
- * NAME: its compile line's -fuse-ld=gold needs ld.gold, …)`, from the
- * node's /v1/info, or "" when no node that is up says; for the answers and
- * warnings that say a language has no node. */
-const char *node_language_why(const char *language, char *buf, size_t len);
+/* "no node that is up can host language L", and the reason of the first
+ * node that is up and has L configured but cannot run it, from its
+ * /v1/info: " (node NAME: its compile line's -fuse-ld=gold needs ld.gold,
+ * …)". Written into buf, which it returns: the NoCapacity answers and the
+ * warm warning. */
+const char *node_no_host(const char *language, char *buf, size_t len);
 /* A call to the node. `body` is stolen (may be NULL). timeout 0 = the
  * configured node timeout. A transport failure counts against the node. */
 struct http_call *node_call(struct node *n, const char *method, const char *path, json_t *body, double timeout,

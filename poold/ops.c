@@ -652,13 +652,12 @@ static void judge_done(struct node *n, struct http_result *res, void *data)
 static void judge_slot(struct pool *p, int err, struct node *n, const char *slot_id, void *data)
 {
 	struct op_ctx *c = data;
-	char uuid[37], path[64], why[300];
+	char uuid[37], path[64], msg[400];
 
 	if (err) {
 		double retry = queue_retry_after(jq, 5);
 		if (err == -ENODEV)
-			judge_fail(c, 503, "NoCapacity", retry, "no node that is up can host language %s%s", p->language,
-				   node_language_why(p->language, why, sizeof(why)));
+			judge_fail(c, 503, "NoCapacity", retry, "%s", node_no_host(p->language, msg, sizeof(msg)));
 		else if (err == -ECANCELED)
 			judge_fail(c, 503, "PoolUnavailable", retry, "pool %s is draining or poold is stopping",
 				   p->name);
@@ -773,9 +772,8 @@ static void judge_submit(struct op_ctx *c)
 		return;
 	}
 	if (!pool_language_up(p)) {
-		char why[300];
-		judge_fail(c, 503, "NoCapacity", 5, "no node that is up can host language %s%s", p->language,
-			   node_language_why(p->language, why, sizeof(why)));
+		char msg[400];
+		judge_fail(c, 503, "NoCapacity", 5, "%s", node_no_host(p->language, msg, sizeof(msg)));
 		ctx_free(c);
 		return;
 	}

@@ -186,26 +186,34 @@ static void describe_full(const struct pool *p, bool beyond_warm, char *buf, siz
 	}
 }
 
+/* The judged runs the nodes with the pool's language start at once (their
+ * run_slots): of those up, or of those up and synced. */
+static size_t pool_run_slots(const struct pool *p, bool synced)
+{
+	size_t runs = 0;
+	for (struct node *n = node_first(); n; n = n->next)
+		if (n->up && (n->synced || !synced) && node_has_language(n, p->language))
+			runs += pool_node_run_slots(n);
+	return runs;
+}
+
 static void auto_size(struct pool *p)
 {
-	size_t runs = 0, cap = 0;
+	size_t cap = 0;
 
 	if (!p->warm_auto && !p->max_auto)
 		return;
 	for (struct node *n = node_first(); n; n = n->next)
-		if (n->up && node_has_language(n, p->language)) {
-			runs += pool_node_run_slots(n);
+		if (n->up && node_has_language(n, p->language))
 			cap += n->capacity;
-		}
 	if (!cap)
 		return; /* no node yet: keep the last sizes */
 	if (p->max_auto)
 		p->max = cap;
 	if (p->warm_auto) {
-		size_t share = cap * p->warm_pct / 100;
+		size_t runs = pool_run_slots(p, false), share = cap * p->warm_pct / 100;
 		size_t want = share > runs ? share : runs;
 		p->warm = want < p->max ? want : p->max;
-		p->warm_runs = runs < p->warm ? runs : p->warm;
 	}
 }
 
@@ -225,12 +233,14 @@ static bool judged_backlog(void)
  * wait in the queue it makes only its auto part (one per run its nodes
  * start at once), and the rest once none waits: made during the burst,
  * the reserve's slots would take CPU from its runs (a Python slot's
- * fork-server ~20 ms, a Java slot ~15 ms) and serve nobody sooner.
- * Submissions one after another (none waiting) are refilled as they come. */
+ * fork-server is ~20 ms of CPU) and serve nobody sooner. Submissions one
+ * after another (none waiting) are refilled as they come. */
 static uint64_t warm_now(const struct pool *p)
 {
-	if (p->warm_pct && p->warm_runs < p->warm && judged_backlog())
-		return p->warm_runs;
+	if (p->warm_pct && judged_backlog()) {
+		size_t runs = pool_run_slots(p, false);
+		return runs < p->warm ? runs : p->warm;
+	}
 	return p->warm;
 }
 
@@ -435,10 +445,7 @@ static void waiter_serve(struct pool *p, struct node *n, const char *id)
  * than that only queues on the CPUs. */
 static size_t create_inflight_max(const struct pool *p)
 {
-	size_t cpus = 0;
-	for (struct node *n = node_first(); n; n = n->next)
-		if (n->up && n->synced && node_has_language(n, p->language))
-			cpus += pool_node_run_slots(n);
+	size_t cpus = pool_run_slots(p, true);
 	return CREATE_PER_CPU * (cpus ? cpus : 1);
 }
 
@@ -735,9 +742,9 @@ bool pool_warm_warning(const struct pool *p, char *buf, size_t len)
 		if (n->up && node_has_language(n, p->language))
 			cap += n->capacity;
 	if (!cap) {
-		char why[300];
-		snprintf(buf, len, "no node that is up has language %s%s: warm %llu waits for one", p->language,
-			 node_language_why(p->language, why, sizeof(why)), (unsigned long long)p->warm);
+		char why[400];
+		snprintf(buf, len, "%s: warm %llu waits for one", node_no_host(p->language, why, sizeof(why)),
+			 (unsigned long long)p->warm);
 		return true;
 	}
 	for (struct pool *q = pools; q; q = q->next)

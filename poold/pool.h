@@ -41,10 +41,9 @@ struct pool {
 	char *language;
 	uint64_t warm; /* effective: with warm_auto, recomputed from the nodes */
 	uint64_t max;
-	bool warm_auto;	    /* warm = auto: the run_slots of the nodes with the language */
-	unsigned warm_pct;  /* warm = N%: N% of their capacity if more (with warm_auto) */
-	uint64_t warm_runs; /* of a warm = N% pool: the auto part, kept during a judged backlog */
-	bool max_auto;	    /* max = auto: the capacity of the nodes with the language */
+	bool warm_auto;	   /* warm = auto: the run_slots of the nodes with the language */
+	unsigned warm_pct; /* warm = N%: N% of their capacity if more (with warm_auto) */
+	bool max_auto;	   /* max = auto: the capacity of the nodes with the language */
 	uint64_t idle_timeout_ms;
 	uint64_t max_lifetime_ms;
 	json_t *limits;

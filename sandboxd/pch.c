@@ -93,8 +93,8 @@ char **pch_build_flags(char *const *compile_argv, const char *source)
 		}
 		if (!strcmp(a, source) || !strncmp(a, "-I", 2) || !strncmp(a, "-L", 2) || !strncmp(a, "-l", 2) ||
 		    !strncmp(a, "-Wl,", 4) || !strncmp(a, "-fuse-ld=", 9) || !strncmp(a, "-o", 2) || !strcmp(a, "-c") ||
-		    !strcmp(a, "-s") ||
-		    !strcmp(a, "-static") || !strcmp(a, "-pie") || !strcmp(a, "-no-pie") || !strcmp(a, "-rdynamic"))
+		    !strcmp(a, "-s") || !strcmp(a, "-static") || !strcmp(a, "-pie") || !strcmp(a, "-no-pie") ||
+		    !strcmp(a, "-rdynamic"))
 			continue;
 		if (!(out[k++] = strdup(a))) {
 			config_argv_free(out);

@@ -90,21 +90,6 @@ struct prestart {
 
 #define PRESTART_PREFORK_MAGIC "WPPREFRK"
 
-/* The slot's CPU weight: the lowest while its helper warms up in the
- * background, the default otherwise. Best effort (no cpu controller: the
- * warm-up runs at the usual weight). */
-static void ps_set_warming(struct prestart *p, bool warming)
-{
-	struct wp_error err = {0};
-
-	if (p->warming == warming)
-		return;
-	p->warming = warming;
-	if (cgroup_set_cpu_weight(p->slot->cg, warming ? PRESTART_WARM_WEIGHT : 100, &err) < 0 &&
-	    err.code != EOPNOTSUPP)
-		log_warn("slot %s: cpu weight while warming up: %s", p->slot->id, err.msg);
-}
-
 /* The helper's warm-up is over (done, stopped by a step, or the helper
  * gone): another compile helper may start (ps_timer_cb). */
 static void ps_warm_up_over(struct prestart *p)
@@ -113,6 +98,24 @@ static void ps_warm_up_over(struct prestart *p)
 		return;
 	p->warm_up = false;
 	warm_ups--;
+}
+
+/* The slot's CPU weight: the lowest while its helper warms up in the
+ * background, the default otherwise (and its warm-up, if counted, is over:
+ * a step took the helper, or it is gone). Best effort (no cpu controller:
+ * the warm-up runs at the usual weight). */
+static void ps_set_warming(struct prestart *p, bool warming)
+{
+	struct wp_error err = {0};
+
+	if (!warming)
+		ps_warm_up_over(p);
+	if (p->warming == warming)
+		return;
+	p->warming = warming;
+	if (cgroup_set_cpu_weight(p->slot->cg, warming ? PRESTART_WARM_WEIGHT : 100, &err) < 0 &&
+	    err.code != EOPNOTSUPP)
+		log_warn("slot %s: cpu weight while warming up: %s", p->slot->id, err.msg);
 }
 
 /* May a compile helper start now: the node's run slots not all busy for
@@ -197,7 +200,6 @@ static void ps_stop(struct prestart *p)
 	p->state = PS_DEAD;
 	p->self = false;
 	ps_set_warming(p, false);
-	ps_warm_up_over(p);
 	ps_close_sock(p);
 	if (!s->cg_kernel)
 		return;
@@ -268,8 +270,6 @@ static void ps_report(struct prestart *p, const char *buf, size_t n)
 		/* a helper started again for a run's compile comes up while
 		 * that run's tests go on: the slot keeps its weight then */
 		ps_set_warming(p, json_is_true(json_object_get(j, "warming")) && !s->run);
-		if (!json_is_true(json_object_get(j, "warming")))
-			ps_warm_up_over(p);
 		log_debug("slot %s: pre-started helper ready%s", s->id, p->warming ? ", warming up" : "");
 		if (s->state == SLOT_CREATING)
 			slot_created(s); /* slot.c waited for this */
@@ -519,7 +519,6 @@ int prestart_send(struct slot *s, const void *msg, size_t len, const int fds[3],
 	c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
 	memcpy(CMSG_DATA(c), all, (size_t)n * sizeof(int));
 	ps_set_warming(p, false); /* the step has the slot's CPU */
-	ps_warm_up_over(p);
 	rc = sendmsg(p->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	int e = errno;
 	for (int i = 0; i < 8 && procs[i] >= 0; i++)
